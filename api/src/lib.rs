@@ -1,0 +1,1 @@
+//! callscope application crate (store, HTTP API, jobs, webhooks).

@@ -1,0 +1,12 @@
+//! callscope's transcription library: from an audio file (or, later, live frames) to
+//! time-stamped, speaker-tagged segments. It knows nothing of calls, HTTP or databases.
+//!
+//! Data flow: `decode` (symphonia, streaming, channels kept apart) → `resample` (rubato,
+//! to 16 kHz) → `vad` per channel → `segment` (utterances cut at pauses) → `asr` per
+//! utterance (whisper) or `import` (a transcript that came with the recording) →
+//! merged, time-ordered [`Segment`]s. `pipeline` wires these for a whole file.
+
+pub mod pipeline;
+pub mod types;
+
+pub use types::*;
