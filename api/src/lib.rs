@@ -1,1 +1,7 @@
-//! callscope application crate (store, HTTP API, jobs, webhooks).
+//! callscope's application crate: configuration, store (sqlx), HTTP API (axum), API-key
+//! auth, the durable job queue and its workers, and outbound webhooks. It wires the
+//! `callscope-transcription` library to the outside world.
+
+pub mod auth;
+pub mod error;
+pub mod ids;

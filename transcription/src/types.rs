@@ -179,3 +179,12 @@ pub struct PipelineOutput {
     pub segments: Vec<Segment>,
     pub asr: AsrOutcome,
 }
+
+/// A stretch of speech found by VAD on one channel, in recording time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utterance {
+    pub channel: u16,
+    pub role: SpeakerRole,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
