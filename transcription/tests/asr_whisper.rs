@@ -77,7 +77,14 @@ fn transcribes_jfk_into_segments_that_lie_inside_the_audio() {
         "jfk.wav is 11 s, got {audio_ms} ms"
     );
 
+    let started = std::time::Instant::now();
     let segments = engine.transcribe(&audio, Some("en")).expect("transcribe");
+    eprintln!(
+        "{} segments in {:?}; first: {:?}",
+        segments.len(),
+        started.elapsed(),
+        segments.first()
+    );
     assert!(!segments.is_empty(), "whisper.cpp returned no segment");
     assert_segments_inside(&segments, audio_ms);
     let words: usize = segments.iter().map(|s| s.words.len()).sum();
