@@ -453,14 +453,15 @@ fn check_tensors<R: Read + Seek>(r: &mut Reader<R>, h: &HParams) -> Result<usize
         // Small tensors are always f32 in whisper.cpp; large ones use the file's type. f16
         // files keep conv weights in f16 too, so anything other than f32 must match ftype.
         let wanted = weight_type_of_ftype(h.ftype).map(|t| t.id);
-        if (!big && ty.id != 0) || (big && ty.id != 0 && Some(ty.id) != wanted && ty.id != 1) {
+        let allowed = ty.id == 0 || (big && (ty.id == 1 || Some(ty.id) == wanted));
+        if !allowed {
             return Err(ModelFileError::BadTensor(format!(
                 "tensor '{name}' has type {ttype}, which whisper.cpp cannot load here"
             )));
         }
         let elements: u64 = shape.iter().map(|&d| d as u64).product();
         let row = shape.first().copied().unwrap_or(1) as u64;
-        if row % ty.block != 0 {
+        if !row.is_multiple_of(ty.block) {
             return Err(ModelFileError::BadTensor(format!(
                 "tensor '{name}' rows of {row} do not fit blocks of {}",
                 ty.block
