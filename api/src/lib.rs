@@ -5,3 +5,4 @@
 pub mod auth;
 pub mod error;
 pub mod ids;
+pub mod model_fetch;
