@@ -7,9 +7,13 @@
 //! merged, time-ordered [`Segment`]s. `pipeline` wires these for a whole file.
 
 pub mod asr;
+pub mod decode;
 pub mod format;
 pub mod import;
 pub mod pipeline;
+pub mod resample;
+pub mod segment;
 pub mod types;
+pub mod vad;
 
 pub use types::*;
