@@ -5,3 +5,6 @@
 pub mod auth;
 pub mod error;
 pub mod ids;
+pub mod remote_fetch;
+pub mod twilio;
+pub mod webhooks;
