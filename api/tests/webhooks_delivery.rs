@@ -523,7 +523,7 @@ async fn a_claimed_row_whose_lease_expired_is_retried_once() {
         fast_config(5),
         shutdown,
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.hits.load(Ordering::SeqCst), 0, "lease still held");
     wait_for_status(&db.pool, &event_id, "delivered").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -653,7 +653,21 @@ async fn registration_validates_input_and_hides_the_secret() {
     let resp = post(json!({"url": "https://example.com/", "bogus": 1}))
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 422, "unknown fields are refused");
+    let resp = post(json!({"url": 5})).await.unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["code"],
+        "validation_error"
+    );
+    let resp = http
+        .post(format!("{base}/api/v1/webhook-endpoints"))
+        .header("X-API-Key", &key)
+        .body(r#"{"url":"https://example.com/"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415, "JSON content type required");
     let resp = http
         .post(format!("{base}/api/v1/webhook-endpoints"))
         .header("X-API-Key", &key)
