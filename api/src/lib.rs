@@ -6,3 +6,6 @@ pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod model_fetch;
+pub mod remote_fetch;
+pub mod twilio;
+pub mod webhooks;
