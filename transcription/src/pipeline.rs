@@ -116,8 +116,7 @@ pub fn run_file(
             (bare, AsrOutcome::Unavailable)
         }
     };
-    segments
-        .sort_by(|a, b| (a.start_ms, a.channel, a.end_ms).cmp(&(b.start_ms, b.channel, b.end_ms)));
+    segments.sort_by_key(|s| (s.start_ms, s.channel, s.end_ms));
     Ok(PipelineOutput {
         info,
         segments,
@@ -280,8 +279,7 @@ fn downmix(chunk: &[Vec<f32>], out: &mut [Vec<f32>]) {
 }
 
 fn sort_utterances(utterances: &mut [Utterance]) {
-    utterances
-        .sort_by(|a, b| (a.start_ms, a.channel, a.end_ms).cmp(&(b.start_ms, b.channel, b.end_ms)));
+    utterances.sort_by_key(|u| (u.start_ms, u.channel, u.end_ms));
 }
 
 /// Who speaks on which analysed channel.

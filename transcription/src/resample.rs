@@ -186,7 +186,7 @@ impl Engine {
         let room = limit.saturating_sub(self.output_total);
         let keep = ((produced - skip) as u64).min(room) as usize;
         for (dst, src) in out.iter_mut().zip(self.produced.iter()) {
-            dst.extend_from_slice(&src[skip..skip + keep]);
+            dst.extend_from_slice(src.get(skip..skip + keep).unwrap_or(&[]));
         }
         self.output_total += keep as u64;
         Ok(consumed)

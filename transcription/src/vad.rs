@@ -109,7 +109,12 @@ pub struct VadStream<S: SpeechScorer = EarshotScorer> {
     recent: VecDeque<f32>,
     speaking: bool,
     quiet_run: usize,
+    /// Consecutive frames below `min_rms`.
+    quiet_frames: usize,
 }
+
+/// Quiet frames still shown to the model before it is paused (128 ms: beyond its context).
+const QUIET_FRAMES_SCORED: usize = 8;
 
 impl VadStream<EarshotScorer> {
     pub fn earshot(params: VadParams) -> Self {
@@ -128,6 +133,7 @@ impl<S: SpeechScorer> VadStream<S> {
             params,
             speaking: false,
             quiet_run: 0,
+            quiet_frames: 0,
         }
     }
 
@@ -166,12 +172,21 @@ impl<S: SpeechScorer> VadStream<S> {
 
     fn decide(&mut self) -> FrameDecision {
         let rms = rms(&self.frame);
-        // Always score, even quiet frames: the model keeps context across frames.
-        let score = self.scorer.score(&self.frame);
+        // Quiet frames are silence whatever the model says. The model still sees the first few
+        // (it carries context across frames, so speech endings are judged normally); after that
+        // it is skipped and reset, as if the stream started again at the next sound. On a call
+        // each channel is quiet while the other party talks, so this halves the VAD's cost.
         let raw = if rms < self.params.min_rms {
+            self.quiet_frames += 1;
+            if self.quiet_frames <= QUIET_FRAMES_SCORED {
+                self.scorer.score(&self.frame);
+            } else if self.quiet_frames == QUIET_FRAMES_SCORED + 1 {
+                self.scorer.reset();
+            }
             0.0
         } else {
-            score
+            self.quiet_frames = 0;
+            self.scorer.score(&self.frame)
         };
         let window = self.params.smoothing_frames.max(1);
         if self.recent.len() == window {

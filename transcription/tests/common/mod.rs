@@ -153,15 +153,20 @@ fn build(dir: &Path) -> ScriptedCall {
     }
 }
 
-/// The call, generated once per test binary.
+/// The call, generated once per test binary into that binary's own directory under cargo's
+/// test scratch space (replaced on every run, so nothing accumulates in /tmp and test binaries
+/// running in parallel never share files).
 pub fn scripted_call() -> &'static ScriptedCall {
     static CALL: OnceLock<ScriptedCall> = OnceLock::new();
     CALL.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("callscope-call-")
-            .tempdir()
-            .expect("tempdir");
-        build(&dir.keep())
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "tests".into());
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("callscope-call-{binary}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create test scratch dir");
+        build(&dir)
     })
 }
 
