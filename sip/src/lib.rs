@@ -1,0 +1,9 @@
+//! callscope's SIP side: transports (UDP/TCP), transactions and dialogs (rsipstack), the
+//! registrar with digest authentication, and a back-to-back user agent per call. It knows
+//! nothing of HTTP, the database or ML: what it needs from the application (users, trunks,
+//! routes, media ports) comes through the traits in [`directory`] and [`media`], and what
+//! happens to calls goes out as [`events::CallEvent`]s.
+
+pub mod directory;
+pub mod events;
+pub mod media;

@@ -1,0 +1,75 @@
+//! The narrow seam to the media side: the B2BUA asks for a media endpoint per leg, gives it
+//! the remote SDP and gets a local SDP back. The media crate (issue 4) implements this with
+//! real RTP sockets, relay and recording; until then an implementation that only allocates
+//! ports and writes SDP lets calls be negotiated.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// Codecs callscope negotiates on SIP legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    Pcmu,
+    Pcma,
+    Opus,
+    TelephoneEvent,
+}
+
+/// Which side of the B2BUA a leg is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LegRole {
+    /// The leg that sent us the INVITE.
+    Caller,
+    /// The leg we sent the INVITE to.
+    Callee,
+}
+
+/// Media direction of a leg (hold = sendonly/inactive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("unacceptable SDP: {0}")]
+    NotAcceptable(String),
+    #[error("no media port available")]
+    NoPorts,
+    #[error("media error: {0}")]
+    Other(String),
+}
+
+/// One call's media as the B2BUA sees it. Ids are the SIP call's own id.
+pub trait MediaControl: Send + Sync + 'static {
+    /// Create the media endpoint of a leg. With `remote_sdp` (an offer), return our answer;
+    /// without, return our offer.
+    fn open_leg<'a>(
+        &'a self,
+        call_id: &'a str,
+        leg: LegRole,
+        remote_sdp: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, MediaError>>;
+    /// The far end answered our offer (or re-offered): apply its SDP.
+    fn remote_answer<'a>(
+        &'a self,
+        call_id: &'a str,
+        leg: LegRole,
+        remote_sdp: &'a str,
+    ) -> BoxFuture<'a, Result<(), MediaError>>;
+    /// A re-INVITE changed a leg's direction (hold/resume): return the SDP to answer with.
+    fn set_direction<'a>(
+        &'a self,
+        call_id: &'a str,
+        leg: LegRole,
+        direction: Direction,
+    ) -> BoxFuture<'a, Result<String, MediaError>>;
+    /// Release both legs' ports.
+    fn close_call<'a>(&'a self, call_id: &'a str) -> BoxFuture<'a, ()>;
+}
