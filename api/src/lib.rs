@@ -3,5 +3,7 @@
 //! `callscope-transcription` library to the outside world.
 
 pub mod auth;
+pub mod config;
 pub mod error;
 pub mod ids;
+pub mod store;
