@@ -6,7 +6,11 @@
 //! utterance (whisper) or `import` (a transcript that came with the recording) →
 //! merged, time-ordered [`Segment`]s. `pipeline` wires these for a whole file.
 
+pub mod decode;
 pub mod pipeline;
+pub mod resample;
+pub mod segment;
 pub mod types;
+pub mod vad;
 
 pub use types::*;
