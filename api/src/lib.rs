@@ -7,3 +7,6 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod store;
+pub mod http;
+pub mod ingest;
+pub mod metadata_fields;

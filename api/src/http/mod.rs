@@ -1,0 +1,41 @@
+//! The HTTP surface (axum). One module per resource; `router` assembles them.
+
+pub mod calls;
+pub mod contacts;
+pub mod cursor;
+pub mod download;
+pub mod health;
+pub mod metrics;
+pub mod state;
+pub mod upload;
+pub mod views;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let upload_body_limit =
+        usize::try_from(state.config.max_upload_bytes.saturating_add(upload::BODY_OVERHEAD_BYTES))
+            .unwrap_or(usize::MAX);
+    let api = Router::new()
+        .route(
+            "/recordings",
+            post(upload::upload_recording).layer(DefaultBodyLimit::max(upload_body_limit)),
+        )
+        .route("/calls", get(calls::list_calls))
+        .route("/calls/{id}", get(calls::get_call))
+        .route("/calls/{id}/recording", get(download::download_recording))
+        .route("/contacts/{id}", get(contacts::get_contact))
+        .route("/contacts/{id}/timeline", get(contacts::get_timeline));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
+        .nest("/api/v1", api)
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
