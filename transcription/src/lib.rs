@@ -6,7 +6,10 @@
 //! utterance (whisper) or `import` (a transcript that came with the recording) →
 //! merged, time-ordered [`Segment`]s. `pipeline` wires these for a whole file.
 
+pub mod asr;
 pub mod decode;
+pub mod format;
+pub mod import;
 pub mod pipeline;
 pub mod resample;
 pub mod segment;
