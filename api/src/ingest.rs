@@ -39,17 +39,6 @@ pub enum TranscriptKind {
 }
 
 impl TranscriptKind {
-    /// WebVTT starts with "WEBVTT" (after an optional BOM); JSON with `[` or `{`.
-    pub fn sniff(text: &str) -> Option<Self> {
-        let t = text.trim_start_matches('\u{feff}').trim_start();
-        if t.starts_with("WEBVTT") {
-            Some(TranscriptKind::Vtt)
-        } else if t.starts_with('[') || t.starts_with('{') {
-            Some(TranscriptKind::Json)
-        } else {
-            None
-        }
-    }
     fn ext(self) -> &'static str {
         match self {
             TranscriptKind::Vtt => "vtt",

@@ -9,5 +9,7 @@ pub mod ids;
 pub mod http;
 pub mod ingest;
 pub mod metadata_fields;
+pub mod server;
 pub mod model_fetch;
 pub mod store;
+pub mod worker;

@@ -7,6 +7,7 @@ pub mod download;
 pub mod health;
 pub mod metrics;
 pub mod state;
+pub mod transcript;
 pub mod upload;
 pub mod views;
 
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/calls", get(calls::list_calls))
         .route("/calls/{id}", get(calls::get_call))
         .route("/calls/{id}/recording", get(download::download_recording))
+        .route("/calls/{id}/{file}", get(transcript::get_transcript))
         .route("/contacts/{id}", get(contacts::get_contact))
         .route("/contacts/{id}/timeline", get(contacts::get_timeline));
     Router::new()

@@ -66,13 +66,15 @@ pub async fn upload_recording(
             }
             "transcript" => {
                 let bytes = read_bounded(field, MAX_TRANSCRIPT_BYTES, limit).await?;
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    ApiError::validation("transcript is not UTF-8 text").with_code("invalid_transcript")
-                })?;
-                let kind = TranscriptKind::sniff(&text).ok_or_else(|| {
-                    ApiError::validation("transcript must be WebVTT (starting with WEBVTT) or JSON segments")
-                        .with_code("invalid_transcript")
-                })?;
+                // Parsed now so a broken transcript is refused before anything is stored;
+                // the job parses the stored copy again (cheap) when it runs.
+                let parsed = callscope_transcription::import::parse(&bytes)
+                    .map_err(|e| ApiError::validation(e.to_string()).with_code(e.code()))?;
+                let kind = match parsed.format {
+                    callscope_transcription::import::TranscriptFormat::WebVtt => TranscriptKind::Vtt,
+                    callscope_transcription::import::TranscriptFormat::Json => TranscriptKind::Json,
+                };
+                let text = String::from_utf8_lossy(&bytes).into_owned();
                 transcript = Some(IncomingTranscript { kind, text });
             }
             _ => {
