@@ -132,7 +132,7 @@ impl Segmenter {
                     cur.audio.extend_from_slice(frame);
                 }
                 cur.frames.push((frame_start, decision.rms));
-                if decision.speech {
+                if decision.speech && decision.voiced {
                     cur.last_speech_end = frame_end;
                 }
                 let silence = frame_end - cur.last_speech_end;
@@ -229,7 +229,7 @@ mod tests {
             for _ in 0..frames {
                 let value = if speech { 0.5 } else { 0.0 };
                 let frame = vec![value; FRAME];
-                let d = FrameDecision { start_sample: pos, speech, rms: value };
+                let d = FrameDecision { start_sample: pos, speech, voiced: speech, rms: value };
                 seg.push_frame(d, &frame, &mut out);
                 pos += FRAME as u64;
             }

@@ -89,6 +89,9 @@ pub struct FrameDecision {
     /// Index of the frame's first sample on the channel's 16 kHz timeline.
     pub start_sample: u64,
     pub speech: bool,
+    /// The frame itself scored as speech (false in hangover frames, which only bridge dips):
+    /// lets `segment` end an utterance at the last voiced frame rather than after the hangover.
+    pub voiced: bool,
     /// RMS energy of the frame (used by `segment` to pick quiet cut points).
     pub rms: f32,
 }
@@ -186,6 +189,7 @@ impl<S: SpeechScorer> VadStream<S> {
         let decision = FrameDecision {
             start_sample: self.next_frame_start,
             speech: self.speaking,
+            voiced: self.speaking && smoothed >= self.params.end_threshold,
             rms,
         };
         self.next_frame_start += self.frame.len() as u64;

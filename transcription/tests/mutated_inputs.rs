@@ -8,7 +8,7 @@ use callscope_transcription::decode::StreamDecoder;
 use common::*;
 
 fn mutate(seed: u64, original: &[u8]) -> Vec<u8> {
-    let r = pseudo_random_bytes(seed, 64);
+    let r = pseudo_random_bytes(seed, 128);
     let pick = |i: usize| u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap()) as usize;
     let mut bytes = original.to_vec();
     let len = bytes.len().max(1);

@@ -43,7 +43,7 @@ const TAIL_MS: u64 = 800;
 
 pub fn require_tool(tool: &str) {
     let ok = Command::new(tool)
-        .arg(if tool == "sox" { "--version" } else { "-version" })
+        .arg(if tool.starts_with("ff") { "-version" } else { "--version" })
         .output()
         .map(|o| o.status.success() || !o.stdout.is_empty())
         .unwrap_or(false);
@@ -186,17 +186,18 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
-/// Duration according to ffprobe, the reference decoder.
-pub fn ffprobe_duration_ms(path: &Path) -> u64 {
-    require_tool("ffprobe");
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+/// Duration as decoded by ffmpeg, the reference decoder (counted samples, not a header's
+/// estimate: ffprobe's duration for a VBR/CBR MP3 without a Xing header is only a guess).
+pub fn ffmpeg_decoded_ms(path: &Path) -> u64 {
+    require_tool("ffmpeg");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
         .arg(path)
+        .args(["-ac", "1", "-ar", "16000", "-f", "s16le", "pipe:1"])
         .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let secs: f64 = text.trim().parse().unwrap_or_else(|_| panic!("ffprobe gave {text:?} for {path:?}"));
-    (secs * 1000.0).round() as u64
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg failed on {path:?}");
+    (out.stdout.len() as u64 / 2) * 1000 / 16_000
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
