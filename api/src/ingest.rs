@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+
 use axum::http::StatusCode;
 use callscope_transcription::TranscriptionError;
 use serde_json::json;
@@ -131,25 +132,48 @@ pub async fn accept(
         return Ok(Accepted::Existing(call));
     }
 
+    if let Err(e) = attach_and_queue(&mut tx, state, org_id, &call.id, file, &info, transcript).await {
+        return Err(e);
+    }
+    // A failed commit leaves files without rows: remove them (nothing half-stored).
+    if let Err(e) = tx.commit().await {
+        remove_call_files(state, org_id, &call.id).await;
+        return Err(e.into());
+    }
+    state.jobs_ready.notify_one();
+    tracing::info!(call_id = %call.id, org_id, format = %info.container, "recording accepted");
+    Ok(Accepted::Created(call))
+}
+
+/// Move an accepted file into place as the call's recording and queue its processing, on the
+/// caller's transaction. On error the files are removed again; the caller rolls back.
+pub async fn attach_and_queue(
+    conn: &mut sqlx::SqliteConnection,
+    state: &AppState,
+    org_id: &str,
+    call_id: &str,
+    file: IncomingFile,
+    info: &callscope_transcription::AudioInfo,
+    transcript: Option<IncomingTranscript>,
+) -> Result<(), ApiError> {
     let org_dir = state.recordings_dir.join(org_id);
     tokio::fs::create_dir_all(&org_dir)
         .await
         .map_err(ApiError::internal)?;
-    let ext = safe_extension(file.original_name.as_deref()).unwrap_or_else(|| info.container.clone());
-    let final_path = org_dir.join(format!("{}.{ext}", call.id));
+    let ext = safe_extension(file.original_name.as_deref())
+        .unwrap_or_else(|| info.container.clone());
+    let final_path = org_dir.join(format!("{call_id}.{ext}"));
     let transcript_path = transcript
         .as_ref()
-        .map(|t| org_dir.join(format!("{}.transcript.{}", call.id, t.kind.ext())));
+        .map(|t| org_dir.join(format!("{call_id}.transcript.{}", t.kind.ext())));
 
-    // Files first, rows second; if anything after this fails, remove the files again.
-    let placed = place_files(file.temp, &final_path, transcript.as_ref(), transcript_path.as_deref()).await;
     let result: Result<(), ApiError> = async {
-        placed?;
+        place_files(file.temp, &final_path, transcript.as_ref(), transcript_path.as_deref()).await?;
         let path_text = final_path.to_string_lossy();
         recordings::insert_recording(
-            &mut *tx,
+            &mut *conn,
             org_id,
-            &call.id,
+            call_id,
             &recordings::NewRecording {
                 path: &path_text,
                 original_name: file.original_name.as_deref(),
@@ -164,14 +188,14 @@ pub async fn accept(
         )
         .await?;
         let payload = ProcessCallPayload {
-            call_id: call.id.clone(),
+            call_id: call_id.to_string(),
             transcript_path: transcript_path
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned()),
             transcript_kind: transcript.as_ref().map(|t| t.kind),
         };
         jobs::enqueue(
-            &mut *tx,
+            &mut *conn,
             org_id,
             jobs::KIND_PROCESS_CALL,
             &serde_json::to_value(&payload).map_err(ApiError::internal)?,
@@ -181,23 +205,27 @@ pub async fn accept(
         Ok(())
     }
     .await;
-    if let Err(e) = result {
+    if result.is_err() {
         remove_quietly(&final_path).await;
         if let Some(p) = &transcript_path {
             remove_quietly(p).await;
         }
-        return Err(e);
     }
-    if let Err(e) = tx.commit().await {
-        remove_quietly(&final_path).await;
-        if let Some(p) = &transcript_path {
-            remove_quietly(p).await;
+    result
+}
+
+/// Remove whatever files a call has in the recordings directory.
+async fn remove_call_files(state: &AppState, org_id: &str, call_id: &str) {
+    let dir = state.recordings_dir.join(org_id);
+    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+        return;
+    };
+    let prefix = format!("{call_id}.");
+    while let Ok(Some(e)) = entries.next_entry().await {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            remove_quietly(&e.path()).await;
         }
-        return Err(e.into());
     }
-    state.jobs_ready.notify_one();
-    tracing::info!(call_id = %call.id, org_id, format = %info.container, "recording accepted");
-    Ok(Accepted::Created(call))
 }
 
 async fn place_files(
