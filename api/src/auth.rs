@@ -83,17 +83,27 @@ pub async fn authenticate(pool: &SqlitePool, key: &str) -> Result<Option<OrgCtx>
     Ok(Some(OrgCtx { org_id, api_key_id }))
 }
 
-/// The key from `X-API-Key`, or from `Authorization: Bearer`.
-fn presented_key(parts: &Parts) -> Option<&str> {
+/// The key from `X-API-Key`, `Authorization: Bearer`, or the password of
+/// `Authorization: Basic` (for senders that cannot set headers but can put credentials in a
+/// URL, such as Twilio's status callbacks).
+fn presented_key(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get("x-api-key") {
-        return v.to_str().ok();
+        return v.to_str().ok().map(str::to_owned);
     }
     let auth = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    auth.strip_prefix("Bearer ").map(str::trim)
+    if let Some(token) = auth.strip_prefix("Bearer ") {
+        return Some(token.trim().to_owned());
+    }
+    let encoded = auth.strip_prefix("Basic ")?.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, password)| password.to_owned())
 }
 
 /// Anything that can hand the extractor a database pool.
@@ -109,7 +119,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let key = presented_key(parts).ok_or_else(ApiError::unauthorized)?;
-        authenticate(state.pool(), key)
+        authenticate(state.pool(), &key)
             .await?
             .ok_or_else(ApiError::unauthorized)
     }

@@ -255,3 +255,10 @@ async fn remove_quietly(path: &Path) {
         tracing::warn!(path = %path.display(), error = %e, "could not remove file");
     }
 }
+
+/// The `fetch_recording` job's instructions.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FetchRecordingPayload {
+    pub call_id: String,
+    pub url: String,
+}

@@ -101,7 +101,18 @@ pub async fn start_with(
     let addr = listener.local_addr()?;
     let state = AppState::new(pool, config, asr)?;
     let (stop, stop_rx) = watch::channel(false);
-    let workers = crate::worker::spawn_workers(state.clone(), stop_rx.clone());
+    let mut workers = crate::worker::spawn_workers(state.clone(), stop_rx.clone());
+    let client = crate::webhooks::default_http_client()
+        .map_err(|e| StartError::Io(std::io::Error::other(e)))?;
+    let mut hook_stop = stop_rx.clone();
+    workers.push(crate::webhooks::spawn_delivery_worker(
+        state.pool.clone(),
+        client,
+        crate::webhooks::DeliveryConfig::default(),
+        async move {
+            let _ = hook_stop.wait_for(|s| *s).await;
+        },
+    ));
     let app = crate::http::router(state.clone());
     let mut http_stop = stop_rx;
     let http = tokio::spawn(async move {

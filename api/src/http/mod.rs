@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod download;
 pub mod health;
 pub mod metrics;
+pub mod recording_webhook;
 pub mod state;
 pub mod transcript;
 pub mod upload;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
             "/recordings",
             post(upload::upload_recording).layer(DefaultBodyLimit::max(upload_body_limit)),
         )
+        .route("/webhooks/call-recording", post(recording_webhook::call_recording))
         .route("/calls", get(calls::list_calls))
         .route("/calls/{id}", get(calls::get_call))
         .route("/calls/{id}/recording", get(download::download_recording))
@@ -37,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
         .nest("/api/v1", api)
+        .merge(crate::webhooks::routes::<AppState>())
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -2,6 +2,7 @@
 //! record the outcome. A job's lease is renewed while it runs; if the process dies, the lease
 //! expires and the job is claimed again after restart.
 
+pub mod fetch_recording;
 pub mod process_call;
 
 use std::time::{Duration, Instant};
@@ -97,6 +98,7 @@ async fn run_one(state: &AppState, worker: &str, job: Job, lease_ms: i64) {
 
     let outcome = match job.kind.as_str() {
         jobs::KIND_PROCESS_CALL => process_call::run(state, &job).await,
+        jobs::KIND_FETCH_RECORDING => fetch_recording::run(state, &job).await,
         other => Err(JobError::Permanent(format!("unknown job kind {other:?}"))),
     };
     heartbeat.abort();
@@ -117,7 +119,12 @@ async fn run_one(state: &AppState, worker: &str, job: Job, lease_ms: i64) {
         Err(JobError::Transient(msg)) if job.attempts >= job.max_attempts => {
             metrics::counter!(JOBS_FAILED, "kind" => kind).increment(1);
             tracing::warn!(job_id = %job.id, error = %msg, attempts = job.attempts, "job failed after its last attempt");
-            on_final_failure(state, &job, "retries_exhausted", &msg).await;
+            let code = if job.kind == jobs::KIND_FETCH_RECORDING {
+                "recording_unreachable"
+            } else {
+                "retries_exhausted"
+            };
+            on_final_failure(state, &job, code, &msg).await;
             jobs::fail(&state.pool, &job.org_id, &job.id, &msg).await
         }
         Err(JobError::Transient(msg)) => {
@@ -134,6 +141,14 @@ async fn run_one(state: &AppState, worker: &str, job: Job, lease_ms: i64) {
     }
 }
 
+fn call_id_of(job: &Job) -> Option<String> {
+    match job.kind.as_str() {
+        jobs::KIND_PROCESS_CALL => process_call::call_id_of(job),
+        jobs::KIND_FETCH_RECORDING => fetch_recording::call_id_of(job),
+        _ => None,
+    }
+}
+
 /// base · 2^(attempt-1), capped at 10 minutes.
 pub fn backoff_ms(base_ms: u64, attempt: i64) -> i64 {
     let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
@@ -142,7 +157,7 @@ pub fn backoff_ms(base_ms: u64, attempt: i64) -> i64 {
 }
 
 async fn on_retry(state: &AppState, job: &Job, msg: &str) {
-    if let Some(call_id) = process_call::call_id_of(job)
+    if let Some(call_id) = call_id_of(job)
         && let Err(e) = crate::store::calls::bump_retry(&state.pool, &job.org_id, &call_id, msg).await
     {
         tracing::warn!(error = %e, "could not count the retry on the call");
@@ -150,7 +165,7 @@ async fn on_retry(state: &AppState, job: &Job, msg: &str) {
 }
 
 async fn on_final_failure(state: &AppState, job: &Job, code: &str, msg: &str) {
-    if let Some(call_id) = process_call::call_id_of(job) {
+    if let Some(call_id) = call_id_of(job) {
         // A permanent failure from the pipeline has already written its own precise code.
         let already = crate::store::calls::get_call(&state.pool, &job.org_id, &call_id)
             .await

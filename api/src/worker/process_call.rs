@@ -197,6 +197,11 @@ async fn store_outcome(
         },
     )
     .await?;
+    // The one place `call.processed` is sent: in this transaction, so the webhook exists if
+    // and only if the outcome does (and a re-run after a crash cannot send it twice).
+    crate::webhooks::enqueue_event_in(conn, org_id, CALL_PROCESSED, event)
+        .await
+        .map_err(|e| JobError::Transient(format!("queueing call.processed: {e}")))?;
     Ok(())
 }
 
