@@ -523,7 +523,7 @@ async fn a_claimed_row_whose_lease_expired_is_retried_once() {
         fast_config(5),
         shutdown,
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.hits.load(Ordering::SeqCst), 0, "lease still held");
     wait_for_status(&db.pool, &event_id, "delivered").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -653,7 +653,21 @@ async fn registration_validates_input_and_hides_the_secret() {
     let resp = post(json!({"url": "https://example.com/", "bogus": 1}))
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 422, "unknown fields are refused");
+    let resp = post(json!({"url": 5})).await.unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["code"],
+        "validation_error"
+    );
+    let resp = http
+        .post(format!("{base}/api/v1/webhook-endpoints"))
+        .header("X-API-Key", &key)
+        .body(r#"{"url":"https://example.com/"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415, "JSON content type required");
     let resp = http
         .post(format!("{base}/api/v1/webhook-endpoints"))
         .header("X-API-Key", &key)
@@ -715,4 +729,150 @@ async fn registration_validates_input_and_hides_the_secret() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_times_out_and_is_retried() {
+    let db = db().await;
+    let (org_id, key) = org(&db.pool, "acme").await;
+    let base = api(&db.pool).await;
+    let hits = Arc::new(AtomicUsize::new(0));
+    async fn hook(State(hits): State<Arc<AtomicUsize>>) -> StatusCode {
+        if hits.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Far longer than the request timeout below.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        StatusCode::NO_CONTENT
+    }
+    async fn moved() -> (StatusCode, [(&'static str, &'static str); 1]) {
+        (StatusCode::FOUND, [("location", "/elsewhere")])
+    }
+    let recv = serve(
+        Router::new()
+            .route("/hook", post(hook))
+            .route("/moved", post(moved))
+            .with_state(hits.clone()),
+    )
+    .await;
+    let ep = create_endpoint_http(&base, &key, &format!("{recv}/hook"), json!("*")).await;
+    let moved_ep = create_endpoint_http(&base, &key, &format!("{recv}/moved"), json!("*")).await;
+    let event_id = enqueue_event(&db.pool, &org_id, "call.ended", json!({}))
+        .await
+        .unwrap();
+
+    let mut config = fast_config(2);
+    config.request_timeout = Duration::from_millis(300);
+    let (stop, shutdown) = shutdown_signal();
+    let worker = spawn_delivery_worker(
+        db.pool.clone(),
+        webhooks::default_http_client().unwrap(),
+        config,
+        shutdown,
+    );
+    for _ in 0..500 {
+        let rows = outbox_status(&db.pool, &event_id).await;
+        if rows.iter().all(|(_, s)| s != "pending") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), worker)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let page = webhooks::list_deliveries(&db.pool, &org_id, ep["id"].as_str().unwrap(), 10, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let d = &page[0];
+    assert_eq!(d.status, webhooks::DeliveryStatus::Delivered);
+    assert_eq!(d.log.len(), 2);
+    assert_eq!(d.log[0].status_code, None);
+    assert!(
+        d.log[0].error.as_deref().unwrap().contains("timed out"),
+        "{:?}",
+        d.log[0]
+    );
+    assert!(
+        d.log[0].duration_ms < 3000,
+        "bounded by the timeout: {}",
+        d.log[0].duration_ms
+    );
+    assert_eq!(d.log[1].status_code, Some(204));
+
+    // A 3xx is not followed (the signed body is not re-sent elsewhere): it is a failure.
+    let page = webhooks::list_deliveries(
+        &db.pool,
+        &org_id,
+        moved_ep["id"].as_str().unwrap(),
+        10,
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(page[0].status, webhooks::DeliveryStatus::Dead);
+    assert_eq!(
+        page[0]
+            .log
+            .iter()
+            .map(|a| a.status_code)
+            .collect::<Vec<_>>(),
+        vec![Some(302), Some(302)]
+    );
+}
+
+#[tokio::test]
+async fn deliveries_are_paged_newest_first() {
+    let db = db().await;
+    let (org_id, key) = org(&db.pool, "acme").await;
+    let base = api(&db.pool).await;
+    let ep = create_endpoint_http(&base, &key, "https://example.invalid/hook", json!("*")).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let mut events = Vec::new();
+    for i in 0..5 {
+        events.push(
+            enqueue_event(&db.pool, &org_id, "note.created", json!({ "i": i }))
+                .await
+                .unwrap(),
+        );
+    }
+    let http = reqwest::Client::new();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let mut url = format!("{base}/api/v1/webhook-endpoints/{ep_id}/deliveries?limit=2");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&before={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for d in page["data"].as_array().unwrap() {
+            seen.push(d["event_id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    events.reverse();
+    assert_eq!(seen, events);
+    let resp = http
+        .get(format!(
+            "{base}/api/v1/webhook-endpoints/{ep_id}/deliveries?limit=0"
+        ))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
 }

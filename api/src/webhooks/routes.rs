@@ -55,6 +55,17 @@ struct CreateBody {
     description: Option<String>,
 }
 
+/// Keep axum's status (400 syntax, 415 content type, 422 wrong shape) in our error format.
+fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    let status = e.status();
+    let code = match status {
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_error",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "bad_request",
+    };
+    ApiError::new(status, code, e.body_text())
+}
+
 fn endpoint_json(e: &Endpoint) -> serde_json::Value {
     json!({
         "id": e.id,
@@ -71,7 +82,7 @@ async fn create_handler<S: HasPool + Send + Sync>(
     org: OrgCtx,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body.map_err(json_rejection)?;
     let events = match body.events {
         None => vec!["*".to_string()],
         Some(EventsField::One(s)) => vec![s],

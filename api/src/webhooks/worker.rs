@@ -216,6 +216,14 @@ pub async fn run_due_once(
                     status = ?outcome.status_code, error = ?outcome.error, "webhook attempt failed"
                 );
             }
+            let result = if outcome.succeeded() {
+                "delivered"
+            } else if matches!(after, AfterFailure::GiveUp) {
+                "dead"
+            } else {
+                "retry"
+            };
+            metrics::counter!("callscope_webhook_attempts_total", "result" => result).increment(1);
             let kept = record_attempt(pool, &delivery, &outcome, after).await?;
             if !kept {
                 tracing::warn!(delivery = %delivery.id, "webhook lease lost before the outcome was recorded");
