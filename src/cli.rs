@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "callscope", version, about = "Telephony and call-intelligence server")]
+#[command(
+    name = "callscope",
+    version,
+    about = "Telephony and call-intelligence server"
+)]
 pub struct Cli {
     /// TOML configuration file; `CALLSCOPE_*` environment variables override it.
     #[arg(long, global = true, env = "CALLSCOPE_CONFIG")]

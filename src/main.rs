@@ -13,8 +13,11 @@ use tracing_subscriber::EnvFilter;
 use cli::{ApiKeyCommand, Cli, Command, ModelsCommand, OrgCommand};
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("CALLSCOPE_LOG").unwrap_or_else(|_| EnvFilter::new("info,symphonia_core::formats::probe=off"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("CALLSCOPE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,symphonia_core::formats::probe=off"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("CALLSCOPE_LOG_FORMAT").is_ok_and(|v| v == "json") {
         builder.json().init();
     } else {
@@ -30,26 +33,35 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            server::open_database(&config).await.context("migrating the database")?;
+            server::open_database(&config)
+                .await
+                .context("migrating the database")?;
             eprintln!("database at {} is up to date", config.database_url());
             Ok(())
         }
-        Command::Org { command: OrgCommand::Create { name } } => {
+        Command::Org {
+            command: OrgCommand::Create { name },
+        } => {
             let pool = server::open_database(&config).await?;
             let id = callscope_api::store::orgs::create_org(&pool, &name).await?;
             println!("{id}");
             Ok(())
         }
         Command::Apikey {
-            command: ApiKeyCommand::Create { org, name, expires_days },
+            command:
+                ApiKeyCommand::Create {
+                    org,
+                    name,
+                    expires_days,
+                },
         } => {
             let pool = server::open_database(&config).await?;
             anyhow::ensure!(
                 callscope_api::store::orgs::org_exists(&pool, &org).await?,
                 "no organization with id {org}"
             );
-            let expires = expires_days
-                .map(|d| callscope_api::ids::now_ms() + i64::from(d) * 86_400_000);
+            let expires =
+                expires_days.map(|d| callscope_api::ids::now_ms() + i64::from(d) * 86_400_000);
             let key = callscope_api::auth::create_api_key(&pool, &org, &name, expires).await?;
             eprintln!("API key {} created; it is shown only now:", key.id);
             println!("{}", key.key);
@@ -57,7 +69,11 @@ async fn main() -> Result<()> {
         }
         Command::Transcribe(args) => transcribe::run(&config, args).await,
         Command::Models { command } => match command {
-            ModelsCommand::Fetch { name, dir, base_url } => {
+            ModelsCommand::Fetch {
+                name,
+                dir,
+                base_url,
+            } => {
                 let dir = dir.unwrap_or_else(|| config.data_dir.join("models"));
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {}", dir.display()))?;

@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use callscope_api::config::Config;
 use callscope_transcription::asr::whisper::{WhisperConfig, WhisperEngine};
 use callscope_transcription::pipeline::{self, PipelineOptions};
-use callscope_transcription::{AsrEngine, AsrOutcome, ChannelLayout, Progress, Segment, Utterance, format, import};
+use callscope_transcription::{
+    AsrEngine, AsrOutcome, ChannelLayout, Progress, Segment, Utterance, format, import,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{OutputFormat, StereoRoles, TranscribeArgs};
@@ -18,7 +20,10 @@ pub async fn run(config: &Config, args: TranscribeArgs) -> Result<()> {
         Some(StereoRoles::CustomerAgent) => ChannelLayout::StereoAgentRight,
         None => ChannelLayout::Mono,
     };
-    let language = args.language.clone().or_else(|| config.asr.language.clone());
+    let language = args
+        .language
+        .clone()
+        .or_else(|| config.asr.language.clone());
     let transcript = match &args.transcript {
         Some(p) => {
             let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
@@ -35,7 +40,8 @@ pub async fn run(config: &Config, args: TranscribeArgs) -> Result<()> {
                 ..WhisperConfig::default()
             };
             Some(Arc::new(
-                WhisperEngine::load(path, wc).with_context(|| format!("loading {}", path.display()))?,
+                WhisperEngine::load(path, wc)
+                    .with_context(|| format!("loading {}", path.display()))?,
             ))
         }
         _ => None,
@@ -70,10 +76,16 @@ pub async fn run(config: &Config, args: TranscribeArgs) -> Result<()> {
             }
         };
         let align = |u: &[Utterance]| -> Vec<Segment> {
-            transcript.as_ref().map(|t| import::align(t, u)).unwrap_or_default()
+            transcript
+                .as_ref()
+                .map(|t| import::align(t, u))
+                .unwrap_or_default()
         };
-        let aligner: Option<&dyn Fn(&[Utterance]) -> Vec<Segment>> =
-            if transcript.is_some() { Some(&align) } else { None };
+        let aligner: Option<pipeline::TranscriptAligner<'_>> = if transcript.is_some() {
+            Some(&align)
+        } else {
+            None
+        };
         let out = pipeline::run_file(&file, &opts, engine.as_deref(), aligner, &mut on_progress);
         bar.finish_and_clear();
         out

@@ -27,13 +27,21 @@ fn cmd(data: &Path) -> Command {
 
 fn output(c: &mut Command) -> String {
     let out = c.output().expect("run callscope");
-    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn sh(c: &mut Command) {
     let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
-    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Start `callscope serve`; returns the child and its base URL (read from its stderr).
@@ -64,19 +72,44 @@ fn serve(data: &Path) -> (Child, String) {
 fn long_call(dir: &Path) -> std::path::PathBuf {
     let a = dir.join("a.wav");
     let b = dir.join("b.wav");
-    sh(Command::new("espeak-ng").args(["-w"]).arg(&a).arg("Thank you for calling, how can I help you today?"));
-    sh(Command::new("espeak-ng").args(["-v", "en-gb", "-w"]).arg(&b).arg("I would like to change my address please."));
+    sh(Command::new("espeak-ng")
+        .args(["-w"])
+        .arg(&a)
+        .arg("Thank you for calling, how can I help you today?"));
+    sh(Command::new("espeak-ng")
+        .args(["-v", "en-gb", "-w"])
+        .arg(&b)
+        .arg("I would like to change my address please."));
     let turn = dir.join("turn.wav");
     // Agent talks, pause, customer talks, pause: one 8 s turn pair in stereo.
     let left = dir.join("l.wav");
     let right = dir.join("r.wav");
-    sh(Command::new("sox").arg(&a).args(["-r", "16000", "-c", "1"]).arg(&left).args(["pad", "0.3", "30", "trim", "0", "8"]));
-    sh(Command::new("sox").arg(&b).args(["-r", "16000", "-c", "1"]).arg(&right).args(["pad", "4.3", "30", "trim", "0", "8"]));
-    sh(Command::new("sox").arg("-M").arg(&left).arg(&right).arg(&turn));
+    sh(Command::new("sox")
+        .arg(&a)
+        .args(["-r", "16000", "-c", "1"])
+        .arg(&left)
+        .args(["pad", "0.3", "30", "trim", "0", "8"]));
+    sh(Command::new("sox")
+        .arg(&b)
+        .args(["-r", "16000", "-c", "1"])
+        .arg(&right)
+        .args(["pad", "4.3", "30", "trim", "0", "8"]));
+    sh(Command::new("sox")
+        .arg("-M")
+        .arg(&left)
+        .arg(&right)
+        .arg(&turn));
     let long = dir.join("long.wav");
-    sh(Command::new("sox").arg(&turn).arg(&long).args(["repeat", "59"])); // 8 minutes
+    sh(Command::new("sox")
+        .arg(&turn)
+        .arg(&long)
+        .args(["repeat", "59"])); // 8 minutes
     let mp3 = dir.join("long.mp3");
-    sh(Command::new("ffmpeg").args(["-loglevel", "error", "-y", "-i"]).arg(&long).args(["-b:a", "48k"]).arg(&mp3));
+    sh(Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(&long)
+        .args(["-b:a", "48k"])
+        .arg(&mp3));
     mp3
 }
 
@@ -98,12 +131,19 @@ async fn kill_9_during_processing_then_restart_completes_once() {
     let mp3 = long_call(dir.path());
 
     // Reference: the same pipeline offline.
-    let reference: Value = serde_json::from_str(&output(
-        cmd(&data).arg("transcribe").arg(&mp3).args(["--stereo-roles", "agent,customer", "--format", "json"]),
-    ))
-    .unwrap();
+    let reference: Value =
+        serde_json::from_str(&output(cmd(&data).arg("transcribe").arg(&mp3).args([
+            "--stereo-roles",
+            "agent,customer",
+            "--format",
+            "json",
+        ])))
+        .unwrap();
     let expected = reference["segments"].as_array().unwrap().len();
-    assert!(expected >= 100, "expected two utterances per turn, got {expected}");
+    assert!(
+        expected >= 100,
+        "expected two utterances per turn, got {expected}"
+    );
 
     sh(cmd(&data).arg("migrate"));
     let org = output(cmd(&data).args(["org", "create", "Acme"]));
@@ -127,7 +167,10 @@ async fn kill_9_during_processing_then_restart_completes_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Wait until the worker is inside the pipeline, then kill -9.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -136,7 +179,10 @@ async fn kill_9_during_processing_then_restart_completes_once() {
         if c["status"] == "transcribing" {
             break;
         }
-        assert_eq!(c["status"], "received", "finished before it could be killed: {c}");
+        assert_eq!(
+            c["status"], "received",
+            "finished before it could be killed: {c}"
+        );
         assert!(Instant::now() < deadline, "never started processing");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -152,15 +198,27 @@ async fn kill_9_during_processing_then_restart_completes_once() {
         if !["received", "transcribing", "analyzing"].contains(&st.as_str()) {
             break c;
         }
-        assert!(Instant::now() < deadline, "job never completed after restart: {c}");
+        assert!(
+            Instant::now() < deadline,
+            "job never completed after restart: {c}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(call["status"], "transcription_unavailable", "{call}");
     let segs = call["segments"].as_array().unwrap();
-    assert_eq!(segs.len(), expected, "segments after restart differ from a clean run");
+    assert_eq!(
+        segs.len(),
+        expected,
+        "segments after restart differ from a clean run"
+    );
     let mut keys: Vec<(i64, i64)> = segs
         .iter()
-        .map(|s| (s["channel"].as_i64().unwrap(), s["start_ms"].as_i64().unwrap()))
+        .map(|s| {
+            (
+                s["channel"].as_i64().unwrap(),
+                s["start_ms"].as_i64().unwrap(),
+            )
+        })
         .collect();
     keys.sort();
     keys.dedup();
@@ -169,7 +227,10 @@ async fn kill_9_during_processing_then_restart_completes_once() {
     // Posting it again is still idempotent after the crash.
     let form = reqwest::multipart::Form::new()
         .text("external_call_id", "crash-1")
-        .part("file", reqwest::multipart::Part::bytes(std::fs::read(&mp3).unwrap()).file_name("long.mp3"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(&mp3).unwrap()).file_name("long.mp3"),
+        );
     let r = http
         .post(format!("{base}/api/v1/recordings"))
         .header("x-api-key", &key)

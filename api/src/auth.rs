@@ -103,7 +103,8 @@ fn presented_key(parts: &Parts) -> Option<String> {
         .decode(encoded)
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':').map(|(_, password)| password.to_owned())
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
 }
 
 /// Anything that can hand the extractor a database pool.

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use axum::http::StatusCode;
 use callscope_transcription::TranscriptionError;
 use serde_json::json;
@@ -97,11 +96,10 @@ pub async fn accept(
     }
 
     let probe_path = file.temp.to_path_buf();
-    let probed = tokio::task::spawn_blocking(move || {
-        callscope_transcription::pipeline::probe(&probe_path)
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let probed =
+        tokio::task::spawn_blocking(move || callscope_transcription::pipeline::probe(&probe_path))
+            .await
+            .map_err(ApiError::internal)?;
 
     let info = match probed {
         Ok(info) => info,
@@ -132,9 +130,7 @@ pub async fn accept(
         return Ok(Accepted::Existing(call));
     }
 
-    if let Err(e) = attach_and_queue(&mut tx, state, org_id, &call.id, file, &info, transcript).await {
-        return Err(e);
-    }
+    attach_and_queue(&mut tx, state, org_id, &call.id, file, &info, transcript).await?;
     // A failed commit leaves files without rows: remove them (nothing half-stored).
     if let Err(e) = tx.commit().await {
         remove_call_files(state, org_id, &call.id).await;
@@ -160,15 +156,21 @@ pub async fn attach_and_queue(
     tokio::fs::create_dir_all(&org_dir)
         .await
         .map_err(ApiError::internal)?;
-    let ext = safe_extension(file.original_name.as_deref())
-        .unwrap_or_else(|| info.container.clone());
+    let ext =
+        safe_extension(file.original_name.as_deref()).unwrap_or_else(|| info.container.clone());
     let final_path = org_dir.join(format!("{call_id}.{ext}"));
     let transcript_path = transcript
         .as_ref()
         .map(|t| org_dir.join(format!("{call_id}.transcript.{}", t.kind.ext())));
 
     let result: Result<(), ApiError> = async {
-        place_files(file.temp, &final_path, transcript.as_ref(), transcript_path.as_deref()).await?;
+        place_files(
+            file.temp,
+            &final_path,
+            transcript.as_ref(),
+            transcript_path.as_deref(),
+        )
+        .await?;
         let path_text = final_path.to_string_lossy();
         recordings::insert_recording(
             &mut *conn,

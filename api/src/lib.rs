@@ -5,8 +5,8 @@
 pub mod auth;
 pub mod config;
 pub mod error;
-pub mod ids;
 pub mod http;
+pub mod ids;
 pub mod ingest;
 pub mod metadata_fields;
 pub mod model_fetch;

@@ -36,12 +36,13 @@ impl CallFields {
     /// From multipart text fields; `metadata` is a JSON object in text.
     pub fn from_form(form: &HashMap<String, String>) -> Result<Self, ApiError> {
         let get = |k: &str| non_empty(form.get(k).cloned());
-        let metadata = match get("metadata") {
-            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
-                ApiError::validation(format!("`metadata` is not valid JSON: {e}"))
-            })?),
-            None => None,
-        };
+        let metadata =
+            match get("metadata") {
+                Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                    ApiError::validation(format!("`metadata` is not valid JSON: {e}"))
+                })?),
+                None => None,
+            };
         Ok(CallFields {
             external_call_id: get("external_call_id"),
             direction: get("direction"),
@@ -70,7 +71,7 @@ pub fn parse_timestamp_ms(v: &serde_json::Value) -> Option<i64> {
         }
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0 && secs < 1e11).then(|| (secs * 1000.0).round() as i64)
+    (secs.is_finite() && (0.0..1e11).contains(&secs)).then(|| (secs * 1000.0).round() as i64)
 }
 
 fn parse_seconds(v: &serde_json::Value) -> Option<f64> {
@@ -87,7 +88,9 @@ fn parse_seconds(v: &serde_json::Value) -> Option<f64> {
 pub fn validate(f: CallFields, source: &'static str, region: &str) -> Result<NewCall, ApiError> {
     let external_id = non_empty(f.external_call_id);
     if external_id.as_ref().is_some_and(|e| e.len() > MAX_ID_LEN) {
-        return Err(ApiError::validation("`external_call_id` is longer than 256 characters"));
+        return Err(ApiError::validation(
+            "`external_call_id` is longer than 256 characters",
+        ));
     }
     let direction = match non_empty(f.direction).map(|d| d.to_ascii_lowercase()) {
         None => None,
@@ -127,7 +130,9 @@ pub fn validate(f: CallFields, source: &'static str, region: &str) -> Result<New
         .as_ref()
         .is_some_and(|l| l.len() > 16 || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
     {
-        return Err(ApiError::validation("`language` must be a language code such as en or en-US"));
+        return Err(ApiError::validation(
+            "`language` must be a language code such as en or en-US",
+        ));
     }
     let metadata = match f.metadata {
         None | Some(serde_json::Value::Null) => "{}".to_string(),
@@ -182,12 +187,30 @@ mod tests {
     #[test]
     fn rejects_bad_fields() {
         for f in [
-            CallFields { direction: Some("sideways".into()), ..Default::default() },
-            CallFields { channel_layout: Some("quad".into()), ..Default::default() },
-            CallFields { call_timestamp: Some(json!("yesterday")), ..Default::default() },
-            CallFields { duration_seconds: Some(json!(-1)), ..Default::default() },
-            CallFields { metadata: Some(json!([1])), ..Default::default() },
-            CallFields { language: Some("en; DROP".into()), ..Default::default() },
+            CallFields {
+                direction: Some("sideways".into()),
+                ..Default::default()
+            },
+            CallFields {
+                channel_layout: Some("quad".into()),
+                ..Default::default()
+            },
+            CallFields {
+                call_timestamp: Some(json!("yesterday")),
+                ..Default::default()
+            },
+            CallFields {
+                duration_seconds: Some(json!(-1)),
+                ..Default::default()
+            },
+            CallFields {
+                metadata: Some(json!([1])),
+                ..Default::default()
+            },
+            CallFields {
+                language: Some("en; DROP".into()),
+                ..Default::default()
+            },
         ] {
             let e = validate(f, "upload", "US").unwrap_err();
             assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);

@@ -16,7 +16,10 @@ async fn auth_failures_are_401() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "invalid_api_key");
 
-    assert_eq!(s.get("cs_not-a-real-key", "/api/v1/calls").await.status(), 401);
+    assert_eq!(
+        s.get("cs_not-a-real-key", "/api/v1/calls").await.status(),
+        401
+    );
     assert_eq!(s.get("garbage", "/api/v1/calls").await.status(), 401);
     assert_eq!(s.get(&key, "/api/v1/calls").await.status(), 200);
     // Bearer works too.
@@ -35,7 +38,11 @@ async fn auth_failures_are_401() {
         .fetch_one(s.pool())
         .await
         .unwrap();
-    assert!(callscope_api::store::orgs::revoke_api_key(s.pool(), &org, &id).await.unwrap());
+    assert!(
+        callscope_api::store::orgs::revoke_api_key(s.pool(), &org, &id)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.get(&key, "/api/v1/calls").await.status(), 401);
 
     // Expired.
@@ -66,13 +73,17 @@ async fn whole_call_with_transcript_then_isolation() {
         ("language", "en"),
         ("metadata", r#"{"queue":"billing"}"#),
     ];
-    let (st, created) = s.upload(&key_a, "call.wav", wav.clone(), &fields, Some(CALL_VTT)).await;
+    let (st, created) = s
+        .upload(&key_a, "call.wav", wav.clone(), &fields, Some(CALL_VTT))
+        .await;
     assert_eq!(st, 202, "{created}");
     assert_eq!(created["status"], "received");
     let id = created["id"].as_str().unwrap().to_string();
 
     // Idempotent: same external id → 200, same call, no second job.
-    let (st2, again) = s.upload(&key_a, "call.wav", wav.clone(), &fields, Some(CALL_VTT)).await;
+    let (st2, again) = s
+        .upload(&key_a, "call.wav", wav.clone(), &fields, Some(CALL_VTT))
+        .await;
     assert_eq!(st2, 200, "{again}");
     assert_eq!(again["id"], id.as_str());
     let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
@@ -92,33 +103,79 @@ async fn whole_call_with_transcript_then_isolation() {
     assert!((dur - 8.0).abs() < 0.1, "duration {dur}");
     let segs = call["segments"].as_array().unwrap();
     assert!(segs.len() >= 2, "{segs:?}");
-    let agent = segs.iter().find(|s| s["speaker_role"] == "agent").expect("agent segment");
-    let customer = segs.iter().find(|s| s["speaker_role"] == "customer").expect("customer segment");
-    assert!(agent["text"].as_str().unwrap().contains("thank you for calling"));
+    let agent = segs
+        .iter()
+        .find(|s| s["speaker_role"] == "agent")
+        .expect("agent segment");
+    let customer = segs
+        .iter()
+        .find(|s| s["speaker_role"] == "customer")
+        .expect("customer segment");
+    assert!(
+        agent["text"]
+            .as_str()
+            .unwrap()
+            .contains("thank you for calling")
+    );
     assert!(customer["text"].as_str().unwrap().contains("my bill"));
     assert_eq!(agent["channel"], 0);
     assert_eq!(customer["channel"], 1);
     // Cue times snapped to the speech found: the agent starts near 0.5 s, the customer near 4 s.
-    assert!((agent["start_ms"].as_i64().unwrap() - 500).abs() < 400, "{agent}");
-    assert!((customer["start_ms"].as_i64().unwrap() - 4000).abs() < 400, "{customer}");
+    assert!(
+        (agent["start_ms"].as_i64().unwrap() - 500).abs() < 400,
+        "{agent}"
+    );
+    assert!(
+        (customer["start_ms"].as_i64().unwrap() - 4000).abs() < 400,
+        "{customer}"
+    );
 
     // Transcripts.
-    let vtt = s.get(&key_a, &format!("/api/v1/calls/{id}/transcript.vtt")).await;
+    let vtt = s
+        .get(&key_a, &format!("/api/v1/calls/{id}/transcript.vtt"))
+        .await;
     assert_eq!(vtt.status(), 200);
-    assert!(vtt.headers()["content-type"].to_str().unwrap().starts_with("text/vtt"));
+    assert!(
+        vtt.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/vtt")
+    );
     let vtt = vtt.text().await.unwrap();
-    assert!(vtt.starts_with("WEBVTT") && vtt.contains("<v Agent>") && vtt.contains("my bill"), "{vtt}");
-    let srt = s.get(&key_a, &format!("/api/v1/calls/{id}/transcript.srt")).await.text().await.unwrap();
+    assert!(
+        vtt.starts_with("WEBVTT") && vtt.contains("<v Agent>") && vtt.contains("my bill"),
+        "{vtt}"
+    );
+    let srt = s
+        .get(&key_a, &format!("/api/v1/calls/{id}/transcript.srt"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(srt.contains("-->") && srt.contains("my bill"), "{srt}");
-    let txt = s.get(&key_a, &format!("/api/v1/calls/{id}/transcript.txt")).await.text().await.unwrap();
+    let txt = s
+        .get(&key_a, &format!("/api/v1/calls/{id}/transcript.txt"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(txt.contains("thank you for calling"), "{txt}");
-    let (st, json) = s.get_json(&key_a, &format!("/api/v1/calls/{id}/transcript.json")).await;
+    let (st, json) = s
+        .get_json(&key_a, &format!("/api/v1/calls/{id}/transcript.json"))
+        .await;
     assert_eq!(st, 200);
     assert_eq!(json["segments"].as_array().unwrap().len(), segs.len());
-    assert_eq!(s.get(&key_a, &format!("/api/v1/calls/{id}/transcript.doc")).await.status(), 404);
+    assert_eq!(
+        s.get(&key_a, &format!("/api/v1/calls/{id}/transcript.doc"))
+            .await
+            .status(),
+        404
+    );
 
     // Recording download with ranges.
-    let full = s.get(&key_a, &format!("/api/v1/calls/{id}/recording")).await;
+    let full = s
+        .get(&key_a, &format!("/api/v1/calls/{id}/recording"))
+        .await;
     assert_eq!(full.status(), 200);
     assert_eq!(full.headers()["content-type"], "audio/wav");
     assert_eq!(full.bytes().await.unwrap().as_ref(), wav.as_slice());
@@ -145,7 +202,10 @@ async fn whole_call_with_transcript_then_isolation() {
         .await
         .unwrap();
     assert_eq!(suffix.status(), 206);
-    assert_eq!(suffix.bytes().await.unwrap().as_ref(), &wav[wav.len() - 100..]);
+    assert_eq!(
+        suffix.bytes().await.unwrap().as_ref(),
+        &wav[wav.len() - 100..]
+    );
     let bad = s
         .http
         .get(s.url(&format!("/api/v1/calls/{id}/recording")))
@@ -158,10 +218,14 @@ async fn whole_call_with_transcript_then_isolation() {
 
     // Contact and timeline.
     let contact_id = call["contact_id"].as_str().expect("contact").to_string();
-    let (st, contact) = s.get_json(&key_a, &format!("/api/v1/contacts/{contact_id}")).await;
+    let (st, contact) = s
+        .get_json(&key_a, &format!("/api/v1/contacts/{contact_id}"))
+        .await;
     assert_eq!(st, 200);
     assert_eq!(contact["phone"], "+14155552671");
-    let (st, tl) = s.get_json(&key_a, &format!("/api/v1/contacts/{contact_id}/timeline")).await;
+    let (st, tl) = s
+        .get_json(&key_a, &format!("/api/v1/contacts/{contact_id}/timeline"))
+        .await;
     assert_eq!(st, 200);
     let events = tl["data"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{tl}");
@@ -169,13 +233,25 @@ async fn whole_call_with_transcript_then_isolation() {
     assert_eq!(events[0]["ref_id"], id.as_str());
 
     // Listing and filters.
-    let (_, list) = s.get_json(&key_a, "/api/v1/calls?status=completed&direction=inbound&agent=agent-7").await;
+    let (_, list) = s
+        .get_json(
+            &key_a,
+            "/api/v1/calls?status=completed&direction=inbound&agent=agent-7",
+        )
+        .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
-    let (_, list) = s.get_json(&key_a, "/api/v1/calls?customer_phone=%2B1%20415%20555%202671").await;
+    let (_, list) = s
+        .get_json(
+            &key_a,
+            "/api/v1/calls?customer_phone=%2B1%20415%20555%202671",
+        )
+        .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
     let (_, list) = s.get_json(&key_a, "/api/v1/calls?direction=outbound").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
-    let (_, list) = s.get_json(&key_a, "/api/v1/calls?from=2026-03-02T00:00:00Z").await;
+    let (_, list) = s
+        .get_json(&key_a, "/api/v1/calls?from=2026-03-02T00:00:00Z")
+        .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
 
     // Organization B sees none of it: 404 everywhere, empty lists, its own external ids.
@@ -194,18 +270,44 @@ async fn whole_call_with_transcript_then_isolation() {
     }
     let (_, list) = s.get_json(&key_b, "/api/v1/calls").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
-    let (_, list) = s.get_json(&key_b, "/api/v1/calls?external_call_id=pbx-1").await;
+    let (_, list) = s
+        .get_json(&key_b, "/api/v1/calls?external_call_id=pbx-1")
+        .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
     // B may use the same external id: it is a different call.
-    let (st, b_call) = s.upload(&key_b, "call.wav", wav, &[("external_call_id", "pbx-1")], None).await;
+    let (st, b_call) = s
+        .upload(
+            &key_b,
+            "call.wav",
+            wav,
+            &[("external_call_id", "pbx-1")],
+            None,
+        )
+        .await;
     assert_eq!(st, 202);
     assert_ne!(b_call["id"], id.as_str());
 
     // Metrics and health.
-    let m = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("callscope_http_requests_total"), "{m}");
     assert!(m.contains("callscope_jobs_processed_total"), "{m}");
-    let h: Value = s.http.get(s.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let h: Value = s
+        .http
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["database"], "ok");
     assert_eq!(h["asr"]["status"], "not_configured");
 }
@@ -216,7 +318,13 @@ async fn no_model_gives_transcription_unavailable_with_textless_segments() {
     let (_, key) = s.org("a").await;
     let wav = std::fs::read(stereo_call(s.dir.path())).unwrap();
     let (st, c) = s
-        .upload(&key, "call.wav", wav, &[("channel_layout", "stereo_agent_left")], None)
+        .upload(
+            &key,
+            "call.wav",
+            wav,
+            &[("channel_layout", "stereo_agent_left")],
+            None,
+        )
         .await;
     assert_eq!(st, 202, "{c}");
     let call = s.wait_done(&key, c["id"].as_str().unwrap()).await;
@@ -242,7 +350,9 @@ async fn silence_is_silent() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let (st, c) = s.upload(&key, "s.wav", std::fs::read(&path).unwrap(), &[], None).await;
+    let (st, c) = s
+        .upload(&key, "s.wav", std::fs::read(&path).unwrap(), &[], None)
+        .await;
     assert_eq!(st, 202);
     let call = s.wait_done(&key, c["id"].as_str().unwrap()).await;
     assert_eq!(call["status"], "silent", "{call}");
@@ -267,8 +377,12 @@ async fn bad_audio_is_refused_and_recorded_as_failed() {
     let wav = std::fs::read(stereo_call(s.dir.path())).unwrap();
 
     // Random bytes: not a format we know → 415.
-    let random: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    let (st, body) = s.upload(&key, "x.bin", random, &[("external_call_id", "r1")], None).await;
+    let random: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (st, body) = s
+        .upload(&key, "x.bin", random, &[("external_call_id", "r1")], None)
+        .await;
     assert_eq!(st, 415, "{body}");
     assert_eq!(body["code"], "unsupported_format");
     assert!(body["error"].is_string());
@@ -280,30 +394,53 @@ async fn bad_audio_is_refused_and_recorded_as_failed() {
     assert!(body["code"].is_string());
 
     // Truncated WAV: the header survives, the data does not → 422.
-    let (st, body) = s.upload(&key, "cut.wav", wav[..30].to_vec(), &[], None).await;
+    let (st, body) = s
+        .upload(&key, "cut.wav", wav[..30].to_vec(), &[], None)
+        .await;
     assert_eq!(st, 422, "{body}");
 
     // Bad transcript → 422, nothing stored.
     let before = failed_calls(&s, &key).await.len();
-    let (st, body) = s.upload(&key, "call.wav", wav.clone(), &[], Some("WEBVTT\n\nnot a cue\n00:xx --> yy\n")).await;
+    let (st, body) = s
+        .upload(
+            &key,
+            "call.wav",
+            wav.clone(),
+            &[],
+            Some("WEBVTT\n\nnot a cue\n00:xx --> yy\n"),
+        )
+        .await;
     assert!(st == 422, "{st} {body}");
     // Bad metadata → 422, nothing stored.
-    let (st, _) = s.upload(&key, "call.wav", wav, &[("direction", "sideways")], None).await;
+    let (st, _) = s
+        .upload(&key, "call.wav", wav, &[("direction", "sideways")], None)
+        .await;
     assert_eq!(st, 422);
 
     let failed = failed_calls(&s, &key).await;
     assert_eq!(failed.len(), before);
     assert_eq!(failed.len(), 3, "{failed:?}");
     assert!(failed.iter().all(|c| c["failure"]["code"].is_string()));
-    let r1 = failed.iter().find(|c| c["external_call_id"] == "r1").unwrap();
+    let r1 = failed
+        .iter()
+        .find(|c| c["external_call_id"] == "r1")
+        .unwrap();
     assert_eq!(r1["failure"]["code"], "unsupported_format");
     // No recording kept for any of them; nothing left in the incoming directory.
     for c in &failed {
-        let r = s.get(&key, &format!("/api/v1/calls/{}/recording", c["id"].as_str().unwrap())).await;
+        let r = s
+            .get(
+                &key,
+                &format!("/api/v1/calls/{}/recording", c["id"].as_str().unwrap()),
+            )
+            .await;
         assert_eq!(r.status(), 404);
     }
     assert_eq!(incoming_files(&s), 0);
-    let recs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings").fetch_one(s.pool()).await.unwrap();
+    let recs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
     assert_eq!(recs, 0);
 }
 
@@ -320,9 +457,11 @@ async fn over_limit_upload_is_413_and_nothing_is_stored() {
     assert_eq!(body["code"], "payload_too_large");
 
     // Chunked, no Content-Length: refused while streaming.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = wav.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
-        .file_name("big.wav");
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        wav.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let part =
+        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .file_name("big.wav");
     let form = reqwest::multipart::Form::new().part("file", part);
     let r = s
         .http
@@ -334,7 +473,10 @@ async fn over_limit_upload_is_413_and_nothing_is_stored() {
         .unwrap();
     assert_eq!(r.status(), 413);
 
-    let calls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls").fetch_one(s.pool()).await.unwrap();
+    let calls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
     assert_eq!(calls, 0);
     assert_eq!(incoming_files(&s), 0);
 
@@ -349,7 +491,9 @@ async fn over_limit_upload_is_413_and_nothing_is_stored() {
         .output()
         .unwrap();
     drop(small);
-    let (st, _) = s.upload(&key, "small.wav", std::fs::read(&out).unwrap(), &[], None).await;
+    let (st, _) = s
+        .upload(&key, "small.wav", std::fs::read(&out).unwrap(), &[], None)
+        .await;
     assert_eq!(st, 202);
 }
 
@@ -367,7 +511,15 @@ async fn pagination_walks_every_call_once() {
     let bytes = std::fs::read(&out).unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
-        let (st, c) = s.upload(&key, "t.wav", bytes.clone(), &[("external_call_id", &format!("p{i}"))], None).await;
+        let (st, c) = s
+            .upload(
+                &key,
+                "t.wav",
+                bytes.clone(),
+                &[("external_call_id", &format!("p{i}"))],
+                None,
+            )
+            .await;
         assert_eq!(st, 202);
         ids.push(c["id"].as_str().unwrap().to_string());
     }

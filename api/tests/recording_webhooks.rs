@@ -45,7 +45,11 @@ async fn remote(wav: Vec<u8>) -> Remote {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Remote { base, deliveries, broken_hits }
+    Remote {
+        base,
+        deliveries,
+        broken_hits,
+    }
 }
 
 async fn post_json(s: &TestServer, key: &str, body: Value) -> (u16, Value) {
@@ -78,7 +82,10 @@ async fn pbx_json_webhook_fetches_processes_and_signs_call_processed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let secret = r.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_string();
+    let secret = r.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let body = json!({
         "external_call_id": "pbx-77",
@@ -155,11 +162,20 @@ async fn twilio_form_with_basic_auth_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let call = s.wait_done(&key, &id).await;
     assert_eq!(call["status"], "transcription_unavailable", "{call}");
-    assert_eq!(call["external_call_id"], "CA0123456789abcdef0123456789abcdef");
-    assert_eq!(call["metadata"]["twilio_recording_sid"], "RE0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        call["external_call_id"],
+        "CA0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(
+        call["metadata"]["twilio_recording_sid"],
+        "RE0123456789abcdef0123456789abcdef"
+    );
 
     // In-progress callbacks are acknowledged and ignored.
     let r = s
@@ -200,19 +216,33 @@ async fn unreachable_recording_is_retried_then_failed() {
     assert_eq!(call["status"], "failed", "{call}");
     assert_eq!(call["failure"]["code"], "recording_unreachable");
     assert_eq!(call["retry_count"], 2);
-    assert_eq!(*remote.broken_hits.lock().unwrap(), 3, "exactly max_attempts downloads");
+    assert_eq!(
+        *remote.broken_hits.lock().unwrap(),
+        3,
+        "exactly max_attempts downloads"
+    );
 
     // Refused port: same path, fails after 3 attempts.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/x.wav", dead.local_addr().unwrap());
     drop(dead);
-    let (_, c) = post_json(&s, &key, json!({ "external_call_id": "e2", "recording_url": dead_url })).await;
+    let (_, c) = post_json(
+        &s,
+        &key,
+        json!({ "external_call_id": "e2", "recording_url": dead_url }),
+    )
+    .await;
     let call = s.wait_done(&key, c["id"].as_str().unwrap()).await;
     assert_eq!(call["status"], "failed");
     assert_eq!(call["failure"]["code"], "recording_unreachable");
 
     // A 404 is not worth retrying; random bytes from the URL fail like an upload would.
-    let (_, c) = post_json(&s, &key, json!({ "external_call_id": "e3", "recording_url": format!("{}/nope.wav", remote.base) })).await;
+    let (_, c) = post_json(
+        &s,
+        &key,
+        json!({ "external_call_id": "e3", "recording_url": format!("{}/nope.wav", remote.base) }),
+    )
+    .await;
     let call = s.wait_done(&key, c["id"].as_str().unwrap()).await;
     assert_eq!(call["status"], "failed");
     assert_eq!(call["failure"]["code"], "recording_fetch_failed");

@@ -52,10 +52,9 @@ pub async fn list_calls(
         status: q.status.clone(),
         direction: q.direction.clone(),
         agent_identifier: q.agent.clone(),
-        customer_phone: q
-            .customer_phone
-            .as_ref()
-            .map(|p| normalize_phone(p, &state.config.default_region).unwrap_or_else(|| p.trim().to_string())),
+        customer_phone: q.customer_phone.as_ref().map(|p| {
+            normalize_phone(p, &state.config.default_region).unwrap_or_else(|| p.trim().to_string())
+        }),
         external_id: q.external_call_id.clone(),
         from_ms: time(&q.from, "from")?,
         to_ms: time(&q.to, "to")?,
@@ -64,7 +63,14 @@ pub async fn list_calls(
     let after: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
     let limit = cursor::limit(q.limit);
     // One extra row tells whether there is a next page.
-    let mut rows = calls::list_calls(&state.pool, &org.org_id, &filter, after.as_deref(), limit + 1).await?;
+    let mut rows = calls::list_calls(
+        &state.pool,
+        &org.org_id,
+        &filter,
+        after.as_deref(),
+        limit + 1,
+    )
+    .await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = if has_more {
@@ -89,7 +95,10 @@ pub async fn get_call(
     let recording = recordings::get_for_call(&state.pool, &org.org_id, &id).await?;
     let segs = segments::list_for_call(&state.pool, &org.org_id, &id).await?;
     let mut body = views::call(&call);
-    body["recording"] = recording.as_ref().map(views::recording).unwrap_or(Value::Null);
+    body["recording"] = recording
+        .as_ref()
+        .map(views::recording)
+        .unwrap_or(Value::Null);
     body["segments"] = Value::Array(segs.iter().map(views::segment).collect());
     Ok(Json(body))
 }

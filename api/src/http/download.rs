@@ -37,7 +37,10 @@ pub enum RangeRequest {
     /// No (usable) Range header: the whole file.
     Full,
     /// Inclusive byte range.
-    Partial { start: u64, end: u64 },
+    Partial {
+        start: u64,
+        end: u64,
+    },
     Unsatisfiable,
 }
 
@@ -95,12 +98,10 @@ pub async fn download_recording(
     let rec = recordings::get_for_call(&state.pool, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("recording"))?;
-    let mut file = tokio::fs::File::open(&rec.path)
-        .await
-        .map_err(|e| {
-            tracing::error!(call_id = %id, path = %rec.path, error = %e, "recording file missing");
-            ApiError::not_found("recording")
-        })?;
+    let mut file = tokio::fs::File::open(&rec.path).await.map_err(|e| {
+        tracing::error!(call_id = %id, path = %rec.path, error = %e, "recording file missing");
+        ApiError::not_found("recording")
+    })?;
     let size = file.metadata().await.map_err(ApiError::internal)?.len();
     let range = parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
@@ -109,7 +110,9 @@ pub async fn download_recording(
     let ctype = HeaderValue::from_static(content_type(rec.format.as_deref()));
     let (status, start, len) = match range {
         RangeRequest::Full => (StatusCode::OK, 0, size),
-        RangeRequest::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        RangeRequest::Partial { start, end } => {
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
         RangeRequest::Unsatisfiable => {
             return Response::builder()
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
@@ -119,7 +122,9 @@ pub async fn download_recording(
                 .map_err(ApiError::internal);
         }
     };
-    file.seek(SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
+    file.seek(SeekFrom::Start(start))
+        .await
+        .map_err(ApiError::internal)?;
     let stream = futures::stream::unfold((file, len), |(mut file, left)| async move {
         if left == 0 {
             return None;
@@ -130,7 +135,10 @@ pub async fn download_recording(
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), (file, left - n as u64)))
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(buf)),
+                    (file, left - n as u64),
+                ))
             }
             Err(e) => Some((Err(e), (file, 0))),
         }
@@ -146,7 +154,8 @@ pub async fn download_recording(
             format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
-    resp.body(Body::from_stream(stream)).map_err(ApiError::internal)
+    resp.body(Body::from_stream(stream))
+        .map_err(ApiError::internal)
 }
 
 #[cfg(test)]
@@ -156,11 +165,26 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range(None, 100), Full);
-        assert_eq!(parse_range(Some("bytes=0-9"), 100), Partial { start: 0, end: 9 });
-        assert_eq!(parse_range(Some("bytes=90-"), 100), Partial { start: 90, end: 99 });
-        assert_eq!(parse_range(Some("bytes=-10"), 100), Partial { start: 90, end: 99 });
-        assert_eq!(parse_range(Some("bytes=-1000"), 100), Partial { start: 0, end: 99 });
-        assert_eq!(parse_range(Some("bytes=50-1000"), 100), Partial { start: 50, end: 99 });
+        assert_eq!(
+            parse_range(Some("bytes=0-9"), 100),
+            Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=90-"), 100),
+            Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-10"), 100),
+            Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-1000"), 100),
+            Partial { start: 0, end: 99 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=50-1000"), 100),
+            Partial { start: 50, end: 99 }
+        );
         assert_eq!(parse_range(Some("bytes=100-"), 100), Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=-0"), 100), Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=5-2"), 100), Full);

@@ -20,15 +20,22 @@ use tower_http::trace::TraceLayer;
 use state::AppState;
 
 pub fn router(state: AppState) -> Router {
-    let upload_body_limit =
-        usize::try_from(state.config.max_upload_bytes.saturating_add(upload::BODY_OVERHEAD_BYTES))
-            .unwrap_or(usize::MAX);
+    let upload_body_limit = usize::try_from(
+        state
+            .config
+            .max_upload_bytes
+            .saturating_add(upload::BODY_OVERHEAD_BYTES),
+    )
+    .unwrap_or(usize::MAX);
     let api = Router::new()
         .route(
             "/recordings",
             post(upload::upload_recording).layer(DefaultBodyLimit::max(upload_body_limit)),
         )
-        .route("/webhooks/call-recording", post(recording_webhook::call_recording))
+        .route(
+            "/webhooks/call-recording",
+            post(recording_webhook::call_recording),
+        )
         .route("/calls", get(calls::list_calls))
         .route("/calls/{id}", get(calls::get_call))
         .route("/calls/{id}/recording", get(download::download_recording))

@@ -37,8 +37,14 @@ pub async fn call_recording(
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {}", e.body_text())))?;
         // Two fields the shared parser does not know: how speakers map to channels, and
         // the spoken language.
-        let layout = body.get("channel_layout").and_then(Value::as_str).map(str::to_owned);
-        let language = body.get("language").and_then(Value::as_str).map(str::to_owned);
+        let layout = body
+            .get("channel_layout")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let language = body
+            .get("language")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         (RecordingWebhook::from_json(body)?, layout, language)
     } else if ctype.starts_with("application/x-www-form-urlencoded") {
         let Form(form) = Form::<HashMap<String, String>>::from_request(req, &state)
@@ -46,7 +52,10 @@ pub async fn call_recording(
             .map_err(|e| ApiError::bad_request(format!("invalid form: {}", e.body_text())))?;
         match RecordingWebhook::from_twilio_form(&form)? {
             TwilioOutcome::Recording(hook) => (hook, None, None),
-            TwilioOutcome::Ignored { recording_status, reason } => {
+            TwilioOutcome::Ignored {
+                recording_status,
+                reason,
+            } => {
                 // 200: Twilio retries anything else.
                 return Ok((
                     StatusCode::OK,
@@ -79,7 +88,8 @@ pub async fn call_recording(
 
     let mut tx = state.pool.begin().await?;
     let (call, created) =
-        calls::insert_or_existing(&mut tx, &org.org_id, &new_call, CallStatus::Received, None).await?;
+        calls::insert_or_existing(&mut tx, &org.org_id, &new_call, CallStatus::Received, None)
+            .await?;
     if !created {
         return Ok((
             StatusCode::OK,

@@ -23,7 +23,12 @@ pub async fn get_transcript(
 }
 
 /// Render the call's stored segments in `ext` (json, vtt, srt or txt).
-pub async fn render(state: &AppState, org_id: &str, call_id: &str, ext: &str) -> ApiResult<Response> {
+pub async fn render(
+    state: &AppState,
+    org_id: &str,
+    call_id: &str,
+    ext: &str,
+) -> ApiResult<Response> {
     let (ctype, render): (&str, fn(&[callscope_transcription::Segment]) -> String) = match ext {
         "json" => ("application/json", format::json),
         "vtt" => ("text/vtt; charset=utf-8", format::vtt),

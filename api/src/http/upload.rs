@@ -55,7 +55,11 @@ pub async fn upload_recording(
     let mut transcript: Option<IncomingTranscript> = None;
     let mut fields: HashMap<String, String> = HashMap::new();
 
-    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "file" => {
@@ -71,7 +75,9 @@ pub async fn upload_recording(
                 let parsed = callscope_transcription::import::parse(&bytes)
                     .map_err(|e| ApiError::validation(e.to_string()).with_code(e.code()))?;
                 let kind = match parsed.format {
-                    callscope_transcription::import::TranscriptFormat::WebVtt => TranscriptKind::Vtt,
+                    callscope_transcription::import::TranscriptFormat::WebVtt => {
+                        TranscriptKind::Vtt
+                    }
                     callscope_transcription::import::TranscriptFormat::Json => TranscriptKind::Json,
                 };
                 let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -103,7 +109,11 @@ pub async fn upload_recording(
 }
 
 /// Write the part to a temporary file in `incoming/`, hashing as we go; stop at the limit.
-async fn stream_to_disk(state: &AppState, mut field: Field<'_>, limit: u64) -> ApiResult<IncomingFile> {
+async fn stream_to_disk(
+    state: &AppState,
+    mut field: Field<'_>,
+    limit: u64,
+) -> ApiResult<IncomingFile> {
     let original_name = field.file_name().map(str::to_owned);
     let suffix = ingest::safe_extension(original_name.as_deref())
         .map(|e| format!(".{e}"))

@@ -10,7 +10,8 @@ use crate::store::segments::SegmentRow;
 use crate::store::timeline::TimelineEvent;
 
 fn time(ms: Option<i64>) -> Value {
-    ms.map(|m| Value::String(ms_to_rfc3339(m))).unwrap_or(Value::Null)
+    ms.map(|m| Value::String(ms_to_rfc3339(m)))
+        .unwrap_or(Value::Null)
 }
 
 fn json_text(text: &str) -> Value {

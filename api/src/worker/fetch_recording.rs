@@ -35,7 +35,10 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     let call = calls::get_call(&state.pool, org_id, &payload.call_id)
         .await?
         .ok_or_else(|| JobError::Permanent("the call no longer exists".into()))?;
-    if recordings::get_for_call(&state.pool, org_id, &call.id).await?.is_some() {
+    if recordings::get_for_call(&state.pool, org_id, &call.id)
+        .await?
+        .is_some()
+    {
         return Ok(()); // Already attached by an earlier run.
     }
 
@@ -53,7 +56,9 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     let fetched = match fetcher.fetch(&req).await {
         Ok(f) => f,
         Err(e) if e.is_retryable() => {
-            return Err(JobError::Transient(format!("downloading the recording: {e}")));
+            return Err(JobError::Transient(format!(
+                "downloading the recording: {e}"
+            )));
         }
         Err(e) => {
             let code = match e {
@@ -74,11 +79,10 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
         original_name,
     };
     let probe_path = fetched.path.clone();
-    let probed = tokio::task::spawn_blocking(move || {
-        callscope_transcription::pipeline::probe(&probe_path)
-    })
-    .await
-    .map_err(|e| JobError::Transient(e.to_string()))?;
+    let probed =
+        tokio::task::spawn_blocking(move || callscope_transcription::pipeline::probe(&probe_path))
+            .await
+            .map_err(|e| JobError::Transient(e.to_string()))?;
     let info = match probed {
         Ok(info) => info,
         Err(e) if e.is_bad_input() => {

@@ -45,7 +45,8 @@ pub fn spawn_workers(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<Jo
 }
 
 async fn worker_loop(state: AppState, name: String, mut shutdown: watch::Receiver<bool>) {
-    let lease_ms = i64::try_from(state.config.jobs.lease_seconds.saturating_mul(1000)).unwrap_or(60_000);
+    let lease_ms =
+        i64::try_from(state.config.jobs.lease_seconds.saturating_mul(1000)).unwrap_or(60_000);
     let poll = Duration::from_millis(state.config.jobs.poll_ms.max(10));
     loop {
         if *shutdown.borrow() {
@@ -158,7 +159,8 @@ pub fn backoff_ms(base_ms: u64, attempt: i64) -> i64 {
 
 async fn on_retry(state: &AppState, job: &Job, msg: &str) {
     if let Some(call_id) = call_id_of(job)
-        && let Err(e) = crate::store::calls::bump_retry(&state.pool, &job.org_id, &call_id, msg).await
+        && let Err(e) =
+            crate::store::calls::bump_retry(&state.pool, &job.org_id, &call_id, msg).await
     {
         tracing::warn!(error = %e, "could not count the retry on the call");
     }
@@ -173,7 +175,9 @@ async fn on_final_failure(state: &AppState, job: &Job, code: &str, msg: &str) {
             .flatten()
             .is_some_and(|c| c.status == "failed");
         if !already
-            && let Err(e) = crate::store::calls::mark_failed(&state.pool, &job.org_id, &call_id, code, msg).await
+            && let Err(e) =
+                crate::store::calls::mark_failed(&state.pool, &job.org_id, &call_id, code, msg)
+                    .await
         {
             tracing::warn!(error = %e, "could not mark the call failed");
         }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use callscope_transcription::pipeline::{self, PipelineOptions};
-use callscope_transcription::{AsrOutcome, ChannelLayout, PipelineOutput, Segment, SpeakerRole, Utterance, import};
+use callscope_transcription::{
+    AsrOutcome, ChannelLayout, PipelineOutput, Segment, SpeakerRole, Utterance, import,
+};
 use serde_json::json;
 use sqlx::SqliteConnection;
 
@@ -83,7 +85,10 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
 
     let opts = PipelineOptions {
         layout: layout_of(&call),
-        language: call.language.clone().or_else(|| state.config.asr.language.clone()),
+        language: call
+            .language
+            .clone()
+            .or_else(|| state.config.asr.language.clone()),
         ..Default::default()
     };
     let engine = state.asr.engine();
@@ -97,8 +102,11 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
                 None => Vec::new(),
             }
         };
-        let aligner: Option<&dyn Fn(&[Utterance]) -> Vec<Segment>> =
-            if transcript.is_some() { Some(&align) } else { None };
+        let aligner: Option<pipeline::TranscriptAligner<'_>> = if transcript.is_some() {
+            Some(&align)
+        } else {
+            None
+        };
         pipeline::run_file(&path, &opts, engine.as_deref(), aligner, &mut |_| {})
     })
     .await

@@ -7,9 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callscope_api::config::Config;
+use callscope_api::http::state::AsrState;
 use callscope_api::server::{self, Running};
 use callscope_api::store;
-use callscope_api::http::state::AsrState;
 use serde_json::Value;
 
 pub struct TestServer {
@@ -20,8 +20,10 @@ pub struct TestServer {
 }
 
 pub fn test_config(dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.data_dir = dir.join("data");
+    let mut c = Config {
+        data_dir: dir.join("data"),
+        ..Config::default()
+    };
     c.http.addr = "127.0.0.1:0".parse().unwrap();
     c.workers = 2;
     c.jobs.poll_ms = 50;
@@ -115,7 +117,9 @@ impl TestServer {
     pub async fn wait_done(&self, key: &str, call_id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let (s, v) = self.get_json(key, &format!("/api/v1/calls/{call_id}")).await;
+            let (s, v) = self
+                .get_json(key, &format!("/api/v1/calls/{call_id}"))
+                .await;
             assert_eq!(s, 200, "{v}");
             let st = v["status"].as_str().unwrap_or_default().to_string();
             if !["received", "transcribing", "analyzing"].contains(&st.as_str()) {
@@ -140,23 +144,51 @@ fn run(cmd: &mut Command) {
 /// padded to `total_s` seconds.
 fn voice(dir: &Path, name: &str, voice: &str, text: &str, lead_s: f32, total_s: f32) -> PathBuf {
     let raw = dir.join(format!("{name}-raw.wav"));
-    run(Command::new("espeak-ng").args(["-v", voice, "-s", "150", "-w"]).arg(&raw).arg(text));
+    run(Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(text));
     let out = dir.join(format!("{name}.wav"));
     run(Command::new("sox")
         .arg(&raw)
         .args(["-r", "16000", "-c", "1", "-b", "16"])
         .arg(&out)
-        .args(["pad", &lead_s.to_string(), "30", "trim", "0", &total_s.to_string()]));
+        .args([
+            "pad",
+            &lead_s.to_string(),
+            "30",
+            "trim",
+            "0",
+            &total_s.to_string(),
+        ]));
     out
 }
 
 /// A two-party stereo call: agent on the left speaking at 0.5 s, customer on the right at
 /// 4.0 s; 8 s long.
 pub fn stereo_call(dir: &Path) -> PathBuf {
-    let agent = voice(dir, "agent", "en-us", "Hello, thank you for calling. How can I help?", 0.5, 8.0);
-    let customer = voice(dir, "customer", "en-gb", "Hi, I have a question about my bill.", 4.0, 8.0);
+    let agent = voice(
+        dir,
+        "agent",
+        "en-us",
+        "Hello, thank you for calling. How can I help?",
+        0.5,
+        8.0,
+    );
+    let customer = voice(
+        dir,
+        "customer",
+        "en-gb",
+        "Hi, I have a question about my bill.",
+        4.0,
+        8.0,
+    );
     let out = dir.join("call.wav");
-    run(Command::new("sox").arg("-M").arg(&agent).arg(&customer).arg(&out));
+    run(Command::new("sox")
+        .arg("-M")
+        .arg(&agent)
+        .arg(&customer)
+        .arg(&out));
     out
 }
 
