@@ -91,6 +91,7 @@ pub async fn accept(
     // Cheap early answer for the common duplicate; the insert below still decides races.
     if let Some(ext) = new_call.external_id.as_deref()
         && let Some(existing) = calls::find_by_external_id(&state.pool, org_id, ext).await?
+        && !calls::is_rejected(&existing)
     {
         return Ok(Accepted::Existing(existing));
     }
@@ -114,8 +115,13 @@ pub async fn accept(
                 Some((err.code(), &err.to_string())),
             )
             .await?;
-            if !created {
+            if !created && !calls::is_rejected(&call) {
                 return Ok(Accepted::Existing(call));
+            }
+            if !created {
+                // Refused again: the row keeps the latest reason.
+                calls::mark_failed(&mut *conn, org_id, &call.id, err.code(), &err.to_string())
+                    .await?;
             }
             tracing::info!(call_id = %call.id, org_id, code = err.code(), "recording rejected");
             return Err(rejection(&err).with_details(json!({ "call_id": call.id })));
@@ -124,10 +130,16 @@ pub async fn accept(
     };
 
     let mut tx = state.pool.begin().await?;
-    let (call, created) =
+    let (mut call, created) =
         calls::insert_or_existing(&mut tx, org_id, &new_call, CallStatus::Received, None).await?;
     if !created {
-        return Ok(Accepted::Existing(call));
+        // An earlier attempt with this external id was refused: this one takes its place.
+        if !calls::revive_rejected(&mut tx, org_id, &call.id, &new_call).await? {
+            return Ok(Accepted::Existing(call));
+        }
+        call = calls::get_call(&mut *tx, org_id, &call.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("call"))?;
     }
 
     attach_and_queue(&mut tx, state, org_id, &call.id, file, &info, transcript).await?;

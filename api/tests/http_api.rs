@@ -442,6 +442,43 @@ async fn bad_audio_is_refused_and_recorded_as_failed() {
         .await
         .unwrap();
     assert_eq!(recs, 0);
+
+    // The PBX retries "r1" with a good file: the refused call takes it (202), gets processed,
+    // and later posts of "r1" are duplicates.
+    let r1_id = r1["id"].as_str().unwrap().to_string();
+    let (st, body) = s
+        .upload(
+            &key,
+            "call.wav",
+            wav_again(&s),
+            &[("external_call_id", "r1")],
+            None,
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["id"], r1_id.as_str());
+    let done = s.wait_done(&key, &r1_id).await;
+    assert_eq!(done["status"], "transcription_unavailable", "{done}");
+    assert!(done["failure"].is_null());
+    let (st, _) = s
+        .upload(
+            &key,
+            "call.wav",
+            wav_again(&s),
+            &[("external_call_id", "r1")],
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let recs_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(recs_after, 1);
+}
+
+fn wav_again(s: &TestServer) -> Vec<u8> {
+    std::fs::read(s.dir.path().join("call.wav")).unwrap()
 }
 
 #[tokio::test]
@@ -544,4 +581,141 @@ async fn pagination_walks_every_call_once() {
     assert_eq!(seen, ids);
     let (st, _) = s.get_json(&key, "/api/v1/calls?cursor=%%%").await;
     assert_eq!(st, 400);
+}
+
+#[tokio::test]
+async fn wav_header_that_overstates_its_length_is_processed_for_what_is_there() {
+    let s = TestServer::start(|_| {}).await;
+    let (_, key) = s.org("a").await;
+    let wav = std::fs::read(stereo_call(s.dir.path())).unwrap();
+    // Cut in half: the header still claims 8 s.
+    let half = wav[..wav.len() / 2].to_vec();
+    let (st, c) = s
+        .upload(
+            &key,
+            "half.wav",
+            half,
+            &[("channel_layout", "stereo_agent_left")],
+            None,
+        )
+        .await;
+    assert_eq!(st, 202, "{c}");
+    let call = s.wait_done(&key, c["id"].as_str().unwrap()).await;
+    assert_eq!(call["status"], "transcription_unavailable", "{call}");
+    let dur = call["recording"]["duration_seconds"].as_f64().unwrap();
+    assert!(
+        (dur - 4.0).abs() < 0.2,
+        "measured {dur} s, header claims 8 s"
+    );
+}
+
+/// A speech engine double (no whisper model exists here): says which channel's utterance it
+/// heard and how long it was, so the test can check text reaches the right segments.
+struct ScriptedAsrDouble;
+
+impl callscope_transcription::AsrEngine for ScriptedAsrDouble {
+    fn name(&self) -> &str {
+        "scripted-double"
+    }
+    fn transcribe(
+        &self,
+        audio_16k: &[f32],
+        _language: Option<&str>,
+    ) -> callscope_transcription::Result<Vec<callscope_transcription::AsrSegment>> {
+        let ms = (audio_16k.len() as u64) * 1000 / 16_000;
+        Ok(vec![callscope_transcription::AsrSegment {
+            start_ms: 0,
+            end_ms: ms,
+            text: format!("utterance of {ms} ms"),
+            confidence: Some(0.9),
+            words: Vec::new(),
+        }])
+    }
+}
+
+#[tokio::test]
+async fn with_an_engine_calls_complete_with_its_text() {
+    use callscope_api::http::state::AsrState;
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let pool = callscope_api::server::open_database(&config).await.unwrap();
+    let running = callscope_api::server::start_with(
+        pool.clone(),
+        config,
+        AsrState::Loaded {
+            engine: std::sync::Arc::new(ScriptedAsrDouble),
+        },
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", running.addr);
+    let org = callscope_api::store::orgs::create_org(&pool, "a")
+        .await
+        .unwrap();
+    let key = callscope_api::auth::create_api_key(&pool, &org, "k", None)
+        .await
+        .unwrap()
+        .key;
+    let http = reqwest::Client::new();
+    let h: Value = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["asr"]["status"], "loaded");
+    assert_eq!(h["asr"]["engine"], "scripted-double");
+
+    let wav = std::fs::read(stereo_call(dir.path())).unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("channel_layout", "stereo_agent_right")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(wav).file_name("c.wav"),
+        );
+    let r = http
+        .post(format!("{base}/api/v1/recordings"))
+        .header("x-api-key", &key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let call = loop {
+        let c: Value = http
+            .get(format!("{base}/api/v1/calls/{id}"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if c["status"] == "completed" || c["status"] == "failed" {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "{c}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(call["status"], "completed", "{call}");
+    assert_eq!(call["asr_outcome"], "transcribed");
+    let segs = call["segments"].as_array().unwrap();
+    assert!(!segs.is_empty());
+    for seg in segs {
+        assert!(
+            seg["text"].as_str().unwrap().starts_with("utterance of "),
+            "{seg}"
+        );
+    }
+    // stereo_agent_right: the left channel (0) is the customer.
+    let first = segs.iter().find(|s| s["channel"] == 0).unwrap();
+    assert_eq!(first["speaker_role"], "customer");
+    running.shutdown().await;
 }

@@ -143,6 +143,55 @@ pub async fn insert_or_existing(
     Ok((call, false))
 }
 
+/// A call whose recording was refused (failed, no recording stored) may be posted again
+/// with the same external id: the new attempt takes over the row, with the new details.
+/// Returns whether the row was taken over (false: it is not such a call).
+pub async fn revive_rejected(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    id: &str,
+    new: &NewCall,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE calls SET direction = ?, customer_phone = ?, agent_identifier = ?, started_at = ?,
+            duration_ms = ?, channel_layout = ?, language = ?, recording_url = ?, metadata = ?,
+            status = 'received', failure_code = NULL, failure_reason = NULL, updated_at = ?
+         WHERE org_id = ? AND id = ? AND status = 'failed'
+           AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.call_id = calls.id)",
+    )
+    .bind(&new.direction)
+    .bind(&new.customer_phone)
+    .bind(&new.agent_identifier)
+    .bind(new.started_at)
+    .bind(new.duration_ms)
+    .bind(&new.channel_layout)
+    .bind(&new.language)
+    .bind(&new.recording_url)
+    .bind(&new.metadata)
+    .bind(now_ms())
+    .bind(org_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// True for a call whose recording was refused: it may be posted again.
+pub fn is_rejected(call: &Call) -> bool {
+    call.status == CallStatus::Failed.as_str()
+        && matches!(
+            call.failure_code.as_deref(),
+            Some(
+                "unsupported_format"
+                    | "corrupt_audio"
+                    | "empty_audio"
+                    | "recording_fetch_failed"
+                    | "payload_too_large"
+                    | "recording_unreachable"
+            )
+        )
+}
+
 pub async fn get_call<'e>(
     ex: impl SqliteExecutor<'e>,
     org_id: &str,
