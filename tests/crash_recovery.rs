@@ -240,6 +240,22 @@ async fn kill_9_during_processing_then_restart_completes_once() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    second.kill().unwrap();
-    second.wait().unwrap();
+    // SIGTERM: a graceful stop, exit status 0.
+    let status = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(st) = second.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            panic!("callscope did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
 }

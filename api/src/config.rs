@@ -246,3 +246,20 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    /// The shipped example must stay loadable and equal to the defaults it documents.
+    #[test]
+    fn example_config_parses_to_the_defaults() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../callscope.example.toml");
+        let c = super::Config::load_with_env(Some(&path), Vec::new()).unwrap();
+        let d = super::Config::default();
+        assert_eq!(c.http.addr, d.http.addr);
+        assert_eq!(c.max_upload_bytes, d.max_upload_bytes);
+        assert_eq!(c.data_dir, d.data_dir);
+        assert_eq!(c.jobs.max_attempts, d.jobs.max_attempts);
+        assert_eq!(c.asr.model_path, None);
+    }
+}
