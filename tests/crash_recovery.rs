@@ -189,8 +189,13 @@ async fn kill_9_during_processing_then_restart_completes_once() {
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
 
+    // A partial upload a killed process would leave behind.
+    let leftover = data.join("recordings/.incoming/upload-partial.wav");
+    std::fs::write(&leftover, b"RIFF....").unwrap();
+
     // Restart on the same data; the expired lease hands the job to the new process.
     let (mut second, base) = serve(&data);
+    assert!(!leftover.exists(), "partial file not swept at start-up");
     let deadline = Instant::now() + Duration::from_secs(180);
     let call = loop {
         let c = call_json(&http, &base, &key, &id).await;

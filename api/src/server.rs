@@ -43,11 +43,6 @@ impl Running {
             let _ = w.await;
         }
     }
-
-    /// Wait until the HTTP server ends (after `stop` was sent elsewhere).
-    pub fn stopper(&self) -> watch::Sender<bool> {
-        self.stop.clone()
-    }
 }
 
 /// Open (and create) the database and bring its schema up to date.
@@ -100,6 +95,7 @@ pub async fn start_with(
     let listener = TcpListener::bind(config.http.addr).await?;
     let addr = listener.local_addr()?;
     let state = AppState::new(pool, config, asr)?;
+    sweep_incoming(&state.incoming_dir());
     let (stop, stop_rx) = watch::channel(false);
     let mut workers = crate::worker::spawn_workers(state.clone(), stop_rx.clone());
     let client = crate::webhooks::default_http_client()
@@ -130,4 +126,26 @@ pub async fn start_with(
         http,
         workers,
     })
+}
+
+/// Remove partial uploads and downloads a killed process left behind. Nothing refers to
+/// them: a file becomes a recording only by being moved out of `incoming/`, and a fetch job
+/// that was interrupted downloads again.
+fn sweep_incoming(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a partial file left by an earlier run")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove a partial file")
+                }
+            }
+        }
+    }
 }
