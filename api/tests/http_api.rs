@@ -719,3 +719,90 @@ async fn with_an_engine_calls_complete_with_its_text() {
     assert_eq!(first["speaker_role"], "customer");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn concurrent_duplicates_make_one_call() {
+    let s = std::sync::Arc::new(TestServer::start(|_| {}).await);
+    let (_, key) = s.org("a").await;
+    let wav = std::fs::read(stereo_call(s.dir.path())).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (s, key, wav) = (s.clone(), key.clone(), wav.clone());
+        tasks.push(tokio::spawn(async move {
+            s.upload(&key, "c.wav", wav, &[("external_call_id", "same")], None)
+                .await
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let (st, body) = t.await.unwrap();
+        assert!(st == 202 || st == 200, "{st} {body}");
+        if st == 202 {
+            created += 1;
+        }
+        ids.insert(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1);
+    let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
+    let files = std::fs::read_dir(s.dir.path().join("data/recordings/.incoming"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 0, "losing duplicates left files behind");
+}
+
+#[tokio::test]
+async fn common_formats_are_accepted_processed_and_served_with_their_type() {
+    let s = TestServer::start(|_| {}).await;
+    let (_, key) = s.org("a").await;
+    let wav = stereo_call(s.dir.path());
+    for (ext, args, format, ctype) in [
+        ("mp3", vec!["-b:a", "64k"], "mp3", "audio/mpeg"),
+        ("ogg", vec!["-c:a", "libopus"], "ogg", "audio/ogg"),
+        ("webm", vec!["-c:a", "libopus"], "webm", "audio/webm"),
+        ("flac", vec![], "flac", "audio/flac"),
+        ("m4a", vec!["-c:a", "aac"], "mp4", "audio/mp4"),
+    ] {
+        let out = s.dir.path().join(format!("call.{ext}"));
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-i"])
+            .arg(&wav)
+            .args(&args)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ffmpeg {ext}");
+        let bytes = std::fs::read(&out).unwrap();
+        let (st, c) = s
+            .upload(
+                &key,
+                &format!("call.{ext}"),
+                bytes.clone(),
+                &[("channel_layout", "stereo_agent_left")],
+                None,
+            )
+            .await;
+        assert_eq!(st, 202, "{ext}: {c}");
+        let id = c["id"].as_str().unwrap();
+        let call = s.wait_done(&key, id).await;
+        assert_eq!(call["status"], "transcription_unavailable", "{ext}: {call}");
+        assert_eq!(call["recording"]["format"], format, "{ext}");
+        assert_eq!(call["recording"]["channels"], 2, "{ext}");
+        let dur = call["recording"]["duration_seconds"].as_f64().unwrap();
+        assert!((dur - 8.0).abs() < 0.15, "{ext}: {dur}");
+        let segs = call["segments"].as_array().unwrap();
+        assert!(segs.iter().any(|s| s["speaker_role"] == "agent"), "{ext}");
+        assert!(
+            segs.iter().any(|s| s["speaker_role"] == "customer"),
+            "{ext}"
+        );
+        let r = s.get(&key, &format!("/api/v1/calls/{id}/recording")).await;
+        assert_eq!(r.headers()["content-type"], ctype, "{ext}");
+        assert_eq!(r.bytes().await.unwrap().len(), bytes.len());
+    }
+}
