@@ -19,7 +19,10 @@ fn main() {
         Some("stereo_agent_left") => ChannelLayout::StereoAgentLeft,
         _ => ChannelLayout::Mono,
     };
-    let opts = PipelineOptions { layout, ..Default::default() };
+    let opts = PipelineOptions {
+        layout,
+        ..Default::default()
+    };
     let started = Instant::now();
     match run_file_utterances(&path, &opts, &mut |_| {}) {
         Ok((info, utterances)) => {

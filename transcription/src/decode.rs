@@ -10,10 +10,10 @@ use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::LazyLock;
 
+use symphonia::core::codecs::CodecParameters;
 use symphonia::core::codecs::audio::well_known::*;
 use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::codecs::registry::CodecRegistry;
-use symphonia::core::codecs::CodecParameters;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
@@ -54,7 +54,9 @@ impl StreamInfo {
     /// The container's claimed duration in ms, 0 when unknown.
     pub fn claimed_ms(&self) -> u64 {
         match self.claimed_frames {
-            Some(frames) if self.sample_rate > 0 => frames.saturating_mul(1000) / u64::from(self.sample_rate),
+            Some(frames) if self.sample_rate > 0 => {
+                frames.saturating_mul(1000) / u64::from(self.sample_rate)
+            }
             _ => 0,
         }
     }
@@ -111,7 +113,12 @@ impl StreamDecoder {
     fn from_source(source: Box<dyn MediaSource>, head: &[u8], hint: Hint) -> Result<Self> {
         let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
         let probed = guarded(|| {
-            symphonia::default::get_probe().probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+            symphonia::default::get_probe().probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
         })?;
         let reader = probed.map_err(|e| probe_error(e, head))?;
 
@@ -121,16 +128,22 @@ impl StreamDecoder {
             .ok_or_else(|| TranscriptionError::UnsupportedFormat("no audio track".into()))?;
         let track_id = track.id;
         let Some(CodecParameters::Audio(params)) = track.codec_params.as_ref() else {
-            return Err(TranscriptionError::UnsupportedFormat("audio track without codec parameters".into()));
+            return Err(TranscriptionError::UnsupportedFormat(
+                "audio track without codec parameters".into(),
+            ));
         };
         let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
         let sample_rate = params.sample_rate.unwrap_or(0);
         let codec = codec_name(params.codec, params.bits_per_sample);
         if sample_rate == 0 {
-            return Err(TranscriptionError::CorruptAudio("stream declares no sample rate".into()));
+            return Err(TranscriptionError::CorruptAudio(
+                "stream declares no sample rate".into(),
+            ));
         }
         if channels > MAX_CHANNELS {
-            return Err(TranscriptionError::UnsupportedFormat(format!("{channels} channels")));
+            return Err(TranscriptionError::UnsupportedFormat(format!(
+                "{channels} channels"
+            )));
         }
         let container = container_name(reader.format_info().short_name, head);
         let claimed_frames = track.num_frames;
@@ -197,7 +210,9 @@ impl StreamDecoder {
                 }
                 // Truncated files, WAV headers that promise more than is there and browser
                 // MediaRecorder WebM with unknown sizes all end in UnexpectedEof: that is the end.
-                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(SymphoniaError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
                     self.finished = true;
                     break;
                 }
@@ -212,7 +227,11 @@ impl StreamDecoder {
                 continue;
             }
             let decoder = &mut self.decoder;
-            let decoded = match guarded(|| decoder.decode(&packet).map(|buf| copy_planes(&buf, &mut self.scratch))) {
+            let decoded = match guarded(|| {
+                decoder
+                    .decode(&packet)
+                    .map(|buf| copy_planes(&buf, &mut self.scratch))
+            }) {
                 Ok(decoded) => decoded,
                 Err(e) => return self.stop_after_panic(e),
             };
@@ -280,7 +299,10 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T> {
 }
 
 /// Copy a decoded buffer out as planar f32; returns (frames, planes).
-fn copy_planes(buf: &symphonia::core::audio::GenericAudioBufferRef<'_>, scratch: &mut Vec<Vec<f32>>) -> (usize, usize) {
+fn copy_planes(
+    buf: &symphonia::core::audio::GenericAudioBufferRef<'_>,
+    scratch: &mut Vec<Vec<f32>>,
+) -> (usize, usize) {
     let frames = buf.frames();
     let planes = buf.num_planes();
     if frames > 0 && planes > 0 && planes <= MAX_CHANNELS {
@@ -298,7 +320,11 @@ fn fill_output(planes: &[Vec<f32>], channels: usize, frames: usize, out: &mut Ve
         match planes.get(ch) {
             Some(src) => {
                 let take = src.len().min(frames);
-                dst.extend(src.iter().take(take).map(|s| if s.is_finite() { *s } else { 0.0 }));
+                dst.extend(
+                    src.iter()
+                        .take(take)
+                        .map(|s| if s.is_finite() { *s } else { 0.0 }),
+                );
                 dst.resize(frames, 0.0);
             }
             None => dst.resize(frames, 0.0),

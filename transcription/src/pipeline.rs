@@ -74,32 +74,55 @@ pub fn run_file(
     let mut segments: Vec<Segment> = Vec::new();
     let mut done = 0usize;
 
-    let info = stream_utterances(path, opts, use_asr.is_some(), progress, &mut |channel, utt, progress| {
-        let utterance = speakers.utterance(channel, &utt);
-        utterances.push(utterance);
-        if let Some(engine) = use_asr {
-            let asr_segments = engine.transcribe(&utt.audio, opts.language.as_deref())?;
-            segments.extend(map_asr_segments(&utterance, &speakers, utt.audio_start_ms(), asr_segments));
-            done += 1;
-            progress(Progress::Transcribing { done, total: done });
-        }
-        Ok(())
-    })?;
+    let info = stream_utterances(
+        path,
+        opts,
+        use_asr.is_some(),
+        progress,
+        &mut |channel, utt, progress| {
+            let utterance = speakers.utterance(channel, &utt);
+            utterances.push(utterance);
+            if let Some(engine) = use_asr {
+                let asr_segments = engine.transcribe(&utt.audio, opts.language.as_deref())?;
+                segments.extend(map_asr_segments(
+                    &utterance,
+                    &speakers,
+                    utt.audio_start_ms(),
+                    asr_segments,
+                ));
+                done += 1;
+                progress(Progress::Transcribing { done, total: done });
+            }
+            Ok(())
+        },
+    )?;
 
     if utterances.is_empty() {
-        return Ok(PipelineOutput { info, segments: Vec::new(), asr: AsrOutcome::NoSpeech });
+        return Ok(PipelineOutput {
+            info,
+            segments: Vec::new(),
+            asr: AsrOutcome::NoSpeech,
+        });
     }
     sort_utterances(&mut utterances);
     let (mut segments, outcome) = match (transcript_aligner, use_asr) {
         (Some(align), _) => (align(&utterances), AsrOutcome::Imported),
         (None, Some(_)) => (segments, AsrOutcome::Transcribed),
         (None, None) => {
-            let bare = utterances.iter().map(|u| speakers.bare_segment(u)).collect();
+            let bare = utterances
+                .iter()
+                .map(|u| speakers.bare_segment(u))
+                .collect();
             (bare, AsrOutcome::Unavailable)
         }
     };
-    segments.sort_by(|a, b| (a.start_ms, a.channel, a.end_ms).cmp(&(b.start_ms, b.channel, b.end_ms)));
-    Ok(PipelineOutput { info, segments, asr: outcome })
+    segments
+        .sort_by(|a, b| (a.start_ms, a.channel, a.end_ms).cmp(&(b.start_ms, b.channel, b.end_ms)));
+    Ok(PipelineOutput {
+        info,
+        segments,
+        asr: outcome,
+    })
 }
 
 /// Decode, resample and VAD a file; return its info and the utterances of every channel in
@@ -119,7 +142,8 @@ pub fn run_file_utterances(
     Ok((info, utterances))
 }
 
-type UtteranceSink<'a> = dyn FnMut(u16, FinishedUtterance, &mut dyn FnMut(Progress)) -> Result<()> + 'a;
+type UtteranceSink<'a> =
+    dyn FnMut(u16, FinishedUtterance, &mut dyn FnMut(Progress)) -> Result<()> + 'a;
 
 /// The streaming core: calls `sink(channel, utterance)` as each utterance closes.
 fn stream_utterances(
@@ -138,16 +162,22 @@ fn stream_utterances(
         ChannelLayout::Mono => 1usize,
         ChannelLayout::StereoAgentLeft | ChannelLayout::StereoAgentRight => {
             if file_channels != 2 {
-                return Err(TranscriptionError::LayoutMismatch { layout: opts.layout, channels: file_channels });
+                return Err(TranscriptionError::LayoutMismatch {
+                    layout: opts.layout,
+                    channels: file_channels,
+                });
             }
             2
         }
     };
     let total_ms = decoder.info().claimed_ms();
     let mut resampler = StreamResampler::new(decoder.info().sample_rate, tracks)?;
-    let mut vads: Vec<VadStream> = (0..tracks).map(|_| VadStream::earshot(opts.vad.clone())).collect();
-    let mut segmenters: Vec<Segmenter> =
-        (0..tracks).map(|_| Segmenter::new(opts.segment.clone(), keep_audio)).collect();
+    let mut vads: Vec<VadStream> = (0..tracks)
+        .map(|_| VadStream::earshot(opts.vad.clone()))
+        .collect();
+    let mut segmenters: Vec<Segmenter> = (0..tracks)
+        .map(|_| Segmenter::new(opts.segment.clone(), keep_audio))
+        .collect();
 
     let mut mixed: Vec<Vec<f32>> = vec![Vec::new(); 1];
     let mut resampled: Vec<Vec<f32>> = vec![Vec::new(); tracks];
@@ -190,7 +220,10 @@ fn stream_utterances(
     deliver(&mut finished, sink, progress)?;
 
     let duration_ms = decoder.decoded_ms();
-    progress(Progress::Decoding { done_ms: duration_ms, total_ms });
+    progress(Progress::Decoding {
+        done_ms: duration_ms,
+        total_ms,
+    });
     let info = decoder.info();
     Ok(AudioInfo {
         container: info.container.clone(),
@@ -210,7 +243,12 @@ fn feed_channels(
     finished: &mut Vec<Finished>,
 ) {
     let mut closed = Vec::new();
-    for (ch, ((vad, seg), samples)) in vads.iter_mut().zip(segmenters.iter_mut()).zip(audio).enumerate() {
+    for (ch, ((vad, seg), samples)) in vads
+        .iter_mut()
+        .zip(segmenters.iter_mut())
+        .zip(audio)
+        .enumerate()
+    {
         vad.push(samples, &mut |d, f| seg.push_frame(d, f, &mut closed));
         finished.extend(closed.drain(..).map(|u| (ch as u16, u)));
     }
@@ -242,7 +280,8 @@ fn downmix(chunk: &[Vec<f32>], out: &mut [Vec<f32>]) {
 }
 
 fn sort_utterances(utterances: &mut [Utterance]) {
-    utterances.sort_by(|a, b| (a.start_ms, a.channel, a.end_ms).cmp(&(b.start_ms, b.channel, b.end_ms)));
+    utterances
+        .sort_by(|a, b| (a.start_ms, a.channel, a.end_ms).cmp(&(b.start_ms, b.channel, b.end_ms)));
 }
 
 /// Who speaks on which analysed channel.
@@ -261,7 +300,10 @@ impl Speakers {
     }
 
     fn role(&self, channel: u16) -> SpeakerRole {
-        self.roles.get(usize::from(channel)).copied().unwrap_or(SpeakerRole::Unknown)
+        self.roles
+            .get(usize::from(channel))
+            .copied()
+            .unwrap_or(SpeakerRole::Unknown)
     }
 
     fn label(&self, channel: u16) -> String {
@@ -273,7 +315,12 @@ impl Speakers {
     }
 
     fn utterance(&self, channel: u16, utt: &FinishedUtterance) -> Utterance {
-        Utterance { channel, role: self.role(channel), start_ms: utt.start_ms(), end_ms: utt.end_ms() }
+        Utterance {
+            channel,
+            role: self.role(channel),
+            start_ms: utt.start_ms(),
+            end_ms: utt.end_ms(),
+        }
     }
 
     fn bare_segment(&self, u: &Utterance) -> Segment {
@@ -298,7 +345,11 @@ fn map_asr_segments(
     audio_start_ms: u64,
     asr: Vec<AsrSegment>,
 ) -> Vec<Segment> {
-    let clamp = |t: u64| audio_start_ms.saturating_add(t).clamp(utt.start_ms, utt.end_ms);
+    let clamp = |t: u64| {
+        audio_start_ms
+            .saturating_add(t)
+            .clamp(utt.start_ms, utt.end_ms)
+    };
     let mut out: Vec<Segment> = asr
         .into_iter()
         .filter(|s| !s.text.trim().is_empty())
@@ -310,7 +361,11 @@ fn map_asr_segments(
                 .into_iter()
                 .map(|w| {
                     let ws = clamp(w.start_ms);
-                    Word { start_ms: ws, end_ms: clamp(w.end_ms).max(ws), ..w }
+                    Word {
+                        start_ms: ws,
+                        end_ms: clamp(w.end_ms).max(ws),
+                        ..w
+                    }
                 })
                 .collect();
             Segment {

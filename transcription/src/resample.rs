@@ -46,7 +46,10 @@ impl StreamResampler {
             )));
         }
         if input_rate == TARGET_RATE {
-            return Ok(Self { channels, engine: None });
+            return Ok(Self {
+                channels,
+                engine: None,
+            });
         }
         let fft = Fft::<f32>::new(
             input_rate as usize,
@@ -55,7 +58,9 @@ impl StreamResampler {
             channels,
             FixedSync::Input,
         )
-        .map_err(|e| TranscriptionError::UnsupportedFormat(format!("sample rate {input_rate} Hz: {e}")))?;
+        .map_err(|e| {
+            TranscriptionError::UnsupportedFormat(format!("sample rate {input_rate} Hz: {e}"))
+        })?;
         let delay_to_trim = fft.output_delay();
         let out_max = fft.output_frames_max();
         Ok(Self {
@@ -133,12 +138,23 @@ impl Engine {
         Ok(())
     }
 
-    fn run_once(&mut self, partial: Option<usize>, out: &mut [Vec<f32>], limit: u64) -> Result<usize> {
+    fn run_once(
+        &mut self,
+        partial: Option<usize>,
+        out: &mut [Vec<f32>],
+        limit: u64,
+    ) -> Result<usize> {
         self.process(0, partial, out, limit)
     }
 
     /// One resampler call from `pending[offset..]`; appends at most `limit - output_total` frames.
-    fn process(&mut self, offset: usize, partial: Option<usize>, out: &mut [Vec<f32>], limit: u64) -> Result<usize> {
+    fn process(
+        &mut self,
+        offset: usize,
+        partial: Option<usize>,
+        out: &mut [Vec<f32>],
+        limit: u64,
+    ) -> Result<usize> {
         let frames_in = self.pending.first().map_or(0, Vec::len);
         let need = self.fft.input_frames_next();
         // rubato wants an input buffer at least `need` long even for a partial final chunk.
@@ -152,8 +168,9 @@ impl Engine {
         let input = SequentialSliceOfVecs::new(&self.pending, channels, frames_in)
             .map_err(|e| TranscriptionError::CorruptAudio(format!("resampler input: {e}")))?;
         let out_frames = self.produced.first().map_or(0, Vec::len);
-        let mut output = SequentialSliceOfVecs::new_mut(&mut self.produced, channels, out_frames)
-            .map_err(|e| TranscriptionError::CorruptAudio(format!("resampler output: {e}")))?;
+        let mut output =
+            SequentialSliceOfVecs::new_mut(&mut self.produced, channels, out_frames)
+                .map_err(|e| TranscriptionError::CorruptAudio(format!("resampler output: {e}")))?;
         let indexing = Indexing {
             input_offset: offset,
             output_offset: 0,

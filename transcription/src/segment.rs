@@ -92,11 +92,18 @@ impl Segmenter {
     }
 
     /// Feed one frame; finished utterances are pushed onto `out`.
-    pub fn push_frame(&mut self, decision: FrameDecision, frame: &[f32], out: &mut Vec<FinishedUtterance>) {
+    pub fn push_frame(
+        &mut self,
+        decision: FrameDecision,
+        frame: &[f32],
+        out: &mut Vec<FinishedUtterance>,
+    ) {
         let frame_start = decision.start_sample;
         let frame_end = frame_start + frame.len() as u64;
         let pad = self.samples(self.params.padding_ms) as usize;
-        let max_len = self.samples(self.params.max_utterance_ms).max(self.samples(1000));
+        let max_len = self
+            .samples(self.params.max_utterance_ms)
+            .max(self.samples(1000));
         let min_silence = self.samples(self.params.min_silence_ms);
         self.pos = frame_end;
 
@@ -124,7 +131,8 @@ impl Segmenter {
                     }
                 } else {
                     // Without audio the preroll is only a length.
-                    self.preroll.resize((self.preroll.len() + frame.len()).min(pad), 0.0);
+                    self.preroll
+                        .resize((self.preroll.len() + frame.len()).min(pad), 0.0);
                 }
             }
             Some(cur) => {
@@ -163,7 +171,8 @@ impl Segmenter {
         if self.keep_audio {
             let tail = cur.audio.get(keep..).unwrap_or(&[]);
             let from = tail.len().saturating_sub(pad as usize);
-            self.preroll.extend(tail.get(from..).unwrap_or(&[]).iter().copied());
+            self.preroll
+                .extend(tail.get(from..).unwrap_or(&[]).iter().copied());
             cur.audio.truncate(keep);
         } else {
             let tail_len = (self.pos - audio_end).min(pad) as usize;
@@ -194,7 +203,11 @@ impl Segmenter {
             .map_or(self.pos, |(start, _)| *start);
         let split_at = (cut - cur.audio_start) as usize;
         let mut audio = cur.audio;
-        let rest = if self.keep_audio { audio.split_off(split_at.min(audio.len())) } else { Vec::new() };
+        let rest = if self.keep_audio {
+            audio.split_off(split_at.min(audio.len()))
+        } else {
+            Vec::new()
+        };
         let speech_end = cur.last_speech_end.min(cut);
         if speech_end - cur.speech_start >= self.samples(self.params.min_speech_ms) {
             out.push(FinishedUtterance {
@@ -229,7 +242,12 @@ mod tests {
             for _ in 0..frames {
                 let value = if speech { 0.5 } else { 0.0 };
                 let frame = vec![value; FRAME];
-                let d = FrameDecision { start_sample: pos, speech, voiced: speech, rms: value };
+                let d = FrameDecision {
+                    start_sample: pos,
+                    speech,
+                    voiced: speech,
+                    rms: value,
+                };
                 seg.push_frame(d, &frame, &mut out);
                 pos += FRAME as u64;
             }
@@ -242,7 +260,15 @@ mod tests {
     fn short_pauses_join_long_pauses_cut() {
         // 1 s speech, 256 ms pause (joined), 1 s speech, 1 s pause (cut), 0.5 s speech.
         let out = run(
-            &[(false, 10), (true, 62), (false, 16), (true, 62), (false, 62), (true, 31), (false, 5)],
+            &[
+                (false, 10),
+                (true, 62),
+                (false, 16),
+                (true, 62),
+                (false, 62),
+                (true, 31),
+                (false, 5),
+            ],
             SegmentParams::default(),
         );
         assert_eq!(out.len(), 2, "{out:?}");
@@ -250,13 +276,19 @@ mod tests {
         assert_eq!(out[0].speech_end, (10 + 62 + 16 + 62) * 256);
         // Padding: 200 ms before (3200 samples), and the audio stops 200 ms after the speech.
         assert_eq!(out[0].audio_start, 10 * 256 - 2560);
-        assert_eq!(out[0].audio.len() as u64, out[0].speech_end + 3200 - out[0].audio_start);
+        assert_eq!(
+            out[0].audio.len() as u64,
+            out[0].speech_end + 3200 - out[0].audio_start
+        );
         assert_eq!(out[1].speech_start, (10 + 62 + 16 + 62 + 62) * 256);
     }
 
     #[test]
     fn blips_are_dropped() {
-        let out = run(&[(false, 10), (true, 3), (false, 100)], SegmentParams::default());
+        let out = run(
+            &[(false, 10), (true, 3), (false, 100)],
+            SegmentParams::default(),
+        );
         assert!(out.is_empty(), "{out:?}");
     }
 

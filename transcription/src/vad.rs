@@ -46,7 +46,11 @@ impl SpeechScorer for EarshotScorer {
             *dst = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
         }
         let p = self.detector.predict_i16(&self.pcm);
-        if p.is_finite() { p.clamp(0.0, 1.0) } else { 0.0 }
+        if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 
     fn reset(&mut self) {
@@ -164,7 +168,11 @@ impl<S: SpeechScorer> VadStream<S> {
         let rms = rms(&self.frame);
         // Always score, even quiet frames: the model keeps context across frames.
         let score = self.scorer.score(&self.frame);
-        let raw = if rms < self.params.min_rms { 0.0 } else { score };
+        let raw = if rms < self.params.min_rms {
+            0.0
+        } else {
+            score
+        };
         let window = self.params.smoothing_frames.max(1);
         if self.recent.len() == window {
             self.recent.pop_front();
@@ -222,7 +230,11 @@ mod tests {
 
     #[test]
     fn hysteresis_and_hangover_shape_decisions() {
-        let params = VadParams { smoothing_frames: 1, hangover_frames: 2, ..VadParams::default() };
+        let params = VadParams {
+            smoothing_frames: 1,
+            hangover_frames: 2,
+            ..VadParams::default()
+        };
         let mut vad = VadStream::new(LoudnessScorerDouble, params);
         let mut audio = vec![0.0f32; 160 * 3];
         audio.extend(std::iter::repeat_n(0.5f32, 160 * 4));
@@ -237,7 +249,9 @@ mod tests {
         }
         assert_eq!(
             speech,
-            [false, false, false, true, true, true, true, true, true, false, false, false]
+            [
+                false, false, false, true, true, true, true, true, true, false, false, false
+            ]
         );
     }
 }

@@ -16,7 +16,8 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn decode_all(path: &Path) -> Result<u64, TranscriptionError> {
-    run_file_utterances(path, &PipelineOptions::default(), &mut |_| {}).map(|(info, _)| info.duration_ms)
+    run_file_utterances(path, &PipelineOptions::default(), &mut |_| {})
+        .map(|(info, _)| info.duration_ms)
 }
 
 #[test]
@@ -33,13 +34,21 @@ fn zero_bytes_is_empty_audio() {
 fn random_bytes_are_unsupported() {
     let dir = tempfile::tempdir().unwrap();
     for (i, len) in [1usize, 7, 100, 4096, 200_000].into_iter().enumerate() {
-        let p = write(dir.path(), &format!("random{i}.wav"), &pseudo_random_bytes(i as u64 + 11, len));
+        let p = write(
+            dir.path(),
+            &format!("random{i}.wav"),
+            &pseudo_random_bytes(i as u64 + 11, len),
+        );
         let err = probe(&p).expect_err("random bytes must not probe");
         assert_eq!(err.code(), "unsupported_format", "len {len}: {err}");
         assert!(decode_all(&p).is_err());
     }
     // Plain text with an audio extension too.
-    let p = write(dir.path(), "notes.mp3", b"this is not audio at all, just a text file\n");
+    let p = write(
+        dir.path(),
+        "notes.mp3",
+        b"this is not audio at all, just a text file\n",
+    );
     assert_eq!(probe(&p).unwrap_err().code(), "unsupported_format");
 }
 
@@ -63,7 +72,10 @@ fn truncated_wav_decodes_what_is_there() {
     let p = write(dir.path(), "half.wav", &bytes[..keep]);
     let ms = decode_all(&p).expect("truncated wav still has audio");
     let expected = ((keep - 44) / 4) as u64 * 1000 / 16_000;
-    assert!(ms.abs_diff(expected) <= 2, "decoded {ms} ms, {expected} ms present");
+    assert!(
+        ms.abs_diff(expected) <= 2,
+        "decoded {ms} ms, {expected} ms present"
+    );
 }
 
 #[test]
@@ -78,9 +90,17 @@ fn wav_header_claiming_more_data_reports_real_duration() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "liar.wav", &bytes);
     let probed = probe(&p).expect("probe");
-    assert!(probed.duration_ms > call.duration_ms * 5, "the header claims 10x: {}", probed.duration_ms);
+    assert!(
+        probed.duration_ms > call.duration_ms * 5,
+        "the header claims 10x: {}",
+        probed.duration_ms
+    );
     let ms = decode_all(&p).expect("decode");
-    assert!(ms.abs_diff(call.duration_ms) <= 2, "decoded {ms} ms, real {} ms", call.duration_ms);
+    assert!(
+        ms.abs_diff(call.duration_ms) <= 2,
+        "decoded {ms} ms, real {} ms",
+        call.duration_ms
+    );
 }
 
 #[test]
@@ -92,7 +112,10 @@ fn truncated_mp3_decodes_what_is_there() {
     let p = write(dir.path(), "cut.mp3", &bytes[..bytes.len() * 6 / 10]);
     let ms = decode_all(&p).expect("truncated mp3 still has audio");
     let expected = call.duration_ms * 6 / 10;
-    assert!(ms.abs_diff(expected) <= 400, "decoded {ms} ms, about {expected} ms present");
+    assert!(
+        ms.abs_diff(expected) <= 400,
+        "decoded {ms} ms, about {expected} ms present"
+    );
     // Cut inside the first frames: an error, not a panic.
     let p = write(dir.path(), "stub.mp3", &bytes[..bytes.len().min(300)]);
     if let Err(e) = decode_all(&p) {
@@ -111,7 +134,11 @@ fn corrupt_middle_decodes_or_fails_cleanly_for_every_format() {
         bytes[len * 4 / 10..len * 4 / 10 + noise.len()].copy_from_slice(&noise);
         let p = write(dir.path(), &format!("corrupt_{}", enc.file), &bytes);
         match decode_all(&p) {
-            Ok(ms) => assert!(ms > 0 && ms <= call.duration_ms * 3, "{}: {ms} ms", enc.name),
+            Ok(ms) => assert!(
+                ms > 0 && ms <= call.duration_ms * 3,
+                "{}: {ms} ms",
+                enc.name
+            ),
             Err(e) => assert!(e.is_bad_input(), "{}: {e}", enc.name),
         }
     }
@@ -121,13 +148,19 @@ fn corrupt_middle_decodes_or_fails_cleanly_for_every_format() {
 fn stereo_layout_on_mono_file_is_a_layout_mismatch() {
     let call = scripted_call();
     let mono = call.dir.join("mono_for_layout.wav");
-    run(std::process::Command::new("sox").arg(&call.master).arg(&mono).args(["remix", "1,2"]));
+    run(std::process::Command::new("sox")
+        .arg(&call.master)
+        .arg(&mono)
+        .args(["remix", "1,2"]));
     let opts = PipelineOptions {
         layout: callscope_transcription::ChannelLayout::StereoAgentLeft,
         ..Default::default()
     };
     let err = run_file_utterances(&mono, &opts, &mut |_| {}).unwrap_err();
-    assert!(matches!(err, TranscriptionError::LayoutMismatch { channels: 1, .. }), "{err}");
+    assert!(
+        matches!(err, TranscriptionError::LayoutMismatch { channels: 1, .. }),
+        "{err}"
+    );
     assert_eq!(err.code(), "channel_layout_mismatch");
 }
 

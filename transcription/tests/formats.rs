@@ -34,7 +34,10 @@ fn check_turns(name: &str, turns: &[Turn], utterances: &[Utterance]) -> i64 {
 #[test]
 fn every_format_decodes_to_the_scripted_call() {
     let call = scripted_call();
-    let opts = PipelineOptions { layout: ChannelLayout::StereoAgentLeft, ..Default::default() };
+    let opts = PipelineOptions {
+        layout: ChannelLayout::StereoAgentLeft,
+        ..Default::default()
+    };
     let mut failures = Vec::new();
     for enc in ENCODINGS {
         let path = encode(call, enc);
@@ -45,8 +48,9 @@ fn every_format_decodes_to_the_scripted_call() {
             assert_eq!(probed.codec, enc.codec, "{}: codec", enc.name);
 
             let mut decoding_reports = 0;
-            let (info, utterances) = run_file_utterances(&path, &opts, &mut |_| decoding_reports += 1)
-                .unwrap_or_else(|e| panic!("{}: pipeline failed: {e}", enc.name));
+            let (info, utterances) =
+                run_file_utterances(&path, &opts, &mut |_| decoding_reports += 1)
+                    .unwrap_or_else(|e| panic!("{}: pipeline failed: {e}", enc.name));
             assert!(decoding_reports > 0, "{}: no progress reported", enc.name);
             assert_eq!(info.channels, 2, "{}", enc.name);
             let dd = info.duration_ms.abs_diff(call.duration_ms);
@@ -59,7 +63,11 @@ fn every_format_decodes_to_the_scripted_call() {
             );
             let worst = check_turns(enc.name, &call.turns, &utterances);
             for u in &utterances {
-                let role = if u.channel == 0 { SpeakerRole::Agent } else { SpeakerRole::Customer };
+                let role = if u.channel == 0 {
+                    SpeakerRole::Agent
+                } else {
+                    SpeakerRole::Customer
+                };
                 assert_eq!(u.role, role, "{}", enc.name);
             }
             eprintln!(
@@ -78,17 +86,29 @@ fn every_format_decodes_to_the_scripted_call() {
             failures.push(msg);
         }
     }
-    assert!(failures.is_empty(), "{} format(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} format(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn stereo_agent_right_swaps_roles() {
     let call = scripted_call();
-    let opts = PipelineOptions { layout: ChannelLayout::StereoAgentRight, ..Default::default() };
+    let opts = PipelineOptions {
+        layout: ChannelLayout::StereoAgentRight,
+        ..Default::default()
+    };
     let (_, utterances) = run_file_utterances(&call.master, &opts, &mut |_| {}).expect("pipeline");
     assert!(!utterances.is_empty());
     for u in &utterances {
-        let role = if u.channel == 0 { SpeakerRole::Customer } else { SpeakerRole::Agent };
+        let role = if u.channel == 0 {
+            SpeakerRole::Customer
+        } else {
+            SpeakerRole::Agent
+        };
         assert_eq!(u.role, role);
     }
 }
@@ -96,9 +116,16 @@ fn stereo_agent_right_swaps_roles() {
 #[test]
 fn fixtures_decode_to_their_real_duration() {
     let dir = fixtures_dir();
-    for (name, channels) in [("pyannote_dev00.wav", 1u16), ("jfk.mp3", 1), ("LDC93S1_8k.wav", 1)] {
+    for (name, channels) in [
+        ("pyannote_dev00.wav", 1u16),
+        ("jfk.mp3", 1),
+        ("LDC93S1_8k.wav", 1),
+    ] {
         let path = dir.join("audio").join(name);
-        assert!(path.exists(), "fixture {path:?} missing (set CALLSCOPE_FIXTURES)");
+        assert!(
+            path.exists(),
+            "fixture {path:?} missing (set CALLSCOPE_FIXTURES)"
+        );
         let expected = ffmpeg_decoded_ms(&path);
         let (info, utterances) =
             run_file_utterances(&path, &PipelineOptions::default(), &mut |_| {}).expect(name);
@@ -110,6 +137,10 @@ fn fixtures_decode_to_their_real_duration() {
         );
         // All three are speech recordings.
         assert!(!utterances.is_empty(), "{name}: no speech found");
-        assert!(utterances.iter().all(|u| u.role == SpeakerRole::Unknown && u.channel == 0));
+        assert!(
+            utterances
+                .iter()
+                .all(|u| u.role == SpeakerRole::Unknown && u.channel == 0)
+        );
     }
 }

@@ -16,7 +16,11 @@ fn mutate(seed: u64, original: &[u8]) -> Vec<u8> {
         // Flip a handful of bytes, often in the header where parsers are most exposed.
         0 => {
             for k in 0..8 {
-                let at = if k < 4 { pick(k) % len.min(256) } else { pick(k) % len };
+                let at = if k < 4 {
+                    pick(k) % len.min(256)
+                } else {
+                    pick(k) % len
+                };
                 if let Some(b) = bytes.get_mut(at) {
                     *b ^= (pick(k + 1) as u8) | 1;
                 }

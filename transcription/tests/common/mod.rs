@@ -43,7 +43,11 @@ const TAIL_MS: u64 = 800;
 
 pub fn require_tool(tool: &str) {
     let ok = Command::new(tool)
-        .arg(if tool.starts_with("ff") { "-version" } else { "--version" })
+        .arg(if tool.starts_with("ff") {
+            "-version"
+        } else {
+            "--version"
+        })
         .output()
         .map(|o| o.status.success() || !o.stdout.is_empty())
         .unwrap_or(false);
@@ -55,7 +59,9 @@ pub fn require_tool(tool: &str) {
 }
 
 pub fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -66,14 +72,29 @@ pub fn run(cmd: &mut Command) {
 fn synth(dir: &Path, name: &str, voice: &str, speed: &str, text: &str) -> Vec<i16> {
     let raw = dir.join(format!("{name}_raw.wav"));
     let wav = dir.join(format!("{name}.wav"));
-    run(Command::new("espeak-ng").args(["-v", voice, "-s", speed, "-w"]).arg(&raw).arg(text));
-    run(Command::new("sox").arg(&raw).args(["-r", "16000", "-c", "1", "-b", "16"]).arg(&wav));
+    run(Command::new("espeak-ng")
+        .args(["-v", voice, "-s", speed, "-w"])
+        .arg(&raw)
+        .arg(text));
+    run(Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&wav));
     let mut reader = hound::WavReader::open(&wav).expect("read synthesised turn");
-    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
     // Trim to the first/last sample above 1% of full scale: the turn's exact speech extent.
     let loud = |s: &i16| s.unsigned_abs() > 328;
-    let first = samples.iter().position(loud).expect("espeak produced silence");
-    let last = samples.iter().rposition(loud).expect("espeak produced silence");
+    let first = samples
+        .iter()
+        .position(loud)
+        .expect("espeak produced silence");
+    let last = samples
+        .iter()
+        .rposition(loud)
+        .expect("espeak produced silence");
     samples[first..=last].to_vec()
 }
 
@@ -100,7 +121,11 @@ fn build(dir: &Path) -> ScriptedCall {
             track.resize(start, 0);
             track.extend_from_slice(&audio);
             let end_ms = t_ms + (audio.len() as u64 * 1000).div_ceil(u64::from(RATE));
-            turns.push(Turn { channel, start_ms: t_ms, end_ms });
+            turns.push(Turn {
+                channel,
+                start_ms: t_ms,
+                end_ms,
+            });
             t_ms = end_ms + GAP_MS;
         }
     }
@@ -108,21 +133,34 @@ fn build(dir: &Path) -> ScriptedCall {
     left.resize(total, 0);
     right.resize(total, 0);
     let master = dir.join("call_stereo.wav");
-    let spec = hound::WavSpec { channels: 2, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(&master, spec).expect("create master");
     for (l, r) in left.iter().zip(&right) {
         w.write_sample(*l).expect("write");
         w.write_sample(*r).expect("write");
     }
     w.finalize().expect("finalize master");
-    ScriptedCall { dir: dir.to_path_buf(), master, turns, duration_ms: total as u64 * 1000 / u64::from(RATE) }
+    ScriptedCall {
+        dir: dir.to_path_buf(),
+        master,
+        turns,
+        duration_ms: total as u64 * 1000 / u64::from(RATE),
+    }
 }
 
 /// The call, generated once per test binary.
 pub fn scripted_call() -> &'static ScriptedCall {
     static CALL: OnceLock<ScriptedCall> = OnceLock::new();
     CALL.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("callscope-call-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("callscope-call-")
+            .tempdir()
+            .expect("tempdir");
         build(&dir.keep())
     })
 }
@@ -142,19 +180,123 @@ pub struct Encoding {
 }
 
 pub const ENCODINGS: &[Encoding] = &[
-    Encoding { name: "wav_s16", file: "s16.wav", ffmpeg_args: &["-c:a", "pcm_s16le"], container: "wav", codec: "pcm_s16le", duration_tolerance_ms: 2, piped_format: None },
-    Encoding { name: "wav_s24_44k", file: "s24.wav", ffmpeg_args: &["-c:a", "pcm_s24le", "-ar", "44100"], container: "wav", codec: "pcm_s24le", duration_tolerance_ms: 2, piped_format: None },
-    Encoding { name: "wav_f32", file: "f32.wav", ffmpeg_args: &["-c:a", "pcm_f32le"], container: "wav", codec: "pcm_f32le", duration_tolerance_ms: 2, piped_format: None },
-    Encoding { name: "wav_mulaw_8k", file: "mulaw.wav", ffmpeg_args: &["-c:a", "pcm_mulaw", "-ar", "8000"], container: "wav", codec: "pcm_mulaw", duration_tolerance_ms: 2, piped_format: None },
-    Encoding { name: "wav_alaw_8k", file: "alaw.wav", ffmpeg_args: &["-c:a", "pcm_alaw", "-ar", "8000"], container: "wav", codec: "pcm_alaw", duration_tolerance_ms: 2, piped_format: None },
-    Encoding { name: "wav_ima_adpcm_8k", file: "adpcm.wav", ffmpeg_args: &["-c:a", "adpcm_ima_wav", "-ar", "8000"], container: "wav", codec: "adpcm_ima_wav", duration_tolerance_ms: 130, piped_format: None },
-    Encoding { name: "mp3_22k", file: "call.mp3", ffmpeg_args: &["-c:a", "libmp3lame", "-ar", "22050", "-b:a", "64k"], container: "mp3", codec: "mp3", duration_tolerance_ms: 80, piped_format: None },
-    Encoding { name: "ogg_vorbis", file: "vorbis.ogg", ffmpeg_args: &["-c:a", "libvorbis", "-ar", "44100"], container: "ogg", codec: "vorbis", duration_tolerance_ms: 80, piped_format: None },
-    Encoding { name: "ogg_opus", file: "opus.ogg", ffmpeg_args: &["-c:a", "libopus", "-b:a", "32k"], container: "ogg", codec: "opus", duration_tolerance_ms: 80, piped_format: None },
-    Encoding { name: "webm_opus", file: "opus.webm", ffmpeg_args: &["-c:a", "libopus", "-b:a", "32k"], container: "webm", codec: "opus", duration_tolerance_ms: 80, piped_format: None },
-    Encoding { name: "webm_opus_unknown_size", file: "piped.webm", ffmpeg_args: &["-c:a", "libopus", "-b:a", "32k"], container: "webm", codec: "opus", duration_tolerance_ms: 80, piped_format: Some("webm") },
-    Encoding { name: "m4a_aac", file: "call.m4a", ffmpeg_args: &["-c:a", "aac", "-b:a", "64k"], container: "mp4", codec: "aac", duration_tolerance_ms: 80, piped_format: None },
-    Encoding { name: "flac", file: "call.flac", ffmpeg_args: &["-c:a", "flac"], container: "flac", codec: "flac", duration_tolerance_ms: 2, piped_format: None },
+    Encoding {
+        name: "wav_s16",
+        file: "s16.wav",
+        ffmpeg_args: &["-c:a", "pcm_s16le"],
+        container: "wav",
+        codec: "pcm_s16le",
+        duration_tolerance_ms: 2,
+        piped_format: None,
+    },
+    Encoding {
+        name: "wav_s24_44k",
+        file: "s24.wav",
+        ffmpeg_args: &["-c:a", "pcm_s24le", "-ar", "44100"],
+        container: "wav",
+        codec: "pcm_s24le",
+        duration_tolerance_ms: 2,
+        piped_format: None,
+    },
+    Encoding {
+        name: "wav_f32",
+        file: "f32.wav",
+        ffmpeg_args: &["-c:a", "pcm_f32le"],
+        container: "wav",
+        codec: "pcm_f32le",
+        duration_tolerance_ms: 2,
+        piped_format: None,
+    },
+    Encoding {
+        name: "wav_mulaw_8k",
+        file: "mulaw.wav",
+        ffmpeg_args: &["-c:a", "pcm_mulaw", "-ar", "8000"],
+        container: "wav",
+        codec: "pcm_mulaw",
+        duration_tolerance_ms: 2,
+        piped_format: None,
+    },
+    Encoding {
+        name: "wav_alaw_8k",
+        file: "alaw.wav",
+        ffmpeg_args: &["-c:a", "pcm_alaw", "-ar", "8000"],
+        container: "wav",
+        codec: "pcm_alaw",
+        duration_tolerance_ms: 2,
+        piped_format: None,
+    },
+    Encoding {
+        name: "wav_ima_adpcm_8k",
+        file: "adpcm.wav",
+        ffmpeg_args: &["-c:a", "adpcm_ima_wav", "-ar", "8000"],
+        container: "wav",
+        codec: "adpcm_ima_wav",
+        duration_tolerance_ms: 130,
+        piped_format: None,
+    },
+    Encoding {
+        name: "mp3_22k",
+        file: "call.mp3",
+        ffmpeg_args: &["-c:a", "libmp3lame", "-ar", "22050", "-b:a", "64k"],
+        container: "mp3",
+        codec: "mp3",
+        duration_tolerance_ms: 80,
+        piped_format: None,
+    },
+    Encoding {
+        name: "ogg_vorbis",
+        file: "vorbis.ogg",
+        ffmpeg_args: &["-c:a", "libvorbis", "-ar", "44100"],
+        container: "ogg",
+        codec: "vorbis",
+        duration_tolerance_ms: 80,
+        piped_format: None,
+    },
+    Encoding {
+        name: "ogg_opus",
+        file: "opus.ogg",
+        ffmpeg_args: &["-c:a", "libopus", "-b:a", "32k"],
+        container: "ogg",
+        codec: "opus",
+        duration_tolerance_ms: 80,
+        piped_format: None,
+    },
+    Encoding {
+        name: "webm_opus",
+        file: "opus.webm",
+        ffmpeg_args: &["-c:a", "libopus", "-b:a", "32k"],
+        container: "webm",
+        codec: "opus",
+        duration_tolerance_ms: 80,
+        piped_format: None,
+    },
+    Encoding {
+        name: "webm_opus_unknown_size",
+        file: "piped.webm",
+        ffmpeg_args: &["-c:a", "libopus", "-b:a", "32k"],
+        container: "webm",
+        codec: "opus",
+        duration_tolerance_ms: 80,
+        piped_format: Some("webm"),
+    },
+    Encoding {
+        name: "m4a_aac",
+        file: "call.m4a",
+        ffmpeg_args: &["-c:a", "aac", "-b:a", "64k"],
+        container: "mp4",
+        codec: "aac",
+        duration_tolerance_ms: 80,
+        piped_format: None,
+    },
+    Encoding {
+        name: "flac",
+        file: "call.flac",
+        ffmpeg_args: &["-c:a", "flac"],
+        container: "flac",
+        codec: "flac",
+        duration_tolerance_ms: 2,
+        piped_format: None,
+    },
 ];
 
 pub fn encode(call: &ScriptedCall, enc: &Encoding) -> PathBuf {
@@ -163,7 +305,9 @@ pub fn encode(call: &ScriptedCall, enc: &Encoding) -> PathBuf {
         return out;
     }
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-y", "-i"]).arg(&call.master).args(enc.ffmpeg_args);
+    cmd.args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&call.master)
+        .args(enc.ffmpeg_args);
     match enc.piped_format {
         Some(fmt) => {
             // Written to a pipe, the muxer cannot seek back to fill in sizes and durations.
