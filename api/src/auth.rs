@@ -45,7 +45,7 @@ pub async fn create_api_key(
     );
     let id = new_id();
     sqlx::query(
-        "INSERT INTO api_keys (id, org_id, name, key_hash, key_prefix, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, org_id, name, key_hash, key_prefix, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(org_id)
@@ -66,7 +66,7 @@ pub async fn authenticate(pool: &SqlitePool, key: &str) -> Result<Option<OrgCtx>
     }
     let now = now_ms();
     let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT id, org_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+        "SELECT id, org_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
     )
     .bind(hash_key(key))
     .bind(now)
@@ -75,7 +75,7 @@ pub async fn authenticate(pool: &SqlitePool, key: &str) -> Result<Option<OrgCtx>
     let Some((api_key_id, org_id)) = row else {
         return Ok(None);
     };
-    sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+    sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
         .bind(now)
         .bind(&api_key_id)
         .execute(pool)

@@ -105,7 +105,7 @@ pub async fn insert_or_existing(
         "INSERT INTO calls (id, org_id, external_id, source, direction, customer_phone, agent_identifier,
             started_at, duration_ms, channel_layout, language, status, failure_code, failure_reason,
             recording_url, metadata, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (org_id, external_id) DO NOTHING",
     )
     .bind(&id)
@@ -153,10 +153,10 @@ pub async fn revive_rejected(
     new: &NewCall,
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE calls SET direction = ?, customer_phone = ?, agent_identifier = ?, started_at = ?,
-            duration_ms = ?, channel_layout = ?, language = ?, recording_url = ?, metadata = ?,
-            status = 'received', failure_code = NULL, failure_reason = NULL, updated_at = ?
-         WHERE org_id = ? AND id = ? AND status = 'failed'
+        "UPDATE calls SET direction = $1, customer_phone = $2, agent_identifier = $3, started_at = $4,
+            duration_ms = $5, channel_layout = $6, language = $7, recording_url = $8, metadata = $9,
+            status = 'received', failure_code = NULL, failure_reason = NULL, updated_at = $10
+         WHERE org_id = $11 AND id = $12 AND status = 'failed'
            AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.call_id = calls.id)",
     )
     .bind(&new.direction)
@@ -197,7 +197,7 @@ pub async fn get_call<'e>(
     org_id: &str,
     id: &str,
 ) -> Result<Option<Call>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM calls WHERE org_id = ? AND id = ?")
+    sqlx::query_as("SELECT * FROM calls WHERE org_id = $1 AND id = $2")
         .bind(org_id)
         .bind(id)
         .fetch_optional(ex)
@@ -209,7 +209,7 @@ pub async fn find_by_external_id<'e>(
     org_id: &str,
     external_id: &str,
 ) -> Result<Option<Call>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM calls WHERE org_id = ? AND external_id = ?")
+    sqlx::query_as("SELECT * FROM calls WHERE org_id = $1 AND external_id = $2")
         .bind(org_id)
         .bind(external_id)
         .fetch_optional(ex)
@@ -222,7 +222,7 @@ pub async fn set_status<'e>(
     id: &str,
     status: CallStatus,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE calls SET status = ?, updated_at = ? WHERE org_id = ? AND id = ?")
+    sqlx::query("UPDATE calls SET status = $1, updated_at = $2 WHERE org_id = $3 AND id = $4")
         .bind(status.as_str())
         .bind(now_ms())
         .bind(org_id)
@@ -240,8 +240,8 @@ pub async fn mark_failed<'e>(
     reason: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE calls SET status = 'failed', failure_code = ?, failure_reason = ?, updated_at = ?
-         WHERE org_id = ? AND id = ?",
+        "UPDATE calls SET status = 'failed', failure_code = $1, failure_reason = $2, updated_at = $3
+         WHERE org_id = $4 AND id = $5",
     )
     .bind(code)
     .bind(reason)
@@ -261,8 +261,8 @@ pub async fn bump_retry<'e>(
     last_error: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE calls SET retry_count = retry_count + 1, failure_reason = ?, updated_at = ?
-         WHERE org_id = ? AND id = ?",
+        "UPDATE calls SET retry_count = retry_count + 1, failure_reason = $1, updated_at = $2
+         WHERE org_id = $3 AND id = $4",
     )
     .bind(last_error)
     .bind(now_ms())
@@ -290,10 +290,10 @@ pub async fn finish<'e>(
 ) -> Result<(), sqlx::Error> {
     let now = now_ms();
     sqlx::query(
-        "UPDATE calls SET status = ?, asr_outcome = ?, language = COALESCE(language, ?),
-            contact_id = ?, conversation_id = ?, failure_code = NULL, failure_reason = NULL,
-            completed_at = ?, updated_at = ?
-         WHERE org_id = ? AND id = ?",
+        "UPDATE calls SET status = $1, asr_outcome = $2, language = COALESCE(language, $3),
+            contact_id = $4, conversation_id = $5, failure_code = NULL, failure_reason = NULL,
+            completed_at = $6, updated_at = $7
+         WHERE org_id = $8 AND id = $9",
     )
     .bind(f.status.as_str())
     .bind(f.asr_outcome)

@@ -41,7 +41,7 @@ pub async fn find_or_create_by_phone(
 ) -> Result<Contact, sqlx::Error> {
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO contacts (id, org_id, phone_e164, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO contacts (id, org_id, phone_e164, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (org_id, phone_e164) DO NOTHING",
     )
     .bind(new_id())
@@ -51,7 +51,7 @@ pub async fn find_or_create_by_phone(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    sqlx::query_as("SELECT * FROM contacts WHERE org_id = ? AND phone_e164 = ?")
+    sqlx::query_as("SELECT * FROM contacts WHERE org_id = $1 AND phone_e164 = $2")
         .bind(org_id)
         .bind(phone_e164)
         .fetch_one(&mut *conn)
@@ -63,7 +63,7 @@ pub async fn get_contact(
     org_id: &str,
     id: &str,
 ) -> Result<Option<Contact>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM contacts WHERE org_id = ? AND id = ?")
+    sqlx::query_as("SELECT * FROM contacts WHERE org_id = $1 AND id = $2")
         .bind(org_id)
         .bind(id)
         .fetch_optional(pool)
@@ -81,7 +81,7 @@ pub async fn create_voice_conversation(
     let id = new_id();
     sqlx::query(
         "INSERT INTO conversations (id, org_id, contact_id, channel, started_at, last_activity_at, created_at)
-         VALUES (?, ?, ?, 'voice', ?, ?, ?)",
+         VALUES ($1, $2, $3, 'voice', $4, $5, $6)",
     )
     .bind(&id)
     .bind(org_id)

@@ -42,7 +42,7 @@ pub async fn enqueue<'e>(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO jobs (id, org_id, kind, payload, status, attempts, max_attempts, run_after, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(org_id)
@@ -68,12 +68,12 @@ pub async fn claim(
 ) -> Result<Option<Job>, sqlx::Error> {
     let now = now_ms();
     sqlx::query_as(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = ?,
-            locked_until = ?, updated_at = ?
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
+            locked_until = $2, updated_at = $3
          WHERE id = (
             SELECT id FROM jobs
-            WHERE (status = 'queued' AND run_after <= ?)
-               OR (status = 'running' AND locked_until < ?)
+            WHERE (status = 'queued' AND run_after <= $4)
+               OR (status = 'running' AND locked_until < $5)
             ORDER BY run_after, id LIMIT 1)
          RETURNING *",
     )
@@ -96,8 +96,8 @@ pub async fn heartbeat(
 ) -> Result<bool, sqlx::Error> {
     let now = now_ms();
     let r = sqlx::query(
-        "UPDATE jobs SET locked_until = ?, updated_at = ?
-         WHERE org_id = ? AND id = ? AND locked_by = ? AND status = 'running'",
+        "UPDATE jobs SET locked_until = $1, updated_at = $2
+         WHERE org_id = $3 AND id = $4 AND locked_by = $5 AND status = 'running'",
     )
     .bind(now + lease_ms)
     .bind(now)
@@ -115,8 +115,8 @@ pub async fn complete<'e>(
     job_id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = ?
-         WHERE org_id = ? AND id = ?",
+        "UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $1
+         WHERE org_id = $2 AND id = $3",
     )
     .bind(now_ms())
     .bind(org_id)
@@ -134,8 +134,8 @@ pub async fn fail<'e>(
     error: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET status = 'failed', locked_until = NULL, last_error = ?, updated_at = ?
-         WHERE org_id = ? AND id = ?",
+        "UPDATE jobs SET status = 'failed', locked_until = NULL, last_error = $1, updated_at = $2
+         WHERE org_id = $3 AND id = $4",
     )
     .bind(error)
     .bind(now_ms())
@@ -156,9 +156,9 @@ pub async fn retry_later<'e>(
 ) -> Result<(), sqlx::Error> {
     let now = now_ms();
     sqlx::query(
-        "UPDATE jobs SET status = 'queued', locked_until = NULL, locked_by = NULL, last_error = ?,
-            run_after = ?, updated_at = ?
-         WHERE org_id = ? AND id = ?",
+        "UPDATE jobs SET status = 'queued', locked_until = NULL, locked_by = NULL, last_error = $1,
+            run_after = $2, updated_at = $3
+         WHERE org_id = $4 AND id = $5",
     )
     .bind(error)
     .bind(now + delay_ms)
@@ -178,7 +178,7 @@ pub async fn queue_depth(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
 }
 
 pub async fn list_for_org(pool: &SqlitePool, org_id: &str) -> Result<Vec<Job>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM jobs WHERE org_id = ? ORDER BY id")
+    sqlx::query_as("SELECT * FROM jobs WHERE org_id = $1 ORDER BY id")
         .bind(org_id)
         .fetch_all(pool)
         .await

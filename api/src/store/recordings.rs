@@ -47,7 +47,7 @@ pub async fn insert_recording<'e>(
     sqlx::query(
         "INSERT INTO recordings (id, org_id, call_id, path, original_name, format, codec, channels,
             sample_rate, duration_ms, sha256, size_bytes, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&id)
     .bind(org_id)
@@ -74,7 +74,7 @@ pub async fn set_measured_duration<'e>(
     call_id: &str,
     duration_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE recordings SET duration_ms = ? WHERE org_id = ? AND call_id = ?")
+    sqlx::query("UPDATE recordings SET duration_ms = $1 WHERE org_id = $2 AND call_id = $3")
         .bind(duration_ms)
         .bind(org_id)
         .bind(call_id)
@@ -88,7 +88,7 @@ pub async fn get_for_call(
     org_id: &str,
     call_id: &str,
 ) -> Result<Option<Recording>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM recordings WHERE org_id = ? AND call_id = ?")
+    sqlx::query_as("SELECT * FROM recordings WHERE org_id = $1 AND call_id = $2")
         .bind(org_id)
         .bind(call_id)
         .fetch_optional(pool)

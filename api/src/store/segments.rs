@@ -57,7 +57,7 @@ pub async fn replace_for_call(
     call_id: &str,
     segments: &[Segment],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM transcript_segments WHERE org_id = ? AND call_id = ?")
+    sqlx::query("DELETE FROM transcript_segments WHERE org_id = $1 AND call_id = $2")
         .bind(org_id)
         .bind(call_id)
         .execute(&mut *conn)
@@ -67,7 +67,7 @@ pub async fn replace_for_call(
         sqlx::query(
             "INSERT INTO transcript_segments (id, org_id, call_id, seq, speaker_role, speaker_label,
                 channel, start_ms, end_ms, text, confidence, words)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(new_id())
         .bind(org_id)
@@ -93,7 +93,7 @@ pub async fn list_for_call(
     call_id: &str,
 ) -> Result<Vec<SegmentRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT * FROM transcript_segments WHERE org_id = ? AND call_id = ? ORDER BY start_ms, seq",
+        "SELECT * FROM transcript_segments WHERE org_id = $1 AND call_id = $2 ORDER BY start_ms, seq",
     )
     .bind(org_id)
     .bind(call_id)

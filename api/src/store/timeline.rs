@@ -39,7 +39,7 @@ pub async fn record_event(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO timeline_events (id, org_id, contact_id, conversation_id, kind, ref_id, payload, occurred_at, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (org_id, kind, ref_id) DO UPDATE SET
             contact_id = excluded.contact_id, conversation_id = excluded.conversation_id,
             payload = excluded.payload, occurred_at = excluded.occurred_at",
@@ -67,22 +67,32 @@ pub async fn list_for_contact(
     before: Option<(i64, &str)>,
     limit: i64,
 ) -> Result<Vec<TimelineEvent>, sqlx::Error> {
-    let (at, id) = match before {
-        Some((at, id)) => (Some(at), Some(id)),
-        None => (None, None),
-    };
-    sqlx::query_as(
-        "SELECT * FROM timeline_events WHERE org_id = ? AND contact_id = ?
-           AND (? IS NULL OR occurred_at < ? OR (occurred_at = ? AND id < ?))
-         ORDER BY occurred_at DESC, id DESC LIMIT ?",
-    )
-    .bind(org_id)
-    .bind(contact_id)
-    .bind(at)
-    .bind(at)
-    .bind(at)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    // Two statements rather than `$3 IS NULL OR …`: PostgreSQL cannot type a bare NULL test.
+    match before {
+        None => {
+            sqlx::query_as(
+                "SELECT * FROM timeline_events WHERE org_id = $1 AND contact_id = $2
+                 ORDER BY occurred_at DESC, id DESC LIMIT $3",
+            )
+            .bind(org_id)
+            .bind(contact_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        }
+        Some((at, id)) => {
+            sqlx::query_as(
+                "SELECT * FROM timeline_events WHERE org_id = $1 AND contact_id = $2
+                   AND (occurred_at < $3 OR (occurred_at = $3 AND id < $4))
+                 ORDER BY occurred_at DESC, id DESC LIMIT $5",
+            )
+            .bind(org_id)
+            .bind(contact_id)
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        }
+    }
 }
