@@ -15,7 +15,8 @@ pub mod views;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use state::AppState;
 
@@ -48,6 +49,12 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(crate::webhooks::routes::<AppState>())
         .layer(axum::middleware::from_fn(metrics::track))
-        .layer(TraceLayer::new_for_http())
+        // One INFO span per request (method, path) and one line per response with status and
+        // latency: visible at the default log level.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .with_state(state)
 }
