@@ -45,7 +45,7 @@ pub async fn create_api_key(
     );
     let id = new_id();
     sqlx::query(
-        "INSERT INTO api_keys (id, org_id, name, key_hash, key_prefix, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, org_id, name, key_hash, key_prefix, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(org_id)
@@ -66,7 +66,7 @@ pub async fn authenticate(pool: &SqlitePool, key: &str) -> Result<Option<OrgCtx>
     }
     let now = now_ms();
     let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT id, org_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+        "SELECT id, org_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
     )
     .bind(hash_key(key))
     .bind(now)
@@ -75,7 +75,7 @@ pub async fn authenticate(pool: &SqlitePool, key: &str) -> Result<Option<OrgCtx>
     let Some((api_key_id, org_id)) = row else {
         return Ok(None);
     };
-    sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+    sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
         .bind(now)
         .bind(&api_key_id)
         .execute(pool)
@@ -83,17 +83,28 @@ pub async fn authenticate(pool: &SqlitePool, key: &str) -> Result<Option<OrgCtx>
     Ok(Some(OrgCtx { org_id, api_key_id }))
 }
 
-/// The key from `X-API-Key`, or from `Authorization: Bearer`.
-fn presented_key(parts: &Parts) -> Option<&str> {
+/// The key from `X-API-Key`, `Authorization: Bearer`, or the password of
+/// `Authorization: Basic` (for senders that cannot set headers but can put credentials in a
+/// URL, such as Twilio's status callbacks).
+fn presented_key(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get("x-api-key") {
-        return v.to_str().ok();
+        return v.to_str().ok().map(str::to_owned);
     }
     let auth = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    auth.strip_prefix("Bearer ").map(str::trim)
+    if let Some(token) = auth.strip_prefix("Bearer ") {
+        return Some(token.trim().to_owned());
+    }
+    let encoded = auth.strip_prefix("Basic ")?.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
 }
 
 /// Anything that can hand the extractor a database pool.
@@ -109,7 +120,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let key = presented_key(parts).ok_or_else(ApiError::unauthorized)?;
-        authenticate(state.pool(), key)
+        authenticate(state.pool(), &key)
             .await?
             .ok_or_else(ApiError::unauthorized)
     }

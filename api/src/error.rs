@@ -28,6 +28,11 @@ impl ApiError {
         self.details = details;
         self
     }
+    /// Same error with a more specific machine-readable code.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

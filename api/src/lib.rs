@@ -3,9 +3,16 @@
 //! `callscope-transcription` library to the outside world.
 
 pub mod auth;
+pub mod config;
 pub mod error;
+pub mod http;
 pub mod ids;
+pub mod ingest;
+pub mod metadata_fields;
 pub mod model_fetch;
 pub mod remote_fetch;
+pub mod server;
+pub mod store;
 pub mod twilio;
 pub mod webhooks;
+pub mod worker;

@@ -1,0 +1,265 @@
+//! The one typed configuration: a TOML file (optional) overridden by `CALLSCOPE_*` environment
+//! variables. Every default runs on a laptop: SQLite and recordings under `./data`, HTTP on
+//! loopback, no ASR model (the server says so and still works).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid value for {var}: {value:?} ({why})")]
+    Env {
+        var: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    /// Root of everything callscope writes: the SQLite file and `recordings/`.
+    pub data_dir: PathBuf,
+    /// `sqlite://…`; default `sqlite://<data_dir>/callscope.db`.
+    pub database_url: Option<String>,
+    /// Uploads and fetched recordings larger than this are refused (413) while streaming.
+    pub max_upload_bytes: u64,
+    /// Worker pool size for the job queue.
+    pub workers: usize,
+    /// Region used to read phone numbers written without a country code (CLDR id, e.g. "US").
+    pub default_region: String,
+    pub asr: AsrConfig,
+    pub jobs: JobsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AsrConfig {
+    /// A whisper ggml model file; `None` means calls end `transcription_unavailable`.
+    pub model_path: Option<PathBuf>,
+    /// Default spoken language (e.g. "en"); `None` lets the engine detect it.
+    pub language: Option<String>,
+    /// Threads per ASR run; `None` = the engine's default.
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    pub max_attempts: i64,
+    /// How long a claimed job stays locked without a heartbeat before another worker may take
+    /// it (this is what makes a `kill -9` mid-job recoverable).
+    pub lease_seconds: u64,
+    /// First retry delay; doubles with each attempt.
+    pub retry_base_ms: u64,
+    /// How often idle workers look for work.
+    pub poll_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            max_upload_bytes: 50 * 1024 * 1024,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            default_region: "US".into(),
+            asr: AsrConfig::default(),
+            jobs: JobsConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            lease_seconds: 60,
+            retry_base_ms: 2_000,
+            poll_ms: 500,
+        }
+    }
+}
+
+impl Config {
+    /// File (if given) then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Same as [`Config::load`] with the environment passed in (tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        for (k, v) in env {
+            cfg.apply_env(&k, v)?;
+        }
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, key: &str, value: String) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse::<T>().map_err(|e| ConfigError::Env {
+                var,
+                why: e.to_string(),
+                value,
+            })
+        }
+        fn optional(value: String) -> Option<String> {
+            let v = value.trim();
+            (!v.is_empty()).then(|| v.to_string())
+        }
+        match key {
+            "CALLSCOPE_HTTP_ADDR" => self.http.addr = parse("CALLSCOPE_HTTP_ADDR", value)?,
+            "CALLSCOPE_DATA_DIR" => self.data_dir = PathBuf::from(value),
+            "CALLSCOPE_DATABASE_URL" => self.database_url = optional(value),
+            "CALLSCOPE_MAX_UPLOAD_BYTES" => {
+                self.max_upload_bytes = parse("CALLSCOPE_MAX_UPLOAD_BYTES", value)?
+            }
+            "CALLSCOPE_WORKERS" => {
+                let n: usize = parse("CALLSCOPE_WORKERS", value)?;
+                self.workers = n.max(1);
+            }
+            "CALLSCOPE_DEFAULT_REGION" => self.default_region = value,
+            "CALLSCOPE_ASR_MODEL_PATH" => self.asr.model_path = optional(value).map(PathBuf::from),
+            "CALLSCOPE_ASR_LANGUAGE" => self.asr.language = optional(value),
+            "CALLSCOPE_ASR_THREADS" => {
+                self.asr.threads = Some(parse("CALLSCOPE_ASR_THREADS", value)?)
+            }
+            "CALLSCOPE_JOB_LEASE_SECONDS" => {
+                self.jobs.lease_seconds = parse("CALLSCOPE_JOB_LEASE_SECONDS", value)?
+            }
+            "CALLSCOPE_JOB_RETRY_BASE_MS" => {
+                self.jobs.retry_base_ms = parse("CALLSCOPE_JOB_RETRY_BASE_MS", value)?
+            }
+            "CALLSCOPE_JOB_POLL_MS" => self.jobs.poll_ms = parse("CALLSCOPE_JOB_POLL_MS", value)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("callscope.db").display()))
+    }
+
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_local() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(c.http.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.max_upload_bytes, 52_428_800);
+        assert_eq!(c.database_url(), "sqlite://./data/callscope.db");
+        assert!(c.asr.model_path.is_none());
+        assert!(c.workers >= 1);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "data_dir = \"/srv/cs\"\nmax_upload_bytes = 10\n[http]\naddr = \"0.0.0.0:9000\"\n[asr]\nlanguage = \"de\"\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("CALLSCOPE_MAX_UPLOAD_BYTES".to_string(), "2048".to_string()),
+            ("CALLSCOPE_ASR_MODEL_PATH".to_string(), "/m.bin".to_string()),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let c = Config::load_with_env(Some(&f), env).unwrap();
+        assert_eq!(c.http.addr.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/cs"));
+        assert_eq!(c.max_upload_bytes, 2048);
+        assert_eq!(c.asr.language.as_deref(), Some("de"));
+        assert_eq!(c.asr.model_path, Some(PathBuf::from("/m.bin")));
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let env = vec![("CALLSCOPE_WORKERS".to_string(), "many".to_string())];
+        let err = Config::load_with_env(None, env).unwrap_err();
+        assert!(err.to_string().contains("CALLSCOPE_WORKERS"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "no_such_key = 1\n").unwrap();
+        assert!(matches!(
+            Config::load_with_env(Some(&f), Vec::new()),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    /// The shipped example must stay loadable and equal to the defaults it documents.
+    #[test]
+    fn example_config_parses_to_the_defaults() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../callscope.example.toml");
+        let c = super::Config::load_with_env(Some(&path), Vec::new()).unwrap();
+        let d = super::Config::default();
+        assert_eq!(c.http.addr, d.http.addr);
+        assert_eq!(c.max_upload_bytes, d.max_upload_bytes);
+        assert_eq!(c.data_dir, d.data_dir);
+        assert_eq!(c.jobs.max_attempts, d.jobs.max_attempts);
+        assert_eq!(c.asr.model_path, None);
+    }
+}

@@ -1,0 +1,35 @@
+//! `GET /healthz`: is the database answering, and is there a speech model.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::json;
+
+use super::state::{AppState, AsrState};
+
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let db_ok = sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(&state.pool)
+        .await
+        .is_ok();
+    let asr = match &state.asr {
+        AsrState::Loaded { engine } => json!({ "status": "loaded", "engine": engine.name() }),
+        AsrState::NotConfigured => json!({
+            "status": "not_configured",
+            "message": "no ASR model configured (asr.model_path): calls end as transcription_unavailable with untranscribed speech segments"
+        }),
+    };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if db_ok { "ok" } else { "degraded" },
+            "database": if db_ok { "ok" } else { "unreachable" },
+            "asr": asr,
+        })),
+    )
+}

@@ -1,0 +1,60 @@
+//! The HTTP surface (axum). One module per resource; `router` assembles them.
+
+pub mod calls;
+pub mod contacts;
+pub mod cursor;
+pub mod download;
+pub mod health;
+pub mod metrics;
+pub mod recording_webhook;
+pub mod state;
+pub mod transcript;
+pub mod upload;
+pub mod views;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let upload_body_limit = usize::try_from(
+        state
+            .config
+            .max_upload_bytes
+            .saturating_add(upload::BODY_OVERHEAD_BYTES),
+    )
+    .unwrap_or(usize::MAX);
+    let api = Router::new()
+        .route(
+            "/recordings",
+            post(upload::upload_recording).layer(DefaultBodyLimit::max(upload_body_limit)),
+        )
+        .route(
+            "/webhooks/call-recording",
+            post(recording_webhook::call_recording),
+        )
+        .route("/calls", get(calls::list_calls))
+        .route("/calls/{id}", get(calls::get_call))
+        .route("/calls/{id}/recording", get(download::download_recording))
+        .route("/calls/{id}/{file}", get(transcript::get_transcript))
+        .route("/contacts/{id}", get(contacts::get_contact))
+        .route("/contacts/{id}/timeline", get(contacts::get_timeline));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
+        .nest("/api/v1", api)
+        .merge(crate::webhooks::routes::<AppState>())
+        .layer(axum::middleware::from_fn(metrics::track))
+        // One INFO span per request (method, path) and one line per response with status and
+        // latency: visible at the default log level.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,78 @@
+//! What every handler and worker shares.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use callscope_transcription::AsrEngine;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::SqlitePool;
+use tokio::sync::Notify;
+
+use crate::auth::HasPool;
+use crate::config::Config;
+
+/// The speech engine, or why there is none (shown in `/healthz` and at start-up).
+#[derive(Clone)]
+pub enum AsrState {
+    Loaded { engine: Arc<dyn AsrEngine> },
+    NotConfigured,
+}
+
+impl AsrState {
+    pub fn engine(&self) -> Option<Arc<dyn AsrEngine>> {
+        match self {
+            AsrState::Loaded { engine } => Some(engine.clone()),
+            AsrState::NotConfigured => None,
+        }
+    }
+}
+
+pub struct Inner {
+    pub pool: SqlitePool,
+    pub config: Config,
+    /// Absolute (so a restart from another working directory finds the files).
+    pub recordings_dir: PathBuf,
+    pub asr: AsrState,
+    pub metrics: PrometheusHandle,
+    /// Wakes idle workers when a job is enqueued, so they need not wait for the next poll.
+    pub jobs_ready: Notify,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl HasPool for AppState {
+    fn pool(&self) -> &SqlitePool {
+        &self.0.pool
+    }
+}
+
+impl AppState {
+    /// Builds the state; creates the recordings directory.
+    pub fn new(pool: SqlitePool, config: Config, asr: AsrState) -> std::io::Result<Self> {
+        let dir = config.recordings_dir();
+        std::fs::create_dir_all(&dir)?;
+        let recordings_dir = std::fs::canonicalize(&dir)?;
+        std::fs::create_dir_all(recordings_dir.join(".incoming"))?;
+        Ok(AppState(Arc::new(Inner {
+            pool,
+            config,
+            recordings_dir,
+            asr,
+            metrics: super::metrics::handle(),
+            jobs_ready: Notify::new(),
+        })))
+    }
+
+    /// Where uploads are written while they stream in; removed unless accepted.
+    pub fn incoming_dir(&self) -> PathBuf {
+        self.recordings_dir.join(".incoming")
+    }
+}

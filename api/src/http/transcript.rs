@@ -1,0 +1,45 @@
+//! `GET /api/v1/calls/{id}/transcript.{json,vtt,srt,txt}`.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use callscope_transcription::format;
+
+use super::state::AppState;
+use crate::auth::OrgCtx;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{calls, segments};
+
+/// axum matches `{file}` as the last path segment: `transcript.vtt` etc.
+pub async fn get_transcript(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path((id, file)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let ext = file
+        .strip_prefix("transcript.")
+        .ok_or_else(|| ApiError::not_found("resource"))?;
+    render(&state, &org.org_id, &id, ext).await
+}
+
+/// Render the call's stored segments in `ext` (json, vtt, srt or txt).
+pub async fn render(
+    state: &AppState,
+    org_id: &str,
+    call_id: &str,
+    ext: &str,
+) -> ApiResult<Response> {
+    let (ctype, render): (&str, fn(&[callscope_transcription::Segment]) -> String) = match ext {
+        "json" => ("application/json", format::json),
+        "vtt" => ("text/vtt; charset=utf-8", format::vtt),
+        "srt" => ("application/x-subrip; charset=utf-8", format::srt),
+        "txt" => ("text/plain; charset=utf-8", format::txt),
+        _ => return Err(ApiError::not_found("transcript format")),
+    };
+    calls::get_call(&state.pool, org_id, call_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))?;
+    let rows = segments::list_for_call(&state.pool, org_id, call_id).await?;
+    let segs: Vec<_> = rows.iter().map(|r| r.to_segment()).collect();
+    Ok(([(header::CONTENT_TYPE, ctype)], render(&segs)).into_response())
+}

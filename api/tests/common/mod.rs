@@ -1,0 +1,195 @@
+//! Shared test harness: a real server (real SQLite in a temp dir, real HTTP on 127.0.0.1:0)
+//! and real audio made with espeak-ng and sox.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use callscope_api::config::Config;
+use callscope_api::http::state::AsrState;
+use callscope_api::server::{self, Running};
+use callscope_api::store;
+use serde_json::Value;
+
+pub struct TestServer {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub running: Running,
+    pub http: reqwest::Client,
+}
+
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config {
+        data_dir: dir.join("data"),
+        ..Config::default()
+    };
+    c.http.addr = "127.0.0.1:0".parse().unwrap();
+    c.workers = 2;
+    c.jobs.poll_ms = 50;
+    c.jobs.retry_base_ms = 100;
+    c
+}
+
+impl TestServer {
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        let pool = server::open_database(&config).await.unwrap();
+        let running = server::start_with(pool, config, AsrState::NotConfigured)
+            .await
+            .unwrap();
+        let base = format!("http://{}", running.addr);
+        TestServer {
+            base,
+            dir,
+            running,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        &self.running.state.pool
+    }
+
+    /// A new organization and an API key for it.
+    pub async fn org(&self, name: &str) -> (String, String) {
+        let org = store::orgs::create_org(self.pool(), name).await.unwrap();
+        let key = callscope_api::auth::create_api_key(self.pool(), &org, "test", None)
+            .await
+            .unwrap();
+        (org, key.key)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, key: &str, path: &str) -> (u16, Value) {
+        let r = self.get(key, path).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST /api/v1/recordings with a file and text fields (and an optional transcript).
+    pub async fn upload(
+        &self,
+        key: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+        fields: &[(&str, &str)],
+        transcript: Option<&str>,
+    ) -> (u16, Value) {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        if let Some(t) = transcript {
+            form = form.text("transcript", t.to_string());
+        }
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_string()),
+        );
+        let r = self
+            .http
+            .post(self.url("/api/v1/recordings"))
+            .header("x-api-key", key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Poll the call until it leaves the in-progress states (bounded: 60 s).
+    pub async fn wait_done(&self, key: &str, call_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, v) = self
+                .get_json(key, &format!("/api/v1/calls/{call_id}"))
+                .await;
+            assert_eq!(s, 200, "{v}");
+            let st = v["status"].as_str().unwrap_or_default().to_string();
+            if !["received", "transcribing", "analyzing"].contains(&st.as_str()) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "call {call_id} still {st}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Speech by espeak-ng, as 16 kHz mono WAV, preceded by `lead_s` seconds of silence and
+/// padded to `total_s` seconds.
+fn voice(dir: &Path, name: &str, voice: &str, text: &str, lead_s: f32, total_s: f32) -> PathBuf {
+    let raw = dir.join(format!("{name}-raw.wav"));
+    run(Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(text));
+    let out = dir.join(format!("{name}.wav"));
+    run(Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&out)
+        .args([
+            "pad",
+            &lead_s.to_string(),
+            "30",
+            "trim",
+            "0",
+            &total_s.to_string(),
+        ]));
+    out
+}
+
+/// A two-party stereo call: agent on the left speaking at 0.5 s, customer on the right at
+/// 4.0 s; 8 s long.
+pub fn stereo_call(dir: &Path) -> PathBuf {
+    let agent = voice(
+        dir,
+        "agent",
+        "en-us",
+        "Hello, thank you for calling. How can I help?",
+        0.5,
+        8.0,
+    );
+    let customer = voice(
+        dir,
+        "customer",
+        "en-gb",
+        "Hi, I have a question about my bill.",
+        4.0,
+        8.0,
+    );
+    let out = dir.join("call.wav");
+    run(Command::new("sox")
+        .arg("-M")
+        .arg(&agent)
+        .arg(&customer)
+        .arg(&out));
+    out
+}
+
+pub const CALL_VTT: &str = "WEBVTT\n\n00:00.500 --> 00:03.000\n<v Agent>Hello, thank you for calling. How can I help?\n\n00:04.000 --> 00:06.500\n<v Customer>Hi, I have a question about my bill.\n";
