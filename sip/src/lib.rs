@@ -4,6 +4,8 @@
 //! routes, media ports) comes through the traits in [`directory`] and [`media`], and what
 //! happens to calls goes out as [`events::CallEvent`]s.
 
+pub mod control;
 pub mod directory;
 pub mod events;
+pub mod handler;
 pub mod media;

@@ -1,0 +1,44 @@
+//! Commands the application gives to live calls (REST call-control API). Implemented by the
+//! B2BUA (`call::CallManager`).
+
+use futures::future::BoxFuture;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such call in this organization (the API answers 404).
+    #[error("call not found")]
+    NotFound,
+    /// The call is not in a state that allows this (409).
+    #[error("not allowed in the call's current state: {0}")]
+    InvalidState(String),
+    /// The destination cannot be reached (no registered contact, no trunk, ...).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("call control failed: {0}")]
+    Failed(String),
+}
+
+pub type ControlResult<T> = Result<T, ControlError>;
+
+pub trait CallControl: Send + Sync + 'static {
+    /// Click-to-call: ring the agent's phone(s) first; when answered, dial `number` (an
+    /// extension or an external number through the trunk) and bridge. Returns the call id.
+    fn click_to_call<'a>(
+        &'a self,
+        org_id: &'a str,
+        agent_user_id: &'a str,
+        number: &'a str,
+    ) -> BoxFuture<'a, ControlResult<String>>;
+    fn hangup<'a>(&'a self, org_id: &'a str, call_id: &'a str) -> BoxFuture<'a, ControlResult<()>>;
+    fn hold<'a>(&'a self, org_id: &'a str, call_id: &'a str) -> BoxFuture<'a, ControlResult<()>>;
+    fn resume<'a>(&'a self, org_id: &'a str, call_id: &'a str) -> BoxFuture<'a, ControlResult<()>>;
+    /// Blind transfer of the remote party to `target` (extension or number).
+    fn transfer<'a>(
+        &'a self,
+        org_id: &'a str,
+        call_id: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, ControlResult<()>>;
+    /// Live calls of an organization (ids).
+    fn active_calls(&self, org_id: &str) -> Vec<String>;
+}
