@@ -8,7 +8,7 @@
 
 use crate::process::{ChildGuard, wait_until};
 use crate::{Error, Result};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -40,7 +40,7 @@ pub struct Linphone {
     guard: ChildGuard,
     dir: tempfile::TempDir,
     stdin: ChildStdin,
-    lines: Arc<Mutex<Vec<String>>>,
+    out: Arc<Mutex<Output>>,
     /// Index into `lines` up to which `wait_line` has consumed output.
     cursor: usize,
     sip_port: u16,
@@ -85,7 +85,7 @@ impl Linphone {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut guard = ChildGuard::spawn("linphonec", &mut cmd, Some(log.clone()))?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = Arc::new(Mutex::new(Output::default()));
         let child = guard.child_mut();
         let stdin = child
             .stdin
@@ -93,17 +93,17 @@ impl Linphone {
             .ok_or_else(|| Error::io("linphonec stdin", std::io::ErrorKind::BrokenPipe.into()))?;
         // Two reader threads copy stdout and stderr into one line buffer (and the log);
         // they end on their own when linphonec exits and its pipes close.
-        if let Some(out) = child.stdout.take() {
-            spawn_reader(out, lines.clone(), log.clone());
+        if let Some(stdout) = child.stdout.take() {
+            spawn_reader(stdout, out.clone(), log.clone());
         }
         if let Some(err) = child.stderr.take() {
-            spawn_reader(err, lines.clone(), log.clone());
+            spawn_reader(err, out.clone(), log.clone());
         }
         let mut me = Linphone {
             guard,
             dir,
             stdin,
-            lines,
+            out,
             cursor: 0,
             sip_port,
             user: config.user.clone(),
@@ -136,9 +136,9 @@ impl Linphone {
 
     /// Everything linphonec printed so far.
     pub fn output(&self) -> String {
-        self.lines
+        self.out
             .lock()
-            .map(|l| l.join("\n"))
+            .map(|o| format!("{}\n{}", o.lines.join("\n"), o.partial))
             .unwrap_or_default()
     }
 
@@ -167,7 +167,13 @@ impl Linphone {
     pub fn call(&mut self, uri: &str, timeout: Duration) -> Result<String> {
         self.send(&format!("call {uri}"))?;
         self.wait_line("the call to connect", timeout, |l| {
-            l.contains("connected") || l.contains("error") || l.contains("declined")
+            // linphonec's call-state lines: "Call 1 with sip:... connected." / "... error."
+            l.contains("Call ")
+                && l.contains(" with ")
+                && (l.contains("connected")
+                    || l.trim_end().ends_with("error.")
+                    || l.contains("declined")
+                    || l.contains("ended"))
         })
         .and_then(|l| {
             if l.contains("connected") {
@@ -190,30 +196,33 @@ impl Linphone {
         self.send("terminate all")
     }
 
-    /// Waits for an output line (after those already consumed) satisfying `pred`.
+    /// Waits for an output line (after those already consumed) satisfying `pred`. The
+    /// unfinished last line is looked at too, without being consumed.
     pub fn wait_line(
         &mut self,
         what: &str,
         timeout: Duration,
         mut pred: impl FnMut(&str) -> bool,
     ) -> Result<String> {
-        let lines = self.lines.clone();
+        let out = self.out.clone();
         let log = self.dir.path().join("linphonec.log");
         let mut cursor = self.cursor;
         let guard = &mut self.guard;
         let found = wait_until(what, timeout, Some(&log), || {
-            let l = lines.lock().map_err(|_| Error::Parse {
+            let o = out.lock().map_err(|_| Error::Parse {
                 what: "linphonec output".into(),
                 detail: "reader thread panicked".into(),
             })?;
-            while cursor < l.len() {
-                let line = &l[cursor];
+            while let Some(line) = o.lines.get(cursor) {
                 cursor += 1;
                 if pred(line) {
                     return Ok(Some(line.clone()));
                 }
             }
-            drop(l);
+            if pred(&o.partial) {
+                return Ok(Some(o.partial.clone()));
+            }
+            drop(o);
             guard.ensure_running()?;
             Ok(None)
         });
@@ -232,9 +241,17 @@ impl Linphone {
     }
 }
 
+/// Output so far: complete lines, plus the unfinished last line (linphonec prints its
+/// `linphonec>` prompt without a newline, and messages can follow it on the same line).
+#[derive(Debug, Default)]
+struct Output {
+    lines: Vec<String>,
+    partial: String,
+}
+
 fn spawn_reader(
-    pipe: impl std::io::Read + Send + 'static,
-    lines: Arc<Mutex<Vec<String>>>,
+    mut pipe: impl std::io::Read + Send + 'static,
+    out: Arc<Mutex<Output>>,
     log: PathBuf,
 ) {
     std::thread::spawn(move || {
@@ -243,15 +260,24 @@ fn spawn_reader(
             .append(true)
             .open(&log)
             .ok();
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
             if let Some(f) = file.as_mut() {
-                let _ = writeln!(f, "{line}");
+                let _ = f.write_all(&chunk[..n]);
             }
-            // linphonec prints its prompt without a newline, so a prompt and the next
-            // message can share a line; keep them together, matching is by substring.
-            if let Ok(mut l) = lines.lock() {
-                l.push(line);
+            let text = String::from_utf8_lossy(&chunk[..n]);
+            let Ok(mut o) = out.lock() else { break };
+            for c in text.chars() {
+                if c == '\n' {
+                    let line = std::mem::take(&mut o.partial);
+                    o.lines.push(line);
+                } else {
+                    o.partial.push(c);
+                }
             }
         }
     });

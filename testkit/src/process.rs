@@ -146,7 +146,8 @@ pub fn signal(pid: u32, sig: libc::c_int) {
 /// utime + stime of any process, from /proc/PID/stat (fields 14 and 15, in clock ticks).
 pub fn cpu_time_of(pid: u32) -> Result<Duration> {
     let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {path}"), e))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {path}"), e))?;
     // The command name (field 2) may contain spaces; fields after it follow the last ')'.
     let rest = text
         .rsplit_once(')')
@@ -176,7 +177,8 @@ pub fn cpu_time_of(pid: u32) -> Result<Duration> {
 /// Resident set size of a process in bytes, from /proc/PID/status (VmRSS).
 pub fn rss_bytes_of(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {path}"), e))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {path}"), e))?;
     text.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())

@@ -137,8 +137,7 @@ impl SippRun {
             }
             Scenario::Xml(xml) => {
                 let path = dir.path().join("scenario.xml");
-                std::fs::write(&path, xml)
-                    .map_err(|e| Error::io("writing SIPp scenario", e))?;
+                std::fs::write(&path, xml).map_err(|e| Error::io("writing SIPp scenario", e))?;
                 cmd.arg("-sf").arg(&path);
             }
         }
@@ -254,6 +253,7 @@ pub fn parse_stats_csv(path: &Path) -> Result<SippOutcome> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let last_row = lines.clone().next_back();
     let header: Vec<&str> = lines
         .next()
         .ok_or_else(|| Error::Parse {
@@ -262,8 +262,8 @@ pub fn parse_stats_csv(path: &Path) -> Result<SippOutcome> {
         })?
         .split(';')
         .collect();
-    let last: Vec<&str> = lines
-        .last()
+    let last: Vec<&str> = last_row
+        .filter(|_| lines.next().is_some())
         .ok_or_else(|| Error::Parse {
             what: path.display().to_string(),
             detail: "no data row yet".into(),

@@ -23,7 +23,12 @@ pub struct SvwarReport {
 
 /// Scans `target` for extensions in `range` (e.g. `"100-199"`) with `method` (`REGISTER`,
 /// `INVITE` or `OPTIONS`), waiting at most `timeout`.
-pub fn scan(target: SocketAddr, range: &str, method: &str, timeout: Duration) -> Result<SvwarReport> {
+pub fn scan(
+    target: SocketAddr,
+    range: &str,
+    method: &str,
+    timeout: Duration,
+) -> Result<SvwarReport> {
     let dir = tempfile::Builder::new()
         .prefix("svwar-")
         .tempdir()
