@@ -339,16 +339,14 @@ fn apply_attribute(sdp: &mut SessionDescription, value: &str, line: usize) -> Re
             }
         }
         ("fmtp", Some(rest)) => {
-            if let Some((pt_text, params)) = rest.split_once(' ') {
-                if let Ok(payload_type) = pt_text.parse::<u8>() {
-                    if let Some(format) = media
-                        .formats
-                        .iter_mut()
-                        .find(|f| f.payload_type == payload_type)
-                    {
-                        format.fmtp = Some(params.trim().to_string());
-                    }
-                }
+            if let Some((pt_text, params)) = rest.split_once(' ')
+                && let Ok(payload_type) = pt_text.parse::<u8>()
+                && let Some(format) = media
+                    .formats
+                    .iter_mut()
+                    .find(|f| f.payload_type == payload_type)
+            {
+                format.fmtp = Some(params.trim().to_string());
             }
         }
         ("ptime", Some(rest)) => {
@@ -382,14 +380,13 @@ pub fn answer_formats(offer: &SessionDescription, ours: &[Codec]) -> Result<Nego
     let audio = offer.audio().ok_or(SdpError::NoAudio)?;
     let mut formats = Vec::new();
     for format in &audio.formats {
-        if let Some(codec) = format.codec() {
-            if ours.contains(&codec)
-                && !formats
-                    .iter()
-                    .any(|f: &PayloadFormat| f.codec() == Some(codec))
-            {
-                formats.push(format.clone());
-            }
+        if let Some(codec) = format.codec()
+            && ours.contains(&codec)
+            && !formats
+                .iter()
+                .any(|f: &PayloadFormat| f.codec() == Some(codec))
+        {
+            formats.push(format.clone());
         }
     }
     if !formats

@@ -520,16 +520,15 @@ impl Call {
                 response,
                 user_id,
             } => {
-                if let Some(answer) = body_string(&response.body) {
-                    if let Err(e) = self
+                if let Some(answer) = body_string(&response.body)
+                    && let Err(e) = self
                         .inner
                         .ctx
                         .media
                         .remote_answer(&self.id, LegRole::Callee, &answer)
                         .await
-                    {
-                        warn!(error = %e, "callee's answer refused");
-                    }
+                {
+                    warn!(error = %e, "callee's answer refused");
                 }
                 let mut response_headers = vec![sdp_header()];
                 if let Some(seconds) = self.session_expires {
@@ -979,10 +978,10 @@ impl Call {
 
     fn slot_of(&self, id: &DialogId) -> Option<LegRole> {
         for role in [LegRole::Caller, LegRole::Callee] {
-            if let Some(leg) = &self.legs[slot_index(role)] {
-                if &leg.dialog.id() == id {
-                    return Some(role);
-                }
+            if let Some(leg) = &self.legs[slot_index(role)]
+                && &leg.dialog.id() == id
+            {
+                return Some(role);
             }
         }
         None
@@ -1142,13 +1141,13 @@ impl Call {
             self.last_refresh = Instant::now();
         }
         let mut response_headers = vec![sdp_header()];
-        if slot == LegRole::Caller {
-            if let Some(seconds) = self.session_expires {
-                response_headers.push(Header::SessionExpires(
-                    format!("{seconds};refresher=uac").into(),
-                ));
-                response_headers.push(Header::Require("timer".into()));
-            }
+        if slot == LegRole::Caller
+            && let Some(seconds) = self.session_expires
+        {
+            response_headers.push(Header::SessionExpires(
+                format!("{seconds};refresher=uac").into(),
+            ));
+            response_headers.push(Header::Require("timer".into()));
         }
         let current = self.legs[slot_index(slot)]
             .as_ref()
@@ -1526,10 +1525,10 @@ impl Call {
     async fn finish(mut self, ending: Ending) {
         let at_ms = now_ms();
         for leg in self.legs.iter_mut().filter_map(Option::take) {
-            if let Some(user) = &leg.user_id {
-                if self.answered {
-                    self.inner.mark_idle(user, at_ms);
-                }
+            if let Some(user) = &leg.user_id
+                && self.answered
+            {
+                self.inner.mark_idle(user, at_ms);
             }
             let layer = self.inner.ctx.dialog_layer.clone();
             let dialog = leg.dialog;
