@@ -9,6 +9,8 @@
 //! where that baseline disagrees with the RFC ([`RSIPSTACK_GAPS`]) so the SIP core knows
 //! what it must check on top of rsipstack.
 
+use callscope_sip::media::Codec;
+use callscope_sip::sdp;
 use rsipstack::sip::headers::untyped::ToTypedHeader;
 use rsipstack::sip::{HeadersExt, SipMessage};
 use std::path::PathBuf;
@@ -197,11 +199,22 @@ fn mutate(rng: &mut XorShift, input: &[u8]) -> Vec<u8> {
 }
 
 /// Runs one input through everything a server does with an incoming datagram, outside
-/// the network: parse, read the transaction headers, and serialise back.
+/// the network: parse, read the transaction headers, serialise back, parse the SDP body.
 fn exercise(bytes: &[u8]) {
     let _ = rsipstack_baseline(bytes);
     if let Ok(msg) = SipMessage::try_from(bytes.to_vec()) {
         let _ = msg.to_string();
+    }
+    // The SDP parser and negotiation see whatever follows the headers.
+    let body = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(bytes, |at| &bytes[at + 4..]);
+    for input in [body, bytes] {
+        if let Ok(offer) = sdp::parse(input) {
+            let _ = offer.audio_direction();
+            let _ = sdp::answer_formats(&offer, &[Codec::Pcmu, Codec::Pcma, Codec::Opus]);
+        }
     }
 }
 
