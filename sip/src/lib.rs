@@ -9,3 +9,13 @@ pub mod directory;
 pub mod events;
 pub mod handler;
 pub mod media;
+pub mod auth;
+pub mod config;
+pub mod registrar;
+pub mod security;
+pub mod server;
+pub mod validate;
+
+pub use config::SipConfig;
+pub use server::{SipError, SipServer};
+pub use validate::{classify_message, ParseRejection};
