@@ -35,7 +35,8 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 struct Binding {
     contact: RegisteredContact,
-    registered_at_ms: i64,
+    /// Order of registration (later = larger); ms timestamps tie too easily.
+    sequence: u64,
 }
 
 type UserKey = (String, String);
@@ -45,6 +46,7 @@ type UserKey = (String, String);
 #[derive(Debug, Default)]
 pub struct LocationService {
     bindings: Mutex<HashMap<UserKey, Vec<Binding>>>,
+    sequence: std::sync::atomic::AtomicU64,
 }
 
 impl LocationService {
@@ -88,11 +90,14 @@ impl LocationService {
                 })
                 .unwrap_or_default()
         });
-        list.sort_by(|a, b| b.registered_at_ms.cmp(&a.registered_at_ms));
+        list.sort_by(|a, b| b.sequence.cmp(&a.sequence));
         list.into_iter().map(|b| b.contact).collect()
     }
 
     fn apply(&self, key: &UserKey, changes: Vec<Change>, now_ms: i64, max_per_user: usize) {
+        let sequence = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.with(|map| {
             let list = map.entry(key.clone()).or_default();
             list.retain(|b| b.contact.expires_at_ms > now_ms);
@@ -102,10 +107,7 @@ impl LocationService {
                     Change::Remove(uri) => list.retain(|b| b.contact.uri != uri),
                     Change::Upsert(contact) => {
                         list.retain(|b| b.contact.uri != contact.uri);
-                        list.push(Binding {
-                            contact,
-                            registered_at_ms: now_ms,
-                        });
+                        list.push(Binding { contact, sequence });
                         // Oldest first out when a user piles up bindings.
                         while list.len() > max_per_user.max(1) {
                             list.remove(0);

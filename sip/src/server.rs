@@ -408,6 +408,9 @@ impl SipServer {
             cancel.clone(),
         )));
         tasks.push(tokio::spawn(sweep_loop(location.clone(), cancel.clone())));
+        if let Some(addr) = tcp_addr {
+            wait_until_listening(addr).await?;
+        }
 
         Ok(SipServer {
             context,
@@ -497,6 +500,26 @@ fn pick_tcp_addr(addr: SocketAddr, udp: Option<SocketAddr>) -> Result<SocketAddr
     }
     let probe = std::net::TcpListener::bind(addr).map_err(bind_err)?;
     probe.local_addr().map_err(bind_err)
+}
+
+/// rsipstack binds the TCP listener inside its serve task; return only once it accepts,
+/// so callers (and tests) can connect as soon as `start` returns. Probing by connecting (and
+/// closing at once) cannot disturb rsipstack's bind, unlike a probing bind would.
+async fn wait_until_listening(addr: SocketAddr) -> Result<(), SipError> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Err(SipError::Bind {
+        transport: "TCP",
+        addr,
+        source: std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "listener did not come up within 2 s",
+        ),
+    })
 }
 
 struct Dispatcher {
