@@ -36,7 +36,7 @@ use crate::config::AuthConfig;
 use crate::directory::{Directory, SipUser};
 use crate::handler::{AuthOutcome, RequestAuthenticator};
 use crate::security::SharedGuard;
-use crate::server::{response_for, SipCounters};
+use crate::server::{SipCounters, response_for};
 
 /// Bound on remembered (nonce → last nc) pairs.
 const MAX_TRACKED_NONCES: usize = 100_000;
@@ -76,7 +76,12 @@ impl DigestAlgorithm {
 }
 
 /// HA1 = H(username ":" realm ":" password), for storing users (the api crate uses it).
-pub fn compute_ha1(algorithm: DigestAlgorithm, username: &str, realm: &str, password: &str) -> String {
+pub fn compute_ha1(
+    algorithm: DigestAlgorithm,
+    username: &str,
+    realm: &str,
+    password: &str,
+) -> String {
     algorithm.hash(&format!("{username}:{realm}:{password}"))
 }
 
@@ -167,7 +172,9 @@ impl DigestCredentials {
 enum Verdict {
     Ok(SipUser),
     /// Send a (re-)challenge; `stale` when the nonce was ours but too old or replayed.
-    Challenge { stale: bool },
+    Challenge {
+        stale: bool,
+    },
     /// Wrong credentials (or unknown user): 403, counted towards a ban.
     Failed,
     /// The directory failed: 503 (nothing learnt about the user).
@@ -508,14 +515,27 @@ mod tests {
     fn rfc_2617_md5_example_ha1() {
         // RFC 2617 §3.5: Mufasa / testrealm@host.com / Circle Of Life
         assert_eq!(
-            compute_ha1(DigestAlgorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life"),
+            compute_ha1(
+                DigestAlgorithm::Md5,
+                "Mufasa",
+                "testrealm@host.com",
+                "Circle Of Life"
+            ),
             "939e7578ed9e3c518a452acee763bce9"
         );
     }
 
     #[test]
     fn garbage_credentials_never_panic() {
-        for s in ["", "Digest", "Digest =", "Digest a=\"\\", "Digest ,,,,", "Digest a=\"é\"", "Digest x"] {
+        for s in [
+            "",
+            "Digest",
+            "Digest =",
+            "Digest a=\"\\",
+            "Digest ,,,,",
+            "Digest a=\"é\"",
+            "Digest x",
+        ] {
             let _ = DigestCredentials::parse(s);
         }
     }

@@ -4,13 +4,13 @@
 //! routes, media ports) comes through the traits in [`directory`] and [`media`], and what
 //! happens to calls goes out as [`events::CallEvent`]s.
 
+pub mod auth;
+pub mod config;
 pub mod control;
 pub mod directory;
 pub mod events;
 pub mod handler;
 pub mod media;
-pub mod auth;
-pub mod config;
 pub mod registrar;
 pub mod security;
 pub mod server;
@@ -18,4 +18,4 @@ pub mod validate;
 
 pub use config::SipConfig;
 pub use server::{SipError, SipServer};
-pub use validate::{classify_message, ParseRejection};
+pub use validate::{ParseRejection, classify_message};

@@ -258,7 +258,9 @@ impl Registrar {
         if contact_headers.iter().any(|c| c.value().trim() == "*") {
             // RFC 3261 §10.3 step 6: "*" only alone, and only with Expires: 0.
             if contact_headers.len() != 1 || header_expires != Some(0) {
-                return Err(BindingError::Malformed("Contact: * needs Expires: 0 and no other contact"));
+                return Err(BindingError::Malformed(
+                    "Contact: * needs Expires: 0 and no other contact",
+                ));
             }
             return Ok(vec![Change::RemoveAll]);
         }
@@ -308,9 +310,18 @@ mod tests {
     fn location_keeps_several_contacts_most_recent_first_and_sweeps_expired() {
         let loc = LocationService::new();
         let key = ("org".to_string(), "u1".to_string());
-        loc.apply(&key, vec![Change::Upsert(contact("sip:a@h", 10_000))], 0, 10);
+        loc.apply(
+            &key,
+            vec![Change::Upsert(contact("sip:a@h", 10_000))],
+            0,
+            10,
+        );
         loc.apply(&key, vec![Change::Upsert(contact("sip:b@h", 5_000))], 1, 10);
-        let got: Vec<String> = loc.contacts_at("org", "u1", 2).into_iter().map(|c| c.uri).collect();
+        let got: Vec<String> = loc
+            .contacts_at("org", "u1", 2)
+            .into_iter()
+            .map(|c| c.uri)
+            .collect();
         assert_eq!(got, vec!["sip:b@h", "sip:a@h"]);
         assert_eq!(loc.contacts_at("org", "u1", 6_000).len(), 1);
         loc.sweep(11_000);
@@ -329,7 +340,11 @@ mod tests {
                 3,
             );
         }
-        let got: Vec<String> = loc.contacts_at("org", "u1", 10).into_iter().map(|c| c.uri).collect();
+        let got: Vec<String> = loc
+            .contacts_at("org", "u1", 10)
+            .into_iter()
+            .map(|c| c.uri)
+            .collect();
         assert_eq!(got, vec!["sip:4@h", "sip:3@h", "sip:2@h"]);
     }
 }

@@ -47,7 +47,9 @@ impl SourceState {
 pub enum Admission {
     Allow,
     /// Over the rate: answer 503 with this Retry-After (seconds).
-    RateLimited { retry_after_s: u32 },
+    RateLimited {
+        retry_after_s: u32,
+    },
     /// Banned: drop without answering.
     Banned,
 }
@@ -103,7 +105,9 @@ impl SourceGuard {
         let rate = self.config.requests_per_second.max(0.001);
         let burst = self.config.request_burst.max(1.0);
         let state = self.entry(ip, now);
-        let elapsed = now.saturating_duration_since(state.refilled_at).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(state.refilled_at)
+            .as_secs_f64();
         state.tokens = (state.tokens + elapsed * rate).min(burst);
         state.refilled_at = now;
         if state.tokens >= 1.0 {

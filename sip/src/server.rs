@@ -17,10 +17,11 @@
 //!   from them are refused.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
+use rsipstack::EndpointBuilder;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::headers::Header;
@@ -31,7 +32,6 @@ use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{TransportEvent, TransportLayer};
-use rsipstack::EndpointBuilder;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -43,7 +43,7 @@ use crate::handler::{CallHandler, Locator, RequestAuthenticator, SipContext};
 use crate::media::MediaControl;
 use crate::registrar::{LocationService, Registrar};
 use crate::security::{Admission, SharedGuard};
-use crate::validate::{bad_request_for, classify_message, validate_parsed, MAX_MESSAGE_BYTES};
+use crate::validate::{MAX_MESSAGE_BYTES, bad_request_for, classify_message, validate_parsed};
 
 /// Methods we answer (the Allow header of OPTIONS and 405 responses).
 pub const ALLOWED_METHODS: &str =
@@ -127,9 +127,8 @@ pub fn response_for(request: &Request, status: StatusCode, server: &str) -> Resp
                 headers.push(header.clone())
             }
             Header::To(to) => {
-                let needs_tag = status.code() >= 200
-                    && status.code() != 100
-                    && matches!(to.tag(), Ok(None));
+                let needs_tag =
+                    status.code() >= 200 && status.code() != 100 && matches!(to.tag(), Ok(None));
                 if needs_tag {
                     headers.push(Header::To(to.with_tag(rsipstack::transaction::make_tag())));
                 } else {
@@ -289,13 +288,14 @@ impl SipServer {
 
         let mut udp_addr = None;
         if let Some(addr) = config.udp_addr {
-            let socket = tokio::net::UdpSocket::bind(addr)
-                .await
-                .map_err(|source| SipError::Bind {
-                    transport: "UDP",
-                    addr,
-                    source,
-                })?;
+            let socket =
+                tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(|source| SipError::Bind {
+                        transport: "UDP",
+                        addr,
+                        source,
+                    })?;
             let local = socket.local_addr().map_err(|source| SipError::Bind {
                 transport: "UDP",
                 addr,
@@ -547,8 +547,11 @@ impl Dispatcher {
                 }
                 Admission::RateLimited { retry_after_s } => {
                     self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    let mut response =
-                        response_for(&tx.original, StatusCode::ServiceUnavailable, &self.server_name);
+                    let mut response = response_for(
+                        &tx.original,
+                        StatusCode::ServiceUnavailable,
+                        &self.server_name,
+                    );
                     response
                         .headers
                         .push(Header::RetryAfter(retry_after_s.to_string().into()));
@@ -586,8 +589,11 @@ impl Dispatcher {
                 self.counters
                     .method_not_allowed
                     .fetch_add(1, Ordering::Relaxed);
-                let mut response =
-                    response_for(&tx.original, StatusCode::MethodNotAllowed, &self.server_name);
+                let mut response = response_for(
+                    &tx.original,
+                    StatusCode::MethodNotAllowed,
+                    &self.server_name,
+                );
                 response
                     .headers
                     .push(Header::Allow(ALLOWED_METHODS.to_string().into()));

@@ -9,13 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use callscope_sip::SipServer;
 use callscope_sip::config::SipConfig;
-use callscope_sip::directory::{
-    DirResult, Destination, Directory, SipTrunk, SipUser,
-};
+use callscope_sip::directory::{Destination, DirResult, Directory, SipTrunk, SipUser};
 use callscope_sip::handler::{CallHandler, SipContext};
 use callscope_sip::media::{Direction, LegRole, MediaControl, MediaError};
-use callscope_sip::SipServer;
 use futures::future::BoxFuture;
 use md5::Md5;
 use rsipstack::sip::StatusCode;
