@@ -90,7 +90,7 @@ impl LocationService {
                 })
                 .unwrap_or_default()
         });
-        list.sort_by(|a, b| b.sequence.cmp(&a.sequence));
+        list.sort_by_key(|b| std::cmp::Reverse(b.sequence));
         list.into_iter().map(|b| b.contact).collect()
     }
 

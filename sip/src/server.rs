@@ -190,12 +190,12 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdpSocket {
                 Err(rejection) => {
                     self.counters.parse_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%source, %rejection, "refused malformed SIP datagram");
-                    if let Some(reply) = bad_request_for(packet, &rejection, &self.server_name) {
-                        if self.socket.send_to(&reply, source).await.is_ok() {
-                            self.counters
-                                .bad_requests_sent
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
+                    if let Some(reply) = bad_request_for(packet, &rejection, &self.server_name)
+                        && self.socket.send_to(&reply, source).await.is_ok()
+                    {
+                        self.counters
+                            .bad_requests_sent
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -240,14 +240,13 @@ impl TransportEventInspector for StreamInspector {
             self.counters.parse_errors.fetch_add(1, Ordering::Relaxed);
             if let SipMessage::Request(request) = &message {
                 let bytes = request.to_bytes();
-                if let Some(reply) = bad_request_for(&bytes, &rejection, &self.server_name) {
-                    if let Ok(reply) = SipMessage::try_from(reply.as_slice()) {
-                        if connection.send(reply, None).await.is_ok() {
-                            self.counters
-                                .bad_requests_sent
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                if let Some(reply) = bad_request_for(&bytes, &rejection, &self.server_name)
+                    && let Ok(reply) = SipMessage::try_from(reply.as_slice())
+                    && connection.send(reply, None).await.is_ok()
+                {
+                    self.counters
+                        .bad_requests_sent
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
             return None;

@@ -138,13 +138,13 @@ pub fn validate_parsed(message: &SipMessage) -> Result<(), ParseRejection> {
                 method: request.method.to_string(),
             });
         }
-        if let Ok(max_forwards) = message.max_forwards_header() {
-            if max_forwards.value().trim().parse::<u8>().is_err() {
-                return Err(ParseRejection::InvalidHeader {
-                    header: "Max-Forwards",
-                    reason: format!("{:?} is not 0..255", max_forwards.value()),
-                });
-            }
+        if let Ok(max_forwards) = message.max_forwards_header()
+            && max_forwards.value().trim().parse::<u8>().is_err()
+        {
+            return Err(ParseRejection::InvalidHeader {
+                header: "Max-Forwards",
+                reason: format!("{:?} is not 0..255", max_forwards.value()),
+            });
         }
         if request.method == Method::Register || request.method == Method::Invite {
             for contact in message.contact_headers() {
@@ -187,10 +187,11 @@ fn check_lines(head: &[u8], body_len: usize) -> Result<(), ParseRejection> {
                 }
                 parts.next()
             };
-            if let Some(version) = version {
-                if version.starts_with("SIP/") && !version.eq_ignore_ascii_case("SIP/2.0") {
-                    return Err(ParseRejection::Version(truncate(version)));
-                }
+            if let Some(version) = version
+                && version.starts_with("SIP/")
+                && !version.eq_ignore_ascii_case("SIP/2.0")
+            {
+                return Err(ParseRejection::Version(truncate(version)));
             }
             continue;
         }
@@ -222,13 +223,13 @@ fn check_lines(head: &[u8], body_len: usize) -> Result<(), ParseRejection> {
             content_length = Some(declared);
         }
     }
-    if let Some(declared) = content_length {
-        if declared > body_len {
-            return Err(ParseRejection::BodyTruncated {
-                declared,
-                available: body_len,
-            });
-        }
+    if let Some(declared) = content_length
+        && declared > body_len
+    {
+        return Err(ParseRejection::BodyTruncated {
+            declared,
+            available: body_len,
+        });
     }
     Ok(())
 }
@@ -247,10 +248,10 @@ fn start_line_rejection(head: &[u8], error: rsipstack::sip::Error) -> ParseRejec
         }
         return ParseRejection::StartLine(error.to_string());
     }
-    if let Some(version) = c {
-        if !version.eq_ignore_ascii_case("SIP/2.0") {
-            return ParseRejection::Version(truncate(version));
-        }
+    if let Some(version) = c
+        && !version.eq_ignore_ascii_case("SIP/2.0")
+    {
+        return ParseRejection::Version(truncate(version));
     }
     if let Some(uri) = b {
         let scheme = uri.split(':').next().unwrap_or_default();

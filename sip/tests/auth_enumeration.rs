@@ -66,8 +66,10 @@ async fn unknown_user_and_wrong_password_look_the_same() {
 #[tokio::test]
 async fn rejection_timing_does_not_depend_on_the_user_existing() {
     let directory: Arc<dyn callscope_sip::directory::Directory> = Arc::new(directory());
-    let mut security = callscope_sip::config::SecurityConfig::default();
-    security.auth_failures_before_ban = u32::MAX;
+    let security = callscope_sip::config::SecurityConfig {
+        auth_failures_before_ban: u32::MAX,
+        ..Default::default()
+    };
     let auth = DigestAuthenticator::new(
         &AuthConfig::default(),
         directory,

@@ -140,10 +140,11 @@ impl MediaControl for NoMedia {
 }
 
 pub fn test_config() -> SipConfig {
-    let mut config = SipConfig::default();
-    config.udp_addr = Some("127.0.0.1:0".parse().unwrap());
-    config.tcp_addr = Some("127.0.0.1:0".parse().unwrap());
-    config
+    SipConfig {
+        udp_addr: Some("127.0.0.1:0".parse().unwrap()),
+        tcp_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    }
 }
 
 pub async fn start(config: SipConfig, directory: MemoryDirectory) -> SipServer {
