@@ -190,6 +190,7 @@ pub struct DigestAuthenticator {
     /// nonce → (highest nc seen, first seen); bounded.
     nonce_counts: Mutex<HashMap<String, (u32, Instant)>>,
     server_name: String,
+    challenge_algorithms: Vec<DigestAlgorithm>,
 }
 
 impl DigestAuthenticator {
@@ -213,6 +214,7 @@ impl DigestAuthenticator {
             nonce_ttl: Duration::from_secs(config.nonce_ttl_s.max(1)),
             nonce_counts: Mutex::new(HashMap::new()),
             server_name,
+            challenge_algorithms: parse_algorithms(&config.challenge_algorithms),
         }
     }
 
@@ -290,7 +292,7 @@ impl DigestAuthenticator {
         let mut response = response_for(request, status, &self.server_name);
         let nonce = self.make_nonce(realm, unix_ms());
         let opaque = hex::encode(&self.mac(nonce.as_bytes(), "opaque")[..8]);
-        for algorithm in [DigestAlgorithm::Sha256, DigestAlgorithm::Md5] {
+        for &algorithm in &self.challenge_algorithms {
             let mut value = format!(
                 "Digest realm=\"{realm}\", nonce=\"{nonce}\", opaque=\"{opaque}\", algorithm={}, qop=\"auth\"",
                 algorithm.name()
@@ -460,6 +462,19 @@ impl RequestAuthenticator for DigestAuthenticator {
             self.authenticate_user(request, source, proxy).await
         })
     }
+}
+
+/// Configured algorithm names, unknown ones skipped; never empty (falls back to both).
+fn parse_algorithms(names: &[String]) -> Vec<DigestAlgorithm> {
+    let mut out: Vec<DigestAlgorithm> = names
+        .iter()
+        .filter_map(|n| DigestAlgorithm::parse(Some(n)))
+        .collect();
+    out.dedup();
+    if out.is_empty() {
+        out = vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5];
+    }
+    out
 }
 
 /// The digest realm of a request: the To host for REGISTER, the From host otherwise,

@@ -76,6 +76,10 @@ pub struct AuthConfig {
     /// HMAC key for nonces (hex or any text). Empty: a random key per process, so nonces do
     /// not survive a restart (clients just get re-challenged).
     pub nonce_secret: String,
+    /// Challenges offered, most preferred first (RFC 8760 §2.4): "SHA-256", "MD5".
+    /// baresip 1.0.0 (libre) fails with ENOSYS as soon as any SHA-256 challenge is present,
+    /// even beside an MD5 one: deployments with such phones set `["MD5"]`.
+    pub challenge_algorithms: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -83,6 +87,7 @@ impl Default for AuthConfig {
         Self {
             nonce_ttl_s: 300,
             nonce_secret: String::new(),
+            challenge_algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }
 }
