@@ -308,7 +308,7 @@ impl SipServer {
                     counters: counters.clone(),
                     server_name: server_name.clone(),
                 });
-            let external = config.public_addr.filter(|_| true);
+            let external = config.public_addr;
             let connection =
                 UdpConnection::from_socket(guarded, external, Some(cancel.child_token()))
                     .await

@@ -181,6 +181,7 @@ async fn expired_nonce_gets_a_stale_challenge_not_a_failure() {
     let config = AuthConfig {
         nonce_ttl_s: 1,
         nonce_secret: "fixed".into(),
+        ..Default::default()
     };
     let auth = DigestAuthenticator::new(
         &config,
