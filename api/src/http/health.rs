@@ -30,6 +30,10 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_j
             "status": if db_ok { "ok" } else { "degraded" },
             "database": if db_ok { "ok" } else { "unreachable" },
             "asr": asr,
+            "sip": {
+                "enabled": state.sip.enabled(),
+                "call_events_pending": state.sip.events_pending(),
+            },
         })),
     )
 }
