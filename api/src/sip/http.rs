@@ -616,3 +616,29 @@ async fn transfer(
         .map_err(control_error)?;
     Ok(StatusCode::ACCEPTED)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_errors_map_to_statuses() {
+        let cases = [
+            (ControlError::NotFound, 404, "not_found"),
+            (ControlError::InvalidState("ended".into()), 409, "invalid_call_state"),
+            (ControlError::Unreachable("no contact".into()), 422, "unreachable"),
+            (ControlError::Failed("socket".into()), 502, "call_control_failed"),
+        ];
+        for (e, status, code) in cases {
+            let a = control_error(e);
+            assert_eq!((a.status.as_u16(), a.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn total_timeouts() {
+        assert_eq!(default_total_timeout(RingStrategy::RingAll, 20, 5), 20);
+        assert_eq!(default_total_timeout(RingStrategy::LongestIdle, 20, 5), 100);
+        assert_eq!(default_total_timeout(RingStrategy::LongestIdle, 200, 5), 600);
+    }
+}
