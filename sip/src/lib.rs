@@ -4,8 +4,11 @@
 //! routes, media ports) comes through the traits in [`directory`] and [`media`], and what
 //! happens to calls goes out as [`events::CallEvent`]s.
 
+pub mod call;
 pub mod control;
 pub mod directory;
 pub mod events;
 pub mod handler;
 pub mod media;
+pub mod sdp;
+pub mod signalling_media;

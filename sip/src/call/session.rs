@@ -1,0 +1,1603 @@
+//! One call: accepting the caller's INVITE, ringing the destination (forks, ring groups),
+//! relaying progress and answer, then relaying hold/resume, transfer and hang-up until both
+//! legs are gone. One task per call owns all of this state; the dialogs report to it over
+//! one channel.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rsipstack::dialog::DialogId;
+use rsipstack::dialog::dialog::{
+    DialogState, DialogStateReceiver, DialogStateSender, TerminatedReason,
+};
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Header, Method, Response, StatusCode, StatusCodeKind, Uri};
+use rsipstack::transaction::transaction::Transaction;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::headers;
+use super::routing::{self, NoPlan, Plan, PlanInput};
+use super::{Command, Inner};
+use crate::control::{ControlError, ControlResult};
+use crate::directory::{Destination, RouteTarget};
+use crate::events::{CallDirection, CallEvent, HangupSide};
+use crate::handler::AuthOutcome;
+use crate::media::{Direction, LegRole, MediaError};
+use crate::sdp;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn new_call_id() -> String {
+    rsipstack::transaction::make_uuid_v4()
+}
+
+fn sdp_header() -> Header {
+    Header::ContentType("application/sdp".into())
+}
+
+fn slot_index(role: LegRole) -> usize {
+    match role {
+        LegRole::Caller => 0,
+        LegRole::Callee => 1,
+    }
+}
+
+fn other(role: LegRole) -> LegRole {
+    match role {
+        LegRole::Caller => LegRole::Callee,
+        LegRole::Callee => LegRole::Caller,
+    }
+}
+
+fn is_hold(direction: Direction) -> bool {
+    matches!(direction, Direction::SendOnly | Direction::Inactive)
+}
+
+/// Keep a URI user part to characters that cannot break a header.
+fn safe_user(user: &str) -> String {
+    let cleaned: String = user
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '.' | '_' | '-'))
+        .take(32)
+        .collect();
+    if cleaned.is_empty() {
+        "anonymous".to_string()
+    } else {
+        cleaned
+    }
+}
+
+fn safe_display(display: Option<String>) -> Option<String> {
+    display
+        .map(|d| {
+            d.chars()
+                .filter(|c| !matches!(c, '"' | '\\' | '\r' | '\n' | '<' | '>'))
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|d| !d.trim().is_empty())
+}
+
+fn body_string(body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        None
+    } else {
+        String::from_utf8(body.to_vec()).ok()
+    }
+}
+
+/// Cause text for a failed attempt's final status.
+fn failure_cause(status: u16) -> &'static str {
+    match status {
+        486 | 600 => "busy",
+        408 | 480 => "no_answer",
+        404 | 484 | 604 => "not_found",
+        487 => "cancelled",
+        _ => "rejected",
+    }
+}
+
+/// The status to give the caller when every attempt failed (RFC 3261 §16.7 in spirit:
+/// a global failure first, then busy, then unavailable, else the lowest code).
+fn best_failure(statuses: &[u16]) -> u16 {
+    if let Some(code) = statuses.iter().find(|s| (600..700).contains(*s)) {
+        return *code;
+    }
+    if statuses.contains(&486) {
+        return 486;
+    }
+    if statuses.is_empty() || statuses.iter().any(|s| matches!(s, 408 | 480 | 487)) {
+        return 480;
+    }
+    statuses.iter().copied().min().unwrap_or(480)
+}
+
+/// RFC 4028 decision for the caller's INVITE: `Err(min)` means answer 422 with Min-SE.
+fn session_timer(request: &rsipstack::sip::Request, inner: &Inner) -> Result<Option<u32>, u32> {
+    let Some(requested) = headers::session_expires(request) else {
+        return Ok(None);
+    };
+    let min = inner.config.min_session_expires;
+    if requested.seconds < min {
+        return Err(min.max(headers::min_se(request).unwrap_or(0)));
+    }
+    // We never refresh ourselves: only a caller that refreshes (supports timer and did not
+    // ask us to) gets a timer; otherwise we decline by leaving Session-Expires out (§9).
+    if !headers::supports(request, "timer") || requested.refresher_uas {
+        return Ok(None);
+    }
+    Ok(Some(
+        requested.seconds.min(inner.config.max_session_expires),
+    ))
+}
+
+struct Leg {
+    dialog: InviteDialog,
+    user_id: Option<String>,
+    /// The direction the far end last offered (hold state).
+    remote_direction: Direction,
+}
+
+enum RingResult {
+    Answered {
+        dialog: InviteDialog,
+        response: Response,
+        user_id: Option<String>,
+    },
+    Failed(u16),
+    /// The watched leg (the caller, or the party kept during a transfer) went away.
+    Aborted,
+    /// The API hung up while ringing.
+    ApiHangup,
+}
+
+struct Fork {
+    dialog: InviteDialog,
+    sip_call_id: String,
+    user_id: Option<String>,
+    done: bool,
+}
+
+struct Ending {
+    status: u16,
+    side: HangupSide,
+    cause: &'static str,
+}
+
+struct Call {
+    inner: Arc<Inner>,
+    id: String,
+    org_id: String,
+    state_tx: DialogStateSender,
+    state_rx: DialogStateReceiver,
+    commands: mpsc::Receiver<Command>,
+    legs: [Option<Leg>; 2],
+    /// Dialogs to remove from the dialog layer at the end (even if never connected).
+    dialogs: Vec<InviteDialog>,
+    from_user: String,
+    from_display: Option<String>,
+    /// Our SDP for the caller when the caller made an offer (sent in 183 and 200).
+    caller_answer: Option<String>,
+    /// The caller sent no offer: our offer goes in the 200, its answer in the ACK.
+    caller_delayed_offer: bool,
+    caller_answer_applied: bool,
+    session_expires: Option<u32>,
+    last_refresh: Instant,
+    answered: bool,
+    agent_user_id: Option<String>,
+}
+
+/// Handle a new INVITE from outside: authenticate, route, answer 4xx or start the call.
+pub(super) async fn accept_inbound(
+    inner: Arc<Inner>,
+    mut tx: Transaction,
+    source: std::net::SocketAddr,
+) {
+    // 100 at once (RFC 3261 §16.2 spirit): authentication and routing may take a lookup.
+    tx.send_trying().await.ok();
+    let request = tx.original.clone();
+    let outcome = inner
+        .ctx
+        .authenticator
+        .authenticate(&request, source, true)
+        .await;
+    let dialled = headers::dialled_user(&request);
+    let (org_id, direction, agent, trunk_id, destination) = match outcome {
+        AuthOutcome::Respond(response) => {
+            tx.respond(response).await.ok();
+            return;
+        }
+        AuthOutcome::User(user) => {
+            let Some(dialled) = dialled.as_deref() else {
+                tx.reply(StatusCode::NotFound).await.ok();
+                return;
+            };
+            match inner
+                .ctx
+                .directory
+                .route_from_user(&user.org_id, dialled)
+                .await
+            {
+                Ok(destination) => {
+                    let direction = match destination {
+                        Destination::External { .. } => CallDirection::Outbound,
+                        _ => CallDirection::Internal,
+                    };
+                    (
+                        user.org_id.clone(),
+                        direction,
+                        Some(user.user_id.clone()),
+                        None,
+                        destination,
+                    )
+                }
+                Err(e) => {
+                    warn!(error = %e, "routing lookup failed");
+                    tx.reply(StatusCode::ServerInternalError).await.ok();
+                    return;
+                }
+            }
+        }
+        AuthOutcome::Trunk(trunk) => {
+            let Some(did) = dialled.as_deref() else {
+                tx.reply(StatusCode::NotFound).await.ok();
+                return;
+            };
+            match inner.ctx.directory.route_inbound(&trunk, did).await {
+                Ok(destination) => (
+                    trunk.org_id.clone(),
+                    CallDirection::Inbound,
+                    None,
+                    Some(trunk.trunk_id.clone()),
+                    destination,
+                ),
+                Err(e) => {
+                    warn!(error = %e, "inbound routing lookup failed");
+                    tx.reply(StatusCode::ServerInternalError).await.ok();
+                    return;
+                }
+            }
+        }
+    };
+
+    let session_expires = match session_timer(&request, &inner) {
+        Ok(granted) => granted,
+        Err(min) => {
+            let min_se = Header::MinSE(min.to_string().into());
+            tx.reply_with(StatusCode::from(422), vec![min_se], None)
+                .await
+                .ok();
+            return;
+        }
+    };
+
+    let busy = |user: &str| inner.is_busy(user);
+    let idle = |user: &str| inner.idle_since_ms(user);
+    let plan_input = PlanInput {
+        locator: inner.ctx.locator.as_ref(),
+        org_id: &org_id,
+        default_timeout: inner.config.no_answer_timeout,
+        busy: &busy,
+        idle_since_ms: &idle,
+    };
+    let planned = routing::plan(&destination, &plan_input);
+    let (from_user, from_display) = headers::from_user(&request).unwrap_or_default();
+    let to = dialled.clone().unwrap_or_default();
+    let call_id = new_call_id();
+    let sip_call_id = request
+        .call_id_header()
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    let started = || CallEvent::Started {
+        call_id: call_id.clone(),
+        org_id: org_id.clone(),
+        direction,
+        from: safe_user(&from_user),
+        to: safe_user(&to),
+        sip_call_id: sip_call_id.clone(),
+        agent_user_id: agent.clone(),
+        trunk_id: trunk_id.clone(),
+        at_ms: now_ms(),
+    };
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(NoPlan::NotFound) => {
+            tx.reply(StatusCode::NotFound).await.ok();
+            return;
+        }
+        Err(NoPlan::Reject(status)) => {
+            tx.reply(StatusCode::from(status)).await.ok();
+            return;
+        }
+        Err(NoPlan::Unavailable) => {
+            inner.emit(started());
+            tx.reply(StatusCode::TemporarilyUnavailable).await.ok();
+            inner.emit(CallEvent::Ended {
+                call_id: call_id.clone(),
+                at_ms: now_ms(),
+                sip_status: 480,
+                hangup_side: HangupSide::System,
+                cause: "unavailable".into(),
+            });
+            return;
+        }
+    };
+
+    let (state_tx, state_rx) = inner.ctx.dialog_layer.new_dialog_state_channel();
+    let mut dialog_a = match inner.ctx.dialog_layer.get_or_create_server_invite(
+        &tx,
+        state_tx.clone(),
+        None,
+        Some(inner.our_contact()),
+    ) {
+        Ok(dialog) => dialog,
+        Err(e) => {
+            warn!(error = %e, "cannot create the caller's dialog");
+            tx.reply(StatusCode::ServerInternalError).await.ok();
+            return;
+        }
+    };
+    let offer = body_string(&request.body);
+    let caller_sdp = match inner
+        .ctx
+        .media
+        .open_leg(&call_id, LegRole::Caller, offer.as_deref())
+        .await
+    {
+        Ok(sdp) => sdp,
+        Err(e) => {
+            let status = match e {
+                MediaError::NotAcceptable(_) => StatusCode::NotAcceptableHere,
+                _ => StatusCode::ServiceUnavailable,
+            };
+            debug!(error = %e, "caller's SDP refused");
+            inner.ctx.dialog_layer.remove_dialog(&dialog_a.id());
+            tx.reply(status).await.ok();
+            inner.ctx.media.close_call(&call_id).await;
+            return;
+        }
+    };
+
+    inner.emit(started());
+    let (command_tx, command_rx) = mpsc::channel(8);
+    inner.register_call(&call_id, &org_id, command_tx);
+    let call = Call {
+        inner: inner.clone(),
+        id: call_id.clone(),
+        org_id,
+        state_tx,
+        state_rx,
+        commands: command_rx,
+        legs: [None, None],
+        dialogs: vec![dialog_a.clone()],
+        from_user: safe_user(&from_user),
+        from_display: safe_display(from_display),
+        caller_answer: offer.as_ref().map(|_| caller_sdp.clone()),
+        caller_delayed_offer: offer.is_none(),
+        caller_answer_applied: offer.is_some(),
+        session_expires,
+        last_refresh: Instant::now(),
+        answered: false,
+        agent_user_id: agent,
+    };
+    let a = dialog_a.clone();
+    inner.spawn(call.run_inbound(a, caller_sdp, plan));
+    // Drive the caller's INVITE transaction (CANCEL → 487, ACK → confirmed) here.
+    if let Err(e) = dialog_a.handle(&mut tx).await {
+        debug!(error = %e, "caller INVITE transaction ended with an error");
+    }
+}
+
+/// Click-to-call: ring the agent first, then the number, and bridge.
+pub(super) async fn click_to_call(
+    inner: Arc<Inner>,
+    org_id: &str,
+    agent_user_id: &str,
+    number: &str,
+) -> ControlResult<String> {
+    let busy = |user: &str| inner.is_busy(user);
+    let idle = |user: &str| inner.idle_since_ms(user);
+    let plan_input = PlanInput {
+        locator: inner.ctx.locator.as_ref(),
+        org_id,
+        default_timeout: inner.config.no_answer_timeout,
+        busy: &busy,
+        idle_since_ms: &idle,
+    };
+    let agent_plan = routing::plan(
+        &Destination::Internal(RouteTarget::User {
+            user_id: agent_user_id.to_string(),
+        }),
+        &plan_input,
+    )
+    .map_err(|_| ControlError::Unreachable("the agent has no registered phone".into()))?;
+    let destination = inner
+        .ctx
+        .directory
+        .route_from_user(org_id, number)
+        .await
+        .map_err(|e| ControlError::Failed(e.to_string()))?;
+    let customer_plan = routing::plan(&destination, &plan_input).map_err(|e| match e {
+        NoPlan::NotFound => ControlError::Unreachable("unknown destination".into()),
+        NoPlan::Reject(status) => {
+            ControlError::Unreachable(format!("destination rejects ({status})"))
+        }
+        NoPlan::Unavailable => ControlError::Unreachable("destination unavailable".into()),
+    })?;
+    let direction = match destination {
+        Destination::External { .. } => CallDirection::Outbound,
+        _ => CallDirection::Internal,
+    };
+    let trunk_id = match &destination {
+        Destination::External { trunk, .. } => Some(trunk.trunk_id.clone()),
+        _ => None,
+    };
+    let call_id = new_call_id();
+    let (state_tx, state_rx) = inner.ctx.dialog_layer.new_dialog_state_channel();
+    let (command_tx, command_rx) = mpsc::channel(8);
+    inner.register_call(&call_id, org_id, command_tx);
+    inner.emit(CallEvent::Started {
+        call_id: call_id.clone(),
+        org_id: org_id.to_string(),
+        direction,
+        from: safe_user(agent_user_id),
+        to: safe_user(number),
+        sip_call_id: String::new(),
+        agent_user_id: Some(agent_user_id.to_string()),
+        trunk_id,
+        at_ms: now_ms(),
+    });
+    let call = Call {
+        inner: inner.clone(),
+        id: call_id.clone(),
+        org_id: org_id.to_string(),
+        state_tx,
+        state_rx,
+        commands: command_rx,
+        legs: [None, None],
+        dialogs: Vec::new(),
+        // The agent's phone shows the number it is about to be connected to.
+        from_user: safe_user(number),
+        from_display: None,
+        caller_answer: None,
+        caller_delayed_offer: false,
+        caller_answer_applied: true,
+        session_expires: None,
+        last_refresh: Instant::now(),
+        answered: false,
+        agent_user_id: Some(agent_user_id.to_string()),
+    };
+    inner.spawn(call.run_click_to_call(agent_plan, customer_plan));
+    Ok(call_id)
+}
+
+impl Call {
+    async fn run_inbound(mut self, dialog_a: InviteDialog, caller_sdp: String, plan: Plan) {
+        let offer = match self
+            .inner
+            .ctx
+            .media
+            .open_leg(&self.id, LegRole::Callee, None)
+            .await
+        {
+            Ok(offer) => offer,
+            Err(e) => {
+                warn!(error = %e, "no media for the callee leg");
+                dialog_a
+                    .reject(Some(StatusCode::ServiceUnavailable), None)
+                    .ok();
+                return self
+                    .finish(Ending {
+                        status: 503,
+                        side: HangupSide::System,
+                        cause: "media_unavailable",
+                    })
+                    .await;
+            }
+        };
+        let watch = dialog_a.id();
+        match self
+            .ring(
+                plan,
+                LegRole::Callee,
+                offer,
+                Some(dialog_a.clone()),
+                Some(watch),
+            )
+            .await
+        {
+            RingResult::Answered {
+                dialog,
+                response,
+                user_id,
+            } => {
+                if let Some(answer) = body_string(&response.body)
+                    && let Err(e) = self
+                        .inner
+                        .ctx
+                        .media
+                        .remote_answer(&self.id, LegRole::Callee, &answer)
+                        .await
+                {
+                    warn!(error = %e, "callee's answer refused");
+                }
+                let mut response_headers = vec![sdp_header()];
+                if let Some(seconds) = self.session_expires {
+                    response_headers.push(Header::SessionExpires(
+                        format!("{seconds};refresher=uac").into(),
+                    ));
+                    response_headers.push(Header::Require("timer".into()));
+                }
+                self.dialogs.push(dialog.clone());
+                if let Err(e) =
+                    dialog_a.accept(Some(response_headers), Some(caller_sdp.into_bytes()))
+                {
+                    // The caller is gone (e.g. CANCEL crossed the answer): end the callee.
+                    debug!(error = %e, "could not answer the caller");
+                }
+                self.last_refresh = Instant::now();
+                if let Some(user) = &self.agent_user_id {
+                    // A calling user is busy too.
+                    self.inner.mark_busy(user);
+                }
+                self.legs[0] = Some(Leg {
+                    dialog: dialog_a,
+                    user_id: self.agent_user_id.clone(),
+                    remote_direction: Direction::SendRecv,
+                });
+                self.connect_callee(dialog, user_id);
+                self.connected().await
+            }
+            RingResult::Failed(status) => {
+                dialog_a.reject(Some(StatusCode::from(status)), None).ok();
+                let side = if matches!(status, 486 | 600 | 603) {
+                    HangupSide::Callee
+                } else {
+                    HangupSide::System
+                };
+                self.finish(Ending {
+                    status,
+                    side,
+                    cause: failure_cause(status),
+                })
+                .await
+            }
+            RingResult::Aborted => {
+                self.finish(Ending {
+                    status: 487,
+                    side: HangupSide::Caller,
+                    cause: "cancelled",
+                })
+                .await
+            }
+            RingResult::ApiHangup => {
+                dialog_a
+                    .reject(Some(StatusCode::RequestTerminated), None)
+                    .ok();
+                self.finish(Ending {
+                    status: 487,
+                    side: HangupSide::Api,
+                    cause: "cancelled",
+                })
+                .await
+            }
+        }
+    }
+
+    async fn run_click_to_call(mut self, agent_plan: Plan, customer_plan: Plan) {
+        let offer = match self
+            .inner
+            .ctx
+            .media
+            .open_leg(&self.id, LegRole::Caller, None)
+            .await
+        {
+            Ok(offer) => offer,
+            Err(_) => {
+                return self
+                    .finish(Ending {
+                        status: 503,
+                        side: HangupSide::System,
+                        cause: "media_unavailable",
+                    })
+                    .await;
+            }
+        };
+        let (agent_dialog, agent_user) = match self
+            .ring(agent_plan, LegRole::Caller, offer, None, None)
+            .await
+        {
+            RingResult::Answered {
+                dialog,
+                response,
+                user_id,
+            } => {
+                if let Some(answer) = body_string(&response.body) {
+                    self.inner
+                        .ctx
+                        .media
+                        .remote_answer(&self.id, LegRole::Caller, &answer)
+                        .await
+                        .ok();
+                }
+                self.dialogs.push(dialog.clone());
+                (dialog, user_id)
+            }
+            RingResult::Failed(status) => {
+                return self
+                    .finish(Ending {
+                        status,
+                        side: HangupSide::Caller,
+                        cause: failure_cause(status),
+                    })
+                    .await;
+            }
+            RingResult::Aborted | RingResult::ApiHangup => {
+                return self
+                    .finish(Ending {
+                        status: 487,
+                        side: HangupSide::Api,
+                        cause: "cancelled",
+                    })
+                    .await;
+            }
+        };
+        if let Some(user) = &agent_user {
+            self.inner.mark_busy(user);
+        }
+        self.legs[0] = Some(Leg {
+            dialog: agent_dialog.clone(),
+            user_id: agent_user,
+            remote_direction: Direction::SendRecv,
+        });
+        self.inner.emit(CallEvent::Ringing {
+            call_id: self.id.clone(),
+            at_ms: now_ms(),
+        });
+        // The agent's leg is the caller of the customer leg from here on (its From).
+        if let Some(agent) = &self.agent_user_id {
+            self.from_user = safe_user(agent);
+        }
+        let offer = match self
+            .inner
+            .ctx
+            .media
+            .open_leg(&self.id, LegRole::Callee, None)
+            .await
+        {
+            Ok(offer) => offer,
+            Err(_) => {
+                return self
+                    .finish(Ending {
+                        status: 503,
+                        side: HangupSide::System,
+                        cause: "media_unavailable",
+                    })
+                    .await;
+            }
+        };
+        match self
+            .ring(
+                customer_plan,
+                LegRole::Callee,
+                offer,
+                None,
+                Some(agent_dialog.id()),
+            )
+            .await
+        {
+            RingResult::Answered {
+                dialog,
+                response,
+                user_id,
+            } => {
+                if let Some(answer) = body_string(&response.body) {
+                    self.inner
+                        .ctx
+                        .media
+                        .remote_answer(&self.id, LegRole::Callee, &answer)
+                        .await
+                        .ok();
+                }
+                self.dialogs.push(dialog.clone());
+                self.connect_callee(dialog, user_id);
+                self.connected().await
+            }
+            RingResult::Failed(status) => {
+                let side = if matches!(status, 486 | 600 | 603) {
+                    HangupSide::Callee
+                } else {
+                    HangupSide::System
+                };
+                self.finish(Ending {
+                    status,
+                    side,
+                    cause: failure_cause(status),
+                })
+                .await
+            }
+            RingResult::Aborted => {
+                self.finish(Ending {
+                    status: 487,
+                    side: HangupSide::Caller,
+                    cause: "cancelled",
+                })
+                .await
+            }
+            RingResult::ApiHangup => {
+                self.finish(Ending {
+                    status: 487,
+                    side: HangupSide::Api,
+                    cause: "cancelled",
+                })
+                .await
+            }
+        }
+    }
+
+    fn connect_callee(&mut self, dialog: InviteDialog, user_id: Option<String>) {
+        self.answered = true;
+        if let Some(user) = &user_id {
+            self.inner.mark_busy(user);
+        }
+        self.inner.emit(CallEvent::Answered {
+            call_id: self.id.clone(),
+            answered_by_user_id: user_id.clone(),
+            at_ms: now_ms(),
+        });
+        self.legs[1] = Some(Leg {
+            dialog,
+            user_id,
+            remote_direction: Direction::SendRecv,
+        });
+    }
+
+    fn invite_option(&self, target: &routing::Target, offer: &str) -> InviteOption {
+        let caller = Uri {
+            scheme: Some(rsipstack::sip::Scheme::Sip),
+            auth: Some(rsipstack::sip::Auth {
+                user: self.from_user.clone(),
+                password: None,
+            }),
+            host_with_port: self.inner.ctx.public_addr.into(),
+            params: vec![],
+            headers: vec![],
+        };
+        InviteOption {
+            caller_display_name: self.from_display.clone(),
+            caller,
+            callee: target.request_uri.clone(),
+            destination: Some(target.destination.clone()),
+            content_type: Some("application/sdp".into()),
+            offer: Some(offer.as_bytes().to_vec()),
+            contact: self.inner.our_contact(),
+            credential: target.credential.clone(),
+            call_id: Some(new_call_id()),
+            ..Default::default()
+        }
+    }
+
+    /// Ring the plan's steps until one target answers, all fail, time runs out or the
+    /// watched dialog ends. Progress is relayed to `relay_to` (the caller's dialog).
+    async fn ring(
+        &mut self,
+        plan: Plan,
+        slot: LegRole,
+        offer: String,
+        relay_to: Option<InviteDialog>,
+        watch: Option<DialogId>,
+    ) -> RingResult {
+        let (fork_tx, mut fork_rx) = mpsc::unbounded_channel::<(usize, Option<Response>)>();
+        let mut forks: Vec<Fork> = Vec::new();
+        let mut statuses: Vec<u16> = Vec::new();
+        let total_deadline = Instant::now() + plan.total_timeout;
+        let mut ringing_relayed = false;
+        for step in plan.steps {
+            let now = Instant::now();
+            if now >= total_deadline {
+                break;
+            }
+            let step_deadline = (now + step.timeout).min(total_deadline);
+            let first = forks.len();
+            for target in &step.targets {
+                let option = self.invite_option(target, &offer);
+                match self
+                    .inner
+                    .ctx
+                    .dialog_layer
+                    .do_invite_async(option, self.state_tx.clone())
+                {
+                    Ok((dialog, handle)) => {
+                        let index = forks.len();
+                        let sip_call_id = dialog.id().call_id;
+                        let fork_tx = fork_tx.clone();
+                        self.inner.spawn(async move {
+                            let response = match handle.await {
+                                Ok(Ok((_, response))) => response,
+                                _ => None,
+                            };
+                            fork_tx.send((index, response)).ok();
+                        });
+                        forks.push(Fork {
+                            dialog,
+                            sip_call_id,
+                            user_id: target.user_id.clone(),
+                            done: false,
+                        });
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not send INVITE to a target");
+                        statuses.push(503);
+                    }
+                }
+            }
+            loop {
+                if forks
+                    .get(first..)
+                    .is_none_or(|step_forks| step_forks.iter().all(|f| f.done))
+                {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(step_deadline) => {
+                        for fork in forks.iter_mut().skip(first).filter(|f| !f.done) {
+                            fork.done = true;
+                            statuses.push(480);
+                            self.cancel_fork(&fork.dialog);
+                        }
+                        break;
+                    }
+                    Some((index, response)) = fork_rx.recv() => {
+                        let Some(fork) = forks.get_mut(index) else { continue };
+                        fork.done = true;
+                        match response {
+                            Some(response) if response.status_code.kind() == StatusCodeKind::Successful => {
+                                let dialog = fork.dialog.clone();
+                                let user_id = fork.user_id.clone();
+                                for (i, other_fork) in forks.iter_mut().enumerate() {
+                                    if i != index && !other_fork.done {
+                                        other_fork.done = true;
+                                        self.cancel_fork(&other_fork.dialog);
+                                    }
+                                }
+                                return RingResult::Answered { dialog, response, user_id };
+                            }
+                            Some(response) => statuses.push(response.status_code.code()),
+                            // No final response (timeout, transport error).
+                            None => statuses.push(408),
+                        }
+                    }
+                    state = self.state_rx.recv() => {
+                        let Some(state) = state else { return RingResult::Aborted };
+                        match state {
+                            DialogState::Early(id, response) => {
+                                let from_fork = forks.iter().any(|f| f.sip_call_id == id.call_id);
+                                if let (true, Some(relay)) = (from_fork, relay_to.as_ref()) {
+                                    self.relay_progress(relay, &response, slot, &mut ringing_relayed).await;
+                                } else if from_fork && !ringing_relayed {
+                                    ringing_relayed = true;
+                                }
+                            }
+                            DialogState::Terminated(id, _) if watch.as_ref() == Some(&id) => {
+                                for fork in forks.iter_mut().filter(|f| !f.done) {
+                                    fork.done = true;
+                                    self.cancel_fork(&fork.dialog);
+                                }
+                                return RingResult::Aborted;
+                            }
+                            DialogState::Updated(_, _, handle) => {
+                                // A re-INVITE while we ring someone else: try again later.
+                                handle.reply(StatusCode::from(491)).await.ok();
+                            }
+                            DialogState::Refer(_, _, handle) => {
+                                handle.reply(StatusCode::from(491)).await.ok();
+                            }
+                            DialogState::Info(_, _, handle)
+                            | DialogState::Options(_, _, handle)
+                            | DialogState::Message(_, _, handle)
+                            | DialogState::Notify(_, _, handle) => {
+                                handle.reply(StatusCode::OK).await.ok();
+                            }
+                            _ => {}
+                        }
+                    }
+                    command = self.commands.recv() => {
+                        match command {
+                            Some(Command::Hangup(reply)) => {
+                                for fork in forks.iter_mut().filter(|f| !f.done) {
+                                    fork.done = true;
+                                    self.cancel_fork(&fork.dialog);
+                                }
+                                reply.send(Ok(())).ok();
+                                return RingResult::ApiHangup;
+                            }
+                            Some(Command::Hold(reply)) | Some(Command::Resume(reply)) | Some(Command::Transfer(_, reply)) => {
+                                reply.send(Err(ControlError::InvalidState("the call is not answered".into()))).ok();
+                            }
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
+        RingResult::Failed(best_failure(&statuses))
+    }
+
+    fn cancel_fork(&self, dialog: &InviteDialog) {
+        let dialog = dialog.clone();
+        self.inner.spawn(async move {
+            if let Err(e) = dialog.cancel().await {
+                debug!(error = %e, "CANCEL of a losing fork failed");
+            }
+        });
+    }
+
+    async fn relay_progress(
+        &mut self,
+        relay: &InviteDialog,
+        response: &Response,
+        slot: LegRole,
+        relayed: &mut bool,
+    ) {
+        let early_sdp = body_string(&response.body);
+        if let (Some(sdp), Some(answer)) = (early_sdp, self.caller_answer.clone()) {
+            // Early media: the callee's 183 SDP goes to our callee leg, the caller gets our
+            // own answer in a 183.
+            if self
+                .inner
+                .ctx
+                .media
+                .remote_answer(&self.id, slot, &sdp)
+                .await
+                .is_ok()
+            {
+                relay
+                    .ringing(Some(vec![sdp_header()]), Some(answer.into_bytes()))
+                    .ok();
+            }
+        } else if !*relayed {
+            relay.ringing(None, None).ok();
+        }
+        if !*relayed {
+            *relayed = true;
+            self.inner.emit(CallEvent::Ringing {
+                call_id: self.id.clone(),
+                at_ms: now_ms(),
+            });
+        }
+    }
+
+    fn slot_of(&self, id: &DialogId) -> Option<LegRole> {
+        for role in [LegRole::Caller, LegRole::Callee] {
+            if let Some(leg) = &self.legs[slot_index(role)]
+                && &leg.dialog.id() == id
+            {
+                return Some(role);
+            }
+        }
+        None
+    }
+
+    /// The answered call: relay until one side goes.
+    async fn connected(mut self) {
+        let keepalive_every = self.inner.config.keepalive_interval;
+        let mut next_keepalive = keepalive_every.map(|every| Instant::now() + every);
+        loop {
+            let far_future = Instant::now() + Duration::from_secs(86_400);
+            let timer_deadline = self
+                .session_expires
+                .map(|seconds| {
+                    let seconds = u64::from(seconds);
+                    // RFC 4028 §10: give up at expiry minus min(32 s, interval / 3).
+                    let grace = (seconds / 3).min(32);
+                    self.last_refresh + Duration::from_secs(seconds - grace)
+                })
+                .unwrap_or(far_future);
+            let keepalive_deadline = next_keepalive.unwrap_or(far_future);
+            let ending = tokio::select! {
+                state = self.state_rx.recv() => match state {
+                    Some(state) => self.on_state(state).await,
+                    None => Some(Ending { status: 200, side: HangupSide::System, cause: "internal" }),
+                },
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => None,
+                },
+                _ = tokio::time::sleep_until(timer_deadline) => {
+                    info!(call_id = %self.id, "session timer expired without refresh");
+                    Some(Ending { status: 200, side: HangupSide::System, cause: "timeout" })
+                }
+                _ = tokio::time::sleep_until(keepalive_deadline) => {
+                    next_keepalive = keepalive_every.map(|every| Instant::now() + every);
+                    if self.legs_alive().await {
+                        None
+                    } else {
+                        info!(call_id = %self.id, "a leg stopped answering keepalives");
+                        Some(Ending { status: 200, side: HangupSide::System, cause: "timeout" })
+                    }
+                }
+            };
+            if let Some(ending) = ending {
+                return self.finish(ending).await;
+            }
+        }
+    }
+
+    async fn legs_alive(&self) -> bool {
+        let timeout = self.inner.config.keepalive_timeout;
+        let probes = self.legs.iter().flatten().map(|leg| {
+            let dialog = leg.dialog.clone();
+            async move {
+                match tokio::time::timeout(timeout, dialog.request(Method::Options, None, None))
+                    .await
+                {
+                    Ok(Ok(Some(response))) => !matches!(response.status_code.code(), 408 | 481),
+                    Ok(Ok(None)) => true, // not confirmed (yet/anymore): its own events decide
+                    Ok(Err(_)) | Err(_) => false,
+                }
+            }
+        });
+        futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .all(|alive| alive)
+    }
+
+    async fn on_state(&mut self, state: DialogState) -> Option<Ending> {
+        match state {
+            DialogState::Terminated(id, reason) => {
+                let slot = self.slot_of(&id)?;
+                let side = match slot {
+                    LegRole::Caller => HangupSide::Caller,
+                    LegRole::Callee => HangupSide::Callee,
+                };
+                let ending = match reason {
+                    TerminatedReason::Timeout => Ending {
+                        status: 200,
+                        side: HangupSide::System,
+                        cause: "timeout",
+                    },
+                    _ => Ending {
+                        status: 200,
+                        side,
+                        cause: "normal_clearing",
+                    },
+                };
+                Some(ending)
+            }
+            DialogState::Confirmed(id, _) => {
+                if self.slot_of(&id) == Some(LegRole::Caller)
+                    && self.caller_delayed_offer
+                    && !self.caller_answer_applied
+                {
+                    let ack = self.legs[0]
+                        .as_ref()
+                        .and_then(|leg| leg.dialog.last_remote_ack());
+                    if let Some(answer) = ack.and_then(|ack| body_string(&ack.body)) {
+                        self.caller_answer_applied = true;
+                        if let Err(e) = self
+                            .inner
+                            .ctx
+                            .media
+                            .remote_answer(&self.id, LegRole::Caller, &answer)
+                            .await
+                        {
+                            warn!(error = %e, "caller's answer in ACK refused");
+                        }
+                    }
+                }
+                None
+            }
+            DialogState::Updated(id, request, handle) => {
+                let Some(slot) = self.slot_of(&id) else {
+                    handle
+                        .reply(StatusCode::CallTransactionDoesNotExist)
+                        .await
+                        .ok();
+                    return None;
+                };
+                self.on_reoffer(slot, request, handle).await;
+                None
+            }
+            DialogState::Refer(id, request, handle) => {
+                let Some(slot) = self.slot_of(&id) else {
+                    handle
+                        .reply(StatusCode::CallTransactionDoesNotExist)
+                        .await
+                        .ok();
+                    return None;
+                };
+                self.on_refer(slot, request, handle).await
+            }
+            DialogState::Info(_, _, handle)
+            | DialogState::Options(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Notify(_, _, handle) => {
+                handle.reply(StatusCode::OK).await.ok();
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// A re-INVITE or UPDATE from one leg: answer it, and pass a hold/resume to the other.
+    async fn on_reoffer(
+        &mut self,
+        slot: LegRole,
+        request: rsipstack::sip::Request,
+        handle: rsipstack::dialog::dialog::TransactionHandle,
+    ) {
+        if slot == LegRole::Caller {
+            // Any re-INVITE/UPDATE from the caller refreshes the session (RFC 4028 §10).
+            self.last_refresh = Instant::now();
+        }
+        let mut response_headers = vec![sdp_header()];
+        if slot == LegRole::Caller
+            && let Some(seconds) = self.session_expires
+        {
+            response_headers.push(Header::SessionExpires(
+                format!("{seconds};refresher=uac").into(),
+            ));
+            response_headers.push(Header::Require("timer".into()));
+        }
+        let current = self.legs[slot_index(slot)]
+            .as_ref()
+            .map(|l| l.remote_direction)
+            .unwrap_or(Direction::SendRecv);
+        let Some(offer) = body_string(&request.body) else {
+            // No offer: we offer our current session; the answer comes in the ACK.
+            match self
+                .inner
+                .ctx
+                .media
+                .set_direction(&self.id, slot, sdp::answer_direction(current))
+                .await
+            {
+                Ok(ours) => handle
+                    .respond(
+                        StatusCode::OK,
+                        Some(response_headers),
+                        Some(ours.into_bytes()),
+                    )
+                    .await
+                    .ok(),
+                Err(_) => handle.reply(StatusCode::ServerInternalError).await.ok(),
+            };
+            return;
+        };
+        let offered = match sdp::parse(offer.as_bytes()) {
+            Ok(parsed) => parsed.audio_direction(),
+            Err(_) => {
+                handle.reply(StatusCode::NotAcceptableHere).await.ok();
+                return;
+            }
+        };
+        if self
+            .inner
+            .ctx
+            .media
+            .remote_answer(&self.id, slot, &offer)
+            .await
+            .is_err()
+        {
+            handle.reply(StatusCode::NotAcceptableHere).await.ok();
+            return;
+        }
+        match self
+            .inner
+            .ctx
+            .media
+            .set_direction(&self.id, slot, sdp::answer_direction(offered))
+            .await
+        {
+            Ok(ours) => {
+                handle
+                    .respond(
+                        StatusCode::OK,
+                        Some(response_headers),
+                        Some(ours.into_bytes()),
+                    )
+                    .await
+                    .ok();
+            }
+            Err(_) => {
+                handle.reply(StatusCode::ServerInternalError).await.ok();
+                return;
+            }
+        }
+        if let Some(leg) = self.legs[slot_index(slot)].as_mut() {
+            leg.remote_direction = offered;
+        }
+        if is_hold(current) == is_hold(offered) {
+            return; // a refresh or a codec change: nothing for the other leg
+        }
+        let toward_other = if is_hold(offered) {
+            offered
+        } else {
+            Direction::SendRecv
+        };
+        self.reinvite_leg(other(slot), toward_other).await;
+        let event = if is_hold(offered) {
+            CallEvent::Held {
+                call_id: self.id.clone(),
+                at_ms: now_ms(),
+            }
+        } else {
+            CallEvent::Resumed {
+                call_id: self.id.clone(),
+                at_ms: now_ms(),
+            }
+        };
+        self.inner.emit(event);
+    }
+
+    /// Send a re-INVITE with our SDP in `direction` to a leg and apply its answer.
+    async fn reinvite_leg(&mut self, slot: LegRole, direction: Direction) -> bool {
+        let Some(dialog) = self.legs[slot_index(slot)]
+            .as_ref()
+            .map(|l| l.dialog.clone())
+        else {
+            return false;
+        };
+        let ours = match self
+            .inner
+            .ctx
+            .media
+            .set_direction(&self.id, slot, direction)
+            .await
+        {
+            Ok(ours) => ours,
+            Err(_) => return false,
+        };
+        match dialog
+            .reinvite(Some(vec![sdp_header()]), Some(ours.into_bytes()))
+            .await
+        {
+            Ok(Some(response)) if response.status_code.kind() == StatusCodeKind::Successful => {
+                if let Some(answer) = body_string(&response.body) {
+                    self.inner
+                        .ctx
+                        .media
+                        .remote_answer(&self.id, slot, &answer)
+                        .await
+                        .ok();
+                }
+                true
+            }
+            other => {
+                debug!(
+                    ?slot,
+                    ok = other.is_ok(),
+                    "re-INVITE to the other leg not accepted"
+                );
+                false
+            }
+        }
+    }
+
+    /// REFER (blind transfer, RFC 3515): the referring party's place goes to the target.
+    async fn on_refer(
+        &mut self,
+        slot: LegRole,
+        request: rsipstack::sip::Request,
+        handle: rsipstack::dialog::dialog::TransactionHandle,
+    ) -> Option<Ending> {
+        let Some(target) = headers::refer_to_user(&request) else {
+            handle.reply(StatusCode::BadRequest).await.ok();
+            return None;
+        };
+        handle.reply(StatusCode::Accepted).await.ok();
+        let transferor = self.legs[slot_index(slot)].as_ref()?.dialog.clone();
+        notify_sipfrag(&transferor, 100, "Trying", "active;expires=60").await;
+        match self.transfer(slot, &target).await {
+            TransferOutcome::Done(old) => {
+                notify_sipfrag(&old.dialog, 200, "OK", "terminated;reason=noresource").await;
+                self.hang_up_leg(old);
+                None
+            }
+            TransferOutcome::Failed(status) => {
+                notify_sipfrag(
+                    &transferor,
+                    status,
+                    "Failed",
+                    "terminated;reason=noresource",
+                )
+                .await;
+                if transferor.state().is_terminated() {
+                    // The transferor already left: the kept party has nobody.
+                    return Some(Ending {
+                        status: 200,
+                        side: slot_side(slot),
+                        cause: "normal_clearing",
+                    });
+                }
+                None
+            }
+            TransferOutcome::KeptPartyGone => Some(Ending {
+                status: 200,
+                side: slot_side(other(slot)),
+                cause: "normal_clearing",
+            }),
+        }
+    }
+
+    /// Ring `target` for `slot`; on answer the new party replaces the old one.
+    async fn transfer(&mut self, slot: LegRole, target: &str) -> TransferOutcome {
+        let destination = match self
+            .inner
+            .ctx
+            .directory
+            .route_from_user(&self.org_id, target)
+            .await
+        {
+            Ok(destination) => destination,
+            Err(_) => return TransferOutcome::Failed(500),
+        };
+        let inner = self.inner.clone();
+        let busy = |user: &str| inner.is_busy(user);
+        let idle = |user: &str| inner.idle_since_ms(user);
+        let plan_input = PlanInput {
+            locator: inner.ctx.locator.as_ref(),
+            org_id: &self.org_id,
+            default_timeout: inner.config.no_answer_timeout,
+            busy: &busy,
+            idle_since_ms: &idle,
+        };
+        let plan = match routing::plan(&destination, &plan_input) {
+            Ok(plan) => plan,
+            Err(NoPlan::NotFound) => return TransferOutcome::Failed(404),
+            Err(NoPlan::Reject(status)) => return TransferOutcome::Failed(status),
+            Err(NoPlan::Unavailable) => return TransferOutcome::Failed(480),
+        };
+        let offer = match self.inner.ctx.media.open_leg(&self.id, slot, None).await {
+            Ok(offer) => offer,
+            Err(_) => return TransferOutcome::Failed(503),
+        };
+        let kept = self.legs[slot_index(other(slot))]
+            .as_ref()
+            .map(|l| l.dialog.id());
+        match self.ring(plan, slot, offer, None, kept).await {
+            RingResult::Answered {
+                dialog,
+                response,
+                user_id,
+            } => {
+                if let Some(answer) = body_string(&response.body) {
+                    self.inner
+                        .ctx
+                        .media
+                        .remote_answer(&self.id, slot, &answer)
+                        .await
+                        .ok();
+                }
+                if let Some(user) = &user_id {
+                    self.inner.mark_busy(user);
+                }
+                self.dialogs.push(dialog.clone());
+                let new_leg = Leg {
+                    dialog,
+                    user_id,
+                    remote_direction: Direction::SendRecv,
+                };
+                match self.legs[slot_index(slot)].replace(new_leg) {
+                    Some(old) => {
+                        if let Some(user) = &old.user_id {
+                            self.inner.mark_idle(user, now_ms());
+                        }
+                        self.inner.emit(CallEvent::Transferred {
+                            call_id: self.id.clone(),
+                            to: safe_user(target),
+                            at_ms: now_ms(),
+                        });
+                        TransferOutcome::Done(old)
+                    }
+                    None => TransferOutcome::Failed(500),
+                }
+            }
+            RingResult::Failed(status) => TransferOutcome::Failed(status),
+            RingResult::Aborted => TransferOutcome::KeptPartyGone,
+            RingResult::ApiHangup => TransferOutcome::KeptPartyGone,
+        }
+    }
+
+    fn hang_up_leg(&self, leg: Leg) {
+        let layer = self.inner.ctx.dialog_layer.clone();
+        self.inner.spawn(async move {
+            if !leg.dialog.state().is_terminated() {
+                leg.dialog.bye().await.ok();
+            }
+            layer.remove_dialog(&leg.dialog.id());
+        });
+    }
+
+    async fn on_command(&mut self, command: Command) -> Option<Ending> {
+        match command {
+            Command::Hangup(reply) => {
+                reply.send(Ok(())).ok();
+                Some(Ending {
+                    status: 200,
+                    side: HangupSide::Api,
+                    cause: "normal_clearing",
+                })
+            }
+            Command::Hold(reply) => {
+                let a = self
+                    .reinvite_leg(LegRole::Caller, Direction::SendOnly)
+                    .await;
+                let b = self
+                    .reinvite_leg(LegRole::Callee, Direction::SendOnly)
+                    .await;
+                if a || b {
+                    self.inner.emit(CallEvent::Held {
+                        call_id: self.id.clone(),
+                        at_ms: now_ms(),
+                    });
+                    reply.send(Ok(())).ok();
+                } else {
+                    reply
+                        .send(Err(ControlError::Failed(
+                            "neither leg accepted the hold".into(),
+                        )))
+                        .ok();
+                }
+                None
+            }
+            Command::Resume(reply) => {
+                let a = self
+                    .reinvite_leg(LegRole::Caller, Direction::SendRecv)
+                    .await;
+                let b = self
+                    .reinvite_leg(LegRole::Callee, Direction::SendRecv)
+                    .await;
+                if a || b {
+                    self.inner.emit(CallEvent::Resumed {
+                        call_id: self.id.clone(),
+                        at_ms: now_ms(),
+                    });
+                    reply.send(Ok(())).ok();
+                } else {
+                    reply
+                        .send(Err(ControlError::Failed(
+                            "neither leg accepted the resume".into(),
+                        )))
+                        .ok();
+                }
+                None
+            }
+            Command::Transfer(target, reply) => {
+                // The agent's place goes to the target; the remote party stays.
+                let agent_slot = [LegRole::Callee, LegRole::Caller]
+                    .into_iter()
+                    .find(|role| {
+                        self.legs[slot_index(*role)]
+                            .as_ref()
+                            .is_some_and(|l| l.user_id.is_some() && l.user_id == self.agent_user_id)
+                    })
+                    .or_else(|| {
+                        [LegRole::Callee, LegRole::Caller].into_iter().find(|role| {
+                            self.legs[slot_index(*role)]
+                                .as_ref()
+                                .is_some_and(|l| l.user_id.is_some())
+                        })
+                    })
+                    .unwrap_or(LegRole::Callee);
+                match self.transfer(agent_slot, &target).await {
+                    TransferOutcome::Done(old) => {
+                        self.hang_up_leg(old);
+                        reply.send(Ok(())).ok();
+                        None
+                    }
+                    TransferOutcome::Failed(status) => {
+                        reply
+                            .send(Err(ControlError::Unreachable(format!(
+                                "transfer target answered {status}"
+                            ))))
+                            .ok();
+                        None
+                    }
+                    TransferOutcome::KeptPartyGone => {
+                        reply
+                            .send(Err(ControlError::InvalidState(
+                                "the remote party hung up".into(),
+                            )))
+                            .ok();
+                        Some(Ending {
+                            status: 200,
+                            side: slot_side(other(agent_slot)),
+                            cause: "normal_clearing",
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// End the call: hang up what is still up, release media, report.
+    async fn finish(mut self, ending: Ending) {
+        let at_ms = now_ms();
+        for leg in self.legs.iter_mut().filter_map(Option::take) {
+            if let Some(user) = &leg.user_id
+                && self.answered
+            {
+                self.inner.mark_idle(user, at_ms);
+            }
+            let layer = self.inner.ctx.dialog_layer.clone();
+            let dialog = leg.dialog;
+            if dialog.state().is_terminated() {
+                layer.remove_dialog(&dialog.id());
+            } else {
+                self.inner.spawn(async move {
+                    dialog.bye().await.ok();
+                    layer.remove_dialog(&dialog.id());
+                });
+            }
+        }
+        for dialog in &self.dialogs {
+            // Unanswered or already-ended dialogs: just forget them.
+            if dialog.state().is_terminated() || !dialog.state().is_confirmed() {
+                self.inner.ctx.dialog_layer.remove_dialog(&dialog.id());
+            }
+        }
+        self.inner.ctx.media.close_call(&self.id).await;
+        self.inner.unregister_call(&self.id);
+        // Commands that raced the end get "not found".
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            let reply: oneshot::Sender<ControlResult<()>> = match command {
+                Command::Hangup(r)
+                | Command::Hold(r)
+                | Command::Resume(r)
+                | Command::Transfer(_, r) => r,
+            };
+            reply.send(Err(ControlError::NotFound)).ok();
+        }
+        self.inner.emit(CallEvent::Ended {
+            call_id: self.id.clone(),
+            at_ms,
+            sip_status: ending.status,
+            hangup_side: ending.side,
+            cause: ending.cause.to_string(),
+        });
+    }
+}
+
+enum TransferOutcome {
+    Done(Leg),
+    Failed(u16),
+    KeptPartyGone,
+}
+
+fn slot_side(slot: LegRole) -> HangupSide {
+    match slot {
+        LegRole::Caller => HangupSide::Caller,
+        LegRole::Callee => HangupSide::Callee,
+    }
+}
+
+/// NOTIFY of the implicit REFER subscription with a message/sipfrag status line.
+async fn notify_sipfrag(dialog: &InviteDialog, status: u16, reason: &str, state: &str) {
+    let headers = vec![
+        Header::Event("refer".into()),
+        Header::SubscriptionState(state.into()),
+        Header::ContentType("message/sipfrag;version=2.0".into()),
+    ];
+    let body = format!("SIP/2.0 {status} {reason}\r\n").into_bytes();
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        dialog.notify(Some(headers), Some(body)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        other => debug!(ok = other.is_ok(), "NOTIFY for REFER not answered"),
+    }
+}

@@ -1,0 +1,401 @@
+//! A real SIP server for the call tests: an rsipstack endpoint on 127.0.0.1 (UDP, ephemeral
+//! port), a dispatcher loop handing call transactions to the `CallManager`, and in-memory
+//! implementations of the directory, locator and authenticator traits (real
+//! implementations over maps, not doubles of something that could run here). Until the
+//! server module lands, this is the smallest dispatcher that exercises the B2BUA for real.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use callscope_sip::call::{CallConfig, CallManager};
+use callscope_sip::directory::{Destination, DirResult, Directory, RouteTarget, SipTrunk, SipUser};
+use callscope_sip::events::CallEvent;
+use callscope_sip::handler::{
+    AuthOutcome, CallHandler, Locator, RegisteredContact, RequestAuthenticator, SipContext,
+};
+use callscope_sip::signalling_media::{SignallingMediaConfig, SignallingOnlyMedia};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::platform::CancellationToken;
+use rsipstack::sip::{Header, Method, Request, Response, StatusCode};
+use rsipstack::transaction::endpoint::EndpointOption;
+use rsipstack::transport::TransportLayer;
+use rsipstack::transport::udp::UdpConnection;
+use tokio::sync::mpsc;
+
+pub const ORG: &str = "org-1";
+
+#[derive(Default)]
+pub struct MemDirectory {
+    pub trunk: Mutex<Option<SipTrunk>>,
+    pub dids: Mutex<HashMap<String, Destination>>,
+    pub extensions: Mutex<HashMap<String, String>>, // extension -> user id
+}
+
+impl Directory for MemDirectory {
+    fn user_by_username<'a>(
+        &'a self,
+        _realm: &'a str,
+        _username: &'a str,
+    ) -> BoxFuture<'a, DirResult<Option<SipUser>>> {
+        async { Ok(None) }.boxed()
+    }
+    fn trunk_by_source(&self, source: IpAddr) -> BoxFuture<'_, DirResult<Option<SipTrunk>>> {
+        let trunk = self.trunk.lock().unwrap().clone();
+        async move { Ok(trunk.filter(|t| t.inbound_acl.iter().any(|(ip, _)| *ip == source))) }
+            .boxed()
+    }
+    fn route_from_user<'a>(
+        &'a self,
+        _org_id: &'a str,
+        dialled: &'a str,
+    ) -> BoxFuture<'a, DirResult<Destination>> {
+        let found = self.extensions.lock().unwrap().get(dialled).cloned();
+        let did = self.dids.lock().unwrap().get(dialled).cloned();
+        async move {
+            Ok(match (found, did) {
+                (Some(user_id), _) => Destination::Internal(RouteTarget::User { user_id }),
+                (None, Some(destination)) => destination,
+                _ => Destination::NotFound,
+            })
+        }
+        .boxed()
+    }
+    fn route_inbound<'a>(
+        &'a self,
+        _trunk: &'a SipTrunk,
+        did: &'a str,
+    ) -> BoxFuture<'a, DirResult<Destination>> {
+        let destination = self
+            .dids
+            .lock()
+            .unwrap()
+            .get(did)
+            .cloned()
+            .unwrap_or(Destination::NotFound);
+        async move { Ok(destination) }.boxed()
+    }
+    fn realm_of_org<'a>(&'a self, _org_id: &'a str) -> BoxFuture<'a, DirResult<Option<String>>> {
+        async { Ok(Some("test.callscope".to_string())) }.boxed()
+    }
+}
+
+#[derive(Default)]
+pub struct MemLocator {
+    pub contacts: Mutex<HashMap<String, Vec<RegisteredContact>>>,
+}
+
+impl MemLocator {
+    pub fn register(&self, user_id: &str, user: &str, addr: SocketAddr) {
+        self.contacts
+            .lock()
+            .unwrap()
+            .entry(user_id.to_string())
+            .or_default()
+            .push(RegisteredContact {
+                uri: format!("sip:{user}@{addr}"),
+                received: addr,
+                transport: rsipstack::sip::Transport::Udp,
+                expires_at_ms: i64::MAX,
+            });
+    }
+}
+
+impl Locator for MemLocator {
+    fn contacts(&self, _org_id: &str, user_id: &str) -> Vec<RegisteredContact> {
+        self.contacts
+            .lock()
+            .unwrap()
+            .get(user_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Trunk ACL authentication: sources in the trunk's ACL are the trunk; anyone else gets 403.
+pub struct AclAuthenticator {
+    pub directory: Arc<MemDirectory>,
+}
+
+fn forbidden(request: &Request) -> Response {
+    let headers: Vec<Header> = request
+        .headers
+        .iter()
+        .filter(|h| {
+            matches!(
+                h,
+                Header::Via(_)
+                    | Header::From(_)
+                    | Header::To(_)
+                    | Header::CallId(_)
+                    | Header::CSeq(_)
+            )
+        })
+        .cloned()
+        .collect();
+    Response {
+        status_code: StatusCode::Forbidden,
+        version: rsipstack::sip::Version::V2,
+        headers: headers.into(),
+        body: vec![],
+        ..Default::default()
+    }
+}
+
+impl RequestAuthenticator for AclAuthenticator {
+    fn authenticate<'a>(
+        &'a self,
+        request: &'a Request,
+        source: SocketAddr,
+        _proxy: bool,
+    ) -> BoxFuture<'a, AuthOutcome> {
+        async move {
+            match self.directory.trunk_by_source(source.ip()).await {
+                Ok(Some(trunk)) => AuthOutcome::Trunk(trunk),
+                _ => AuthOutcome::Respond(forbidden(request)),
+            }
+        }
+        .boxed()
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub manager: CallManager,
+    pub events: mpsc::Receiver<CallEvent>,
+    pub media: Arc<SignallingOnlyMedia>,
+    pub directory: Arc<MemDirectory>,
+    pub locator: Arc<MemLocator>,
+    pub dialog_layer: Arc<DialogLayer>,
+    cancel: CancellationToken,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Where the request came from: the top Via's received/rport, else its sent-by.
+fn source_of(request: &Request) -> SocketAddr {
+    use rsipstack::sip::headers::untyped::ToTypedHeader;
+    use rsipstack::sip::prelude::HeadersExt;
+    let fallback = SocketAddr::from(([0, 0, 0, 0], 0));
+    let Ok(via) = request.via_header() else {
+        return fallback;
+    };
+    let Ok(typed) = via.typed() else {
+        return fallback;
+    };
+    let host = typed.uri.host_with_port.to_string();
+    host.parse::<SocketAddr>()
+        .or_else(|_| format!("{host}:5060").parse::<SocketAddr>())
+        .unwrap_or(fallback)
+}
+
+pub async fn start_server(config: CallConfig) -> TestServer {
+    let cancel = CancellationToken::new();
+    let transport = TransportLayer::new(cancel.clone());
+    let connection = UdpConnection::create_connection(
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        Some(cancel.child_token()),
+    )
+    .await
+    .expect("bind UDP");
+    transport.add_transport(connection.into());
+    // Short timers so timeouts (no ACK, dead callee) show within seconds.
+    let option = EndpointOption {
+        t1: Duration::from_millis(100),
+        t1x64: Duration::from_millis(6400),
+        ..EndpointOption::default()
+    };
+    let endpoint = EndpointBuilder::new()
+        .with_cancel_token(cancel.clone())
+        .with_transport_layer(transport)
+        .with_option(option)
+        .build();
+    let addr_text = endpoint
+        .get_addrs()
+        .first()
+        .expect("an address")
+        .addr
+        .to_string();
+    let addr: SocketAddr = addr_text.parse().expect("socket address");
+    let mut incoming = endpoint.incoming_transactions().expect("incoming");
+    let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    let directory = Arc::new(MemDirectory::default());
+    *directory.trunk.lock().unwrap() = Some(SipTrunk {
+        org_id: ORG.into(),
+        trunk_id: "trunk-1".into(),
+        name: "loopback".into(),
+        outbound_proxy: "127.0.0.1:9".parse().unwrap(),
+        username: None,
+        password: None,
+        inbound_acl: vec![(IpAddr::from([127, 0, 0, 1]), 32)],
+    });
+    let locator = Arc::new(MemLocator::default());
+    let media = Arc::new(SignallingOnlyMedia::new(SignallingMediaConfig::loopback(
+        30000, 30999,
+    )));
+    let (events_tx, events) = mpsc::channel(10_000);
+    let ctx = SipContext {
+        endpoint: endpoint.inner.clone(),
+        dialog_layer: dialog_layer.clone(),
+        directory: directory.clone(),
+        locator: locator.clone(),
+        authenticator: Arc::new(AclAuthenticator {
+            directory: directory.clone(),
+        }),
+        media: media.clone(),
+        events: events_tx,
+        public_addr: addr,
+    };
+    let manager = CallManager::new(ctx, config);
+    let serve_cancel = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = endpoint.serve() => {}
+            _ = serve_cancel.cancelled() => {}
+        }
+    });
+    let dispatcher = manager.clone();
+    tokio::spawn(async move {
+        while let Some(mut tx) = incoming.recv().await {
+            match tx.original.method {
+                Method::Options | Method::Register => {
+                    tokio::spawn(async move {
+                        tx.reply(StatusCode::OK).await.ok();
+                    });
+                }
+                _ => {
+                    let source = source_of(&tx.original);
+                    tokio::spawn(dispatcher.on_transaction(tx, source));
+                }
+            }
+        }
+    });
+    TestServer {
+        addr,
+        manager,
+        events,
+        media,
+        directory,
+        locator,
+        dialog_layer,
+        cancel,
+    }
+}
+
+/// A free UDP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn scenario_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("callscope-sipp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn write_scenario(name: &str, xml: &str) -> PathBuf {
+    let path = scenario_dir().join(name);
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+/// A SIPp process stopped (by PID) when dropped.
+pub struct Sipp {
+    child: Child,
+}
+
+impl Sipp {
+    pub fn spawn(args: &[&str], workdir: &Path) -> Sipp {
+        let child = Command::new("sipp")
+            .args(args)
+            .current_dir(workdir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sipp (Debian package sip-tester) must be installed");
+        Sipp { child }
+    }
+
+    /// Wait (bounded) for exit; returns the exit code.
+    pub async fn wait(mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.child.kill().ok();
+        }
+        self.child.wait().ok();
+    }
+}
+
+/// Collect events until `Ended` for `n` calls or the limit passes.
+pub async fn collect_events(
+    events: &mut mpsc::Receiver<CallEvent>,
+    ended: usize,
+    limit: Duration,
+) -> Vec<CallEvent> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut seen = 0;
+    while seen < ended {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => {
+                if matches!(event, CallEvent::Ended { .. }) {
+                    seen += 1;
+                }
+                out.push(event);
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Wait (bounded) until the manager has no calls and no tasks left.
+pub async fn wait_idle(server: &TestServer, limit: Duration) -> (usize, usize) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let state = (server.manager.live_calls(), server.manager.live_tasks());
+        if state == (0, 0) || std::time::Instant::now() > deadline {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn quiet_config() -> CallConfig {
+    CallConfig {
+        no_answer_timeout: Duration::from_secs(5),
+        keepalive_interval: None,
+        ..CallConfig::default()
+    }
+}
