@@ -71,7 +71,9 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<()> {
                 },
             )
             .await?;
-            let realm = domains::realm_of_org(&pool, &org).await?.unwrap_or_default();
+            let realm = domains::realm_of_org(&pool, &org)
+                .await?
+                .unwrap_or_default();
             eprintln!(
                 "user {} created: SIP username {} in realm {realm}",
                 u.name, u.extension

@@ -66,12 +66,11 @@ fn sqlite(data: &Path, sql: &'static str, bind: &str) -> String {
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let rows: Vec<(String,)> = sqlx::query_as(sql)
             .bind(bind)
-            .fetch_all(&pool).await.unwrap();
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         pool.close().await;
-        rows.into_iter()
-            .map(|r| r.0)
-            .collect::<Vec<_>>()
-            .join("\n")
+        rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
     })
 }
 
@@ -123,11 +122,18 @@ fn users_trunks_and_routes_from_the_cli() {
         .write_all(b"bob-secret-22\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bob = String::from_utf8(out.stdout).unwrap().trim().to_string();
 
     // HA1 = H(username:realm:password), computed by coreutils.
-    for (id, ext, pw) in [(&alice, "1001", "alice-secret-1"), (&bob, "1002", "bob-secret-22")] {
+    for (id, ext, pw) in [
+        (&alice, "1001", "alice-secret-1"),
+        (&bob, "1002", "bob-secret-22"),
+    ] {
         let row = sqlite(
             &data,
             "SELECT sip_ha1_md5 || ' ' || sip_ha1_sha256 || ' ' || password_hash FROM users WHERE id = $1",
@@ -160,16 +166,41 @@ fn users_trunks_and_routes_from_the_cli() {
 
     // Duplicate extension, weak password, unknown org: clear errors, nothing written.
     let dup = fails(cmd(&data).args([
-        "user", "create", "--org", &org, "--name", "X", "--extension", "1001", "--password",
+        "user",
+        "create",
+        "--org",
+        &org,
+        "--name",
+        "X",
+        "--extension",
+        "1001",
+        "--password",
         "another-secret",
     ]));
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already taken"));
     let weak = fails(cmd(&data).args([
-        "user", "create", "--org", &org, "--name", "X", "--extension", "1003", "--password", "short",
+        "user",
+        "create",
+        "--org",
+        &org,
+        "--name",
+        "X",
+        "--extension",
+        "1003",
+        "--password",
+        "short",
     ]));
     assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
     let no_org = fails(cmd(&data).args([
-        "user", "create", "--org", "nope", "--name", "X", "--extension", "1003", "--password",
+        "user",
+        "create",
+        "--org",
+        "nope",
+        "--name",
+        "X",
+        "--extension",
+        "1003",
+        "--password",
         "another-secret",
     ]));
     assert!(String::from_utf8_lossy(&no_org.stderr).contains("no organization"));
@@ -206,13 +237,28 @@ fn users_trunks_and_routes_from_the_cli() {
         format!("{trunk}\tcarrier\t127.0.0.1:5080\tudp\t127.0.0.1/32,203.0.113.0/24")
     );
     let bad_acl = fails(cmd(&data).args([
-        "trunk", "create", "--org", &org, "--name", "t2", "--host", "h:5060", "--inbound-acl",
+        "trunk",
+        "create",
+        "--org",
+        &org,
+        "--name",
+        "t2",
+        "--host",
+        "h:5060",
+        "--inbound-acl",
         "10.0.0.0/40",
     ]));
     assert!(String::from_utf8_lossy(&bad_acl.stderr).contains("CIDR"));
 
     let r1 = ok(cmd(&data).args([
-        "route", "create", "--org", &org, "--did", "+1 415 555 2671", "--user", "1001",
+        "route",
+        "create",
+        "--org",
+        &org,
+        "--did",
+        "+1 415 555 2671",
+        "--user",
+        "1001",
     ]));
     let r2 = ok(cmd(&data).args([
         "route",
@@ -229,7 +275,14 @@ fn users_trunks_and_routes_from_the_cli() {
         "15",
     ]));
     let r3 = ok(cmd(&data).args([
-        "route", "create", "--org", &org, "--did", "4155552673", "--reject", "486",
+        "route",
+        "create",
+        "--org",
+        &org,
+        "--did",
+        "4155552673",
+        "--reject",
+        "486",
     ]));
     let routes = ok(cmd(&data).args(["route", "list", "--org", &org]));
     assert_eq!(
@@ -242,18 +295,42 @@ fn users_trunks_and_routes_from_the_cli() {
     );
     // Two targets at once is a usage error; an unknown extension and a taken DID are refused.
     fails(cmd(&data).args([
-        "route", "create", "--org", &org, "--did", "4155552674", "--user", "1001", "--reject", "486",
+        "route",
+        "create",
+        "--org",
+        &org,
+        "--did",
+        "4155552674",
+        "--user",
+        "1001",
+        "--reject",
+        "486",
     ]));
     let unknown = fails(cmd(&data).args([
-        "route", "create", "--org", &org, "--did", "4155552674", "--user", "1999",
+        "route",
+        "create",
+        "--org",
+        &org,
+        "--did",
+        "4155552674",
+        "--user",
+        "1999",
     ]));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user with extension 1999"));
     let taken = fails(cmd(&data).args([
-        "route", "create", "--org", &org, "--did", "+14155552671", "--reject", "403",
+        "route",
+        "create",
+        "--org",
+        &org,
+        "--did",
+        "+14155552671",
+        "--reject",
+        "403",
     ]));
     assert!(String::from_utf8_lossy(&taken.stderr).contains("already exists"));
 
     // The realm cannot change under existing HA1 values.
-    let realm_change = fails(cmd(&data).args(["org", "realm", "--org", &org, "--set", "x.example"]));
+    let realm_change =
+        fails(cmd(&data).args(["org", "realm", "--org", &org, "--set", "x.example"]));
     assert!(String::from_utf8_lossy(&realm_change.stderr).contains("digest secrets"));
 }

@@ -312,9 +312,15 @@ mod tests {
         assert_eq!(c.sip.region("US"), "US");
         let env = vec![
             ("CALLSCOPE_SIP_ENABLED".to_string(), "true".to_string()),
-            ("CALLSCOPE_SIP_UDP_ADDR".to_string(), "127.0.0.1:5090".to_string()),
+            (
+                "CALLSCOPE_SIP_UDP_ADDR".to_string(),
+                "127.0.0.1:5090".to_string(),
+            ),
             ("CALLSCOPE_SIP_TCP_ADDR".to_string(), "".to_string()),
-            ("CALLSCOPE_SIP_RTP_PORTS".to_string(), "30000-30099".to_string()),
+            (
+                "CALLSCOPE_SIP_RTP_PORTS".to_string(),
+                "30000-30099".to_string(),
+            ),
             ("CALLSCOPE_SIP_DEFAULT_REGION".to_string(), "DE".to_string()),
         ];
         let c = Config::load_with_env(None, env).unwrap();

@@ -102,7 +102,10 @@ async fn users_are_found_by_realm_and_extension_only() {
         (realm.as_str(), "' OR 1=1 --"),
         (realm.as_str(), ""),
     ] {
-        assert!(dir.user_by_username(r, u).await.unwrap().is_none(), "{r} {u}");
+        assert!(
+            dir.user_by_username(r, u).await.unwrap().is_none(),
+            "{r} {u}"
+        );
     }
     assert!(dir.realm_of_org("no-such-org").await.unwrap().is_none());
 
@@ -110,9 +113,14 @@ async fn users_are_found_by_realm_and_extension_only() {
     let acme2 = store::orgs::create_org(&pool, "Acme").await.unwrap();
     let r2 = dir.realm_of_org(&acme2).await.unwrap().unwrap();
     assert_ne!(r2, realm);
-    assert!(r2.starts_with("acme-") && r2.ends_with(".callscope.local"), "{r2}");
+    assert!(
+        r2.starts_with("acme-") && r2.ends_with(".callscope.local"),
+        "{r2}"
+    );
     // Settable while the org has no users; refused once HA1s depend on it.
-    domains::set_realm(&pool, &acme2, "pbx.acme2.example").await.unwrap();
+    domains::set_realm(&pool, &acme2, "pbx.acme2.example")
+        .await
+        .unwrap();
     assert_eq!(
         dir.realm_of_org(&acme2).await.unwrap().as_deref(),
         Some("pbx.acme2.example")
@@ -139,7 +147,12 @@ async fn trunks_are_found_by_source_most_specific_first() {
 
     let t = |s: &'static str| {
         let dir = &dir;
-        async move { dir.trunk_by_source(ip(s)).await.unwrap().map(|t| t.trunk_id) }
+        async move {
+            dir.trunk_by_source(ip(s))
+                .await
+                .unwrap()
+                .map(|t| t.trunk_id)
+        }
     };
     assert_eq!(t("10.9.9.9").await, Some(wide.clone()));
     assert_eq!(t("10.1.2.3").await, Some(narrow.clone()));
@@ -255,7 +268,12 @@ async fn routing_extensions_dids_and_external_numbers() {
     .await
     .unwrap();
     let sip_trunk = dir.trunk_by_source(ip("127.0.0.1")).await.unwrap().unwrap();
-    for did in ["+14155550100", "14155550100", "4155550100", "sip:+1-415-555-0100@carrier"] {
+    for did in [
+        "+14155550100",
+        "14155550100",
+        "4155550100",
+        "sip:+1-415-555-0100@carrier",
+    ] {
         assert_eq!(
             dir.route_inbound(&sip_trunk, did).await.unwrap(),
             Destination::Internal(RouteTarget::User {

@@ -141,7 +141,10 @@ async fn an_inbound_call_becomes_a_record_timeline_and_webhooks() {
     assert_eq!(call.agent_identifier.as_deref(), Some("1001"));
     assert_eq!(call.started_at, Some(1_700_000_000_000));
     assert_eq!(call.duration_ms, Some(10_500), "answer → end");
-    let contact_id = call.contact_id.clone().expect("contact from the caller's number");
+    let contact_id = call
+        .contact_id
+        .clone()
+        .expect("contact from the caller's number");
     let contact = store::contacts::get_contact(&pool, &f.org, &contact_id)
         .await
         .unwrap()
@@ -168,10 +171,9 @@ async fn an_inbound_call_becomes_a_record_timeline_and_webhooks() {
     let agent = get_user(&pool, &f.org, &f.agent).await.unwrap().unwrap();
     assert_eq!(agent.last_call_ended_at, Some(1_700_000_012_500));
 
-    let timeline =
-        store::timeline::list_for_contact(&pool, &f.org, &contact_id, None, 50)
-            .await
-            .unwrap();
+    let timeline = store::timeline::list_for_contact(&pool, &f.org, &contact_id, None, 50)
+        .await
+        .unwrap();
     let kinds: Vec<&str> = timeline.iter().rev().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -194,7 +196,12 @@ async fn an_inbound_call_becomes_a_record_timeline_and_webhooks() {
     let names: Vec<&str> = outbox.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(
         names,
-        ["call.started", "call.ringing", "call.answered", "call.ended"]
+        [
+            "call.started",
+            "call.ringing",
+            "call.answered",
+            "call.ended"
+        ]
     );
     let ended: serde_json::Value = serde_json::from_str(&outbox[3].1).unwrap();
     assert_eq!(ended["event"], "call.ended");

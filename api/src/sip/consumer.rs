@@ -191,8 +191,15 @@ pub async fn apply(
                     // Keyed by time: a call may be transferred more than once, and the same
                     // event replayed lands on the same timeline row.
                     let payload = json!({ "to": clip(to) });
-                    timeline_only(&mut tx, org_id, call_id, "call.transferred", *at_ms, payload)
-                        .await?;
+                    timeline_only(
+                        &mut tx,
+                        org_id,
+                        call_id,
+                        "call.transferred",
+                        *at_ms,
+                        payload,
+                    )
+                    .await?;
                     Applied::Changed
                 }
                 CallEvent::Ended {

@@ -23,13 +23,17 @@ pub enum CredentialError {
 
 /// hex MD5("username:realm:password").
 pub fn ha1_md5(username: &str, realm: &str, password: &str) -> String {
-    hex::encode(md5::Md5::digest(format!("{username}:{realm}:{password}").as_bytes()))
+    hex::encode(md5::Md5::digest(
+        format!("{username}:{realm}:{password}").as_bytes(),
+    ))
 }
 
 /// hex SHA-256("username:realm:password") (RFC 8760).
 pub fn ha1_sha256(username: &str, realm: &str, password: &str) -> String {
     use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(format!("{username}:{realm}:{password}").as_bytes()))
+    hex::encode(sha2::Sha256::digest(
+        format!("{username}:{realm}:{password}").as_bytes(),
+    ))
 }
 
 pub fn validate_password(password: &str) -> Result<(), CredentialError> {

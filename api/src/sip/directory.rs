@@ -5,8 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use callscope_sip::directory::{
-    Destination, DirResult, Directory, DirectoryError, RingStrategy, RouteTarget, SipTrunk,
-    SipUser,
+    Destination, DirResult, Directory, DirectoryError, RingStrategy, RouteTarget, SipTrunk, SipUser,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;

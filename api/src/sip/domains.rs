@@ -67,7 +67,10 @@ pub async fn realm_of_org(pool: &SqlitePool, org_id: &str) -> Result<Option<Stri
 }
 
 /// The organization's realm, created with the default if it has none yet.
-pub async fn ensure_realm(conn: &mut SqliteConnection, org_id: &str) -> Result<String, DomainError> {
+pub async fn ensure_realm(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+) -> Result<String, DomainError> {
     if let Some(r) = sqlx::query_scalar("SELECT realm FROM sip_domains WHERE org_id = $1")
         .bind(org_id)
         .fetch_optional(&mut *conn)

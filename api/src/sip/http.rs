@@ -336,8 +336,8 @@ async fn create_route(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let b = json_body(body)?;
     let region = state.config.sip.region(&state.config.default_region);
-    let did = numbers::to_e164(&numbers::dialled_digits(&b.did), region)
-        .ok_or(RouteError::InvalidDid)?;
+    let did =
+        numbers::to_e164(&numbers::dialled_digits(&b.did), region).ok_or(RouteError::InvalidDid)?;
     let (pool, org_id) = (&state.pool, org.org_id.as_str());
     let user_ref = |r: String| async move {
         resolve_user(pool, org_id, &r)
@@ -347,9 +347,9 @@ async fn create_route(
     };
     let target = match b.target {
         TargetBody::User { user_id, extension } => {
-            let r = user_id.or(extension).ok_or_else(|| {
-                ApiError::validation("a user target needs user_id or extension")
-            })?;
+            let r = user_id
+                .or(extension)
+                .ok_or_else(|| ApiError::validation("a user target needs user_id or extension"))?;
             RouteTarget::User {
                 user_id: user_ref(r).await?,
             }
@@ -522,8 +522,10 @@ pub async fn click_to_call(
         dialled
     } else {
         numbers::to_e164(&dialled, region).ok_or_else(|| {
-            ApiError::validation("number must be an extension of this organization or a valid phone number")
-                .with_code("invalid_number")
+            ApiError::validation(
+                "number must be an extension of this organization or a valid phone number",
+            )
+            .with_code("invalid_number")
         })?
     };
     let ctl = control(&state)?;
@@ -625,9 +627,21 @@ mod tests {
     fn control_errors_map_to_statuses() {
         let cases = [
             (ControlError::NotFound, 404, "not_found"),
-            (ControlError::InvalidState("ended".into()), 409, "invalid_call_state"),
-            (ControlError::Unreachable("no contact".into()), 422, "unreachable"),
-            (ControlError::Failed("socket".into()), 502, "call_control_failed"),
+            (
+                ControlError::InvalidState("ended".into()),
+                409,
+                "invalid_call_state",
+            ),
+            (
+                ControlError::Unreachable("no contact".into()),
+                422,
+                "unreachable",
+            ),
+            (
+                ControlError::Failed("socket".into()),
+                502,
+                "call_control_failed",
+            ),
         ];
         for (e, status, code) in cases {
             let a = control_error(e);
@@ -639,6 +653,9 @@ mod tests {
     fn total_timeouts() {
         assert_eq!(default_total_timeout(RingStrategy::RingAll, 20, 5), 20);
         assert_eq!(default_total_timeout(RingStrategy::LongestIdle, 20, 5), 100);
-        assert_eq!(default_total_timeout(RingStrategy::LongestIdle, 200, 5), 600);
+        assert_eq!(
+            default_total_timeout(RingStrategy::LongestIdle, 200, 5),
+            600
+        );
     }
 }

@@ -29,7 +29,11 @@ pub fn dialled_digits(raw: &str) -> String {
 /// E.164 when the number is valid (with `+`, or national in `region`). Also accepts the
 /// international prefix "00" that many phones dial.
 pub fn to_e164(dialled: &str, region: &str) -> Option<String> {
-    if dialled.is_empty() || !dialled.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit())
+    if dialled.is_empty()
+        || !dialled
+            .trim_start_matches('+')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
     {
         return None;
     }
@@ -59,8 +63,14 @@ mod tests {
     #[test]
     fn e164() {
         assert_eq!(to_e164("4155552671", "US").as_deref(), Some("+14155552671"));
-        assert_eq!(to_e164("+442079460958", "US").as_deref(), Some("+442079460958"));
-        assert_eq!(to_e164("00442079460958", "US").as_deref(), Some("+442079460958"));
+        assert_eq!(
+            to_e164("+442079460958", "US").as_deref(),
+            Some("+442079460958")
+        );
+        assert_eq!(
+            to_e164("00442079460958", "US").as_deref(),
+            Some("+442079460958")
+        );
         assert_eq!(to_e164("1001", "US"), None);
         assert_eq!(to_e164("alice", "US"), None);
         assert_eq!(to_e164("", "US"), None);

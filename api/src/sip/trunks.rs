@@ -277,7 +277,10 @@ pub async fn get_trunk(
 }
 
 /// The organization's trunks, oldest first (the first is the default for outbound calls).
-pub async fn list_trunks(pool: &SqlitePool, org_id: &str) -> Result<Vec<TrunkWithAcl>, sqlx::Error> {
+pub async fn list_trunks(
+    pool: &SqlitePool,
+    org_id: &str,
+) -> Result<Vec<TrunkWithAcl>, sqlx::Error> {
     let trunks: Vec<Trunk> =
         sqlx::query_as("SELECT * FROM sip_trunks WHERE org_id = $1 ORDER BY created_at, id")
             .bind(org_id)
@@ -350,7 +353,15 @@ mod tests {
         let v6 = Cidr::parse("2001:db8::/32").unwrap();
         assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
         assert!(!v6.contains("2001:db9::5".parse().unwrap()));
-        for bad in ["", "1.2.3.4/33", "1.2.3.4/", "1.2.3.4/-1", "::/129", "host/8", "1.2.3/8"] {
+        for bad in [
+            "",
+            "1.2.3.4/33",
+            "1.2.3.4/",
+            "1.2.3.4/-1",
+            "::/129",
+            "host/8",
+            "1.2.3/8",
+        ] {
             assert!(Cidr::parse(bad).is_none(), "{bad}");
         }
     }
