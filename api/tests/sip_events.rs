@@ -354,7 +354,8 @@ async fn the_spawned_consumer_drains_its_channel() {
     let (_d, pool) = db().await;
     let f = fixture(&pool).await;
     let (tx, rx) = tokio::sync::mpsc::channel(consumer::EVENT_CHANNEL_CAPACITY);
-    let task = consumer::spawn(pool.clone(), rx, "US".into());
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let task = consumer::spawn(pool.clone(), rx, "US".into(), stop);
     for i in 0..20 {
         for ev in inbound_call(&f, &format!("c{i}")) {
             tx.try_send(ev).unwrap();
@@ -380,4 +381,29 @@ async fn the_spawned_consumer_drains_its_channel() {
         .await
         .unwrap();
     assert_eq!(contacts, 1);
+}
+
+#[tokio::test]
+async fn a_stopped_consumer_applies_what_was_queued() {
+    let (_d, pool) = db().await;
+    let f = fixture(&pool).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(consumer::EVENT_CHANNEL_CAPACITY);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    for ev in inbound_call(&f, "last") {
+        tx.try_send(ev).unwrap();
+    }
+    // Stop before the task even starts: the queued events are still applied, and the task
+    // ends although a sender is alive.
+    stop_tx.send(true).unwrap();
+    let task = consumer::spawn(pool.clone(), rx, "US".into(), stop);
+    tokio::time::timeout(std::time::Duration::from_secs(30), task)
+        .await
+        .expect("consumer stopped")
+        .unwrap();
+    let sip = callscope_api::sip::call_records::get(&pool, &f.org, "last")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sip.state, "ended");
+    drop(tx);
 }

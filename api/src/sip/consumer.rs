@@ -10,7 +10,7 @@ use std::time::Duration;
 use callscope_sip::events::CallEvent;
 use serde_json::{Value, json};
 use sqlx::{SqliteConnection, SqlitePool};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::call_records::{self, Ending, NewSipCall};
@@ -56,16 +56,36 @@ fn call_id_of(ev: &CallEvent) -> &str {
     }
 }
 
-/// Spawn the consumer; it ends when every sender is dropped (the SIP server stopped) and the
-/// channel is drained.
+/// Spawn the consumer. It ends when every sender is dropped, or when `stop` turns true; in
+/// both cases after applying what is already queued (the last calls' `Ended` events matter).
 pub fn spawn(
     pool: SqlitePool,
     mut rx: mpsc::Receiver<CallEvent>,
     default_region: String,
+    mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            apply_with_retry(&pool, &ev, &default_region).await;
+        let stopping = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopping);
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(ev) => apply_with_retry(&pool, &ev, &default_region).await,
+                    None => break,
+                },
+                () = &mut stopping => {
+                    // Bounded: only what is queued now, at most the channel's capacity.
+                    for _ in 0..EVENT_CHANNEL_CAPACITY {
+                        match rx.try_recv() {
+                            Ok(ev) => apply_with_retry(&pool, &ev, &default_region).await,
+                            Err(_) => break,
+                        }
+                    }
+                    break;
+                }
+            }
         }
         tracing::debug!("call-event consumer stopped");
     })

@@ -24,10 +24,15 @@ pub use directory::DbDirectory;
 
 /// What the HTTP side needs of a running SIP server. Empty while SIP is disabled; filled
 /// once at start-up (hence `OnceLock`: handlers read it without locking).
+/// Named counters and gauges of the running SIP server (`callscope_sip_<name>` in /metrics).
+pub type SipStatsFn = dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync;
+
 #[derive(Default)]
 pub struct SipRuntime {
     control: OnceLock<Arc<dyn CallControl>>,
-    events: OnceLock<mpsc::Sender<CallEvent>>,
+    /// Weak: the HTTP side must not keep the channel open once the SIP server is gone.
+    events: OnceLock<mpsc::WeakSender<CallEvent>>,
+    stats: OnceLock<Arc<SipStatsFn>>,
 }
 
 impl SipRuntime {
@@ -41,8 +46,18 @@ impl SipRuntime {
     }
 
     /// Remember the event channel so that health checks can report its backlog.
-    pub fn set_events(&self, tx: mpsc::Sender<CallEvent>) -> bool {
-        self.events.set(tx).is_ok()
+    pub fn set_events(&self, tx: &mpsc::Sender<CallEvent>) -> bool {
+        self.events.set(tx.downgrade()).is_ok()
+    }
+
+    /// Install the source of the SIP server's counters (once).
+    pub fn set_stats(&self, stats: Arc<SipStatsFn>) -> bool {
+        self.stats.set(stats).is_ok()
+    }
+
+    /// The SIP server's counters now (empty while SIP is disabled).
+    pub fn stats(&self) -> Vec<(&'static str, u64)> {
+        self.stats.get().map(|f| f()).unwrap_or_default()
     }
 
     pub fn enabled(&self) -> bool {
@@ -51,8 +66,7 @@ impl SipRuntime {
 
     /// Events waiting for the consumer.
     pub fn events_pending(&self) -> Option<usize> {
-        self.events
-            .get()
-            .map(|tx| tx.max_capacity().saturating_sub(tx.capacity()))
+        let tx = self.events.get()?.upgrade()?;
+        Some(tx.max_capacity().saturating_sub(tx.capacity()))
     }
 }
