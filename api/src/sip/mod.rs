@@ -11,6 +11,7 @@ pub mod domains;
 pub mod http;
 pub mod numbers;
 pub mod routes;
+pub mod runtime;
 pub mod trunks;
 pub mod users;
 
