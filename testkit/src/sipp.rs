@@ -39,6 +39,9 @@ pub struct SippConfig {
     pub remote: Option<SocketAddr>,
     /// Local SIP port (`-p`); 0 picks a free one.
     pub local_port: u16,
+    /// Local address (`-i`, `-mi`): any 127.0.0.0/8 address, so a load test can come from
+    /// several sources.
+    pub local_ip: std::net::Ipv4Addr,
     /// Request-URI user (`-s`), the dialled number or extension.
     pub service: Option<String>,
     /// Digest credentials (`-au` / `-ap`) for scenarios with `auth="true"`.
@@ -72,6 +75,7 @@ impl SippConfig {
             scenario,
             remote: None,
             local_port: 0,
+            local_ip: std::net::Ipv4Addr::LOCALHOST,
             service: None,
             auth: None,
             max_calls: None,
@@ -91,6 +95,7 @@ pub struct SippRun {
     guard: ChildGuard,
     dir: tempfile::TempDir,
     local_port: u16,
+    local_ip: std::net::Ipv4Addr,
 }
 
 /// What a finished (or still running) SIPp has counted, from its statistics CSV.
@@ -144,7 +149,8 @@ impl SippRun {
         if let Some(remote) = config.remote {
             cmd.arg(remote.to_string());
         }
-        cmd.args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p"])
+        let ip = config.local_ip.to_string();
+        cmd.args(["-i", &ip, "-mi", &ip, "-p"])
             .arg(local_port.to_string());
         cmd.args(["-nostdin", "-trace_stat", "-stf", "stats.csv", "-fd", "1"]);
         cmd.args(["-trace_err", "-error_file", "errors.log"]);
@@ -181,6 +187,7 @@ impl SippRun {
             guard,
             dir,
             local_port,
+            local_ip: config.local_ip,
         })
     }
 
@@ -190,7 +197,7 @@ impl SippRun {
 
     /// The address SIPp listens on (where a UAS receives calls).
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.local_port))
+        SocketAddr::from((self.local_ip, self.local_port))
     }
 
     pub fn dir(&self) -> &Path {
@@ -214,7 +221,7 @@ impl SippRun {
     }
 
     /// Waits at most `timeout` for SIPp to finish by itself (a UAC after `-m` calls).
-    pub fn wait(mut self, timeout: Duration) -> Result<SippOutcome> {
+    pub fn wait(&mut self, timeout: Duration) -> Result<SippOutcome> {
         let status = self.guard.wait_timeout(timeout)?;
         let mut outcome = self.outcome_now()?;
         outcome.exit_code = status.code();
@@ -222,7 +229,7 @@ impl SippRun {
     }
 
     /// Stops SIPp (SIGTERM makes it write its final statistics) and returns the counts.
-    pub fn stop(mut self) -> Result<SippOutcome> {
+    pub fn stop(&mut self) -> Result<SippOutcome> {
         let status = self.guard.terminate(Duration::from_secs(3))?;
         let mut outcome = self.outcome_now()?;
         outcome.exit_code = status.code();
@@ -440,6 +447,51 @@ Content-Length: 0
 </scenario>
 "#,
         ack_cseq = bye_cseq - 1,
+    )
+}
+
+/// A REGISTER with digest authentication (`-au`/`-ap`), binding the caller's own address
+/// (the port SIPp runs on) for `expires` seconds. Run it with `-m 1` from the port a UAS
+/// will listen on afterwards, and calls to that user reach the UAS.
+pub fn register_scenario(expires: u32) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callscope register">
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:[service]@[remote_ip]>;tag=[pid]R[call_number]
+To: <sip:[service]@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Expires: {expires}
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:[service]@[remote_ip]>;tag=[pid]R[call_number]
+To: <sip:[service]@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 2 REGISTER
+Contact: <sip:[service]@[local_ip]:[local_port]>
+[authentication]
+Expires: {expires}
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"#
     )
 }
 
