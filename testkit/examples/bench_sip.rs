@@ -20,14 +20,15 @@
 //!   `100,1000`; empty to skip)
 //! - `BENCH_LATENCY_RATE`: the rate whose p99 is checked against the 20 ms target (200)
 
-use callscope_testkit::process::{ChildGuard, cpu_time_of, rss_bytes_of, wait_until};
+use callscope_testkit::callscope::Callscope;
+use callscope_testkit::process::{cpu_time_of, rss_bytes_of};
 use callscope_testkit::sipp::{
     Scenario, SippConfig, SippOutcome, SippRun, uac_call_scenario, uas_answer_scenario,
 };
 use callscope_testkit::stats::percentile;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, String>;
@@ -62,89 +63,8 @@ fn main() -> ExitCode {
     }
 }
 
-struct Callscope {
-    bin: PathBuf,
-    data: tempfile::TempDir,
-    sip: SocketAddr,
-    guard: Option<ChildGuard>,
-}
-
-impl Callscope {
-    fn cli(&self, args: &[&str]) -> Res<String> {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .env("CALLSCOPE_DATA_DIR", self.data.path())
-            .env("CALLSCOPE_LOG", "warn")
-            .env_remove("CALLSCOPE_CONFIG")
-            .env_remove("CALLSCOPE_DATABASE_URL")
-            .output()
-            .map_err(|e| format!("running {}: {e}", self.bin.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "callscope {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    fn start(&mut self, http_port: u16) -> Res<()> {
-        let log = self.data.path().join("serve.log");
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("serve")
-            .env("CALLSCOPE_DATA_DIR", self.data.path())
-            .env("CALLSCOPE_LOG", "warn")
-            .env("CALLSCOPE_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("CALLSCOPE_SIP_ENABLED", "true")
-            .env("CALLSCOPE_SIP_UDP_ADDR", self.sip.to_string())
-            .env("CALLSCOPE_SIP_TCP_ADDR", "")
-            .env("CALLSCOPE_SIP_RTP_PORTS", "30000-59999")
-            .env_remove("CALLSCOPE_CONFIG")
-            .env_remove("CALLSCOPE_DATABASE_URL");
-        let guard =
-            ChildGuard::spawn_logged("callscope", &mut cmd, &log).map_err(|e| e.to_string())?;
-        self.guard = Some(guard);
-        // SIP is up when an OPTIONS gets a 200. A binary without SIP never answers.
-        let probe = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        probe
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .map_err(|e| e.to_string())?;
-        let local = probe.local_addr().map_err(|e| e.to_string())?;
-        let mut n = 0u32;
-        let guard = self.guard.as_mut().ok_or("no guard")?;
-        wait_until("callscope to answer SIP OPTIONS", Duration::from_secs(20), Some(&log), || {
-            guard.ensure_running()?;
-            n += 1;
-            let options = format!(
-                "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-probe{n};rport\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:bench@{local}>;tag=p{n}\r\nTo: <sip:{sip}>\r\n\
-                 Call-ID: probe-{n}@bench\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n",
-                sip = self.sip
-            );
-            let _ = probe.send_to(options.as_bytes(), self.sip);
-            let mut buf = [0u8; 4096];
-            Ok(match probe.recv_from(&mut buf) {
-                Ok((len, _)) if buf[..len].starts_with(b"SIP/2.0 200") => Some(()),
-                _ => None,
-            })
-        })
-        .map_err(|e| {
-            format!(
-                "callscope serve did not answer SIP on {} ({e}). Does this build have SIP in \
-                 `callscope serve` ([sip] enabled)? See {}",
-                self.sip,
-                log.display()
-            )
-        })
-    }
-
-    fn pid(&self) -> Res<u32> {
-        self.guard
-            .as_ref()
-            .map(|g| g.pid())
-            .ok_or_else(|| "not started".into())
-    }
+fn cli(cs: &Callscope, args: &[&str]) -> Res<String> {
+    cs.cli(args).map_err(|e| e.to_string())
 }
 
 fn own_children_cpu() -> Duration {
@@ -176,7 +96,7 @@ fn run_load(
     limit: Option<u64>,
     while_running: &mut dyn FnMut(&[SippRun]) -> Res<()>,
 ) -> Res<Step> {
-    let server_pid = cs.pid()?;
+    let server_pid = cs.pid().ok_or("callscope not started")?;
     let cpu0 = cpu_time_of(server_pid).map_err(|e| e.to_string())?;
     let children0 = own_children_cpu();
     let t0 = Instant::now();
@@ -187,7 +107,10 @@ fn run_load(
         if share == 0 {
             continue;
         }
-        let mut cfg = SippConfig::uac(Scenario::Xml(uac_call_scenario(hold_ms, false)), cs.sip);
+        let mut cfg = SippConfig::uac(
+            Scenario::Xml(uac_call_scenario(hold_ms, false)),
+            cs.sip_addr(),
+        );
         cfg.local_ip = Ipv4Addr::new(127, 0, 0, 1 + s as u8);
         cfg.service = Some(DID.into());
         cfg.max_calls = Some(share);
@@ -245,61 +168,65 @@ fn run() -> Res<()> {
     let concurrent = env_list("BENCH_CONCURRENT", "100,1000");
     let latency_rate: u64 = env_or("BENCH_LATENCY_RATE", 200);
 
-    let ports = callscope_testkit::ports::free_port().map_err(|e| e.to_string())?;
-    let http_port = callscope_testkit::ports::free_port().map_err(|e| e.to_string())?;
-    let mut cs = Callscope {
-        bin,
-        data: tempfile::Builder::new()
-            .prefix("bench-sip-")
-            .tempdir()
-            .map_err(|e| e.to_string())?,
-        sip: SocketAddr::from(([127, 0, 0, 1], ports)),
-        guard: None,
-    };
+    let mut cs = Callscope::new(&bin).map_err(|e| e.to_string())?;
 
     eprintln!("bench-sip: provisioning (org, user {EXT}, trunk, route {DID})");
-    let org = cs.cli(&["org", "create", "bench"])?;
-    cs.cli(&["org", "realm", "--org", &org, "--set", REALM])?;
-    cs.cli(&[
-        "user",
-        "create",
-        "--org",
-        &org,
-        "--name",
-        "Bench Agent",
-        "--extension",
-        EXT,
-        "--password",
-        PASSWORD,
-    ])?;
+    let org = cli(&cs, &["org", "create", "bench"])?;
+    cli(&cs, &["org", "realm", "--org", &org, "--set", REALM])?;
+    cli(
+        &cs,
+        &[
+            "user",
+            "create",
+            "--org",
+            &org,
+            "--name",
+            "Bench Agent",
+            "--extension",
+            EXT,
+            "--password",
+            PASSWORD,
+        ],
+    )?;
     let uas_port = callscope_testkit::ports::free_port().map_err(|e| e.to_string())?;
     // The far end lives on 127.0.0.200, outside the trunk's ACL (127.0.0.0/25, where the
     // load comes from): a source inside a trunk's ACL is a trunk and may not REGISTER.
     let uas_ip = Ipv4Addr::new(127, 0, 0, 200);
     let uas_addr = SocketAddr::from((uas_ip, uas_port));
-    cs.cli(&[
-        "trunk",
-        "create",
-        "--org",
-        &org,
-        "--name",
-        "loopback",
-        "--host",
-        &uas_addr.to_string(),
-        "--inbound-acl",
-        "127.0.0.0/25",
-    ])?;
-    cs.cli(&[
-        "route", "create", "--org", &org, "--did", DID, "--user", EXT,
-    ])?;
-    cs.start(http_port)?;
-    eprintln!("bench-sip: callscope serve is answering SIP on {}", cs.sip);
+    cli(
+        &cs,
+        &[
+            "trunk",
+            "create",
+            "--org",
+            &org,
+            "--name",
+            "loopback",
+            "--host",
+            &uas_addr.to_string(),
+            "--inbound-acl",
+            "127.0.0.0/25",
+        ],
+    )?;
+    cli(
+        &cs,
+        &[
+            "route", "create", "--org", &org, "--did", DID, "--user", EXT,
+        ],
+    )?;
+    cs.serve(Duration::from_secs(20)).map_err(|e| {
+        format!("{e}\ncallscope serve did not answer SIP: does this build have SIP in `callscope serve`?")
+    })?;
+    eprintln!(
+        "bench-sip: callscope serve is answering SIP on {}",
+        cs.sip_addr()
+    );
 
     // The far end registers as the user from the port it will answer on. SIPp 3.6 only
     // computes MD5 and answers the first challenge (callscope offers SHA-256 first), so the
     // testkit's own digest client registers, with SHA-256.
     let reg = callscope_testkit::digest::register(
-        cs.sip,
+        cs.sip_addr(),
         uas_addr,
         EXT,
         REALM,
@@ -323,7 +250,7 @@ fn run() -> Res<()> {
     let mut uas = SippRun::start(&uas_cfg).map_err(|e| e.to_string())?;
     uas.wait_ready(Duration::from_secs(5))
         .map_err(|e| e.to_string())?;
-    let server_pid = cs.pid()?;
+    let server_pid = cs.pid().ok_or("callscope not started")?;
 
     let mut report = String::new();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -463,7 +390,7 @@ fn run() -> Res<()> {
     if !latency_line.is_empty() {
         report.push_str(&format!("{latency_line}.\n"));
     }
-    let counters = std::fs::read_to_string(cs.data.path().join("serve.log")).unwrap_or_default();
+    let counters = std::fs::read_to_string(cs.log_path()).unwrap_or_default();
     let warn_lines = counters
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
@@ -471,8 +398,6 @@ fn run() -> Res<()> {
     report.push_str(&format!("callscope log: {warn_lines} WARN/ERROR lines.\n"));
     println!("{report}");
     let _ = uas.stop();
-    if let Some(mut g) = cs.guard.take() {
-        let _ = g.terminate(Duration::from_secs(5));
-    }
+    let _ = cs.stop(Duration::from_secs(5));
     Ok(())
 }

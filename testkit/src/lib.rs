@@ -11,6 +11,7 @@
 //! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`).
 
 pub mod baresip;
+pub mod callscope;
 pub mod digest;
 pub mod error;
 pub mod linphone;
