@@ -150,17 +150,34 @@ impl Linphone {
             .map_err(|e| Error::io(format!("sending {command:?} to linphonec"), e))
     }
 
-    /// Registers with a registrar using digest credentials.
+    /// Registers with a registrar using digest credentials, and waits until linphonec's
+    /// `status register` says it is registered (it prints nothing by itself on success).
     pub fn register(&mut self, registrar: &str, password: &str) -> Result<()> {
         let host = registrar.trim_start_matches("sip:");
         self.send(&format!(
             "register sip:{}@{host} sip:{host} {password}",
             self.user
         ))?;
-        self.wait_line("registration to succeed", Duration::from_secs(10), |l| {
-            l.contains("Registration") && l.contains("successful")
-        })
-        .map(|_| ())
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            self.send("status register")?;
+            let line = self.wait_line(
+                "linphonec's registration status",
+                Duration::from_secs(2),
+                |l| l.contains("registered"),
+            )?;
+            if line.contains("registered, identity=") {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::CommandFailed {
+                    tool: "linphonec",
+                    command: format!("register sip:{}@{host}", self.user),
+                    detail: format!("still not registered: {line}\n{}", self.tail(20)),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// Places a call; returns once linphonec reports it connected.
@@ -227,7 +244,23 @@ impl Linphone {
             Ok(None)
         });
         self.cursor = cursor;
-        found
+        // The temp dir (and its log) goes away with this instance: put the output's tail
+        // into the error so a failed test shows what linphonec said.
+        found.map_err(|e| match e {
+            Error::Timeout { what, after, .. } => Error::Timeout {
+                what: format!("{what}; linphonec's last output:\n{}", self.tail(40)),
+                after,
+                log: None,
+            },
+            other => other,
+        })
+    }
+
+    /// The last `n` lines of output.
+    pub fn tail(&self, n: usize) -> String {
+        let all = self.output();
+        let lines: Vec<&str> = all.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// Quits politely, then makes sure the process is gone.
