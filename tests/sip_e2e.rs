@@ -5,6 +5,11 @@
 //! callscope tells trunk traffic from phone traffic by source address as in production.
 
 use callscope_testkit::callscope::Callscope;
+use callscope_testkit::sipp::{Scenario, SippConfig, SippRun, uac_call_scenario};
+use callscope_testkit::webhook::WebhookReceiver;
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_callscope");
 
@@ -28,4 +33,287 @@ fn harness_starts_restarts_and_serves_the_api() {
     assert_eq!(status, 200);
     assert!(users.to_string().contains("1001"), "{users}");
     assert!(cs.log().contains("SIP listening"), "{}", cs.log());
+}
+
+mod scenarios {
+    //! SIPp scenarios for registered phones: SIPp cannot both REGISTER and act as a UAS in
+    //! one scenario, so a phone is a UAC whose only "call" registers (with digest auth) and
+    //! then idles, plus an out-of-call scenario (`-oocsf`) that answers every INVITE arriving
+    //! outside that dialog — from the port it registered from, as a real phone does.
+
+    /// REGISTER as `ext@realm` (digest retry from `-au`/`-ap`), then idle until stopped.
+    pub fn register_and_idle(realm: &str, ext: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="phone register">
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:{realm} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: <sip:{ext}@{realm}>;tag=[pid]R[call_number]
+To: <sip:{ext}@{realm}>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:{ext}@[local_ip]:[local_port]>
+Expires: 3600
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:{realm} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: <sip:{ext}@{realm}>;tag=[pid]R[call_number]
+To: <sip:{ext}@{realm}>
+Call-ID: [call_id]
+CSeq: 2 REGISTER
+Contact: <sip:{ext}@[local_ip]:[local_port]>
+[authentication]
+Expires: 3600
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <nop><action><log message="REGISTERED"/></action></nop>
+  <pause milliseconds="600000"/>
+</scenario>
+"#
+        )
+    }
+
+    /// Answers an INVITE with 180 then 200 (SDP), waits for ACK and the BYE. With `code`
+    /// other than 200 it answers that final status instead (and waits for the ACK).
+    pub fn answer(code: u16) -> String {
+        if code == 200 {
+            return callscope_testkit::sipp::uas_answer_scenario();
+        }
+        format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="phone rejects">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+SIP/2.0 {code} Rejected
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]U[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"#
+        )
+    }
+}
+
+/// A registered SIPp phone on 127.0.0.1 answering calls with `code`.
+fn sipp_phone(cs: &Callscope, ext: &str, password: &str, code: u16) -> SippRun {
+    let mut cfg = SippConfig::uac(
+        Scenario::Xml(scenarios::register_and_idle(cs.realm(), ext)),
+        cs.sip_addr(),
+    );
+    cfg.auth = Some((ext.into(), password.into()));
+    cfg.max_calls = Some(1);
+    cfg.global_timeout = Some(Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    let ooc = dir.path().join("answer.xml");
+    std::fs::write(&ooc, scenarios::answer(code)).unwrap();
+    cfg.extra_args = vec![
+        "-oocsf".into(),
+        ooc.display().to_string(),
+        "-trace_logs".into(),
+        "-log_file".into(),
+        "phone.log".into(),
+    ];
+    let mut run = SippRun::start(&cfg).unwrap();
+    let log = run.dir().join("phone.log");
+    let sipp_log = run.dir().join("sipp.log");
+    callscope_testkit::process::wait_until(
+        &format!("{ext} to register"),
+        Duration::from_secs(10),
+        Some(&sipp_log),
+        || {
+            run.guard_mut().ensure_running()?;
+            Ok(std::fs::read_to_string(&log)
+                .is_ok_and(|t| t.contains("REGISTERED"))
+                .then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\nphone errors: {}\nserver log:\n{}",
+            run.errors(),
+            cs.log()
+        )
+    });
+    // SIPp read the ooc scenario at start-up.
+    drop(dir);
+    run
+}
+
+const TRUNK_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const DID: &str = "+14155550100";
+const CALLER: &str = "+14155559999";
+
+/// A SIPp `uac` on the trunk's address calling `service` `calls` times from `CALLER`.
+fn trunk_caller(cs: &Callscope, service: &str, calls: u64, rate: f64) -> SippConfig {
+    let xml = uac_call_scenario(100, false).replace("sip:load@", &format!("sip:{CALLER}@"));
+    let mut cfg = SippConfig::uac(Scenario::Xml(xml), cs.sip_addr());
+    cfg.local_ip = TRUNK_IP;
+    cfg.service = Some(service.into());
+    cfg.max_calls = Some(calls);
+    cfg.rate = Some(rate);
+    cfg.limit = Some(10);
+    cfg.global_timeout = Some(Duration::from_secs(120));
+    cfg
+}
+
+/// Every SIP call record of the org, newest first (follows the cursor).
+fn all_calls(cs: &Callscope) -> Vec<Value> {
+    let http = cs.http();
+    let mut out = Vec::new();
+    let mut path = "/api/v1/calls?limit=100".to_string();
+    for _ in 0..100 {
+        let (status, page) = http.get(&path).unwrap();
+        assert_eq!(status, 200, "{page}");
+        out.extend(page["data"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/calls?limit=100&cursor={c}"),
+            None => break,
+        }
+    }
+    out
+}
+
+fn call_detail(cs: &Callscope, id: &str) -> Value {
+    let (status, call) = cs.http().get(&format!("/api/v1/calls/{id}")).unwrap();
+    assert_eq!(status, 200, "{call}");
+    call
+}
+
+#[test]
+fn inbound_trunk_calls_reach_a_registered_phone_100_calls() {
+    let far_port = callscope_testkit::ports::free_port().unwrap();
+    let cs = Callscope::builder(BIN)
+        .user("1001", "alice-secret-1")
+        .trunk((TRUNK_IP, far_port).into(), &["127.0.0.2"])
+        .route_to_user(DID, "1001")
+        .env("CALLSCOPE_SIP_AUTH_ALGORITHMS", "MD5,SHA-256")
+        .start()
+        .unwrap();
+    let hooks = WebhookReceiver::start().unwrap();
+    cs.register_webhook(&hooks, &[]).unwrap();
+    let phone = sipp_phone(&cs, "1001", "alice-secret-1", 200);
+
+    let caller = SippRun::start(&trunk_caller(&cs, DID, 100, 20.0)).unwrap();
+    let out = caller.wait(Duration::from_secs(150)).unwrap();
+    assert_eq!(
+        (out.exit_code, out.successful_calls, out.failed_calls),
+        (Some(0), 100, 0),
+        "{out:?}\nserver log tail:\n{}",
+        tail(&cs.log(), 60)
+    );
+
+    // 100 records, all inbound, answered, ended, with the trunk and the agent.
+    let trunk_id = cs.trunk_id("carrier-1").unwrap();
+    let agent_id = cs.user_id("1001").unwrap();
+    let http = cs.http();
+    callscope_testkit::process::wait_until(
+        "100 ended call records",
+        Duration::from_secs(20),
+        None,
+        || {
+            let (_, page) = http.get("/api/v1/calls?limit=100&direction=inbound")?;
+            let n = page["data"].as_array().map_or(0, Vec::len);
+            Ok((n == 100).then_some(()))
+        },
+    )
+    .unwrap();
+    let calls = all_calls(&cs);
+    assert_eq!(calls.len(), 100);
+    let mut contacts = std::collections::HashSet::new();
+    for c in &calls {
+        let id = c["id"].as_str().unwrap();
+        let call = cs
+            .wait_call(id, Duration::from_secs(10), |v| {
+                !v["sip"]["end_at"].is_null()
+            })
+            .unwrap();
+        let sip = &call["sip"];
+        assert_eq!(sip["direction"], "inbound", "{call}");
+        assert_eq!(sip["trunk_id"], trunk_id, "{call}");
+        // Inbound: nobody placed the call; the agent is who answered.
+        assert_eq!(sip["answered_by_user_id"], agent_id, "{call}");
+        assert_eq!(call["agent_identifier"], "1001", "{call}");
+        assert_eq!(sip["state"], "ended", "{call}");
+        assert_eq!(sip["sip_status"], 200, "{call}");
+        assert!(!sip["answer_at"].is_null(), "{call}");
+        assert!(
+            sip["answer_at"].as_str() >= sip["invite_at"].as_str(),
+            "{call}"
+        );
+        assert!(
+            sip["end_at"].as_str() >= sip["answer_at"].as_str(),
+            "{call}"
+        );
+        // The caller (SIPp on the trunk) hangs up with BYE.
+        assert_eq!(sip["hangup_side"], "caller", "{call}");
+        assert!(sip["hangup_cause"].is_string(), "{call}");
+        assert_eq!(
+            sip["from"].as_str().map(|f| f.contains(CALLER)),
+            Some(true),
+            "{call}"
+        );
+        contacts.insert(call["contact_id"].as_str().map(str::to_string));
+    }
+    // One contact, created from the caller's E.164 number.
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    let contact_id = contacts.into_iter().next().flatten().expect("a contact id");
+    let (status, contact) = http.get(&format!("/api/v1/contacts/{contact_id}")).unwrap();
+    assert_eq!(status, 200);
+    assert!(contact.to_string().contains(CALLER), "{contact}");
+
+    // Webhooks for one call: started, answered, ended (ringing if the phone sent 180), all
+    // signed with the endpoint's secret.
+    let one = calls[0]["id"].as_str().unwrap().to_string();
+    let of_call = |d: &callscope_testkit::webhook::Delivery| d.body.to_string().contains(&one);
+    hooks
+        .wait_for(Duration::from_secs(20), |d| {
+            of_call(d) && d.event == "call.ended"
+        })
+        .unwrap();
+    let mine: Vec<_> = hooks
+        .deliveries()
+        .into_iter()
+        .filter(|d| of_call(d))
+        .collect();
+    let events: Vec<&str> = mine.iter().map(|d| d.event.as_str()).collect();
+    for e in [
+        "call.started",
+        "call.ringing",
+        "call.answered",
+        "call.ended",
+    ] {
+        assert_eq!(
+            events.iter().filter(|x| **x == e).count(),
+            1,
+            "{e} in {events:?}"
+        );
+    }
+    assert!(mine.iter().all(|d| d.signature_valid), "{mine:?}");
+    drop(phone);
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
