@@ -86,6 +86,57 @@ Content-Length: 0
         )
     }
 
+    /// INVITE (SDP offer) expecting the final response `code` (after optional
+    /// provisionals), then the ACK for it. `from` is the From URI.
+    pub fn invite_expect(from: &str, code: u16) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="expect {code}">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: <{from}>;tag=[pid]T[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="{code}"/>
+  <send>
+    <![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: <{from}>;tag=[pid]T[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#
+        )
+    }
+
     /// Answers an INVITE with 180 then 200 (SDP), waits for ACK and the BYE. With `code`
     /// other than 200 it answers that final status instead (and waits for the ACK).
     pub fn answer(code: u16) -> String {
@@ -130,6 +181,9 @@ fn sipp_phone(cs: &Callscope, ext: &str, password: &str, code: u16) -> SippRun {
     cfg.extra_args = vec![
         "-oocsf".into(),
         ooc.display().to_string(),
+        "-trace_msg".into(),
+        "-message_file".into(),
+        "messages.log".into(),
         "-trace_logs".into(),
         "-log_file".into(),
         "phone.log".into(),
@@ -194,10 +248,49 @@ fn all_calls(cs: &Callscope) -> Vec<Value> {
     out
 }
 
-fn call_detail(cs: &Callscope, id: &str) -> Value {
-    let (status, call) = cs.http().get(&format!("/api/v1/calls/{id}")).unwrap();
-    assert_eq!(status, 200, "{call}");
-    call
+/// Runs one INVITE from `ip` to `service` expecting final `code`; asserts SIPp succeeded.
+fn expect_final(cs: &Callscope, ip: Ipv4Addr, from: &str, service: &str, code: u16) {
+    let mut cfg = SippConfig::uac(
+        Scenario::Xml(scenarios::invite_expect(from, code)),
+        cs.sip_addr(),
+    );
+    cfg.local_ip = ip;
+    cfg.service = Some(service.into());
+    cfg.max_calls = Some(1);
+    cfg.global_timeout = Some(Duration::from_secs(30));
+    let run = SippRun::start(&cfg).unwrap();
+    let errors_path = run.dir().join("errors.log");
+    let out = run.wait(Duration::from_secs(40)).unwrap();
+    assert_eq!(
+        (out.exit_code, out.successful_calls),
+        (Some(0), 1),
+        "expected {code} for {service}: {out:?}\n{}\nserver log:\n{}",
+        std::fs::read_to_string(errors_path).unwrap_or_default(),
+        tail(&cs.log(), 40)
+    );
+}
+
+/// The SIP calls whose record's `to` is `number`.
+fn calls_to(cs: &Callscope, number: &str) -> Vec<Value> {
+    all_calls(cs)
+        .into_iter()
+        .filter_map(|c| {
+            let call = cs
+                .wait_call(c["id"].as_str()?, Duration::from_secs(10), |v| {
+                    !v["sip"]["end_at"].is_null()
+                })
+                .ok()?;
+            (call["sip"]["to"].as_str() == Some(number)).then_some(call)
+        })
+        .collect()
+}
+
+/// Whether a SIPp phone has been sent any INVITE (from its `-trace_msg` log).
+fn phone_saw_invite(phone: &SippRun) -> bool {
+    std::fs::read_to_string(phone.dir().join("messages.log"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("INVITE "))
 }
 
 #[test]
@@ -316,4 +409,69 @@ fn inbound_trunk_calls_reach_a_registered_phone_100_calls() {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[test]
+fn failures_404_480_486_and_unauthenticated_407() {
+    let far_port = callscope_testkit::ports::free_port().unwrap();
+    let cs = Callscope::builder(BIN)
+        .user("1001", "alice-secret-1")
+        .user("1002", "bob-secret-22")
+        .user("1003", "carol-secret-3")
+        .trunk((TRUNK_IP, far_port).into(), &["127.0.0.2"])
+        .route_to_user("+14155550101", "1001")
+        .route_to_user("+14155550102", "1002")
+        .route_to_user("+14155550103", "1003")
+        .env("CALLSCOPE_SIP_AUTH_ALGORITHMS", "MD5,SHA-256")
+        .start()
+        .unwrap();
+    let alice = sipp_phone(&cs, "1001", "alice-secret-1", 200);
+    let carol = sipp_phone(&cs, "1003", "carol-secret-3", 486);
+    let trunk_from = format!("sip:{CALLER}@127.0.0.2");
+
+    // Unknown DID from the trunk: 404, and no call is recorded for it.
+    expect_final(&cs, TRUNK_IP, &trunk_from, "+14155550199", 404);
+    // Routed to 1002, who has no registered phone: 480.
+    expect_final(&cs, TRUNK_IP, &trunk_from, "+14155550102", 480);
+    // Routed to 1003, whose phone answers 486 Busy Here: 486 passed back to the caller.
+    expect_final(&cs, TRUNK_IP, &trunk_from, "+14155550103", 486);
+    assert!(phone_saw_invite(&carol), "carol's phone was never rung");
+    // An INVITE from a phone address (not the trunk) without credentials: challenged with
+    // 407 and never routed: alice's phone is not rung and nothing is recorded.
+    let phone_from = format!("sip:1001@{}", cs.realm());
+    expect_final(&cs, Ipv4Addr::LOCALHOST, &phone_from, "+14155550101", 407);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !phone_saw_invite(&alice),
+        "an unauthenticated INVITE reached alice"
+    );
+
+    let unavailable = calls_to(&cs, "+14155550102");
+    assert_eq!(unavailable.len(), 1, "{unavailable:?}");
+    let sip = &unavailable[0]["sip"];
+    assert_eq!(sip["sip_status"], 480, "{sip}");
+    assert!(sip["answer_at"].is_null(), "{sip}");
+    assert_eq!(sip["direction"], "inbound");
+    assert_eq!(
+        (&sip["hangup_side"], &sip["hangup_cause"]),
+        (&"system".into(), &"unavailable".into())
+    );
+    let busy = calls_to(&cs, "+14155550103");
+    assert_eq!(busy.len(), 1, "{busy:?}");
+    let sip = &busy[0]["sip"];
+    assert_eq!(sip["sip_status"], 486, "{sip}");
+    assert!(sip["answer_at"].is_null(), "{sip}");
+    assert_eq!(
+        (&sip["hangup_side"], &sip["hangup_cause"]),
+        (&"callee".into(), &"busy".into())
+    );
+    // The 404 and the 407 left no record (documented: a call record exists once a call is
+    // routed; an unknown DID and an unauthenticated INVITE never are).
+    assert!(calls_to(&cs, "+14155550199").is_empty());
+    assert!(calls_to(&cs, "+14155550101").is_empty());
+    assert_eq!(all_calls(&cs).len(), 2);
+    eprintln!(
+        "480 record: {}\n486 record: {}",
+        unavailable[0]["sip"], busy[0]["sip"]
+    );
 }
