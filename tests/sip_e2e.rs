@@ -475,3 +475,73 @@ fn failures_404_480_486_and_unauthenticated_407() {
         unavailable[0]["sip"], busy[0]["sip"]
     );
 }
+
+/// The trunk's far end: a SIPp `uas` on 127.0.0.2 answering every call.
+fn trunk_far_end(port: u16) -> SippRun {
+    let mut cfg = SippConfig::uas(Scenario::Xml(callscope_testkit::sipp::uas_answer_scenario()));
+    cfg.local_ip = TRUNK_IP;
+    cfg.local_port = port;
+    cfg.extra_args = vec![
+        "-trace_msg".into(),
+        "-message_file".into(),
+        "messages.log".into(),
+    ];
+    let mut run = SippRun::start(&cfg).unwrap();
+    run.wait_ready(Duration::from_secs(10)).unwrap();
+    run
+}
+
+#[test]
+fn outbound_agent_call_through_the_trunk_with_digest_auth() {
+    let far_port = callscope_testkit::ports::free_port().unwrap();
+    let far = trunk_far_end(far_port);
+    let cs = Callscope::builder(BIN)
+        .user("1001", "alice-secret-1")
+        .trunk((TRUNK_IP, far_port).into(), &["127.0.0.2"])
+        .env("CALLSCOPE_SIP_AUTH_ALGORITHMS", "MD5,SHA-256")
+        .start()
+        .unwrap();
+    let from = format!("From: <sip:1001@{}>", cs.realm());
+    let xml = callscope_testkit::sipp::uac_call_scenario(300, true)
+        .replace("From: <sip:load@[local_ip]:[local_port]>", &from);
+    let mut cfg = SippConfig::uac(Scenario::Xml(xml), cs.sip_addr());
+    cfg.service = Some("+14155550123".into());
+    cfg.auth = Some(("1001".into(), "alice-secret-1".into()));
+    cfg.max_calls = Some(3);
+    cfg.rate = Some(5.0);
+    cfg.global_timeout = Some(Duration::from_secs(30));
+    let run = SippRun::start(&cfg).unwrap();
+    let errors = run.dir().join("errors.log");
+    let out = run.wait(Duration::from_secs(40)).unwrap();
+    assert_eq!(
+        (out.exit_code, out.successful_calls, out.failed_calls),
+        (Some(0), 3, 0),
+        "{out:?}\n{}\n{}",
+        std::fs::read_to_string(errors).unwrap_or_default(),
+        tail(&cs.log(), 40)
+    );
+    // The far end saw three calls, each ended by callscope's BYE after the agent's.
+    let far_messages = std::fs::read_to_string(far.dir().join("messages.log")).unwrap();
+    assert_eq!(
+        far_messages.matches("\nINVITE sip:").count()
+            + usize::from(far_messages.starts_with("INVITE sip:")),
+        3,
+        "{far_messages}"
+    );
+    let far_out = far.stop().unwrap();
+    assert_eq!(far_out.successful_calls, 3, "{:?}", far_out.raw);
+
+    let calls = calls_to(&cs, "+14155550123");
+    assert_eq!(calls.len(), 3);
+    for call in &calls {
+        let sip = &call["sip"];
+        assert_eq!(sip["direction"], "outbound", "{call}");
+        assert_eq!(sip["trunk_id"], cs.trunk_id("carrier-1").unwrap(), "{call}");
+        assert_eq!(sip["agent_user_id"], cs.user_id("1001").unwrap(), "{call}");
+        assert_eq!(sip["sip_status"], 200, "{call}");
+        assert!(!sip["answer_at"].is_null(), "{call}");
+        assert_eq!(sip["hangup_side"], "caller", "{call}");
+        assert_eq!(call["direction"], "outbound", "{call}");
+        assert_eq!(call["customer_phone"], "+14155550123", "{call}");
+    }
+}
