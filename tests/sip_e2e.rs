@@ -300,7 +300,6 @@ fn inbound_trunk_calls_reach_a_registered_phone_100_calls() {
         .user("1001", "alice-secret-1")
         .trunk((TRUNK_IP, far_port).into(), &["127.0.0.2"])
         .route_to_user(DID, "1001")
-        .env("CALLSCOPE_SIP_AUTH_ALGORITHMS", "MD5,SHA-256")
         .start()
         .unwrap();
     let hooks = WebhookReceiver::start().unwrap();
@@ -422,7 +421,6 @@ fn failures_404_480_486_and_unauthenticated_407() {
         .route_to_user("+14155550101", "1001")
         .route_to_user("+14155550102", "1002")
         .route_to_user("+14155550103", "1003")
-        .env("CALLSCOPE_SIP_AUTH_ALGORITHMS", "MD5,SHA-256")
         .start()
         .unwrap();
     let alice = sipp_phone(&cs, "1001", "alice-secret-1", 200);
@@ -498,7 +496,6 @@ fn outbound_agent_call_through_the_trunk_with_digest_auth() {
     let cs = Callscope::builder(BIN)
         .user("1001", "alice-secret-1")
         .trunk((TRUNK_IP, far_port).into(), &["127.0.0.2"])
-        .env("CALLSCOPE_SIP_AUTH_ALGORITHMS", "MD5,SHA-256")
         .start()
         .unwrap();
     let from = format!("From: <sip:1001@{}>", cs.realm());
