@@ -168,6 +168,11 @@ Content-Length: 0
 
 /// A registered SIPp phone on 127.0.0.1 answering calls with `code`.
 fn sipp_phone(cs: &Callscope, ext: &str, password: &str, code: u16) -> SippRun {
+    sipp_phone_with(cs, ext, password, &scenarios::answer(code))
+}
+
+/// A registered SIPp phone on 127.0.0.1 running `answer_xml` for every incoming call.
+fn sipp_phone_with(cs: &Callscope, ext: &str, password: &str, answer_xml: &str) -> SippRun {
     let mut cfg = SippConfig::uac(
         Scenario::Xml(scenarios::register_and_idle(cs.realm(), ext)),
         cs.sip_addr(),
@@ -177,7 +182,7 @@ fn sipp_phone(cs: &Callscope, ext: &str, password: &str, code: u16) -> SippRun {
     cfg.global_timeout = Some(Duration::from_secs(300));
     let dir = tempfile::tempdir().unwrap();
     let ooc = dir.path().join("answer.xml");
-    std::fs::write(&ooc, scenarios::answer(code)).unwrap();
+    std::fs::write(&ooc, answer_xml).unwrap();
     cfg.extra_args = vec![
         "-oocsf".into(),
         ooc.display().to_string(),
@@ -541,4 +546,171 @@ fn outbound_agent_call_through_the_trunk_with_digest_auth() {
         assert_eq!(call["direction"], "outbound", "{call}");
         assert_eq!(call["customer_phone"], "+14155550123", "{call}");
     }
+}
+
+/// A far end that answers, accepts any number of re-INVITEs (hold/resume) and then a BYE.
+fn far_end_with_reinvites() -> String {
+    let answer = |tag: &str| {
+        format!(
+            r#"  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]{tag}
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:far@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 2 [cseq] IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+"#
+        )
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="far end with re-INVITEs">
+  <recv request="INVITE" crlf="true"/>
+{first}  <recv request="ACK"/>
+  <label id="wait"/>
+  <recv request="INVITE" optional="true" next="reinvite"/>
+  <recv request="BYE" next="bye"/>
+  <label id="reinvite"/>
+  <nop><action><log message="REINVITE"/></action></nop>
+{again}  <recv request="ACK" next="wait"/>
+  <label id="bye"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#,
+        first = answer(";tag=[pid]U[call_number]"),
+        again = answer(""),
+    )
+}
+
+#[test]
+fn click_to_call_rings_the_agent_then_the_customer_hold_resume_hangup() {
+    let far_port = callscope_testkit::ports::free_port().unwrap();
+    let mut cfg = SippConfig::uas(Scenario::Xml(far_end_with_reinvites()));
+    cfg.local_ip = TRUNK_IP;
+    cfg.local_port = far_port;
+    cfg.extra_args = vec![
+        "-trace_msg".into(),
+        "-message_file".into(),
+        "messages.log".into(),
+        "-trace_logs".into(),
+        "-log_file".into(),
+        "far.log".into(),
+    ];
+    let mut far = SippRun::start(&cfg).unwrap();
+    far.wait_ready(Duration::from_secs(10)).unwrap();
+    let cs = Callscope::builder(BIN)
+        .user("1001", "alice-secret-1")
+        .trunk((TRUNK_IP, far_port).into(), &["127.0.0.2"])
+        .start()
+        .unwrap();
+    let agent = sipp_phone_with(&cs, "1001", "alice-secret-1", &far_end_with_reinvites());
+    let hooks = WebhookReceiver::start().unwrap();
+    cs.register_webhook(&hooks, &[]).unwrap();
+    let http = cs.http();
+    let (status, created) = http
+        .post(
+            "/api/v1/calls",
+            &serde_json::json!({ "agent_extension": "1001", "number": "+14155550123" }),
+        )
+        .unwrap();
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let answered = cs
+        .wait_call(&id, Duration::from_secs(15), |v| {
+            !v["sip"]["answer_at"].is_null()
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", tail(&cs.log(), 40)));
+    // The agent's phone was rung before the customer's far end.
+    assert!(phone_saw_invite(&agent), "agent phone not rung");
+    let far_msgs = std::fs::read_to_string(far.dir().join("messages.log")).unwrap_or_default();
+    assert!(
+        far_msgs.contains("INVITE sip:"),
+        "customer not called: {far_msgs}"
+    );
+    assert_eq!(
+        answered["sip"]["trunk_id"],
+        cs.trunk_id("carrier-1").unwrap()
+    );
+    assert_eq!(
+        answered["sip"]["agent_user_id"],
+        cs.user_id("1001").unwrap()
+    );
+
+    for action in ["hold", "resume"] {
+        let (status, body) = http
+            .post(
+                &format!("/api/v1/calls/{id}/{action}"),
+                &serde_json::json!({}),
+            )
+            .unwrap();
+        assert!((200..300).contains(&status), "{action}: {status} {body}");
+        let on_hold = action == "hold";
+        cs.wait_call(&id, Duration::from_secs(10), |v| {
+            v["sip"]["on_hold"] == on_hold
+        })
+        .unwrap_or_else(|e| panic!("{action}: {e}\n{}", tail(&cs.log(), 40)));
+    }
+    let reinvites = std::fs::read_to_string(far.dir().join("far.log")).unwrap_or_default();
+    let far_msgs = std::fs::read_to_string(far.dir().join("messages.log")).unwrap_or_default();
+    assert!(
+        reinvites.matches("REINVITE").count() >= 2,
+        "hold and resume re-INVITEs: {far_msgs}"
+    );
+    assert!(
+        far_msgs.contains("a=sendonly") || far_msgs.contains("a=inactive"),
+        "{far_msgs}"
+    );
+
+    let (status, body) = http
+        .post(
+            &format!("/api/v1/calls/{id}/hangup"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    assert!((200..300).contains(&status), "hangup: {status} {body}");
+    let ended = cs
+        .wait_call(&id, Duration::from_secs(10), |v| {
+            !v["sip"]["end_at"].is_null()
+        })
+        .unwrap();
+    assert_eq!(ended["sip"]["state"], "ended", "{ended}");
+    // Both legs got a BYE: the far end completed its scenario, the agent phone saw one.
+    let far_out = far.stop().unwrap();
+    assert_eq!(far_out.successful_calls, 1, "{:?}", far_out.raw);
+    let agent_msgs = std::fs::read_to_string(agent.dir().join("messages.log")).unwrap_or_default();
+    assert!(
+        agent_msgs.lines().any(|l| l.starts_with("BYE ")),
+        "agent leg not hung up: {agent_msgs}"
+    );
+    hooks
+        .wait_for(Duration::from_secs(10), |d| {
+            d.event == "call.ended" && d.body.to_string().contains(&id)
+        })
+        .unwrap();
 }
