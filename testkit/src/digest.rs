@@ -4,8 +4,6 @@
 //! register any address (e.g. the port a SIPp UAS will answer on) with either algorithm.
 
 use crate::{Error, Result};
-use md5::Md5;
-use sha2::{Digest, Sha256};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -26,8 +24,9 @@ impl Algorithm {
 
     fn hex(self, text: &str) -> String {
         let bytes: Vec<u8> = match self {
-            Algorithm::Md5 => Md5::digest(text.as_bytes()).to_vec(),
-            Algorithm::Sha256 => Sha256::digest(text.as_bytes()).to_vec(),
+            // md-5 and sha2 come in different `digest` versions here: name each trait.
+            Algorithm::Md5 => <md5::Md5 as md5::Digest>::digest(text.as_bytes()).to_vec(),
+            Algorithm::Sha256 => <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()).to_vec(),
         };
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }

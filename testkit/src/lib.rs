@@ -14,6 +14,7 @@ pub mod baresip;
 pub mod callscope;
 pub mod digest;
 pub mod error;
+pub mod http;
 pub mod linphone;
 pub mod ports;
 pub mod process;
@@ -21,5 +22,6 @@ pub mod sipp;
 pub mod stats;
 pub mod svwar;
 pub mod tools;
+pub mod webhook;
 
 pub use error::{Error, Result};

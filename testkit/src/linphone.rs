@@ -150,12 +150,13 @@ impl Linphone {
             .map_err(|e| Error::io(format!("sending {command:?} to linphonec"), e))
     }
 
-    /// Registers with a registrar using digest credentials, and waits until linphonec's
+    /// Registers `user@domain` (the domain is the registrar's realm) through the proxy
+    /// `registrar` (`HOST:PORT`) with digest credentials, and waits until linphonec's
     /// `status register` says it is registered (it prints nothing by itself on success).
-    pub fn register(&mut self, registrar: &str, password: &str) -> Result<()> {
+    pub fn register(&mut self, domain: &str, registrar: &str, password: &str) -> Result<()> {
         let host = registrar.trim_start_matches("sip:");
         self.send(&format!(
-            "register sip:{}@{host} sip:{host} {password}",
+            "register sip:{}@{domain} sip:{host} {password}",
             self.user
         ))?;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

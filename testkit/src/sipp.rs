@@ -37,11 +37,11 @@ pub struct SippConfig {
     pub scenario: Scenario,
     /// Where a UAC sends its first request; `None` for a UAS.
     pub remote: Option<SocketAddr>,
+    /// Local address (`-i`, `-mi`): 127.0.0.1 unless a test needs a second loopback source
+    /// (e.g. 127.0.0.2 for a trunk, told apart from phones by source address).
+    pub local_ip: std::net::Ipv4Addr,
     /// Local SIP port (`-p`); 0 picks a free one.
     pub local_port: u16,
-    /// Local address (`-i`, `-mi`): any 127.0.0.0/8 address, so a load test can come from
-    /// several sources.
-    pub local_ip: std::net::Ipv4Addr,
     /// Request-URI user (`-s`), the dialled number or extension.
     pub service: Option<String>,
     /// Digest credentials (`-au` / `-ap`) for scenarios with `auth="true"`.
@@ -74,8 +74,8 @@ impl SippConfig {
         SippConfig {
             scenario,
             remote: None,
-            local_port: 0,
             local_ip: std::net::Ipv4Addr::LOCALHOST,
+            local_port: 0,
             service: None,
             auth: None,
             max_calls: None,
@@ -94,8 +94,8 @@ impl SippConfig {
 pub struct SippRun {
     guard: ChildGuard,
     dir: tempfile::TempDir,
-    local_port: u16,
     local_ip: std::net::Ipv4Addr,
+    local_port: u16,
 }
 
 /// What a finished (or still running) SIPp has counted, from its statistics CSV.
@@ -186,8 +186,8 @@ impl SippRun {
         Ok(SippRun {
             guard,
             dir,
-            local_port,
             local_ip: config.local_ip,
+            local_port,
         })
     }
 
