@@ -65,6 +65,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// callscope's SIP counters from `GET /healthz` (live_calls, call_tasks,
+/// call_events_dropped, messages_received, ...); empty if unavailable.
+fn sip_counters(cs: &Callscope) -> std::collections::BTreeMap<String, u64> {
+    let Ok((200, body)) = cs.http().get("/healthz") else {
+        return Default::default();
+    };
+    body.pointer("/sip/counters")
+        .and_then(|c| c.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The text without ANSI colour sequences (ESC ... 'm').
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_escape = false;
+    for c in s.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
 /// An OPTIONS to `sip` must get a 200: a `serve` without SIP never answers.
 fn probe_sip(sip: SocketAddr) -> Res<()> {
     let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -314,13 +345,20 @@ fn run() -> Res<()> {
     }
 
     // 2) The ramp.
-    report.push_str("\n| target cps | calls | ok | failed | achieved cps | setup p50 (ms) | setup p99 (ms) | callscope CPU s / 1000 calls | SIPp CPU s / 1000 calls | failures seen |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    report.push_str("\n| target cps | calls | ok | failed | achieved cps | setup p50 (ms) | setup p99 (ms) | callscope CPU s / 1000 calls | SIPp CPU s / 1000 calls | failures seen | call events dropped | live calls after drain |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let mut best: Option<u64> = None;
+    let mut best_complete: Option<u64> = None;
+    // A rate counts as "complete" only if every lower step was complete too.
+    let mut complete_so_far = true;
     let mut latency_line = String::new();
     for &rate in &rates {
         let total = rate * step_s;
         eprintln!("bench-sip: {rate} calls/s for {step_s} s");
         let uas_cpu0 = cpu_time_of(uas.pid()).map_err(|e| e.to_string())?;
+        let dropped0 = sip_counters(&cs)
+            .get("call_events_dropped")
+            .copied()
+            .unwrap_or(0);
         let step = run_load(&cs, sources, rate as f64, total, hold_ms, None, &mut |_| {
             Ok(())
         })?;
@@ -351,8 +389,17 @@ fn run() -> Res<()> {
                     .collect::<Vec<_>>()
             })
             .collect();
+        // Let this step's dialogs end, then see what the server still holds.
+        std::thread::sleep(Duration::from_millis(hold_ms + 2000));
+        let counters = sip_counters(&cs);
+        let dropped = counters
+            .get("call_events_dropped")
+            .map_or("?".into(), |d| (d - dropped0.min(*d)).to_string());
+        let live = counters
+            .get("live_calls")
+            .map_or("?".into(), u64::to_string);
         report.push_str(&format!(
-            "| {rate} | {} | {} | {} | {achieved:.0} | {} | {} | {:.3} | {:.3} | {} |\n",
+            "| {rate} | {} | {} | {} | {achieved:.0} | {} | {} | {:.3} | {:.3} | {} | {dropped} | {live} |\n",
             step.calls,
             step.ok,
             step.failed,
@@ -375,26 +422,59 @@ fn run() -> Res<()> {
         }
         if step.failed == 0 && step.ok == total {
             best = Some(rate);
+            complete_so_far &= dropped == "0";
+            if complete_so_far {
+                best_complete = Some(rate);
+            }
         } else {
             eprintln!("bench-sip: failures at {rate} calls/s; stopping the ramp");
             break;
         }
-        // Let the previous step's dialogs end before the next one.
-        std::thread::sleep(Duration::from_millis(hold_ms + 2000));
     }
     report.push_str(&format!(
-        "\nHighest step with zero failed calls: {} (target ≥ 500 calls/s).\n",
-        best.map_or("none".into(), |b| format!("{b} calls/s"))
+        "\nHighest step with zero failed calls: {} (target ≥ 500 calls/s); with zero failed \
+         calls and no call event dropped (every call's record complete): {}.\n",
+        best.map_or("none".into(), |b| format!("{b} calls/s")),
+        best_complete.map_or("none".into(), |b| format!("{b} calls/s"))
     ));
     if !latency_line.is_empty() {
         report.push_str(&format!("{latency_line}.\n"));
     }
     let counters = cs.log();
-    let warn_lines = counters
+    let warns: Vec<&str> = counters
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-        .count();
-    report.push_str(&format!("callscope log: {warn_lines} WARN/ERROR lines.\n"));
+        .collect();
+    report.push_str(&format!(
+        "callscope log: {} WARN/ERROR lines.\n",
+        warns.len()
+    ));
+    // The most frequent kinds: the text after the level, digits dropped (ids, times).
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for w in &warns {
+        let w = strip_ansi(w);
+        let w = w.as_str();
+        let text: String = w
+            .split_once("WARN")
+            .or_else(|| w.split_once("ERROR"))
+            .map_or(w, |(_, t)| t)
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .take(160)
+            .collect();
+        // Group by message, not by the call it names.
+        let text = text
+            .split("call_id=")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        *kinds.entry(text).or_default() += 1;
+    }
+    let mut kinds: Vec<(String, usize)> = kinds.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    for (text, n) in kinds.iter().take(3) {
+        report.push_str(&format!("- {n} × `{}`\n", text.trim()));
+    }
     println!("{report}");
     let _ = uas.stop();
     drop(cs);
