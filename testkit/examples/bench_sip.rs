@@ -471,7 +471,7 @@ fn run() -> Res<()> {
         *kinds.entry(text).or_default() += 1;
     }
     let mut kinds: Vec<(String, usize)> = kinds.into_iter().collect();
-    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
     for (text, n) in kinds.iter().take(3) {
         report.push_str(&format!("- {n} × `{}`\n", text.trim()));
     }
