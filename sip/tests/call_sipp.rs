@@ -90,7 +90,6 @@ async fn sipp_uac_100_calls_through_b2bua_to_sipp_uas() {
             "-p",
             &uas_port_s,
             "-nostdin",
-            "-bg",
         ],
         &dir,
     );
@@ -104,7 +103,7 @@ async fn sipp_uac_100_calls_through_b2bua_to_sipp_uas() {
 
     let target = server.addr.to_string();
     let uac_port = free_port().to_string();
-    let uac = Sipp::spawn(
+    let mut uac = Sipp::spawn(
         &[
             "-sn",
             "uac",
@@ -171,7 +170,7 @@ async fn expect_final(server: &mut TestServer, service: &str, code: u16) -> Vec<
     let scenario = write_scenario(&format!("uac_{code}.xml"), &uac_expect(code));
     let target = server.addr.to_string();
     let uac_port = free_port().to_string();
-    let uac = Sipp::spawn(
+    let mut uac = Sipp::spawn(
         &[
             "-sf",
             scenario.to_str().unwrap(),
@@ -240,7 +239,6 @@ async fn unknown_did_gets_404_unregistered_user_480_busy_callee_486() {
             "-p",
             &uas_port_s,
             "-nostdin",
-            "-bg",
         ],
         &scenario_dir(),
     );

@@ -315,9 +315,11 @@ pub fn write_scenario(name: &str, xml: &str) -> PathBuf {
     path
 }
 
-/// A SIPp process stopped (by PID) when dropped.
+/// A SIPp process stopped (by PID) when dropped. Never started with `-bg`: a daemonised
+/// SIPp is no longer our child and would outlive the test.
 pub struct Sipp {
     child: Child,
+    workdir: PathBuf,
 }
 
 impl Sipp {
@@ -330,11 +332,24 @@ impl Sipp {
             .stderr(Stdio::piped())
             .spawn()
             .expect("sipp (Debian package sip-tester) must be installed");
-        Sipp { child }
+        Sipp {
+            child,
+            workdir: workdir.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL by PID (a phone that dies without a word).
+    pub fn kill(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 
     /// Wait (bounded) for exit; returns the exit code.
-    pub async fn wait(mut self, limit: Duration) -> Option<i32> {
+    pub async fn wait(&mut self, limit: Duration) -> Option<i32> {
         let deadline = std::time::Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -346,6 +361,26 @@ impl Sipp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Wait (bounded) and panic with SIPp's own message trace unless it exited 0 (every
+    /// call of its scenario succeeded).
+    pub async fn expect_success(mut self, limit: Duration, what: &str) {
+        let code = self.wait(limit).await;
+        if code != Some(0) {
+            let pid = self.pid().to_string();
+            let mut trace = String::new();
+            if let Ok(entries) = std::fs::read_dir(&self.workdir) {
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().to_string();
+                    if name.contains(&format!("_{pid}_")) {
+                        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                        trace.push_str(&format!("==== {name}\n{text}\n"));
+                    }
+                }
+            }
+            panic!("SIPp {what} exited {code:?}, trace:\n{trace}");
+        }
+    }
 }
 
 impl Drop for Sipp {
@@ -355,6 +390,67 @@ impl Drop for Sipp {
         }
         self.child.wait().ok();
     }
+}
+
+/// A SIPp UAS playing `xml` for one call on a free port of 127.0.0.1, answering stray
+/// OPTIONS/NOTIFY/INFO/UPDATE itself (`-aa`). Returns it and its address.
+pub async fn sipp_uas(name: &str, xml: &str) -> (Sipp, SocketAddr) {
+    let scenario = write_scenario(&format!("{name}.xml"), xml);
+    let port = free_port();
+    let port_s = port.to_string();
+    let sipp = Sipp::spawn(
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port_s,
+            "-m",
+            "1",
+            "-aa",
+            "-nostdin",
+            "-trace_msg",
+            "-trace_err",
+            "-timeout",
+            "40s",
+            "-timeout_error",
+        ],
+        &scenario_dir(),
+    );
+    // Let it bind before anything is sent to it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (sipp, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// A SIPp UAC playing `xml` once against `server`, dialling `service`.
+pub fn sipp_uac(name: &str, xml: &str, server: SocketAddr, service: &str) -> Sipp {
+    let scenario = write_scenario(&format!("{name}.xml"), xml);
+    let port_s = free_port().to_string();
+    let target = server.to_string();
+    Sipp::spawn(
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            &target,
+            "-s",
+            service,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port_s,
+            "-m",
+            "1",
+            "-aa",
+            "-nostdin",
+            "-trace_msg",
+            "-trace_err",
+            "-timeout",
+            "40s",
+            "-timeout_error",
+        ],
+        &scenario_dir(),
+    )
 }
 
 /// Collect events until `Ended` for `n` calls or the limit passes.
