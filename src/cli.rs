@@ -41,12 +41,139 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Users (agents): web login and SIP phone registration.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Upstream SIP trunks.
+    Trunk {
+        #[command(subcommand)]
+        command: TrunkCommand,
+    },
+    /// Inbound routes: DID → user, ring group or rejection.
+    Route {
+        #[command(subcommand)]
+        command: RouteCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user and print its id. Only digest HA1 values and an argon2 hash of the
+    /// password are stored.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        /// Digits; the SIP username and the number colleagues dial.
+        #[arg(long)]
+        extension: String,
+        /// The SIP (and web) password; `-` reads it from the first line of stdin, which keeps
+        /// it out of the process list and shell history.
+        #[arg(long)]
+        password: String,
+        #[arg(long, value_enum, default_value = "agent")]
+        role: RoleArg,
+    },
+    /// List an organization's users (id, extension, role, name), tab-separated.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Agent,
+    Supervisor,
+    Admin,
+    Owner,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrunkCommand {
+    /// Create a trunk and print its id.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        /// Where outbound calls go: HOST[:PORT] (default port 5060).
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value = "udp")]
+        transport: String,
+        /// Credentials for the trunk's digest challenges on outbound calls.
+        #[arg(long)]
+        username: Option<String>,
+        /// `-` reads it from the first line of stdin.
+        #[arg(long, requires = "username")]
+        password: Option<String>,
+        /// A source network allowed to send inbound calls (repeatable), e.g. 203.0.113.0/24.
+        #[arg(long = "inbound-acl")]
+        inbound_acl: Vec<String>,
+    },
+    /// List an organization's trunks (id, name, host:port, transport, ACL), tab-separated.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Create an inbound route for a DID and print its id.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["user", "ring_group", "reject"])))]
+    Create {
+        #[arg(long)]
+        org: String,
+        /// The number (E.164, or national in the default region).
+        #[arg(long)]
+        did: String,
+        /// Ring this user (extension).
+        #[arg(long)]
+        user: Option<String>,
+        /// Ring these users (extensions, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        ring_group: Option<Vec<String>>,
+        #[arg(long, value_enum, default_value = "ring_all", requires = "ring_group")]
+        strategy: StrategyArg,
+        /// Seconds each member rings (ring_all: the whole group's ringing time).
+        #[arg(long, default_value_t = 20, requires = "ring_group")]
+        timeout: u32,
+        /// Reject with this SIP status (e.g. 403, 480, 486, 603).
+        #[arg(long)]
+        reject: Option<u16>,
+    },
+    /// List an organization's routes (id, DID, target as JSON), tab-separated.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StrategyArg {
+    #[value(name = "ring_all")]
+    RingAll,
+    #[value(name = "longest_idle")]
+    LongestIdle,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     /// Create an organization and print its id.
     Create { name: String },
+    /// Print the organization's SIP realm (created with its default on first use), or set it
+    /// (only while the organization has no users: their digest secrets depend on it).
+    Realm {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        set: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! transcription. Errors end here as `anyhow` with context.
 
 mod cli;
+mod sip_admin;
 mod transcribe;
 
 use anyhow::{Context, Result};
@@ -39,6 +40,12 @@ async fn main() -> Result<()> {
             eprintln!("database at {} is up to date", config.database_url());
             Ok(())
         }
+        Command::Org {
+            command: OrgCommand::Realm { org, set },
+        } => sip_admin::realm(&config, &org, set.as_deref()).await,
+        Command::User { command } => sip_admin::user(&config, command).await,
+        Command::Trunk { command } => sip_admin::trunk(&config, command).await,
+        Command::Route { command } => sip_admin::route(&config, command).await,
         Command::Org {
             command: OrgCommand::Create { name },
         } => {

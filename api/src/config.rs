@@ -43,6 +43,48 @@ pub struct Config {
     pub default_region: String,
     pub asr: AsrConfig,
     pub jobs: JobsConfig,
+    pub sip: SipSettings,
+}
+
+/// `[sip]`: the SIP server (off by default: a laptop install needs no port 5060).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipSettings {
+    pub enabled: bool,
+    /// UDP listener; `None` for none.
+    pub udp_addr: Option<SocketAddr>,
+    /// TCP listener; `None` for none.
+    pub tcp_addr: Option<SocketAddr>,
+    /// The address peers should see in Via/Contact/Record-Route when it differs from the
+    /// listener's (NAT, containers); default: the UDP (else TCP) listener's address.
+    pub public_addr: Option<SocketAddr>,
+    /// RTP ports handed out per call leg, inclusive range.
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Region for numbers dialled without a country code; default: the top-level
+    /// `default_region`.
+    pub default_region: Option<String>,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            udp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            tcp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            public_addr: None,
+            rtp_port_min: 20000,
+            rtp_port_max: 20999,
+            default_region: None,
+        }
+    }
+}
+
+impl SipSettings {
+    /// The region for dialled numbers.
+    pub fn region<'a>(&'a self, fallback: &'a str) -> &'a str {
+        self.default_region.as_deref().unwrap_or(fallback)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +130,7 @@ impl Default for Config {
             default_region: "US".into(),
             asr: AsrConfig::default(),
             jobs: JobsConfig::default(),
+            sip: SipSettings::default(),
         }
     }
 }
@@ -180,6 +223,36 @@ impl Config {
                 self.jobs.retry_base_ms = parse("CALLSCOPE_JOB_RETRY_BASE_MS", value)?
             }
             "CALLSCOPE_JOB_POLL_MS" => self.jobs.poll_ms = parse("CALLSCOPE_JOB_POLL_MS", value)?,
+            "CALLSCOPE_SIP_ENABLED" => self.sip.enabled = parse("CALLSCOPE_SIP_ENABLED", value)?,
+            "CALLSCOPE_SIP_UDP_ADDR" => {
+                self.sip.udp_addr = optional(value)
+                    .map(|v| parse("CALLSCOPE_SIP_UDP_ADDR", v))
+                    .transpose()?
+            }
+            "CALLSCOPE_SIP_TCP_ADDR" => {
+                self.sip.tcp_addr = optional(value)
+                    .map(|v| parse("CALLSCOPE_SIP_TCP_ADDR", v))
+                    .transpose()?
+            }
+            "CALLSCOPE_SIP_PUBLIC_ADDR" => {
+                self.sip.public_addr = optional(value)
+                    .map(|v| parse("CALLSCOPE_SIP_PUBLIC_ADDR", v))
+                    .transpose()?
+            }
+            "CALLSCOPE_SIP_RTP_PORTS" => {
+                let (min, max) = value
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                    .filter(|(a, b): &(u16, u16)| a <= b)
+                    .ok_or_else(|| ConfigError::Env {
+                        var: "CALLSCOPE_SIP_RTP_PORTS",
+                        why: "expected MIN-MAX, e.g. 20000-20999".into(),
+                        value: value.clone(),
+                    })?;
+                self.sip.rtp_port_min = min;
+                self.sip.rtp_port_max = max;
+            }
+            "CALLSCOPE_SIP_DEFAULT_REGION" => self.sip.default_region = optional(value),
             _ => {}
         }
         Ok(())
@@ -230,6 +303,34 @@ mod tests {
         assert_eq!(c.max_upload_bytes, 2048);
         assert_eq!(c.asr.language.as_deref(), Some("de"));
         assert_eq!(c.asr.model_path, Some(PathBuf::from("/m.bin")));
+    }
+
+    #[test]
+    fn sip_settings_from_env() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert!(!c.sip.enabled);
+        assert_eq!(c.sip.region("US"), "US");
+        let env = vec![
+            ("CALLSCOPE_SIP_ENABLED".to_string(), "true".to_string()),
+            (
+                "CALLSCOPE_SIP_UDP_ADDR".to_string(),
+                "127.0.0.1:5090".to_string(),
+            ),
+            ("CALLSCOPE_SIP_TCP_ADDR".to_string(), "".to_string()),
+            (
+                "CALLSCOPE_SIP_RTP_PORTS".to_string(),
+                "30000-30099".to_string(),
+            ),
+            ("CALLSCOPE_SIP_DEFAULT_REGION".to_string(), "DE".to_string()),
+        ];
+        let c = Config::load_with_env(None, env).unwrap();
+        assert!(c.sip.enabled);
+        assert_eq!(c.sip.udp_addr, Some("127.0.0.1:5090".parse().unwrap()));
+        assert_eq!(c.sip.tcp_addr, None);
+        assert_eq!((c.sip.rtp_port_min, c.sip.rtp_port_max), (30000, 30099));
+        assert_eq!(c.sip.region("US"), "DE");
+        let bad = vec![("CALLSCOPE_SIP_RTP_PORTS".to_string(), "9-1".to_string())];
+        assert!(Config::load_with_env(None, bad).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod metadata_fields;
 pub mod model_fetch;
 pub mod remote_fetch;
 pub mod server;
+pub mod sip;
 pub mod store;
 pub mod twilio;
 pub mod webhooks;

@@ -21,6 +21,8 @@ pub enum StartError {
     Asr(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Sip(#[from] crate::sip::runtime::SipStartError),
 }
 
 /// A running server; dropping it does not stop it, call [`Running::shutdown`].
@@ -30,11 +32,17 @@ pub struct Running {
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
+    /// The SIP side, when `[sip] enabled`.
+    pub sip: Option<crate::sip::runtime::SipHandle>,
 }
 
 impl Running {
     /// Stop accepting requests and jobs, let in-flight requests and jobs finish.
     pub async fn shutdown(self) {
+        // SIP first: no new calls, and the last call events reach the database.
+        if let Some(sip) = self.sip {
+            sip.shutdown().await;
+        }
         let _ = self.stop.send(true);
         if let Err(e) = self.http.await {
             tracing::warn!(error = %e, "HTTP task ended abnormally");
@@ -109,6 +117,7 @@ pub async fn start_with(
             let _ = hook_stop.wait_for(|s| *s).await;
         },
     ));
+    let sip = crate::sip::runtime::start(&state).await?;
     let app = crate::http::router(state.clone());
     let mut http_stop = stop_rx;
     let http = tokio::spawn(async move {
@@ -125,6 +134,7 @@ pub async fn start_with(
         stop,
         http,
         workers,
+        sip,
     })
 }
 

@@ -4,11 +4,21 @@
 //! routes, media ports) comes through the traits in [`directory`] and [`media`], and what
 //! happens to calls goes out as [`events::CallEvent`]s.
 
+pub mod auth;
 pub mod call;
+pub mod config;
 pub mod control;
 pub mod directory;
 pub mod events;
 pub mod handler;
 pub mod media;
+pub mod registrar;
 pub mod sdp;
+pub mod security;
+pub mod server;
 pub mod signalling_media;
+pub mod validate;
+
+pub use config::SipConfig;
+pub use server::{SipError, SipServer};
+pub use validate::{ParseRejection, classify_message};

@@ -100,5 +100,12 @@ pub async fn get_call(
         .map(views::recording)
         .unwrap_or(Value::Null);
     body["segments"] = Value::Array(segs.iter().map(views::segment).collect());
+    if call.source == "sip" {
+        let sip = crate::sip::call_records::get(&state.pool, &org.org_id, &id).await?;
+        body["sip"] = sip
+            .as_ref()
+            .map(crate::sip::call_records::view)
+            .unwrap_or(Value::Null);
+    }
     Ok(Json(body))
 }

@@ -30,6 +30,16 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_j
             "status": if db_ok { "ok" } else { "degraded" },
             "database": if db_ok { "ok" } else { "unreachable" },
             "asr": asr,
+            "sip": {
+                "enabled": state.sip.enabled(),
+                "call_events_pending": state.sip.events_pending(),
+                "counters": state
+                    .sip
+                    .stats()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), json!(v)))
+                    .collect::<serde_json::Map<_, _>>(),
+            },
         })),
     )
 }

@@ -36,6 +36,13 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(depth) = crate::store::jobs::queue_depth(&state.pool).await {
         metrics::gauge!(QUEUE_DEPTH).set(depth as f64);
     }
+    // SIP counters are read from the server at scrape time (they live in atomics there).
+    for (name, value) in state.sip.stats() {
+        metrics::gauge!(format!("callscope_sip_{name}")).set(value as f64);
+    }
+    if let Some(pending) = state.sip.events_pending() {
+        metrics::gauge!("callscope_sip_call_events_pending").set(pending as f64);
+    }
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),

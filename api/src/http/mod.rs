@@ -37,12 +37,16 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/call-recording",
             post(recording_webhook::call_recording),
         )
-        .route("/calls", get(calls::list_calls))
+        .route(
+            "/calls",
+            get(calls::list_calls).post(crate::sip::http::click_to_call),
+        )
         .route("/calls/{id}", get(calls::get_call))
         .route("/calls/{id}/recording", get(download::download_recording))
         .route("/calls/{id}/{file}", get(transcript::get_transcript))
         .route("/contacts/{id}", get(contacts::get_contact))
-        .route("/contacts/{id}/timeline", get(contacts::get_timeline));
+        .route("/contacts/{id}/timeline", get(contacts::get_timeline))
+        .merge(crate::sip::http::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))

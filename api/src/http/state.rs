@@ -36,6 +36,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// Wakes idle workers when a job is enqueued, so they need not wait for the next poll.
     pub jobs_ready: Notify,
+    /// Call control and event backlog of the SIP server, when it runs.
+    pub sip: crate::sip::SipRuntime,
 }
 
 #[derive(Clone)]
@@ -68,6 +70,7 @@ impl AppState {
             asr,
             metrics: super::metrics::handle(),
             jobs_ready: Notify::new(),
+            sip: crate::sip::SipRuntime::default(),
         })))
     }
 

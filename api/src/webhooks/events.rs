@@ -9,6 +9,7 @@
 pub const EVENT_TYPES: &[&str] = &[
     "call.received",
     "call.started",
+    "call.ringing",
     "call.answered",
     "call.ended",
     "call.processed",

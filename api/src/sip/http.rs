@@ -1,0 +1,661 @@
+//! REST for SIP: users, trunks, inbound routes, the SIP domain, and call control
+//! (click-to-call, hangup, hold, resume, transfer). Every handler takes the organization from
+//! the API key; another organization's ids answer 404. Passwords are write-only.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use callscope_sip::control::ControlError;
+use callscope_sip::directory::{RingStrategy, RouteTarget};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::domains::{self, DomainError};
+use super::routes::{self as sip_routes, Route, RouteError};
+use super::trunks::{self, NewTrunk, TrunkError, TrunkWithAcl};
+use super::users::{self, NewUser, Role, User, UserError};
+use super::{call_records, numbers};
+use crate::auth::OrgCtx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::state::AppState;
+use crate::ids::ms_to_rfc3339;
+
+/// Routes relative to `/api/v1` (merged into the API router). `POST /calls` lives next to
+/// `GET /calls` in `http::router`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(create_user).get(list_users))
+        .route("/users/{id}", get(get_user).delete(delete_user))
+        .route("/trunks", post(create_trunk).get(list_trunks))
+        .route("/trunks/{id}", get(get_trunk).delete(delete_trunk))
+        .route("/routes", post(create_route).get(list_routes))
+        .route("/routes/{id}", get(get_route).delete(delete_route))
+        .route("/sip/domain", get(get_domain).put(put_domain))
+        .route("/calls/{id}/hangup", post(hangup))
+        .route("/calls/{id}/hold", post(hold))
+        .route("/calls/{id}/resume", post(resume))
+        .route("/calls/{id}/transfer", post(transfer))
+}
+
+/// axum's JSON rejections (400 syntax, 415 content type, 422 shape) in our error format.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+    match body {
+        Ok(Json(v)) => Ok(v),
+        Err(e) => {
+            let status = e.status();
+            let code = if status == StatusCode::UNPROCESSABLE_ENTITY {
+                "validation_error"
+            } else {
+                "bad_request"
+            };
+            Err(ApiError::new(status, code, e.body_text()))
+        }
+    }
+}
+
+fn conflict(code: &'static str, msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, code, msg)
+}
+
+// ---------------------------------------------------------------- users
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUserBody {
+    name: String,
+    extension: String,
+    password: String,
+    role: Option<String>,
+}
+
+fn user_view(u: &User, realm: Option<&str>) -> Value {
+    json!({
+        "id": u.id,
+        "name": u.name,
+        "extension": u.extension,
+        "role": u.role,
+        "sip": { "username": u.extension, "realm": realm },
+        "last_call_ended_at": u.last_call_ended_at.map(ms_to_rfc3339),
+        "created_at": ms_to_rfc3339(u.created_at),
+    })
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::ExtensionTaken(_) => conflict("extension_taken", e.to_string()),
+            UserError::InUse => conflict("user_in_use", e.to_string()),
+            UserError::Db(e) => e.into(),
+            UserError::Domain(d) => d.into(),
+            UserError::Credential(super::credentials::CredentialError::Hash(h)) => {
+                ApiError::internal(h)
+            }
+            other => ApiError::validation(other.to_string()),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::InvalidRealm => ApiError::validation(e.to_string()),
+            DomainError::Taken(_) => conflict("realm_taken", e.to_string()),
+            DomainError::HasUsers => conflict("realm_in_use", e.to_string()),
+            DomainError::NoOrg => ApiError::not_found("organization"),
+            DomainError::Db(e) => e.into(),
+        }
+    }
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    body: Result<Json<CreateUserBody>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let b = json_body(body)?;
+    let role = match b.role.as_deref() {
+        None => Role::Agent,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            ApiError::validation("role must be agent, supervisor, admin or owner")
+        })?,
+    };
+    let user = users::create_user(
+        &state.pool,
+        &org.org_id,
+        &NewUser {
+            name: &b.name,
+            extension: b.extension.trim(),
+            password: &b.password,
+            role,
+        },
+    )
+    .await?;
+    let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(user_view(&user, realm.as_deref())),
+    ))
+}
+
+async fn list_users(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    let rows = users::list_users(&state.pool, &org.org_id).await?;
+    let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
+    Ok(Json(json!({
+        "data": rows.iter().map(|u| user_view(u, realm.as_deref())).collect::<Vec<_>>()
+    })))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let u = users::get_user(&state.pool, &org.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
+    Ok(Json(user_view(&u, realm.as_deref())))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if users::delete_user(&state.pool, &org.org_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("user"))
+    }
+}
+
+// ---------------------------------------------------------------- trunks
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTrunkBody {
+    name: String,
+    /// `host[:port]`
+    host: String,
+    transport: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default)]
+    inbound_acl: Vec<String>,
+}
+
+pub fn trunk_view(t: &TrunkWithAcl) -> Value {
+    json!({
+        "id": t.trunk.id,
+        "name": t.trunk.name,
+        "host": t.trunk.host,
+        "port": t.trunk.port,
+        "transport": t.trunk.transport,
+        "username": t.trunk.username,
+        "has_password": t.trunk.has_password(),
+        "inbound_acl": t.acl.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "created_at": ms_to_rfc3339(t.trunk.created_at),
+    })
+}
+
+impl From<TrunkError> for ApiError {
+    fn from(e: TrunkError) -> Self {
+        match e {
+            TrunkError::NameTaken(_) => conflict("trunk_name_taken", e.to_string()),
+            TrunkError::Db(e) => e.into(),
+            other => ApiError::validation(other.to_string()),
+        }
+    }
+}
+
+async fn create_trunk(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    body: Result<Json<CreateTrunkBody>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let b = json_body(body)?;
+    if b.inbound_acl.len() > 100 {
+        return Err(ApiError::validation("at most 100 inbound_acl entries"));
+    }
+    let t = trunks::create_trunk(
+        &state.pool,
+        &org.org_id,
+        &NewTrunk {
+            name: &b.name,
+            host: &b.host,
+            transport: b.transport.as_deref().unwrap_or("udp"),
+            username: b.username.as_deref(),
+            password: b.password.as_deref(),
+            inbound_acl: &b.inbound_acl,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(trunk_view(&t))))
+}
+
+async fn list_trunks(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    let rows = trunks::list_trunks(&state.pool, &org.org_id).await?;
+    Ok(Json(
+        json!({ "data": rows.iter().map(trunk_view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_trunk(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let t = trunks::get_trunk(&state.pool, &org.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("trunk"))?;
+    Ok(Json(trunk_view(&t)))
+}
+
+async fn delete_trunk(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if trunks::delete_trunk(&state.pool, &org.org_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("trunk"))
+    }
+}
+
+// ---------------------------------------------------------------- routes
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum TargetBody {
+    User {
+        user_id: Option<String>,
+        extension: Option<String>,
+    },
+    RingGroup {
+        /// User ids or extensions.
+        members: Vec<String>,
+        strategy: Option<String>,
+        member_timeout_s: Option<u32>,
+        total_timeout_s: Option<u32>,
+    },
+    Reject {
+        status: u16,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRouteBody {
+    did: String,
+    target: TargetBody,
+}
+
+pub const DEFAULT_MEMBER_TIMEOUT_S: u32 = 20;
+
+/// A user of the organization named by id or extension.
+pub async fn resolve_user(
+    pool: &sqlx::SqlitePool,
+    org_id: &str,
+    id_or_extension: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    let s = id_or_extension.trim();
+    if users::is_valid_extension(s) {
+        users::get_by_extension(pool, org_id, s).await
+    } else {
+        users::get_user(pool, org_id, s).await
+    }
+}
+
+fn route_view(r: &Route) -> Value {
+    json!({
+        "id": r.id,
+        "did": r.did,
+        "target": r.target,
+        "created_at": ms_to_rfc3339(r.created_at),
+    })
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::DidTaken(_) => conflict("did_taken", e.to_string()),
+            RouteError::Db(e) => e.into(),
+            other => ApiError::validation(other.to_string()),
+        }
+    }
+}
+
+async fn create_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    body: Result<Json<CreateRouteBody>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let b = json_body(body)?;
+    let region = state.config.sip.region(&state.config.default_region);
+    let did =
+        numbers::to_e164(&numbers::dialled_digits(&b.did), region).ok_or(RouteError::InvalidDid)?;
+    let (pool, org_id) = (&state.pool, org.org_id.as_str());
+    let user_ref = |r: String| async move {
+        resolve_user(pool, org_id, &r)
+            .await?
+            .map(|u| u.id)
+            .ok_or_else(|| ApiError::validation(format!("no user {r:?} in this organization")))
+    };
+    let target = match b.target {
+        TargetBody::User { user_id, extension } => {
+            let r = user_id
+                .or(extension)
+                .ok_or_else(|| ApiError::validation("a user target needs user_id or extension"))?;
+            RouteTarget::User {
+                user_id: user_ref(r).await?,
+            }
+        }
+        TargetBody::RingGroup {
+            members,
+            strategy,
+            member_timeout_s,
+            total_timeout_s,
+        } => {
+            if members.len() > sip_routes::MAX_RING_GROUP_MEMBERS {
+                return Err(RouteError::InvalidMembers.into());
+            }
+            let strategy = match strategy.as_deref() {
+                None => RingStrategy::RingAll,
+                Some(s) => sip_routes::parse_strategy(s).ok_or_else(|| {
+                    ApiError::validation("strategy must be ring_all or longest_idle")
+                })?,
+            };
+            let mut ids = Vec::with_capacity(members.len());
+            for m in members {
+                ids.push(user_ref(m).await?);
+            }
+            let member_timeout_s = member_timeout_s.unwrap_or(DEFAULT_MEMBER_TIMEOUT_S);
+            let total_timeout_s = total_timeout_s.unwrap_or(default_total_timeout(
+                strategy,
+                member_timeout_s,
+                ids.len(),
+            ));
+            RouteTarget::RingGroup {
+                members: ids,
+                strategy,
+                member_timeout_s,
+                total_timeout_s,
+            }
+        }
+        TargetBody::Reject { status } => RouteTarget::Reject { status },
+    };
+    let r = sip_routes::create_route(&state.pool, &org.org_id, &did, &target).await?;
+    Ok((StatusCode::CREATED, Json(route_view(&r))))
+}
+
+/// Ring-all rings everyone for the member timeout; longest-idle gives each member a turn.
+pub fn default_total_timeout(strategy: RingStrategy, member_timeout_s: u32, members: usize) -> u32 {
+    match strategy {
+        RingStrategy::RingAll => member_timeout_s,
+        RingStrategy::LongestIdle => member_timeout_s
+            .saturating_mul(u32::try_from(members).unwrap_or(u32::MAX))
+            .min(sip_routes::MAX_TIMEOUT_S),
+    }
+}
+
+async fn list_routes(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    let rows = sip_routes::list_routes(&state.pool, &org.org_id).await?;
+    Ok(Json(
+        json!({ "data": rows.iter().map(route_view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let r = sip_routes::get_route(&state.pool, &org.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("route"))?;
+    Ok(Json(route_view(&r)))
+}
+
+async fn delete_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if sip_routes::delete_route(&state.pool, &org.org_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("route"))
+    }
+}
+
+// ---------------------------------------------------------------- SIP domain
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainBody {
+    realm: String,
+}
+
+async fn get_domain(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    let mut conn = state.pool.acquire().await?;
+    let realm = domains::ensure_realm(&mut conn, &org.org_id).await?;
+    Ok(Json(json!({ "realm": realm })))
+}
+
+async fn put_domain(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    body: Result<Json<DomainBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let b = json_body(body)?;
+    domains::set_realm(&state.pool, &org.org_id, &b.realm).await?;
+    let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
+    Ok(Json(json!({ "realm": realm })))
+}
+
+// ---------------------------------------------------------------- call control
+
+fn control_error(e: ControlError) -> ApiError {
+    match e {
+        ControlError::NotFound => ApiError::not_found("call"),
+        ControlError::InvalidState(why) => conflict("invalid_call_state", why),
+        ControlError::Unreachable(why) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unreachable", why)
+        }
+        ControlError::Failed(why) => {
+            tracing::warn!(error = %why, "call control failed");
+            ApiError::new(StatusCode::BAD_GATEWAY, "call_control_failed", why)
+        }
+    }
+}
+
+fn control(state: &AppState) -> ApiResult<std::sync::Arc<dyn callscope_sip::control::CallControl>> {
+    state.sip.control().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sip_disabled",
+            "SIP is not enabled on this server ([sip] enabled = true)",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickToCallBody {
+    agent_user_id: Option<String>,
+    agent_extension: Option<String>,
+    number: String,
+}
+
+/// `POST /api/v1/calls`: ring the agent's phone, then dial `number` (an extension of the
+/// organization or a phone number, normalised to E.164). 202 with the call's id: the call
+/// record appears as the call progresses (call.* events).
+pub async fn click_to_call(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    body: Result<Json<ClickToCallBody>, JsonRejection>,
+) -> ApiResult<Response> {
+    let b = json_body(body)?;
+    let agent = match (&b.agent_user_id, &b.agent_extension) {
+        (Some(id), None) => users::get_user(&state.pool, &org.org_id, id).await?,
+        (None, Some(ext)) => users::get_by_extension(&state.pool, &org.org_id, ext.trim()).await?,
+        _ => {
+            return Err(ApiError::validation(
+                "give exactly one of agent_user_id and agent_extension",
+            ));
+        }
+    }
+    .ok_or_else(|| {
+        ApiError::validation("no such agent in this organization").with_code("unknown_agent")
+    })?;
+    let dialled = numbers::dialled_digits(&b.number);
+    let region = state.config.sip.region(&state.config.default_region);
+    let number = if users::is_valid_extension(&dialled)
+        && users::get_by_extension(&state.pool, &org.org_id, &dialled)
+            .await?
+            .is_some()
+    {
+        dialled
+    } else {
+        numbers::to_e164(&dialled, region).ok_or_else(|| {
+            ApiError::validation(
+                "number must be an extension of this organization or a valid phone number",
+            )
+            .with_code("invalid_number")
+        })?
+    };
+    let ctl = control(&state)?;
+    let id = ctl
+        .click_to_call(&org.org_id, &agent.id, &number)
+        .await
+        .map_err(control_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "agent_user_id": agent.id, "number": number })),
+    )
+        .into_response())
+}
+
+/// The call must be one of this organization's SIP calls before the B2BUA is asked.
+async fn own_sip_call(state: &AppState, org_id: &str, call_id: &str) -> ApiResult<()> {
+    call_records::get(&state.pool, org_id, call_id)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("call"))
+}
+
+async fn hangup(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    own_sip_call(&state, &org.org_id, &id).await?;
+    control(&state)?
+        .hangup(&org.org_id, &id)
+        .await
+        .map_err(control_error)?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn hold(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    own_sip_call(&state, &org.org_id, &id).await?;
+    control(&state)?
+        .hold(&org.org_id, &id)
+        .await
+        .map_err(control_error)?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    own_sip_call(&state, &org.org_id, &id).await?;
+    control(&state)?
+        .resume(&org.org_id, &id)
+        .await
+        .map_err(control_error)?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    /// An extension of the organization or a phone number.
+    target: String,
+}
+
+async fn transfer(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+    body: Result<Json<TransferBody>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let b = json_body(body)?;
+    own_sip_call(&state, &org.org_id, &id).await?;
+    let dialled = numbers::dialled_digits(&b.target);
+    let region = state.config.sip.region(&state.config.default_region);
+    let target = if users::is_valid_extension(&dialled) {
+        dialled
+    } else {
+        numbers::to_e164(&dialled, region).ok_or_else(|| {
+            ApiError::validation("target must be an extension or a valid phone number")
+                .with_code("invalid_number")
+        })?
+    };
+    control(&state)?
+        .transfer(&org.org_id, &id, &target)
+        .await
+        .map_err(control_error)?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_errors_map_to_statuses() {
+        let cases = [
+            (ControlError::NotFound, 404, "not_found"),
+            (
+                ControlError::InvalidState("ended".into()),
+                409,
+                "invalid_call_state",
+            ),
+            (
+                ControlError::Unreachable("no contact".into()),
+                422,
+                "unreachable",
+            ),
+            (
+                ControlError::Failed("socket".into()),
+                502,
+                "call_control_failed",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let a = control_error(e);
+            assert_eq!((a.status.as_u16(), a.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn total_timeouts() {
+        assert_eq!(default_total_timeout(RingStrategy::RingAll, 20, 5), 20);
+        assert_eq!(default_total_timeout(RingStrategy::LongestIdle, 20, 5), 100);
+        assert_eq!(
+            default_total_timeout(RingStrategy::LongestIdle, 200, 5),
+            600
+        );
+    }
+}

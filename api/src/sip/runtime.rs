@@ -1,0 +1,143 @@
+//! Starting and stopping the SIP side inside `callscope serve`: the SIP server (registrar,
+//! digest auth, transports) with the database directory, the B2BUA as call handler and call
+//! control, signalling-only media (ports and SDP; real media is issue 4), and the call-event
+//! consumer on the other end of a bounded channel.
+
+use std::sync::{Arc, Mutex};
+
+use callscope_sip::call::{CallConfig, CallManager};
+use callscope_sip::handler::{CallHandler, SipContext};
+use callscope_sip::signalling_media::{SignallingMediaConfig, SignallingOnlyMedia};
+use callscope_sip::{SipConfig, SipServer};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{DbDirectory, consumer};
+use crate::http::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+#[error("SIP: {0}")]
+pub struct SipStartError(pub String);
+
+/// The running SIP side; [`SipHandle::shutdown`] stops it.
+pub struct SipHandle {
+    server: Arc<Mutex<Option<SipServer>>>,
+    manager: CallManager,
+    consumer: JoinHandle<()>,
+    stop_consumer: watch::Sender<bool>,
+    pub udp_addr: Option<std::net::SocketAddr>,
+    pub tcp_addr: Option<std::net::SocketAddr>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Start SIP when `[sip] enabled`; `None` otherwise.
+pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError> {
+    let settings = &state.config.sip;
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let region = settings.region(&state.config.default_region).to_string();
+    let sip_config = SipConfig {
+        udp_addr: settings.udp_addr,
+        tcp_addr: settings.tcp_addr,
+        public_addr: settings.public_addr,
+        ..SipConfig::default()
+    };
+    let media_ip = settings
+        .public_addr
+        .or(settings.udp_addr)
+        .or(settings.tcp_addr)
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let mut media_config =
+        SignallingMediaConfig::loopback(settings.rtp_port_min, settings.rtp_port_max);
+    media_config.address = media_ip;
+    let media = Arc::new(SignallingOnlyMedia::new(media_config));
+    let directory = Arc::new(DbDirectory::new(state.pool.clone(), region.clone()));
+
+    let (events_tx, events_rx) = mpsc::channel(consumer::EVENT_CHANNEL_CAPACITY);
+    let (stop_consumer, stop_rx) = watch::channel(false);
+    let consumer = consumer::spawn(state.pool.clone(), events_rx, region, stop_rx);
+
+    let manager_slot: Arc<Mutex<Option<CallManager>>> = Arc::default();
+    let slot = manager_slot.clone();
+    let server = SipServer::start(sip_config, directory, media, events_tx.clone(), move |ctx| {
+        // The B2BUA owns its own copy of the context (all fields are shared handles).
+        let own = SipContext {
+            endpoint: ctx.endpoint.clone(),
+            dialog_layer: ctx.dialog_layer.clone(),
+            directory: ctx.directory.clone(),
+            locator: ctx.locator.clone(),
+            authenticator: ctx.authenticator.clone(),
+            media: ctx.media.clone(),
+            events: ctx.events.clone(),
+            public_addr: ctx.public_addr,
+        };
+        let manager = CallManager::new(own, CallConfig::default());
+        *lock(&slot) = Some(manager.clone());
+        Arc::new(manager) as Arc<dyn CallHandler>
+    })
+    .await
+    .map_err(|e| {
+        let _ = stop_consumer.send(true);
+        SipStartError(e.to_string())
+    })?;
+    let manager = lock(&manager_slot)
+        .take()
+        .ok_or_else(|| SipStartError("the SIP server did not create a call handler".into()))?;
+    let (udp_addr, tcp_addr) = (server.udp_addr(), server.tcp_addr());
+    let server = Arc::new(Mutex::new(Some(server)));
+
+    state.sip.set_control(Arc::new(manager.clone()));
+    state.sip.set_events(&events_tx);
+    let (srv, mgr) = (server.clone(), manager.clone());
+    state.sip.set_stats(Arc::new(move || {
+        let mut out = vec![
+            ("live_calls", mgr.live_calls() as u64),
+            ("call_tasks", mgr.live_tasks() as u64),
+            ("call_events_dropped", mgr.dropped_events()),
+        ];
+        if let Some(s) = lock(&srv).as_ref() {
+            let c = s.counters();
+            out.extend([
+                ("messages_received", c.messages_received),
+                ("parse_errors", c.parse_errors),
+                ("bad_requests_sent", c.bad_requests_sent),
+                ("auth_failures", c.auth_failures),
+                ("bans", c.bans),
+                ("banned_drops", c.banned_drops),
+                ("rate_limited", c.rate_limited),
+                ("method_not_allowed", c.method_not_allowed),
+            ]);
+        }
+        out
+    }));
+    tracing::info!(udp = ?udp_addr, tcp = ?tcp_addr, "SIP listening");
+    Ok(Some(SipHandle {
+        server,
+        manager,
+        consumer,
+        stop_consumer,
+        udp_addr,
+        tcp_addr,
+    }))
+}
+
+impl SipHandle {
+    pub fn manager(&self) -> &CallManager {
+        &self.manager
+    }
+
+    /// Stop the transports, then let the consumer apply the events already queued.
+    pub async fn shutdown(self) {
+        let server = lock(&self.server).take();
+        if let Some(s) = server {
+            s.shutdown().await;
+        }
+        let _ = self.stop_consumer.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.consumer).await;
+    }
+}

@@ -1,0 +1,221 @@
+//! Users: agents and their phones. The extension is both the number colleagues dial and the
+//! digest username the phone registers with.
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use super::credentials::{self, CredentialError};
+use super::domains::{self, DomainError};
+use crate::ids::{new_id, now_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agent,
+    Supervisor,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "agent" => Role::Agent,
+            "supervisor" => Role::Supervisor,
+            "admin" => Role::Admin,
+            "owner" => Role::Owner,
+            _ => return None,
+        })
+    }
+}
+
+/// A user as stored. The secrets are `#[serde(skip)]`: nothing that serialises a user can
+/// leak them.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: String,
+    #[serde(skip)]
+    pub org_id: String,
+    pub name: String,
+    pub extension: String,
+    pub role: String,
+    #[serde(skip)]
+    pub sip_ha1_md5: String,
+    #[serde(skip)]
+    pub sip_ha1_sha256: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub last_call_ended_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub extension: &'a str,
+    pub password: &'a str,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("name must be 1 to 200 characters")]
+    InvalidName,
+    #[error("extension must be 2 to 15 digits")]
+    InvalidExtension,
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error("extension {0} is already taken in this organization")]
+    ExtensionTaken(String),
+    #[error("the user is a target of inbound routes; delete or change those routes first")]
+    InUse,
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Digits only: an extension must be dialable from any phone keypad, and a digits-only
+/// extension can never be mistaken for a SIP URI part that needs escaping. Two digits at
+/// least, fifteen at most (E.164's length, beyond which numbers are not extensions).
+pub fn is_valid_extension(ext: &str) -> bool {
+    (2..=15).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_digit())
+}
+
+pub async fn create_user(
+    pool: &SqlitePool,
+    org_id: &str,
+    new: &NewUser<'_>,
+) -> Result<User, UserError> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(UserError::InvalidName);
+    }
+    if !is_valid_extension(new.extension) {
+        return Err(UserError::InvalidExtension);
+    }
+    credentials::validate_password(new.password)?;
+    // argon2 is deliberately slow (tens of ms): off the async threads.
+    let password = new.password.to_string();
+    let password_hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+        .await
+        .map_err(|e| CredentialError::Hash(e.to_string()))??;
+
+    let mut tx = pool.begin().await?;
+    let realm = domains::ensure_realm(&mut tx, org_id).await?;
+    let id = new_id();
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, org_id, name, extension, role, sip_ha1_md5, sip_ha1_sha256,
+            password_hash, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+         ON CONFLICT (org_id, extension) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(name)
+    .bind(new.extension)
+    .bind(new.role.as_str())
+    .bind(credentials::ha1_md5(new.extension, &realm, new.password))
+    .bind(credentials::ha1_sha256(new.extension, &realm, new.password))
+    .bind(&password_hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        return Err(UserError::ExtensionTaken(new.extension.to_string()));
+    }
+    let user = sqlx::query_as("SELECT * FROM users WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+pub async fn get_user(
+    pool: &SqlitePool,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM users WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn get_by_extension(
+    pool: &SqlitePool,
+    org_id: &str,
+    extension: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM users WHERE org_id = $1 AND extension = $2")
+        .bind(org_id)
+        .bind(extension)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn list_users(pool: &SqlitePool, org_id: &str) -> Result<Vec<User>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM users WHERE org_id = $1 ORDER BY extension")
+        .bind(org_id)
+        .fetch_all(pool)
+        .await
+}
+
+/// Delete a user; `Ok(false)` when it does not exist in this organization. Refused while a
+/// route sends calls to the user, so that no DID silently starts answering 404.
+pub async fn delete_user(pool: &SqlitePool, org_id: &str, id: &str) -> Result<bool, UserError> {
+    let mut tx = pool.begin().await?;
+    let used: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM sip_routes WHERE org_id = $1 AND user_id = $2)
+              + (SELECT COUNT(*) FROM sip_route_members m JOIN sip_routes r ON r.id = m.route_id
+                 WHERE r.org_id = $1 AND m.user_id = $2)",
+    )
+    .bind(org_id)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if used > 0 {
+        return Err(UserError::InUse);
+    }
+    let n = sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Remember when the user's last call ended (ring groups ring the longest idle first).
+pub async fn mark_call_ended<'e>(
+    ex: impl sqlx::SqliteExecutor<'e>,
+    org_id: &str,
+    user_id: &str,
+    at_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET last_call_ended_at = $1
+         WHERE org_id = $2 AND id = $3 AND (last_call_ended_at IS NULL OR last_call_ended_at < $1)",
+    )
+    .bind(at_ms)
+    .bind(org_id)
+    .bind(user_id)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! Drivers for real SIP peers on loopback, for callscope's tests and benchmarks.
+//!
+//! Every driver starts its peer as a child process bound to 127.0.0.1, in a temporary
+//! directory of its own, and kills it by PID when dropped ([`process::ChildGuard`]). Every
+//! wait is bounded by a timeout. The API is blocking (std threads and sockets): call it from
+//! plain `#[test]`s, from `tokio::task::spawn_blocking`, or from a multi-thread tokio runtime
+//! when callscope runs in the same process — never from a current-thread runtime that also
+//! drives the server, or the server starves while the test waits.
+//!
+//! The peers come from Debian packages installed by `scripts/setup`: SIPp (`sip-tester`),
+//! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`).
+
+pub mod baresip;
+pub mod error;
+pub mod linphone;
+pub mod ports;
+pub mod process;
+pub mod sipp;
+pub mod stats;
+pub mod svwar;
+pub mod tools;
+
+pub use error::{Error, Result};
