@@ -1296,6 +1296,10 @@ impl Call {
             return None;
         };
         handle.reply(StatusCode::Accepted).await.ok();
+        // The 202 leaves through the dialog's transaction task; give it a moment so the
+        // first NOTIFY follows it on the wire. RFC 6665 lets a NOTIFY overtake the 202, but
+        // some phones drop a NOTIFY for a subscription they do not know yet.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let transferor = self.legs[slot_index(slot)].as_ref()?.dialog.clone();
         notify_sipfrag(&transferor, 100, "Trying", "active;expires=60").await;
         match self.transfer(slot, &target).await {
@@ -1410,12 +1414,22 @@ impl Call {
     }
 
     fn hang_up_leg(&self, leg: Leg) {
+        self.send_bye(leg.dialog);
+    }
+
+    /// BYE a leg in the background and forget its dialog. The wait is bounded by
+    /// `bye_timeout`: a peer that died (the usual reason a call ends with "timeout") never
+    /// answers, and its BYE must not hold a task for the whole transaction timer.
+    fn send_bye(&self, dialog: InviteDialog) {
         let layer = self.inner.ctx.dialog_layer.clone();
+        let limit = self.inner.config.bye_timeout;
         self.inner.spawn(async move {
-            if !leg.dialog.state().is_terminated() {
-                leg.dialog.bye().await.ok();
+            if !dialog.state().is_terminated()
+                && tokio::time::timeout(limit, dialog.bye()).await.is_err()
+            {
+                debug!("BYE not answered in time; dialog dropped");
             }
-            layer.remove_dialog(&leg.dialog.id());
+            layer.remove_dialog(&dialog.id());
         });
     }
 
@@ -1524,21 +1538,17 @@ impl Call {
     /// End the call: hang up what is still up, release media, report.
     async fn finish(mut self, ending: Ending) {
         let at_ms = now_ms();
-        for leg in self.legs.iter_mut().filter_map(Option::take) {
+        let legs: Vec<Leg> = self.legs.iter_mut().filter_map(Option::take).collect();
+        for leg in legs {
             if let Some(user) = &leg.user_id
                 && self.answered
             {
                 self.inner.mark_idle(user, at_ms);
             }
-            let layer = self.inner.ctx.dialog_layer.clone();
-            let dialog = leg.dialog;
-            if dialog.state().is_terminated() {
-                layer.remove_dialog(&dialog.id());
+            if leg.dialog.state().is_terminated() {
+                self.inner.ctx.dialog_layer.remove_dialog(&leg.dialog.id());
             } else {
-                self.inner.spawn(async move {
-                    dialog.bye().await.ok();
-                    layer.remove_dialog(&dialog.id());
-                });
+                self.send_bye(leg.dialog);
             }
         }
         for dialog in &self.dialogs {
