@@ -272,6 +272,64 @@ Content-Length: [len]
     )
 }
 
+/// Call, wait for ringing, CANCEL; expect 200 to the CANCEL and 487 to the INVITE, ACK
+/// it (same transaction as the INVITE: `[last_Via:]`).
+fn uac_ring_then_cancel() -> String {
+    format!(
+        r#"{invite}  <recv response="100" optional="true"/>
+  <recv response="180"/>
+  <pause milliseconds="300"/>
+  <send><![CDATA[
+CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 CANCEL
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv response="200"/>
+  <recv response="487"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Content-Length: 0
+]]></send>
+"#,
+        invite = uac_invite("")
+    )
+}
+
+/// The UAS sends REFER (blind transfer to `extension`), takes the 202 and both NOTIFYs
+/// (in either order relative to the 202) and the BYE that ends its part.
+fn uas_refer(extension: &str) -> String {
+    format!(
+        r#"  <send retrans="500"><![CDATA[
+REFER [$peer_contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$my_to];tag=[pid]SIPpTag01[call_number]
+To:[$peer_from]
+[last_Call-ID:]
+CSeq: 2 REFER
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Refer-To: <sip:{extension}@[remote_ip]:[remote_port]>
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+  <recv response="202" optional="true"/>
+{notify_trying}  <recv response="202" optional="true"/>
+{notify_ok}{bye}"#,
+        notify_trying = recv_and_ok("NOTIFY", &check_msg("SIP/2.0 100", "trying")),
+        notify_ok = recv_and_ok("NOTIFY", &check_msg("SIP/2.0 200", "ok")),
+        bye = recv_and_ok("BYE", "")
+    )
+}
+
 // ---- helpers ----
 
 fn route_did(server: &TestServer, did: &str, target: RouteTarget) {
@@ -340,34 +398,7 @@ async fn cancel_before_answer_gives_487_and_cancels_the_callee() {
     let mut server = start_server(quiet_config()).await;
     let uas = register_uas(&server, "u-cancel", "cancel_uas", &uas_ring_until_cancel()).await;
     route_did(&server, "cancel", user("u-cancel"));
-    let uac_xml = format!(
-        r#"{invite}  <recv response="100" optional="true"/>
-  <recv response="180"/>
-  <pause milliseconds="300"/>
-  <send><![CDATA[
-CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-[last_Via:]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 CANCEL
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-  <recv response="200"/>
-  <recv response="487"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-[last_Via:]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Content-Length: 0
-]]></send>
-"#,
-        invite = uac_invite("")
-    );
+    let uac_xml = uac_ring_then_cancel();
     let uac = sipp_uac(
         "cancel_uac",
         &scenario("cancel_uac", &uac_xml),
@@ -952,6 +983,264 @@ async fn click_to_call_rings_agent_first_then_number_and_hangs_up_both() {
     assert_eq!(
         ended(&events),
         vec![(200, HangupSide::Api, "normal_clearing".to_string())],
+        "{events:?}"
+    );
+    assert_clean(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refer_from_the_callee_bridges_the_caller_to_the_target() {
+    let mut server = start_server(quiet_config()).await;
+    let callee_xml = format!(
+        "{}  <pause milliseconds=\"300\"/>\n{}",
+        uas_answer(0),
+        uas_refer("2003")
+    );
+    let callee = register_uas(&server, "u-referrer", "crefer_callee", &callee_xml).await;
+    let target = register_uas(
+        &server,
+        "u-target3",
+        "crefer_target",
+        &format!("{}{}", uas_answer(200), recv_and_ok("BYE", "")),
+    )
+    .await;
+    server
+        .directory
+        .extensions
+        .lock()
+        .unwrap()
+        .insert("2003".into(), "u-target3".into());
+    route_did(&server, "crefer", user("u-referrer"));
+    // The caller stays on the line through the transfer, then hangs up.
+    let uac_xml = format!(
+        "{}{}  <pause milliseconds=\"2500\"/>\n{}  <recv response=\"200\"/>\n",
+        uac_invite(""),
+        uac_answered(""),
+        uac_request("BYE", 2, "", "")
+    );
+    let uac = sipp_uac(
+        "crefer_uac",
+        &scenario("crefer_uac", &uac_xml),
+        server.addr,
+        "crefer",
+    );
+    uac.expect_success(LIMIT, "caller (kept through the transfer)")
+        .await;
+    let trace = callee
+        .expect_success(LIMIT, "transferor callee (REFER, NOTIFYs, BYE)")
+        .await;
+    assert!(trace.contains("SIP/2.0 202 Accepted"), "{trace}");
+    target
+        .expect_success(
+            LIMIT,
+            "transfer target (answered, BYE from the caller's hang-up)",
+        )
+        .await;
+    let events = collect_events(&mut server.events, 1, Duration::from_secs(10)).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, CallEvent::Transferred { to, .. } if to == "2003")),
+        "{events:?}"
+    );
+    assert_eq!(
+        ended(&events),
+        vec![(200, HangupSide::Caller, "normal_clearing".to_string())],
+        "{events:?}"
+    );
+    assert_clean(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_cancel_during_ring_all_cancels_every_member() {
+    let mut server = start_server(quiet_config()).await;
+    let first = register_uas(&server, "u-r1", "rcancel_1", &uas_ring_until_cancel()).await;
+    let second = register_uas(&server, "u-r2", "rcancel_2", &uas_ring_until_cancel()).await;
+    route_did(
+        &server,
+        "rcancel",
+        RouteTarget::RingGroup {
+            members: vec!["u-r1".into(), "u-r2".into()],
+            strategy: RingStrategy::RingAll,
+            member_timeout_s: 0,
+            total_timeout_s: 10,
+        },
+    );
+    let uac = sipp_uac(
+        "rcancel_uac",
+        &scenario("rcancel_uac", &uac_ring_then_cancel()),
+        server.addr,
+        "rcancel",
+    );
+    uac.expect_success(LIMIT, "caller (CANCEL → 487)").await;
+    first.expect_success(LIMIT, "member 1 (CANCEL)").await;
+    second.expect_success(LIMIT, "member 2 (CANCEL)").await;
+    let events = collect_events(&mut server.events, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        ended(&events),
+        vec![(487, HangupSide::Caller, "cancelled".to_string())],
+        "{events:?}"
+    );
+    assert_clean(&server).await;
+}
+
+/// Wait (bounded) for the first event matching `pred`, keeping everything seen.
+async fn wait_for(
+    server: &mut TestServer,
+    seen: &mut Vec<CallEvent>,
+    pred: impl Fn(&CallEvent) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !seen.iter().any(&pred) {
+        match tokio::time::timeout_at(deadline, server.events.recv()).await {
+            Ok(Some(event)) => seen.push(event),
+            _ => panic!("expected event never came: {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_hold_resume_transfer_and_hangup_on_an_inbound_call() {
+    let mut server = start_server(quiet_config()).await;
+    // The agent's phone: answers, is held and resumed, then transferred away (BYE).
+    let agent_xml = format!(
+        "{}{}{}{}",
+        uas_answer(0),
+        uas_reinvite(&check_msg("a=sendonly|a=inactive", "hold"), "recvonly"),
+        uas_reinvite(&check_msg("a=sendrecv", "resume"), "sendrecv"),
+        recv_and_ok("BYE", "")
+    );
+    let agent = register_uas(&server, "u-api", "api_agent", &agent_xml).await;
+    let target = register_uas(
+        &server,
+        "u-api-target",
+        "api_target",
+        &format!("{}{}", uas_answer(0), recv_and_ok("BYE", "")),
+    )
+    .await;
+    server
+        .directory
+        .extensions
+        .lock()
+        .unwrap()
+        .insert("2004".into(), "u-api-target".into());
+    route_did(&server, "api", user("u-api"));
+    // The customer: held and resumed too, stays through the transfer, hung up by the API.
+    let uac_xml = format!(
+        "{}{}{}{}{}",
+        uac_invite(""),
+        uac_answered(""),
+        uas_reinvite(&check_msg("a=sendonly|a=inactive", "hold"), "recvonly"),
+        uas_reinvite(&check_msg("a=sendrecv", "resume"), "sendrecv"),
+        recv_and_ok("BYE", "")
+    );
+    let uac = sipp_uac(
+        "api_uac",
+        &scenario("api_uac", &uac_xml),
+        server.addr,
+        "api",
+    );
+    let mut events = Vec::new();
+    wait_for(&mut server, &mut events, |e| {
+        matches!(e, CallEvent::Answered { .. })
+    })
+    .await;
+    let call_id = match events.first() {
+        Some(CallEvent::Started { call_id, .. }) => call_id.clone(),
+        other => panic!("first event is not Started: {other:?}"),
+    };
+    // At once: the caller's ACK may still be on its way (the hold must wait for it).
+    server.manager.hold(ORG, &call_id).await.expect("hold");
+    server.manager.resume(ORG, &call_id).await.expect("resume");
+    server
+        .manager
+        .transfer(ORG, &call_id, "2004")
+        .await
+        .expect("transfer");
+    agent
+        .expect_success(LIMIT, "agent (held, resumed, transferred away)")
+        .await;
+    server.manager.hangup(ORG, &call_id).await.expect("hangup");
+    uac.expect_success(LIMIT, "customer (held, resumed, BYE)")
+        .await;
+    target
+        .expect_success(LIMIT, "transfer target (answered, BYE)")
+        .await;
+    events.extend(collect_events(&mut server.events, 1, Duration::from_secs(10)).await);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            CallEvent::Started { .. } => "started",
+            CallEvent::Ringing { .. } => "ringing",
+            CallEvent::Answered { .. } => "answered",
+            CallEvent::Held { .. } => "held",
+            CallEvent::Resumed { .. } => "resumed",
+            CallEvent::Transferred { .. } => "transferred",
+            CallEvent::Ended { .. } => "ended",
+        })
+        .filter(|k| *k != "ringing")
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "started",
+            "answered",
+            "held",
+            "resumed",
+            "transferred",
+            "ended"
+        ]
+    );
+    assert_eq!(
+        ended(&events),
+        vec![(200, HangupSide::Api, "normal_clearing".to_string())]
+    );
+    // The call is gone: further commands are "not found".
+    assert!(server.manager.hold(ORG, &call_id).await.is_err());
+    assert_clean(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_caller_ends_the_call_with_timeout() {
+    let config = CallConfig {
+        keepalive_interval: Some(Duration::from_secs(1)),
+        keepalive_timeout: Duration::from_secs(1),
+        ..quiet_config()
+    };
+    let mut server = start_server(config).await;
+    let uas = register_uas(
+        &server,
+        "u-left",
+        "kcaller_uas",
+        &format!("{}{}", uas_answer(0), recv_and_ok("BYE", "")),
+    )
+    .await;
+    route_did(&server, "left", user("u-left"));
+    // It would wait for a BYE forever; it is killed first.
+    let uac_xml = format!(
+        "{}{}{}",
+        uac_invite(""),
+        uac_answered(""),
+        recv_and_ok("BYE", "")
+    );
+    let mut uac = sipp_uac(
+        "kcaller_uac",
+        &scenario("kcaller_uac", &uac_xml),
+        server.addr,
+        "left",
+    );
+    let mut events = Vec::new();
+    wait_for(&mut server, &mut events, |e| {
+        matches!(e, CallEvent::Answered { .. })
+    })
+    .await;
+    uac.kill();
+    uas.expect_success(LIMIT, "callee (gets BYE after the caller died)")
+        .await;
+    events.extend(collect_events(&mut server.events, 1, Duration::from_secs(15)).await);
+    assert_eq!(
+        ended(&events),
+        vec![(200, HangupSide::System, "timeout".to_string())],
         "{events:?}"
     );
     assert_clean(&server).await;
