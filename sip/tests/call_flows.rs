@@ -1234,10 +1234,25 @@ async fn killed_caller_ends_the_call_with_timeout() {
         matches!(e, CallEvent::Answered { .. })
     })
     .await;
+    // "Answered" is the callee's 200; let the caller's ACK confirm its leg first (a caller
+    // that dies before its ACK is ended by Timer H after 64*T1 instead).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        server.manager.live_calls(),
+        1,
+        "the call is up before the kill"
+    );
     uac.kill();
+    let killed_at = std::time::Instant::now();
     uas.expect_success(LIMIT, "callee (gets BYE after the caller died)")
         .await;
     events.extend(collect_events(&mut server.events, 1, Duration::from_secs(15)).await);
+    // Keepalive every 1 s, 1 s to answer: detected well before any transaction timer.
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        killed_at.elapsed()
+    );
     assert_eq!(
         ended(&events),
         vec![(200, HangupSide::System, "timeout".to_string())],

@@ -1248,6 +1248,10 @@ impl Call {
         else {
             return false;
         };
+        if !wait_confirmed(&dialog, self.inner.config.bye_timeout).await {
+            debug!(?slot, "leg never confirmed: no re-INVITE sent");
+            return false;
+        }
         let ours = match self
             .inner
             .ctx
@@ -1450,7 +1454,8 @@ impl Call {
                 let b = self
                     .reinvite_leg(LegRole::Callee, Direction::SendOnly)
                     .await;
-                if a || b {
+                // Held means both parties are: half a hold is reported as a failure.
+                if a && b {
                     self.inner.emit(CallEvent::Held {
                         call_id: self.id.clone(),
                         at_ms: now_ms(),
@@ -1458,9 +1463,7 @@ impl Call {
                     reply.send(Ok(())).ok();
                 } else {
                     reply
-                        .send(Err(ControlError::Failed(
-                            "neither leg accepted the hold".into(),
-                        )))
+                        .send(Err(ControlError::Failed(legs_refused("hold", a, b))))
                         .ok();
                 }
                 None
@@ -1472,7 +1475,7 @@ impl Call {
                 let b = self
                     .reinvite_leg(LegRole::Callee, Direction::SendRecv)
                     .await;
-                if a || b {
+                if a && b {
                     self.inner.emit(CallEvent::Resumed {
                         call_id: self.id.clone(),
                         at_ms: now_ms(),
@@ -1480,9 +1483,7 @@ impl Call {
                     reply.send(Ok(())).ok();
                 } else {
                     reply
-                        .send(Err(ControlError::Failed(
-                            "neither leg accepted the resume".into(),
-                        )))
+                        .send(Err(ControlError::Failed(legs_refused("resume", a, b))))
                         .ok();
                 }
                 None
@@ -1580,10 +1581,42 @@ impl Call {
     }
 }
 
+/// Wait (bounded) until a dialog is confirmed. Right after an answer the caller's ACK may
+/// still be on its way, and a re-INVITE before it is not allowed (RFC 3261 §14.1):
+/// rsipstack then sends nothing and reports no response, so a hold issued at once would
+/// silently skip that leg.
+async fn wait_confirmed(dialog: &InviteDialog, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let state = dialog.state();
+        if state.is_confirmed() {
+            return true;
+        }
+        if state.is_terminated() || Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 enum TransferOutcome {
     Done(Leg),
     Failed(u16),
     KeptPartyGone,
+}
+
+/// Which leg(s) did not accept a hold or resume re-INVITE.
+fn legs_refused(what: &str, caller_ok: bool, callee_ok: bool) -> String {
+    let legs = match (caller_ok, callee_ok) {
+        (false, false) => "neither leg",
+        (false, true) => "the caller's leg",
+        _ => "the callee's leg",
+    };
+    if caller_ok != callee_ok {
+        format!("{legs} did not accept the {what}")
+    } else {
+        format!("{legs} accepted the {what}")
+    }
 }
 
 fn slot_side(slot: LegRole) -> HangupSide {
