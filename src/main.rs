@@ -15,7 +15,10 @@ use cli::{ApiKeyCommand, Cli, Command, ModelsCommand, OrgCommand};
 
 fn init_logging() {
     let filter = EnvFilter::try_from_env("CALLSCOPE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,symphonia_core::formats::probe=off"));
+        // rsipstack logs every SIP packet at INFO: under load that is the whole log.
+        .unwrap_or_else(|_| {
+            EnvFilter::new("info,rsipstack=warn,symphonia_core::formats::probe=off")
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -33,6 +33,13 @@ async fn baresip_registers_with_md5_digest() {
     run_baresip(&["MD5"], true).await;
 }
 
+/// Measured: putting MD5 first does not help baresip 1.0.0 either — any SHA-256 challenge
+/// in the response, in any position, makes it give up. Hence callscope's default of MD5 only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_1_0_cannot_answer_even_with_md5_offered_first() {
+    run_baresip(&["MD5", "SHA-256"], false).await;
+}
+
 /// Documents the interop limit: with the default challenges (SHA-256 first, then MD5)
 /// baresip 1.0.0 does not register. If a newer baresip does, this test says so.
 #[tokio::test]

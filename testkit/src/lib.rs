@@ -11,7 +11,9 @@
 //! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`).
 
 pub mod baresip;
+pub mod callscope;
 pub mod error;
+pub mod http;
 pub mod linphone;
 pub mod ports;
 pub mod process;
@@ -19,5 +21,6 @@ pub mod sipp;
 pub mod stats;
 pub mod svwar;
 pub mod tools;
+pub mod webhook;
 
 pub use error::{Error, Result};

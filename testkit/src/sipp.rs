@@ -37,6 +37,9 @@ pub struct SippConfig {
     pub scenario: Scenario,
     /// Where a UAC sends its first request; `None` for a UAS.
     pub remote: Option<SocketAddr>,
+    /// Local address (`-i`, `-mi`): 127.0.0.1 unless a test needs a second loopback source
+    /// (e.g. 127.0.0.2 for a trunk, told apart from phones by source address).
+    pub local_ip: std::net::Ipv4Addr,
     /// Local SIP port (`-p`); 0 picks a free one.
     pub local_port: u16,
     /// Request-URI user (`-s`), the dialled number or extension.
@@ -71,6 +74,7 @@ impl SippConfig {
         SippConfig {
             scenario,
             remote: None,
+            local_ip: std::net::Ipv4Addr::LOCALHOST,
             local_port: 0,
             service: None,
             auth: None,
@@ -90,6 +94,7 @@ impl SippConfig {
 pub struct SippRun {
     guard: ChildGuard,
     dir: tempfile::TempDir,
+    local_ip: std::net::Ipv4Addr,
     local_port: u16,
 }
 
@@ -144,7 +149,8 @@ impl SippRun {
         if let Some(remote) = config.remote {
             cmd.arg(remote.to_string());
         }
-        cmd.args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p"])
+        let ip = config.local_ip.to_string();
+        cmd.args(["-i", &ip, "-mi", &ip, "-p"])
             .arg(local_port.to_string());
         cmd.args(["-nostdin", "-trace_stat", "-stf", "stats.csv", "-fd", "1"]);
         cmd.args(["-trace_err", "-error_file", "errors.log"]);
@@ -180,6 +186,7 @@ impl SippRun {
         Ok(SippRun {
             guard,
             dir,
+            local_ip: config.local_ip,
             local_port,
         })
     }
@@ -190,7 +197,7 @@ impl SippRun {
 
     /// The address SIPp listens on (where a UAS receives calls).
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.local_port))
+        SocketAddr::from((self.local_ip, self.local_port))
     }
 
     pub fn dir(&self) -> &Path {

@@ -540,6 +540,36 @@ pub async fn click_to_call(
         .into_response())
 }
 
+/// How long a control request waits for the B2BUA before answering 202 anyway.
+const CONTROL_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Run a hangup/hold/resume/transfer command in its own task. A refusal that comes quickly
+/// (no such call, wrong state) is answered as an error; a command still running after
+/// `CONTROL_WAIT` — a phone that is slow to answer a re-INVITE, say — gets 202 and finishes
+/// on its own, its outcome arriving as call events. Without this, a phone that never answers
+/// held the HTTP request open for the whole SIP transaction timeout.
+async fn run_control<F>(command: &'static str, call_id: String, fut: F) -> ApiResult<StatusCode>
+where
+    F: std::future::Future<Output = callscope_sip::control::ControlResult<()>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let result = fut.await;
+        if let Err(unsent) = tx.send(result)
+            && let Err(e) = unsent
+        {
+            tracing::warn!(command, call_id = %call_id, error = %e, "call control failed after the request was answered");
+        }
+    });
+    match tokio::time::timeout(CONTROL_WAIT, rx).await {
+        Ok(Ok(result)) => result.map(|()| StatusCode::ACCEPTED).map_err(control_error),
+        Ok(Err(_)) => Err(ApiError::internal(
+            "call control task ended without a result",
+        )),
+        Err(_) => Ok(StatusCode::ACCEPTED),
+    }
+}
+
 /// The call must be one of this organization's SIP calls before the B2BUA is asked.
 async fn own_sip_call(state: &AppState, org_id: &str, call_id: &str) -> ApiResult<()> {
     call_records::get(&state.pool, org_id, call_id)
@@ -554,11 +584,14 @@ async fn hangup(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     own_sip_call(&state, &org.org_id, &id).await?;
-    control(&state)?
-        .hangup(&org.org_id, &id)
-        .await
-        .map_err(control_error)?;
-    Ok(StatusCode::ACCEPTED)
+    let ctl = control(&state)?;
+    let (org_id, call_id) = (org.org_id, id.clone());
+    run_control(
+        "hangup",
+        id,
+        async move { ctl.hangup(&org_id, &call_id).await },
+    )
+    .await
 }
 
 async fn hold(
@@ -567,11 +600,9 @@ async fn hold(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     own_sip_call(&state, &org.org_id, &id).await?;
-    control(&state)?
-        .hold(&org.org_id, &id)
-        .await
-        .map_err(control_error)?;
-    Ok(StatusCode::ACCEPTED)
+    let ctl = control(&state)?;
+    let (org_id, call_id) = (org.org_id, id.clone());
+    run_control("hold", id, async move { ctl.hold(&org_id, &call_id).await }).await
 }
 
 async fn resume(
@@ -580,11 +611,14 @@ async fn resume(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     own_sip_call(&state, &org.org_id, &id).await?;
-    control(&state)?
-        .resume(&org.org_id, &id)
-        .await
-        .map_err(control_error)?;
-    Ok(StatusCode::ACCEPTED)
+    let ctl = control(&state)?;
+    let (org_id, call_id) = (org.org_id, id.clone());
+    run_control(
+        "resume",
+        id,
+        async move { ctl.resume(&org_id, &call_id).await },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -612,11 +646,12 @@ async fn transfer(
                 .with_code("invalid_number")
         })?
     };
-    control(&state)?
-        .transfer(&org.org_id, &id, &target)
-        .await
-        .map_err(control_error)?;
-    Ok(StatusCode::ACCEPTED)
+    let ctl = control(&state)?;
+    let (org_id, call_id) = (org.org_id, id.clone());
+    run_control("transfer", id, async move {
+        ctl.transfer(&org_id, &call_id, &target).await
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -228,15 +228,19 @@ pub(super) async fn accept_inbound(
                 .await
             {
                 Ok(destination) => {
-                    let direction = match destination {
-                        Destination::External { .. } => CallDirection::Outbound,
-                        _ => CallDirection::Internal,
+                    // An external number leaves through a trunk: the record names it (as
+                    // click-to-call does), or outbound calls could not be told apart by trunk.
+                    let (direction, trunk_id) = match &destination {
+                        Destination::External { trunk, .. } => {
+                            (CallDirection::Outbound, Some(trunk.trunk_id.clone()))
+                        }
+                        _ => (CallDirection::Internal, None),
                     };
                     (
                         user.org_id.clone(),
                         direction,
                         Some(user.user_id.clone()),
-                        None,
+                        trunk_id,
                         destination,
                     )
                 }
