@@ -12,6 +12,7 @@ use callscope_sip::call::CallConfig;
 use callscope_sip::control::CallControl;
 use callscope_sip::directory::{Destination, RingStrategy, RouteTarget, SipTrunk};
 use callscope_sip::events::{CallEvent, HangupSide};
+use callscope_sip::media::LegRole;
 use common::*;
 
 const LIMIT: Duration = Duration::from_secs(45);
@@ -1256,6 +1257,94 @@ async fn killed_caller_ends_the_call_with_timeout() {
     assert_eq!(
         ended(&events),
         vec![(200, HangupSide::System, "timeout".to_string())],
+        "{events:?}"
+    );
+    assert_clean(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refer_to_a_busy_target_keeps_the_call_and_its_media() {
+    let mut server = start_server(quiet_config()).await;
+    let callee = register_uas(
+        &server,
+        "u-stays",
+        "busyrefer_callee",
+        &format!("{}{}", uas_answer(0), recv_and_ok("BYE", "")),
+    )
+    .await;
+    let busy_xml = r#"  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+  <recv request="ACK"/>
+"#;
+    let busy = register_uas(&server, "u-busy5", "busyrefer_target", busy_xml).await;
+    server
+        .directory
+        .extensions
+        .lock()
+        .unwrap()
+        .insert("2005".into(), "u-busy5".into());
+    route_did(&server, "busyrefer", user("u-stays"));
+    // REFER, learn that it failed (NOTIFY 486), stay on the call, hang up later.
+    let uac_xml = format!(
+        "{}{}  <pause milliseconds=\"300\"/>\n{}  <recv response=\"202\" optional=\"true\"/>\n{}  <recv response=\"202\" optional=\"true\"/>\n{}  <pause milliseconds=\"1500\"/>\n{}  <recv response=\"200\"/>\n",
+        uac_invite(""),
+        uac_answered(""),
+        uac_request(
+            "REFER",
+            2,
+            "Refer-To: <sip:2005@[remote_ip]:[remote_port]>\n",
+            ""
+        ),
+        recv_and_ok("NOTIFY", &check_msg("SIP/2.0 100", "trying")),
+        recv_and_ok("NOTIFY", &check_msg("SIP/2.0 486", "busy")),
+        uac_request("BYE", 3, "", ""),
+    );
+    let uac = sipp_uac(
+        "busyrefer_uac",
+        &scenario("busyrefer_uac", &uac_xml),
+        server.addr,
+        "busyrefer",
+    );
+    let mut events = Vec::new();
+    wait_for(&mut server, &mut events, |e| {
+        matches!(e, CallEvent::Answered { .. })
+    })
+    .await;
+    let call_id = match events.first() {
+        Some(CallEvent::Started { call_id, .. }) => call_id.clone(),
+        other => panic!("first event is not Started: {other:?}"),
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = server.media.leg_status(&call_id, LegRole::Caller);
+    assert!(
+        matches!(before, Some((_, Some(_)))),
+        "caller leg negotiated: {before:?}"
+    );
+    busy.expect_success(LIMIT, "busy transfer target").await;
+    // The transfer failed: the transferor's leg must still describe the transferor.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.media.leg_status(&call_id, LegRole::Caller), before);
+    uac.expect_success(LIMIT, "transferor (NOTIFY 486, stays, BYE)")
+        .await;
+    callee.expect_success(LIMIT, "callee (BYE)").await;
+    events.extend(collect_events(&mut server.events, 1, Duration::from_secs(10)).await);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, CallEvent::Transferred { .. })),
+        "{events:?}"
+    );
+    assert_eq!(
+        ended(&events),
+        vec![(200, HangupSide::Caller, "normal_clearing".to_string())],
         "{events:?}"
     );
     assert_clean(&server).await;

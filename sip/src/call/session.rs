@@ -145,6 +145,9 @@ struct Leg {
     user_id: Option<String>,
     /// The direction the far end last offered (hold state).
     remote_direction: Direction,
+    /// The far end's last SDP (offer or answer): what restores this leg's media state when
+    /// a transfer that re-offered the leg fails.
+    remote_sdp: Option<String>,
 }
 
 enum RingResult {
@@ -187,6 +190,8 @@ struct Call {
     from_display: Option<String>,
     /// Our SDP for the caller when the caller made an offer (sent in 183 and 200).
     caller_answer: Option<String>,
+    /// The caller's SDP offer from its INVITE, until its leg is set up.
+    caller_offer: Option<String>,
     /// The caller sent no offer: our offer goes in the 200, its answer in the ACK.
     caller_delayed_offer: bool,
     caller_answer_applied: bool,
@@ -386,6 +391,7 @@ pub(super) async fn accept_inbound(
         from_user: safe_user(&from_user),
         from_display: safe_display(from_display),
         caller_answer: offer.as_ref().map(|_| caller_sdp.clone()),
+        caller_offer: offer.clone(),
         caller_delayed_offer: offer.is_none(),
         caller_answer_applied: offer.is_some(),
         session_expires,
@@ -473,6 +479,7 @@ pub(super) async fn click_to_call(
         from_user: safe_user(number),
         from_display: None,
         caller_answer: None,
+        caller_offer: None,
         caller_delayed_offer: false,
         caller_answer_applied: true,
         session_expires: None,
@@ -557,8 +564,9 @@ impl Call {
                     dialog: dialog_a,
                     user_id: self.agent_user_id.clone(),
                     remote_direction: Direction::SendRecv,
+                    remote_sdp: self.caller_offer.take(),
                 });
-                self.connect_callee(dialog, user_id);
+                self.connect_callee(dialog, user_id, body_string(&response.body));
                 self.connected().await
             }
             RingResult::Failed(status) => {
@@ -616,7 +624,7 @@ impl Call {
                     .await;
             }
         };
-        let (agent_dialog, agent_user) = match self
+        let (agent_dialog, agent_user, agent_sdp) = match self
             .ring(agent_plan, LegRole::Caller, offer, None, None)
             .await
         {
@@ -634,7 +642,7 @@ impl Call {
                         .ok();
                 }
                 self.dialogs.push(dialog.clone());
-                (dialog, user_id)
+                (dialog, user_id, body_string(&response.body))
             }
             RingResult::Failed(status) => {
                 return self
@@ -662,6 +670,7 @@ impl Call {
             dialog: agent_dialog.clone(),
             user_id: agent_user,
             remote_direction: Direction::SendRecv,
+            remote_sdp: agent_sdp,
         });
         self.inner.emit(CallEvent::Ringing {
             call_id: self.id.clone(),
@@ -713,7 +722,7 @@ impl Call {
                         .ok();
                 }
                 self.dialogs.push(dialog.clone());
-                self.connect_callee(dialog, user_id);
+                self.connect_callee(dialog, user_id, body_string(&response.body));
                 self.connected().await
             }
             RingResult::Failed(status) => {
@@ -748,7 +757,12 @@ impl Call {
         }
     }
 
-    fn connect_callee(&mut self, dialog: InviteDialog, user_id: Option<String>) {
+    fn connect_callee(
+        &mut self,
+        dialog: InviteDialog,
+        user_id: Option<String>,
+        remote_sdp: Option<String>,
+    ) {
         self.answered = true;
         if let Some(user) = &user_id {
             self.inner.mark_busy(user);
@@ -762,6 +776,7 @@ impl Call {
             dialog,
             user_id,
             remote_direction: Direction::SendRecv,
+            remote_sdp,
         });
     }
 
@@ -1088,6 +1103,9 @@ impl Call {
                         .and_then(|leg| leg.dialog.last_remote_ack());
                     if let Some(answer) = ack.and_then(|ack| body_string(&ack.body)) {
                         self.caller_answer_applied = true;
+                        if let Some(leg) = self.legs[0].as_mut() {
+                            leg.remote_sdp = Some(answer.clone());
+                        }
                         if let Err(e) = self
                             .inner
                             .ctx
@@ -1220,6 +1238,7 @@ impl Call {
         }
         if let Some(leg) = self.legs[slot_index(slot)].as_mut() {
             leg.remote_direction = offered;
+            leg.remote_sdp = Some(offer);
         }
         if is_hold(current) == is_hold(offered) {
             return; // a refresh or a codec change: nothing for the other leg
@@ -1399,6 +1418,7 @@ impl Call {
                     dialog,
                     user_id,
                     remote_direction: Direction::SendRecv,
+                    remote_sdp: body_string(&response.body),
                 };
                 match self.legs[slot_index(slot)].replace(new_leg) {
                     Some(old) => {
@@ -1415,9 +1435,32 @@ impl Call {
                     None => TransferOutcome::Failed(500),
                 }
             }
-            RingResult::Failed(status) => TransferOutcome::Failed(status),
+            RingResult::Failed(status) => {
+                self.restore_leg_media(slot).await;
+                TransferOutcome::Failed(status)
+            }
             RingResult::Aborted => TransferOutcome::KeptPartyGone,
             RingResult::ApiHangup => TransferOutcome::KeptPartyGone,
+        }
+    }
+
+    /// A transfer re-offered `slot`'s media for the target and failed: put the leg back as
+    /// its (still connected) far end negotiated it.
+    async fn restore_leg_media(&self, slot: LegRole) {
+        let Some(leg) = self.legs[slot_index(slot)].as_ref() else {
+            return;
+        };
+        let media = &self.inner.ctx.media;
+        if let Some(sdp) = &leg.remote_sdp
+            && let Err(e) = media.remote_answer(&self.id, slot, sdp).await
+        {
+            warn!(error = %e, ?slot, "could not restore the leg's media after a failed transfer");
+        }
+        if leg.remote_direction != Direction::SendRecv {
+            media
+                .set_direction(&self.id, slot, sdp::answer_direction(leg.remote_direction))
+                .await
+                .ok();
         }
     }
 
