@@ -1349,3 +1349,155 @@ Content-Length: 0
     );
     assert_clean(&server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_without_sdp_gets_our_offer_and_the_answer_in_the_ack() {
+    let mut server = start_server(quiet_config()).await;
+    let uas = register_uas(
+        &server,
+        "u-late",
+        "late_uas",
+        &format!("{}{}", uas_answer(0), recv_and_ok("BYE", "")),
+    )
+    .await;
+    route_did(&server, "late", user("u-late"));
+    let uac_xml = format!(
+        r#"  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200">
+    <action>{offer_check}</action>
+  </recv>
+  <send><![CDATA[
+ACK sip:callscope@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{UAC_DIALOG_HEADERS}CSeq: 1 ACK
+Content-Type: application/sdp
+Content-Length: [len]
+
+{answer}]]></send>
+  <pause milliseconds="800"/>
+{bye}  <recv response="200"/>
+"#,
+        offer_check = check_msg("m=audio [0-9]+ RTP/AVP", "offer"),
+        answer = sdp("sendrecv"),
+        bye = uac_request("BYE", 2, "", "")
+    );
+    let uac = sipp_uac(
+        "late_uac",
+        &scenario("late_uac", &uac_xml),
+        server.addr,
+        "late",
+    );
+    let mut events = Vec::new();
+    wait_for(&mut server, &mut events, |e| {
+        matches!(e, CallEvent::Answered { .. })
+    })
+    .await;
+    let call_id = match events.first() {
+        Some(CallEvent::Started { call_id, .. }) => call_id.clone(),
+        other => panic!("first event is not Started: {other:?}"),
+    };
+    // The answer arrives in the ACK: poll (bounded) until it is applied.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut status = server.media.leg_status(&call_id, LegRole::Caller);
+    while !matches!(status, Some((_, Some(_)))) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = server.media.leg_status(&call_id, LegRole::Caller);
+    }
+    assert!(
+        matches!(status, Some((_, Some(port))) if port > 0),
+        "the ACK's SDP answer was not applied: {status:?}"
+    );
+    uac.expect_success(LIMIT, "caller (delayed offer)").await;
+    uas.expect_success(LIMIT, "callee").await;
+    events.extend(collect_events(&mut server.events, 1, Duration::from_secs(10)).await);
+    assert_eq!(
+        ended(&events),
+        vec![(200, HangupSide::Caller, "normal_clearing".to_string())],
+        "{events:?}"
+    );
+    assert_clean(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_with_a_busy_agent_never_dials_the_number() {
+    let mut server = start_server(quiet_config()).await;
+    let busy_xml = r#"  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+]]></send>
+  <recv request="ACK"/>
+"#;
+    let agent = register_uas(&server, "u-agent-busy", "c2cbusy_agent", busy_xml).await;
+    // The number: a SIPp that would answer if it were called; its message log shows
+    // whether an INVITE ever reached it.
+    let (mut customer, customer_addr) = sipp_uas(
+        "c2cbusy_customer",
+        &scenario("c2cbusy_customer", &uas_answer(0)),
+    )
+    .await;
+    server.directory.dids.lock().unwrap().insert(
+        "+15550002222".into(),
+        Destination::External {
+            number_e164: "+15550002222".into(),
+            trunk: SipTrunk {
+                org_id: ORG.into(),
+                trunk_id: "trunk-out".into(),
+                name: "out".into(),
+                outbound_proxy: customer_addr,
+                username: None,
+                password: None,
+                inbound_acl: vec![],
+            },
+        },
+    );
+    let call_id = server
+        .manager
+        .click_to_call(ORG, "u-agent-busy", "+15550002222")
+        .await
+        .expect("click-to-call starts");
+    agent.expect_success(LIMIT, "agent (busy)").await;
+    let events = collect_events(&mut server.events, 1, Duration::from_secs(10)).await;
+    let ended = ended(&events);
+    assert_eq!(ended.len(), 1, "{events:?}");
+    assert_eq!(ended[0].0, 486, "{events:?}");
+    assert_eq!(ended[0].2, "busy");
+    assert!(server.manager.active_calls(ORG).is_empty());
+    assert!(server.manager.hangup(ORG, &call_id).await.is_err());
+    assert_clean(&server).await;
+    // The number was never dialled: its SIPp is still waiting for an INVITE.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let trace_before_kill = std::fs::read_dir(scenario_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("c2cbusy_customer_{}_messages", customer.pid()))
+        })
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        !trace_before_kill.contains("INVITE sip:"),
+        "the number was dialled: {trace_before_kill}"
+    );
+    customer.kill();
+}
