@@ -379,6 +379,17 @@ fn at_ms(event: &CallEvent) -> i64 {
     }
 }
 
+/// The audio port in the SDP a SIPp sent (from its `-trace_msg` log).
+fn sent_sdp_port(trace: &str) -> Option<u16> {
+    trace
+        .split("UDP message sent")
+        .skip(1)
+        .flat_map(|message| message.lines())
+        .find_map(|line| line.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|port| port.parse().ok())
+}
+
 /// Nothing left behind: no call, no task, no media port.
 async fn assert_clean(server: &TestServer) {
     let (calls, tasks) = wait_idle(server, Duration::from_secs(20)).await;
@@ -555,17 +566,37 @@ async fn refer_blind_transfer_bridges_the_callee_to_the_target() {
         server.addr,
         "transfer",
     );
+    let mut events = Vec::new();
+    wait_for(&mut server, &mut events, |e| {
+        matches!(e, CallEvent::Transferred { .. })
+    })
+    .await;
+    let call_id = match events.first() {
+        Some(CallEvent::Started { call_id, .. }) => call_id.clone(),
+        other => panic!("first event is not Started: {other:?}"),
+    };
+    // The caller's slot now describes the target: its media goes to the target's port.
+    let bridged_to = server
+        .media
+        .leg_status(&call_id, LegRole::Caller)
+        .and_then(|(_, port)| port);
     let trace = uac
         .expect_success(LIMIT, "transferor (REFER, NOTIFYs, BYE)")
         .await;
     assert!(trace.contains("SIP/2.0 202 Accepted"), "{trace}");
-    target
+    let target_trace = target
         .expect_success(LIMIT, "transfer target (answered, then BYE)")
         .await;
+    let target_port = sent_sdp_port(&target_trace);
+    assert!(target_port.is_some(), "{target_trace}");
+    assert_eq!(
+        bridged_to, target_port,
+        "media not re-pointed at the target"
+    );
     callee
         .expect_success(LIMIT, "kept callee (hangs up after transfer)")
         .await;
-    let events = collect_events(&mut server.events, 1, Duration::from_secs(10)).await;
+    events.extend(collect_events(&mut server.events, 1, Duration::from_secs(10)).await);
     assert!(
         events
             .iter()
@@ -1500,4 +1531,86 @@ Content-Length: 0
         "the number was dialled: {trace_before_kill}"
     );
     customer.kill();
+}
+
+/// The UAS re-INVITEs with its SDP in `direction` (CSeq `cseq`), checks the answer, ACKs.
+fn uas_sends_reinvite(cseq: u32, direction: &str, answer_check: &str) -> String {
+    format!(
+        r#"  <send retrans="500"><![CDATA[
+INVITE [$peer_contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$my_to];tag=[pid]SIPpTag01[call_number]
+To:[$peer_from]
+[last_Call-ID:]
+CSeq: {cseq} INVITE
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{sdp}]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200">
+    <action>{answer_check}</action>
+  </recv>
+  <send><![CDATA[
+ACK [$peer_contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$my_to];tag=[pid]SIPpTag01[call_number]
+To:[$peer_from]
+[last_Call-ID:]
+CSeq: {cseq} ACK
+Max-Forwards: 70
+Content-Length: 0
+]]></send>
+"#,
+        sdp = sdp(direction)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_from_the_callee_reach_the_caller() {
+    let mut server = start_server(quiet_config()).await;
+    let uas_xml = format!(
+        "{}  <pause milliseconds=\"300\"/>\n{}  <pause milliseconds=\"300\"/>\n{}{}",
+        uas_answer(0),
+        uas_sends_reinvite(2, "sendonly", &check_msg("a=recvonly", "held")),
+        uas_sends_reinvite(3, "sendrecv", &check_msg("a=sendrecv", "resumed")),
+        recv_and_ok("BYE", "")
+    );
+    let uas = register_uas(&server, "u-holder", "chold_uas", &uas_xml).await;
+    route_did(&server, "chold", user("u-holder"));
+    let uac_xml = format!(
+        "{}{}{}{}  <pause milliseconds=\"300\"/>\n{}  <recv response=\"200\"/>\n",
+        uac_invite(""),
+        uac_answered(""),
+        uas_reinvite(&check_msg("a=sendonly|a=inactive", "hold"), "recvonly"),
+        uas_reinvite(&check_msg("a=sendrecv", "resume"), "sendrecv"),
+        uac_request("BYE", 2, "", "")
+    );
+    let uac = sipp_uac(
+        "chold_uac",
+        &scenario("chold_uac", &uac_xml),
+        server.addr,
+        "chold",
+    );
+    uac.expect_success(LIMIT, "caller (held and resumed by the callee)")
+        .await;
+    uas.expect_success(LIMIT, "callee (holds, resumes)").await;
+    let events = collect_events(&mut server.events, 1, Duration::from_secs(10)).await;
+    let held = events
+        .iter()
+        .position(|e| matches!(e, CallEvent::Held { .. }));
+    let resumed = events
+        .iter()
+        .position(|e| matches!(e, CallEvent::Resumed { .. }));
+    assert!(
+        matches!((held, resumed), (Some(h), Some(r)) if h < r),
+        "Held then Resumed expected: {events:?}"
+    );
+    assert_eq!(
+        ended(&events),
+        vec![(200, HangupSide::Caller, "normal_clearing".to_string())]
+    );
+    assert_clean(&server).await;
 }
