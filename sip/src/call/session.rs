@@ -1475,6 +1475,16 @@ impl Call {
         let layer = self.inner.ctx.dialog_layer.clone();
         let limit = self.inner.config.bye_timeout;
         self.inner.spawn(async move {
+            // rsipstack refuses a BYE while the dialog is busy with another in-dialog
+            // request (its state is then e.g. Updated or Info): wait for it to settle.
+            let deadline = Instant::now() + limit;
+            while !matches!(
+                dialog.state(),
+                DialogState::Confirmed(..) | DialogState::WaitAck(..) | DialogState::Terminated(..)
+            ) && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             if !dialog.state().is_terminated()
                 && tokio::time::timeout(limit, dialog.bye()).await.is_err()
             {
