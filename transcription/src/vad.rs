@@ -212,6 +212,11 @@ impl<S: SpeechScorer> VadStream<S> {
         self.scorer.frame_len().max(1)
     }
 
+    /// The scorer, e.g. to read statistics a wrapping scorer keeps.
+    pub fn scorer(&self) -> &S {
+        &self.scorer
+    }
+
     /// Feed samples; `on_frame(decision, frame_audio)` is called for every completed frame.
     pub fn push(&mut self, samples: &[f32], on_frame: &mut dyn FnMut(FrameDecision, &[f32])) {
         let len = self.frame_len();
