@@ -78,10 +78,11 @@ pub struct VadParams {
     /// Stationary noise and comfort noise then cost almost nothing. `None` runs the model on
     /// every frame above `min_rms`.
     pub gate_margin_db: Option<f32>,
-    /// Inside confirmed speech (the model's last score at or above `start_threshold`) on loud
-    /// frames, the model is re-checked only every this many frames; in between the last score
-    /// stands. Any frame that falls back to the noise floor ends the skipping at once, so pauses
-    /// and utterance ends are still judged by the model frame by frame. 0 scores every frame.
+    /// Inside confirmed speech (the model's last score at or above `start_threshold`) on frames
+    /// well above the noise floor (gate margin + 10 dB), the model is re-checked only every this
+    /// many frames; in between the last score stands. Any quieter frame ends the skipping at
+    /// once, so fading endings and pauses are still judged by the model frame by frame. 0 scores
+    /// every frame.
     pub sustain_frames: usize,
 }
 
@@ -94,7 +95,7 @@ impl Default for VadParams {
             hangover_frames: 4,
             min_rms: 0.002,
             gate_margin_db: Some(5.0),
-            sustain_frames: 12,
+            sustain_frames: 24,
         }
     }
 }
@@ -140,7 +141,7 @@ pub struct VadStream<S: SpeechScorer = EarshotScorer> {
 /// window (three 16 ms frames), so two earlier frames make the window and feature context real.
 const HISTORY_FRAMES: usize = 2;
 
-/// A per-channel noise-floor tracker on frame levels in dB: it follows drops at once and rises
+/// A per-channel noise-floor tracker on frame levels in dB: it follows drops quickly and rises
 /// slowly (≈ 3 dB/s), so it settles on the line's background level (hiss, hum, comfort noise)
 /// and speech, which keeps dipping to that floor between syllables, hardly moves it.
 #[derive(Debug, Clone)]
@@ -149,6 +150,13 @@ struct NoiseFloor {
     min_db: f32,
 }
 
+/// Skipping the model inside speech needs the frame this far above the gate as well: speech
+/// endings fade towards the floor, and there the model must judge every frame, or utterance
+/// ends drift late on noisy lines.
+const SUSTAIN_EXTRA_DB: f32 = 10.0;
+
+/// Share of the gap closed per frame when a frame is below the floor.
+const FLOOR_FALL: f32 = 0.2;
 /// Rise per 16 ms frame.
 const FLOOR_RISE_DB_PER_FRAME: f32 = 0.05;
 
@@ -165,8 +173,11 @@ impl NoiseFloor {
     fn observe(&mut self, frame_db: f32) -> f32 {
         let above = frame_db - self.floor_db;
         if frame_db < self.floor_db {
-            // Never below `min_rms`: digital silence must not make every later frame "loud".
-            self.floor_db = frame_db.max(self.min_db);
+            // Falls fast but not at once, so the floor sits among the noise's quieter frames
+            // rather than at its single quietest one. Never below `min_rms`: digital silence
+            // must not make every later frame "loud".
+            self.floor_db += FLOOR_FALL * (frame_db - self.floor_db);
+            self.floor_db = self.floor_db.max(self.min_db);
         } else {
             self.floor_db += FLOOR_RISE_DB_PER_FRAME;
         }
@@ -212,11 +223,6 @@ impl<S: SpeechScorer> VadStream<S> {
         self.scorer.frame_len().max(1)
     }
 
-    /// The scorer, e.g. to read statistics a wrapping scorer keeps.
-    pub fn scorer(&self) -> &S {
-        &self.scorer
-    }
-
     /// Feed samples; `on_frame(decision, frame_audio)` is called for every completed frame.
     pub fn push(&mut self, samples: &[f32], on_frame: &mut dyn FnMut(FrameDecision, &[f32])) {
         let len = self.frame_len();
@@ -254,16 +260,19 @@ impl<S: SpeechScorer> VadStream<S> {
                 .params
                 .gate_margin_db
                 .is_none_or(|margin| above_floor >= margin);
-        // Frames that are not loud are silence whatever the model says, except that the model
-        // still judges the first few above `min_rms` (soft word tails and endings over line
-        // noise); after that it is skipped and reset, as if the stream started again at the next
+        // Frames that are not loud are silence whatever the model says, except that during speech
+        // the model still judges the first few above `min_rms` (soft word tails and endings over
+        // line noise); after that it is skipped and reset, as if the stream started again at the next
         // sound. Digitally quiet frames are never scored: the model is shown the frames it
         // missed just before it is next needed. On a call each channel is quiet while the
         // other party talks, and noisy lines sit at their floor, so this removes most frames.
         let raw = if !loud {
             self.sustain_left = 0;
             self.quiet_frames += 1;
-            if rms >= self.params.min_rms && self.quiet_frames <= QUIET_FRAMES_SCORED {
+            if self.speaking
+                && rms >= self.params.min_rms
+                && self.quiet_frames <= QUIET_FRAMES_SCORED
+            {
                 // Between `min_rms` and the gate: soft tails of words, the model decides.
                 self.score_frame()
             } else {
@@ -275,16 +284,19 @@ impl<S: SpeechScorer> VadStream<S> {
             }
         } else {
             self.quiet_frames = 0;
-            if self.sustain_left > 0 {
+            let margin = self.params.gate_margin_db.unwrap_or(0.0);
+            if self.sustain_left > 0 && above_floor >= margin + SUSTAIN_EXTRA_DB {
                 // Confirmed speech, still loud: the last score stands.
                 self.sustain_left -= 1;
                 self.model_in_sync = false;
                 self.last_score
             } else {
                 let score = self.score_frame();
-                if self.speaking && score >= self.params.start_threshold {
-                    self.sustain_left = self.params.sustain_frames;
-                }
+                self.sustain_left = if self.speaking && score >= self.params.start_threshold {
+                    self.params.sustain_frames
+                } else {
+                    0
+                };
                 score
             }
         };

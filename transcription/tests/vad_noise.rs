@@ -6,6 +6,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use callscope_transcription::pipeline::{PipelineOptions, run_file_utterances};
 use callscope_transcription::vad::{EarshotScorer, SpeechScorer, VadParams, VadStream};
@@ -18,7 +20,7 @@ const NOISE_DBFS: f64 = -40.0;
 /// The real earshot model, counting how often it is asked.
 struct CountingEarshot {
     inner: EarshotScorer,
-    calls: usize,
+    calls: Arc<AtomicUsize>,
 }
 
 impl SpeechScorer for CountingEarshot {
@@ -26,7 +28,7 @@ impl SpeechScorer for CountingEarshot {
         self.inner.frame_len()
     }
     fn score(&mut self, frame: &[f32]) -> f32 {
-        self.calls += 1;
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.score(frame)
     }
     fn reset(&mut self) {
@@ -54,8 +56,9 @@ fn noisy_call(call: &ScriptedCall, tag: &str) -> std::path::PathBuf {
     let noise = call.dir.join(format!("pink_m40_{tag}.wav"));
     let noisy = call.dir.join(format!("noisy_call_{tag}.wav"));
     let secs = format!("{:.3}", call.duration_ms as f64 / 1000.0);
+    // -R: repeatable noise, so a failure can be reproduced.
     run(Command::new("sox")
-        .args(["-n", "-r", "16000", "-b", "16", "-c", "2"])
+        .args(["-R", "-n", "-r", "16000", "-b", "16", "-c", "2"])
         .arg(&raw_noise)
         .args(["synth", &secs, "pinknoise", "vol", "0.3"]));
     let gain_db = NOISE_DBFS - 20.0 * rms_of(&raw_noise).log10();
@@ -117,45 +120,52 @@ fn gate_skips_the_model_on_noise_only_frames() {
         .samples::<i16>()
         .map(|s| f32::from(s.expect("sample")) / 32768.0)
         .collect();
-    // Left channel (agent) only: its speech frames are known from the script.
+    // Left channel (agent) only. Noise-only frames: more than 300 ms from any of its turns,
+    // and after the first 6 s (the floor tracker climbs from −54 dBFS at ≈ 3 dB/s).
     let left: Vec<f32> = samples.iter().step_by(2).copied().collect();
-    let speech_ms: u64 = call
-        .turns
-        .iter()
-        .filter(|t| t.channel == 0)
-        .map(|t| t.end_ms - t.start_ms)
-        .sum();
+    let turns: Vec<&Turn> = call.turns.iter().filter(|t| t.channel == 0).collect();
+    let noise_only = |ms: u64| {
+        ms > 6_000
+            && turns
+                .iter()
+                .all(|t| ms + 300 < t.start_ms || ms > t.end_ms + 300)
+    };
 
+    // (model calls on noise-only frames, noise-only frames, frames decided as speech)
     let count_calls = |params: VadParams| {
+        let calls = Arc::new(AtomicUsize::new(0));
         let mut vad = VadStream::new(
             CountingEarshot {
                 inner: EarshotScorer::default(),
-                calls: 0,
+                calls: Arc::clone(&calls),
             },
             params,
         );
-        let mut frames = 0usize;
-        let mut speech_frames = 0usize;
+        let (mut seen, mut noise_calls, mut noise_frames, mut speech_frames) = (0, 0, 0, 0);
         vad.push(&left, &mut |d, _| {
-            frames += 1;
+            let now = calls.load(Ordering::Relaxed);
+            if noise_only(d.start_sample / 16) {
+                noise_frames += 1;
+                noise_calls += now - seen;
+            }
+            seen = now;
             speech_frames += usize::from(d.speech);
         });
-        (vad.scorer().calls, frames, speech_frames)
+        (noise_calls, noise_frames, speech_frames)
     };
-    let (gated_calls, frames, gated_speech) = count_calls(VadParams::default());
+    let (gated_calls, noise_frames, gated_speech) = count_calls(VadParams::default());
     let (ungated_calls, _, ungated_speech) = count_calls(VadParams {
         gate_margin_db: None,
         sustain_frames: 0,
         ..VadParams::default()
     });
-    // The floor tracker needs ~5 s to climb from `min_rms` (−54 dBFS) to the noise; this call is
-    // short, so expect under half the calls (measured: 739 of 1671, with 963 noise-only frames).
-    // Without the gate the noise is loud enough (above `min_rms`) for the model on every frame.
-    assert_eq!(ungated_calls, frames);
-    let noise_frames = frames.saturating_sub((speech_ms / 16) as usize);
+    assert!(noise_frames > 200, "only {noise_frames} noise-only frames");
+    // Without the gate the noise (above `min_rms`) goes through the model on every frame.
+    assert_eq!(ungated_calls, noise_frames);
+    // With it, hardly ever (measured: 54 calls on 785 frames).
     assert!(
-        gated_calls * 2 < ungated_calls,
-        "gated: {gated_calls} model calls, ungated {ungated_calls}, {noise_frames} noise-only frames"
+        gated_calls * 10 < noise_frames,
+        "gated: {gated_calls} model calls on {noise_frames} noise-only frames"
     );
     // And the speech found is about the same amount (within 10 %).
     let diff = gated_speech.abs_diff(ungated_speech);
