@@ -225,14 +225,11 @@ impl StreamDecoder {
                 continue;
             }
             let decoder = &mut self.decoder;
-            let decoded = match guarded(|| {
-                decoder
-                    .decode(&packet)
-                    .map(|buf| copy_planes(&buf, out))
-            }) {
-                Ok(decoded) => decoded,
-                Err(e) => return self.stop_after_panic(e),
-            };
+            let decoded =
+                match guarded(|| decoder.decode(&packet).map(|buf| copy_planes(&buf, out))) {
+                    Ok(decoded) => decoded,
+                    Err(e) => return self.stop_after_panic(e),
+                };
             match decoded {
                 Ok((frames, planes)) => {
                     if frames == 0 {
