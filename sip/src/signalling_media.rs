@@ -169,11 +169,11 @@ impl SignallingOnlyMedia {
         let key = LegRoleKey::from(role);
         // Re-opening a leg (e.g. after a transfer put a new party in this slot) keeps its
         // port: only the far end changed.
-        let existing_port = state
+        let existing = state
             .calls
             .get(call_id)
             .and_then(|legs| legs.get(&key))
-            .map(|leg| leg.port);
+            .map(|leg| (leg.port, leg.version));
         let (formats, direction, remote_port) = match &offer {
             Some(offer) => {
                 let negotiated = sdp::answer_formats(offer, &self.config.codecs)
@@ -206,16 +206,18 @@ impl SignallingOnlyMedia {
                 (sdp::default_formats(&codecs), Direction::SendRecv, None)
             }
         };
-        let port = match existing_port {
-            Some(port) => port,
-            None => self.allocate_port(&mut state)?,
+        // A re-opened leg continues its o= version: if the far end stays (a transfer that
+        // fails), a version going backwards would be a protocol error (RFC 3264 §8).
+        let (port, version) = match existing {
+            Some((port, version)) => (port, version.saturating_add(1)),
+            None => (self.allocate_port(&mut state)?, 1),
         };
         let session_id = session_id_for(call_id);
         let leg = LegState {
             port,
             formats,
             direction,
-            version: 1,
+            version,
             remote_port,
         };
         let body = self.render(&leg, session_id);

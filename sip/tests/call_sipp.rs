@@ -9,11 +9,14 @@ use callscope_sip::directory::{Destination, RouteTarget};
 use callscope_sip::events::CallEvent;
 use common::*;
 
+/// A UAC that expects `code` and ACKs it. The ACK to a failure belongs to the INVITE's
+/// transaction (RFC 3261 §17.1.1.3), so it reuses the INVITE's Via (`[last_Via:]`): with a
+/// new branch the server would retransmit the failure until Timer H.
 fn uac_expect(code: u16) -> String {
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="uac expecting {code}">
-  <send retrans="500" start_txn="invite"><![CDATA[
+  <send retrans="500"><![CDATA[
 INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
@@ -33,12 +36,12 @@ t=0 0
 m=audio [media_port] RTP/AVP 0
 a=rtpmap:0 PCMU/8000
 ]]></send>
-  <recv response="100" optional="true" response_txn="invite"/>
-  <recv response="180" optional="true" response_txn="invite"/>
-  <recv response="{code}" response_txn="invite"/>
-  <send ack_txn="invite"><![CDATA[
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="{code}"/>
+  <send><![CDATA[
 ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[last_Via:]
 From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
@@ -90,7 +93,6 @@ async fn sipp_uac_100_calls_through_b2bua_to_sipp_uas() {
             "-p",
             &uas_port_s,
             "-nostdin",
-            "-bg",
         ],
         &dir,
     );
@@ -104,7 +106,7 @@ async fn sipp_uac_100_calls_through_b2bua_to_sipp_uas() {
 
     let target = server.addr.to_string();
     let uac_port = free_port().to_string();
-    let uac = Sipp::spawn(
+    let mut uac = Sipp::spawn(
         &[
             "-sn",
             "uac",
@@ -171,7 +173,7 @@ async fn expect_final(server: &mut TestServer, service: &str, code: u16) -> Vec<
     let scenario = write_scenario(&format!("uac_{code}.xml"), &uac_expect(code));
     let target = server.addr.to_string();
     let uac_port = free_port().to_string();
-    let uac = Sipp::spawn(
+    let mut uac = Sipp::spawn(
         &[
             "-sf",
             scenario.to_str().unwrap(),
@@ -240,7 +242,6 @@ async fn unknown_did_gets_404_unregistered_user_480_busy_callee_486() {
             "-p",
             &uas_port_s,
             "-nostdin",
-            "-bg",
         ],
         &scenario_dir(),
     );

@@ -73,7 +73,6 @@ pub struct StreamDecoder {
     decode_errors: u64,
     last_error: Option<String>,
     finished: bool,
-    scratch: Vec<Vec<f32>>,
 }
 
 impl std::fmt::Debug for StreamDecoder {
@@ -170,7 +169,6 @@ impl StreamDecoder {
             decode_errors: 0,
             last_error: None,
             finished: false,
-            scratch: Vec::new(),
         })
     }
 
@@ -227,14 +225,11 @@ impl StreamDecoder {
                 continue;
             }
             let decoder = &mut self.decoder;
-            let decoded = match guarded(|| {
-                decoder
-                    .decode(&packet)
-                    .map(|buf| copy_planes(&buf, &mut self.scratch))
-            }) {
-                Ok(decoded) => decoded,
-                Err(e) => return self.stop_after_panic(e),
-            };
+            let decoded =
+                match guarded(|| decoder.decode(&packet).map(|buf| copy_planes(&buf, out))) {
+                    Ok(decoded) => decoded,
+                    Err(e) => return self.stop_after_panic(e),
+                };
             match decoded {
                 Ok((frames, planes)) => {
                     if frames == 0 {
@@ -247,7 +242,7 @@ impl StreamDecoder {
                     if self.info.channels == 0 {
                         self.info.channels = u16::try_from(planes).unwrap_or(0);
                     }
-                    fill_output(&self.scratch, usize::from(self.info.channels), frames, out);
+                    fit_output(out, usize::from(self.info.channels), frames);
                     self.frames_decoded += frames as u64;
                     return Ok(true);
                 }
@@ -298,36 +293,31 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T> {
         .map_err(|_| TranscriptionError::CorruptAudio("the decoder rejected malformed data".into()))
 }
 
-/// Copy a decoded buffer out as planar f32; returns (frames, planes).
+/// Copy a decoded buffer straight into the caller's planar f32 buffers (one conversion, no
+/// intermediate copy); returns (frames, planes).
 fn copy_planes(
     buf: &symphonia::core::audio::GenericAudioBufferRef<'_>,
-    scratch: &mut Vec<Vec<f32>>,
+    out: &mut Vec<Vec<f32>>,
 ) -> (usize, usize) {
     let frames = buf.frames();
     let planes = buf.num_planes();
     if frames > 0 && planes > 0 && planes <= MAX_CHANNELS {
-        buf.copy_to_vecs_planar::<f32>(scratch);
+        buf.copy_to_vecs_planar::<f32>(out);
     }
     (frames, planes)
 }
 
-/// Copy `frames` frames of `channels` channels from the decoder's planes into `out`. A packet with
-/// fewer planes than the stream declared gets silent channels, so all channels stay aligned.
-fn fill_output(planes: &[Vec<f32>], channels: usize, frames: usize, out: &mut Vec<Vec<f32>>) {
+/// Make `out` exactly `channels` planes of `frames` finite samples. A packet with fewer planes
+/// than the stream declared gets silent channels (more are dropped), so channels stay aligned.
+fn fit_output(out: &mut Vec<Vec<f32>>, channels: usize, frames: usize) {
+    out.truncate(channels);
     out.resize_with(channels, Vec::new);
-    for (ch, dst) in out.iter_mut().enumerate() {
-        dst.clear();
-        match planes.get(ch) {
-            Some(src) => {
-                let take = src.len().min(frames);
-                dst.extend(
-                    src.iter()
-                        .take(take)
-                        .map(|s| if s.is_finite() { *s } else { 0.0 }),
-                );
-                dst.resize(frames, 0.0);
+    for plane in out.iter_mut() {
+        plane.resize(frames, 0.0);
+        for s in plane.iter_mut() {
+            if !s.is_finite() {
+                *s = 0.0;
             }
-            None => dst.resize(frames, 0.0),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod resample;
 pub mod segment;
 pub mod types;
+pub mod upsample2x;
 pub mod vad;
 
 pub use types::*;

@@ -1,12 +1,14 @@
-//! Streaming conversion of every channel to 16 kHz (what VAD and whisper expect), with rubato's
-//! FFT resampler. Input arrives in decoder-sized pieces of any length; output is exact: the
-//! resampler's start-up delay is trimmed and the tail is flushed, so sample `n` of the output
-//! is time `n / 16000` s of the recording.
+//! Streaming conversion of every channel to 16 kHz (what VAD and whisper expect): 8 kHz
+//! (telephony's common case) goes through a dedicated half-band 2× upsampler
+//! ([`crate::upsample2x`]), other rates through rubato's FFT resampler. Input arrives in
+//! decoder-sized pieces of any length; output is exact: start-up delay is trimmed and the tail
+//! is flushed, so sample `n` of the output is time `n / 16000` s of the recording.
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
 use rubato::{Fft, FixedSync, Indexing, Resampler as _};
 
 use crate::types::{Result, TranscriptionError};
+use crate::upsample2x::Upsampler2x;
 
 pub const TARGET_RATE: u32 = 16_000;
 /// Input frames per resampler call: large enough to amortise FFT set-up, small enough to keep
@@ -17,6 +19,8 @@ const CHUNK_FRAMES: usize = 1024;
 pub struct StreamResampler {
     channels: usize,
     engine: Option<Engine>,
+    /// Used instead of `engine` for 8 kHz input, one per channel.
+    doublers: Vec<Upsampler2x>,
 }
 
 struct Engine {
@@ -33,7 +37,11 @@ impl std::fmt::Debug for StreamResampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamResampler")
             .field("channels", &self.channels)
-            .field("passthrough", &self.engine.is_none())
+            .field(
+                "passthrough",
+                &(self.engine.is_none() && self.doublers.is_empty()),
+            )
+            .field("half_band_2x", &!self.doublers.is_empty())
             .finish()
     }
 }
@@ -49,6 +57,14 @@ impl StreamResampler {
             return Ok(Self {
                 channels,
                 engine: None,
+                doublers: Vec::new(),
+            });
+        }
+        if input_rate * 2 == TARGET_RATE {
+            return Ok(Self {
+                channels,
+                engine: None,
+                doublers: vec![Upsampler2x::new(); channels],
             });
         }
         let fft = Fft::<f32>::new(
@@ -65,6 +81,7 @@ impl StreamResampler {
         let out_max = fft.output_frames_max();
         Ok(Self {
             channels,
+            doublers: Vec::new(),
             engine: Some(Engine {
                 fft,
                 ratio: f64::from(TARGET_RATE) / f64::from(input_rate),
@@ -84,8 +101,15 @@ impl StreamResampler {
     /// Feed one piece of planar audio; 16 kHz output is appended to `out` (one `Vec` per channel).
     pub fn push(&mut self, input: &[Vec<f32>], out: &mut [Vec<f32>]) -> Result<()> {
         let Some(engine) = self.engine.as_mut() else {
-            for (dst, src) in out.iter_mut().zip(input) {
-                dst.extend_from_slice(src);
+            if self.doublers.is_empty() {
+                for (dst, src) in out.iter_mut().zip(input) {
+                    dst.extend_from_slice(src);
+                }
+            } else {
+                for ((doubler, dst), src) in self.doublers.iter_mut().zip(out.iter_mut()).zip(input)
+                {
+                    doubler.push(src, dst);
+                }
             }
             return Ok(());
         };
@@ -99,6 +123,9 @@ impl StreamResampler {
     /// Flush the tail: resample what is left and stop at exactly `input × ratio` output frames.
     pub fn finish(&mut self, out: &mut [Vec<f32>]) -> Result<()> {
         let Some(engine) = self.engine.as_mut() else {
+            for (doubler, dst) in self.doublers.iter_mut().zip(out.iter_mut()) {
+                doubler.finish(dst);
+            }
             return Ok(());
         };
         engine.drain_full_chunks(out)?;

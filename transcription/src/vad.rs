@@ -73,6 +73,17 @@ pub struct VadParams {
     /// Frames quieter than this RMS are silence whatever the model says: digital silence and
     /// line hiss should never open an utterance.
     pub min_rms: f32,
+    /// Energy gate: the model only runs on frames at least this many dB above the channel's
+    /// tracked noise floor (plus a few frames after, so endings are judged by the model).
+    /// Stationary noise and comfort noise then cost almost nothing. `None` runs the model on
+    /// every frame above `min_rms`.
+    pub gate_margin_db: Option<f32>,
+    /// Inside confirmed speech (the model's last score at or above `start_threshold`) on frames
+    /// well above the noise floor (gate margin + 10 dB), the model is re-checked only every this
+    /// many frames; in between the last score stands. Any quieter frame ends the skipping at
+    /// once, so fading endings and pauses are still judged by the model frame by frame. 0 scores
+    /// every frame.
+    pub sustain_frames: usize,
 }
 
 impl Default for VadParams {
@@ -83,6 +94,8 @@ impl Default for VadParams {
             smoothing_frames: 3,
             hangover_frames: 4,
             min_rms: 0.002,
+            gate_margin_db: Some(5.0),
+            sustain_frames: 24,
         }
     }
 }
@@ -109,8 +122,71 @@ pub struct VadStream<S: SpeechScorer = EarshotScorer> {
     recent: VecDeque<f32>,
     speaking: bool,
     quiet_run: usize,
-    /// Consecutive frames below `min_rms`.
+    /// Consecutive frames not loud enough for the model (below `min_rms` or the gate).
     quiet_frames: usize,
+    gate: NoiseFloor,
+    /// Loud speech frames left to skip before the model is asked again.
+    sustain_left: usize,
+    /// The last score the model gave (stands in for frames it skips).
+    last_score: f32,
+    /// The model saw the frame just before this one: its sample window and feature context are
+    /// continuous. When not, it is first shown the frames in `history` to make them so.
+    model_in_sync: bool,
+    /// The last `HISTORY_FRAMES` frames, oldest first (warm-up audio for the model).
+    history: Vec<f32>,
+    history_frames: usize,
+}
+
+/// Frames replayed to the model before scoring after it skipped some: earshot looks at a 48 ms
+/// window (three 16 ms frames), so two earlier frames make the window and feature context real.
+const HISTORY_FRAMES: usize = 2;
+
+/// A per-channel noise-floor tracker on frame levels in dB: it follows drops quickly and rises
+/// slowly (≈ 3 dB/s), so it settles on the line's background level (hiss, hum, comfort noise)
+/// and speech, which keeps dipping to that floor between syllables, hardly moves it.
+#[derive(Debug, Clone)]
+struct NoiseFloor {
+    floor_db: f32,
+    min_db: f32,
+}
+
+/// Skipping the model inside speech needs the frame this far above the gate as well: speech
+/// endings fade towards the floor, and there the model must judge every frame, or utterance
+/// ends drift late on noisy lines.
+const SUSTAIN_EXTRA_DB: f32 = 10.0;
+
+/// Share of the gap closed per frame when a frame is below the floor.
+const FLOOR_FALL: f32 = 0.2;
+/// Rise per 16 ms frame.
+const FLOOR_RISE_DB_PER_FRAME: f32 = 0.05;
+
+impl NoiseFloor {
+    fn new(min_rms: f32) -> Self {
+        let min_db = level_db(min_rms);
+        Self {
+            floor_db: min_db,
+            min_db,
+        }
+    }
+
+    /// Returns how far above the floor (before this frame) the frame is, then updates the floor.
+    fn observe(&mut self, frame_db: f32) -> f32 {
+        let above = frame_db - self.floor_db;
+        if frame_db < self.floor_db {
+            // Falls fast but not at once, so the floor sits among the noise's quieter frames
+            // rather than at its single quietest one. Never below `min_rms`: digital silence
+            // must not make every later frame "loud".
+            self.floor_db += FLOOR_FALL * (frame_db - self.floor_db);
+            self.floor_db = self.floor_db.max(self.min_db);
+        } else {
+            self.floor_db += FLOOR_RISE_DB_PER_FRAME;
+        }
+        above
+    }
+}
+
+fn level_db(rms: f32) -> f32 {
+    20.0 * rms.max(1e-9).log10()
 }
 
 /// Quiet frames still shown to the model before it is paused (128 ms: beyond its context).
@@ -130,10 +206,16 @@ impl<S: SpeechScorer> VadStream<S> {
             frame: Vec::with_capacity(len),
             next_frame_start: 0,
             recent: VecDeque::with_capacity(params.smoothing_frames.max(1)),
+            gate: NoiseFloor::new(params.min_rms),
             params,
             speaking: false,
             quiet_run: 0,
             quiet_frames: 0,
+            sustain_left: 0,
+            last_score: 0.0,
+            model_in_sync: true,
+            history: vec![0.0; len * HISTORY_FRAMES],
+            history_frames: 0,
         }
     }
 
@@ -172,22 +254,53 @@ impl<S: SpeechScorer> VadStream<S> {
 
     fn decide(&mut self) -> FrameDecision {
         let rms = rms(&self.frame);
-        // Quiet frames are silence whatever the model says. The model still sees the first few
-        // (it carries context across frames, so speech endings are judged normally); after that
-        // it is skipped and reset, as if the stream started again at the next sound. On a call
-        // each channel is quiet while the other party talks, so this halves the VAD's cost.
-        let raw = if rms < self.params.min_rms {
+        let above_floor = self.gate.observe(level_db(rms));
+        let loud = rms >= self.params.min_rms
+            && self
+                .params
+                .gate_margin_db
+                .is_none_or(|margin| above_floor >= margin);
+        // Frames that are not loud are silence whatever the model says, except that during speech
+        // the model still judges the first few above `min_rms` (soft word tails and endings over
+        // line noise); after that it is skipped and reset, as if the stream started again at the next
+        // sound. Digitally quiet frames are never scored: the model is shown the frames it
+        // missed just before it is next needed. On a call each channel is quiet while the
+        // other party talks, and noisy lines sit at their floor, so this removes most frames.
+        let raw = if !loud {
+            self.sustain_left = 0;
             self.quiet_frames += 1;
-            if self.quiet_frames <= QUIET_FRAMES_SCORED {
-                self.scorer.score(&self.frame);
-            } else if self.quiet_frames == QUIET_FRAMES_SCORED + 1 {
-                self.scorer.reset();
+            if self.speaking
+                && rms >= self.params.min_rms
+                && self.quiet_frames <= QUIET_FRAMES_SCORED
+            {
+                // Between `min_rms` and the gate: soft tails of words, the model decides.
+                self.score_frame()
+            } else {
+                if self.quiet_frames == QUIET_FRAMES_SCORED + 1 {
+                    self.scorer.reset();
+                }
+                self.model_in_sync = false;
+                0.0
             }
-            0.0
         } else {
             self.quiet_frames = 0;
-            self.scorer.score(&self.frame)
+            let margin = self.params.gate_margin_db.unwrap_or(0.0);
+            if self.sustain_left > 0 && above_floor >= margin + SUSTAIN_EXTRA_DB {
+                // Confirmed speech, still loud: the last score stands.
+                self.sustain_left -= 1;
+                self.model_in_sync = false;
+                self.last_score
+            } else {
+                let score = self.score_frame();
+                self.sustain_left = if self.speaking && score >= self.params.start_threshold {
+                    self.params.sustain_frames
+                } else {
+                    0
+                };
+                score
+            }
         };
+        self.remember_frame();
         let window = self.params.smoothing_frames.max(1);
         if self.recent.len() == window {
             self.recent.pop_front();
@@ -217,6 +330,37 @@ impl<S: SpeechScorer> VadStream<S> {
         };
         self.next_frame_start += self.frame.len() as u64;
         decision
+    }
+}
+
+impl<S: SpeechScorer> VadStream<S> {
+    /// Score the current frame, first replaying the frames the model missed (up to
+    /// `HISTORY_FRAMES`) so its window holds real, continuous audio.
+    fn score_frame(&mut self) -> f32 {
+        if !self.model_in_sync {
+            let len = self.frame.len();
+            let start = HISTORY_FRAMES - self.history_frames.min(HISTORY_FRAMES);
+            for i in start..HISTORY_FRAMES {
+                if let Some(previous) = self.history.get(i * len..(i + 1) * len) {
+                    self.scorer.score(previous);
+                }
+            }
+        }
+        self.model_in_sync = true;
+        self.last_score = self.scorer.score(&self.frame);
+        self.last_score
+    }
+
+    fn remember_frame(&mut self) {
+        let len = self.frame.len();
+        if self.history.len() != len * HISTORY_FRAMES {
+            return;
+        }
+        self.history.copy_within(len.., 0);
+        if let Some(slot) = self.history.get_mut((HISTORY_FRAMES - 1) * len..) {
+            slot.copy_from_slice(&self.frame);
+        }
+        self.history_frames = (self.history_frames + 1).min(HISTORY_FRAMES);
     }
 }
 

@@ -44,6 +44,9 @@ pub struct CallConfig {
     pub keepalive_interval: Option<Duration>,
     /// How long one keepalive OPTIONS may take.
     pub keepalive_timeout: Duration,
+    /// How long a BYE we send may wait for its answer before the leg is forgotten anyway
+    /// (a dead peer would otherwise keep a task for 64*T1).
+    pub bye_timeout: Duration,
 }
 
 impl Default for CallConfig {
@@ -54,6 +57,7 @@ impl Default for CallConfig {
             max_session_expires: 7200,
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_timeout: Duration::from_secs(10),
+            bye_timeout: Duration::from_secs(8),
         }
     }
 }

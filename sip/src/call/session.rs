@@ -145,6 +145,9 @@ struct Leg {
     user_id: Option<String>,
     /// The direction the far end last offered (hold state).
     remote_direction: Direction,
+    /// The far end's last SDP (offer or answer): what restores this leg's media state when
+    /// a transfer that re-offered the leg fails.
+    remote_sdp: Option<String>,
 }
 
 enum RingResult {
@@ -187,6 +190,8 @@ struct Call {
     from_display: Option<String>,
     /// Our SDP for the caller when the caller made an offer (sent in 183 and 200).
     caller_answer: Option<String>,
+    /// The caller's SDP offer from its INVITE, until its leg is set up.
+    caller_offer: Option<String>,
     /// The caller sent no offer: our offer goes in the 200, its answer in the ACK.
     caller_delayed_offer: bool,
     caller_answer_applied: bool,
@@ -386,6 +391,7 @@ pub(super) async fn accept_inbound(
         from_user: safe_user(&from_user),
         from_display: safe_display(from_display),
         caller_answer: offer.as_ref().map(|_| caller_sdp.clone()),
+        caller_offer: offer.clone(),
         caller_delayed_offer: offer.is_none(),
         caller_answer_applied: offer.is_some(),
         session_expires,
@@ -473,6 +479,7 @@ pub(super) async fn click_to_call(
         from_user: safe_user(number),
         from_display: None,
         caller_answer: None,
+        caller_offer: None,
         caller_delayed_offer: false,
         caller_answer_applied: true,
         session_expires: None,
@@ -557,8 +564,9 @@ impl Call {
                     dialog: dialog_a,
                     user_id: self.agent_user_id.clone(),
                     remote_direction: Direction::SendRecv,
+                    remote_sdp: self.caller_offer.take(),
                 });
-                self.connect_callee(dialog, user_id);
+                self.connect_callee(dialog, user_id, body_string(&response.body));
                 self.connected().await
             }
             RingResult::Failed(status) => {
@@ -616,7 +624,7 @@ impl Call {
                     .await;
             }
         };
-        let (agent_dialog, agent_user) = match self
+        let (agent_dialog, agent_user, agent_sdp) = match self
             .ring(agent_plan, LegRole::Caller, offer, None, None)
             .await
         {
@@ -634,7 +642,7 @@ impl Call {
                         .ok();
                 }
                 self.dialogs.push(dialog.clone());
-                (dialog, user_id)
+                (dialog, user_id, body_string(&response.body))
             }
             RingResult::Failed(status) => {
                 return self
@@ -662,6 +670,7 @@ impl Call {
             dialog: agent_dialog.clone(),
             user_id: agent_user,
             remote_direction: Direction::SendRecv,
+            remote_sdp: agent_sdp,
         });
         self.inner.emit(CallEvent::Ringing {
             call_id: self.id.clone(),
@@ -713,7 +722,7 @@ impl Call {
                         .ok();
                 }
                 self.dialogs.push(dialog.clone());
-                self.connect_callee(dialog, user_id);
+                self.connect_callee(dialog, user_id, body_string(&response.body));
                 self.connected().await
             }
             RingResult::Failed(status) => {
@@ -748,7 +757,12 @@ impl Call {
         }
     }
 
-    fn connect_callee(&mut self, dialog: InviteDialog, user_id: Option<String>) {
+    fn connect_callee(
+        &mut self,
+        dialog: InviteDialog,
+        user_id: Option<String>,
+        remote_sdp: Option<String>,
+    ) {
         self.answered = true;
         if let Some(user) = &user_id {
             self.inner.mark_busy(user);
@@ -762,6 +776,7 @@ impl Call {
             dialog,
             user_id,
             remote_direction: Direction::SendRecv,
+            remote_sdp,
         });
     }
 
@@ -1088,6 +1103,9 @@ impl Call {
                         .and_then(|leg| leg.dialog.last_remote_ack());
                     if let Some(answer) = ack.and_then(|ack| body_string(&ack.body)) {
                         self.caller_answer_applied = true;
+                        if let Some(leg) = self.legs[0].as_mut() {
+                            leg.remote_sdp = Some(answer.clone());
+                        }
                         if let Err(e) = self
                             .inner
                             .ctx
@@ -1220,6 +1238,7 @@ impl Call {
         }
         if let Some(leg) = self.legs[slot_index(slot)].as_mut() {
             leg.remote_direction = offered;
+            leg.remote_sdp = Some(offer);
         }
         if is_hold(current) == is_hold(offered) {
             return; // a refresh or a codec change: nothing for the other leg
@@ -1252,6 +1271,10 @@ impl Call {
         else {
             return false;
         };
+        if !wait_confirmed(&dialog, self.inner.config.bye_timeout).await {
+            debug!(?slot, "leg never confirmed: no re-INVITE sent");
+            return false;
+        }
         let ours = match self
             .inner
             .ctx
@@ -1300,6 +1323,10 @@ impl Call {
             return None;
         };
         handle.reply(StatusCode::Accepted).await.ok();
+        // The 202 leaves through the dialog's transaction task; give it a moment so the
+        // first NOTIFY follows it on the wire. RFC 6665 lets a NOTIFY overtake the 202, but
+        // some phones drop a NOTIFY for a subscription they do not know yet.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let transferor = self.legs[slot_index(slot)].as_ref()?.dialog.clone();
         notify_sipfrag(&transferor, 100, "Trying", "active;expires=60").await;
         match self.transfer(slot, &target).await {
@@ -1391,6 +1418,7 @@ impl Call {
                     dialog,
                     user_id,
                     remote_direction: Direction::SendRecv,
+                    remote_sdp: body_string(&response.body),
                 };
                 match self.legs[slot_index(slot)].replace(new_leg) {
                     Some(old) => {
@@ -1407,19 +1435,62 @@ impl Call {
                     None => TransferOutcome::Failed(500),
                 }
             }
-            RingResult::Failed(status) => TransferOutcome::Failed(status),
+            RingResult::Failed(status) => {
+                self.restore_leg_media(slot).await;
+                TransferOutcome::Failed(status)
+            }
             RingResult::Aborted => TransferOutcome::KeptPartyGone,
             RingResult::ApiHangup => TransferOutcome::KeptPartyGone,
         }
     }
 
+    /// A transfer re-offered `slot`'s media for the target and failed: put the leg back as
+    /// its (still connected) far end negotiated it.
+    async fn restore_leg_media(&self, slot: LegRole) {
+        let Some(leg) = self.legs[slot_index(slot)].as_ref() else {
+            return;
+        };
+        let media = &self.inner.ctx.media;
+        if let Some(sdp) = &leg.remote_sdp
+            && let Err(e) = media.remote_answer(&self.id, slot, sdp).await
+        {
+            warn!(error = %e, ?slot, "could not restore the leg's media after a failed transfer");
+        }
+        if leg.remote_direction != Direction::SendRecv {
+            media
+                .set_direction(&self.id, slot, sdp::answer_direction(leg.remote_direction))
+                .await
+                .ok();
+        }
+    }
+
     fn hang_up_leg(&self, leg: Leg) {
+        self.send_bye(leg.dialog);
+    }
+
+    /// BYE a leg in the background and forget its dialog. The wait is bounded by
+    /// `bye_timeout`: a peer that died (the usual reason a call ends with "timeout") never
+    /// answers, and its BYE must not hold a task for the whole transaction timer.
+    fn send_bye(&self, dialog: InviteDialog) {
         let layer = self.inner.ctx.dialog_layer.clone();
+        let limit = self.inner.config.bye_timeout;
         self.inner.spawn(async move {
-            if !leg.dialog.state().is_terminated() {
-                leg.dialog.bye().await.ok();
+            // rsipstack refuses a BYE while the dialog is busy with another in-dialog
+            // request (its state is then e.g. Updated or Info): wait for it to settle.
+            let deadline = Instant::now() + limit;
+            while !matches!(
+                dialog.state(),
+                DialogState::Confirmed(..) | DialogState::WaitAck(..) | DialogState::Terminated(..)
+            ) && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            layer.remove_dialog(&leg.dialog.id());
+            if !dialog.state().is_terminated()
+                && tokio::time::timeout(limit, dialog.bye()).await.is_err()
+            {
+                debug!("BYE not answered in time; dialog dropped");
+            }
+            layer.remove_dialog(&dialog.id());
         });
     }
 
@@ -1440,7 +1511,8 @@ impl Call {
                 let b = self
                     .reinvite_leg(LegRole::Callee, Direction::SendOnly)
                     .await;
-                if a || b {
+                // Held means both parties are: half a hold is reported as a failure.
+                if a && b {
                     self.inner.emit(CallEvent::Held {
                         call_id: self.id.clone(),
                         at_ms: now_ms(),
@@ -1448,9 +1520,7 @@ impl Call {
                     reply.send(Ok(())).ok();
                 } else {
                     reply
-                        .send(Err(ControlError::Failed(
-                            "neither leg accepted the hold".into(),
-                        )))
+                        .send(Err(ControlError::Failed(legs_refused("hold", a, b))))
                         .ok();
                 }
                 None
@@ -1462,7 +1532,7 @@ impl Call {
                 let b = self
                     .reinvite_leg(LegRole::Callee, Direction::SendRecv)
                     .await;
-                if a || b {
+                if a && b {
                     self.inner.emit(CallEvent::Resumed {
                         call_id: self.id.clone(),
                         at_ms: now_ms(),
@@ -1470,9 +1540,7 @@ impl Call {
                     reply.send(Ok(())).ok();
                 } else {
                     reply
-                        .send(Err(ControlError::Failed(
-                            "neither leg accepted the resume".into(),
-                        )))
+                        .send(Err(ControlError::Failed(legs_refused("resume", a, b))))
                         .ok();
                 }
                 None
@@ -1528,21 +1596,17 @@ impl Call {
     /// End the call: hang up what is still up, release media, report.
     async fn finish(mut self, ending: Ending) {
         let at_ms = now_ms();
-        for leg in self.legs.iter_mut().filter_map(Option::take) {
+        let legs: Vec<Leg> = self.legs.iter_mut().filter_map(Option::take).collect();
+        for leg in legs {
             if let Some(user) = &leg.user_id
                 && self.answered
             {
                 self.inner.mark_idle(user, at_ms);
             }
-            let layer = self.inner.ctx.dialog_layer.clone();
-            let dialog = leg.dialog;
-            if dialog.state().is_terminated() {
-                layer.remove_dialog(&dialog.id());
+            if leg.dialog.state().is_terminated() {
+                self.inner.ctx.dialog_layer.remove_dialog(&leg.dialog.id());
             } else {
-                self.inner.spawn(async move {
-                    dialog.bye().await.ok();
-                    layer.remove_dialog(&dialog.id());
-                });
+                self.send_bye(leg.dialog);
             }
         }
         for dialog in &self.dialogs {
@@ -1574,10 +1638,42 @@ impl Call {
     }
 }
 
+/// Wait (bounded) until a dialog is confirmed. Right after an answer the caller's ACK may
+/// still be on its way, and a re-INVITE before it is not allowed (RFC 3261 §14.1):
+/// rsipstack then sends nothing and reports no response, so a hold issued at once would
+/// silently skip that leg.
+async fn wait_confirmed(dialog: &InviteDialog, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let state = dialog.state();
+        if state.is_confirmed() {
+            return true;
+        }
+        if state.is_terminated() || Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 enum TransferOutcome {
     Done(Leg),
     Failed(u16),
     KeptPartyGone,
+}
+
+/// Which leg(s) did not accept a hold or resume re-INVITE.
+fn legs_refused(what: &str, caller_ok: bool, callee_ok: bool) -> String {
+    let legs = match (caller_ok, callee_ok) {
+        (false, false) => "neither leg",
+        (false, true) => "the caller's leg",
+        _ => "the callee's leg",
+    };
+    if caller_ok != callee_ok {
+        format!("{legs} did not accept the {what}")
+    } else {
+        format!("{legs} accepted the {what}")
+    }
 }
 
 fn slot_side(slot: LegRole) -> HangupSide {

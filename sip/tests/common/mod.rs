@@ -1,8 +1,7 @@
-//! A real SIP server for the call tests: an rsipstack endpoint on 127.0.0.1 (UDP, ephemeral
-//! port), a dispatcher loop handing call transactions to the `CallManager`, and in-memory
-//! implementations of the directory, locator and authenticator traits (real
-//! implementations over maps, not doubles of something that could run here). Until the
-//! server module lands, this is the smallest dispatcher that exercises the B2BUA for real.
+//! The call tests' setup: callscope's real SIP server (`SipServer::start`) on 127.0.0.1 with
+//! the B2BUA as call handler, in-memory implementations of the directory and location
+//! traits (real implementations over maps, not doubles of something that could run here),
+//! and SIPp processes driven by scenarios the tests write.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -13,21 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callscope_sip::call::{CallConfig, CallManager};
+use callscope_sip::config::SipConfig;
 use callscope_sip::directory::{Destination, DirResult, Directory, RouteTarget, SipTrunk, SipUser};
 use callscope_sip::events::CallEvent;
-use callscope_sip::handler::{
-    AuthOutcome, CallHandler, Locator, RegisteredContact, RequestAuthenticator, SipContext,
-};
+use callscope_sip::handler::{CallHandler, Locator, RegisteredContact, SipContext};
+use callscope_sip::server::SipServer;
 use callscope_sip::signalling_media::{SignallingMediaConfig, SignallingOnlyMedia};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use rsipstack::EndpointBuilder;
-use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::platform::CancellationToken;
-use rsipstack::sip::{Header, Method, Request, Response, StatusCode};
-use rsipstack::transaction::endpoint::EndpointOption;
-use rsipstack::transport::TransportLayer;
-use rsipstack::transport::udp::UdpConnection;
 use tokio::sync::mpsc;
 
 pub const ORG: &str = "org-1";
@@ -119,53 +111,6 @@ impl Locator for MemLocator {
     }
 }
 
-/// Trunk ACL authentication: sources in the trunk's ACL are the trunk; anyone else gets 403.
-pub struct AclAuthenticator {
-    pub directory: Arc<MemDirectory>,
-}
-
-fn forbidden(request: &Request) -> Response {
-    let headers: Vec<Header> = request
-        .headers
-        .iter()
-        .filter(|h| {
-            matches!(
-                h,
-                Header::Via(_)
-                    | Header::From(_)
-                    | Header::To(_)
-                    | Header::CallId(_)
-                    | Header::CSeq(_)
-            )
-        })
-        .cloned()
-        .collect();
-    Response {
-        status_code: StatusCode::Forbidden,
-        version: rsipstack::sip::Version::V2,
-        headers: headers.into(),
-        body: vec![],
-        ..Default::default()
-    }
-}
-
-impl RequestAuthenticator for AclAuthenticator {
-    fn authenticate<'a>(
-        &'a self,
-        request: &'a Request,
-        source: SocketAddr,
-        _proxy: bool,
-    ) -> BoxFuture<'a, AuthOutcome> {
-        async move {
-            match self.directory.trunk_by_source(source.ip()).await {
-                Ok(Some(trunk)) => AuthOutcome::Trunk(trunk),
-                _ => AuthOutcome::Respond(forbidden(request)),
-            }
-        }
-        .boxed()
-    }
-}
-
 pub struct TestServer {
     pub addr: SocketAddr,
     pub manager: CallManager,
@@ -173,64 +118,23 @@ pub struct TestServer {
     pub media: Arc<SignallingOnlyMedia>,
     pub directory: Arc<MemDirectory>,
     pub locator: Arc<MemLocator>,
-    pub dialog_layer: Arc<DialogLayer>,
-    cancel: CancellationToken,
+    server: Option<SipServer>,
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.cancel.cancel();
+        if let Some(server) = self.server.take() {
+            tokio::spawn(server.shutdown());
+        }
     }
 }
 
-/// Where the request came from: the top Via's received/rport, else its sent-by.
-fn source_of(request: &Request) -> SocketAddr {
-    use rsipstack::sip::headers::untyped::ToTypedHeader;
-    use rsipstack::sip::prelude::HeadersExt;
-    let fallback = SocketAddr::from(([0, 0, 0, 0], 0));
-    let Ok(via) = request.via_header() else {
-        return fallback;
-    };
-    let Ok(typed) = via.typed() else {
-        return fallback;
-    };
-    let host = typed.uri.host_with_port.to_string();
-    host.parse::<SocketAddr>()
-        .or_else(|_| format!("{host}:5060").parse::<SocketAddr>())
-        .unwrap_or(fallback)
-}
-
+/// The real SIP server (`SipServer::start`: UDP transport on an ephemeral loopback port,
+/// transactions, the dispatcher, the digest/ACL authenticator and the flood guard) with the
+/// B2BUA as its call handler. The B2BUA finds users' contacts through an in-memory
+/// location service: the SIPp phones here do not REGISTER, their contacts are set by the
+/// test. Loopback is exempt from the flood guard so that load tests measure calls.
 pub async fn start_server(config: CallConfig) -> TestServer {
-    let cancel = CancellationToken::new();
-    let transport = TransportLayer::new(cancel.clone());
-    let connection = UdpConnection::create_connection(
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        Some(cancel.child_token()),
-    )
-    .await
-    .expect("bind UDP");
-    transport.add_transport(connection.into());
-    // Short timers so timeouts (no ACK, dead callee) show within seconds.
-    let option = EndpointOption {
-        t1: Duration::from_millis(100),
-        t1x64: Duration::from_millis(6400),
-        ..EndpointOption::default()
-    };
-    let endpoint = EndpointBuilder::new()
-        .with_cancel_token(cancel.clone())
-        .with_transport_layer(transport)
-        .with_option(option)
-        .build();
-    let addr_text = endpoint
-        .get_addrs()
-        .first()
-        .expect("an address")
-        .addr
-        .to_string();
-    let addr: SocketAddr = addr_text.parse().expect("socket address");
-    let mut incoming = endpoint.incoming_transactions().expect("incoming");
-    let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
     let directory = Arc::new(MemDirectory::default());
     *directory.trunk.lock().unwrap() = Some(SipTrunk {
         org_id: ORG.into(),
@@ -246,42 +150,40 @@ pub async fn start_server(config: CallConfig) -> TestServer {
         30000, 30999,
     )));
     let (events_tx, events) = mpsc::channel(10_000);
-    let ctx = SipContext {
-        endpoint: endpoint.inner.clone(),
-        dialog_layer: dialog_layer.clone(),
-        directory: directory.clone(),
-        locator: locator.clone(),
-        authenticator: Arc::new(AclAuthenticator {
-            directory: directory.clone(),
-        }),
-        media: media.clone(),
-        events: events_tx,
-        public_addr: addr,
+    let mut sip_config = SipConfig {
+        udp_addr: Some("127.0.0.1:0".parse().unwrap()),
+        tcp_addr: None,
+        ..SipConfig::default()
     };
-    let manager = CallManager::new(ctx, config);
-    let serve_cancel = cancel.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = endpoint.serve() => {}
-            _ = serve_cancel.cancelled() => {}
-        }
-    });
-    let dispatcher = manager.clone();
-    tokio::spawn(async move {
-        while let Some(mut tx) = incoming.recv().await {
-            match tx.original.method {
-                Method::Options | Method::Register => {
-                    tokio::spawn(async move {
-                        tx.reply(StatusCode::OK).await.ok();
-                    });
-                }
-                _ => {
-                    let source = source_of(&tx.original);
-                    tokio::spawn(dispatcher.on_transaction(tx, source));
-                }
-            }
-        }
-    });
+    sip_config.security.exempt = vec![IpAddr::from([127, 0, 0, 1])];
+    let slot: Arc<Mutex<Option<CallManager>>> = Arc::default();
+    let manager_slot = slot.clone();
+    let call_locator = locator.clone();
+    let server = SipServer::start(
+        sip_config,
+        directory.clone(),
+        media.clone(),
+        events_tx,
+        move |ctx| {
+            let own = SipContext {
+                endpoint: ctx.endpoint.clone(),
+                dialog_layer: ctx.dialog_layer.clone(),
+                directory: ctx.directory.clone(),
+                locator: call_locator,
+                authenticator: ctx.authenticator.clone(),
+                media: ctx.media.clone(),
+                events: ctx.events.clone(),
+                public_addr: ctx.public_addr,
+            };
+            let manager = CallManager::new(own, config);
+            *manager_slot.lock().unwrap() = Some(manager.clone());
+            Arc::new(manager) as Arc<dyn CallHandler>
+        },
+    )
+    .await
+    .expect("SIP server starts on loopback");
+    let manager = slot.lock().unwrap().take().expect("call handler created");
+    let addr = server.udp_addr().expect("UDP address");
     TestServer {
         addr,
         manager,
@@ -289,8 +191,7 @@ pub async fn start_server(config: CallConfig) -> TestServer {
         media,
         directory,
         locator,
-        dialog_layer,
-        cancel,
+        server: Some(server),
     }
 }
 
@@ -315,9 +216,11 @@ pub fn write_scenario(name: &str, xml: &str) -> PathBuf {
     path
 }
 
-/// A SIPp process stopped (by PID) when dropped.
+/// A SIPp process stopped (by PID) when dropped. Never started with `-bg`: a daemonised
+/// SIPp is no longer our child and would outlive the test.
 pub struct Sipp {
     child: Child,
+    workdir: PathBuf,
 }
 
 impl Sipp {
@@ -330,11 +233,24 @@ impl Sipp {
             .stderr(Stdio::piped())
             .spawn()
             .expect("sipp (Debian package sip-tester) must be installed");
-        Sipp { child }
+        Sipp {
+            child,
+            workdir: workdir.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL by PID (a phone that dies without a word).
+    pub fn kill(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 
     /// Wait (bounded) for exit; returns the exit code.
-    pub async fn wait(mut self, limit: Duration) -> Option<i32> {
+    pub async fn wait(&mut self, limit: Duration) -> Option<i32> {
         let deadline = std::time::Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -346,6 +262,31 @@ impl Sipp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// SIPp's logs of this process (`-trace_msg`, `-trace_err`), concatenated.
+    fn trace(&self) -> String {
+        let marker = format!("_{}_", self.pid());
+        let mut trace = String::new();
+        if let Ok(entries) = std::fs::read_dir(&self.workdir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.contains(&marker) {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    trace.push_str(&format!("==== {name}\n{text}\n"));
+                }
+            }
+        }
+        trace
+    }
+
+    /// Wait (bounded) and panic with SIPp's own message trace unless it exited 0 (every
+    /// call of its scenario succeeded). Returns the trace for further checks.
+    pub async fn expect_success(mut self, limit: Duration, what: &str) -> String {
+        let code = self.wait(limit).await;
+        let trace = self.trace();
+        assert_eq!(code, Some(0), "SIPp {what} failed, trace:\n{trace}");
+        trace
+    }
 }
 
 impl Drop for Sipp {
@@ -355,6 +296,67 @@ impl Drop for Sipp {
         }
         self.child.wait().ok();
     }
+}
+
+/// A SIPp UAS playing `xml` for one call on a free port of 127.0.0.1, answering stray
+/// OPTIONS/NOTIFY/INFO/UPDATE itself (`-aa`). Returns it and its address.
+pub async fn sipp_uas(name: &str, xml: &str) -> (Sipp, SocketAddr) {
+    let scenario = write_scenario(&format!("{name}.xml"), xml);
+    let port = free_port();
+    let port_s = port.to_string();
+    let sipp = Sipp::spawn(
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port_s,
+            "-m",
+            "1",
+            "-aa",
+            "-nostdin",
+            "-trace_msg",
+            "-trace_err",
+            "-timeout",
+            "40s",
+            "-timeout_error",
+        ],
+        &scenario_dir(),
+    );
+    // Let it bind before anything is sent to it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (sipp, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// A SIPp UAC playing `xml` once against `server`, dialling `service`.
+pub fn sipp_uac(name: &str, xml: &str, server: SocketAddr, service: &str) -> Sipp {
+    let scenario = write_scenario(&format!("{name}.xml"), xml);
+    let port_s = free_port().to_string();
+    let target = server.to_string();
+    Sipp::spawn(
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            &target,
+            "-s",
+            service,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port_s,
+            "-m",
+            "1",
+            "-aa",
+            "-nostdin",
+            "-trace_msg",
+            "-trace_err",
+            "-timeout",
+            "40s",
+            "-timeout_error",
+        ],
+        &scenario_dir(),
+    )
 }
 
 /// Collect events until `Ended` for `n` calls or the limit passes.
