@@ -188,7 +188,7 @@ fn run_load(
         outcomes: Vec::new(),
         wall: Duration::ZERO,
     };
-    for mut run in runs {
+    for run in runs {
         let budget =
             Duration::from_secs_f64(total_calls as f64 / rate + hold_ms as f64 / 1000.0 + 90.0);
         let out = run.wait(budget).map_err(|e| e.to_string())?;

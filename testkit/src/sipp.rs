@@ -114,6 +114,10 @@ pub struct SippOutcome {
     pub rtt_ms: HashMap<String, Vec<f64>>,
     /// The last statistics row, all columns, for anything not pulled out above.
     pub raw: HashMap<String, String>,
+    /// SIPp's error log and final screen (filled by [`SippRun::wait`] and
+    /// [`SippRun::stop`], which consume the run and its directory), for assertion messages.
+    pub errors: String,
+    pub screen: String,
 }
 
 impl SippOutcome {
@@ -221,18 +225,22 @@ impl SippRun {
     }
 
     /// Waits at most `timeout` for SIPp to finish by itself (a UAC after `-m` calls).
-    pub fn wait(&mut self, timeout: Duration) -> Result<SippOutcome> {
+    pub fn wait(mut self, timeout: Duration) -> Result<SippOutcome> {
         let status = self.guard.wait_timeout(timeout)?;
         let mut outcome = self.outcome_now()?;
         outcome.exit_code = status.code();
+        outcome.errors = self.errors();
+        outcome.screen = self.screen();
         Ok(outcome)
     }
 
     /// Stops SIPp (SIGTERM makes it write its final statistics) and returns the counts.
-    pub fn stop(&mut self) -> Result<SippOutcome> {
+    pub fn stop(mut self) -> Result<SippOutcome> {
         let status = self.guard.terminate(Duration::from_secs(3))?;
         let mut outcome = self.outcome_now()?;
         outcome.exit_code = status.code();
+        outcome.errors = self.errors();
+        outcome.screen = self.screen();
         Ok(outcome)
     }
 
@@ -298,6 +306,8 @@ pub fn parse_stats_csv(path: &Path) -> Result<SippOutcome> {
         timeouts_on_recv: count("FailedTimeoutOnRecv(C)"),
         rtt_ms: HashMap::new(),
         raw,
+        errors: String::new(),
+        screen: String::new(),
     })
 }
 

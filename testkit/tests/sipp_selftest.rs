@@ -19,7 +19,7 @@ fn sipp_uac_calls_sipp_uas_ten_calls_no_failure() {
     cfg.limit = Some(5);
     cfg.trace_rtt = true;
     cfg.global_timeout = Some(Duration::from_secs(20));
-    let mut uac = SippRun::start(&cfg).unwrap();
+    let uac = SippRun::start(&cfg).unwrap();
     let out = uac.wait(Duration::from_secs(30)).unwrap();
 
     assert_eq!(out.exit_code, Some(0), "{out:?}");
