@@ -83,3 +83,28 @@ fn baresip_hold_resume_and_manual_answer() {
         "baresip's log shows the hold"
     );
 }
+
+#[test]
+fn baresip_blind_transfer_reaches_the_third_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = tone(dir.path(), "c.wav", 30, 350);
+    let mut a = Baresip::start(&BaresipConfig::new("erin", &wav)).unwrap();
+    let mut b = Baresip::start(&BaresipConfig::new("frank", &wav)).unwrap();
+    let mut c = Baresip::start(&BaresipConfig::new("grace", &wav)).unwrap();
+
+    a.dial(&b.direct_uri()).unwrap();
+    a.wait_event("CALL_ESTABLISHED", T).unwrap();
+    b.wait_event("CALL_ESTABLISHED", T).unwrap();
+
+    // A sends REFER: B is asked to call C, and C answers B.
+    a.transfer(&c.direct_uri()).unwrap();
+    let at_c = c.wait_event("CALL_ESTABLISHED", T).unwrap();
+    assert!(
+        at_c.peer_uri.unwrap_or_default().contains("frank"),
+        "C is talking to B"
+    );
+    // A's original call ends once the transfer went through.
+    a.wait_event("CALL_CLOSED", T).unwrap();
+    c.hangup().unwrap();
+    c.wait_event("CALL_CLOSED", T).unwrap();
+}
