@@ -64,6 +64,11 @@ pub struct SipSettings {
     /// Region for numbers dialled without a country code; default: the top-level
     /// `default_region`.
     pub default_region: Option<String>,
+    /// `[sip.auth]`: digest challenges offered (e.g. `challenge_algorithms = ["MD5"]` for
+    /// phones that fail on SHA-256, like baresip 1.0), nonce lifetime.
+    pub auth: callscope_sip::config::AuthConfig,
+    /// `[sip.security]`: failed-auth ban threshold and duration, per-source request rate.
+    pub security: callscope_sip::config::SecurityConfig,
 }
 
 impl Default for SipSettings {
@@ -76,6 +81,8 @@ impl Default for SipSettings {
             rtp_port_min: 20000,
             rtp_port_max: 20999,
             default_region: None,
+            auth: Default::default(),
+            security: Default::default(),
         }
     }
 }

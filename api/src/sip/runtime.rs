@@ -44,6 +44,8 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
         udp_addr: settings.udp_addr,
         tcp_addr: settings.tcp_addr,
         public_addr: settings.public_addr,
+        auth: settings.auth.clone(),
+        security: settings.security.clone(),
         ..SipConfig::default()
     };
     let media_ip = settings

@@ -1,0 +1,158 @@
+//! Real phones through the real `callscope serve`: baresip (libre) and linphonec (belle-sip)
+//! register with digest auth and call each other by extension through callscope's B2BUA.
+//! There is no media relay yet (issue 4), so these tests assert signalling: who rang, who
+//! answered, what each phone saw, and what callscope recorded.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig, Registration};
+use common::{Server, ServerOptions};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A minute of tone as every phone's microphone (baresip hangs up when its file runs out).
+fn tone_wav(dir: &Path) -> PathBuf {
+    let path = dir.join("tone.wav");
+    let status = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&path)
+        .args(["synth", "60", "sine", "440", "vol", "0.3"])
+        .status()
+        .expect("run sox");
+    assert!(status.success());
+    path
+}
+
+fn phone(server: &Server, ext: &str, pw: &str, wav: &Path, mode: AnswerMode) -> Baresip {
+    let mut config = BaresipConfig::new(ext, wav);
+    config.answer_mode = mode;
+    config.domain = Some(server.realm.clone());
+    config.registration = Some(Registration {
+        registrar: server.sip,
+        auth_user: String::new(),
+        password: pw.to_string(),
+        regint: 300,
+    });
+    let mut p = Baresip::start(&config).expect("start baresip");
+    p.wait_registered(WAIT)
+        .unwrap_or_else(|e| panic!("{ext} did not register: {e}\n{}", p.log_text()));
+    p
+}
+
+/// The single call record of the test, as (state, on_hold, answered, hangup side, cause,
+/// sip status).
+fn call_record(server: &Server) -> Vec<Vec<String>> {
+    server.query(
+        "SELECT state, on_hold, answer_at IS NOT NULL, COALESCE(hangup_side, 'NULL'), \
+         COALESCE(hangup_cause, 'NULL'), COALESCE(sip_status, 0), from_party, to_party \
+         FROM call_sip ORDER BY invite_at",
+    )
+}
+
+fn timeline_kinds(server: &Server) -> Vec<String> {
+    server
+        .query("SELECT kind FROM timeline_events ORDER BY occurred_at, rowid")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect()
+}
+
+#[test]
+fn baresip_calls_baresip_then_hold_resume_and_blind_transfer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tone_wav(tmp.path());
+    let server = Server::start(
+        &ServerOptions::default(),
+        &[
+            ("Alice", "1001", "alice-pw-0001"),
+            ("Bob", "1002", "bob-pw-00002"),
+            ("Carol", "1003", "carol-pw-0003"),
+        ],
+    );
+    let mut a = phone(&server, "1001", "alice-pw-0001", &wav, AnswerMode::Manual);
+    let mut b = phone(&server, "1002", "bob-pw-00002", &wav, AnswerMode::Manual);
+    let mut c = phone(&server, "1003", "carol-pw-0003", &wav, AnswerMode::Auto);
+
+    // A dials B's extension in the organization's domain; callscope routes it to B's binding.
+    a.dial(&format!("sip:1002@{}", server.realm)).unwrap();
+    let incoming = b
+        .wait_event("CALL_INCOMING", WAIT)
+        .unwrap_or_else(|e| panic!("B never rang: {e}\n{}", server.log_text()));
+    assert!(
+        incoming.peer_uri.as_deref().unwrap_or("").contains("1001"),
+        "B should see the caller 1001: {incoming:?}"
+    );
+    a.wait_event("CALL_RINGING", WAIT).unwrap();
+    b.accept().unwrap();
+    b.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    let rows = server.wait_rows("the call answered", "SELECT state FROM call_sip", WAIT, |r| {
+        r.len() == 1 && r[0][0] == "answered"
+    });
+    assert_eq!(rows.len(), 1);
+    assert_eq!(server.metric("callscope_sip_live_calls"), 1.0);
+
+    // Hold from A: the re-INVITE (sendonly) is relayed to B, whose baresip reports the
+    // remote side holding; then resume.
+    a.hold().unwrap();
+    let held = b
+        .wait_event_where("B to see the hold", WAIT, |e| {
+            e.kind == "CALL_HOLD" || e.kind == "CALL_REMOTE_SDP"
+        })
+        .unwrap_or_else(|e| panic!("{e}\nB log:\n{}", b.log_text()));
+    assert!(
+        held.kind == "CALL_HOLD" || held.param.as_deref() == Some("offer"),
+        "{held:?}"
+    );
+    server.wait_rows("on_hold = 1", "SELECT on_hold FROM call_sip", WAIT, |r| {
+        r.first().is_some_and(|r| r[0] == "1")
+    });
+    a.resume().unwrap();
+    server.wait_rows("on_hold = 0", "SELECT on_hold FROM call_sip", WAIT, |r| {
+        r.first().is_some_and(|r| r[0] == "0")
+    });
+    let kinds = timeline_kinds(&server);
+    assert!(kinds.contains(&"call.held".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"call.resumed".to_string()), "{kinds:?}");
+
+    // Blind transfer: A REFERs B to C. C (auto-answer) ends up in a call with B; A is released.
+    a.transfer(&format!("sip:1003@{}", server.realm)).unwrap();
+    c.wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("C never got the transferred call: {e}\n{}", server.log_text()));
+    a.wait_event("CALL_CLOSED", WAIT).unwrap();
+    // B stays up: no CALL_CLOSED for B while C talks to it.
+    let b_events = b.drain_events().unwrap();
+    assert!(
+        !b_events.iter().any(|e| e.kind == "CALL_CLOSED"),
+        "B was hung up by the transfer: {b_events:?}"
+    );
+    let kinds = timeline_kinds(&server);
+    assert!(kinds.contains(&"call.transferred".to_string()), "{kinds:?}");
+    assert_eq!(server.metric("callscope_sip_live_calls"), 1.0);
+
+    // C hangs up: B is released too and the record ends.
+    c.hangup().unwrap();
+    b.wait_event("CALL_CLOSED", WAIT).unwrap();
+    let rows = server.wait_rows(
+        "the call ended",
+        "SELECT state FROM call_sip",
+        WAIT,
+        |r| r.iter().all(|r| r[0] == "ended"),
+    );
+    assert!(!rows.is_empty());
+    let records = call_record(&server);
+    eprintln!("records: {records:?}\ntimeline: {:?}", timeline_kinds(&server));
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0][2], "1", "answered: {records:?}");
+    assert_eq!(records[0][4], "normal_clearing", "{records:?}");
+    assert_eq!((records[0][6].as_str(), records[0][7].as_str()), ("1001", "1002"));
+    assert_eq!(server.metric("callscope_sip_live_calls"), 0.0);
+
+    for p in [a, b, c] {
+        p.quit().unwrap();
+    }
+    server.stop();
+}
