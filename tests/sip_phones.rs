@@ -156,3 +156,122 @@ fn baresip_calls_baresip_then_hold_resume_and_blind_transfer() {
     }
     server.stop();
 }
+
+/// The callee's phone dies (SIGKILL) mid-call: callscope's keepalive OPTIONS go unanswered,
+/// the call ends with cause "timeout", the caller gets a BYE, and the server is back to the
+/// tasks, calls and file descriptors it had before the call.
+#[test]
+fn callee_killed_mid_call_is_cleaned_up_without_leaks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tone_wav(tmp.path());
+    let options = ServerOptions {
+        keepalive_interval_s: 2,
+        keepalive_timeout_s: 2,
+        ..ServerOptions::default()
+    };
+    let server = Server::start(
+        &options,
+        &[
+            ("Alice", "1001", "alice-pw-0001"),
+            ("Bob", "1002", "bob-pw-00002"),
+        ],
+    );
+    let mut a = phone(&server, "1001", "alice-pw-0001", &wav, AnswerMode::Manual);
+    let mut b = phone(&server, "1002", "bob-pw-00002", &wav, AnswerMode::Auto);
+    // Baseline after one complete call, so that lazily grown resources (database pool
+    // connections, caches) are already there and only what the killed call leaves counts.
+    a.dial(&format!("sip:1002@{}", server.realm)).unwrap();
+    a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    a.hangup().unwrap();
+    b.wait_event("CALL_CLOSED", WAIT).unwrap();
+    server.wait_rows("the warm-up call to end", "SELECT state FROM call_sip", WAIT, |r| {
+        r.first().is_some_and(|r| r[0] == "ended")
+    });
+    let idle = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(45);
+        loop {
+            let tasks = server.metric("callscope_sip_call_tasks");
+            let calls = server.metric("callscope_sip_live_calls");
+            if tasks == 0.0 && calls == 0.0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {calls} live calls, {tasks} call tasks\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    idle("after the warm-up call");
+    // Let the server close the /metrics connection just used before counting sockets.
+    std::thread::sleep(Duration::from_millis(300));
+    let (fds_before, sockets_before) = (server.fd_targets(), server.socket_count());
+    let threads_before = server.thread_names();
+
+    a.dial(&format!("sip:1002@{}", server.realm)).unwrap();
+    b.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    server.wait_rows("answered", "SELECT state FROM call_sip ORDER BY invite_at DESC", WAIT, |r| {
+        r.first().is_some_and(|r| r[0] == "answered")
+    });
+    assert_eq!(server.metric("callscope_sip_live_calls"), 1.0);
+    assert!(server.metric("callscope_sip_call_tasks") > 0.0);
+
+    // SIGKILL by PID: no BYE, no goodbye of any kind.
+    let pid = b.pid();
+    callscope_testkit::process::signal(pid, libc_sigkill());
+    let started = std::time::Instant::now();
+    a.wait_event("CALL_CLOSED", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("A was not released: {e}\n{}", server.log_text()));
+    let took = started.elapsed();
+    let rows = server.wait_rows(
+        "the record to end",
+        "SELECT state, hangup_side, hangup_cause FROM call_sip ORDER BY invite_at DESC",
+        WAIT,
+        |r| r.first().is_some_and(|r| r[0] == "ended"),
+    );
+    assert_eq!(rows[0][2], "timeout", "{rows:?}");
+    assert_eq!(rows[0][1], "system", "{rows:?}");
+    eprintln!("caller released {took:?} after the kill; record {rows:?}");
+
+    // Back to baseline: the call task ends once its BYE to the dead phone has timed out
+    // (RFC 3261 timer F, 32 s), then the counts must equal those before the call.
+    idle("after the callee was killed");
+    std::thread::sleep(Duration::from_millis(300));
+    let (fds, sockets, threads) = (
+        server.fd_targets(),
+        server.socket_count(),
+        server.thread_names(),
+    );
+    eprintln!(
+        "idle after {:?}: fds {}/{}, sockets {sockets}/{sockets_before}, threads {}/{}",
+        started.elapsed(),
+        fds.len(),
+        fds_before.len(),
+        threads.len(),
+        threads_before.len()
+    );
+    assert_eq!(sockets, sockets_before, "socket leak: {fds:?} vs {fds_before:?}");
+    // The database pool may open another connection (its file, WAL and a sqlx worker
+    // thread) under load; it is bounded by the pool size and not the call's. Anything else
+    // must be exactly as before.
+    let not_db = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .filter(|t| !t.contains("callscope.db"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(not_db(&fds), not_db(&fds_before), "descriptor leak");
+    let not_sqlx = |v: &[String]| -> Vec<String> {
+        v.iter().filter(|t| !t.starts_with("sqlx-sqlite")).cloned().collect()
+    };
+    assert_eq!(not_sqlx(&threads), not_sqlx(&threads_before), "thread leak");
+    drop(b);
+    a.quit().unwrap();
+    server.stop();
+}
+
+fn libc_sigkill() -> i32 {
+    9
+}

@@ -25,6 +25,9 @@ pub struct ServerOptions {
     pub ban_duration_s: u64,
     pub requests_per_second: f64,
     pub request_burst: f64,
+    /// `[sip.calls]`: keepalive OPTIONS interval and timeout (seconds; 0 disables).
+    pub keepalive_interval_s: u64,
+    pub keepalive_timeout_s: u64,
 }
 
 impl Default for ServerOptions {
@@ -35,6 +38,8 @@ impl Default for ServerOptions {
             ban_duration_s: 600,
             requests_per_second: 20.0,
             request_burst: 40.0,
+            keepalive_interval_s: 30,
+            keepalive_timeout_s: 10,
         }
     }
 }
@@ -106,7 +111,10 @@ impl Server {
              rtp_port_min = {rtp}\nrtp_port_max = {rtp_max}\n\
              [sip.auth]\nchallenge_algorithms = [{algs}]\n\
              [sip.security]\nauth_failures_before_ban = {ban}\nban_duration_s = {ban_s}\n\
-             requests_per_second = {rps:?}\nrequest_burst = {burst:?}\n",
+             requests_per_second = {rps:?}\nrequest_burst = {burst:?}\n\
+             [sip.calls]\nkeepalive_interval_s = {ka}\nkeepalive_timeout_s = {ka_t}\n",
+            ka = options.keepalive_interval_s,
+            ka_t = options.keepalive_timeout_s,
             data = data.display().to_string(),
             rtp_max = rtp + 39,
             ban = options.auth_failures_before_ban,
@@ -129,7 +137,12 @@ impl Server {
             guard.ensure_running()?;
             Ok(http_get(http, "/healthz").ok().filter(|(s, _)| *s == 200))
         })
-        .unwrap();
+        .unwrap_or_else(|e| {
+            panic!(
+                "callscope did not start: {e}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         Server {
             guard: Some(guard),
             dir,
@@ -174,6 +187,43 @@ impl Server {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// Open sockets of the server process (listeners, dialogs' transports, HTTP clients).
+    pub fn socket_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|t| t.to_string_lossy().starts_with("socket:"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// What each open descriptor points to (`socket:[…]`, a file path, `anon_inode:…`).
+    pub fn fd_targets(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Names of the server's OS threads (`tokio-runtime-w`, `sqlx-sqlite-wor`, ...).
+    pub fn thread_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+                    .map(|n| n.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 
     /// OS threads of the server process.
