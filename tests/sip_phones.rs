@@ -89,9 +89,12 @@ fn baresip_calls_baresip_then_hold_resume_and_blind_transfer() {
     b.accept().unwrap();
     b.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
     a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
-    let rows = server.wait_rows("the call answered", "SELECT state FROM call_sip", WAIT, |r| {
-        r.len() == 1 && r[0][0] == "answered"
-    });
+    let rows = server.wait_rows(
+        "the call answered",
+        "SELECT state FROM call_sip",
+        WAIT,
+        |r| r.len() == 1 && r[0][0] == "answered",
+    );
     assert_eq!(rows.len(), 1);
     assert_eq!(server.metric("callscope_sip_live_calls"), 1.0);
 
@@ -120,8 +123,12 @@ fn baresip_calls_baresip_then_hold_resume_and_blind_transfer() {
 
     // Blind transfer: A REFERs B to C. C (auto-answer) ends up in a call with B; A is released.
     a.transfer(&format!("sip:1003@{}", server.realm)).unwrap();
-    c.wait_event("CALL_ESTABLISHED", WAIT)
-        .unwrap_or_else(|e| panic!("C never got the transferred call: {e}\n{}", server.log_text()));
+    c.wait_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| {
+        panic!(
+            "C never got the transferred call: {e}\n{}",
+            server.log_text()
+        )
+    });
     a.wait_event("CALL_CLOSED", WAIT).unwrap();
     // B stays up: no CALL_CLOSED for B while C talks to it.
     let b_events = b.drain_events().unwrap();
@@ -136,19 +143,22 @@ fn baresip_calls_baresip_then_hold_resume_and_blind_transfer() {
     // C hangs up: B is released too and the record ends.
     c.hangup().unwrap();
     b.wait_event("CALL_CLOSED", WAIT).unwrap();
-    let rows = server.wait_rows(
-        "the call ended",
-        "SELECT state FROM call_sip",
-        WAIT,
-        |r| r.iter().all(|r| r[0] == "ended"),
-    );
+    let rows = server.wait_rows("the call ended", "SELECT state FROM call_sip", WAIT, |r| {
+        r.iter().all(|r| r[0] == "ended")
+    });
     assert!(!rows.is_empty());
     let records = call_record(&server);
-    eprintln!("records: {records:?}\ntimeline: {:?}", timeline_kinds(&server));
+    eprintln!(
+        "records: {records:?}\ntimeline: {:?}",
+        timeline_kinds(&server)
+    );
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0][2], "1", "answered: {records:?}");
     assert_eq!(records[0][4], "normal_clearing", "{records:?}");
-    assert_eq!((records[0][6].as_str(), records[0][7].as_str()), ("1001", "1002"));
+    assert_eq!(
+        (records[0][6].as_str(), records[0][7].as_str()),
+        ("1001", "1002")
+    );
     assert_eq!(server.metric("callscope_sip_live_calls"), 0.0);
 
     for p in [a, b, c] {
@@ -184,9 +194,12 @@ fn callee_killed_mid_call_is_cleaned_up_without_leaks() {
     a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
     a.hangup().unwrap();
     b.wait_event("CALL_CLOSED", WAIT).unwrap();
-    server.wait_rows("the warm-up call to end", "SELECT state FROM call_sip", WAIT, |r| {
-        r.first().is_some_and(|r| r[0] == "ended")
-    });
+    server.wait_rows(
+        "the warm-up call to end",
+        "SELECT state FROM call_sip",
+        WAIT,
+        |r| r.first().is_some_and(|r| r[0] == "ended"),
+    );
     let idle = |what: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(45);
         loop {
@@ -212,9 +225,12 @@ fn callee_killed_mid_call_is_cleaned_up_without_leaks() {
     a.dial(&format!("sip:1002@{}", server.realm)).unwrap();
     b.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
     a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
-    server.wait_rows("answered", "SELECT state FROM call_sip ORDER BY invite_at DESC", WAIT, |r| {
-        r.first().is_some_and(|r| r[0] == "answered")
-    });
+    server.wait_rows(
+        "answered",
+        "SELECT state FROM call_sip ORDER BY invite_at DESC",
+        WAIT,
+        |r| r.first().is_some_and(|r| r[0] == "answered"),
+    );
     assert_eq!(server.metric("callscope_sip_live_calls"), 1.0);
     assert!(server.metric("callscope_sip_call_tasks") > 0.0);
 
@@ -252,7 +268,10 @@ fn callee_killed_mid_call_is_cleaned_up_without_leaks() {
         threads.len(),
         threads_before.len()
     );
-    assert_eq!(sockets, sockets_before, "socket leak: {fds:?} vs {fds_before:?}");
+    assert_eq!(
+        sockets, sockets_before,
+        "socket leak: {fds:?} vs {fds_before:?}"
+    );
     // The database pool may open another connection (its file, WAL and a sqlx worker
     // thread) under load; it is bounded by the pool size and not the call's. Anything else
     // must be exactly as before.
@@ -264,7 +283,10 @@ fn callee_killed_mid_call_is_cleaned_up_without_leaks() {
     };
     assert_eq!(not_db(&fds), not_db(&fds_before), "descriptor leak");
     let not_sqlx = |v: &[String]| -> Vec<String> {
-        v.iter().filter(|t| !t.starts_with("sqlx-sqlite")).cloned().collect()
+        v.iter()
+            .filter(|t| !t.starts_with("sqlx-sqlite"))
+            .cloned()
+            .collect()
     };
     assert_eq!(not_sqlx(&threads), not_sqlx(&threads_before), "thread leak");
     drop(b);

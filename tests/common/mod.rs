@@ -133,10 +133,15 @@ impl Server {
             .env_remove("CALLSCOPE_DATA_DIR")
             .env_remove("CALLSCOPE_DATABASE_URL");
         let mut guard = ChildGuard::spawn_logged("callscope", &mut cmd, &log).unwrap();
-        wait_until("callscope /healthz", Duration::from_secs(30), Some(&log), || {
-            guard.ensure_running()?;
-            Ok(http_get(http, "/healthz").ok().filter(|(s, _)| *s == 200))
-        })
+        wait_until(
+            "callscope /healthz",
+            Duration::from_secs(30),
+            Some(&log),
+            || {
+                guard.ensure_running()?;
+                Ok(http_get(http, "/healthz").ok().filter(|(s, _)| *s == 200))
+            },
+        )
         .unwrap_or_else(|e| {
             panic!(
                 "callscope did not start: {e}\n{}",
@@ -247,7 +252,9 @@ impl Server {
             use sqlx::Row;
             let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-                .fetch_all(&pool).await.unwrap();
+                .fetch_all(&pool)
+                .await
+                .unwrap();
             let out = rows
                 .iter()
                 .map(|r| {

@@ -75,22 +75,28 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     };
     let manager_slot: Arc<Mutex<Option<CallManager>>> = Arc::default();
     let slot = manager_slot.clone();
-    let server = SipServer::start(sip_config, directory, media, events_tx.clone(), move |ctx| {
-        // The B2BUA owns its own copy of the context (all fields are shared handles).
-        let own = SipContext {
-            endpoint: ctx.endpoint.clone(),
-            dialog_layer: ctx.dialog_layer.clone(),
-            directory: ctx.directory.clone(),
-            locator: ctx.locator.clone(),
-            authenticator: ctx.authenticator.clone(),
-            media: ctx.media.clone(),
-            events: ctx.events.clone(),
-            public_addr: ctx.public_addr,
-        };
-        let manager = CallManager::new(own, call_config.clone());
-        *lock(&slot) = Some(manager.clone());
-        Arc::new(manager) as Arc<dyn CallHandler>
-    })
+    let server = SipServer::start(
+        sip_config,
+        directory,
+        media,
+        events_tx.clone(),
+        move |ctx| {
+            // The B2BUA owns its own copy of the context (all fields are shared handles).
+            let own = SipContext {
+                endpoint: ctx.endpoint.clone(),
+                dialog_layer: ctx.dialog_layer.clone(),
+                directory: ctx.directory.clone(),
+                locator: ctx.locator.clone(),
+                authenticator: ctx.authenticator.clone(),
+                media: ctx.media.clone(),
+                events: ctx.events.clone(),
+                public_addr: ctx.public_addr,
+            };
+            let manager = CallManager::new(own, call_config.clone());
+            *lock(&slot) = Some(manager.clone());
+            Arc::new(manager) as Arc<dyn CallHandler>
+        },
+    )
     .await
     .map_err(|e| {
         let _ = stop_consumer.send(true);
