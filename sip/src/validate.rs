@@ -79,6 +79,7 @@ pub fn parse_and_validate(bytes: &[u8]) -> Result<SipMessage, ParseRejection> {
     let head = bytes.get(..header_end).unwrap_or_default();
     let body_len = bytes.len().saturating_sub(header_end + 4);
     check_lines(head, body_len)?;
+    check_addressing_syntax(head)?;
     let message = SipMessage::try_from(bytes).map_err(|e| start_line_rejection(head, e))?;
     validate_parsed(&message)?;
     Ok(message)
@@ -261,6 +262,166 @@ fn start_line_rejection(head: &[u8], error: rsipstack::sip::Error) -> ParseRejec
         }
     }
     ParseRejection::StartLine(error.to_string())
+}
+
+/// What rsipstack's typed From/To/Contact parsing lets through (RFC 4475 §3.1.2.6, 3.1.2.11,
+/// 3.1.2.13-15, 3.3.8): repeated single-value headers (which From or Call-ID would a
+/// transaction use?), headers inside the Request-URI, and name-addrs that do not parse as
+/// `[display-name] <URI>` — an unterminated quote, a display name that is neither a quoted
+/// string nor tokens, spaces inside the URI, a bare URI with `?headers`.
+fn check_addressing_syntax(head: &[u8]) -> Result<(), ParseRejection> {
+    let Ok(head) = std::str::from_utf8(head) else {
+        return Ok(()); // check_lines already refused non-UTF-8
+    };
+    let mut lines = head.split("\r\n");
+    let start = lines.next().unwrap_or_default();
+    if !start.starts_with("SIP/")
+        && start
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|uri| uri.contains('?'))
+    {
+        return Err(ParseRejection::StartLine(
+            "Request-URI carries ?headers".into(),
+        ));
+    }
+    // Unfold continuation lines first so a folded value is judged whole.
+    let mut headers: Vec<String> = Vec::new();
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else {
+            headers.push(line.to_string());
+        }
+    }
+    let mut seen = [0usize; 5];
+    const SINGLE: [(&str, &str, &str); 5] = [
+        ("From", "from", "f"),
+        ("To", "to", "t"),
+        ("Call-ID", "call-id", "i"),
+        ("CSeq", "cseq", "cseq"),
+        ("Max-Forwards", "max-forwards", "max-forwards"),
+    ];
+    for header in &headers {
+        let Some((name, value)) = header.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        for (i, (label, long, short)) in SINGLE.iter().enumerate() {
+            if name == *long || name == *short {
+                seen[i] += 1;
+                if seen[i] > 1 {
+                    return Err(ParseRejection::InvalidHeader {
+                        header: label,
+                        reason: "repeated".into(),
+                    });
+                }
+            }
+        }
+        let label = match name.as_str() {
+            "from" | "f" => "From",
+            "to" | "t" => "To",
+            "contact" | "m" => "Contact",
+            _ => continue,
+        };
+        let value = value.trim();
+        if label == "Contact" && value == "*" {
+            continue;
+        }
+        for part in split_outside_quotes_and_angles(value, label == "Contact") {
+            name_addr_ok(part.trim()).map_err(|reason| ParseRejection::InvalidHeader {
+                header: label,
+                reason: reason.into(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits a header value at commas outside quotes and angle brackets (Contact lists);
+/// `split: false` returns the value whole.
+fn split_outside_quotes_and_angles(value: &str, split: bool) -> Vec<&str> {
+    if !split {
+        return vec![value];
+    }
+    let (mut parts, mut start, mut quoted, mut angled, mut escaped) =
+        (Vec::new(), 0, false, false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angled = true,
+            '>' if !quoted => angled = false,
+            ',' if !quoted && !angled => {
+                parts.push(value.get(start..i).unwrap_or_default());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(value.get(start..).unwrap_or_default());
+    parts
+}
+
+/// `[display-name] <URI> *(;param)` or a bare `URI *(;param)` (RFC 3261 §20.10, 25.1).
+fn name_addr_ok(value: &str) -> Result<(), &'static str> {
+    let mut rest = value;
+    // A quoted display name: must close.
+    if let Some(after) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        let mut close = None;
+        for (i, c) in after.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    close = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let close = close.ok_or("unterminated quoted display name")?;
+        rest = after.get(close + 1..).unwrap_or_default().trim_start();
+        if !rest.starts_with('<') {
+            return Err("quoted display name without <URI>");
+        }
+    }
+    if let Some(open) = rest.find('<') {
+        let display = rest.get(..open).unwrap_or_default();
+        if display.contains('"')
+            || !display
+                .split_whitespace()
+                .all(|word| word.bytes().all(is_token_byte))
+        {
+            return Err("display name is neither a quoted string nor tokens");
+        }
+        let inner_and_after = rest.get(open + 1..).unwrap_or_default();
+        let close = inner_and_after.find('>').ok_or("unclosed <")?;
+        let uri = inner_and_after.get(..close).unwrap_or_default();
+        if uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
+            return Err("the URI in <> is not an addr-spec");
+        }
+        let after = inner_and_after.get(close + 1..).unwrap_or_default().trim();
+        // (Parameter values may be quoted strings holding <>, e.g. +sip.instance.)
+        if !(after.is_empty() || after.starts_with(';')) {
+            return Err("text after <URI> that is not a parameter");
+        }
+        return Ok(());
+    }
+    // A bare addr-spec: no spaces, no ?headers (those need <>), no stray quotes.
+    let uri = rest.split(';').next().unwrap_or_default().trim();
+    if uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
+        return Err("not an addr-spec");
+    }
+    if rest.contains(['?', '"', '>']) {
+        return Err("a URI with headers or quotes must be enclosed in <>");
+    }
+    Ok(())
 }
 
 fn is_token_byte(b: u8) -> bool {

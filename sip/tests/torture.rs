@@ -234,3 +234,35 @@ fn corpus_and_mutations_never_panic() {
         panics[0].1
     );
 }
+
+/// callscope's own gate (`classify_message`, used on every UDP datagram) accepts every
+/// valid case and refuses every invalid one — including where rsipstack alone does not.
+#[test]
+fn callscope_gate_accepts_valid_and_refuses_invalid() {
+    // Valid, yet refused at the gate on purpose or by rsipstack's start-line parser:
+    // 416 for a scheme we cannot route, and a method name of exotic token characters.
+    // And a folded Contact list whose second entry rsipstack's typed Contact cannot parse.
+    const GATE_REFUSES_VALID: [&str; 3] = [
+        "valid_register_contact_params",
+        "valid_unknown_request_uri_scheme",
+        "valid_unknown_method_wide_chars",
+    ];
+    let mut wrong = Vec::new();
+    for case in corpus() {
+        if GATE_REFUSES_VALID.contains(&case.name.as_str()) {
+            assert!(
+                callscope_sip::classify_message(&case.bytes).is_err(),
+                "{}: now accepted: update the list",
+                case.name
+            );
+            continue;
+        }
+        let verdict = callscope_sip::classify_message(&case.bytes);
+        match case.expect {
+            Expect::Valid if verdict.is_err() => wrong.push(format!("{}: {verdict:?}", case.name)),
+            Expect::Invalid if verdict.is_ok() => wrong.push(format!("{}: accepted", case.name)),
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -29,6 +29,26 @@ pub fn scan(
     method: &str,
     timeout: Duration,
 ) -> Result<SvwarReport> {
+    scan_with(target, range, method, timeout, &ScanOptions::default())
+}
+
+/// Where svwar binds and which domain it puts in its requests.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Source address (`-b`); by default 127.0.0.1 (svwar itself would bind every interface).
+    pub bind_ip: Option<std::net::IpAddr>,
+    /// SIP domain in the request URI, From and To (`--domain`), e.g. the server's realm.
+    pub domain: Option<String>,
+}
+
+/// [`scan`] with a chosen source address and domain.
+pub fn scan_with(
+    target: SocketAddr,
+    range: &str,
+    method: &str,
+    timeout: Duration,
+    options: &ScanOptions,
+) -> Result<SvwarReport> {
     let dir = tempfile::Builder::new()
         .prefix("svwar-")
         .tempdir()
@@ -37,7 +57,17 @@ pub fn scan(
     let mut cmd = Command::new("svwar");
     cmd.args(["-e", range, "-m", method, "-p"])
         .arg(target.port().to_string())
-        .arg(target.ip().to_string())
+        .arg("-b")
+        .arg(
+            options
+                .bind_ip
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+                .to_string(),
+        );
+    if let Some(domain) = &options.domain {
+        cmd.arg("--domain").arg(domain);
+    }
+    cmd.arg(target.ip().to_string())
         // svwar saves sessions under $HOME/.sipvicious: keep that inside the temp dir.
         .env("HOME", dir.path())
         .current_dir(dir.path())
