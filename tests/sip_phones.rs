@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig, Registration};
 use callscope_testkit::callscope::Callscope;
+use callscope_testkit::linphone::{Linphone, LinphoneAccount, LinphoneConfig};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -321,4 +322,105 @@ fn callee_killed_mid_call_is_cleaned_up_without_leaks() {
 
 fn libc_sigkill() -> i32 {
     9
+}
+
+/// Two independent SIP stacks through callscope: linphonec (belle-sip) registers with digest
+/// (MD5) and calls a registered baresip (libre) by extension; baresip answers; linphonec
+/// hangs up. Then the reverse: baresip calls linphonec (auto-answer) and hangs up itself.
+#[test]
+fn linphonec_and_baresip_call_each_other_through_callscope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tone_wav(tmp.path());
+    let server = start_server(&[("1001", "linphone-pw-01"), ("1002", "bob-pw-00002")], "");
+    let realm = server.realm().to_string();
+    let mut config = LinphoneConfig::new("1001");
+    config.auto_answer = true;
+    config.account = Some(LinphoneAccount {
+        domain: realm.clone(),
+        proxy: server.sip_addr(),
+        password: "linphone-pw-01".into(),
+    });
+    let mut linphone = Linphone::start(&config).expect("linphonec");
+    linphone
+        .wait_registered(WAIT)
+        .unwrap_or_else(|e| panic!("linphonec did not register: {e}\n{}", linphone.output()));
+    let mut bare = phone(&server, "1002", "bob-pw-00002", &wav, AnswerMode::Manual);
+
+    // linphonec → baresip, answered by hand, hung up by the caller.
+    linphone.send(&format!("call sip:1002@{realm}")).unwrap();
+    let incoming = bare.wait_event("CALL_INCOMING", WAIT).unwrap_or_else(|e| {
+        panic!(
+            "baresip never rang: {e}\nlinphonec:\n{}\n{}",
+            linphone.output(),
+            server.log()
+        )
+    });
+    assert!(
+        incoming.peer_uri.as_deref().unwrap_or("").contains("1001"),
+        "{incoming:?}"
+    );
+    bare.accept().unwrap();
+    bare.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    linphone
+        .wait_line("linphonec to see the call connected", WAIT, |l| {
+            l.contains("connected")
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", linphone.output()));
+    server
+        .wait_rows(
+            "the call answered",
+            "SELECT state FROM call_sip",
+            WAIT,
+            |r| r.len() == 1 && r[0][0] == "answered",
+        )
+        .unwrap();
+    linphone.terminate_all().unwrap();
+    bare.wait_event("CALL_CLOSED", WAIT)
+        .unwrap_or_else(|e| panic!("baresip was not released: {e}\n{}", server.log()));
+    let rows = server
+        .wait_rows(
+            "the call ended",
+            "SELECT state, answer_at IS NOT NULL, hangup_side, hangup_cause, from_party, to_party \
+             FROM call_sip",
+            WAIT,
+            |r| r.len() == 1 && r[0][0] == "ended",
+        )
+        .unwrap();
+    assert_eq!(
+        rows[0][1..],
+        ["1", "caller", "normal_clearing", "1001", "1002"].map(String::from),
+        "{rows:?}"
+    );
+
+    // baresip → linphonec (auto-answer), hung up by the caller again (baresip this time).
+    bare.dial(&format!("sip:1001@{realm}")).unwrap();
+    bare.wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\nlinphonec:\n{}\n{}", linphone.output(), server.log()));
+    linphone
+        .wait_line("linphonec to answer", WAIT, |l| l.contains("connected"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", linphone.output()));
+    bare.hangup().unwrap();
+    linphone
+        .wait_line("linphonec to see the call end", WAIT, |l| {
+            l.contains("ended") || l.contains("terminated")
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", linphone.output()));
+    let rows = server
+        .wait_rows(
+            "both calls ended",
+            "SELECT state, answer_at IS NOT NULL, hangup_side, hangup_cause, from_party, to_party \
+             FROM call_sip ORDER BY invite_at",
+            WAIT,
+            |r| r.len() == 2 && r.iter().all(|r| r[0] == "ended"),
+        )
+        .unwrap();
+    assert_eq!(
+        rows[1][1..],
+        ["1", "caller", "normal_clearing", "1002", "1001"].map(String::from),
+        "{rows:?}"
+    );
+    assert_eq!(server.metric("callscope_sip_live_calls").unwrap(), 0.0);
+    linphone.quit().unwrap();
+    bare.quit().unwrap();
+    stop_cleanly(server);
 }
