@@ -4,7 +4,8 @@
 //!
 //! ```no_run
 //! use callscope_testkit::callscope::Callscope;
-//! let cs = Callscope::builder(env!("CARGO_BIN_EXE_callscope"))
+//! // In the root crate's integration tests: env!("CARGO_BIN_EXE_callscope").
+//! let cs = Callscope::builder("target/debug/callscope")
 //!     .user("1001", "alice-secret-1")
 //!     .trunk("127.0.0.2:5090".parse().unwrap(), &["127.0.0.2"])
 //!     .route_to_user("+14155550100", "1001")

@@ -182,10 +182,7 @@ impl Linphone {
             "register sip:{}@{host} sip:{host} {password}",
             self.user
         ))?;
-        self.wait_line("registration to succeed", Duration::from_secs(10), |l| {
-            l.contains("Registration") && l.contains("successful")
-        })
-        .map(|_| ())
+        self.wait_registered(Duration::from_secs(10))
     }
 
     /// Waits until `status register` reports the account registered (linphonec prints
