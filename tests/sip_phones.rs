@@ -424,3 +424,37 @@ fn linphonec_and_baresip_call_each_other_through_callscope() {
     bare.quit().unwrap();
     stop_cleanly(server);
 }
+
+/// RFC 8760: with only SHA-256 challenges offered, linphonec (which, unlike baresip 1.0 and
+/// SIPp 3.6, computes SHA-256 digests) registers — so the SHA-256 HA1 callscope stores is the
+/// one a real client computes. A wrong password under SHA-256 is refused.
+#[test]
+fn linphonec_registers_with_a_sha256_digest() {
+    let server = start_server(
+        &[("1001", "linphone-pw-01")],
+        "[sip.auth]\nchallenge_algorithms = [\"SHA-256\"]\n",
+    );
+    let account = |password: &str| {
+        let mut config = LinphoneConfig::new("1001");
+        config.account = Some(LinphoneAccount {
+            domain: server.realm().to_string(),
+            proxy: server.sip_addr(),
+            password: password.into(),
+        });
+        Linphone::start(&config).expect("linphonec")
+    };
+    let mut good = account("linphone-pw-01");
+    good.wait_registered(WAIT)
+        .unwrap_or_else(|e| panic!("no SHA-256 registration: {e}\n{}", good.output()));
+    good.quit().unwrap();
+
+    let failures_before = server.metric("callscope_sip_auth_failures").unwrap();
+    let mut bad = account("not-the-password");
+    assert!(
+        bad.wait_registered(Duration::from_secs(4)).is_err(),
+        "a wrong password registered"
+    );
+    assert!(server.metric("callscope_sip_auth_failures").unwrap() > failures_before);
+    bad.quit().unwrap();
+    stop_cleanly(server);
+}
