@@ -714,3 +714,122 @@ fn click_to_call_rings_the_agent_then_the_customer_hold_resume_hangup() {
         })
         .unwrap();
 }
+
+/// A request flood: one out-of-dialog request per SIPp "call", never answering anything (no
+/// ACK for the 503s, no retry on 401/407) — what a flooding script does.
+fn flood_scenario(method: &str) -> String {
+    let ruri = if method == "REGISTER" {
+        "sip:[remote_ip]:[remote_port]"
+    } else {
+        "sip:[service]@[remote_ip]:[remote_port]"
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="flood {method}">
+  <send>
+    <![CDATA[
+{method} {ruri} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: <sip:[service]@[remote_ip]>;tag=[pid]F[call_number]
+To: <sip:[service]@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 1 {method}
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#
+    )
+}
+
+const FLOODER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
+
+/// INVITE and REGISTER floods from 127.0.0.4 (SIPp, several hundred requests a second)
+/// while 50 trunk calls from 127.0.0.2 reach a registered phone: every legitimate call
+/// completes, the flooder is answered 503 (rate limited), and /metrics counts it.
+#[test]
+fn a_register_and_invite_flood_does_not_starve_legitimate_calls() {
+    let far_port = callscope_testkit::ports::free_port().unwrap();
+    let cs = Callscope::builder(BIN)
+        .user("1001", "alice-secret-1")
+        .trunk((TRUNK_IP, far_port).into(), &["127.0.0.2"])
+        .route_to_user(DID, "1001")
+        .start()
+        .unwrap();
+    let phone = sipp_phone(&cs, "1001", "alice-secret-1", 200);
+    let before = cs.metrics().unwrap();
+
+    let flood = |method: &str| {
+        let mut cfg = SippConfig::uac(Scenario::Xml(flood_scenario(method)), cs.sip_addr());
+        cfg.local_ip = FLOODER_IP;
+        cfg.service = Some("1001".into());
+        cfg.rate = Some(300.0);
+        cfg.max_calls = Some(30_000);
+        cfg.limit = Some(10_000);
+        cfg.global_timeout = Some(Duration::from_secs(120));
+        SippRun::start(&cfg).unwrap()
+    };
+    let invite_flood = flood("INVITE");
+    let register_flood = flood("REGISTER");
+    // Let the flood get going before the legitimate calls start.
+    std::thread::sleep(Duration::from_secs(2));
+    let flooding = cs.metrics().unwrap();
+
+    let caller = SippRun::start(&trunk_caller(&cs, DID, 50, 10.0)).unwrap();
+    let out = caller.wait(Duration::from_secs(120)).unwrap();
+    let during = cs.metrics().unwrap();
+    let invite_out = invite_flood.stop().unwrap();
+    let register_out = register_flood.stop().unwrap();
+    let delta = |m: &std::collections::HashMap<String, f64>, k: &str| {
+        m.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0)
+    };
+    eprintln!(
+        "legitimate: {out:?}\nflood INVITE sent {} REGISTER sent {}\n\
+         after 2 s of flood: received +{} rate_limited +{}\n\
+         by the end: received +{} rate_limited +{} bans +{} banned_drops +{}",
+        invite_out.total_calls,
+        register_out.total_calls,
+        delta(&flooding, "callscope_sip_messages_received"),
+        delta(&flooding, "callscope_sip_rate_limited"),
+        delta(&during, "callscope_sip_messages_received"),
+        delta(&during, "callscope_sip_rate_limited"),
+        delta(&during, "callscope_sip_bans"),
+        delta(&during, "callscope_sip_banned_drops"),
+    );
+    assert_eq!(
+        (out.exit_code, out.successful_calls, out.failed_calls),
+        (Some(0), 50, 0),
+        "legitimate calls failed under the flood: {out:?}\nserver log tail:\n{}",
+        tail(&cs.log(), 60)
+    );
+    // The flood really happened and was refused at the rate limit.
+    assert!(
+        invite_out.total_calls + register_out.total_calls >= 2_000,
+        "flooders sent only {} + {}",
+        invite_out.total_calls,
+        register_out.total_calls
+    );
+    assert!(
+        delta(&during, "callscope_sip_rate_limited") >= 1_000.0,
+        "the flood was not rate limited"
+    );
+    // 50 calls on record, all answered and ended; the flood routed nothing.
+    let http = cs.http();
+    callscope_testkit::process::wait_until(
+        "50 call records",
+        Duration::from_secs(30),
+        None,
+        || {
+            let (_, page) = http.get("/api/v1/calls?limit=100")?;
+            let n = page["data"].as_array().map_or(0, Vec::len);
+            Ok((n >= 50).then_some(n))
+        },
+    )
+    .unwrap();
+    let calls = all_calls(&cs);
+    assert_eq!(calls.len(), 50, "only the legitimate calls are recorded");
+    drop(phone);
+}

@@ -70,6 +70,31 @@ pub struct SipSettings {
     pub auth: callscope_sip::config::AuthConfig,
     /// `[sip.security]`: failed-auth bans and per-source rate limits.
     pub security: callscope_sip::config::SecurityConfig,
+    /// `[sip.calls]`: ring timeout and in-dialog keepalive of answered calls.
+    pub calls: SipCallSettings,
+}
+
+/// `[sip.calls]`: call-control timers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipCallSettings {
+    /// How long a destination without its own timeout rings before 480.
+    pub no_answer_timeout_s: u64,
+    /// In-dialog OPTIONS to both legs of an answered call this often; a leg that stops
+    /// answering (a crashed phone) ends the call with cause "timeout". 0 disables it.
+    pub keepalive_interval_s: u64,
+    /// How long one keepalive OPTIONS may take before the leg counts as gone.
+    pub keepalive_timeout_s: u64,
+}
+
+impl Default for SipCallSettings {
+    fn default() -> Self {
+        Self {
+            no_answer_timeout_s: 60,
+            keepalive_interval_s: 30,
+            keepalive_timeout_s: 10,
+        }
+    }
 }
 
 impl Default for SipSettings {
@@ -93,6 +118,7 @@ impl Default for SipSettings {
                 ..Default::default()
             },
             security: Default::default(),
+            calls: Default::default(),
         }
     }
 }

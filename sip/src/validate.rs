@@ -27,6 +27,9 @@ pub enum ParseRejection {
     Version(String),
     #[error("Request-URI scheme not supported: {0}")]
     UriScheme(String),
+    /// A well-formed request whose method we do not know (RFC 3261 §8.2.1: 501).
+    #[error("method not implemented: {0}")]
+    UnknownMethod(String),
     #[error("malformed header line: {0}")]
     HeaderLine(String),
     #[error("missing mandatory header {0}")]
@@ -48,6 +51,7 @@ impl ParseRejection {
         match self {
             ParseRejection::Version(_) => 505,
             ParseRejection::UriScheme(_) => 416,
+            ParseRejection::UnknownMethod(_) => 501,
             ParseRejection::TooLarge => 513,
             _ => 400,
         }
@@ -57,6 +61,7 @@ impl ParseRejection {
         match self.status() {
             505 => "Version Not Supported",
             416 => "Unsupported URI Scheme",
+            501 => "Not Implemented",
             513 => "Message Too Large",
             _ => "Bad Request",
         }
@@ -79,6 +84,7 @@ pub fn parse_and_validate(bytes: &[u8]) -> Result<SipMessage, ParseRejection> {
     let head = bytes.get(..header_end).unwrap_or_default();
     let body_len = bytes.len().saturating_sub(header_end + 4);
     check_lines(head, body_len)?;
+    check_addressing_syntax(head)?;
     let message = SipMessage::try_from(bytes).map_err(|e| start_line_rejection(head, e))?;
     validate_parsed(&message)?;
     Ok(message)
@@ -176,6 +182,14 @@ fn check_lines(head: &[u8], body_len: usize) -> Result<(), ParseRejection> {
                 parts.next()
             } else {
                 let uri = parts.nth(1).unwrap_or_default();
+                // A Request-URI is a bare addr-spec; `<sip:...>` is a name-addr and makes the
+                // request malformed (400), not a URI with an unknown scheme (416).
+                if uri.starts_with('<') || uri.ends_with('>') {
+                    return Err(ParseRejection::StartLine(format!(
+                        "Request-URI in angle brackets: {}",
+                        truncate(uri)
+                    )));
+                }
                 let scheme = uri.split(':').next().unwrap_or_default();
                 // We route sip:, sips: and tel: only (RFC 3261 §8.2.2.1: 416 otherwise).
                 if uri.contains(':')
@@ -234,6 +248,34 @@ fn check_lines(head: &[u8], body_len: usize) -> Result<(), ParseRejection> {
     Ok(())
 }
 
+/// The method named by the first CSeq header line (`CSeq: 1 METHOD`), if there is one.
+fn cseq_method(head: &[u8]) -> Option<String> {
+    let head = std::str::from_utf8(head).ok()?;
+    let value = head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("cseq").then_some(value)
+    })?;
+    value.split_whitespace().nth(1).map(str::to_string)
+}
+
+/// The methods rsipstack parses (case-sensitive, as RFC 3261 method tokens are).
+const KNOWN_METHODS: [&str; 14] = [
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
+];
+
 fn start_line_rejection(head: &[u8], error: rsipstack::sip::Error) -> ParseRejection {
     let first = head
         .split(|&b| b == b'\n')
@@ -260,7 +302,184 @@ fn start_line_rejection(head: &[u8], error: rsipstack::sip::Error) -> ParseRejec
             return ParseRejection::UriScheme(truncate(scheme));
         }
     }
+    // rsipstack's parser refuses any method it does not know; RFC 3261 wants such a request
+    // (a token method, a URI, SIP/2.0) treated as well-formed and answered 501.
+    if let (Some(method), Some(_), Some(_)) = (a, b, c)
+        && method.bytes().all(is_token_byte)
+        && !KNOWN_METHODS.contains(&method)
+    {
+        // rsipstack never parsed it, so check here what validate_parsed checks for known
+        // methods: the CSeq must name the same method.
+        return match cseq_method(head) {
+            Some(cseq) if cseq == method => ParseRejection::UnknownMethod(truncate(method)),
+            Some(cseq) => ParseRejection::CSeqMethodMismatch {
+                cseq: truncate(&cseq),
+                method: truncate(method),
+            },
+            None => ParseRejection::MissingHeader("CSeq"),
+        };
+    }
     ParseRejection::StartLine(error.to_string())
+}
+
+/// What rsipstack's typed From/To/Contact parsing lets through (RFC 4475 §3.1.2.6, 3.1.2.11,
+/// 3.1.2.13-15, 3.3.8): repeated single-value headers (which From or Call-ID would a
+/// transaction use?), headers inside the Request-URI, and name-addrs that do not parse as
+/// `[display-name] <URI>` — an unterminated quote, a display name that is neither a quoted
+/// string nor tokens, spaces inside the URI, a bare URI with `?headers`.
+fn check_addressing_syntax(head: &[u8]) -> Result<(), ParseRejection> {
+    let Ok(head) = std::str::from_utf8(head) else {
+        return Ok(()); // check_lines already refused non-UTF-8
+    };
+    let mut lines = head.split("\r\n");
+    let start = lines.next().unwrap_or_default();
+    if !start.starts_with("SIP/")
+        && start
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|uri| uri.contains('?'))
+    {
+        return Err(ParseRejection::StartLine(
+            "Request-URI carries ?headers".into(),
+        ));
+    }
+    // Unfold continuation lines first so a folded value is judged whole.
+    let mut headers: Vec<String> = Vec::new();
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else {
+            headers.push(line.to_string());
+        }
+    }
+    let mut seen = [0usize; 5];
+    const SINGLE: [(&str, &str, &str); 5] = [
+        ("From", "from", "f"),
+        ("To", "to", "t"),
+        ("Call-ID", "call-id", "i"),
+        ("CSeq", "cseq", "cseq"),
+        ("Max-Forwards", "max-forwards", "max-forwards"),
+    ];
+    for header in &headers {
+        let Some((name, value)) = header.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        for (i, (label, long, short)) in SINGLE.iter().enumerate() {
+            if name == *long || name == *short {
+                seen[i] += 1;
+                if seen[i] > 1 {
+                    return Err(ParseRejection::InvalidHeader {
+                        header: label,
+                        reason: "repeated".into(),
+                    });
+                }
+            }
+        }
+        let label = match name.as_str() {
+            "from" | "f" => "From",
+            "to" | "t" => "To",
+            "contact" | "m" => "Contact",
+            _ => continue,
+        };
+        let value = value.trim();
+        if label == "Contact" && value == "*" {
+            continue;
+        }
+        for part in split_outside_quotes_and_angles(value, label == "Contact") {
+            name_addr_ok(part.trim()).map_err(|reason| ParseRejection::InvalidHeader {
+                header: label,
+                reason: reason.into(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits a header value at commas outside quotes and angle brackets (Contact lists);
+/// `split: false` returns the value whole.
+fn split_outside_quotes_and_angles(value: &str, split: bool) -> Vec<&str> {
+    if !split {
+        return vec![value];
+    }
+    let (mut parts, mut start, mut quoted, mut angled, mut escaped) =
+        (Vec::new(), 0, false, false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angled = true,
+            '>' if !quoted => angled = false,
+            ',' if !quoted && !angled => {
+                parts.push(value.get(start..i).unwrap_or_default());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(value.get(start..).unwrap_or_default());
+    parts
+}
+
+/// `[display-name] <URI> *(;param)` or a bare `URI *(;param)` (RFC 3261 §20.10, 25.1).
+fn name_addr_ok(value: &str) -> Result<(), &'static str> {
+    let mut rest = value;
+    // A quoted display name: must close.
+    if let Some(after) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        let mut close = None;
+        for (i, c) in after.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    close = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let close = close.ok_or("unterminated quoted display name")?;
+        rest = after.get(close + 1..).unwrap_or_default().trim_start();
+        if !rest.starts_with('<') {
+            return Err("quoted display name without <URI>");
+        }
+    }
+    if let Some(open) = rest.find('<') {
+        let display = rest.get(..open).unwrap_or_default();
+        if display.contains('"')
+            || !display
+                .split_whitespace()
+                .all(|word| word.bytes().all(is_token_byte))
+        {
+            return Err("display name is neither a quoted string nor tokens");
+        }
+        let inner_and_after = rest.get(open + 1..).unwrap_or_default();
+        let close = inner_and_after.find('>').ok_or("unclosed <")?;
+        let uri = inner_and_after.get(..close).unwrap_or_default();
+        if uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
+            return Err("the URI in <> is not an addr-spec");
+        }
+        let after = inner_and_after.get(close + 1..).unwrap_or_default().trim();
+        // (Parameter values may be quoted strings holding <>, e.g. +sip.instance.)
+        if !(after.is_empty() || after.starts_with(';')) {
+            return Err("text after <URI> that is not a parameter");
+        }
+        return Ok(());
+    }
+    // A bare addr-spec: no spaces, no ?headers (those need <>), no stray quotes.
+    let uri = rest.split(';').next().unwrap_or_default().trim();
+    if uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
+        return Err("not an addr-spec");
+    }
+    if rest.contains(['?', '"', '>']) {
+        return Err("a URI with headers or quotes must be enclosed in <>");
+    }
+    Ok(())
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -440,6 +659,25 @@ mod tests {
             "OPTIONS nope:acme.test SIP/2.0",
         );
         assert_eq!(classify_message(msg.as_bytes()).unwrap_err().status(), 416);
+    }
+
+    #[test]
+    fn unknown_method_is_501_and_angle_bracket_request_uri_is_400() {
+        let request = |start: &str, cseq: &str| {
+            format!(
+                "{start}\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\n\
+                 To: <sip:b@x>\r\nCall-ID: c1\r\nCSeq: {cseq}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let unknown = classify_message(request("FROB sip:b@x SIP/2.0", "1 FROB").as_bytes());
+        assert_eq!(unknown.unwrap_err().status(), 501);
+        let mismatch = classify_message(request("FROB sip:b@x SIP/2.0", "1 INVITE").as_bytes());
+        assert_eq!(mismatch.unwrap_err().status(), 400);
+        let angles = classify_message(request("OPTIONS <sip:b@x> SIP/2.0", "1 OPTIONS").as_bytes());
+        assert_eq!(angles.unwrap_err().status(), 400);
+        assert!(
+            classify_message(request("OPTIONS sip:b@x SIP/2.0", "1 OPTIONS").as_bytes()).is_ok()
+        );
     }
 
     #[test]

@@ -47,6 +47,13 @@ pub struct BaresipConfig {
     pub audio_codecs: Vec<String>,
     /// Extra `;param=value` text appended to the account line verbatim.
     pub extra_account_params: String,
+    /// The loopback address baresip binds (SIP and RTP): another 127.0.0.x makes the phone a
+    /// distinct source IP to the server (bans and rate limits are per IP).
+    pub bind_ip: std::net::Ipv4Addr,
+    /// The AOR's domain when registering (the server's digest realm); the REGISTER and all
+    /// requests still go to [`Registration::registrar`] as the account's outbound proxy.
+    /// `None`: the registrar's address is the domain.
+    pub domain: Option<String>,
 }
 
 impl BaresipConfig {
@@ -58,6 +65,8 @@ impl BaresipConfig {
             registration: None,
             audio_codecs: vec!["PCMU".into()],
             extra_account_params: String::new(),
+            bind_ip: std::net::Ipv4Addr::LOCALHOST,
+            domain: None,
         }
     }
 }
@@ -87,6 +96,7 @@ pub struct Baresip {
     guard: ChildGuard,
     dir: tempfile::TempDir,
     sip_port: u16,
+    ip: std::net::Ipv4Addr,
     user: String,
     ctrl: TcpStream,
     buf: Vec<u8>,
@@ -106,11 +116,12 @@ impl Baresip {
         // baresip binds TLS on the SIP port + 1 even when unused: reserve both.
         let sip_port = crate::ports::free_port_run(2)?;
         let ctrl_port = crate::ports::free_port()?;
+        let ip = config.bind_ip;
         let rec_dir = dir.path().join("recordings");
         std::fs::create_dir_all(&rec_dir).map_err(|e| Error::io("creating recordings dir", e))?;
         let conf = format!(
-            "sip_listen 127.0.0.1:{sip_port}\n\
-             net_interface 127.0.0.1\n\
+            "sip_listen {ip}:{sip_port}\n\
+             net_interface {ip}\n\
              audio_source aufile,{src}\n\
              audio_player aufile,{play}\n\
              audio_alert aufile,{alert}\n\
@@ -154,6 +165,7 @@ impl Baresip {
             guard,
             dir,
             sip_port,
+            ip,
             user: config.user.clone(),
             ctrl,
             buf: Vec::new(),
@@ -167,12 +179,12 @@ impl Baresip {
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+        SocketAddr::from((self.ip, self.sip_port))
     }
 
     /// The URI that reaches this phone directly (peer to peer).
     pub fn direct_uri(&self) -> String {
-        format!("sip:{}@127.0.0.1:{}", self.user, self.sip_port)
+        format!("sip:{}@{}:{}", self.user, self.ip, self.sip_port)
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -278,6 +290,27 @@ impl Baresip {
     /// Blind transfer of the current call (REFER).
     pub fn transfer(&mut self, uri: &str) -> Result<Reply> {
         self.command_ok("transfer", Some(uri))
+    }
+
+    /// Waits until the account's registration is up, asking baresip (`reginfo`) rather than
+    /// waiting for `REGISTER_OK`: that event is often sent before ctrl_tcp is connected.
+    pub fn wait_registered(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reply = self.command_ok("reginfo", None)?;
+            // One line per account, e.g. `1001@realm ... OK` (colour codes around "OK").
+            if reply.data.contains("OK") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("baresip registration (reginfo: {:?})", reply.data),
+                    after: timeout,
+                    log: Some(self.log_path()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits for the next event of `kind` (earlier events of other kinds are consumed).
@@ -387,8 +420,9 @@ fn account_line(config: &BaresipConfig, sip_port: u16) -> String {
     let codecs = config.audio_codecs.join(",");
     match &config.registration {
         None => format!(
-            "<sip:{user}@127.0.0.1:{sip_port}>;regint=0;answermode={answer};audio_codecs={codecs}{extra}\n",
+            "<sip:{user}@{ip}:{sip_port}>;regint=0;answermode={answer};audio_codecs={codecs}{extra}\n",
             user = config.user,
+            ip = config.bind_ip,
             extra = config.extra_account_params,
         ),
         Some(r) => {
@@ -397,12 +431,16 @@ fn account_line(config: &BaresipConfig, sip_port: u16) -> String {
             } else {
                 &r.auth_user
             };
+            // With a domain, the registrar becomes the outbound proxy every request goes to.
+            let (aor_host, outbound) = match &config.domain {
+                Some(d) => (d.clone(), format!(";outbound=\"sip:{};lr\"", r.registrar)),
+                None => (r.registrar.to_string(), String::new()),
+            };
             format!(
-                "<sip:{user}@{registrar};transport=udp>;auth_user={auth_user};auth_pass={pass};\
+                "<sip:{user}@{aor_host};transport=udp>;auth_user={auth_user};auth_pass={pass}{outbound};\
                  regint={regint};answermode={answer};\
                  audio_codecs={codecs}{extra}\n",
                 user = config.user,
-                registrar = r.registrar,
                 pass = r.password,
                 regint = r.regint,
                 extra = config.extra_account_params,

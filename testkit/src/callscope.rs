@@ -23,6 +23,7 @@
 
 use crate::process::{ChildGuard, wait_until};
 use crate::{Error, Result};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,9 @@ use std::time::Duration;
 
 /// How long `serve` may take to answer `/healthz` (a debug build, a cold SQLite file).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// RTP ports reserved per server.
+const RTP_PORTS: u16 = 40;
 
 /// A SIP user (agent) created with `callscope user create`.
 #[derive(Debug, Clone)]
@@ -72,6 +76,7 @@ pub struct CallscopeBuilder {
     trunks: Vec<TrunkSpec>,
     routes: Vec<(String, RouteTarget)>,
     env: Vec<(String, String)>,
+    config_toml: Option<String>,
 }
 
 impl CallscopeBuilder {
@@ -119,6 +124,14 @@ impl CallscopeBuilder {
         self
     }
 
+    /// A configuration file (TOML, e.g. `[sip.security]` or `[sip.calls]` sections) for every
+    /// invocation, passed as `CALLSCOPE_CONFIG`. The harness's own settings (addresses, data
+    /// directory, RTP ports) are environment variables, which take precedence over the file.
+    pub fn config_toml(mut self, toml: &str) -> Self {
+        self.config_toml = Some(toml.into());
+        self
+    }
+
     /// Provisions a fresh data directory through the CLI and starts `serve`.
     pub fn start(self) -> Result<Callscope> {
         let dir = tempfile::Builder::new()
@@ -127,12 +140,24 @@ impl CallscopeBuilder {
             .map_err(|e| Error::io("creating the data dir", e))?;
         let http_port = crate::ports::free_port()?;
         let sip_port = crate::ports::free_port()?;
+        // A run of ports of its own, so tests running in parallel never share RTP ports.
+        let rtp_min = crate::ports::free_port_run(RTP_PORTS)?;
+        let mut env = vec![(
+            "CALLSCOPE_SIP_RTP_PORTS".to_string(),
+            format!("{rtp_min}-{}", rtp_min + RTP_PORTS - 1),
+        )];
+        if let Some(toml) = &self.config_toml {
+            let path = dir.path().join("callscope.toml");
+            std::fs::write(&path, toml).map_err(|e| Error::io("writing the config file", e))?;
+            env.push(("CALLSCOPE_CONFIG".into(), path.display().to_string()));
+        }
+        env.extend(self.env.iter().cloned());
         let mut cs = Callscope {
             bin: self.bin.clone(),
             data_dir: dir.path().join("data"),
             log_path: dir.path().join("serve.log"),
             dir,
-            env: self.env.clone(),
+            env,
             http_addr: SocketAddr::from(([127, 0, 0, 1], http_port)),
             sip_addr: SocketAddr::from(([127, 0, 0, 1], sip_port)),
             org_id: String::new(),
@@ -238,6 +263,7 @@ impl Callscope {
             trunks: Vec::new(),
             routes: Vec::new(),
             env: Vec::new(),
+            config_toml: None,
         }
     }
 
@@ -315,10 +341,16 @@ impl Callscope {
 
     /// Stops the server gracefully (SIGTERM, then SIGKILL after `grace`).
     pub fn stop(&mut self, grace: Duration) -> Result<()> {
-        if let Some(mut guard) = self.server.take() {
-            guard.terminate(grace)?;
+        self.shutdown(grace).map(|_| ())
+    }
+
+    /// Stops the server like [`Self::stop`] and returns how it exited (`None` when it was not
+    /// running), so a test can insist on a clean shutdown.
+    pub fn shutdown(&mut self, grace: Duration) -> Result<Option<std::process::ExitStatus>> {
+        match self.server.take() {
+            Some(mut guard) => guard.terminate(grace).map(Some),
+            None => Ok(None),
         }
-        Ok(())
     }
 
     /// Starts `serve` again on the same data directory and ports (after [`Self::kill9`] or
@@ -445,4 +477,144 @@ impl Callscope {
         receiver.set_secret(secret);
         Ok(id.to_string())
     }
+}
+
+/// Looking inside the running server: its metrics, its process and its database.
+impl Callscope {
+    /// Every unlabelled sample of `/metrics` (`callscope_sip_*` counters and gauges).
+    pub fn metrics(&self) -> Result<HashMap<String, f64>> {
+        let (status, body) = self.http().get_text("/metrics")?;
+        if status != 200 {
+            return Err(Error::Parse {
+                what: "GET /metrics".into(),
+                detail: format!("status {status}: {body}"),
+            });
+        }
+        Ok(parse_metrics(&body))
+    }
+
+    /// One sample of `/metrics`; 0 when absent (a counter not yet incremented).
+    pub fn metric(&self, name: &str) -> Result<f64> {
+        Ok(self.metrics()?.get(name).copied().unwrap_or(0.0))
+    }
+
+    /// What each open descriptor of the server points to (`socket:[…]`, a path,
+    /// `anon_inode:…`), sorted; empty when the server is not running.
+    pub fn fd_targets(&self) -> Vec<String> {
+        let Some(pid) = self.pid() else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Open sockets of the server (listeners, transports, HTTP and database connections).
+    pub fn socket_count(&self) -> usize {
+        self.fd_targets()
+            .iter()
+            .filter(|t| t.starts_with("socket:"))
+            .count()
+    }
+
+    /// Names of the server's OS threads (`tokio-runtime-w`, `sqlx-sqlite-wor`, ...), sorted.
+    pub fn thread_names(&self) -> Vec<String> {
+        let Some(pid) = self.pid() else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+                    .map(|n| n.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Rows of a read-only query over the server's SQLite database, every column rendered
+    /// as text (`NULL` for null). For checking what the server stored that the API does not
+    /// show (the SIP leg of a record, timeline kinds).
+    pub fn query(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        let url = format!(
+            "sqlite://{}?mode=ro",
+            self.data_dir.join("callscope.db").display()
+        );
+        let sql = sql.to_string();
+        crate::http::runtime()?.block_on(async move {
+            use sqlx::Row;
+            let db_err =
+                |e: sqlx::Error| Error::io("querying the database", std::io::Error::other(e));
+            let pool = sqlx::SqlitePool::connect(&url).await.map_err(db_err)?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .map_err(db_err);
+            pool.close().await;
+            Ok(rows?
+                .iter()
+                .map(|r| (0..r.len()).map(|i| column_text(r, i)).collect())
+                .collect())
+        })
+    }
+
+    /// Polls [`Self::query`] every 100 ms until `done` holds for its rows (bounded by
+    /// `timeout`); the rows that satisfied it.
+    pub fn wait_rows(
+        &self,
+        what: &str,
+        sql: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&[Vec<String>]) -> bool,
+    ) -> Result<Vec<Vec<String>>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let rows = self.query(sql)?;
+            if done(&rows) {
+                return Ok(rows);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("{what} (last rows {rows:?})"),
+                    after: timeout,
+                    log: Some(self.log_path.clone()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn column_text(row: &sqlx::sqlite::SqliteRow, i: usize) -> String {
+    use sqlx::Row;
+    row.try_get::<Option<String>, _>(i)
+        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+        .or_else(|_| {
+            row.try_get::<Option<i64>, _>(i)
+                .map(|v| v.map_or("NULL".into(), |v| v.to_string()))
+        })
+        .or_else(|_| {
+            row.try_get::<Option<f64>, _>(i)
+                .map(|v| v.map_or("NULL".into(), |v| v.to_string()))
+        })
+        .unwrap_or_else(|e| format!("<{e}>"))
+}
+
+/// `name value` lines of the Prometheus text format (labelled samples keep their labels in
+/// the name); comments and unparsable lines are skipped.
+fn parse_metrics(body: &str) -> HashMap<String, f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
 }

@@ -68,6 +68,28 @@ impl HttpClient {
         self.send(reqwest::Method::DELETE, path, None)
     }
 
+    /// `GET path` → (status, body as text), for non-JSON endpoints such as `/metrics`.
+    pub fn get_text(&self, path: &str) -> Result<(u16, String)> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.client.get(&url);
+        if let Some(key) = &self.api_key {
+            req = req.header("x-api-key", key);
+        }
+        let what = format!("GET {url}");
+        runtime()?.block_on(async move {
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Error::io(what.clone(), std::io::Error::other(e)))?;
+            let status = resp.status().as_u16();
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| Error::io(what, std::io::Error::other(e)))?;
+            Ok((status, text))
+        })
+    }
+
     fn send(
         &self,
         method: reqwest::Method,

@@ -22,6 +22,19 @@ pub struct LinphoneConfig {
     pub auto_answer: bool,
     /// Played as the microphone once a call is up (`soundcard use files` + `play`).
     pub play_wav: Option<PathBuf>,
+    /// An account registered at start-up (in the rc file), whose proxy every request is
+    /// routed through.
+    pub account: Option<LinphoneAccount>,
+}
+
+/// `sip:USER@domain` registered with digest credentials through `proxy`.
+#[derive(Debug, Clone)]
+pub struct LinphoneAccount {
+    /// The AOR's domain (the server's digest realm), which need not resolve: `proxy` is
+    /// also the account's route, so linphonec never looks the domain up.
+    pub domain: String,
+    pub proxy: std::net::SocketAddr,
+    pub password: String,
 }
 
 impl LinphoneConfig {
@@ -30,6 +43,7 @@ impl LinphoneConfig {
             user: user.to_string(),
             auto_answer: true,
             play_wav: None,
+            account: None,
         }
     }
 }
@@ -64,11 +78,22 @@ impl Linphone {
             format!(
                 "[sip]\nsip_port={sip_port}\nsip_tcp_port=-1\nsip_tls_port=-1\n\
                  bind_address=127.0.0.1\nuse_ipv6=0\nipv6_migration_done=1\n\
-                 contact=sip:{user}@127.0.0.1\n\
+                 contact=sip:{user}@127.0.0.1\n{default_proxy}\
                  [rtp]\nbind_address=127.0.0.1\naudio_rtp_port={rtp_port}\n\
                  [net]\nnat_address=127.0.0.1\n\
-                 [video]\ncapture=0\ndisplay=0\nautomatically_initiate=0\nautomatically_accept=0\n",
-                user = config.user
+                 [video]\ncapture=0\ndisplay=0\nautomatically_initiate=0\nautomatically_accept=0\n\
+                 {account}",
+                user = config.user,
+                default_proxy = if config.account.is_some() {
+                    "default_proxy=0\n"
+                } else {
+                    ""
+                },
+                account = config
+                    .account
+                    .as_ref()
+                    .map(|a| account_sections(&config.user, a))
+                    .unwrap_or_default(),
             ),
         )
         .map_err(|e| Error::io("writing linphonerc", e))?;
@@ -159,25 +184,36 @@ impl Linphone {
             "register sip:{}@{domain} sip:{host} {password}",
             self.user
         ))?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        self.wait_registered(Duration::from_secs(10))
+    }
+
+    /// Waits until `status register` reports the account registered (linphonec prints
+    /// nothing of its own when a registration succeeds).
+    pub fn wait_registered(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
         loop {
             self.send("status register")?;
-            let line = self.wait_line(
-                "linphonec's registration status",
-                Duration::from_secs(2),
-                |l| l.contains("registered"),
-            )?;
-            if line.contains("registered, identity=") {
+            let reply =
+                self.wait_line("a `status register` reply", Duration::from_secs(5), |l| {
+                    let l = l.trim_start_matches("linphonec> ");
+                    l.starts_with("registered")
+                        || l.starts_with("registration")
+                        || l.contains("unregistered")
+                })?;
+            if reply
+                .trim_start_matches("linphonec> ")
+                .starts_with("registered,")
+            {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
-                return Err(Error::CommandFailed {
-                    tool: "linphonec",
-                    command: format!("register sip:{}@{host}", self.user),
-                    detail: format!("still not registered: {line}\n{}", self.tail(20)),
+                return Err(Error::Timeout {
+                    what: format!("linphonec registration (last status {reply:?})"),
+                    after: timeout,
+                    log: Some(self.dir.path().join("linphonec.log")),
                 });
             }
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -273,6 +309,19 @@ impl Linphone {
             Err(_) => self.guard.terminate(Duration::from_secs(1)).map(|_| ()),
         }
     }
+}
+
+/// The rc sections of a registered account: the proxy doubles as the route, and the digest
+/// credentials are keyed by username and realm.
+fn account_sections(user: &str, a: &LinphoneAccount) -> String {
+    format!(
+        "[proxy_0]\nreg_proxy=<sip:{proxy};transport=udp>\nreg_route=<sip:{proxy};transport=udp;lr>\n\
+         reg_identity=<sip:{user}@{domain}>\nreg_expires=3600\nreg_sendregister=1\n\
+         [auth_info_0]\nusername={user}\npasswd={pass}\nrealm={domain}\ndomain={domain}\n",
+        proxy = a.proxy,
+        domain = a.domain,
+        pass = a.password,
+    )
 }
 
 /// Output so far: complete lines, plus the unfinished last line (linphonec prints its

@@ -4,6 +4,7 @@
 //! consumer on the other end of a bounded channel.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use callscope_sip::call::{CallConfig, CallManager};
 use callscope_sip::handler::{CallHandler, SipContext};
@@ -65,6 +66,14 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     let (stop_consumer, stop_rx) = watch::channel(false);
     let consumer = consumer::spawn(state.pool.clone(), events_rx, region, stop_rx);
 
+    let calls = &settings.calls;
+    let call_config = CallConfig {
+        no_answer_timeout: Duration::from_secs(calls.no_answer_timeout_s),
+        keepalive_interval: (calls.keepalive_interval_s > 0)
+            .then(|| Duration::from_secs(calls.keepalive_interval_s)),
+        keepalive_timeout: Duration::from_secs(calls.keepalive_timeout_s.max(1)),
+        ..CallConfig::default()
+    };
     let manager_slot: Arc<Mutex<Option<CallManager>>> = Arc::default();
     let slot = manager_slot.clone();
     let server = SipServer::start(
@@ -84,7 +93,7 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
                 events: ctx.events.clone(),
                 public_addr: ctx.public_addr,
             };
-            let manager = CallManager::new(own, CallConfig::default());
+            let manager = CallManager::new(own, call_config.clone());
             *lock(&slot) = Some(manager.clone());
             Arc::new(manager) as Arc<dyn CallHandler>
         },
