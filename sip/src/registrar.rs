@@ -264,9 +264,13 @@ impl Registrar {
             }
             return Ok(vec![Change::RemoveAll]);
         }
-        let contacts = request
-            .typed_contact_headers()
-            .map_err(|_| BindingError::Malformed("unreadable Contact"))?;
+        let mut contacts = Vec::new();
+        for header in &contact_headers {
+            contacts.extend(
+                crate::validate::parse_contact_list(header.value())
+                    .map_err(|_| BindingError::Malformed("unreadable Contact"))?,
+            );
+        }
         let mut changes = Vec::with_capacity(contacts.len());
         for contact in contacts {
             let requested = contact

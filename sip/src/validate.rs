@@ -155,7 +155,7 @@ pub fn validate_parsed(message: &SipMessage) -> Result<(), ParseRejection> {
         if request.method == Method::Register || request.method == Method::Invite {
             for contact in message.contact_headers() {
                 if contact.value().trim() != "*" {
-                    contact.typed().map_err(invalid("Contact"))?;
+                    parse_contact_list(contact.value()).map_err(invalid("Contact"))?;
                 }
             }
         }
@@ -397,6 +397,24 @@ fn check_addressing_syntax(head: &[u8]) -> Result<(), ParseRejection> {
         }
     }
     Ok(())
+}
+
+/// The entries of one Contact header value. rsipstack's own list splitting breaks on a
+/// folded list whose entries carry quoted `<...>` parameters (RFC 5626's
+/// `+sip.instance="<urn:uuid:...>"`), so the value is unfolded and split here, quote- and
+/// angle-aware, and only each single entry is handed to rsipstack.
+pub fn parse_contact_list(
+    value: &str,
+) -> Result<Vec<rsipstack::sip::typed::Contact>, rsipstack::sip::Error> {
+    let unfolded = value
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    split_outside_quotes_and_angles(&unfolded, true)
+        .into_iter()
+        .map(|entry| rsipstack::sip::typed::Contact::parse(entry.trim()))
+        .collect()
 }
 
 /// Splits a header value at commas outside quotes and angle brackets (Contact lists);

@@ -139,7 +139,7 @@ fn corpus_is_complete() {
 
 /// Cases `classify_message` gets wrong today (measured by the test below). Each is a bug
 /// in the gate to fix; remove the name when it is fixed.
-const GATE_GAPS: &[&str] = &["valid_register_contact_params"];
+const GATE_GAPS: &[&str] = &[];
 
 /// `Ok(())` when the gate's verdict is what RFC 4475 asks for, else what happened.
 fn gate_verdict_is_right(case: &Case) -> Result<(), String> {
