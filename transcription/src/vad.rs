@@ -96,7 +96,7 @@ impl Default for VadParams {
             hangover_frames: 4,
             min_rms: 0.002,
             gate_margin_db: Some(5.0),
-            sustain_frames: 24,
+            sustain_frames: 48,
         }
     }
 }
