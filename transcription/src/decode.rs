@@ -20,6 +20,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
+use crate::g711::{G711Law, expand_interleaved};
 use crate::types::{Result, TranscriptionError};
 
 /// After this many packets in a row fail to decode we stop: the rest of the file is noise.
@@ -66,6 +67,8 @@ impl StreamInfo {
 pub struct StreamDecoder {
     reader: Box<dyn FormatReader>,
     decoder: Box<dyn AudioDecoder>,
+    /// G.711 streams are expanded here by table lookup instead of by `decoder` (see `g711`).
+    g711: Option<G711Law>,
     track_id: u32,
     info: StreamInfo,
     frames_decoded: u64,
@@ -150,6 +153,13 @@ impl StreamDecoder {
         let decoder = CODECS
             .make_audio_decoder(params, &AudioDecoderOptions::default())
             .map_err(|e| TranscriptionError::UnsupportedFormat(format!("codec {codec}: {e}")))?;
+        // The fast path needs the channel count up front (WAV always declares it); symphonia's
+        // decoder was still made above so the stream is validated the same way either way.
+        let g711 = match params.codec {
+            CODEC_ID_PCM_MULAW if channels > 0 => Some(G711Law::MuLaw),
+            CODEC_ID_PCM_ALAW if channels > 0 => Some(G711Law::ALaw),
+            _ => None,
+        };
 
         let info = StreamInfo {
             container,
@@ -163,6 +173,7 @@ impl StreamDecoder {
         Ok(Self {
             reader,
             decoder,
+            g711,
             track_id,
             info,
             frames_decoded: 0,
@@ -223,6 +234,15 @@ impl StreamDecoder {
             };
             if packet.track_id != self.track_id {
                 continue;
+            }
+            if let Some(law) = self.g711 {
+                let channels = usize::from(self.info.channels);
+                let frames = expand_interleaved(law, &packet.data, channels, out);
+                if frames == 0 {
+                    continue;
+                }
+                self.frames_decoded += frames as u64;
+                return Ok(true);
             }
             let decoder = &mut self.decoder;
             let decoded =
@@ -402,4 +422,67 @@ fn codec_name(id: AudioCodecId, bits: Option<u32>) -> String {
         }
     };
     name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal WAV: `format_tag` 7 = µ-law, 6 = A-law, 8 bits per sample, 8 kHz.
+    fn g711_wav(format_tag: u16, channels: u16, data: &[u8]) -> Vec<u8> {
+        let mut wav = Vec::new();
+        wav.extend_from_slice(b"RIFF");
+        wav.extend_from_slice(&(38 + data.len() as u32).to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt ");
+        // 18 bytes: non-PCM formats carry a (here empty) extension size.
+        wav.extend_from_slice(&18u32.to_le_bytes());
+        wav.extend_from_slice(&format_tag.to_le_bytes());
+        wav.extend_from_slice(&channels.to_le_bytes());
+        wav.extend_from_slice(&8000u32.to_le_bytes());
+        wav.extend_from_slice(&(8000 * u32::from(channels)).to_le_bytes());
+        wav.extend_from_slice(&channels.to_le_bytes());
+        wav.extend_from_slice(&8u16.to_le_bytes());
+        wav.extend_from_slice(&0u16.to_le_bytes());
+        wav.extend_from_slice(b"data");
+        wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        wav.extend_from_slice(data);
+        wav
+    }
+
+    fn decode_all(mut decoder: StreamDecoder) -> Vec<Vec<f32>> {
+        let mut all: Vec<Vec<f32>> = Vec::new();
+        let mut chunk = Vec::new();
+        while decoder.next_chunk(&mut chunk).expect("decodes") {
+            all.resize_with(chunk.len(), Vec::new);
+            for (dst, src) in all.iter_mut().zip(&chunk) {
+                dst.extend_from_slice(src);
+            }
+        }
+        all
+    }
+
+    /// The table path gives exactly symphonia's samples for every code of both laws, mono and
+    /// stereo (with a stray trailing byte).
+    #[test]
+    fn g711_table_path_matches_symphonia_decoder() {
+        let mut codes: Vec<u8> = (0..=u8::MAX).chain((0..=u8::MAX).rev()).collect();
+        codes.push(0x42);
+        for (tag, law, name) in [
+            (7, G711Law::MuLaw, "pcm_mulaw"),
+            (6, G711Law::ALaw, "pcm_alaw"),
+        ] {
+            for channels in [1u16, 2] {
+                let bytes = g711_wav(tag, channels, &codes);
+                let fast = StreamDecoder::from_bytes(bytes.clone()).expect("opens");
+                assert_eq!(fast.g711, Some(law));
+                assert_eq!(fast.info().codec, name);
+                let mut reference = StreamDecoder::from_bytes(bytes).expect("opens");
+                reference.g711 = None;
+                let (fast, reference) = (decode_all(fast), decode_all(reference));
+                assert_eq!(fast.len(), usize::from(channels));
+                assert_eq!(fast[0].len(), codes.len() / usize::from(channels));
+                assert_eq!(fast, reference, "{name}, {channels} channel(s)");
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@
 pub mod asr;
 pub mod decode;
 pub mod format;
+pub mod g711;
 pub mod import;
 pub mod pipeline;
 pub mod resample;

@@ -79,10 +79,11 @@ pub struct VadParams {
     /// every frame above `min_rms`.
     pub gate_margin_db: Option<f32>,
     /// Inside confirmed speech (the model's last score at or above `start_threshold`) on frames
-    /// well above the noise floor (gate margin + 10 dB), the model is re-checked only every this
-    /// many frames; in between the last score stands. Any quieter frame ends the skipping at
-    /// once, so fading endings and pauses are still judged by the model frame by frame. 0 scores
-    /// every frame.
+    /// well above the noise floor (gate margin + 10 dB, or gate margin + 5 dB when no more than
+    /// 6 dB below the last frame the model confirmed), the model is re-checked only every this
+    /// many frames; in between the last score stands. A larger energy drop, or more than 3
+    /// frames under the gate, ends the skipping at once, so fading endings and pauses are still
+    /// judged by the model frame by frame. 0 scores every frame.
     pub sustain_frames: usize,
 }
 
@@ -95,7 +96,7 @@ impl Default for VadParams {
             hangover_frames: 4,
             min_rms: 0.002,
             gate_margin_db: Some(5.0),
-            sustain_frames: 24,
+            sustain_frames: 48,
         }
     }
 }
@@ -129,6 +130,8 @@ pub struct VadStream<S: SpeechScorer = EarshotScorer> {
     sustain_left: usize,
     /// The last score the model gave (stands in for frames it skips).
     last_score: f32,
+    /// Level (dB) of the frame the model last confirmed speech on, while sustaining.
+    sustain_ref_db: f32,
     /// The model saw the frame just before this one: its sample window and feature context are
     /// continuous. When not, it is first shown the frames in `history` to make them so.
     model_in_sync: bool,
@@ -154,6 +157,22 @@ struct NoiseFloor {
 /// endings fade towards the floor, and there the model must judge every frame, or utterance
 /// ends drift late on noisy lines.
 const SUSTAIN_EXTRA_DB: f32 = 10.0;
+
+/// A dip of at most this many frames that are too quiet for the gate (48 ms: stop closures and
+/// the digital silence some codecs and TTS put inside words) does not end the sustain: the
+/// smoothing and hangover keep the channel speaking through it anyway, so re-asking the model
+/// (with its warm-up frames) when the sound returns would only confirm what it said before.
+/// Dips longer than this, where an utterance may end, reset it.
+const SUSTAIN_DIP_FRAMES: usize = 3;
+
+/// Inside the sustain, a frame less than `SUSTAIN_EXTRA_DB` above the gate may still skip the
+/// model if it is at least this far above the gate and no more than `SUSTAIN_DROP_DB` quieter
+/// than the frame the model last confirmed as speech: quiet vowels and voiced consonants sit
+/// there for many frames and the model's verdict on a frame of the same level stands. A drop of
+/// more than that (where speech fades out towards the floor) asks the model again at once, so
+/// utterance ends are still judged frame by frame.
+const SUSTAIN_NEAR_DB: f32 = 5.0;
+const SUSTAIN_DROP_DB: f32 = 6.0;
 
 /// Share of the gap closed per frame when a frame is below the floor.
 const FLOOR_FALL: f32 = 0.2;
@@ -213,6 +232,7 @@ impl<S: SpeechScorer> VadStream<S> {
             quiet_frames: 0,
             sustain_left: 0,
             last_score: 0.0,
+            sustain_ref_db: 0.0,
             model_in_sync: true,
             history: vec![0.0; len * HISTORY_FRAMES],
             history_frames: 0,
@@ -254,7 +274,8 @@ impl<S: SpeechScorer> VadStream<S> {
 
     fn decide(&mut self) -> FrameDecision {
         let rms = rms(&self.frame);
-        let above_floor = self.gate.observe(level_db(rms));
+        let frame_db = level_db(rms);
+        let above_floor = self.gate.observe(frame_db);
         let loud = rms >= self.params.min_rms
             && self
                 .params
@@ -267,7 +288,10 @@ impl<S: SpeechScorer> VadStream<S> {
         // missed just before it is next needed. On a call each channel is quiet while the
         // other party talks, and noisy lines sit at their floor, so this removes most frames.
         let raw = if !loud {
-            self.sustain_left = 0;
+            // The sustain survives a short dip (see `SUSTAIN_DIP_FRAMES`); a longer one ends it.
+            if self.quiet_frames >= SUSTAIN_DIP_FRAMES {
+                self.sustain_left = 0;
+            }
             self.quiet_frames += 1;
             if self.speaking
                 && rms >= self.params.min_rms
@@ -283,15 +307,25 @@ impl<S: SpeechScorer> VadStream<S> {
                 0.0
             }
         } else {
+            let dip = self.quiet_frames;
             self.quiet_frames = 0;
             let margin = self.params.gate_margin_db.unwrap_or(0.0);
-            if self.sustain_left > 0 && above_floor >= margin + SUSTAIN_EXTRA_DB {
+            // After a dip the sustain only carries on if the model still called the audio
+            // speech (frames in the dip above `min_rms` were scored and updated `last_score`).
+            let sustained = self.sustain_left > 0
+                && self.speaking
+                && (dip == 0 || self.last_score >= self.params.start_threshold);
+            let steady = above_floor >= margin + SUSTAIN_EXTRA_DB
+                || (above_floor >= margin + SUSTAIN_NEAR_DB
+                    && frame_db >= self.sustain_ref_db - SUSTAIN_DROP_DB);
+            if sustained && steady {
                 // Confirmed speech, still loud: the last score stands.
                 self.sustain_left -= 1;
                 self.model_in_sync = false;
                 self.last_score
             } else {
                 let score = self.score_frame();
+                self.sustain_ref_db = frame_db;
                 self.sustain_left = if self.speaking && score >= self.params.start_threshold {
                     self.params.sustain_frames
                 } else {
