@@ -345,7 +345,7 @@ fn run() -> Res<()> {
     }
 
     // 2) The ramp.
-    report.push_str("\n| target cps | calls | ok | failed | achieved cps | setup p50 (ms) | setup p99 (ms) | callscope CPU s / 1000 calls | SIPp CPU s / 1000 calls | failures seen | call events dropped | live calls after drain |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    report.push_str("\n| target cps | calls | ok | failed | achieved cps | setup p50 (ms) | setup p99 (ms) | callscope CPU s / 1000 calls | SIPp CPU s / 1000 calls | failures seen | call events dropped | call events queued at load end | live calls after drain |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let mut best: Option<u64> = None;
     let mut best_complete: Option<u64> = None;
     // A rate counts as "complete" only if every lower step was complete too.
@@ -362,6 +362,12 @@ fn run() -> Res<()> {
         let step = run_load(&cs, sources, rate as f64, total, hold_ms, None, &mut |_| {
             Ok(())
         })?;
+        // The consumer's backlog as the last calls end: near zero when the database keeps
+        // up, large when the channel is only buffering what it cannot apply ("?": a server
+        // without the counter).
+        let queued = sip_counters(&cs)
+            .get("call_events_queued")
+            .map_or("?".into(), u64::to_string);
         let uas_cpu = cpu_time_of(uas.pid()).map_err(|e| e.to_string())? - uas_cpu0;
         let p50 = percentile(&step.setup_ms, 50.0);
         let p99 = percentile(&step.setup_ms, 99.0);
@@ -399,7 +405,7 @@ fn run() -> Res<()> {
             .get("live_calls")
             .map_or("?".into(), u64::to_string);
         report.push_str(&format!(
-            "| {rate} | {} | {} | {} | {achieved:.0} | {} | {} | {:.3} | {:.3} | {} | {dropped} | {live} |\n",
+            "| {rate} | {} | {} | {} | {achieved:.0} | {} | {} | {:.3} | {:.3} | {} | {dropped} | {queued} | {live} |\n",
             step.calls,
             step.ok,
             step.failed,

@@ -112,11 +112,19 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     state.sip.set_control(Arc::new(manager.clone()));
     state.sip.set_events(&events_tx);
     let (srv, mgr) = (server.clone(), manager.clone());
+    // Weak: the stats must not keep the channel open after the SIP side is gone.
+    let events_weak = events_tx.downgrade();
     state.sip.set_stats(Arc::new(move || {
+        // Events waiting for the consumer: near zero when it keeps up, growing when the
+        // database falls behind (drops start when it reaches the channel's capacity).
+        let queued = events_weak
+            .upgrade()
+            .map_or(0, |tx| (tx.max_capacity() - tx.capacity()) as u64);
         let mut out = vec![
             ("live_calls", mgr.live_calls() as u64),
             ("call_tasks", mgr.live_tasks() as u64),
             ("call_events_dropped", mgr.dropped_events()),
+            ("call_events_queued", queued),
         ];
         if let Some(s) = lock(&srv).as_ref() {
             let c = s.counters();

@@ -22,8 +22,8 @@ pub use endpoints::{
 };
 pub use events::{EVENT_TYPES, subscription_matches};
 pub use outbox::{
-    AttemptLog, ClaimedDelivery, Delivery, DeliveryStatus, claim_due, enqueue_event,
-    enqueue_event_in, get_delivery, list_deliveries, redeliver,
+    AttemptLog, ClaimedDelivery, Delivery, DeliveryStatus, Subscribers, claim_due, enqueue_event,
+    enqueue_event_in, enqueue_event_to, get_delivery, list_deliveries, redeliver,
 };
 pub use routes::routes;
 pub use signature::{

@@ -51,6 +51,40 @@ pub async fn enqueue_event_in(
     event: &str,
     data: serde_json::Value,
 ) -> Result<String, WebhookError> {
+    let subscribers = Subscribers::load(conn, org_id).await?;
+    enqueue_event_to(conn, org_id, &subscribers, event, data).await
+}
+
+/// An organization's active endpoints and what each subscribes to, read once for callers
+/// that enqueue many events in one transaction (which the endpoints cannot change under).
+#[derive(Debug, Clone, Default)]
+pub struct Subscribers(Vec<(String, Vec<String>)>);
+
+impl Subscribers {
+    pub async fn load(conn: &mut SqliteConnection, org_id: &str) -> Result<Self, sqlx::Error> {
+        let endpoints: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, events FROM webhook_endpoints WHERE org_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(org_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Self(
+            endpoints
+                .into_iter()
+                .map(|(id, events)| (id, parse_events(&events)))
+                .collect(),
+        ))
+    }
+}
+
+/// [`enqueue_event_in`] with the organization's subscribers already loaded.
+pub async fn enqueue_event_to(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    subscribers: &Subscribers,
+    event: &str,
+    data: serde_json::Value,
+) -> Result<String, WebhookError> {
     if event.is_empty() || event.len() > MAX_EVENT_NAME_LEN || event.contains('*') {
         return Err(WebhookError::invalid(
             "event",
@@ -58,6 +92,17 @@ pub async fn enqueue_event_in(
         ));
     }
     let event_id = new_id();
+    // Collected before any await: a closure-based iterator held across one makes the future
+    // not `Send` for every lifetime.
+    let mut matching: Vec<&str> = Vec::new();
+    for (endpoint_id, patterns) in &subscribers.0 {
+        if subscription_matches(patterns, event) {
+            matching.push(endpoint_id);
+        }
+    }
+    if matching.is_empty() {
+        return Ok(event_id);
+    }
     let now = now_ms();
     let envelope = serde_json::json!({
         "id": event_id,
@@ -66,17 +111,7 @@ pub async fn enqueue_event_in(
         "data": data,
     });
     let payload = serde_json::to_string(&envelope)?;
-
-    let endpoints: Vec<(String, String)> = sqlx::query_as(
-        "SELECT id, events FROM webhook_endpoints WHERE org_id = $1 AND deleted_at IS NULL",
-    )
-    .bind(org_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (endpoint_id, events) in endpoints {
-        if !subscription_matches(&parse_events(&events), event) {
-            continue;
-        }
+    for endpoint_id in matching {
         sqlx::query(
             "INSERT INTO webhook_outbox (id, org_id, endpoint_id, event_id, event, payload, status,
                  next_attempt_at, created_at, updated_at)
@@ -84,7 +119,7 @@ pub async fn enqueue_event_in(
         )
         .bind(new_id())
         .bind(org_id)
-        .bind(&endpoint_id)
+        .bind(endpoint_id)
         .bind(&event_id)
         .bind(event)
         .bind(&payload)

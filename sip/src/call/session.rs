@@ -156,11 +156,56 @@ enum RingResult {
         response: Response,
         user_id: Option<String>,
     },
+    NotConnected(RingFailure),
+}
+
+/// Why ringing did not connect anyone.
+enum RingFailure {
+    /// Every destination answered with a final failure; the status to report.
     Failed(u16),
     /// The watched leg (the caller, or the party kept during a transfer) went away.
     Aborted,
     /// The API hung up while ringing.
     ApiHangup,
+}
+
+impl RingFailure {
+    /// How the call ends when ringing its callee side fails (an inbound call's callee, or
+    /// the customer of a click-to-call): a refusal by the callee (busy, declined) is the
+    /// callee's doing, any other failure the system's.
+    fn callee_ending(&self) -> Ending {
+        match *self {
+            Self::Failed(status) => Ending {
+                status,
+                side: if matches!(status, 486 | 600 | 603) {
+                    HangupSide::Callee
+                } else {
+                    HangupSide::System
+                },
+                cause: failure_cause(status),
+            },
+            Self::Aborted => Ending {
+                status: 487,
+                side: HangupSide::Caller,
+                cause: "cancelled",
+            },
+            Self::ApiHangup => Ending {
+                status: 487,
+                side: HangupSide::Api,
+                cause: "cancelled",
+            },
+        }
+    }
+
+    /// The final response owed to a caller whose INVITE is still pending; `None` when the
+    /// caller went away (nothing left to answer).
+    fn caller_response(&self) -> Option<StatusCode> {
+        match *self {
+            Self::Failed(status) => Some(StatusCode::from(status)),
+            Self::Aborted => None,
+            Self::ApiHangup => Some(StatusCode::RequestTerminated),
+        }
+    }
 }
 
 struct Fork {
@@ -569,38 +614,11 @@ impl Call {
                 self.connect_callee(dialog, user_id, body_string(&response.body));
                 self.connected().await
             }
-            RingResult::Failed(status) => {
-                dialog_a.reject(Some(StatusCode::from(status)), None).ok();
-                let side = if matches!(status, 486 | 600 | 603) {
-                    HangupSide::Callee
-                } else {
-                    HangupSide::System
-                };
-                self.finish(Ending {
-                    status,
-                    side,
-                    cause: failure_cause(status),
-                })
-                .await
-            }
-            RingResult::Aborted => {
-                self.finish(Ending {
-                    status: 487,
-                    side: HangupSide::Caller,
-                    cause: "cancelled",
-                })
-                .await
-            }
-            RingResult::ApiHangup => {
-                dialog_a
-                    .reject(Some(StatusCode::RequestTerminated), None)
-                    .ok();
-                self.finish(Ending {
-                    status: 487,
-                    side: HangupSide::Api,
-                    cause: "cancelled",
-                })
-                .await
+            RingResult::NotConnected(failure) => {
+                if let Some(code) = failure.caller_response() {
+                    dialog_a.reject(Some(code), None).ok();
+                }
+                self.finish(failure.callee_ending()).await
             }
         }
     }
@@ -644,7 +662,7 @@ impl Call {
                 self.dialogs.push(dialog.clone());
                 (dialog, user_id, body_string(&response.body))
             }
-            RingResult::Failed(status) => {
+            RingResult::NotConnected(RingFailure::Failed(status)) => {
                 return self
                     .finish(Ending {
                         status,
@@ -653,7 +671,7 @@ impl Call {
                     })
                     .await;
             }
-            RingResult::Aborted | RingResult::ApiHangup => {
+            RingResult::NotConnected(RingFailure::Aborted | RingFailure::ApiHangup) => {
                 return self
                     .finish(Ending {
                         status: 487,
@@ -725,35 +743,8 @@ impl Call {
                 self.connect_callee(dialog, user_id, body_string(&response.body));
                 self.connected().await
             }
-            RingResult::Failed(status) => {
-                let side = if matches!(status, 486 | 600 | 603) {
-                    HangupSide::Callee
-                } else {
-                    HangupSide::System
-                };
-                self.finish(Ending {
-                    status,
-                    side,
-                    cause: failure_cause(status),
-                })
-                .await
-            }
-            RingResult::Aborted => {
-                self.finish(Ending {
-                    status: 487,
-                    side: HangupSide::Caller,
-                    cause: "cancelled",
-                })
-                .await
-            }
-            RingResult::ApiHangup => {
-                self.finish(Ending {
-                    status: 487,
-                    side: HangupSide::Api,
-                    cause: "cancelled",
-                })
-                .await
-            }
+            // The agent's leg is up: it is ended by `finish`, never rejected.
+            RingResult::NotConnected(failure) => self.finish(failure.callee_ending()).await,
         }
     }
 
@@ -896,7 +887,7 @@ impl Call {
                         }
                     }
                     state = self.state_rx.recv() => {
-                        let Some(state) = state else { return RingResult::Aborted };
+                        let Some(state) = state else { return RingResult::NotConnected(RingFailure::Aborted) };
                         match state {
                             DialogState::Early(id, response) => {
                                 let from_fork = forks.iter().any(|f| f.sip_call_id == id.call_id);
@@ -911,7 +902,7 @@ impl Call {
                                     fork.done = true;
                                     self.cancel_fork(&fork.dialog);
                                 }
-                                return RingResult::Aborted;
+                                return RingResult::NotConnected(RingFailure::Aborted);
                             }
                             DialogState::Updated(_, _, handle) => {
                                 // A re-INVITE while we ring someone else: try again later.
@@ -937,7 +928,7 @@ impl Call {
                                     self.cancel_fork(&fork.dialog);
                                 }
                                 reply.send(Ok(())).ok();
-                                return RingResult::ApiHangup;
+                                return RingResult::NotConnected(RingFailure::ApiHangup);
                             }
                             Some(Command::Hold(reply)) | Some(Command::Resume(reply)) | Some(Command::Transfer(_, reply)) => {
                                 reply.send(Err(ControlError::InvalidState("the call is not answered".into()))).ok();
@@ -948,7 +939,7 @@ impl Call {
                 }
             }
         }
-        RingResult::Failed(best_failure(&statuses))
+        RingResult::NotConnected(RingFailure::Failed(best_failure(&statuses)))
     }
 
     fn cancel_fork(&self, dialog: &InviteDialog) {
@@ -1435,12 +1426,13 @@ impl Call {
                     None => TransferOutcome::Failed(500),
                 }
             }
-            RingResult::Failed(status) => {
+            RingResult::NotConnected(RingFailure::Failed(status)) => {
                 self.restore_leg_media(slot).await;
                 TransferOutcome::Failed(status)
             }
-            RingResult::Aborted => TransferOutcome::KeptPartyGone,
-            RingResult::ApiHangup => TransferOutcome::KeptPartyGone,
+            RingResult::NotConnected(RingFailure::Aborted | RingFailure::ApiHangup) => {
+                TransferOutcome::KeptPartyGone
+            }
         }
     }
 
