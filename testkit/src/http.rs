@@ -70,32 +70,32 @@ impl HttpClient {
 
     /// `GET path` → (status, body as text), for non-JSON endpoints such as `/metrics`.
     pub fn get_text(&self, path: &str) -> Result<(u16, String)> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.client.get(&url);
-        if let Some(key) = &self.api_key {
-            req = req.header("x-api-key", key);
-        }
-        let what = format!("GET {url}");
-        runtime()?.block_on(async move {
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| Error::io(what.clone(), std::io::Error::other(e)))?;
-            let status = resp.status().as_u16();
-            let text = resp
-                .text()
-                .await
-                .map_err(|e| Error::io(what, std::io::Error::other(e)))?;
-            Ok((status, text))
-        })
+        let (status, bytes) = self.send_raw(reqwest::Method::GET, path, None)?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// (status, body as JSON; `Null` when the body is not JSON).
     fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value)> {
+        let (status, bytes) = self.send_raw(method, path, body)?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
+    /// One request with the API key (when set) → (status, raw body): the JSON calls and
+    /// `get_text` differ only in how they read the body.
+    fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>)> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.client.request(method.clone(), &url);
         if let Some(key) = &self.api_key {
@@ -115,10 +115,7 @@ impl HttpClient {
                 .bytes()
                 .await
                 .map_err(|e| Error::io(what, std::io::Error::other(e)))?;
-            Ok((
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            ))
+            Ok((status, bytes.to_vec()))
         })
     }
 }

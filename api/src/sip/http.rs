@@ -60,6 +60,21 @@ fn conflict(code: &'static str, msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, code, msg)
 }
 
+/// 204 when the delete removed the row, else 404 naming `what` (unknown id or another
+/// organization's).
+fn deleted(removed: bool, what: &str) -> ApiResult<StatusCode> {
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(what))
+    }
+}
+
+/// The list envelope shared by every collection: `{"data": [view(row), ...]}`.
+fn data_list<T>(rows: &[T], view: impl Fn(&T) -> Value) -> Json<Value> {
+    Json(json!({ "data": rows.iter().map(view).collect::<Vec<_>>() }))
+}
+
 // ---------------------------------------------------------------- users
 
 #[derive(Deserialize)]
@@ -143,9 +158,7 @@ async fn create_user(
 async fn list_users(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     let rows = users::list_users(&state.pool, &org.org_id).await?;
     let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
-    Ok(Json(json!({
-        "data": rows.iter().map(|u| user_view(u, realm.as_deref())).collect::<Vec<_>>()
-    })))
+    Ok(data_list(&rows, |u| user_view(u, realm.as_deref())))
 }
 
 async fn get_user(
@@ -165,11 +178,10 @@ async fn delete_user(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if users::delete_user(&state.pool, &org.org_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("user"))
-    }
+    deleted(
+        users::delete_user(&state.pool, &org.org_id, &id).await?,
+        "user",
+    )
 }
 
 // ---------------------------------------------------------------- trunks
@@ -238,9 +250,7 @@ async fn create_trunk(
 
 async fn list_trunks(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     let rows = trunks::list_trunks(&state.pool, &org.org_id).await?;
-    Ok(Json(
-        json!({ "data": rows.iter().map(trunk_view).collect::<Vec<_>>() }),
-    ))
+    Ok(data_list(&rows, trunk_view))
 }
 
 async fn get_trunk(
@@ -259,11 +269,10 @@ async fn delete_trunk(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if trunks::delete_trunk(&state.pool, &org.org_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("trunk"))
-    }
+    deleted(
+        trunks::delete_trunk(&state.pool, &org.org_id, &id).await?,
+        "trunk",
+    )
 }
 
 // ---------------------------------------------------------------- routes
@@ -404,9 +413,7 @@ pub fn default_total_timeout(strategy: RingStrategy, member_timeout_s: u32, memb
 
 async fn list_routes(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     let rows = sip_routes::list_routes(&state.pool, &org.org_id).await?;
-    Ok(Json(
-        json!({ "data": rows.iter().map(route_view).collect::<Vec<_>>() }),
-    ))
+    Ok(data_list(&rows, route_view))
 }
 
 async fn get_route(
@@ -425,11 +432,10 @@ async fn delete_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if sip_routes::delete_route(&state.pool, &org.org_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("route"))
-    }
+    deleted(
+        sip_routes::delete_route(&state.pool, &org.org_id, &id).await?,
+        "route",
+    )
 }
 
 // ---------------------------------------------------------------- SIP domain

@@ -227,21 +227,32 @@ async fn resolve(pool: &SqlitePool, row: RouteRow) -> Result<Route, sqlx::Error>
     })
 }
 
+/// The route that `select` (a `SELECT * FROM sip_routes` binding `org_id` as $1 and `key` as
+/// $2) finds, with its target resolved.
+async fn one_route(
+    pool: &SqlitePool,
+    select: &'static str,
+    org_id: &str,
+    key: &str,
+) -> Result<Option<Route>, sqlx::Error> {
+    let row: Option<RouteRow> = sqlx::query_as(select)
+        .bind(org_id)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        Some(r) => Ok(Some(resolve(pool, r).await?)),
+        None => Ok(None),
+    }
+}
+
 pub async fn get_route(
     pool: &SqlitePool,
     org_id: &str,
     id: &str,
 ) -> Result<Option<Route>, sqlx::Error> {
-    let row: Option<RouteRow> =
-        sqlx::query_as("SELECT * FROM sip_routes WHERE org_id = $1 AND id = $2")
-            .bind(org_id)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    match row {
-        Some(r) => Ok(Some(resolve(pool, r).await?)),
-        None => Ok(None),
-    }
+    let select = "SELECT * FROM sip_routes WHERE org_id = $1 AND id = $2";
+    one_route(pool, select, org_id, id).await
 }
 
 pub async fn route_for_did(
@@ -249,16 +260,8 @@ pub async fn route_for_did(
     org_id: &str,
     did_e164: &str,
 ) -> Result<Option<Route>, sqlx::Error> {
-    let row: Option<RouteRow> =
-        sqlx::query_as("SELECT * FROM sip_routes WHERE org_id = $1 AND did_e164 = $2")
-            .bind(org_id)
-            .bind(did_e164)
-            .fetch_optional(pool)
-            .await?;
-    match row {
-        Some(r) => Ok(Some(resolve(pool, r).await?)),
-        None => Ok(None),
-    }
+    let select = "SELECT * FROM sip_routes WHERE org_id = $1 AND did_e164 = $2";
+    one_route(pool, select, org_id, did_e164).await
 }
 
 pub async fn list_routes(pool: &SqlitePool, org_id: &str) -> Result<Vec<Route>, sqlx::Error> {
