@@ -1878,3 +1878,104 @@ async fn trunk_401_challenge_is_answered_with_authorization() {
     )
     .await;
 }
+
+/// The trunk's 407 and the ACK it gets back.
+fn uas_trunk_407() -> String {
+    format!(
+        r#"  <send><![CDATA[
+SIP/2.0 407 Proxy Authentication Required
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Proxy-Authenticate: Digest realm="{TRUNK_REALM}", nonce="{TRUNK_NONCE}", algorithm=MD5
+Content-Length: 0
+]]></send>
+  <recv request="ACK"/>
+"#
+    )
+}
+
+/// A call out through a trunk that refuses it for authentication: `invites` INVITEs each
+/// answered 407 (one without credentials configured; two when the configured credentials
+/// are refused, since rsipstack retries once). The call must end promptly — no hang, no
+/// retry loop — with the caller told 503 (never the trunk's challenge) and the record
+/// keeping the trunk's 407 with cause `auth_failed`.
+async fn trunk_refuses_authentication(name: &str, credentials: bool, invites: usize) {
+    let mut server = start_server(quiet_config()).await;
+    // SIPp exits after its last ACK (-m 1): a further INVITE would go unanswered, and
+    // the count of INVITEs in its trace shows it.
+    let uas_xml = format!("  <recv request=\"INVITE\"/>\n{}", uas_trunk_407()).repeat(invites);
+    let (uas, uas_addr) = sipp_uas(
+        &format!("{name}_trunk"),
+        &scenario(&format!("{name}_trunk"), &uas_xml),
+    )
+    .await;
+    let did = "+15550003333";
+    route_out_through_trunk(&server, did, uas_addr, credentials);
+    let uac_xml = format!(
+        r#"{invite}  <recv response="100" optional="true"/>
+  <recv response="503">
+    <action>{no_challenge}</action>
+  </recv>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Content-Length: 0
+]]></send>
+"#,
+        invite = uac_invite(""),
+        // The trunk's challenge is for callscope's credentials: nothing of it reaches the
+        // caller.
+        no_challenge = r#"<ereg regexp="Authenticate|trunk\.example" search_in="msg" check_it_inverse="true" assign_to="challenge"/>"#,
+    );
+    let started = std::time::Instant::now();
+    let uac = sipp_uac(
+        &format!("{name}_caller"),
+        &scenario(&format!("{name}_caller"), &uac_xml),
+        server.addr,
+        did,
+    );
+    let trace = uas.expect_success(LIMIT, "trunk (challenges)").await;
+    uac.expect_success(LIMIT, "caller (gets 503)").await;
+    // Well inside the 5 s no-answer timeout: the refusal ended the call, not a timer.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let seen = received_invites(&trace);
+    assert_eq!(seen.len(), invites, "INVITEs the trunk saw:\n{trace}");
+    if credentials {
+        assert_digest_answers_challenge(seen[invites - 1], "Proxy-Authorization");
+    } else {
+        assert!(!trace.contains("Authorization:"), "{trace}");
+    }
+    let events = collect_events(&mut server.events, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        count(&events, |e| matches!(e, CallEvent::Answered { .. })),
+        0,
+        "{events:?}"
+    );
+    assert_eq!(
+        ended(&events),
+        vec![(407, HangupSide::System, "auth_failed".to_string())],
+        "{events:?}"
+    );
+    assert_clean(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_407_without_credentials_fails_the_call() {
+    trunk_refuses_authentication("nocred", false, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_refusing_our_credentials_fails_the_call_after_one_retry() {
+    trunk_refuses_authentication("badcred", true, 2).await;
+}

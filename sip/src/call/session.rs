@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::headers;
 use super::routing::{self, NoPlan, Plan, PlanInput};
+use super::trunk_auth;
 use super::{Command, Inner};
 use crate::control::{ControlError, ControlResult};
 use crate::directory::{Destination, RouteTarget};
@@ -102,6 +103,7 @@ fn failure_cause(status: u16) -> &'static str {
         408 | 480 => "no_answer",
         404 | 484 | 604 => "not_found",
         487 => "cancelled",
+        status if trunk_auth::is_challenge(status) => trunk_auth::AUTH_FAILED_CAUSE,
         _ => "rejected",
     }
 }
@@ -570,7 +572,11 @@ impl Call {
                 self.connected().await
             }
             RingResult::Failed(status) => {
-                dialog_a.reject(Some(StatusCode::from(status)), None).ok();
+                // A trunk's challenge is for callscope's credentials, never relayed.
+                let to_caller = trunk_auth::caller_status(status);
+                dialog_a
+                    .reject(Some(StatusCode::from(to_caller)), None)
+                    .ok();
                 let side = if matches!(status, 486 | 600 | 603) {
                     HangupSide::Callee
                 } else {
