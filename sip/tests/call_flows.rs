@@ -1,6 +1,7 @@
 //! Call flows beyond "answer and hang up", each against real SIPp peers on loopback:
 //! CANCEL before answer, BYE from the callee, hold/resume by re-INVITE, blind transfer by
-//! REFER, session timers, a callee killed mid-call, ring groups and click-to-call.
+//! REFER, session timers, a callee killed mid-call, ring groups, click-to-call and a trunk
+//! that challenges our INVITE (401/407).
 //! Every SIPp plays a scenario written here and exits 0 only if every message it expected
 //! arrived (and every `check_it` matched): that exit code is the peers' verdict.
 
@@ -1613,4 +1614,368 @@ async fn hold_and_resume_from_the_callee_reach_the_caller() {
         vec![(200, HangupSide::Caller, "normal_clearing".to_string())]
     );
     assert_clean(&server).await;
+}
+
+// ---- outbound trunk authentication (the trunk challenges callscope's INVITE) ----
+
+const TRUNK_USER: &str = "acme-trunk";
+const TRUNK_PASSWORD: &str = "s3cret-trunk-pw";
+const TRUNK_REALM: &str = "trunk.example";
+const TRUNK_NONCE: &str = "6a1f0c7e9b2d4e58";
+
+/// The trunk's far end challenges the first INVITE (`status` 407 with Proxy-Authenticate
+/// or 401 with WWW-Authenticate), takes the ACK of that final response, and expects a
+/// second INVITE carrying the answer in `answer_header`.
+///
+/// With `sipp_verifies`, SIPp's `verifyauth` recomputes the MD5 digest from the
+/// username/password it was given: a wrong digest jumps to a `recv` that can never match
+/// and times out at once, which fails the call (exit 1). SIPp 3.6 only reads
+/// `Authorization:` there (a Proxy-Authorization gets "authentication must be digest"),
+/// so the 407 test recomputes the digest itself from the trace instead.
+fn uas_trunk_challenging(
+    status: &str,
+    challenge_header: &str,
+    answer_header: &str,
+    sipp_verifies: bool,
+) -> String {
+    let verify = if sipp_verifies {
+        format!(
+            r#"      <verifyauth assign_to="digest_ok" username="{TRUNK_USER}" password="{TRUNK_PASSWORD}"/>
+    </action>
+  </recv>
+  <nop test="digest_ok" next="digest_good"/>
+  <recv request="DIGEST_WAS_WRONG" timeout="100"/>
+  <label id="digest_good"/>
+"#
+        )
+    } else {
+        "    </action>\n  </recv>\n".to_string()
+    };
+    format!(
+        r#"  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 {status}
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+{challenge_header}: Digest realm="{TRUNK_REALM}", nonce="{TRUNK_NONCE}", algorithm=MD5
+Content-Length: 0
+]]></send>
+  <recv request="ACK"/>
+  <recv request="INVITE">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="peer_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="my_to"/>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" assign_to="peer_contact"/>
+      {answer_check}
+{verify}  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{sdp}]]></send>
+  <recv request="ACK"/>
+"#,
+        answer_check = check_header(
+            &format!("{answer_header}:"),
+            &format!("Digest .*username=\"{TRUNK_USER}\".*realm=\"{TRUNK_REALM}\""),
+            "digest_header"
+        ),
+        sdp = sdp("sendrecv")
+    )
+}
+
+/// Route `did` out through a trunk whose far end is `proxy`, with or without credentials.
+fn route_out_through_trunk(
+    server: &TestServer,
+    did: &str,
+    proxy: std::net::SocketAddr,
+    credentials: bool,
+) {
+    let (username, password) = if credentials {
+        (
+            Some(TRUNK_USER.to_string()),
+            Some(TRUNK_PASSWORD.to_string()),
+        )
+    } else {
+        (None, None)
+    };
+    server.directory.dids.lock().unwrap().insert(
+        did.to_string(),
+        Destination::External {
+            number_e164: did.to_string(),
+            trunk: SipTrunk {
+                org_id: ORG.into(),
+                trunk_id: "trunk-auth".into(),
+                name: "challenging".into(),
+                outbound_proxy: proxy,
+                username,
+                password,
+                inbound_acl: vec![],
+            },
+        },
+    );
+}
+
+/// The INVITEs a SIPp received, from its `-trace_msg` log, in order.
+fn received_invites(trace: &str) -> Vec<&str> {
+    trace
+        .split("UDP message received")
+        .skip(1)
+        .filter(|message| {
+            message
+                .lines()
+                .find(|line| !line.trim().is_empty() && !line.contains("bytes"))
+                .is_some_and(|line| line.starts_with("INVITE "))
+        })
+        .collect()
+}
+
+/// The value of `name="..."` (or unquoted `name=...`) in a digest header line.
+fn digest_param<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(',').find_map(|part| {
+        let part = part.trim();
+        let part = part.strip_prefix("Digest ").unwrap_or(part).trim();
+        let value = part.strip_prefix(name)?.strip_prefix('=')?;
+        Some(value.trim_matches('"'))
+    })
+}
+
+fn md5_hex(text: &str) -> String {
+    use md5::Digest;
+    md5::Md5::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Recompute the RFC 2617 digest (MD5, no qop: the challenge offered none) that the
+/// trunk's credentials must give for `invite`'s `header`, independently of rsipstack.
+fn assert_digest_answers_challenge(invite: &str, header: &str) {
+    let line = invite
+        .lines()
+        .find(|line| {
+            line.split_once(':')
+                .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case(header))
+        })
+        .unwrap_or_else(|| panic!("no {header} in the second INVITE:\n{invite}"));
+    let value = line.split_once(':').map(|(_, v)| v.trim()).unwrap_or("");
+    assert!(value.starts_with("Digest "), "{line}");
+    assert_eq!(digest_param(value, "username"), Some(TRUNK_USER), "{line}");
+    assert_eq!(digest_param(value, "realm"), Some(TRUNK_REALM), "{line}");
+    assert_eq!(digest_param(value, "nonce"), Some(TRUNK_NONCE), "{line}");
+    let uri = digest_param(value, "uri").unwrap_or_else(|| panic!("no uri: {line}"));
+    let request_uri = invite
+        .lines()
+        .find_map(|l| l.strip_prefix("INVITE "))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or("");
+    assert_eq!(uri, request_uri, "digest uri is not the Request-URI");
+    let ha1 = md5_hex(&format!("{TRUNK_USER}:{TRUNK_REALM}:{TRUNK_PASSWORD}"));
+    let ha2 = md5_hex(&format!("INVITE:{uri}"));
+    let expected = md5_hex(&format!("{ha1}:{TRUNK_NONCE}:{ha2}"));
+    assert_eq!(
+        digest_param(value, "response"),
+        Some(expected.as_str()),
+        "wrong digest response: {line}"
+    );
+}
+
+/// A call out through a challenging trunk with credentials: callscope answers the
+/// challenge, the trunk checks the digest, the call is answered and hung up by the
+/// caller.
+async fn trunk_challenge_is_answered(
+    name: &str,
+    status: &str,
+    challenge: &str,
+    answer: &str,
+    sipp_verifies: bool,
+) {
+    let mut server = start_server(quiet_config()).await;
+    let uas_xml = format!(
+        "{}{}",
+        uas_trunk_challenging(status, challenge, answer, sipp_verifies),
+        recv_and_ok("BYE", "")
+    );
+    let (uas, uas_addr) = sipp_uas(
+        &format!("{name}_trunk"),
+        &scenario(&format!("{name}_trunk"), &uas_xml),
+    )
+    .await;
+    let did = "+15550002222";
+    route_out_through_trunk(&server, did, uas_addr, true);
+    let uac_xml = format!(
+        "{}{}  <pause milliseconds=\"500\"/>\n{}  <recv response=\"200\"/>\n",
+        uac_invite(""),
+        uac_answered(""),
+        uac_request("BYE", 2, "", "")
+    );
+    let uac = sipp_uac(
+        &format!("{name}_caller"),
+        &scenario(&format!("{name}_caller"), &uac_xml),
+        server.addr,
+        did,
+    );
+    let trace = uas
+        .expect_success(LIMIT, "trunk (challenges, checks the digest, answers)")
+        .await;
+    uac.expect_success(LIMIT, "caller (answered through the trunk, hangs up)")
+        .await;
+    // Exactly one challenge was needed: two INVITEs reached the trunk, the first without
+    // credentials, the second with them and a higher CSeq (a new request, RFC 3261 §22.2).
+    let invites = received_invites(&trace);
+    assert_eq!(invites.len(), 2, "INVITEs the trunk saw:\n{trace}");
+    assert!(
+        !invites[0].contains(&format!("\n{answer}:")),
+        "the first INVITE already carried credentials:\n{}",
+        invites[0]
+    );
+    assert!(invites[0].contains("CSeq: 1 INVITE"), "{}", invites[0]);
+    assert!(invites[1].contains("CSeq: 2 INVITE"), "{}", invites[1]);
+    assert_digest_answers_challenge(invites[1], answer);
+    let events = collect_events(&mut server.events, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        count(&events, |e| matches!(e, CallEvent::Answered { .. })),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(
+        ended(&events),
+        vec![(200, HangupSide::Caller, "normal_clearing".to_string())],
+        "{events:?}"
+    );
+    assert_clean(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_407_challenge_is_answered_with_proxy_authorization() {
+    trunk_challenge_is_answered(
+        "trunk407",
+        "407 Proxy Authentication Required",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_401_challenge_is_answered_with_authorization() {
+    trunk_challenge_is_answered(
+        "trunk401",
+        "401 Unauthorized",
+        "WWW-Authenticate",
+        "Authorization",
+        true,
+    )
+    .await;
+}
+
+/// The trunk's 407 and the ACK it gets back.
+fn uas_trunk_407() -> String {
+    format!(
+        r#"  <send><![CDATA[
+SIP/2.0 407 Proxy Authentication Required
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Proxy-Authenticate: Digest realm="{TRUNK_REALM}", nonce="{TRUNK_NONCE}", algorithm=MD5
+Content-Length: 0
+]]></send>
+  <recv request="ACK"/>
+"#
+    )
+}
+
+/// A call out through a trunk that refuses it for authentication: `invites` INVITEs each
+/// answered 407 (one without credentials configured; two when the configured credentials
+/// are refused, since rsipstack retries once). The call must end promptly — no hang, no
+/// retry loop — with the caller told 503 (never the trunk's challenge) and the record
+/// keeping the trunk's 407 with cause `auth_failed`.
+async fn trunk_refuses_authentication(name: &str, credentials: bool, invites: usize) {
+    let mut server = start_server(quiet_config()).await;
+    // SIPp exits after its last ACK (-m 1): a further INVITE would go unanswered, and
+    // the count of INVITEs in its trace shows it.
+    let uas_xml = format!("  <recv request=\"INVITE\"/>\n{}", uas_trunk_407()).repeat(invites);
+    let (uas, uas_addr) = sipp_uas(
+        &format!("{name}_trunk"),
+        &scenario(&format!("{name}_trunk"), &uas_xml),
+    )
+    .await;
+    let did = "+15550003333";
+    route_out_through_trunk(&server, did, uas_addr, credentials);
+    let uac_xml = format!(
+        r#"{invite}  <recv response="100" optional="true"/>
+  <recv response="503">
+    <action>{no_challenge}</action>
+  </recv>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Content-Length: 0
+]]></send>
+"#,
+        invite = uac_invite(""),
+        // The trunk's challenge is for callscope's credentials: nothing of it reaches the
+        // caller.
+        no_challenge = r#"<ereg regexp="Authenticate|trunk\.example" search_in="msg" check_it_inverse="true" assign_to="challenge"/>"#,
+    );
+    let started = std::time::Instant::now();
+    let uac = sipp_uac(
+        &format!("{name}_caller"),
+        &scenario(&format!("{name}_caller"), &uac_xml),
+        server.addr,
+        did,
+    );
+    let trace = uas.expect_success(LIMIT, "trunk (challenges)").await;
+    uac.expect_success(LIMIT, "caller (gets 503)").await;
+    // Well inside the 5 s no-answer timeout: the refusal ended the call, not a timer.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let seen = received_invites(&trace);
+    assert_eq!(seen.len(), invites, "INVITEs the trunk saw:\n{trace}");
+    if credentials {
+        assert_digest_answers_challenge(seen[invites - 1], "Proxy-Authorization");
+    } else {
+        assert!(!trace.contains("Authorization:"), "{trace}");
+    }
+    let events = collect_events(&mut server.events, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        count(&events, |e| matches!(e, CallEvent::Answered { .. })),
+        0,
+        "{events:?}"
+    );
+    assert_eq!(
+        ended(&events),
+        vec![(407, HangupSide::System, "auth_failed".to_string())],
+        "{events:?}"
+    );
+    assert_clean(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_407_without_credentials_fails_the_call() {
+    trunk_refuses_authentication("nocred", false, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_refusing_our_credentials_fails_the_call_after_one_retry() {
+    trunk_refuses_authentication("badcred", true, 2).await;
 }

@@ -10,6 +10,7 @@
 mod headers;
 mod routing;
 mod session;
+mod trunk_auth;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::headers;
 use super::routing::{self, NoPlan, Plan, PlanInput};
+use super::trunk_auth;
 use super::{Command, Inner};
 use crate::control::{ControlError, ControlResult};
 use crate::directory::{Destination, RouteTarget};
@@ -102,6 +103,7 @@ fn failure_cause(status: u16) -> &'static str {
         408 | 480 => "no_answer",
         404 | 484 | 604 => "not_found",
         487 => "cancelled",
+        status if trunk_auth::is_challenge(status) => trunk_auth::AUTH_FAILED_CAUSE,
         _ => "rejected",
     }
 }
@@ -201,7 +203,8 @@ impl RingFailure {
     /// caller went away (nothing left to answer).
     fn caller_response(&self) -> Option<StatusCode> {
         match *self {
-            Self::Failed(status) => Some(StatusCode::from(status)),
+            // A trunk's challenge is for callscope's credentials, never relayed to the caller.
+            Self::Failed(status) => Some(StatusCode::from(trunk_auth::caller_status(status))),
             Self::Aborted => None,
             Self::ApiHangup => Some(StatusCode::RequestTerminated),
         }
