@@ -373,7 +373,7 @@ fn hostile_input_never_panics_and_output_stays_whole_frames() {
                 1 => now + ms(rng.next() % 5000),
                 _ => now + ms(rng.next() % 40),
             };
-            let channel = if rng.next() % 2 == 0 {
+            let channel = if rng.next().is_multiple_of(2) {
                 Channel::Agent
             } else {
                 Channel::Customer

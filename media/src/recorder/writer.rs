@@ -155,7 +155,7 @@ impl WavWriter {
     /// Buffers interleaved left/right samples; flushes if the flush interval has passed or a
     /// flush interval's worth of audio is waiting.
     pub fn write(&mut self, interleaved: &[i16], now: Instant) -> Result<(), WriterError> {
-        if interleaved.len() % 2 != 0 {
+        if !interleaved.len().is_multiple_of(2) {
             return Err(WriterError::PartialFrame(interleaved.len()));
         }
         let added = interleaved.len() as u64 * 2;
