@@ -403,3 +403,55 @@ fn hostile_input_never_panics_and_output_stays_whole_frames() {
         assert_eq!(tl.stats().emitted_frames, total);
     }
 }
+
+#[test]
+fn several_pauses_each_silence_exactly_their_interval() {
+    let t0 = Instant::now();
+    let mut tl = Timeline::new(TimelineConfig::new(RATE), t0).unwrap();
+    let mut out = Vec::new();
+    // Pauses at [0.5 s, 0.7 s), [1.0 s, 1.1 s), and one at 1.2 s resumed by a clock that
+    // stepped back 40 ms (so it covers nothing).
+    let events = [
+        (25u64, true),
+        (35, false),
+        (50, true),
+        (55, false),
+        (60, true),
+    ];
+    for k in 0..100u64 {
+        let now = t0 + ms(20 * (k + 1));
+        tl.push(Channel::Agent, rtp((k * 160) as u32), &packet(7), now)
+            .unwrap();
+        for &(at, pause) in &events {
+            if at == k + 1 {
+                if pause {
+                    tl.pause(now).unwrap();
+                } else {
+                    tl.resume(now).unwrap();
+                }
+            }
+        }
+        // The clock steps back 40 ms right after the third pause began.
+        if k + 1 == 60 {
+            tl.resume(t0 + ms(20 * 58)).unwrap();
+        }
+        tl.advance(now, &mut out);
+    }
+    tl.finish(t0 + ms(2000), &mut out);
+    let l = left(&out);
+    assert_run(&l, 0..4000, 7);
+    assert_run(&l, 4000..5600, 0);
+    assert_run(&l, 5600..8000, 7);
+    assert_run(&l, 8000..8800, 0);
+    assert_run(&l, 8800..9600, 7);
+    assert_run(&l, 9600..16_000, 7); // the stepped-back resume closed an empty interval
+    let got: Vec<_> = tl
+        .pauses()
+        .iter()
+        .map(|p| (p.start_frame, p.end_frame))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(4000, Some(5600)), (8000, Some(8800)), (9600, Some(9600))]
+    );
+}

@@ -343,3 +343,20 @@ fn timeline_into_writer_gives_a_recording_as_long_as_the_call() {
         assert!(chunk.iter().all(|&s| s == want), "customer packet {k}");
     }
 }
+
+#[test]
+fn a_file_without_the_part_suffix_is_repaired_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = test_audio(RATE as usize);
+    let bytes = finished_bytes(dir.path(), &audio);
+    let path = dir.path().join("inplace.wav");
+    let mut cut = bytes[..bytes.len() - 402].to_vec();
+    // A header still announcing zero samples, as right after `create`.
+    cut[4..8].copy_from_slice(&36u32.to_le_bytes());
+    cut[40..44].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(&path, &cut).unwrap();
+    let report = repair(&path).unwrap();
+    assert_eq!(report.path, path);
+    assert_eq!(report.frames, (RATE as u64 * 4 - 402) / 4);
+    assert_eq!(read_all(&path).1[..], audio[..report.frames as usize * 2]);
+}

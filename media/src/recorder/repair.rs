@@ -97,9 +97,13 @@ pub fn repair(path: &Path) -> Result<RepairReport, RepairError> {
 }
 
 fn final_path_for(path: &Path) -> PathBuf {
-    let name = path.as_os_str().to_string_lossy();
-    match name.strip_suffix(PART_SUFFIX) {
-        Some(stem) if !stem.is_empty() && path.to_str().is_some() => PathBuf::from(stem),
-        _ => path.to_path_buf(),
+    // `with_extension` works on the raw file name, so non-UTF-8 names are handled too.
+    if path
+        .extension()
+        .is_some_and(|e| e == PART_SUFFIX.trim_start_matches('.'))
+    {
+        path.with_extension("")
+    } else {
+        path.to_path_buf()
     }
 }

@@ -161,6 +161,9 @@ pub struct Timeline {
     /// Frames handed out so far; everything before this is final.
     emitted: u64,
     pauses: Vec<PauseInterval>,
+    /// First pause interval that may still cover frames not yet emitted (intervals are in
+    /// order and never overlap), so emission does not rescan a long pause history per frame.
+    pause_cursor: usize,
     stats: TimelineStats,
     finished: bool,
 }
@@ -177,6 +180,7 @@ impl Timeline {
             channels: [ChannelState::default(), ChannelState::default()],
             emitted: 0,
             pauses: Vec::new(),
+            pause_cursor: 0,
             stats: TimelineStats::default(),
             finished: false,
         })
@@ -376,7 +380,10 @@ impl Timeline {
             return Err(TimelineError::AlreadyPaused);
         }
         // Never reach back into frames already handed out: they are on disk.
-        let start_frame = self.wall_frame(now).max(self.emitted);
+        // nor before the previous interval's end (a clock stepping back must not make
+        // intervals overlap or go out of order).
+        let previous_end = self.pauses.last().and_then(|p| p.end_frame).unwrap_or(0);
+        let start_frame = self.wall_frame(now).max(self.emitted).max(previous_end);
         let interval = PauseInterval {
             start_frame,
             end_frame: None,
@@ -433,7 +440,18 @@ impl Timeline {
         out.reserve(usize::try_from(count.saturating_mul(2)).unwrap_or(0));
         for _ in 0..count {
             let frame = self.emitted;
-            let paused = self.pauses.iter().any(|p| p.contains(frame));
+            while self
+                .pauses
+                .get(self.pause_cursor)
+                .and_then(|p| p.end_frame)
+                .is_some_and(|end| end <= frame)
+            {
+                self.pause_cursor += 1;
+            }
+            let paused = self
+                .pauses
+                .get(self.pause_cursor)
+                .is_some_and(|p| p.contains(frame));
             for state in &mut self.channels {
                 let sample = state.pending.pop_front().flatten().unwrap_or(0);
                 out.push(if paused { 0 } else { sample });
