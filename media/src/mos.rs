@@ -29,7 +29,8 @@ pub struct CodecImpairment {
 
 impl CodecImpairment {
     /// G.711 with packet loss concealment: Ie = 0, Bpl = 25.1 (ITU-T G.113 Appendix I,
-    /// provisional planning values for Ie and Bpl: G.711 with the G.711 Appendix I PLC, random loss).
+    /// provisional planning values for Ie and Bpl: G.711 with the G.711 Appendix I PLC,
+    /// random loss).
     pub const G711_PLC: Self = Self { ie: 0.0, bpl: 25.1 };
     /// G.711 without concealment: Ie = 0, Bpl = 4.3 (ITU-T G.113 Appendix I, same table).
     pub const G711_NO_PLC: Self = Self { ie: 0.0, bpl: 4.3 };
