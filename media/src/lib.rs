@@ -3,4 +3,7 @@
 //! they return what to send, play or write; the tokio shell around them (later) owns sockets,
 //! files and clocks.
 
+pub mod jitter;
+pub mod mos;
 pub mod recorder;
+pub mod stats;
