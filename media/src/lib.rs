@@ -2,3 +2,5 @@
 //! and the crash-safe call recorder. The cores are sans-IO: fed packets and the current time,
 //! they return what to send, play or write; the tokio shell around them (later) owns sockets,
 //! files and clocks.
+
+pub mod rtp;
