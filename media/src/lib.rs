@@ -3,4 +3,5 @@
 //! they return what to send, play or write; the tokio shell around them (later) owns sockets,
 //! files and clocks.
 
+pub mod rtcp;
 pub mod rtp;
