@@ -389,7 +389,7 @@ impl RtcpPacket<'_> {
                     }
                     // Null terminator, then zeros to the 32-bit boundary (at least one zero).
                     out.push(0);
-                    while (out.len() - start) % 4 != 0 {
+                    while !(out.len() - start).is_multiple_of(4) {
                         out.push(0);
                     }
                 }
@@ -403,7 +403,7 @@ impl RtcpPacket<'_> {
                         .map_err(|_| RtcpError::ItemTooLong(reason.len()))?;
                     out.push(len);
                     out.extend_from_slice(reason);
-                    while (out.len() - start) % 4 != 0 {
+                    while !(out.len() - start).is_multiple_of(4) {
                         out.push(0);
                     }
                 }
