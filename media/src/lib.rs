@@ -3,5 +3,6 @@
 //! they return what to send, play or write; the tokio shell around them (later) owns sockets,
 //! files and clocks.
 
+pub mod g711;
 pub mod rtcp;
 pub mod rtp;
