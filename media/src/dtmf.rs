@@ -157,7 +157,8 @@ fn ts_before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 
-/// Detects key presses in one stream's telephone-event packets.
+/// Detects key presses in one stream's telephone-event packets. Use one per SSRC: a new
+/// SSRC restarts sequence numbers and timestamps, which would read as stale packets.
 #[derive(Debug, Clone)]
 pub struct DtmfDetector {
     pending: Option<Pending>,
@@ -165,6 +166,8 @@ pub struct DtmfDetector {
     finished: VecDeque<u32>,
     /// Latest event start seen; packets of events starting before it are stale.
     latest_start: Option<u32>,
+    /// Highest sequence number seen, to tell a sender's timestamp reset from a late packet.
+    highest_seq: Option<u16>,
     timeout: u32,
     ready: VecDeque<DtmfDigit>,
     malformed: u64,
@@ -178,6 +181,7 @@ impl DtmfDetector {
             pending: None,
             finished: VecDeque::with_capacity(FINISHED_MEMORY),
             latest_start: None,
+            highest_seq: None,
             timeout,
             ready: VecDeque::new(),
             malformed: 0,
@@ -205,12 +209,12 @@ impl DtmfDetector {
         self.ready.push_back(digit);
     }
 
-    /// Feeds one telephone-event RTP packet. `sequence` is accepted for the caller's
-    /// convenience and future use; ordering decisions rest on the timestamp, which RFC 4733
-    /// makes constant per event, so reordered or duplicated packets need no sequence logic.
+    /// Feeds one telephone-event RTP packet. Events are told apart by timestamp, which
+    /// RFC 4733 keeps constant per event; the sequence number only separates a late packet
+    /// (old sequence) from a sender whose timestamps jumped backwards (new sequence).
     pub fn on_packet(
         &mut self,
-        _sequence: u16,
+        sequence: u16,
         timestamp: u32,
         payload: &[u8],
     ) -> Result<(), DtmfError> {
@@ -221,14 +225,33 @@ impl DtmfDetector {
                 return Err(e);
             }
         };
+        let newer_seq = self
+            .highest_seq
+            .is_none_or(|h| (sequence.wrapping_sub(h) as i16) > 0);
+        if newer_seq {
+            self.highest_seq = Some(sequence);
+        }
+        let other_than_pending = self.pending.is_none_or(|p| p.segment_start != timestamp);
+        if !newer_seq && other_than_pending {
+            // An older packet of a press that is no longer open (reported, or overtaken by a
+            // newer press): nothing in it can change what was reported.
+            return Ok(());
+        }
+        let went_back = other_than_pending
+            && self
+                .latest_start
+                .is_some_and(|latest| ts_before(timestamp, latest));
+        if went_back {
+            // The timeline restarted (new stream after a re-INVITE, a buggy sender): what we
+            // remember no longer applies. Close the open press and forget old timestamps.
+            if let Some(p) = self.pending.take() {
+                self.emit(p.finish(DtmfEnd::NextEvent), p.segment_start);
+            }
+            self.finished.clear();
+            self.latest_start = None;
+        }
         if self.finished.contains(&timestamp) {
             return Ok(()); // a repeat of an end packet, or a straggler of a reported press
-        }
-        if let Some(latest) = self.latest_start
-            && ts_before(timestamp, latest)
-            && self.pending.is_none_or(|p| p.segment_start != timestamp)
-        {
-            return Ok(()); // a late packet of an older press we already closed or skipped
         }
         match self.pending {
             Some(p) if p.segment_start == timestamp => {
@@ -483,6 +506,23 @@ mod tests {
             (got[0].start_timestamp, got[0].duration),
             (0, 65_535 + 2000)
         );
+    }
+
+    #[test]
+    fn timestamp_reset_with_newer_sequence_is_a_new_press() {
+        let mut det = DtmfDetector::new(8000);
+        let mut seq = 10;
+        let mut pkts = press(1, 900_000, &mut seq, 480);
+        // The sender restarts its timestamps lower but keeps counting sequence numbers.
+        pkts.extend(press(2, 1000, &mut seq, 480));
+        // A late copy of an old end packet (old sequence, old timestamp) changes nothing.
+        pkts.push((11, 900_000, pkt(1, true, 480)));
+        let got = run(&mut det, &pkts);
+        let digits: Vec<_> = got
+            .iter()
+            .map(|d| (d.symbol(), d.start_timestamp))
+            .collect();
+        assert_eq!(digits, [(Some('1'), 900_000), (Some('2'), 1000)]);
     }
 
     #[test]

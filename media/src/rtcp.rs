@@ -65,6 +65,49 @@ pub struct ReportBlock {
     pub delay_since_last_sr: u32,
 }
 
+impl ReportBlock {
+    /// Fills the loss fields from a receiver's sequence tracker (RFC 3550 A.3); advances the
+    /// tracker's fraction-lost interval, so call it once per report sent.
+    pub fn from_tracker(
+        ssrc: u32,
+        tracker: &mut crate::rtp::SequenceTracker,
+        jitter: u32,
+        last_sr: u32,
+        delay_since_last_sr: u32,
+    ) -> Self {
+        let lost = tracker.lost().clamp(-0x80_0000, 0x7f_ffff) as i32;
+        ReportBlock {
+            ssrc,
+            fraction_lost: tracker.take_fraction_lost(),
+            cumulative_lost: lost,
+            // The wire field keeps the low 32 bits: 16 bits of cycles, 16 of sequence.
+            extended_highest_seq: tracker.extended_max() as u32,
+            jitter,
+            last_sr,
+            delay_since_last_sr,
+        }
+    }
+
+    /// Round-trip time in 1/65536 s seen by the sender of the SR this block answers, given
+    /// the block's arrival time as compact NTP (RFC 3550 §6.4.1: A − LSR − DLSR). None when
+    /// the peer has not received an SR yet or the result would be negative (clock skew).
+    pub fn round_trip(&self, arrival_compact_ntp: u32) -> Option<u32> {
+        if self.last_sr == 0 {
+            return None;
+        }
+        let rtt = arrival_compact_ntp
+            .wrapping_sub(self.last_sr)
+            .wrapping_sub(self.delay_since_last_sr);
+        // A wrapped (huge) value means arrival precedes LSR + DLSR: not a real delay.
+        (rtt < 0x8000_0000).then_some(rtt)
+    }
+}
+
+/// The middle 32 bits of a 64-bit NTP timestamp, as carried in LSR (RFC 3550 §6.4.1).
+pub fn compact_ntp(ntp: u64) -> u32 {
+    (ntp >> 16) as u32
+}
+
 /// A sender report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SenderReport {
@@ -576,6 +619,42 @@ mod tests {
         let bye = RtcpPacket::Bye(Bye::default());
         bye.write(&mut out).unwrap();
         assert_eq!(parse_compound(&out).unwrap(), vec![p, bye]);
+    }
+
+    #[test]
+    fn report_block_from_tracker_and_rtt() {
+        let mut t = crate::rtp::SequenceTracker::new();
+        // 65534 (probation), then 65535, 0, 2, 3: seq 1 lost across the wrap.
+        for s in [65534, 65535, 0, 2, 3] {
+            t.update(s);
+        }
+        let b = ReportBlock::from_tracker(7, &mut t, 12, 0x0001_0000, 0x8000);
+        assert_eq!(b.cumulative_lost, 1);
+        assert_eq!(b.extended_highest_seq, 0x0001_0003);
+        assert_eq!(b.fraction_lost, (256 / 5) as u8);
+        // Wire round trip keeps all of it.
+        let mut out = Vec::new();
+        RtcpPacket::ReceiverReport(ReceiverReport {
+            ssrc: 1,
+            reports: vec![b],
+        })
+        .write(&mut out)
+        .unwrap();
+        let RtcpPacket::ReceiverReport(rr) = &parse_compound(&out).unwrap()[0] else {
+            panic!("expected RR");
+        };
+        assert_eq!(rr.reports[0], b);
+        // RFC 3550 §6.4.1 example: A=0xb710:8000, LSR=0xb705:2000, DLSR=0x0005:4000
+        // gives a round trip of 0x0006:2000 (6.125 s).
+        let rfc = ReportBlock {
+            last_sr: 0xb705_2000,
+            delay_since_last_sr: 0x0005_4000,
+            ..ReportBlock::default()
+        };
+        assert_eq!(rfc.round_trip(0xb710_8000), Some(0x0006_2000));
+        assert_eq!(rfc.round_trip(0xb705_2000), None, "arrival before LSR+DLSR");
+        assert_eq!(ReportBlock::default().round_trip(5), None);
+        assert_eq!(compact_ntp(0x1234_5678_9abc_def0), 0x5678_9abc);
     }
 
     #[test]
