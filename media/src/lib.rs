@@ -3,7 +3,11 @@
 //! they return what to send, play or write; the tokio shell around them (later) owns sockets,
 //! files and clocks.
 
+pub mod dtmf;
+pub mod g711;
 pub mod jitter;
 pub mod mos;
 pub mod recorder;
+pub mod rtcp;
+pub mod rtp;
 pub mod stats;
