@@ -1257,6 +1257,25 @@ impl Call {
         self.inner.emit(event);
     }
 
+    /// Hold (`SendOnly`) or resume (`SendRecv`) the whole call: both legs are re-INVITEd, and
+    /// the call counts as held or resumed only if both accept — half a hold is a failure.
+    async fn set_call_direction(&mut self, direction: Direction) -> Result<(), ControlError> {
+        let a = self.reinvite_leg(LegRole::Caller, direction).await;
+        let b = self.reinvite_leg(LegRole::Callee, direction).await;
+        let (call_id, at_ms) = (self.id.clone(), now_ms());
+        let (what, event) = if direction == Direction::SendRecv {
+            ("resume", CallEvent::Resumed { call_id, at_ms })
+        } else {
+            ("hold", CallEvent::Held { call_id, at_ms })
+        };
+        if a && b {
+            self.inner.emit(event);
+            Ok(())
+        } else {
+            Err(ControlError::Failed(legs_refused(what, a, b)))
+        }
+    }
+
     /// Send a re-INVITE with our SDP in `direction` to a leg and apply its answer.
     async fn reinvite_leg(&mut self, slot: LegRole, direction: Direction) -> bool {
         let Some(dialog) = self.legs[slot_index(slot)]
@@ -1500,44 +1519,15 @@ impl Call {
                 })
             }
             Command::Hold(reply) => {
-                let a = self
-                    .reinvite_leg(LegRole::Caller, Direction::SendOnly)
-                    .await;
-                let b = self
-                    .reinvite_leg(LegRole::Callee, Direction::SendOnly)
-                    .await;
-                // Held means both parties are: half a hold is reported as a failure.
-                if a && b {
-                    self.inner.emit(CallEvent::Held {
-                        call_id: self.id.clone(),
-                        at_ms: now_ms(),
-                    });
-                    reply.send(Ok(())).ok();
-                } else {
-                    reply
-                        .send(Err(ControlError::Failed(legs_refused("hold", a, b))))
-                        .ok();
-                }
+                reply
+                    .send(self.set_call_direction(Direction::SendOnly).await)
+                    .ok();
                 None
             }
             Command::Resume(reply) => {
-                let a = self
-                    .reinvite_leg(LegRole::Caller, Direction::SendRecv)
-                    .await;
-                let b = self
-                    .reinvite_leg(LegRole::Callee, Direction::SendRecv)
-                    .await;
-                if a && b {
-                    self.inner.emit(CallEvent::Resumed {
-                        call_id: self.id.clone(),
-                        at_ms: now_ms(),
-                    });
-                    reply.send(Ok(())).ok();
-                } else {
-                    reply
-                        .send(Err(ControlError::Failed(legs_refused("resume", a, b))))
-                        .ok();
-                }
+                reply
+                    .send(self.set_call_direction(Direction::SendRecv).await)
+                    .ok();
                 None
             }
             Command::Transfer(target, reply) => {
