@@ -3,6 +3,7 @@
 //! they return what to send, play or write; the tokio shell around them (later) owns sockets,
 //! files and clocks.
 
+pub mod codec;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;

@@ -1,0 +1,133 @@
+//! Audio codecs of the media path behind one pair of traits, so the bridge can relay or
+//! transcode without knowing which codec a leg speaks.
+//!
+//! A decoder turns one RTP payload into 16-bit PCM at the codec's own rate (8 kHz for G.711,
+//! the configured rate for Opus) and can conceal a lost frame; an encoder turns exactly one
+//! frame of PCM into one payload. Frames are 20 ms everywhere on the media path.
+
+mod g711_codec;
+
+use crate::g711;
+
+pub use g711_codec::{G711Decoder, G711Encoder, G711Law};
+
+/// Codecs the media path speaks (telephone-event is not audio and is handled by `dtmf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodecKind {
+    Pcmu,
+    Pcma,
+    Opus,
+    G722,
+}
+
+/// What a leg negotiated: enough to build its decoder and encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CodecSpec {
+    pub kind: CodecKind,
+    pub payload_type: u8,
+    /// The RTP clock rate (8000 for G.711 and G.722 by RFC 3551's historical rule, 48000
+    /// for Opus whatever its audio rate).
+    pub clock_rate: u32,
+    /// Channels on the wire (Opus may be 2; callscope mixes to mono).
+    pub channels: u8,
+}
+
+impl CodecSpec {
+    pub fn pcmu() -> Self {
+        Self {
+            kind: CodecKind::Pcmu,
+            payload_type: 0,
+            clock_rate: 8000,
+            channels: 1,
+        }
+    }
+
+    pub fn pcma() -> Self {
+        Self {
+            kind: CodecKind::Pcma,
+            payload_type: 8,
+            clock_rate: 8000,
+            channels: 1,
+        }
+    }
+
+    /// Whether two legs can exchange payloads unchanged (relay instead of transcode).
+    pub fn relay_compatible(&self, other: &CodecSpec) -> bool {
+        self.kind == other.kind
+            && self.clock_rate == other.clock_rate
+            && self.channels == other.channels
+    }
+
+    /// The rate of the PCM this codec's decoder gives and its encoder takes.
+    pub fn pcm_rate(&self) -> u32 {
+        match self.kind {
+            CodecKind::Pcmu | CodecKind::Pcma => 8000,
+            CodecKind::G722 => 16000,
+            CodecKind::Opus => 48000,
+        }
+    }
+
+    /// RTP timestamp units per 20 ms frame.
+    pub fn timestamp_step_20ms(&self) -> u32 {
+        self.clock_rate / 50
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("codec {0:?} is not supported by this build")]
+    Unsupported(CodecKind),
+    #[error("corrupt payload: {0}")]
+    Corrupt(String),
+    #[error("encoder needs {expected} samples per frame, got {got}")]
+    FrameSize { expected: usize, got: usize },
+    #[error("codec library error: {0}")]
+    Library(String),
+}
+
+/// Payload → mono PCM at [`AudioDecoder::sample_rate`].
+pub trait AudioDecoder: Send {
+    fn sample_rate(&self) -> u32;
+    /// Appends the decoded samples of one payload to `out`; returns how many were appended.
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError>;
+    /// Appends `samples` samples standing in for a lost frame (PLC where the codec has it,
+    /// silence otherwise).
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
+}
+
+/// Mono PCM at [`AudioEncoder::sample_rate`] → payload, one frame at a time.
+pub trait AudioEncoder: Send {
+    fn sample_rate(&self) -> u32;
+    /// Samples in one frame (20 ms).
+    fn frame_samples(&self) -> usize;
+    /// Encodes exactly one frame; replaces `out`'s contents with the payload.
+    fn encode(&mut self, frame: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
+}
+
+/// Builds the decoder for a negotiated codec.
+pub fn decoder_for(spec: &CodecSpec) -> Result<Box<dyn AudioDecoder>, CodecError> {
+    match spec.kind {
+        CodecKind::Pcmu => Ok(Box::new(G711Decoder::new(G711Law::Ulaw))),
+        CodecKind::Pcma => Ok(Box::new(G711Decoder::new(G711Law::Alaw))),
+        other => Err(CodecError::Unsupported(other)),
+    }
+}
+
+/// Builds the encoder for a negotiated codec.
+pub fn encoder_for(spec: &CodecSpec) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    match spec.kind {
+        CodecKind::Pcmu => Ok(Box::new(G711Encoder::new(G711Law::Ulaw))),
+        CodecKind::Pcma => Ok(Box::new(G711Encoder::new(G711Law::Alaw))),
+        other => Err(CodecError::Unsupported(other)),
+    }
+}
+
+/// Silence in a codec's own payload, for keeping a relayed stream's clock running.
+pub fn g711_silence(law: G711Law, samples: usize, out: &mut Vec<u8>) {
+    let code = match law {
+        G711Law::Ulaw => g711::linear_to_ulaw(0),
+        G711Law::Alaw => g711::linear_to_alaw(0),
+    };
+    out.clear();
+    out.resize(samples, code);
+}
