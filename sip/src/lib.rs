@@ -12,6 +12,7 @@ pub mod directory;
 pub mod events;
 pub mod handler;
 pub mod media;
+pub mod negotiation;
 pub mod registrar;
 pub mod sdp;
 pub mod security;

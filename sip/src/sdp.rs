@@ -74,6 +74,10 @@ pub struct MediaDescription {
     /// a=sendrecv/sendonly/recvonly/inactive of this section, if written here.
     pub direction: Option<Direction>,
     pub ptime: Option<u32>,
+    /// `a=rtcp-mux`: the far end sends and accepts RTCP on the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// `a=rtcp:<port>`: where the far end wants RTCP when it is not on RTP port + 1 (RFC 3605).
+    pub rtcp_port: Option<u16>,
 }
 
 /// A parsed session description.
@@ -259,6 +263,8 @@ fn parse_media_line(value: &str, line: usize) -> Result<MediaDescription, SdpErr
         connection: None,
         direction: None,
         ptime: None,
+        rtcp_mux: false,
+        rtcp_port: None,
     })
 }
 
@@ -348,6 +354,17 @@ fn apply_attribute(sdp: &mut SessionDescription, value: &str, line: usize) -> Re
             {
                 format.fmtp = Some(params.trim().to_string());
             }
+        }
+        ("rtcp-mux", None) => media.rtcp_mux = true,
+        ("rtcp", Some(rest)) => {
+            // "a=rtcp:53020" or "a=rtcp:53020 IN IP4 192.0.2.1"; only the port is used (the
+            // address is the c= one on every peer we meet). A bad port is ignored: RTCP then
+            // goes to RTP port + 1, the RFC 3550 default.
+            media.rtcp_port = rest
+                .split(' ')
+                .next()
+                .and_then(|p| p.trim().parse::<u16>().ok())
+                .filter(|p| *p != 0);
         }
         ("ptime", Some(rest)) => {
             media.ptime = rest
@@ -442,6 +459,8 @@ pub struct LocalSdp {
     pub formats: Vec<PayloadFormat>,
     pub direction: Direction,
     pub ptime: Option<u32>,
+    /// Write `a=rtcp-mux`: offered always (we demultiplex), answered when the offer had it.
+    pub rtcp_mux: bool,
 }
 
 /// Write an SDP body (CRLF line ends, one audio stream).
@@ -489,6 +508,9 @@ pub fn build(local: &LocalSdp) -> String {
     }
     if let Some(ptime) = local.ptime {
         let _ = write!(out, "a=ptime:{ptime}\r\n");
+    }
+    if local.rtcp_mux {
+        out.push_str("a=rtcp-mux\r\n");
     }
     let _ = write!(out, "a={}\r\n", direction_attribute(local.direction));
     out

@@ -6,7 +6,7 @@
 //! NO RTP: the two parties of a call hear nothing from each other through it. The media
 //! crate (issue 4) replaces it with a relay that binds these ports for real.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -14,7 +14,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::media::{Codec, Direction, LegRole, MediaControl, MediaError};
-use crate::sdp::{self, LocalSdp, PayloadFormat};
+use crate::negotiation::Negotiator;
+use crate::sdp;
 
 #[derive(Debug, Clone)]
 pub struct SignallingMediaConfig {
@@ -38,37 +39,17 @@ impl SignallingMediaConfig {
     }
 }
 
-#[derive(Debug, Clone)]
-struct LegState {
-    port: u16,
-    formats: Vec<PayloadFormat>,
-    direction: Direction,
-    version: u64,
-    remote_port: Option<u16>,
-}
-
 #[derive(Default)]
-struct State {
+struct PortPool {
     /// Even ports in use.
     used: BTreeSet<u16>,
     /// Where the next search starts, so freed ports are not reused at once.
     next: u16,
-    calls: HashMap<String, HashMap<LegRoleKey, LegState>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum LegRoleKey {
-    Caller,
-    Callee,
-}
-
-impl From<LegRole> for LegRoleKey {
-    fn from(role: LegRole) -> Self {
-        match role {
-            LegRole::Caller => LegRoleKey::Caller,
-            LegRole::Callee => LegRoleKey::Callee,
-        }
-    }
+struct State {
+    ports: PortPool,
+    sessions: Negotiator,
 }
 
 /// Signalling-only media (see the module documentation: no RTP is relayed).
@@ -79,24 +60,25 @@ pub struct SignallingOnlyMedia {
 
 impl SignallingOnlyMedia {
     pub fn new(config: SignallingMediaConfig) -> Self {
-        let next = config.port_min;
+        let ports = PortPool {
+            used: BTreeSet::new(),
+            next: config.port_min,
+        };
+        let sessions = Negotiator::new(config.address, config.codecs.clone());
         Self {
             config,
-            state: Mutex::new(State {
-                next,
-                ..State::default()
-            }),
+            state: Mutex::new(State { ports, sessions }),
         }
     }
 
     /// Ports currently allocated (each leg holds one RTP port; RTCP is the next one).
     pub fn ports_in_use(&self) -> usize {
-        self.lock().used.len()
+        self.lock().ports.used.len()
     }
 
     /// Calls with at least one open leg.
     pub fn open_calls(&self) -> usize {
-        self.lock().calls.len()
+        self.lock().sessions.open_calls()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -105,7 +87,7 @@ impl SignallingOnlyMedia {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn allocate_port(&self, state: &mut State) -> Result<u16, MediaError> {
+    fn allocate_port(&self, state: &mut PortPool) -> Result<u16, MediaError> {
         let min = self
             .config
             .port_min
@@ -139,18 +121,6 @@ impl SignallingOnlyMedia {
         Err(MediaError::NoPorts)
     }
 
-    fn render(&self, leg: &LegState, session_id: u64) -> String {
-        sdp::build(&LocalSdp {
-            session_id,
-            version: leg.version,
-            address: self.config.address,
-            port: leg.port,
-            formats: leg.formats.clone(),
-            direction: leg.direction,
-            ptime: Some(20),
-        })
-    }
-
     fn open_leg_sync(
         &self,
         call_id: &str,
@@ -166,67 +136,22 @@ impl SignallingOnlyMedia {
             None => None,
         };
         let mut state = self.lock();
-        let key = LegRoleKey::from(role);
+        let state = &mut *state;
         // Re-opening a leg (e.g. after a transfer put a new party in this slot) keeps its
         // port: only the far end changed.
-        let existing = state
-            .calls
-            .get(call_id)
-            .and_then(|legs| legs.get(&key))
-            .map(|leg| (leg.port, leg.version));
-        let (formats, direction, remote_port) = match &offer {
-            Some(offer) => {
-                let negotiated = sdp::answer_formats(offer, &self.config.codecs)
-                    .map_err(|e| MediaError::NotAcceptable(e.to_string()))?;
-                let remote_port = offer.audio().map(|a| a.port);
-                (
-                    negotiated.formats,
-                    sdp::answer_direction(offer.audio_direction()),
-                    remote_port,
-                )
-            }
-            None => {
-                // Our offer: if the other leg already negotiated, offer its codecs first so
-                // that a later relay need not transcode.
-                let other = match key {
-                    LegRoleKey::Caller => LegRoleKey::Callee,
-                    LegRoleKey::Callee => LegRoleKey::Caller,
-                };
-                let mut codecs: Vec<Codec> = state
-                    .calls
-                    .get(call_id)
-                    .and_then(|legs| legs.get(&other))
-                    .map(|leg| leg.formats.iter().filter_map(|f| f.codec()).collect())
-                    .unwrap_or_default();
-                for codec in &self.config.codecs {
-                    if !codecs.contains(codec) {
-                        codecs.push(*codec);
-                    }
+        let port = match state.sessions.leg_port(call_id, role) {
+            Some(port) => port,
+            None => self.allocate_port(&mut state.ports)?,
+        };
+        match state.sessions.open_leg(call_id, role, offer.as_ref(), port) {
+            Ok((body, _)) => Ok(body),
+            Err(e) => {
+                if state.sessions.leg_port(call_id, role).is_none() {
+                    state.ports.used.remove(&port);
                 }
-                (sdp::default_formats(&codecs), Direction::SendRecv, None)
+                Err(e)
             }
-        };
-        // A re-opened leg continues its o= version: if the far end stays (a transfer that
-        // fails), a version going backwards would be a protocol error (RFC 3264 §8).
-        let (port, version) = match existing {
-            Some((port, version)) => (port, version.saturating_add(1)),
-            None => (self.allocate_port(&mut state)?, 1),
-        };
-        let session_id = session_id_for(call_id);
-        let leg = LegState {
-            port,
-            formats,
-            direction,
-            version,
-            remote_port,
-        };
-        let body = self.render(&leg, session_id);
-        state
-            .calls
-            .entry(call_id.to_string())
-            .or_default()
-            .insert(key, leg);
-        Ok(body)
+        }
     }
 
     fn remote_answer_sync(
@@ -237,19 +162,10 @@ impl SignallingOnlyMedia {
     ) -> Result<(), MediaError> {
         let answer = sdp::parse(remote_sdp.as_bytes())
             .map_err(|e| MediaError::NotAcceptable(e.to_string()))?;
-        let mut state = self.lock();
-        let leg = state
-            .calls
-            .get_mut(call_id)
-            .and_then(|legs| legs.get_mut(&LegRoleKey::from(role)))
-            .ok_or_else(|| MediaError::Other(format!("no open {role:?} leg for this call")))?;
-        // The answer (or a re-offer) must keep at least one codec we listed.
-        let ours: Vec<Codec> = leg.formats.iter().filter_map(|f| f.codec()).collect();
-        let negotiated = sdp::answer_formats(&answer, &ours)
-            .map_err(|e| MediaError::NotAcceptable(e.to_string()))?;
-        leg.formats = negotiated.formats;
-        leg.remote_port = answer.audio().map(|a| a.port);
-        Ok(())
+        self.lock()
+            .sessions
+            .remote_answer(call_id, role, &answer)
+            .map(|_| ())
     }
 
     fn set_direction_sync(
@@ -258,39 +174,19 @@ impl SignallingOnlyMedia {
         role: LegRole,
         direction: Direction,
     ) -> Result<String, MediaError> {
-        let mut state = self.lock();
-        let leg = state
-            .calls
-            .get_mut(call_id)
-            .and_then(|legs| legs.get_mut(&LegRoleKey::from(role)))
-            .ok_or_else(|| MediaError::Other(format!("no open {role:?} leg for this call")))?;
-        leg.direction = direction;
-        // A changed session must carry a new o= version (RFC 3264 §8).
-        leg.version = leg.version.saturating_add(1);
-        let leg = leg.clone();
-        Ok(self.render(&leg, session_id_for(call_id)))
+        self.lock()
+            .sessions
+            .set_direction(call_id, role, direction)
+            .map(|(body, _)| body)
     }
 
     /// Our current direction and remote RTP port of a leg, for tests and diagnostics.
     pub fn leg_status(&self, call_id: &str, role: LegRole) -> Option<(Direction, Option<u16>)> {
-        let state = self.lock();
-        state
-            .calls
-            .get(call_id)
-            .and_then(|legs| legs.get(&LegRoleKey::from(role)))
-            .map(|leg| (leg.direction, leg.remote_port))
+        self.lock()
+            .sessions
+            .leg(call_id, role)
+            .map(|leg| (leg.direction, leg.remote.as_ref().map(|r| r.port)))
     }
-}
-
-/// A stable o= session id per call (any 63-bit number is fine; stable across versions).
-fn session_id_for(call_id: &str) -> u64 {
-    // FNV-1a: small, deterministic, no dependency.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in call_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash >> 1
 }
 
 impl MediaControl for SignallingOnlyMedia {
@@ -326,10 +222,8 @@ impl MediaControl for SignallingOnlyMedia {
 
     fn close_call<'a>(&'a self, call_id: &'a str) -> BoxFuture<'a, ()> {
         let mut state = self.lock();
-        if let Some(legs) = state.calls.remove(call_id) {
-            for leg in legs.values() {
-                state.used.remove(&leg.port);
-            }
+        for port in state.sessions.close_call(call_id) {
+            state.ports.used.remove(&port);
         }
         drop(state);
         async {}.boxed()

@@ -74,6 +74,7 @@ fn built_sdp_round_trips() {
         formats: sdp::default_formats(&[Codec::Pcma, Codec::Opus, Codec::TelephoneEvent]),
         direction: Direction::RecvOnly,
         ptime: Some(20),
+        rtcp_mux: true,
     };
     let text = sdp::build(&local);
     let parsed = sdp::parse(text.as_bytes()).unwrap();
@@ -88,6 +89,7 @@ fn built_sdp_round_trips() {
         vec![Codec::Pcma, Codec::Opus, Codec::TelephoneEvent]
     );
     assert_eq!(parsed.audio_direction(), Direction::RecvOnly);
+    assert!(parsed.audio().unwrap().rtcp_mux);
     assert!(text.ends_with("\r\n") && !text.contains("\n\n"));
 }
 
@@ -192,4 +194,19 @@ async fn signalling_media_allocates_even_ports_answers_and_releases() {
     media.close_call("c2").await;
     assert_eq!(media.ports_in_use(), 0);
     assert_eq!(media.open_calls(), 0);
+}
+
+#[test]
+fn rtcp_attributes_are_read() {
+    let offer = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:4011 IN IP4 1.2.3.4\r\na=rtcp-mux\r\n";
+    let parsed = sdp::parse(offer.as_bytes()).unwrap();
+    let audio = parsed.audio().unwrap();
+    assert!(audio.rtcp_mux);
+    assert_eq!(audio.rtcp_port, Some(4011));
+    // Without the attributes: no mux, RTCP on the default port.
+    let plain = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp:zero\r\n";
+    let parsed = sdp::parse(plain.as_bytes()).unwrap();
+    let audio = parsed.audio().unwrap();
+    assert!(!audio.rtcp_mux);
+    assert_eq!(audio.rtcp_port, None);
 }
