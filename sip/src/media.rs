@@ -46,6 +46,18 @@ pub enum MediaError {
     Other(String),
 }
 
+/// What the media side learns when a call is answered: enough to decide whether and how to
+/// record it (which leg is the agent, whose policy applies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnsweredCall {
+    pub org_id: String,
+    pub direction: crate::events::CallDirection,
+    /// The trunk the call came in on or goes out through.
+    pub trunk_id: Option<String>,
+    /// The leg of callscope's user (the agent): recorded on the left channel.
+    pub agent_leg: LegRole,
+}
+
 /// One call's media as the B2BUA sees it. Ids are the SIP call's own id.
 pub trait MediaControl: Send + Sync + 'static {
     /// Create the media endpoint of a leg. With `remote_sdp` (an offer), return our answer;
@@ -70,6 +82,16 @@ pub trait MediaControl: Send + Sync + 'static {
         leg: LegRole,
         direction: Direction,
     ) -> BoxFuture<'a, Result<String, MediaError>>;
+    /// Both legs are connected (the callee answered): start recording if the policy says so.
+    /// Media that only negotiates has nothing to do.
+    fn call_answered<'a>(
+        &'a self,
+        call_id: &'a str,
+        call: &'a AnsweredCall,
+    ) -> BoxFuture<'a, ()> {
+        let _ = (call_id, call);
+        Box::pin(async {})
+    }
     /// Release both legs' ports.
     fn close_call<'a>(&'a self, call_id: &'a str) -> BoxFuture<'a, ()>;
 }

@@ -27,7 +27,7 @@ use crate::control::{ControlError, ControlResult};
 use crate::directory::{Destination, RouteTarget};
 use crate::events::{CallDirection, CallEvent, HangupSide};
 use crate::handler::AuthOutcome;
-use crate::media::{Direction, LegRole, MediaError};
+use crate::media::{AnsweredCall, Direction, LegRole, MediaError};
 use crate::sdp;
 
 fn now_ms() -> i64 {
@@ -247,6 +247,8 @@ struct Call {
     last_refresh: Instant,
     answered: bool,
     agent_user_id: Option<String>,
+    direction: CallDirection,
+    trunk_id: Option<String>,
 }
 
 /// Handle a new INVITE from outside: authenticate, route, answer 4xx or start the call.
@@ -446,6 +448,8 @@ pub(super) async fn accept_inbound(
         last_refresh: Instant::now(),
         answered: false,
         agent_user_id: agent,
+        direction,
+        trunk_id: trunk_id.clone(),
     };
     let a = dialog_a.clone();
     inner.spawn(call.run_inbound(a, caller_sdp, plan));
@@ -511,7 +515,7 @@ pub(super) async fn click_to_call(
         to: safe_user(number),
         sip_call_id: String::new(),
         agent_user_id: Some(agent_user_id.to_string()),
-        trunk_id,
+        trunk_id: trunk_id.clone(),
         at_ms: now_ms(),
     });
     let call = Call {
@@ -534,6 +538,8 @@ pub(super) async fn click_to_call(
         last_refresh: Instant::now(),
         answered: false,
         agent_user_id: Some(agent_user_id.to_string()),
+        direction,
+        trunk_id: trunk_id.clone(),
     };
     inner.spawn(call.run_click_to_call(agent_plan, customer_plan));
     Ok(call_id)
@@ -614,7 +620,8 @@ impl Call {
                     remote_direction: Direction::SendRecv,
                     remote_sdp: self.caller_offer.take(),
                 });
-                self.connect_callee(dialog, user_id, body_string(&response.body));
+                self.connect_callee(dialog, user_id, body_string(&response.body))
+                    .await;
                 self.connected().await
             }
             RingResult::NotConnected(failure) => {
@@ -743,7 +750,8 @@ impl Call {
                         .ok();
                 }
                 self.dialogs.push(dialog.clone());
-                self.connect_callee(dialog, user_id, body_string(&response.body));
+                self.connect_callee(dialog, user_id, body_string(&response.body))
+                    .await;
                 self.connected().await
             }
             // The agent's leg is up: it is ended by `finish`, never rejected.
@@ -751,7 +759,7 @@ impl Call {
         }
     }
 
-    fn connect_callee(
+    async fn connect_callee(
         &mut self,
         dialog: InviteDialog,
         user_id: Option<String>,
@@ -772,6 +780,23 @@ impl Call {
             remote_direction: Direction::SendRecv,
             remote_sdp,
         });
+        // An inbound call's agent is who answered (the callee); otherwise the agent placed
+        // the call (a phone's outbound call, click-to-call's first leg).
+        let agent_leg = match self.direction {
+            CallDirection::Inbound => LegRole::Callee,
+            CallDirection::Outbound | CallDirection::Internal => LegRole::Caller,
+        };
+        let answered = AnsweredCall {
+            org_id: self.org_id.clone(),
+            direction: self.direction,
+            trunk_id: self.trunk_id.clone(),
+            agent_leg,
+        };
+        self.inner
+            .ctx
+            .media
+            .call_answered(&self.id, &answered)
+            .await;
     }
 
     fn invite_option(&self, target: &routing::Target, offer: &str) -> InviteOption {
