@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod engine;
 pub mod g711;
 pub mod jitter;
 pub mod mos;

@@ -1,0 +1,709 @@
+//! The task that carries one call's media: it owns both legs' sockets and all per-call state,
+//! and waits on the sockets, its control channel and its timers at once. Nothing on the
+//! packet path locks, allocates (when relaying) or waits: sends use `try_send_to`, and the
+//! recording and taps get their data through bounded channels with `try_send`.
+//!
+//! Timers: a housekeeping tick (timeline release to disk/taps, RTCP when due, snapshot) and,
+//! only while a direction transcodes, a 20 ms pacing tick for jitter-buffer playout.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+
+use crate::codec::CodecSpec;
+use crate::dtmf::TelephoneEvent;
+use crate::recorder::WavWriter;
+use crate::rtcp::{MuxedKind, classify_muxed};
+use crate::rtp::{RtpBuilder, RtpPacket};
+
+use super::audio::{CallAudio, Recording};
+use super::disk::DiskWriter;
+use super::leg::{Leg, SourceVerdict};
+use super::ports::LegSockets;
+use super::rtcp_session;
+use super::transcode::{SYNTHETIC_SSRC, Transcoder};
+use super::types::{
+    CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, LegParams, LegSide, MediaEvent,
+    TapFrame,
+};
+
+/// Housekeeping period: how often recorded audio moves to the disk thread and the taps.
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
+/// Transcoding playout cadence.
+const PACING: Duration = Duration::from_millis(20);
+/// Largest datagram we read (anything longer is truncated and then fails to parse).
+const DATAGRAM: usize = 2048;
+
+pub enum Control {
+    AddLeg(LegSide, LegSockets),
+    Configure(LegSide, LegParams),
+    StartRecording {
+        writer: WavWriter,
+        agent_side: LegSide,
+    },
+    Pause,
+    Resume,
+    SubscribeTaps(mpsc::Sender<TapFrame>),
+    Close(oneshot::Sender<(CallMediaReport, Vec<u16>)>),
+}
+
+/// Which socket a datagram came in on.
+#[derive(Clone, Copy)]
+enum Port {
+    Rtp,
+    Rtcp,
+}
+
+struct State {
+    call_id: String,
+    config: Arc<EngineConfig>,
+    started: Instant,
+    legs: [Option<Leg>; 2],
+    /// Per source leg (A, B): the transcoder towards the other leg, when not relaying.
+    transcoders: [Option<Transcoder>; 2],
+    audio: Option<CallAudio>,
+    events: mpsc::Sender<MediaEvent>,
+    events_dropped: u64,
+    dtmf: Vec<DtmfRecord>,
+    snapshot: Arc<Mutex<CallMediaSnapshot>>,
+    cname: Vec<u8>,
+    out_buf: Vec<u8>,
+    pcm: Vec<i16>,
+    recording_error: Option<String>,
+    seed: u64,
+}
+
+pub struct CallTask {
+    pub control: mpsc::UnboundedReceiver<Control>,
+    pub call_id: String,
+    pub config: Arc<EngineConfig>,
+    pub events: mpsc::Sender<MediaEvent>,
+    pub snapshot: Arc<Mutex<CallMediaSnapshot>>,
+    pub seed: u64,
+}
+
+async fn recv_on(
+    sock: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl CallTask {
+    pub async fn run(self) {
+        let CallTask {
+            mut control,
+            call_id,
+            config,
+            events,
+            snapshot,
+            seed,
+        } = self;
+        let now = Instant::now();
+        let mut state = State {
+            cname: format!("callscope-{call_id}@{}", config.bind_ip).into_bytes(),
+            call_id,
+            config: config.clone(),
+            started: now,
+            legs: [None, None],
+            transcoders: [None, None],
+            audio: None,
+            events,
+            events_dropped: 0,
+            dtmf: Vec::new(),
+            snapshot,
+            out_buf: Vec::with_capacity(DATAGRAM),
+            pcm: Vec::with_capacity(2048),
+            recording_error: None,
+            seed,
+        };
+        let mut sockets: [Option<LegSockets>; 2] = [None, None];
+        let mut bufs = vec![[0u8; DATAGRAM]; 4].into_boxed_slice();
+        let [b0, b1, b2, b3] = &mut *bufs else {
+            return;
+        };
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut pacing = tokio::time::interval(PACING);
+        pacing.set_missed_tick_behavior(MissedTickBehavior::Burst);
+
+        let reply = loop {
+            let transcoding = state.transcoders.iter().any(Option::is_some);
+            let [sa, sb] = &sockets;
+            let a_rtp = sa.as_ref().map(|s| &s.rtp);
+            let a_rtcp = sa.as_ref().map(|s| &s.rtcp);
+            let b_rtp = sb.as_ref().map(|s| &s.rtp);
+            let b_rtcp = sb.as_ref().map(|s| &s.rtcp);
+            tokio::select! {
+                msg = control.recv() => match msg {
+                    None => break None,
+                    Some(Control::Close(reply)) => break Some(reply),
+                    Some(Control::AddLeg(side, socks)) => {
+                        let slot = &mut sockets[side.index()];
+                        if slot.is_none() {
+                            state.legs[side.index()] =
+                                Some(Leg::new(side, socks.port, state.next_seed(), Instant::now()));
+                            *slot = Some(socks);
+                        }
+                    }
+                    Some(other) => state.on_control(other),
+                },
+                r = recv_on(a_rtp, b0) => state.on_datagram(LegSide::A, Port::Rtp, r, b0, &sockets),
+                r = recv_on(a_rtcp, b1) => state.on_datagram(LegSide::A, Port::Rtcp, r, b1, &sockets),
+                r = recv_on(b_rtp, b2) => state.on_datagram(LegSide::B, Port::Rtp, r, b2, &sockets),
+                r = recv_on(b_rtcp, b3) => state.on_datagram(LegSide::B, Port::Rtcp, r, b3, &sockets),
+                _ = housekeeping.tick() => state.housekeeping(&sockets),
+                _ = pacing.tick(), if transcoding => state.pace(&sockets),
+            }
+        };
+        let report = state.close().await;
+        let ports: Vec<u16> = sockets.iter().flatten().map(|s| s.port).collect();
+        // Sockets closed before the ports are handed back.
+        drop(sockets);
+        if let Some(reply) = reply {
+            let _ = reply.send((report, ports));
+        }
+    }
+}
+
+impl State {
+    fn next_seed(&mut self) -> u64 {
+        // splitmix64: distinct, well-mixed SSRC/sequence/timestamp seeds per leg.
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    fn emit(&mut self, event: MediaEvent) {
+        if self.events.try_send(event).is_err() {
+            self.events_dropped += 1;
+        }
+    }
+
+    fn on_control(&mut self, msg: Control) {
+        match msg {
+            Control::Configure(side, params) => {
+                if let Some(leg) = self.legs[side.index()].as_mut() {
+                    leg.configure(params);
+                }
+                if let Some(audio) = self.audio.as_mut() {
+                    audio.restart_leg(side);
+                }
+                self.rebuild_bridge();
+                self.publish_snapshot(Instant::now());
+            }
+            Control::StartRecording { writer, agent_side } => {
+                self.start_recording(writer, agent_side)
+            }
+            Control::Pause => {
+                let now = Instant::now();
+                if let Some(audio) = self.audio.as_mut()
+                    && let Err(e) = audio.pause(now)
+                {
+                    tracing::debug!(error = e, "pause refused");
+                }
+            }
+            Control::Resume => {
+                let now = Instant::now();
+                if let Some(audio) = self.audio.as_mut()
+                    && let Err(e) = audio.resume(now)
+                {
+                    tracing::debug!(error = e, "resume refused");
+                }
+            }
+            Control::SubscribeTaps(tx) => {
+                if let Some(audio) = self.ensure_audio(None) {
+                    audio.add_tap(tx);
+                }
+            }
+            Control::AddLeg(..) | Control::Close(_) => {}
+        }
+    }
+
+    /// The PCM rate of the timeline: the higher of the legs' native rates.
+    fn audio_rate(&self) -> u32 {
+        self.legs
+            .iter()
+            .flatten()
+            .filter_map(|l| l.params.as_ref().map(|p| p.codec.pcm_rate()))
+            .max()
+            .unwrap_or(8000)
+    }
+
+    fn ensure_audio(&mut self, agent_side: Option<LegSide>) -> Option<&mut CallAudio> {
+        if self.audio.is_none() {
+            let now = Instant::now();
+            let origin_ms = self.now_ms(now);
+            match CallAudio::new(
+                self.audio_rate(),
+                now,
+                origin_ms,
+                agent_side.unwrap_or(LegSide::B),
+            ) {
+                Ok(a) => self.audio = Some(a),
+                Err(e) => tracing::warn!(error = e, "cannot start call audio"),
+            }
+        }
+        let audio = self.audio.as_mut()?;
+        if let Some(side) = agent_side {
+            audio.set_agent_side(side);
+        }
+        Some(audio)
+    }
+
+    fn start_recording(&mut self, writer: WavWriter, agent_side: LegSide) {
+        let call_id = self.call_id.clone();
+        let events = self.events.clone();
+        let Some(audio) = self.ensure_audio(Some(agent_side)) else {
+            return;
+        };
+        if audio.recording.is_some() {
+            return;
+        }
+        match DiskWriter::spawn(writer, call_id.clone(), events) {
+            Ok(disk) => {
+                let start_frame = audio.emitted_frames();
+                audio.recording = Some(Recording {
+                    disk,
+                    start_frame,
+                    agent_side,
+                });
+            }
+            Err(error) => {
+                self.recording_error = Some(error.clone());
+                self.emit(MediaEvent::RecordingFailed { call_id, error });
+            }
+        }
+    }
+
+    /// Relay when both legs speak compatible codecs, else one transcoder per direction.
+    fn rebuild_bridge(&mut self) {
+        let codecs: [Option<CodecSpec>; 2] = [
+            self.legs[0]
+                .as_ref()
+                .and_then(|l| l.params.as_ref().map(|p| p.codec)),
+            self.legs[1]
+                .as_ref()
+                .and_then(|l| l.params.as_ref().map(|p| p.codec)),
+        ];
+        let [Some(a), Some(b)] = codecs else {
+            self.transcoders = [None, None];
+            return;
+        };
+        if a.relay_compatible(&b) {
+            self.transcoders = [None, None];
+            return;
+        }
+        // Rebuilt on every change (re-INVITEs are rare): fresh buffers for the new codecs.
+        let jitter = &self.config.jitter;
+        for (i, (from, to)) in [(a, b), (b, a)].iter().enumerate() {
+            self.transcoders[i] = match Transcoder::new(from, to, jitter) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot transcode");
+                    None
+                }
+            };
+        }
+    }
+
+    fn on_datagram(
+        &mut self,
+        side: LegSide,
+        port: Port,
+        result: std::io::Result<(usize, SocketAddr)>,
+        buf: &[u8],
+        sockets: &[Option<LegSockets>; 2],
+    ) {
+        let Ok((len, src)) = result else {
+            // ICMP port unreachable and the like surface here; nothing to do.
+            return;
+        };
+        let Some(data) = buf.get(..len) else { return };
+        let now = Instant::now();
+        let kind = classify_muxed(data);
+        match (port, kind) {
+            (_, MuxedKind::Rtcp) => {
+                if let Some(leg) = self.legs[side.index()].as_mut() {
+                    if matches!(port, Port::Rtcp) {
+                        leg.latched_rtcp = Some(src);
+                    }
+                    rtcp_session::on_rtcp(leg, data, now);
+                }
+            }
+            (Port::Rtp, MuxedKind::Rtp) => self.on_rtp(side, src, data, now, sockets),
+            _ => {
+                if let Some(leg) = self.legs[side.index()].as_mut() {
+                    leg.malformed += 1;
+                }
+            }
+        }
+    }
+
+    fn on_rtp(
+        &mut self,
+        side: LegSide,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        sockets: &[Option<LegSockets>; 2],
+    ) {
+        let now_ms = self.now_ms(now);
+        let [la, lb] = &mut self.legs;
+        let (leg, other) = match side {
+            LegSide::A => (la.as_mut(), lb.as_mut()),
+            LegSide::B => (lb.as_mut(), la.as_mut()),
+        };
+        let Some(leg) = leg else { return };
+        let Some(params) = leg.params.as_ref() else {
+            leg.unconfigured += 1;
+            return;
+        };
+        let codec = params.codec;
+        let te_pt = params.telephone_event_pt;
+        let receives = params.direction.receives();
+        let Ok(pkt) = RtpPacket::parse(data) else {
+            leg.malformed += 1;
+            return;
+        };
+        let is_event = te_pt == Some(pkt.payload_type);
+        if !is_event && pkt.payload_type != codec.payload_type {
+            leg.wrong_payload_type += 1;
+            return;
+        }
+        match leg.check_source(src) {
+            SourceVerdict::Accept => {}
+            SourceVerdict::Relatched => {
+                let event = MediaEvent::Relatched {
+                    call_id: self.call_id.clone(),
+                    side,
+                    remote: src,
+                };
+                if self.events.try_send(event).is_err() {
+                    self.events_dropped += 1;
+                }
+            }
+            SourceVerdict::Reject => {
+                leg.foreign_source += 1;
+                return;
+            }
+        }
+        if !receives {
+            leg.dropped_by_direction += 1;
+            return;
+        }
+        leg.stats.on_packet(
+            pkt.ssrc,
+            pkt.sequence,
+            pkt.timestamp,
+            pkt.payload.len(),
+            now_ms,
+        );
+        if leg.inbound_ssrc != Some(pkt.ssrc) {
+            if leg.inbound_ssrc.is_some() {
+                // A new stream (transfer, re-INVITE): its clocks start elsewhere.
+                leg.dtmf = crate::dtmf::DtmfDetector::new(codec.clock_rate.max(1));
+                leg.dtmf_first = None;
+                if let Some(audio) = self.audio.as_mut() {
+                    audio.restart_leg(side);
+                }
+            }
+            leg.inbound_ssrc = Some(pkt.ssrc);
+        }
+
+        // Where the packet may go: the other leg, if it is configured and we send to it.
+        let target = other.and_then(|o| {
+            let sends = o.params.as_ref().is_some_and(|p| p.direction.sends());
+            let dest = o.rtp_destination();
+            match (sends, dest) {
+                (true, Some(dest)) => Some((o, dest)),
+                _ => None,
+            }
+        });
+        let out_socket = sockets[side.other().index()].as_ref().map(|s| &s.rtp);
+
+        if is_event {
+            if leg.dtmf_first.is_none_or(|(ts, _)| ts != pkt.timestamp) {
+                leg.dtmf_first = Some((pkt.timestamp, now_ms));
+            }
+            let _ = leg.dtmf.on_packet(pkt.sequence, pkt.timestamp, pkt.payload);
+            let clock = codec.clock_rate.max(1);
+            while let Some(digit) = leg.dtmf.next_digit() {
+                let Some(symbol) = digit.symbol() else { continue };
+                let duration_ms = u64::from(digit.duration) * 1000 / u64::from(clock);
+                let start_ms = match leg.dtmf_first {
+                    Some((ts, at)) if ts == digit.start_timestamp => at,
+                    _ => now_ms.saturating_sub(duration_ms),
+                };
+                leg.dtmf_events += 1;
+                self.dtmf.push(DtmfRecord {
+                    side,
+                    digit: symbol,
+                    start_ms,
+                    duration_ms,
+                });
+                let event = MediaEvent::Dtmf {
+                    call_id: self.call_id.clone(),
+                    side,
+                    digit: symbol,
+                    start_ms,
+                    duration_ms,
+                };
+                if self.events.try_send(event).is_err() {
+                    self.events_dropped += 1;
+                }
+            }
+            // Relay with the other leg's telephone-event PT; without one, drop.
+            let Some((o, dest)) = target else { return };
+            let Some(o_pt) = o.params.as_ref().and_then(|p| p.telephone_event_pt) else {
+                return;
+            };
+            self.out_buf.clear();
+            let written = match self.transcoders[side.index()].as_mut() {
+                None => {
+                    let r = o.out.map(pkt.ssrc, pkt.sequence, pkt.timestamp, now_ms);
+                    RtpBuilder {
+                        marker: pkt.marker || r.new_run,
+                        payload_type: o_pt,
+                        sequence: r.sequence,
+                        timestamp: r.timestamp,
+                        ssrc: o.out.ssrc(),
+                        payload: pkt.payload,
+                        ..RtpBuilder::default()
+                    }
+                    .write(&mut self.out_buf)
+                }
+                Some(t) => {
+                    let Ok(mut ev) = TelephoneEvent::parse(pkt.payload) else {
+                        return;
+                    };
+                    ev.duration = t.scale_duration(ev.duration);
+                    let Ok(bytes) = ev.to_bytes() else { return };
+                    let (seq, ts) = t.map_event(pkt.timestamp);
+                    let r = o.out.map(SYNTHETIC_SSRC, seq, ts, now_ms);
+                    RtpBuilder {
+                        marker: pkt.marker || r.new_run,
+                        payload_type: o_pt,
+                        sequence: r.sequence,
+                        timestamp: r.timestamp,
+                        ssrc: o.out.ssrc(),
+                        payload: &bytes,
+                        ..RtpBuilder::default()
+                    }
+                    .write(&mut self.out_buf)
+                }
+            };
+            if written.is_ok() {
+                send(o, out_socket, &self.out_buf, dest, crate::dtmf::TELEPHONE_EVENT_LEN);
+            }
+            return;
+        }
+
+        // Audio. Stale DTMF presses end by timeout on the audio clock.
+        leg.dtmf.poll(pkt.timestamp);
+        let in_dtmf = leg.dtmf.in_progress().is_some();
+        if let Some(audio) = self.audio.as_mut()
+            && !in_dtmf
+            && let Some(decoder) = leg.decoder.as_mut()
+        {
+            self.pcm.clear();
+            if decoder.decode(pkt.payload, &mut self.pcm).is_ok() {
+                audio.push(
+                    side,
+                    pkt.timestamp,
+                    codec.clock_rate,
+                    decoder.sample_rate(),
+                    &self.pcm,
+                    now,
+                );
+            }
+        }
+
+        match self.transcoders[side.index()].as_mut() {
+            Some(t) => {
+                let _ = t.insert(pkt.ssrc, pkt.sequence, pkt.timestamp, pkt.payload, now_ms);
+            }
+            None => {
+                let Some((o, dest)) = target else { return };
+                let Some(o_pt) = o.params.as_ref().map(|p| p.codec.payload_type) else {
+                    return;
+                };
+                let r = o.out.map(pkt.ssrc, pkt.sequence, pkt.timestamp, now_ms);
+                self.out_buf.clear();
+                let built = RtpBuilder {
+                    marker: pkt.marker || r.new_run,
+                    payload_type: o_pt,
+                    sequence: r.sequence,
+                    timestamp: r.timestamp,
+                    ssrc: o.out.ssrc(),
+                    payload: pkt.payload,
+                    ..RtpBuilder::default()
+                }
+                .write(&mut self.out_buf);
+                if built.is_ok() {
+                    send(o, out_socket, &self.out_buf, dest, pkt.payload.len());
+                }
+            }
+        }
+    }
+
+    /// Transcoding playout: every 20 ms, each direction plays what is due.
+    fn pace(&mut self, sockets: &[Option<LegSockets>; 2]) {
+        let now = Instant::now();
+        let now_ms = self.now_ms(now);
+        for source in [LegSide::A, LegSide::B] {
+            let target_side = source.other();
+            let Some(t) = self.transcoders[source.index()].as_mut() else {
+                continue;
+            };
+            let Some(o) = self.legs[target_side.index()].as_mut() else {
+                continue;
+            };
+            let pt = o.params.as_ref().map(|p| p.codec.payload_type);
+            let sends = o.params.as_ref().is_some_and(|p| p.direction.sends());
+            let dest = o.rtp_destination();
+            let socket = sockets[target_side.index()].as_ref().map(|s| &s.rtp);
+            let out_buf = &mut self.out_buf;
+            t.poll(now_ms, |frame| {
+                let (Some(pt), true, Some(dest)) = (pt, sends, dest) else {
+                    return;
+                };
+                let r = o.out.map(SYNTHETIC_SSRC, frame.seq, frame.ts, now_ms);
+                out_buf.clear();
+                let built = RtpBuilder {
+                    marker: r.new_run,
+                    payload_type: pt,
+                    sequence: r.sequence,
+                    timestamp: r.timestamp,
+                    ssrc: o.out.ssrc(),
+                    payload: frame.payload,
+                    ..RtpBuilder::default()
+                }
+                .write(out_buf);
+                if built.is_ok() {
+                    send(o, socket, out_buf, dest, frame.payload.len());
+                }
+            });
+        }
+    }
+
+    fn housekeeping(&mut self, sockets: &[Option<LegSockets>; 2]) {
+        let now = Instant::now();
+        let now_ms = self.now_ms(now);
+        if let Some(audio) = self.audio.as_mut() {
+            audio.tick(now, &self.call_id, &self.events);
+        }
+        let interval = self.config.rtcp_interval;
+        for (i, leg) in self.legs.iter_mut().enumerate() {
+            let Some(leg) = leg.as_mut() else { continue };
+            if now < leg.next_rtcp || leg.params.is_none() {
+                continue;
+            }
+            leg.next_rtcp = now + interval;
+            let Some(socks) = sockets[i].as_ref() else {
+                continue;
+            };
+            let mux = leg.params.as_ref().is_some_and(|p| p.rtcp_mux);
+            let (socket, dest) = if mux {
+                (&socks.rtp, leg.rtp_destination())
+            } else {
+                (&socks.rtcp, leg.rtcp_destination())
+            };
+            let Some(dest) = dest else { continue };
+            rtcp_session::build_report(leg, now, now_ms, &self.cname, &mut self.out_buf);
+            if self.out_buf.is_empty() {
+                continue;
+            }
+            match socket.try_send_to(&self.out_buf, dest) {
+                Ok(_) => leg.rtcp_sent += 1,
+                Err(_) => leg.send_errors += 1,
+            }
+        }
+        self.publish_snapshot(now);
+    }
+
+    fn leg_quality(&self, side: LegSide, now_ms: u64) -> Option<super::types::LegQuality> {
+        let leg = self.legs[side.index()].as_ref()?;
+        let t = self.transcoders[side.index()].as_ref();
+        let discards = t.map_or(0, Transcoder::discards);
+        let delay = t.map_or(0.0, |t| t.delay_ms(now_ms));
+        Some(leg.quality(discards, delay))
+    }
+
+    fn publish_snapshot(&self, now: Instant) {
+        let now_ms = self.now_ms(now);
+        let snap = CallMediaSnapshot {
+            a: self.leg_quality(LegSide::A, now_ms),
+            b: self.leg_quality(LegSide::B, now_ms),
+            recording: self.audio.as_ref().is_some_and(|a| a.recording.is_some()),
+            recording_paused: self.audio.as_ref().is_some_and(CallAudio::paused),
+        };
+        if let Ok(mut s) = self.snapshot.lock() {
+            *s = snap;
+        }
+    }
+
+    async fn close(mut self) -> CallMediaReport {
+        let now = Instant::now();
+        let now_ms = self.now_ms(now);
+        let mut recording = None;
+        let mut agent_side = None;
+        let mut pauses = Vec::new();
+        let mut tap_drops = [0, 0];
+        let mut recording_dropped_frames = 0;
+        if let Some(mut audio) = self.audio.take() {
+            audio.finish(now, &self.call_id, &self.events);
+            pauses = audio.pause_records();
+            tap_drops = audio.tap_drops();
+            if let Some(rec) = audio.recording.take() {
+                agent_side = Some(rec.agent_side);
+                recording_dropped_frames = rec.disk.dropped_frames;
+                match rec.disk.finish().await {
+                    Ok(done) => recording = Some(done),
+                    Err(e) => self.recording_error = Some(e),
+                }
+            }
+        }
+        CallMediaReport {
+            a: self.leg_quality(LegSide::A, now_ms),
+            b: self.leg_quality(LegSide::B, now_ms),
+            recording,
+            agent_side,
+            recording_error: self.recording_error.take(),
+            pauses,
+            dtmf: std::mem::take(&mut self.dtmf),
+            tap_drops,
+            recording_dropped_frames,
+            events_dropped: self.events_dropped,
+            duration: now.saturating_duration_since(self.started),
+        }
+    }
+}
+
+/// Hands one packet to the socket without waiting; counts refusals.
+fn send(
+    leg: &mut Leg,
+    socket: Option<&UdpSocket>,
+    packet: &[u8],
+    dest: SocketAddr,
+    payload_len: usize,
+) {
+    let Some(socket) = socket else { return };
+    match socket.try_send_to(packet, dest) {
+        Ok(_) => leg.out.count_sent(payload_len),
+        Err(_) => leg.send_errors += 1,
+    }
+}

@@ -1,0 +1,302 @@
+//! The tokio shell that makes calls carry audio: one task per call owns both legs' sockets
+//! and drives the sans-IO cores (RTP/RTCP, jitter buffer, codecs, DTMF, recorder timeline).
+//!
+//! - `types`: the public vocabulary (config, leg parameters, events, reports).
+//! - `ports`: RTP/RTCP port pairs from the configured range.
+//! - `call`: the per-call task (sockets + control channel + timers in one select).
+//! - `leg`: per-leg state (latching, stats, outbound stream, DTMF).
+//! - `rewrite`: the continuous outbound stream (SSRC/sequence/timestamp rewriting).
+//! - `transcode`: jitter buffer → decode → resample → encode for one direction.
+//! - `audio`, `disk`: recording timeline + taps, and the writer thread.
+//! - `rtcp_session`: our reports and what the far end's reports tell us.
+//!
+//! The engine's own methods only touch a map of calls under a mutex (control path); the
+//! packet path never takes it.
+
+mod audio;
+mod call;
+mod disk;
+mod leg;
+mod ports;
+pub mod resample;
+mod rewrite;
+mod rtcp_session;
+mod transcode;
+mod types;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::{CodecSpec, decoder_for, encoder_for};
+use crate::recorder::{WavWriter, WriterConfig};
+
+pub use rewrite::{OutboundStream, Rewritten};
+pub use types::{
+    CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, EngineError, LegParams,
+    LegQuality, LegSide, MediaDirection, MediaEvent, PauseRecord, RecordingSpec, TapFrame,
+};
+
+use call::{CallTask, Control};
+use ports::PortPool;
+
+struct CallEntry {
+    control: mpsc::UnboundedSender<Control>,
+    ports: [Option<u16>; 2],
+    codecs: [Option<CodecSpec>; 2],
+    recording: bool,
+    paused: bool,
+    snapshot: Arc<Mutex<CallMediaSnapshot>>,
+}
+
+struct Inner {
+    config: Arc<EngineConfig>,
+    ports: PortPool,
+    calls: Mutex<HashMap<String, CallEntry>>,
+    events: mpsc::Sender<MediaEvent>,
+    seeds: RandomState,
+}
+
+/// Handle to the media engine; cheap to clone.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<Inner>,
+}
+
+impl MediaEngine {
+    /// Builds the engine and the receiver of its events. An invalid port range yields an
+    /// engine whose `allocate_leg` always fails with the reason (no panic).
+    pub fn new(config: EngineConfig) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
+        let (events, rx) = mpsc::channel(config.event_capacity.max(1));
+        let ports = PortPool::new(config.bind_ip, config.port_min, config.port_max)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "media port range unusable");
+                PortPool::empty(config.bind_ip, config.port_min, config.port_max)
+            });
+        let inner = Inner {
+            config: Arc::new(config),
+            ports,
+            calls: Mutex::new(HashMap::new()),
+            events,
+            seeds: RandomState::new(),
+        };
+        (
+            MediaEngine {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    fn with_call<T>(
+        &self,
+        call_id: &str,
+        f: impl FnOnce(&mut CallEntry) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let mut calls = self
+            .inner
+            .calls
+            .lock()
+            .map_err(|_| EngineError::CallEnded)?;
+        let entry = calls
+            .get_mut(call_id)
+            .ok_or_else(|| EngineError::UnknownCall(call_id.to_string()))?;
+        f(entry)
+    }
+
+    /// Binds the leg's RTP and RTCP sockets now, so the port written into SDP is ours;
+    /// asking again for the same call and side returns the same port.
+    pub async fn allocate_leg(&self, call_id: &str, side: LegSide) -> Result<u16, EngineError> {
+        if let Ok(Some(port)) = self.with_call(call_id, |e| Ok(e.ports[side.index()])) {
+            return Ok(port);
+        }
+        let sockets = self.inner.ports.allocate().await?;
+        let port = sockets.port;
+        let mut calls = self
+            .inner
+            .calls
+            .lock()
+            .map_err(|_| EngineError::CallEnded)?;
+        let entry = calls.entry(call_id.to_string()).or_insert_with(|| {
+            let (control, rx) = mpsc::unbounded_channel();
+            let snapshot = Arc::new(Mutex::new(CallMediaSnapshot::default()));
+            let task = CallTask {
+                control: rx,
+                call_id: call_id.to_string(),
+                config: self.inner.config.clone(),
+                events: self.inner.events.clone(),
+                snapshot: snapshot.clone(),
+                seed: self.inner.seeds.hash_one(call_id),
+            };
+            tokio::spawn(task.run());
+            CallEntry {
+                control,
+                ports: [None, None],
+                codecs: [None, None],
+                recording: false,
+                paused: false,
+                snapshot,
+            }
+        });
+        if let Some(existing) = entry.ports[side.index()] {
+            // Lost a race with a concurrent call for the same leg: keep the first.
+            drop(calls);
+            drop(sockets);
+            self.inner.ports.release(port);
+            return Ok(existing);
+        }
+        entry.ports[side.index()] = Some(port);
+        entry
+            .control
+            .send(Control::AddLeg(side, sockets))
+            .map_err(|_| EngineError::CallEnded)?;
+        Ok(port)
+    }
+
+    /// Applies a leg's negotiated parameters; call again on every re-INVITE.
+    pub fn configure_leg(
+        &self,
+        call_id: &str,
+        side: LegSide,
+        params: LegParams,
+    ) -> Result<(), EngineError> {
+        // Refuse a codec this build cannot handle before touching the call.
+        decoder_for(&params.codec)?;
+        encoder_for(&params.codec)?;
+        self.with_call(call_id, |e| {
+            if e.ports[side.index()].is_none() {
+                return Err(EngineError::UnknownLeg {
+                    call_id: call_id.to_string(),
+                    side,
+                });
+            }
+            e.codecs[side.index()] = Some(params.codec);
+            e.control
+                .send(Control::Configure(side, params))
+                .map_err(|_| EngineError::CallEnded)
+        })
+    }
+
+    /// Starts the two-channel recording (`.part` file created now).
+    pub fn start_recording(&self, call_id: &str, spec: RecordingSpec) -> Result<(), EngineError> {
+        let flush = self.inner.config.flush_interval;
+        self.with_call(call_id, |e| {
+            if e.recording {
+                return Err(EngineError::AlreadyRecording(call_id.to_string()));
+            }
+            // The legs' native rate; the lower-rate leg is resampled up to it.
+            let rate = e
+                .codecs
+                .iter()
+                .flatten()
+                .map(CodecSpec::pcm_rate)
+                .max()
+                .unwrap_or(8000);
+            let mut cfg = WriterConfig::new(rate);
+            cfg.flush_interval = flush;
+            let writer = WavWriter::create(&spec.final_path, cfg, std::time::Instant::now())
+                .map_err(|err| EngineError::Recording(err.to_string()))?;
+            e.control
+                .send(Control::StartRecording {
+                    writer,
+                    agent_side: spec.agent_side,
+                })
+                .map_err(|_| EngineError::CallEnded)?;
+            e.recording = true;
+            Ok(())
+        })
+    }
+
+    /// Pauses the recording: silence is written until `resume_recording`.
+    pub fn pause_recording(&self, call_id: &str) -> Result<(), EngineError> {
+        self.with_call(call_id, |e| {
+            if !e.recording {
+                return Err(EngineError::NotRecording(call_id.to_string()));
+            }
+            if !e.paused {
+                e.control
+                    .send(Control::Pause)
+                    .map_err(|_| EngineError::CallEnded)?;
+                e.paused = true;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn resume_recording(&self, call_id: &str) -> Result<(), EngineError> {
+        self.with_call(call_id, |e| {
+            if !e.recording {
+                return Err(EngineError::NotRecording(call_id.to_string()));
+            }
+            if e.paused {
+                e.control
+                    .send(Control::Resume)
+                    .map_err(|_| EngineError::CallEnded)?;
+                e.paused = false;
+            }
+            Ok(())
+        })
+    }
+
+    /// Decoded 16 kHz audio per role. Each subscriber gets its own bounded channel; frames
+    /// a slow subscriber cannot take are dropped and counted.
+    pub fn subscribe_taps(
+        &self,
+        call_id: &str,
+    ) -> Result<mpsc::Receiver<crate::engine::TapFrame>, EngineError> {
+        let capacity = self.inner.config.tap_capacity.max(1);
+        self.with_call(call_id, |e| {
+            let (tx, rx) = mpsc::channel(capacity);
+            e.control
+                .send(Control::SubscribeTaps(tx))
+                .map_err(|_| EngineError::CallEnded)?;
+            Ok(rx)
+        })
+    }
+
+    /// Quality figures as of the call task's last housekeeping tick (≤ 200 ms old).
+    pub fn snapshot(&self, call_id: &str) -> Option<CallMediaSnapshot> {
+        let calls = self.inner.calls.lock().ok()?;
+        let entry = calls.get(call_id)?;
+        entry.snapshot.lock().ok().map(|s| s.clone())
+    }
+
+    /// Stops the call's media, finishes the recording (fsync + rename) and frees its ports.
+    pub async fn close_call(&self, call_id: &str) -> Option<CallMediaReport> {
+        let entry = self.inner.calls.lock().ok()?.remove(call_id)?;
+        let (reply, answer) = oneshot::channel();
+        let sent = entry.control.send(Control::Close(reply)).is_ok();
+        let result = if sent { answer.await.ok() } else { None };
+        match result {
+            Some((report, ports)) => {
+                for port in ports {
+                    self.inner.ports.release(port);
+                }
+                Some(report)
+            }
+            None => {
+                // The task is gone (it can only end by a panic): its sockets were dropped
+                // with it, so the ports are free again.
+                for port in entry.ports.iter().flatten() {
+                    self.inner.ports.release(*port);
+                }
+                None
+            }
+        }
+    }
+
+    pub fn open_calls(&self) -> usize {
+        self.inner.calls.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// UDP ports currently bound (two per leg: RTP and RTCP).
+    pub fn ports_in_use(&self) -> usize {
+        self.inner.ports.in_use()
+    }
+}

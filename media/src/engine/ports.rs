@@ -1,0 +1,127 @@
+//! RTP/RTCP port pairs from the configured range.
+//!
+//! RTP takes even ports and RTCP the odd port above (RFC 3550 §11). Free pairs wait in a FIFO
+//! queue and freed pairs join its back, so a port just released is the last to be handed out
+//! again: stray packets of the old call then cannot land in a new one. Ports the OS refuses
+//! (used by another program) are put back at the end and skipped.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+
+use tokio::net::UdpSocket;
+
+use super::types::EngineError;
+
+/// The two sockets of one leg.
+#[derive(Debug)]
+pub struct LegSockets {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    pub port: u16,
+}
+
+#[derive(Debug)]
+pub struct PortPool {
+    bind_ip: IpAddr,
+    min: u16,
+    max: u16,
+    free: Mutex<VecDeque<u16>>,
+    in_use: Mutex<usize>,
+}
+
+impl PortPool {
+    pub fn new(bind_ip: IpAddr, min: u16, max: u16) -> Result<Self, EngineError> {
+        if min > max {
+            return Err(EngineError::Config(format!(
+                "port_min {min} is above port_max {max}"
+            )));
+        }
+        let first = if min.is_multiple_of(2) {
+            min
+        } else {
+            min.saturating_add(1)
+        };
+        let free: VecDeque<u16> = (first..max).step_by(2).collect();
+        if free.is_empty() {
+            return Err(EngineError::Config(format!(
+                "range {min}..={max} holds no even/odd port pair"
+            )));
+        }
+        Ok(PortPool {
+            bind_ip,
+            min,
+            max,
+            free: Mutex::new(free),
+            in_use: Mutex::new(0),
+        })
+    }
+
+    /// A pool with no ports (an unusable configuration): every allocation fails.
+    pub fn empty(bind_ip: IpAddr, min: u16, max: u16) -> Self {
+        PortPool {
+            bind_ip,
+            min,
+            max,
+            free: Mutex::new(VecDeque::new()),
+            in_use: Mutex::new(0),
+        }
+    }
+
+    fn take_candidate(&self) -> Option<u16> {
+        self.free.lock().ok()?.pop_front()
+    }
+
+    fn put_back(&self, port: u16) {
+        if let Ok(mut free) = self.free.lock() {
+            free.push_back(port);
+        }
+    }
+
+    /// Binds the next free pair; tries each free pair at most once.
+    pub async fn allocate(&self) -> Result<LegSockets, EngineError> {
+        let attempts = self.free.lock().map(|f| f.len()).unwrap_or(0);
+        for _ in 0..attempts {
+            let Some(port) = self.take_candidate() else {
+                break;
+            };
+            let rtp = UdpSocket::bind(SocketAddr::new(self.bind_ip, port)).await;
+            let rtcp = UdpSocket::bind(SocketAddr::new(self.bind_ip, port.wrapping_add(1))).await;
+            match (rtp, rtcp) {
+                (Ok(rtp), Ok(rtcp)) => {
+                    if let Ok(mut n) = self.in_use.lock() {
+                        *n += 2;
+                    }
+                    return Ok(LegSockets { rtp, rtcp, port });
+                }
+                (rtp, rtcp) => {
+                    tracing::debug!(
+                        port,
+                        rtp_ok = rtp.is_ok(),
+                        rtcp_ok = rtcp.is_ok(),
+                        "port pair refused by the OS; skipped"
+                    );
+                    drop((rtp, rtcp));
+                    self.put_back(port);
+                }
+            }
+        }
+        Err(EngineError::NoPorts {
+            min: self.min,
+            max: self.max,
+        })
+    }
+
+    /// Returns a pair whose sockets have been dropped.
+    pub fn release(&self, port: u16) {
+        self.put_back(port);
+        if let Ok(mut n) = self.in_use.lock() {
+            *n = n.saturating_sub(2);
+        }
+    }
+
+    /// UDP ports currently bound (two per leg).
+    pub fn in_use(&self) -> usize {
+        self.in_use.lock().map(|n| *n).unwrap_or(0)
+    }
+}

@@ -1,0 +1,163 @@
+//! One transcoding direction: packets from one leg → jitter buffer → decode (or conceal) →
+//! resample → encode 20 ms frames for the other leg.
+//!
+//! The frames it produces carry a synthetic source (its own SSRC, a sequence and timestamp
+//! advancing one frame at a time); the receiving leg's `OutboundStream` maps them like any
+//! source, so switching between relaying and transcoding keeps one continuous stream.
+
+use crate::codec::{AudioDecoder, AudioEncoder, CodecError, CodecSpec, decoder_for, encoder_for};
+use crate::jitter::{Arrival, InsertOutcome, JitterBuffer, JitterConfig, Playout};
+
+use super::resample::StreamResampler;
+
+/// Source id of transcoded frames, as the outbound mapper sees them.
+pub const SYNTHETIC_SSRC: u32 = 0x7c0d_ec00;
+/// Most playout slots handled per pacing tick (catching up after a stall stays bounded).
+const MAX_SLOTS_PER_TICK: usize = 10;
+
+pub struct Transcoder {
+    jitter: JitterBuffer,
+    decoder: Box<dyn AudioDecoder>,
+    encoder: Box<dyn AudioEncoder>,
+    resampler: StreamResampler,
+    /// Samples one 20 ms slot stands for at the decoder's rate (for concealment).
+    slot_samples: usize,
+    decoded: Vec<i16>,
+    /// Encoder-rate samples waiting to fill a frame.
+    pending: Vec<i16>,
+    payload: Vec<u8>,
+    seq: u16,
+    ts: u32,
+    /// Output clock ticks per frame.
+    step: u32,
+    in_clock: u32,
+    out_clock: u32,
+    /// The event being relayed: (its timestamp on the source clock, ours).
+    event_map: Option<(u32, u32)>,
+    pub decode_errors: u64,
+}
+
+/// One encoded frame ready for the outbound mapper.
+pub struct Encoded<'a> {
+    pub seq: u16,
+    pub ts: u32,
+    pub payload: &'a [u8],
+}
+
+impl Transcoder {
+    pub fn new(from: &CodecSpec, to: &CodecSpec, jitter: &JitterConfig) -> Result<Self, CodecError> {
+        let decoder = decoder_for(from)?;
+        let encoder = encoder_for(to)?;
+        let mut cfg = jitter.clone();
+        cfg.clock_rate = from.clock_rate.max(1);
+        let slot_samples = (decoder.sample_rate() * cfg.ptime_ms / 1000) as usize;
+        let resampler = StreamResampler::new(decoder.sample_rate(), encoder.sample_rate());
+        Ok(Transcoder {
+            jitter: JitterBuffer::new(cfg),
+            slot_samples,
+            resampler,
+            decoder,
+            encoder,
+            decoded: Vec::with_capacity(2048),
+            pending: Vec::with_capacity(4096),
+            payload: Vec::with_capacity(1500),
+            seq: 0,
+            ts: 0,
+            step: to.timestamp_step_20ms().max(1),
+            in_clock: from.clock_rate.max(1),
+            out_clock: to.clock_rate.max(1),
+            event_map: None,
+            decode_errors: 0,
+        })
+    }
+
+    pub fn insert(
+        &mut self,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+        payload: &[u8],
+        arrival_ms: u64,
+    ) -> InsertOutcome {
+        self.jitter.insert(Arrival {
+            ssrc,
+            seq,
+            timestamp,
+            arrival_ms,
+            payload: payload.to_vec(),
+        })
+    }
+
+    /// Packets the jitter buffer threw away so far.
+    pub fn discards(&self) -> u64 {
+        self.jitter.counters().discards()
+    }
+
+    /// Current playout delay (for the one-way delay in the MOS estimate).
+    pub fn delay_ms(&self, now_ms: u64) -> f64 {
+        self.jitter.current_delay_ms(now_ms)
+    }
+
+    /// Plays out what is due and hands each encoded frame to `send`.
+    pub fn poll(&mut self, now_ms: u64, mut send: impl FnMut(Encoded<'_>)) {
+        for _ in 0..MAX_SLOTS_PER_TICK {
+            let Some(slot) = self.jitter.pop(now_ms) else {
+                break;
+            };
+            self.decoded.clear();
+            match slot {
+                Playout::Frame { payload, .. } => {
+                    if self.decoder.decode(&payload, &mut self.decoded).is_err() {
+                        self.decode_errors += 1;
+                        self.decoded.clear();
+                        self.decoder.conceal(self.slot_samples, &mut self.decoded);
+                    }
+                }
+                Playout::Missing { .. } => {
+                    self.decoder.conceal(self.slot_samples, &mut self.decoded);
+                }
+            }
+            self.resampler.process(&self.decoded, &mut self.pending);
+            let frame = self.encoder.frame_samples().max(1);
+            while self.pending.len() >= frame {
+                let encoded = self
+                    .pending
+                    .get(..frame)
+                    .map(|f| self.encoder.encode(f, &mut self.payload));
+                self.pending.drain(..frame);
+                if let Some(Ok(())) = encoded {
+                    send(Encoded {
+                        seq: self.seq,
+                        ts: self.ts,
+                        payload: &self.payload,
+                    });
+                    self.seq = self.seq.wrapping_add(1);
+                    self.ts = self.ts.wrapping_add(self.step);
+                } else {
+                    self.decode_errors += 1;
+                }
+            }
+        }
+    }
+
+    /// Header fields for a relayed telephone-event packet: a sequence number in this
+    /// stream and the event's start on our clock (the event keeps one timestamp, RFC 4733).
+    pub fn map_event(&mut self, event_ts: u32) -> (u16, u32) {
+        let out_ts = match self.event_map {
+            Some((src, ours)) if src == event_ts => ours,
+            _ => {
+                self.event_map = Some((event_ts, self.ts));
+                self.ts
+            }
+        };
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        (seq, out_ts)
+    }
+
+    /// Converts an event duration from the source clock to ours.
+    pub fn scale_duration(&self, duration: u16) -> u16 {
+        let scaled = u64::from(duration) * u64::from(self.out_clock) / u64::from(self.in_clock);
+        u16::try_from(scaled).unwrap_or(u16::MAX)
+    }
+}

@@ -1,0 +1,271 @@
+//! The engine's public vocabulary: configuration, leg parameters, events, tap frames and the
+//! quality figures it reports. Plain data only; behaviour lives in the other modules.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::codec::{CodecError, CodecKind, CodecSpec};
+use crate::jitter::JitterConfig;
+use crate::recorder::{Channel, FinishedRecording};
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Address the RTP/RTCP sockets bind to (and that SDP announces).
+    pub bind_ip: IpAddr,
+    /// Inclusive port range; RTP takes the even ports, RTCP the odd one above.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Jitter buffer settings for transcoded streams (clock rate is set per leg).
+    pub jitter: JitterConfig,
+    /// Frames each tap channel holds before new ones are dropped.
+    pub tap_capacity: usize,
+    /// Period of RTCP reports on each leg (RFC 3550 suggests 5 s).
+    pub rtcp_interval: Duration,
+    /// Longest time recorded audio may wait before it reaches the file (≤ 1 s).
+    pub flush_interval: Duration,
+    /// Capacity of the [`MediaEvent`] channel; events beyond it are dropped and counted.
+    pub event_capacity: usize,
+}
+
+impl EngineConfig {
+    /// Loopback defaults that run anywhere: ports 20000–20999.
+    pub fn local(bind_ip: IpAddr) -> Self {
+        EngineConfig {
+            bind_ip,
+            port_min: 20000,
+            port_max: 20999,
+            jitter: JitterConfig::default(),
+            tap_capacity: 64,
+            rtcp_interval: Duration::from_secs(5),
+            flush_interval: Duration::from_secs(1),
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// Which leg of a bridged call.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
+pub enum LegSide {
+    /// The caller's leg.
+    A,
+    /// The callee's leg.
+    B,
+}
+
+impl LegSide {
+    pub fn other(self) -> LegSide {
+        match self {
+            LegSide::A => LegSide::B,
+            LegSide::B => LegSide::A,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            LegSide::A => 0,
+            LegSide::B => 1,
+        }
+    }
+}
+
+/// OUR direction on a leg, as our SDP towards that leg says.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+pub enum MediaDirection {
+    SendRecv,
+    /// We send, and drop what arrives.
+    SendOnly,
+    /// We receive, and send nothing.
+    RecvOnly,
+    Inactive,
+}
+
+impl MediaDirection {
+    pub fn sends(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::SendOnly)
+    }
+
+    pub fn receives(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::RecvOnly)
+    }
+}
+
+/// What the SDP exchange on one leg settled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegParams {
+    /// The far end's RTP address from SDP (None until known, e.g. a delayed offer).
+    pub remote_rtp: Option<SocketAddr>,
+    /// The far end's RTCP address (a=rtcp); default: RTP port + 1.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTP and RTCP share the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
+    pub codec: CodecSpec,
+    /// Payload type of telephone-event on this leg, if negotiated.
+    pub telephone_event_pt: Option<u8>,
+    pub direction: MediaDirection,
+}
+
+/// Where and how to record a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingSpec {
+    /// The finished file's path; `<path>.part` while recording.
+    pub final_path: PathBuf,
+    /// The leg recorded on the left channel (the agent); the other leg goes right.
+    pub agent_side: LegSide,
+}
+
+/// Decoded audio of one party for transcription: 16 kHz mono.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TapFrame {
+    pub role: Channel,
+    /// Position of the first sample, in ms since the call's media started.
+    pub start_ms: u64,
+    pub samples: Vec<i16>,
+}
+
+/// Something the media side tells call control.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// One key press (RFC 4733) received on `side`.
+    Dtmf {
+        call_id: String,
+        side: LegSide,
+        digit: char,
+        /// Arrival of the press's first packet, ms since media start.
+        start_ms: u64,
+        duration_ms: u64,
+    },
+    /// A tap consumer lags: frames were dropped (reported at the first drop and then at most
+    /// once a second while drops continue).
+    TapOverflow {
+        call_id: String,
+        role: Channel,
+        dropped_total: u64,
+    },
+    /// The recording could not be written (disk full, permissions…); the call goes on.
+    RecordingFailed { call_id: String, error: String },
+    /// The far end's source address changed and the leg now sends there.
+    Relatched {
+        call_id: String,
+        side: LegSide,
+        remote: SocketAddr,
+    },
+}
+
+/// Quality of one leg as received from (and sent to) its far end.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct LegQuality {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub expected: u64,
+    pub lost: i64,
+    pub loss_percent: f64,
+    /// Received packets thrown away by the jitter buffer (transcoding only).
+    pub discarded: u64,
+    /// RFC 3550 interarrival jitter.
+    pub jitter_ms: f64,
+    pub max_jitter_ms: f64,
+    /// E-model estimate (None before any packet arrived).
+    pub mos: Option<f64>,
+    pub r_factor: Option<f64>,
+    /// Last round-trip time measured from RTCP report blocks.
+    pub rtt_ms: Option<f64>,
+    #[serde(serialize_with = "codec_name")]
+    pub codec: Option<CodecKind>,
+    /// Where the far end's RTP really comes from (symmetric RTP).
+    pub latched_remote: Option<SocketAddr>,
+    pub ssrc_changes: u64,
+    pub rtcp_received: u64,
+    pub rtcp_sent: u64,
+    /// Datagrams that were not valid RTP/RTCP.
+    pub malformed: u64,
+    /// RTP with a payload type not negotiated on this leg.
+    pub wrong_payload_type: u64,
+    /// RTP from an address other than the latched one (before a re-latch confirmed it).
+    pub foreign_source: u64,
+    /// Packets dropped because our direction on the leg does not receive (hold).
+    pub dropped_by_direction: u64,
+    /// Sends the OS refused (socket buffer full): the media path never waits.
+    pub send_errors: u64,
+    pub dtmf_events: u64,
+}
+
+/// `CodecKind` lives in `codec` (no serde there): written as its name, e.g. "Pcmu".
+fn codec_name<S: serde::Serializer>(codec: &Option<CodecKind>, s: S) -> Result<S::Ok, S::Error> {
+    match codec {
+        Some(kind) => s.serialize_some(&format!("{kind:?}")),
+        None => s.serialize_none(),
+    }
+}
+
+/// Both legs' quality while the call runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct CallMediaSnapshot {
+    pub a: Option<LegQuality>,
+    pub b: Option<LegQuality>,
+    pub recording: bool,
+    pub recording_paused: bool,
+}
+
+/// A key press, as kept in the call report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DtmfRecord {
+    pub side: LegSide,
+    pub digit: char,
+    pub start_ms: u64,
+    pub duration_ms: u64,
+}
+
+/// A paused stretch of the recording, ms from the recording's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PauseRecord {
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// Everything known about a call's media once it is closed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallMediaReport {
+    pub a: Option<LegQuality>,
+    pub b: Option<LegQuality>,
+    pub recording: Option<FinishedRecording>,
+    /// Which leg is on the left channel of `recording`.
+    pub agent_side: Option<LegSide>,
+    pub recording_error: Option<String>,
+    pub pauses: Vec<PauseRecord>,
+    pub dtmf: Vec<DtmfRecord>,
+    /// Tap frames dropped because a consumer lagged, per role (agent, customer).
+    pub tap_drops: [u64; 2],
+    /// Recorded audio dropped because the writer lagged (frames).
+    pub recording_dropped_frames: u64,
+    /// Events that did not fit into the event channel.
+    pub events_dropped: u64,
+    pub duration: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no free port pair in {min}..={max}")]
+    NoPorts { min: u16, max: u16 },
+    #[error("unknown call {0}")]
+    UnknownCall(String),
+    #[error("call {call_id} has no leg {side:?} (allocate it first)")]
+    UnknownLeg { call_id: String, side: LegSide },
+    #[error("codec: {0}")]
+    Codec(#[from] CodecError),
+    #[error("recording already started for call {0}")]
+    AlreadyRecording(String),
+    #[error("call {0} is not being recorded")]
+    NotRecording(String),
+    #[error("recording: {0}")]
+    Recording(String),
+    #[error("the call's media task has ended")]
+    CallEnded,
+    #[error("invalid engine config: {0}")]
+    Config(String),
+}
