@@ -72,6 +72,39 @@ pub struct SipSettings {
     pub security: callscope_sip::config::SecurityConfig,
     /// `[sip.calls]`: ring timeout and in-dialog keepalive of answered calls.
     pub calls: SipCallSettings,
+    /// `[sip.media]`: codecs, recording, media taps.
+    pub media: SipMediaSettings,
+}
+
+/// `[sip.media]`: the media engine behind SIP calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipMediaSettings {
+    /// Record answered calls unless the organization or the trunk says otherwise.
+    pub record_calls: bool,
+    /// Codecs offered and accepted on SIP legs, most preferred first ("PCMU", "PCMA",
+    /// "opus", "G722", "telephone-event"). Codecs this build cannot transcode are skipped.
+    pub codecs: Vec<String>,
+    /// Address the RTP sockets bind to; default: the address written into SDP.
+    pub bind_ip: Option<std::net::IpAddr>,
+    /// 16 kHz audio frames (20 ms) each live-transcription tap buffers before dropping.
+    pub tap_capacity: usize,
+    /// Seconds between RTCP reports on each leg.
+    pub rtcp_interval_s: u64,
+}
+
+impl Default for SipMediaSettings {
+    fn default() -> Self {
+        Self {
+            record_calls: true,
+            codecs: ["PCMU", "PCMA", "opus", "G722", "telephone-event"]
+                .map(String::from)
+                .to_vec(),
+            bind_ip: None,
+            tap_capacity: 250,
+            rtcp_interval_s: 5,
+        }
+    }
 }
 
 /// `[sip.calls]`: call-control timers.
@@ -119,6 +152,7 @@ impl Default for SipSettings {
             },
             security: Default::default(),
             calls: Default::default(),
+            media: Default::default(),
         }
     }
 }
@@ -296,6 +330,17 @@ impl Config {
                 self.sip.rtp_port_max = max;
             }
             "CALLSCOPE_SIP_DEFAULT_REGION" => self.sip.default_region = optional(value),
+            "CALLSCOPE_SIP_RECORD_CALLS" => {
+                self.sip.media.record_calls = parse("CALLSCOPE_SIP_RECORD_CALLS", value)?
+            }
+            // Comma-separated, most preferred first, e.g. "PCMA,PCMU,telephone-event".
+            "CALLSCOPE_SIP_CODECS" => {
+                self.sip.media.codecs = value
+                    .split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            }
             // Comma-separated, most preferred first, e.g. "MD5,SHA-256".
             "CALLSCOPE_SIP_AUTH_ALGORITHMS" => {
                 self.sip.auth.challenge_algorithms = value

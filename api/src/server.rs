@@ -117,6 +117,8 @@ pub async fn start_with(
             let _ = hook_stop.wait_for(|s| *s).await;
         },
     ));
+    // Recordings of calls cut off by a crash: repaired and queued before new calls start.
+    crate::sip::call_media::recover_interrupted(&state).await;
     let sip = crate::sip::runtime::start(&state).await?;
     let app = crate::http::router(state.clone());
     let mut http_stop = stop_rx;

@@ -14,6 +14,7 @@ pub mod handler;
 pub mod media;
 pub mod negotiation;
 pub mod registrar;
+pub mod rtp_media;
 pub mod sdp;
 pub mod security;
 pub mod server;

@@ -13,7 +13,23 @@ pub enum Codec {
     Pcmu,
     Pcma,
     Opus,
+    /// G.722 wideband (RTP clock 8000 by RFC 3551's historical rule, audio at 16 kHz).
+    G722,
     TelephoneEvent,
+}
+
+impl Codec {
+    /// A codec by its SDP encoding name (case-insensitive), as configuration writes it.
+    pub fn from_name(name: &str) -> Option<Codec> {
+        match name.to_ascii_lowercase().as_str() {
+            "pcmu" => Some(Codec::Pcmu),
+            "pcma" => Some(Codec::Pcma),
+            "opus" => Some(Codec::Opus),
+            "g722" => Some(Codec::G722),
+            "telephone-event" => Some(Codec::TelephoneEvent),
+            _ => None,
+        }
+    }
 }
 
 /// Which side of the B2BUA a leg is.
@@ -84,11 +100,7 @@ pub trait MediaControl: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<String, MediaError>>;
     /// Both legs are connected (the callee answered): start recording if the policy says so.
     /// Media that only negotiates has nothing to do.
-    fn call_answered<'a>(
-        &'a self,
-        call_id: &'a str,
-        call: &'a AnsweredCall,
-    ) -> BoxFuture<'a, ()> {
+    fn call_answered<'a>(&'a self, call_id: &'a str, call: &'a AnsweredCall) -> BoxFuture<'a, ()> {
         let _ = (call_id, call);
         Box::pin(async {})
     }

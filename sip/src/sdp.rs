@@ -54,6 +54,7 @@ impl PayloadFormat {
             ("pcmu", 8000) => Some(Codec::Pcmu),
             ("pcma", 8000) => Some(Codec::Pcma),
             ("opus", 48000) => Some(Codec::Opus),
+            ("g722", 8000) => Some(Codec::G722),
             ("telephone-event", _) => Some(Codec::TelephoneEvent),
             _ => None,
         }
@@ -428,6 +429,7 @@ pub fn default_formats(codecs: &[Codec]) -> Vec<PayloadFormat> {
             Codec::Pcmu => format_of(0, "PCMU", 8000, None, None),
             Codec::Pcma => format_of(8, "PCMA", 8000, None, None),
             Codec::Opus => format_of(111, "opus", 48000, Some(2), Some("useinbandfec=1")),
+            Codec::G722 => format_of(9, "G722", 8000, None, None),
             Codec::TelephoneEvent => format_of(101, "telephone-event", 8000, None, Some("0-16")),
         })
         .collect()

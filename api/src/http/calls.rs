@@ -106,6 +106,12 @@ pub async fn get_call(
             .as_ref()
             .map(crate::sip::call_records::view)
             .unwrap_or(Value::Null);
+        // A live call shows its media quality as it is now.
+        if let Some(snapshot) = state.sip.media().and_then(|m| m.snapshot(&id)) {
+            body["sip"]["media_live"] = serde_json::to_value(snapshot).unwrap_or(Value::Null);
+        }
+        body["media_events"] =
+            Value::Array(crate::sip::call_media::list_events(&state.pool, &org.org_id, &id).await?);
     }
     Ok(Json(body))
 }

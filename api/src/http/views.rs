@@ -52,6 +52,7 @@ pub fn recording(r: &Recording) -> Value {
         "duration_seconds": r.duration_ms.map(|d| d as f64 / 1000.0),
         "sha256": r.sha256,
         "size_bytes": r.size_bytes,
+        "recovered": r.recovered,
         "original_name": r.original_name,
     })
 }

@@ -34,6 +34,8 @@ pub struct CallSip {
     pub hangup_side: Option<String>,
     pub hangup_cause: Option<String>,
     pub updated_at: i64,
+    /// The media engine's report once the call ended (quality per leg, drops).
+    pub media_json: Option<String>,
 }
 
 pub fn direction_str(d: CallDirection) -> &'static str {
@@ -73,6 +75,10 @@ pub fn view(s: &CallSip) -> Value {
         "sip_status": s.sip_status,
         "hangup_side": s.hangup_side,
         "hangup_cause": s.hangup_cause,
+        "media": s
+            .media_json
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<Value>(m).ok()),
     })
 }
 

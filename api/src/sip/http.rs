@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/calls/{id}/hold", post(hold))
         .route("/calls/{id}/resume", post(resume))
         .route("/calls/{id}/transfer", post(transfer))
+        .route("/calls/{id}/recording/pause", post(pause_recording))
+        .route("/calls/{id}/recording/resume", post(resume_recording))
 }
 
 /// axum's JSON rejections (400 syntax, 415 content type, 422 shape) in our error format.
@@ -598,6 +600,65 @@ async fn hangup(
         async move { ctl.hangup(&org_id, &call_id).await },
     )
     .await
+}
+
+/// Pause or resume a live call's recording (e.g. while a card number is read out). The
+/// paused interval is written as silence and stored as an event with its times at hangup.
+async fn set_recording_paused(
+    state: &AppState,
+    org_id: &str,
+    id: &str,
+    pause: bool,
+) -> ApiResult<Json<Value>> {
+    own_sip_call(state, org_id, id).await?;
+    let engine = state.sip.media().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sip_disabled",
+            "SIP is not enabled on this server ([sip] enabled = true)",
+        )
+    })?;
+    let result = if pause {
+        engine.pause_recording(id)
+    } else {
+        engine.resume_recording(id)
+    };
+    use callscope_media::engine::EngineError;
+    match result {
+        Ok(()) => Ok(Json(
+            json!({ "id": id, "recording": if pause { "paused" } else { "recording" } }),
+        )),
+        Err(EngineError::UnknownCall(_) | EngineError::CallEnded) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "call_not_live",
+            "the call has no live media",
+        )),
+        Err(EngineError::NotRecording(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_recording",
+            "the call is not being recorded",
+        )),
+        Err(EngineError::Recording(why)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "recording_state", why))
+        }
+        Err(other) => Err(ApiError::internal(other)),
+    }
+}
+
+async fn pause_recording(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_recording_paused(&state, &org.org_id, &id, true).await
+}
+
+async fn resume_recording(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_recording_paused(&state, &org.org_id, &id, false).await
 }
 
 async fn hold(

@@ -3,6 +3,7 @@
 //! turns call events into call records, timeline entries and webhooks; and the REST surface
 //! (including call control).
 
+pub mod call_media;
 pub mod call_records;
 pub mod consumer;
 pub mod credentials;
@@ -10,6 +11,7 @@ pub mod directory;
 pub mod domains;
 pub mod http;
 pub mod numbers;
+pub mod recording_policy;
 pub mod routes;
 pub mod runtime;
 pub mod trunks;
@@ -17,6 +19,7 @@ pub mod users;
 
 use std::sync::{Arc, OnceLock};
 
+use callscope_media::engine::MediaEngine;
 use callscope_sip::control::CallControl;
 use callscope_sip::events::CallEvent;
 use tokio::sync::mpsc;
@@ -34,9 +37,26 @@ pub struct SipRuntime {
     /// Weak: the HTTP side must not keep the channel open once the SIP server is gone.
     events: OnceLock<mpsc::WeakSender<CallEvent>>,
     stats: OnceLock<Arc<SipStatsFn>>,
+    media: OnceLock<MediaEngine>,
+    recording_policy: OnceLock<Arc<recording_policy::DbRecordingPolicy>>,
 }
 
 impl SipRuntime {
+    pub fn set_media(&self, engine: MediaEngine, policy: Arc<recording_policy::DbRecordingPolicy>) {
+        let _ = self.media.set(engine);
+        let _ = self.recording_policy.set(policy);
+    }
+
+    /// The media engine of the running SIP side.
+    pub fn media(&self) -> Option<&MediaEngine> {
+        self.media.get()
+    }
+
+    /// The recording policy to reload after its settings change.
+    pub fn recording_policy(&self) -> Option<&Arc<recording_policy::DbRecordingPolicy>> {
+        self.recording_policy.get()
+    }
+
     pub fn control(&self) -> Option<Arc<dyn CallControl>> {
         self.control.get().cloned()
     }

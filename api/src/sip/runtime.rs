@@ -6,9 +6,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use callscope_media::engine::{EngineConfig, MediaEngine, MediaEvent};
 use callscope_sip::call::{CallConfig, CallManager};
 use callscope_sip::handler::{CallHandler, SipContext};
-use callscope_sip::signalling_media::{SignallingMediaConfig, SignallingOnlyMedia};
+use callscope_sip::media::Codec;
+use callscope_sip::rtp_media::{RtpMedia, codec_available};
 use callscope_sip::{SipConfig, SipServer};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -24,6 +26,10 @@ pub struct SipStartError(pub String);
 pub struct SipHandle {
     server: Arc<Mutex<Option<SipServer>>>,
     manager: CallManager,
+    /// Dropped at shutdown after the calls: closes the report channel, ending `reports`.
+    media: Arc<RtpMedia>,
+    reports: JoinHandle<()>,
+    media_event_log: JoinHandle<()>,
     consumer: JoinHandle<()>,
     stop_consumer: watch::Sender<bool>,
     pub udp_addr: Option<std::net::SocketAddr>,
@@ -56,10 +62,32 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
         .or(settings.tcp_addr)
         .map(|a| a.ip())
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    let mut media_config =
-        SignallingMediaConfig::loopback(settings.rtp_port_min, settings.rtp_port_max);
-    media_config.address = media_ip;
-    let media = Arc::new(SignallingOnlyMedia::new(media_config));
+    let media_settings = &settings.media;
+    let mut engine_config = EngineConfig::local(media_settings.bind_ip.unwrap_or(media_ip));
+    engine_config.port_min = settings.rtp_port_min;
+    engine_config.port_max = settings.rtp_port_max;
+    engine_config.tap_capacity = media_settings.tap_capacity.max(1);
+    engine_config.rtcp_interval = Duration::from_secs(media_settings.rtcp_interval_s.max(1));
+    let (engine, media_events) = MediaEngine::new(engine_config);
+    let codecs = configured_codecs(&media_settings.codecs)?;
+    let policy = Arc::new(super::recording_policy::DbRecordingPolicy::new(
+        state.recordings_dir.clone(),
+        media_settings.record_calls,
+    ));
+    policy
+        .reload(&state.pool)
+        .await
+        .map_err(|e| SipStartError(format!("recording settings: {e}")))?;
+    let (reports_tx, reports_rx) = mpsc::channel(super::call_media::REPORT_CHANNEL_CAPACITY);
+    let reports = super::call_media::spawn(state.clone(), reports_rx);
+    let media_event_log = tokio::spawn(log_media_events(media_events));
+    let media = Arc::new(RtpMedia::new(
+        engine.clone(),
+        media_ip,
+        codecs,
+        policy.clone(),
+        reports_tx,
+    ));
     let directory = Arc::new(DbDirectory::new(state.pool.clone(), region.clone()));
 
     let (events_tx, events_rx) = mpsc::channel(consumer::EVENT_CHANNEL_CAPACITY);
@@ -79,7 +107,7 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     let server = SipServer::start(
         sip_config,
         directory,
-        media,
+        media.clone(),
         events_tx.clone(),
         move |ctx| {
             // The B2BUA owns its own copy of the context (all fields are shared handles).
@@ -110,6 +138,7 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     let server = Arc::new(Mutex::new(Some(server)));
 
     state.sip.set_control(Arc::new(manager.clone()));
+    state.sip.set_media(engine.clone(), policy);
     state.sip.set_events(&events_tx);
     let (srv, mgr) = (server.clone(), manager.clone());
     // Weak: the stats must not keep the channel open after the SIP side is gone.
@@ -126,6 +155,10 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
             ("call_events_dropped", mgr.dropped_events()),
             ("call_events_queued", queued),
         ];
+        out.extend([
+            ("media_calls", engine.open_calls() as u64),
+            ("media_ports_in_use", engine.ports_in_use() as u64),
+        ]);
         if let Some(s) = lock(&srv).as_ref() {
             let c = s.counters();
             out.extend([
@@ -145,6 +178,9 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     Ok(Some(SipHandle {
         server,
         manager,
+        media,
+        reports,
+        media_event_log,
         consumer,
         stop_consumer,
         udp_addr,
@@ -165,5 +201,56 @@ impl SipHandle {
         }
         let _ = self.stop_consumer.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.consumer).await;
+        // The B2BUA still holds the media (through the server's context) until it is gone;
+        // reports of calls that ended are already queued and get stored before we return.
+        drop(self.media);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.reports).await;
+        self.media_event_log.abort();
+    }
+}
+
+/// The configured codecs this build can carry, in order; unknown names are an error.
+fn configured_codecs(names: &[String]) -> Result<Vec<Codec>, SipStartError> {
+    let mut codecs = Vec::new();
+    for name in names {
+        let codec = Codec::from_name(name).ok_or_else(|| {
+            SipStartError(format!("unknown codec {name:?} in [sip.media] codecs"))
+        })?;
+        if codec_available(codec) {
+            codecs.push(codec);
+        } else {
+            tracing::warn!(codec = %name, "codec not available in this build; not offered");
+        }
+    }
+    if !codecs.iter().any(|c| *c != Codec::TelephoneEvent) {
+        return Err(SipStartError(
+            "[sip.media] codecs names no voice codec this build supports".into(),
+        ));
+    }
+    Ok(codecs)
+}
+
+/// Live media events. DTMF digits and pauses are stored from each call's final report;
+/// here they are logged and counted as they happen (the agents' live view comes later).
+async fn log_media_events(mut events: mpsc::Receiver<MediaEvent>) {
+    while let Some(event) = events.recv().await {
+        match &event {
+            MediaEvent::Dtmf { call_id, digit, .. } => {
+                metrics::counter!("callscope_media_dtmf_digits_total").increment(1);
+                tracing::debug!(%call_id, %digit, "DTMF");
+            }
+            MediaEvent::TapOverflow {
+                call_id,
+                dropped_total,
+                ..
+            } => {
+                tracing::warn!(%call_id, dropped_total, "live audio tap lagging; frames dropped");
+            }
+            MediaEvent::RecordingFailed { call_id, error } => {
+                metrics::counter!("callscope_media_recording_failures_total").increment(1);
+                tracing::error!(%call_id, %error, "recording failed; the call goes on");
+            }
+            other => tracing::debug!(event = ?other, "media event"),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The audio file of a call: where it lives and what the decoder found in it.
 
 use serde::Serialize;
-use sqlx::{SqliteExecutor, SqlitePool};
+use sqlx::SqliteExecutor;
 
 use crate::ids::{new_id, now_ms};
 
@@ -23,6 +23,8 @@ pub struct Recording {
     pub sha256: String,
     pub size_bytes: i64,
     pub created_at: i64,
+    /// Written by callscope for a call cut off by a crash, repaired at start-up.
+    pub recovered: bool,
 }
 
 pub struct NewRecording<'a> {
@@ -83,8 +85,8 @@ pub async fn set_measured_duration<'e>(
     Ok(())
 }
 
-pub async fn get_for_call(
-    pool: &SqlitePool,
+pub async fn get_for_call<'e>(
+    pool: impl SqliteExecutor<'e>,
     org_id: &str,
     call_id: &str,
 ) -> Result<Option<Recording>, sqlx::Error> {

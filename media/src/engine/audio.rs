@@ -154,7 +154,10 @@ impl CallAudio {
     }
 
     pub fn pause(&mut self, now: Instant) -> Result<(), String> {
-        self.timeline.pause(now).map(|_| ()).map_err(|e| e.to_string())
+        self.timeline
+            .pause(now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     pub fn resume(&mut self, now: Instant) -> Result<(), String> {
@@ -235,7 +238,9 @@ impl CallAudio {
             let Some(tap) = self.tap_roles.get_mut(ch) else {
                 continue;
             };
-            let mono = interleaved.chunks_exact(2).filter_map(|f| f.get(ch).copied());
+            let mono = interleaved
+                .chunks_exact(2)
+                .filter_map(|f| f.get(ch).copied());
             if tap.resampler.is_identity() {
                 self.role_buf.extend(mono);
             } else {

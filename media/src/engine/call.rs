@@ -86,10 +86,7 @@ pub struct CallTask {
     pub seed: u64,
 }
 
-async fn recv_on(
-    sock: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+async fn recv_on(sock: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
     match sock {
         Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,
@@ -442,7 +439,9 @@ impl State {
             let _ = leg.dtmf.on_packet(pkt.sequence, pkt.timestamp, pkt.payload);
             let clock = codec.clock_rate.max(1);
             while let Some(digit) = leg.dtmf.next_digit() {
-                let Some(symbol) = digit.symbol() else { continue };
+                let Some(symbol) = digit.symbol() else {
+                    continue;
+                };
                 let duration_ms = u64::from(digit.duration) * 1000 / u64::from(clock);
                 let start_ms = match leg.dtmf_first {
                     Some((ts, at)) if ts == digit.start_timestamp => at,
@@ -507,7 +506,13 @@ impl State {
                 }
             };
             if written.is_ok() {
-                send(o, out_socket, &self.out_buf, dest, crate::dtmf::TELEPHONE_EVENT_LEN);
+                send(
+                    o,
+                    out_socket,
+                    &self.out_buf,
+                    dest,
+                    crate::dtmf::TELEPHONE_EVENT_LEN,
+                );
             }
             return;
         }

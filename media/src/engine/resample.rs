@@ -53,10 +53,7 @@ impl StreamResampler {
             if k == 0 {
                 i32::from(self.prev)
             } else {
-                input
-                    .get((k - 1) as usize)
-                    .copied()
-                    .map_or(0, i32::from)
+                input.get((k - 1) as usize).copied().map_or(0, i32::from)
             }
         };
         let mut t = self.phase;

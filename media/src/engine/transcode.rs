@@ -45,7 +45,11 @@ pub struct Encoded<'a> {
 }
 
 impl Transcoder {
-    pub fn new(from: &CodecSpec, to: &CodecSpec, jitter: &JitterConfig) -> Result<Self, CodecError> {
+    pub fn new(
+        from: &CodecSpec,
+        to: &CodecSpec,
+        jitter: &JitterConfig,
+    ) -> Result<Self, CodecError> {
         let decoder = decoder_for(from)?;
         let encoder = encoder_for(to)?;
         let mut cfg = jitter.clone();
