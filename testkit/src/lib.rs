@@ -17,6 +17,7 @@ pub mod digest;
 pub mod error;
 pub mod http;
 pub mod linphone;
+pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod sipp;
