@@ -37,13 +37,15 @@ pub struct Registration {
 pub struct BaresipConfig {
     /// User part of the account's AOR.
     pub user: String,
-    /// What the phone "says": a WAV file (8 kHz or 16 kHz mono works; baresip ends the call
-    /// when the file runs out, so make it longer than the call).
+    /// What the phone "says": a WAV file, converted to the first codec's rate and channels
+    /// if needed (baresip ends the call when the file runs out, so make it longer than the
+    /// call).
     pub source_wav: PathBuf,
     pub answer_mode: AnswerMode,
     /// `None`: a peer-to-peer account addressed directly at its own listen address.
     pub registration: Option<Registration>,
-    /// Codec names for the account (`PCMU`, `PCMA`, `opus`, ...).
+    /// Codec names for the account (`PCMU`, `PCMA`, `opus`, `G722`, ...), preferred first.
+    /// RFC 4733 telephone-event is always offered.
     pub audio_codecs: Vec<String>,
     /// Extra `;param=value` text appended to the account line verbatim.
     pub extra_account_params: String,
@@ -54,6 +56,12 @@ pub struct BaresipConfig {
     /// requests still go to [`Registration::registrar`] as the account's outbound proxy.
     /// `None`: the registrar's address is the domain.
     pub domain: Option<String>,
+    /// Run inside this network namespace (see [`crate::netns`]); `bind_ip` must then be the
+    /// namespace's address. ctrl_tcp listens on the namespace's own loopback and the driver
+    /// connects to it from inside.
+    pub netns: Option<String>,
+    /// RTP/RTCP port range (`rtp_ports`), e.g. to aim an iptables loss rule at it.
+    pub rtp_ports: Option<(u16, u16)>,
 }
 
 impl BaresipConfig {
@@ -67,6 +75,8 @@ impl BaresipConfig {
             extra_account_params: String::new(),
             bind_ip: std::net::Ipv4Addr::LOCALHOST,
             domain: None,
+            netns: None,
+            rtp_ports: None,
         }
     }
 }
@@ -114,11 +124,13 @@ impl Baresip {
             .tempdir()
             .map_err(|e| Error::io("creating baresip temp dir", e))?;
         // baresip binds TLS on the SIP port + 1 even when unused: reserve both.
+        // Inside a fresh namespace every port is free, but free ones from the host do too.
         let sip_port = crate::ports::free_port_run(2)?;
         let ctrl_port = crate::ports::free_port()?;
         let ip = config.bind_ip;
         let rec_dir = dir.path().join("recordings");
         std::fs::create_dir_all(&rec_dir).map_err(|e| Error::io("creating recordings dir", e))?;
+        let source = source_for_codec(config, dir.path())?;
         let conf = format!(
             "sip_listen {ip}:{sip_port}\n\
              net_interface {ip}\n\
@@ -134,11 +146,15 @@ impl Baresip {
              module menu.so\n\
              module ctrl_tcp.so\n\
              snd_path {rec}\n\
-             ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n",
-            src = config.source_wav.display(),
+             ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n{rtp_ports}",
+            src = source.display(),
             play = dir.path().join("play.wav").display(),
             alert = dir.path().join("alert.wav").display(),
             rec = rec_dir.display(),
+            rtp_ports = config
+                .rtp_ports
+                .map(|(lo, hi)| format!("rtp_ports {lo}-{hi}\n"))
+                .unwrap_or_default(),
         );
         std::fs::write(dir.path().join("config"), conf)
             .map_err(|e| Error::io("writing baresip config", e))?;
@@ -146,7 +162,15 @@ impl Baresip {
             .map_err(|e| Error::io("writing baresip accounts", e))?;
 
         let log = dir.path().join("baresip.log");
-        let mut cmd = Command::new("baresip");
+        let mut cmd = match &config.netns {
+            // `ip netns exec` execs baresip: the guarded PID is baresip's own.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "baresip"]);
+                c
+            }
+            None => Command::new("baresip"),
+        };
         cmd.arg("-f").arg(dir.path()).stdin(Stdio::null());
         let mut guard = ChildGuard::spawn_logged("baresip", &mut cmd, &log)?;
         let ctrl_addr = SocketAddr::from(([127, 0, 0, 1], ctrl_port));
@@ -156,7 +180,11 @@ impl Baresip {
             Some(&log),
             || {
                 guard.ensure_running()?;
-                Ok(TcpStream::connect_timeout(&ctrl_addr, Duration::from_millis(200)).ok())
+                let t = Duration::from_millis(200);
+                Ok(match &config.netns {
+                    Some(ns) => crate::netns::connect_tcp_in(ns, ctrl_addr, t).ok(),
+                    None => TcpStream::connect_timeout(&ctrl_addr, t).ok(),
+                })
             },
         )?;
         ctrl.set_nodelay(true)
@@ -212,6 +240,48 @@ impl Baresip {
             .collect();
         v.sort();
         v
+    }
+
+    /// The WAV files of what this phone sent (its source after encoding's input side).
+    pub fn sent_recordings(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.recordings_dir())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with("-enc.wav"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Sends DTMF digits (`0-9*#A-D`) on the current call as RFC 4733 telephone-events
+    /// (baresip's `sndcode`), one after the other.
+    pub fn send_dtmf(&mut self, digits: &str) -> Result<Reply> {
+        if let Some(bad) = digits
+            .chars()
+            .find(|c| !(c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')))
+        {
+            return Err(Error::CommandFailed {
+                tool: "baresip",
+                command: format!("sndcode {digits}"),
+                detail: format!("{bad:?} is not a DTMF digit"),
+            });
+        }
+        self.command_ok("sndcode", Some(digits))
+    }
+
+    /// baresip's `audio_debug` text for the current call (codec, RTP counters, jitter).
+    pub fn audio_debug(&mut self) -> Result<String> {
+        self.command_ok("audio_debug", None).map(|r| r.data)
+    }
+
+    /// RTP counters of the current call, from `audio_debug`.
+    pub fn rtp_stats(&mut self) -> Result<RtpStats> {
+        let text = self.audio_debug()?;
+        parse_rtp_stats(&text).ok_or_else(|| Error::Parse {
+            what: "baresip audio_debug".into(),
+            detail: format!("no RTCP member line in {text:?}"),
+        })
     }
 
     /// Sends a ctrl_tcp command and waits for its reply; events arriving meanwhile are
@@ -412,12 +482,94 @@ impl Baresip {
     }
 }
 
+/// What baresip counts for a call's audio stream (its RTCP session view).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RtpStats {
+    /// RTP packets this phone sent.
+    pub sent: u64,
+    /// RTP packets received from the far end.
+    pub received: u64,
+    /// Packets missing from the far end's sequence numbers.
+    pub lost: i64,
+    /// Interarrival jitter (RFC 3550) of the far end's stream, milliseconds.
+    pub jitter_ms: f64,
+}
+
+/// Pulls [`RtpStats`] out of baresip 1.0's `audio_debug` text, whose RTCP section reads
+/// `member 0x..: lost=N Jitter=Xms RTT=..` / `IP=.. psent=.. rcvd=N` / `TX: packets=N, ..`.
+pub fn parse_rtp_stats(text: &str) -> Option<RtpStats> {
+    fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+        let start = text.find(key)? + key.len();
+        let rest = text.get(start..)?;
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .unwrap_or(rest.len());
+        rest.get(..end)
+    }
+    let member = text.get(text.find("member ")?..)?;
+    Some(RtpStats {
+        lost: field(member, "lost=")?.parse().ok()?,
+        jitter_ms: field(member, "Jitter=")?.parse().ok()?,
+        received: field(member, "rcvd=")?.parse().ok()?,
+        sent: field(text, "TX: packets=")?.parse().ok()?,
+    })
+}
+
+/// baresip's `aufile` refuses a WAV whose rate and channel count differ from the codec's
+/// (opus: 48 kHz stereo; G.722: 16 kHz; G.711: 8 kHz mono), so the source is converted with
+/// sox for the account's first codec when it does not already fit.
+fn source_for_codec(config: &BaresipConfig, dir: &Path) -> Result<PathBuf> {
+    let first = config.audio_codecs.first().map(|c| c.to_ascii_lowercase());
+    let (rate, channels) = match first.as_deref().and_then(|c| c.split('/').next()) {
+        Some("opus") => (48000, 2),
+        Some("g722") => (16000, 1),
+        _ => (8000, 1),
+    };
+    let fits = crate::audio_compare::wav_info(&config.source_wav)
+        .is_ok_and(|i| i.rate == rate && i.channels == channels && i.bits == 16 && !i.float);
+    if fits {
+        return Ok(config.source_wav.clone());
+    }
+    let out = dir.join("source.wav");
+    let status = Command::new("sox")
+        .arg(&config.source_wav)
+        .args(["-r", &rate.to_string(), "-c", &channels.to_string()])
+        .args(["-b", "16", "-e", "signed"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|source| Error::ToolMissing { tool: "sox", source })?;
+    if !status.success() {
+        return Err(Error::CommandFailed {
+            tool: "sox",
+            command: format!("converting {} for baresip", config.source_wav.display()),
+            detail: status.to_string(),
+        });
+    }
+    Ok(out)
+}
+
 fn account_line(config: &BaresipConfig, sip_port: u16) -> String {
     let answer = match config.answer_mode {
         AnswerMode::Auto => "auto",
         AnswerMode::Manual => "manual",
     };
-    let codecs = config.audio_codecs.join(",");
+    // baresip matches `name/rate/channels` with 8000/1 as the default, so a bare `opus`
+    // matches nothing; telephone-event is always offered and is no codec of its own.
+    let codecs = config
+        .audio_codecs
+        .iter()
+        .filter(|c| !c.eq_ignore_ascii_case("telephone-event"))
+        .map(|c| {
+            if c.eq_ignore_ascii_case("opus") {
+                "opus/48000/2".to_string()
+            } else {
+                c.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     match &config.registration {
         None => format!(
             "<sip:{user}@{ip}:{sip_port}>;regint=0;answermode={answer};audio_codecs={codecs}{extra}\n",
@@ -484,6 +636,17 @@ pub fn parse_netstring(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>> {
 #[cfg(test)]
 mod tests {
     use super::parse_netstring;
+
+    #[test]
+    fn rtp_stats_from_audio_debug() {
+        let text = "RTP debug:\n----- RTCP Session: -----\n  cname=x SSRC=0x1/1 rx=8000Hz\n  \
+            member 0x5687c1fc: lost=12 Jitter=1.5ms RTT=0.0ms\n  IP=127.0.0.1:4578 psent=249 \
+            rcvd=401\n  TX: packets=402, octets=99618\n";
+        let s = super::parse_rtp_stats(text).unwrap();
+        assert_eq!((s.sent, s.received, s.lost), (402, 401, 12));
+        assert!((s.jitter_ms - 1.5).abs() < 1e-9);
+        assert!(super::parse_rtp_stats("no stats here").is_none());
+    }
 
     #[test]
     fn netstrings_split_and_wait_for_more() {

@@ -10,12 +10,14 @@
 //! The peers come from Debian packages installed by `scripts/setup`: SIPp (`sip-tester`),
 //! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`).
 
+pub mod audio_compare;
 pub mod baresip;
 pub mod callscope;
 pub mod digest;
 pub mod error;
 pub mod http;
 pub mod linphone;
+pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod sipp;
