@@ -136,7 +136,10 @@ impl Netns {
         let text = String::from_utf8_lossy(&out.stdout);
         let mut packets = 0;
         let mut bytes = 0;
-        for line in text.lines().filter(|l| l.contains("DROP") && l.contains("statistic")) {
+        for line in text
+            .lines()
+            .filter(|l| l.contains("DROP") && l.contains("statistic"))
+        {
             let mut cols = line.split_whitespace();
             packets += cols.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             bytes += cols.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
@@ -217,7 +220,14 @@ impl NetnsPair {
             ip(&["netns", "add", &ns.name])?;
         }
         ip(&[
-            "link", "add", &pair.a.iface, "type", "veth", "peer", "name", &pair.b.iface,
+            "link",
+            "add",
+            &pair.a.iface,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.b.iface,
         ])?;
         for ns in [&pair.a, &pair.b] {
             ip(&["link", "set", &ns.iface, "netns", &ns.name])?;
