@@ -270,3 +270,232 @@ fn baresip_to_baresip_is_relayed_recorded_and_processed() {
     a.quit().unwrap();
     b.quit().unwrap();
 }
+
+/// A steady tone as a phone's microphone: silence in a recording of it can only be ours.
+fn tone_wav(dir: &Path, name: &str, hz: u32) -> PathBuf {
+    let path = dir.join(name);
+    let status = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&path)
+        .args(["synth", "60", "sine", &hz.to_string(), "vol", "0.3"])
+        .status()
+        .expect("run sox");
+    assert!(status.success());
+    path
+}
+
+fn the_call_id(server: &Callscope, nth: usize) -> String {
+    wait_for(server, "the call record", WAIT, || {
+        server
+            .query("SELECT call_id FROM call_sip ORDER BY invite_at")
+            .unwrap()
+            .get(nth)
+            .map(|r| r[0].clone())
+    })
+}
+
+/// Pause and resume by API write silence on both channels for exactly that stretch, kept as
+/// an event; then the organization turns recording off and the next call has no recording.
+#[test]
+fn recording_pause_resume_and_policy_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ta, tb) = (
+        tone_wav(dir.path(), "a.wav", 440),
+        tone_wav(dir.path(), "b.wav", 660),
+    );
+    let server = start_server(&[("1001", "alice-pw-0001"), ("1002", "bob-pw-00002")]);
+    let http = server.http();
+    let mut a = phone(&server, "1001", "alice-pw-0001", &ta, &["PCMA"]);
+    let mut b = phone(&server, "1002", "bob-pw-00002", &tb, &["PCMA"]);
+
+    a.dial(&format!("sip:1002@{}", server.realm())).unwrap();
+    a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    let call_id = the_call_id(&server, 0);
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, body) = http
+        .post(
+            &format!("/api/v1/calls/{call_id}/recording/pause"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let paused_at = Instant::now();
+    // Pausing twice is a conflict, not a second pause.
+    let (status, _) = http
+        .post(
+            &format!("/api/v1/calls/{call_id}/recording/pause"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    assert_eq!(status, 409);
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, body) = http
+        .post(
+            &format!("/api/v1/calls/{call_id}/recording/resume"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let pause_len = paused_at.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(3));
+    a.hangup().unwrap();
+    b.wait_event("CALL_CLOSED", WAIT).unwrap();
+
+    let rec = wait_for(&server, "the recording", WAIT, || {
+        server
+            .query(&format!(
+                "SELECT path FROM recordings WHERE call_id = '{call_id}'"
+            ))
+            .unwrap()
+            .into_iter()
+            .next()
+    });
+    let channels = read_wav_channels(Path::new(&rec[0])).unwrap();
+    let event = server
+        .query(&format!(
+            "SELECT offset_ms, duration_ms FROM call_media_events WHERE call_id = '{call_id}' AND kind = 'recording_paused'"
+        ))
+        .unwrap();
+    assert_eq!(event.len(), 1, "{event:?}");
+    let (ev_start, ev_len): (f64, f64) = (
+        event[0][0].parse::<f64>().unwrap() / 1000.0,
+        event[0][1].parse::<f64>().unwrap() / 1000.0,
+    );
+    assert!(
+        (ev_len - pause_len).abs() < 0.3,
+        "event {ev_len} s vs API {pause_len} s"
+    );
+    for (i, ch) in channels.iter().enumerate() {
+        let gaps = callscope_testkit::audio_compare::silence_intervals(ch, 20, -50.0, 1.0);
+        eprintln!("channel {i}: {:.2} s, silences {gaps:?}", ch.duration_s());
+        assert_eq!(gaps.len(), 1, "channel {i}: {gaps:?}");
+        assert!(
+            (gaps[0].start_s - ev_start).abs() < 0.15,
+            "channel {i}: {gaps:?} vs {ev_start}"
+        );
+        assert!(
+            (gaps[0].len_s() - ev_len).abs() < 0.15,
+            "channel {i}: {gaps:?} vs {ev_len}"
+        );
+    }
+
+    // Recording off for the organization: the next call is bridged but not recorded.
+    let (status, body) = http
+        .put(
+            "/api/v1/settings/recording",
+            &serde_json::json!({ "record_calls": false }),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["effective"], false);
+    a.dial(&format!("sip:1002@{}", server.realm())).unwrap();
+    a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    let second = the_call_id(&server, 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, _) = http
+        .post(
+            &format!("/api/v1/calls/{second}/recording/pause"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    assert_eq!(status, 409, "nothing to pause");
+    a.hangup().unwrap();
+    b.wait_event("CALL_CLOSED", WAIT).unwrap();
+    let media = wait_for(&server, "the second call's media report", WAIT, || {
+        server
+            .query(&format!("SELECT media_json FROM call_sip WHERE call_id = '{second}' AND media_json IS NOT NULL"))
+            .unwrap()
+            .into_iter()
+            .next()
+    });
+    assert!(media[0].contains("\"recorded\":false"), "{media:?}");
+    let rows = server
+        .query(&format!(
+            "SELECT COUNT(*) FROM recordings WHERE call_id = '{second}'"
+        ))
+        .unwrap();
+    assert_eq!(rows[0][0], "0");
+    a.quit().unwrap();
+    b.quit().unwrap();
+}
+
+/// `kill -9` 20 s into a 40 s call: after the restart the recording holds the first ~20 s
+/// (at most 1 s lost), plays, is marked recovered, and is processed.
+#[test]
+fn killed_mid_call_recording_is_recovered_and_processed() {
+    let src = sources();
+    let mut server = start_server(&[("1001", "alice-pw-0001"), ("1002", "bob-pw-00002")]);
+    let mut a = phone(&server, "1001", "alice-pw-0001", &src.a, &["PCMU"]);
+    let mut b = phone(&server, "1002", "bob-pw-00002", &src.b, &["PCMU"]);
+    a.dial(&format!("sip:1002@{}", server.realm())).unwrap();
+    a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    let answered = Instant::now();
+    let call_id = the_call_id(&server, 0);
+    std::thread::sleep(Duration::from_secs(20));
+    server.kill9().unwrap();
+    let cut_at = answered.elapsed().as_secs_f64();
+    // The phones notice nothing yet; they are stopped before the server comes back.
+    a.quit().unwrap();
+    b.quit().unwrap();
+    server.restart().unwrap();
+
+    let rec = wait_for(&server, "the recovered recording", WAIT, || {
+        server
+            .query(&format!(
+                "SELECT path, recovered, duration_ms FROM recordings WHERE call_id = '{call_id}'"
+            ))
+            .unwrap()
+            .into_iter()
+            .next()
+    });
+    assert_eq!(rec[1], "1", "{rec:?}");
+    let path = PathBuf::from(&rec[0]);
+    assert!(path.exists() && !path.with_extension("wav.part").exists());
+    let channels = read_wav_channels(&path).unwrap();
+    let kept = channels[0].duration_s();
+    eprintln!("cut at {cut_at:.2} s after answer; recovered {kept:.2} s");
+    assert!(
+        kept > cut_at - 1.0 && kept <= cut_at + 0.2,
+        "{kept} s of {cut_at} s"
+    );
+    assert_matches(
+        "recovered left = A",
+        &read_wav_mono(&src.a).unwrap(),
+        &channels[0],
+    );
+    assert_matches(
+        "recovered right = B",
+        &read_wav_mono(&src.b).unwrap(),
+        &channels[1],
+    );
+    let state = server
+        .query(&format!(
+            "SELECT state, hangup_cause FROM call_sip WHERE call_id = '{call_id}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        state[0],
+        vec!["ended".to_string(), "server_restart".to_string()]
+    );
+    let events = server
+        .query(&format!(
+            "SELECT COUNT(*) FROM call_media_events WHERE call_id = '{call_id}' AND kind = 'recording_recovered'"
+        ))
+        .unwrap();
+    assert_eq!(events[0][0], "1");
+    let status = wait_for(
+        &server,
+        "the post-call job",
+        Duration::from_secs(60),
+        || {
+            let row = server
+                .query(&format!("SELECT status FROM calls WHERE id = '{call_id}'"))
+                .unwrap()
+                .into_iter()
+                .next()?;
+            (row[0] != "received" && row[0] != "transcribing" && row[0] != "analyzing")
+                .then_some(row)
+        },
+    );
+    assert_eq!(status[0], "transcription_unavailable");
+}

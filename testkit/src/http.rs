@@ -64,6 +64,11 @@ impl HttpClient {
         self.send(reqwest::Method::POST, path, Some(body))
     }
 
+    /// `PUT path` with a JSON body.
+    pub fn put(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+        self.send(reqwest::Method::PUT, path, Some(body))
+    }
+
     pub fn delete(&self, path: &str) -> Result<(u16, Value)> {
         self.send(reqwest::Method::DELETE, path, None)
     }

@@ -46,7 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/calls/{id}/{file}", get(transcript::get_transcript))
         .route("/contacts/{id}", get(contacts::get_contact))
         .route("/contacts/{id}/timeline", get(contacts::get_timeline))
-        .merge(crate::sip::http::routes());
+        .merge(crate::sip::http::routes())
+        .merge(crate::sip::recording_settings::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))

@@ -43,7 +43,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// axum's JSON rejections (400 syntax, 415 content type, 422 shape) in our error format.
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     match body {
         Ok(Json(v)) => Ok(v),
         Err(e) => {
@@ -618,6 +618,20 @@ async fn set_recording_paused(
             "SIP is not enabled on this server ([sip] enabled = true)",
         )
     })?;
+    // Pausing a paused recording (or resuming a running one) is a conflict, not a no-op:
+    // the caller's idea of the state is wrong.
+    if let Ok((true, paused)) = engine.recording_state(id)
+        && paused == pause
+    {
+        return Err(conflict(
+            "recording_state",
+            if pause {
+                "the recording is already paused"
+            } else {
+                "the recording is not paused"
+            },
+        ));
+    }
     let result = if pause {
         engine.pause_recording(id)
     } else {

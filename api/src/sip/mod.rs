@@ -12,6 +12,7 @@ pub mod domains;
 pub mod http;
 pub mod numbers;
 pub mod recording_policy;
+pub mod recording_settings;
 pub mod routes;
 pub mod runtime;
 pub mod trunks;

@@ -68,6 +68,9 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     engine_config.port_max = settings.rtp_port_max;
     engine_config.tap_capacity = media_settings.tap_capacity.max(1);
     engine_config.rtcp_interval = Duration::from_secs(media_settings.rtcp_interval_s.max(1));
+    // Twice a second: a crash loses at most this much plus the recorder's playout delay,
+    // inside the promised second; two small writes a second per call cost little.
+    engine_config.flush_interval = Duration::from_millis(500);
     let (engine, media_events) = MediaEngine::new(engine_config);
     let codecs = configured_codecs(&media_settings.codecs)?;
     let policy = Arc::new(super::recording_policy::DbRecordingPolicy::new(

@@ -244,6 +244,12 @@ impl MediaEngine {
         })
     }
 
+    /// Whether a call is being recorded and whether that recording is paused, as the last
+    /// pause/resume left it (the call's task applies them in order).
+    pub fn recording_state(&self, call_id: &str) -> Result<(bool, bool), EngineError> {
+        self.with_call(call_id, |e| Ok((e.recording, e.paused)))
+    }
+
     /// Decoded 16 kHz audio per role. Each subscriber gets its own bounded channel; frames
     /// a slow subscriber cannot take are dropped and counted.
     pub fn subscribe_taps(

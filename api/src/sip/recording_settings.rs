@@ -1,0 +1,92 @@
+//! The REST side of the recording policy: whether an organization's calls, or one trunk's,
+//! are recorded. `null` removes the override (inherit). Every change reloads the in-memory
+//! policy the B2BUA consults at answer time.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http::json_body;
+use crate::auth::OrgCtx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/settings/recording",
+            get(get_org_setting).put(put_org_setting),
+        )
+        .route("/trunks/{id}/recording", put(put_trunk_setting))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingBody {
+    /// true/false to decide, null to inherit.
+    record_calls: Option<bool>,
+}
+
+async fn reload(state: &AppState) -> ApiResult<()> {
+    if let Some(policy) = state.sip.recording_policy() {
+        policy.reload(&state.pool).await?;
+    }
+    Ok(())
+}
+
+async fn org_view(state: &AppState, org_id: &str) -> ApiResult<Value> {
+    let own: Option<i64> =
+        sqlx::query_scalar("SELECT record_calls FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(&state.pool)
+            .await?;
+    let server_default = state.config.sip.media.record_calls;
+    Ok(json!({
+        "record_calls": own.map(|v| v != 0),
+        "server_default": server_default,
+        "effective": own.map_or(server_default, |v| v != 0),
+    }))
+}
+
+async fn get_org_setting(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    Ok(Json(org_view(&state, &org.org_id).await?))
+}
+
+async fn put_org_setting(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    body: Result<Json<RecordingBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = json_body(body)?;
+    sqlx::query("UPDATE organizations SET record_calls = $1 WHERE id = $2")
+        .bind(body.record_calls.map(i64::from))
+        .bind(&org.org_id)
+        .execute(&state.pool)
+        .await?;
+    reload(&state).await?;
+    Ok(Json(org_view(&state, &org.org_id).await?))
+}
+
+async fn put_trunk_setting(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+    body: Result<Json<RecordingBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = json_body(body)?;
+    let updated =
+        sqlx::query("UPDATE sip_trunks SET record_calls = $1 WHERE id = $2 AND org_id = $3")
+            .bind(body.record_calls.map(i64::from))
+            .bind(&id)
+            .bind(&org.org_id)
+            .execute(&state.pool)
+            .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::not_found("trunk"));
+    }
+    reload(&state).await?;
+    Ok(Json(json!({ "id": id, "record_calls": body.record_calls })))
+}
