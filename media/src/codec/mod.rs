@@ -6,10 +6,12 @@
 //! frame of PCM into one payload. Frames are 20 ms everywhere on the media path.
 
 mod g711_codec;
+mod resample;
 
 use crate::g711;
 
 pub use g711_codec::{G711Decoder, G711Encoder, G711Law};
+pub use resample::Resampler;
 
 /// Codecs the media path speaks (telephone-event is not audio and is handled by `dtmf`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +85,8 @@ pub enum CodecError {
     FrameSize { expected: usize, got: usize },
     #[error("codec library error: {0}")]
     Library(String),
+    #[error("no resampler from {from} Hz to {to} Hz")]
+    UnsupportedRates { from: u32, to: u32 },
 }
 
 /// Payload → mono PCM at [`AudioDecoder::sample_rate`].
