@@ -6,12 +6,14 @@
 //! frame of PCM into one payload. Frames are 20 ms everywhere on the media path.
 
 mod g711_codec;
+mod g722;
 mod opus;
 mod resample;
 
 use crate::g711;
 
 pub use g711_codec::{G711Decoder, G711Encoder, G711Law};
+pub use g722::{G722Decoder, G722Encoder};
 pub use opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
 pub use resample::Resampler;
 
@@ -157,7 +159,7 @@ pub fn decoder_at_rate(spec: &CodecSpec, rate: u32) -> Result<Box<dyn AudioDecod
         CodecKind::Pcmu => Ok(Box::new(G711Decoder::new(G711Law::Ulaw))),
         CodecKind::Pcma => Ok(Box::new(G711Decoder::new(G711Law::Alaw))),
         CodecKind::Opus => Ok(Box::new(OpusDecoder::new(rate)?)),
-        other => Err(CodecError::Unsupported(other)),
+        CodecKind::G722 => Ok(Box::new(G722Decoder::new())),
     }
 }
 
@@ -168,7 +170,7 @@ pub fn encoder_for(spec: &CodecSpec) -> Result<Box<dyn AudioEncoder>, CodecError
         CodecKind::Pcmu => Ok(Box::new(G711Encoder::new(G711Law::Ulaw))),
         CodecKind::Pcma => Ok(Box::new(G711Encoder::new(G711Law::Alaw))),
         CodecKind::Opus => Ok(Box::new(OpusEncoder::new(OpusEncoderConfig::default())?)),
-        other => Err(CodecError::Unsupported(other)),
+        CodecKind::G722 => Ok(Box::new(G722Encoder::new())),
     }
 }
 
