@@ -409,8 +409,8 @@ mod tests {
     fn code_tables_are_consistent() {
         // Every 4-bit level is a 6-bit decision level, and the 6-bit code of each interval
         // reconstructs inside that interval.
-        for ril in 1..16usize {
-            let level = QM4[ril].abs();
+        for (ril, level) in QM4.iter().enumerate().skip(1) {
+            let level = level.abs();
             assert!(
                 level == 0 || Q6.iter().any(|&q| q * 8 == level),
                 "QM4[{ril}]"
