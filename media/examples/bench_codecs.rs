@@ -10,7 +10,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use callscope_media::codec::{self, CodecKind, CodecSpec, Resampler};
+use callscope_media::codec::{
+    self, AudioDecoder, AudioEncoder, CodecSpec, OpusDecoder, OpusEncoder, OpusEncoderConfig,
+    Resampler,
+};
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
 use rubato::{Fft, FixedSync, Resampler as _};
 
@@ -102,13 +105,30 @@ fn bench_rubato(from: u32, to: u32) {
 }
 
 fn bench_codec(name: &str, spec: CodecSpec) {
-    let (mut enc, mut dec) = match (codec::encoder_for(&spec), codec::decoder_for(&spec)) {
-        (Ok(e), Ok(d)) => (e, d),
-        (Err(e), _) | (_, Err(e)) => {
-            println!("{name}: {e}");
-            return;
-        }
+    match (codec::encoder_for(&spec), codec::decoder_for(&spec)) {
+        (Ok(mut e), Ok(mut d)) => bench_pair(name, e.as_mut(), d.as_mut()),
+        (Err(e), _) | (_, Err(e)) => println!("{name}: {e}"),
+    }
+}
+
+fn bench_opus(rate: u32, complexity: u8, bitrate: u32) {
+    let config = OpusEncoderConfig {
+        rate,
+        complexity,
+        bitrate,
+        ..OpusEncoderConfig::default()
     };
+    match (OpusEncoder::new(config), OpusDecoder::new(rate)) {
+        (Ok(mut e), Ok(mut d)) => bench_pair(
+            &format!("Opus {}k c{complexity} {}kb/s", rate / 1000, bitrate / 1000),
+            &mut e,
+            &mut d,
+        ),
+        (Err(e), _) | (_, Err(e)) => println!("Opus {rate}: {e}"),
+    }
+}
+
+fn bench_pair(name: &str, enc: &mut dyn AudioEncoder, dec: &mut dyn AudioDecoder) {
     let frame = enc.frame_samples();
     let input = speechlike(enc.sample_rate(), frame * 50);
     let mut payloads = Vec::with_capacity(50);
@@ -163,22 +183,13 @@ fn main() {
         bench_resampler(from, to);
         bench_rubato(from, to);
     }
-    let opus = |clock: u32, channels: u8| CodecSpec {
-        kind: CodecKind::Opus,
-        payload_type: 111,
-        clock_rate: clock,
-        channels,
-    };
     bench_codec("PCMU", CodecSpec::pcmu());
     bench_codec("PCMA", CodecSpec::pcma());
-    bench_codec("Opus 48k", opus(48000, 2));
-    bench_codec(
-        "G.722",
-        CodecSpec {
-            kind: CodecKind::G722,
-            payload_type: 9,
-            clock_rate: 8000,
-            channels: 1,
-        },
-    );
+    bench_codec("G.722", CodecSpec::g722());
+    bench_codec("Opus default", CodecSpec::opus(111));
+    for rate in [8000, 16000, 48000] {
+        for complexity in [0, 3, 5, 10] {
+            bench_opus(rate, complexity, 24000);
+        }
+    }
 }

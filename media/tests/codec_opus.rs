@@ -5,7 +5,7 @@ mod common;
 
 use callscope_media::codec::{
     AudioDecoder, AudioEncoder, CodecError, CodecSpec, OpusDecoder, OpusEncoder, OpusEncoderConfig,
-    decoder_at_rate, decoder_for, encoder_for,
+    decoder_at_rate, decoder_for, encoder_at_rate, encoder_for,
 };
 use common::{Rng, best_correlation, correlation_at, sine, speech};
 
@@ -79,6 +79,12 @@ fn decoding_at_telephone_rates_matches_the_source_at_that_rate() {
         Err(CodecError::UnsupportedRates { .. })
     ));
     assert!(decoder_at_rate(&CodecSpec::pcmu(), 16000).is_err());
+    assert!(encoder_at_rate(&CodecSpec::pcma(), 48000).is_err());
+    let narrowband = encoder_at_rate(&CodecSpec::opus(111), 8000).unwrap();
+    assert_eq!(
+        (narrowband.sample_rate(), narrowband.frame_samples()),
+        (8000, 160)
+    );
 }
 
 #[test]

@@ -163,13 +163,30 @@ pub fn decoder_at_rate(spec: &CodecSpec, rate: u32) -> Result<Box<dyn AudioDecod
     }
 }
 
-/// Builds the encoder for a negotiated codec (Opus with [`OpusEncoderConfig::default`]:
-/// 48 kHz, 32 kbit/s, in-band FEC on).
+/// Builds the encoder for a negotiated codec, taking PCM at [`CodecSpec::pcm_rate`] (Opus
+/// with [`OpusEncoderConfig::default`]: 48 kHz, 32 kbit/s, in-band FEC on).
 pub fn encoder_for(spec: &CodecSpec) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    encoder_at_rate(spec, spec.pcm_rate())
+}
+
+/// Builds an encoder taking PCM at `rate`. Opus accepts 8, 12, 16, 24 or 48 kHz: feeding a
+/// G.711 leg's 8 kHz audio straight in skips an 8k→48k resampler and makes libopus' work
+/// several times cheaper (see `examples/bench_codecs.rs`); the other codecs only take
+/// their own rate.
+pub fn encoder_at_rate(spec: &CodecSpec, rate: u32) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    if spec.kind != CodecKind::Opus && rate != spec.pcm_rate() {
+        return Err(CodecError::UnsupportedRates {
+            from: rate,
+            to: spec.pcm_rate(),
+        });
+    }
     match spec.kind {
         CodecKind::Pcmu => Ok(Box::new(G711Encoder::new(G711Law::Ulaw))),
         CodecKind::Pcma => Ok(Box::new(G711Encoder::new(G711Law::Alaw))),
-        CodecKind::Opus => Ok(Box::new(OpusEncoder::new(OpusEncoderConfig::default())?)),
+        CodecKind::Opus => Ok(Box::new(OpusEncoder::new(OpusEncoderConfig {
+            rate,
+            ..OpusEncoderConfig::default()
+        })?)),
         CodecKind::G722 => Ok(Box::new(G722Encoder::new())),
     }
 }
