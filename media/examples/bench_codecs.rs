@@ -1,6 +1,7 @@
 //! Cost of the media path's codec and resampler work per 20 ms frame of one call.
 //!
-//! Run: `cargo run --release -p callscope-media --example bench_codecs`
+//! Run: `cargo run --release -p callscope-media --example bench_codecs [name filter]`
+//! (e.g. `G.722`, `Opus 8k`, `resample 8000->16000`).
 //!
 //! Each path is fed 20 ms chunks of a speech-like signal (a few harmonics with a slow
 //! envelope, so codecs do real work rather than encoding silence) and timed over many
@@ -39,6 +40,13 @@ fn speechlike(rate: u32, samples: usize) -> Vec<i16> {
         .collect()
 }
 
+/// Only paths whose name contains the first command-line argument (all if none).
+fn wanted(name: &str) -> bool {
+    std::env::args()
+        .nth(1)
+        .is_none_or(|filter| name.contains(&filter))
+}
+
 fn report(name: &str, started: Instant, frames: usize) {
     let ns = started.elapsed().as_nanos() as f64 / frames as f64;
     // A call produces 50 frames per second per direction.
@@ -49,6 +57,9 @@ fn report(name: &str, started: Instant, frames: usize) {
 }
 
 fn bench_resampler(from: u32, to: u32) {
+    if !wanted(&format!("resample {from}->{to}")) {
+        return;
+    }
     let chunk = (from / 50) as usize;
     let input = speechlike(from, chunk * 50);
     let mut r = match Resampler::new(from, to) {
@@ -71,6 +82,9 @@ fn bench_resampler(from: u32, to: u32) {
 }
 
 fn bench_rubato(from: u32, to: u32) {
+    if !wanted(&format!("resample {from}->{to} rubato")) {
+        return;
+    }
     let chunk = (from / 50) as usize;
     let input: Vec<f32> = speechlike(from, chunk * 50)
         .iter()
@@ -129,6 +143,9 @@ fn bench_opus(rate: u32, complexity: u8, bitrate: u32) {
 }
 
 fn bench_pair(name: &str, enc: &mut dyn AudioEncoder, dec: &mut dyn AudioDecoder) {
+    if !wanted(name) {
+        return;
+    }
     let frame = enc.frame_samples();
     let input = speechlike(enc.sample_rate(), frame * 50);
     let mut payloads = Vec::with_capacity(50);

@@ -197,9 +197,9 @@ impl LowerBand {
         let el = sat16(xl - self.0.s);
         // Magnitude in one's complement, as the Recommendation computes it.
         let wd = if el >= 0 { el } else { -(el + 1) };
-        let mil = (1..30)
-            .find(|&i| wd < (Q6[i] * self.0.det) >> 12)
-            .unwrap_or(30);
+        // The thresholds grow with the index: binary search instead of trying all 29.
+        let det = self.0.det;
+        let mil = 1 + Q6[1..].partition_point(|&q| (q * det) >> 12 <= wd);
         if el < 0 {
             match mil {
                 1 => 63,

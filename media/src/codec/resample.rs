@@ -44,7 +44,7 @@ pub struct Resampler {
     up: usize,
     /// Decimation factor.
     down: usize,
-    /// Taps per polyphase branch.
+    /// Taps per polyphase branch (some may be zero, see `spans`).
     taps: usize,
     /// `up` branches of `taps` coefficients each, stored time-reversed so each output is a
     /// dot product with a contiguous slice of the history.
@@ -58,6 +58,9 @@ pub struct Resampler {
     delay: usize,
     /// For each branch: (input samples to advance, branch of the following output).
     steps: Vec<(usize, usize)>,
+    /// For each branch: (offset, length) of the taps holding all its non-zero
+    /// coefficients; the rest is skipped.
+    spans: Vec<(usize, usize)>,
 }
 
 impl Resampler {
@@ -88,6 +91,7 @@ impl Resampler {
                 next_phase: 0,
                 delay: 0,
                 steps: vec![(1, 0)],
+                spans: vec![(0, 1)],
             });
         }
 
@@ -95,7 +99,16 @@ impl Resampler {
         let common = f64::from(from_rate) * up as f64;
         let low = f64::from(from_rate.min(to_rate));
         let transition = low / 8.0;
-        let cutoff = low / 2.0 - transition / 4.0;
+        // Decimating, the band edge sits below the output's Nyquist frequency so that what
+        // would alias is already in the stop band. Interpolating, it sits exactly at the
+        // input's Nyquist frequency: that makes the prototype a Nyquist filter (every up-th
+        // tap from the centre is zero), so one branch is a pure delay and costs one tap,
+        // while images of content that close to Nyquist only exist for input that has it.
+        let cutoff = if up > 1 {
+            low / 2.0
+        } else {
+            low / 2.0 - transition / 4.0
+        };
         let delta_omega = 2.0 * std::f64::consts::PI * transition / common;
         let min_len = ((STOPBAND_DB - 8.0) / (2.285 * delta_omega)).ceil() as usize + 1;
         // Length 2·down·d + 1 makes the group delay exactly d output samples.
@@ -103,14 +116,23 @@ impl Resampler {
         let len = 2 * down * delay + 1;
         let prototype = kaiser_sinc(len, cutoff / common, kaiser_beta(STOPBAND_DB), up);
 
-        let taps = len.div_ceil(up).next_multiple_of(8);
+        let taps = len.div_ceil(up);
         let mut branches = vec![0.0f32; up * taps];
         for phase in 0..up {
             for k in 0..taps {
                 let coefficient = prototype.get(phase + k * up).copied().unwrap_or(0.0);
+                // Exact zeros (not 1e-17 from sin(kπ)) let `spans` skip them.
+                let coefficient = if coefficient.abs() < 1e-9 {
+                    0.0
+                } else {
+                    coefficient
+                };
                 branches[phase * taps + (taps - 1 - k)] = coefficient as f32;
             }
         }
+        let spans = (0..up)
+            .map(|phase| nonzero_span(&branches[phase * taps..(phase + 1) * taps]))
+            .collect();
         let mut resampler = Self {
             from_rate,
             to_rate,
@@ -122,6 +144,7 @@ impl Resampler {
             next_input: 0,
             next_phase: 0,
             delay,
+            spans,
             steps: (0..up)
                 .map(|phase| ((phase + down) / up, (phase + down) % up))
                 .collect(),
@@ -164,9 +187,10 @@ impl Resampler {
         out.reserve(input.len() * self.up / self.down + 1);
         while self.next_input < self.history.len() {
             let start = self.next_input + 1 - taps;
-            let window = &self.history[start..=self.next_input];
-            let branch = &self.branches[self.next_phase * taps..(self.next_phase + 1) * taps];
-            out.push(to_i16(dot(window, branch)));
+            let (from, len) = self.spans[self.next_phase];
+            let window = &self.history[start + from..start + from + len];
+            let at = self.next_phase * taps + from;
+            out.push(to_i16(dot(window, &self.branches[at..at + len])));
             // A table instead of `/` and `%`: integer division per output sample costs as
             // much as a short dot product.
             let (advance, phase) = self.steps[self.next_phase];
@@ -186,15 +210,29 @@ fn to_i16(value: f32) -> i16 {
 }
 
 /// Dot product as eight independent lanes over fixed-size chunks so the compiler emits
-/// packed multiplies and adds; branch lengths are padded to a multiple of eight.
+/// packed multiplies and adds, then the few left over.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
         for ((acc, &x), &y) in acc.iter_mut().zip(x).zip(y) {
             *acc += x * y;
         }
     }
-    acc.iter().sum()
+    acc.iter().sum::<f32>() + tail
+}
+
+/// (offset, length) of the run of `branch` holding all its non-zero coefficients.
+fn nonzero_span(branch: &[f32]) -> (usize, usize) {
+    let first = branch.iter().position(|&c| c != 0.0).unwrap_or(0);
+    let last = branch.iter().rposition(|&c| c != 0.0).unwrap_or(0);
+    (first, last + 1 - first.min(last))
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {
