@@ -8,6 +8,11 @@
 //! with other implementations sample for sample; PCM is 16-bit at both ends (the QMF takes
 //! the extra two bits over the Recommendation's 14 in its scaling).
 //!
+//! Checked against FFmpeg's `g722` (tests/codec_g722_ffmpeg.rs): our decoder's output on
+//! FFmpeg's bitstream and on random bytes equals FFmpeg's sample for sample, and our
+//! encoder's bytes equal FFmpeg's encoder's. Cost ≈ 11 µs to encode and 7 µs to decode
+//! 20 ms (`examples/bench_codecs.rs`, busy 2-core EPYC VM). No PLC: loss is silence.
+//!
 //! The RTP clock of G.722 is 8000 (RFC 3551's historical error) while the audio is 16 kHz:
 //! a 20 ms payload is 160 bytes and decodes to 320 samples.
 

@@ -4,6 +4,10 @@
 //! A decoder turns one RTP payload into 16-bit PCM at the codec's own rate (8 kHz for G.711,
 //! the configured rate for Opus) and can conceal a lost frame; an encoder turns exactly one
 //! frame of PCM into one payload. Frames are 20 ms everywhere on the media path.
+//!
+//! Codecs: G.711 µ/A-law, Opus (libopus, any SDP channel count decoded to mono, PLC,
+//! in-band FEC, DTX), G.722 64 kbit/s (own implementation, bit-exact with FFmpeg).
+//! [`Resampler`] converts between 8/12/16/24/32/48 kHz for transcoding and the 16 kHz taps.
 
 mod g711_codec;
 mod g722;

@@ -12,6 +12,12 @@
 //! (1–2 byte packets) decode as comfort noise / silence like any other packet; an empty
 //! payload is treated as a lost 20 ms frame.
 //!
+//! Cost (libopus 1.6.1 bundled, `examples/bench_codecs.rs`, busy 2-core EPYC VM, per 20 ms
+//! frame): decode ≈ 4 µs at 8 kHz, 7 µs at 16 kHz, 12–20 µs at 48 kHz; encode at 24 kbit/s
+//! ≈ 19/55/66/88 µs at 8 kHz for complexity 0/3/5/10, 29/101/122/178 µs at 16 kHz and
+//! 44/107/131/185 µs at 48 kHz. Encoding dominates any Opus transcode, so a G.711 peer's
+//! audio should go in at 8 kHz and the complexity is configurable.
+//!
 //! Safety: the only `unsafe` in the media crate. Every pointer handed to libopus comes from a
 //! live slice whose length is passed alongside (capacity checked before the call), every
 //! return code is checked, and the states are freed exactly once in `Drop`.

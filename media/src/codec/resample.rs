@@ -4,20 +4,22 @@
 //! Why hand-written and not rubato: the media path converts 20 ms chunks of one live call,
 //! where latency is heard and the budget for everything a call costs is 0.1 % of a core
 //! (20 µs per 20 ms). Measured per 20 ms chunk with `examples/bench_codecs.rs` (release,
-//! shared 2-core AMD EPYC, noisy ±30 %):
+//! 2-core AMD EPYC VM shared with other builds, so ±30 %; delay in ms):
 //!
-//! | path      | this FIR        | rubato 5 `Fft` (FixedSync::Input, 20 ms chunks) |
-//! |-----------|-----------------|--------------------------------------------------|
-//! | 48k→8k    | 3.5 µs, 2 ms    | 1.9 µs, 3.4 ms delay                             |
-//! | 8k→48k    | 5.8–10 µs, 2 ms | 1.9 µs, 10 ms                                    |
-//! | 8k→16k    | 2.0 µs, 2 ms    | 0.8 µs, 10 ms                                    |
-//! | 16k→8k    | 1.4–2.1 µs, 2 ms| 0.8–1.6 µs, 10 ms                                |
-//! | 48k→16k   | 3.5 µs, 1 ms    | 4.9 µs, 3.3 ms                                   |
-//! | 16k→48k   | 5.9 µs, 1 ms    | 2.2 µs, 10 ms                                    |
+//! | path      | this FIR      | rubato 5 `Fft` (FixedSync::Input, 20 ms chunks) |
+//! |-----------|---------------|--------------------------------------------------|
+//! | 48k→8k    | 2.8–3.7 µs, 2 | 1.9 µs, 3.4                                      |
+//! | 8k→48k    | 5.8–6.1 µs, 2 | 2.0 µs, 10                                       |
+//! | 8k→16k    | 1.6–1.7 µs, 2 | 0.8 µs, 10                                       |
+//! | 16k→8k    | 1.4–1.7 µs, 2 | 0.8 µs, 5                                        |
+//! | 48k→16k   | 3.5–4.1 µs, 1 | 5.2 µs, 3.3                                      |
+//! | 16k→48k   | 5.4–5.6 µs, 1 | 2.2 µs, 10                                       |
 //!
-//! rubato's FFT resampler is cheaper for interpolation but adds 10 ms of delay to the call
-//! path each way and only takes whole fixed chunks; this FIR adds 1–2 ms, takes any chunk
-//! length and costs at most ≈ 0.03–0.05 % of a core per converted direction.
+//! rubato's FFT resampler is cheaper for most paths but adds up to 10 ms of delay to the
+//! call path each way and only takes whole fixed chunks; this FIR adds 1–2 ms, takes any
+//! chunk length and costs at most ≈ 0.03 % of a core per converted direction. Cheaper
+//! still is not converting: Opus decodes and encodes natively at 8 and 16 kHz
+//! ([`super::decoder_at_rate`], [`super::encoder_at_rate`]).
 //!
 //! Filter: Kaiser-windowed sinc designed for ≈ 65 dB stop-band attenuation, its transition
 //! band one eighth of the lower rate wide and centred just under that rate's Nyquist
