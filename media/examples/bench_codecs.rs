@@ -1,0 +1,212 @@
+//! Cost of the media path's codec and resampler work per 20 ms frame of one call.
+//!
+//! Run: `cargo run --release -p callscope-media --example bench_codecs [name filter]`
+//! (e.g. `G.722`, `Opus 8k`, `resample 8000->16000`).
+//!
+//! Each path is fed 20 ms chunks of a speech-like signal (a few harmonics with a slow
+//! envelope, so codecs do real work rather than encoding silence) and timed over many
+//! frames; the figure is wall time per frame on one thread. For comparison the same
+//! resampling is also run through rubato's synchronous FFT resampler.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use callscope_media::codec::{
+    self, AudioDecoder, AudioEncoder, CodecSpec, OpusDecoder, OpusEncoder, OpusEncoderConfig,
+    Resampler,
+};
+use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
+use rubato::{Fft, FixedSync, Resampler as _};
+
+const FRAMES: usize = 5000;
+
+fn speechlike(rate: u32, samples: usize) -> Vec<i16> {
+    (0..samples)
+        .map(|n| {
+            let t = n as f64 / f64::from(rate);
+            let envelope = 0.5 + 0.5 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+            let voice: f64 = [
+                (180.0, 1.0),
+                (360.0, 0.6),
+                (720.0, 0.4),
+                (1500.0, 0.25),
+                (2900.0, 0.1),
+            ]
+            .iter()
+            .map(|(f, a)| a * (2.0 * std::f64::consts::PI * f * t).sin())
+            .sum();
+            (6000.0 * envelope * voice) as i16
+        })
+        .collect()
+}
+
+/// Only paths whose name contains the first command-line argument (all if none).
+fn wanted(name: &str) -> bool {
+    std::env::args()
+        .nth(1)
+        .is_none_or(|filter| name.contains(&filter))
+}
+
+fn report(name: &str, started: Instant, frames: usize) {
+    let ns = started.elapsed().as_nanos() as f64 / frames as f64;
+    // A call produces 50 frames per second per direction.
+    println!(
+        "{name:<28} {ns:>9.0} ns/frame  ({:.4} % of a core at 50 frames/s)",
+        ns * 50.0 / 1e7
+    );
+}
+
+fn bench_resampler(from: u32, to: u32) {
+    if !wanted(&format!("resample {from}->{to}")) {
+        return;
+    }
+    let chunk = (from / 50) as usize;
+    let input = speechlike(from, chunk * 50);
+    let mut r = match Resampler::new(from, to) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("resample {from}->{to}: {e}");
+            return;
+        }
+    };
+    let mut out = Vec::with_capacity(4096);
+    let started = Instant::now();
+    for i in 0..FRAMES {
+        let at = (i % 50) * chunk;
+        out.clear();
+        r.process(black_box(&input[at..at + chunk]), &mut out);
+        black_box(&out);
+    }
+    report(&format!("resample {from}->{to} (own)"), started, FRAMES);
+    println!("    own FIR delay {} output samples", r.delay_samples());
+}
+
+fn bench_rubato(from: u32, to: u32) {
+    if !wanted(&format!("resample {from}->{to} rubato")) {
+        return;
+    }
+    let chunk = (from / 50) as usize;
+    let input: Vec<f32> = speechlike(from, chunk * 50)
+        .iter()
+        .map(|&s| f32::from(s) / 32768.0)
+        .collect();
+    let Ok(mut fft) = Fft::<f32>::new(from as usize, to as usize, chunk, 1, FixedSync::Input)
+    else {
+        println!("rubato {from}->{to}: cannot build");
+        return;
+    };
+    let mut in_buf = vec![vec![0.0f32; chunk]];
+    let mut out_buf = vec![vec![0.0f32; fft.output_frames_max()]];
+    let out_len = out_buf[0].len();
+    let started = Instant::now();
+    for i in 0..FRAMES {
+        let at = (i % 50) * chunk;
+        in_buf[0].copy_from_slice(&input[at..at + chunk]);
+        let (Ok(inp), Ok(mut outp)) = (
+            SequentialSliceOfVecs::new(&in_buf, 1, chunk),
+            SequentialSliceOfVecs::new_mut(&mut out_buf, 1, out_len),
+        ) else {
+            return;
+        };
+        if fft.process_into_buffer(&inp, &mut outp, None).is_err() {
+            println!("rubato {from}->{to}: process failed");
+            return;
+        }
+        black_box(&out_buf);
+    }
+    report(&format!("resample {from}->{to} (rubato)"), started, FRAMES);
+    println!("    rubato Fft delay {} output samples", fft.output_delay());
+}
+
+fn bench_codec(name: &str, spec: CodecSpec) {
+    match (codec::encoder_for(&spec), codec::decoder_for(&spec)) {
+        (Ok(mut e), Ok(mut d)) => bench_pair(name, e.as_mut(), d.as_mut()),
+        (Err(e), _) | (_, Err(e)) => println!("{name}: {e}"),
+    }
+}
+
+fn bench_opus(rate: u32, complexity: u8, bitrate: u32) {
+    let config = OpusEncoderConfig {
+        rate,
+        complexity,
+        bitrate,
+        ..OpusEncoderConfig::default()
+    };
+    match (OpusEncoder::new(config), OpusDecoder::new(rate)) {
+        (Ok(mut e), Ok(mut d)) => bench_pair(
+            &format!("Opus {}k c{complexity} {}kb/s", rate / 1000, bitrate / 1000),
+            &mut e,
+            &mut d,
+        ),
+        (Err(e), _) | (_, Err(e)) => println!("Opus {rate}: {e}"),
+    }
+}
+
+fn bench_pair(name: &str, enc: &mut dyn AudioEncoder, dec: &mut dyn AudioDecoder) {
+    if !wanted(name) {
+        return;
+    }
+    let frame = enc.frame_samples();
+    let input = speechlike(enc.sample_rate(), frame * 50);
+    let mut payloads = Vec::with_capacity(50);
+    let mut payload = Vec::new();
+    let started = Instant::now();
+    for i in 0..FRAMES {
+        let at = (i % 50) * frame;
+        if enc
+            .encode(black_box(&input[at..at + frame]), &mut payload)
+            .is_err()
+        {
+            println!("{name}: encode failed");
+            return;
+        }
+        if payloads.len() < 50 {
+            payloads.push(payload.clone());
+        }
+    }
+    report(&format!("{name} encode"), started, FRAMES);
+    let mut pcm = Vec::with_capacity(4096);
+    let started = Instant::now();
+    for i in 0..FRAMES {
+        pcm.clear();
+        if dec
+            .decode(black_box(&payloads[i % payloads.len()]), &mut pcm)
+            .is_err()
+        {
+            println!("{name}: decode failed");
+            return;
+        }
+        black_box(&pcm);
+    }
+    report(&format!("{name} decode"), started, FRAMES);
+    let started = Instant::now();
+    for _ in 0..FRAMES {
+        pcm.clear();
+        dec.conceal(frame, &mut pcm);
+        black_box(&pcm);
+    }
+    report(&format!("{name} conceal"), started, FRAMES);
+}
+
+fn main() {
+    for (from, to) in [
+        (48000, 8000),
+        (8000, 48000),
+        (8000, 16000),
+        (16000, 8000),
+        (48000, 16000),
+        (16000, 48000),
+    ] {
+        bench_resampler(from, to);
+        bench_rubato(from, to);
+    }
+    bench_codec("PCMU", CodecSpec::pcmu());
+    bench_codec("PCMA", CodecSpec::pcma());
+    bench_codec("G.722", CodecSpec::g722());
+    bench_codec("Opus default", CodecSpec::opus(111));
+    for rate in [8000, 16000, 48000] {
+        for complexity in [0, 3, 5, 10] {
+            bench_opus(rate, complexity, 24000);
+        }
+    }
+}
