@@ -36,7 +36,10 @@ impl Mono {
     pub fn slice_s(&self, start_s: f64, end_s: f64) -> Mono {
         let at = |t: f64| ((t.max(0.0) * f64::from(self.rate)) as usize).min(self.samples.len());
         let (a, b) = (at(start_s), at(end_s));
-        Mono::new(self.rate, self.samples.get(a..b.max(a)).unwrap_or(&[]).to_vec())
+        Mono::new(
+            self.rate,
+            self.samples.get(a..b.max(a)).unwrap_or(&[]).to_vec(),
+        )
     }
 
     /// Root-mean-square level in dBFS (full-scale sine ≈ -3 dB); `-inf` for silence.
@@ -167,7 +170,8 @@ pub fn write_wav(path: &Path, channels: &[Mono]) -> Result<()> {
         return Err(audio_err(path, "nothing to write"));
     };
     let spec = hound::WavSpec {
-        channels: u16::try_from(channels.len()).map_err(|_| audio_err(path, "too many channels"))?,
+        channels: u16::try_from(channels.len())
+            .map_err(|_| audio_err(path, "too many channels"))?,
         sample_rate: first.rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
@@ -178,7 +182,8 @@ pub fn write_wav(path: &Path, channels: &[Mono]) -> Result<()> {
         for ch in channels {
             let s = ch.samples.get(i).copied().unwrap_or(0.0);
             let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
-            w.write_sample(v).map_err(|e| audio_err(path, e.to_string()))?;
+            w.write_sample(v)
+                .map_err(|e| audio_err(path, e.to_string()))?;
         }
     }
     w.finalize().map_err(|e| audio_err(path, e.to_string()))
@@ -221,12 +226,12 @@ pub fn resample(audio: &Mono, rate: u32) -> Result<Mono> {
         first.im = 0.0;
     }
     let halve_nyquist = keep == spec_out.len() && n_out < n_in;
-    if n_out % 2 == 0 {
-        if let Some(last) = spec_out.last_mut() {
-            last.im = 0.0;
-            if halve_nyquist {
-                last.re *= 0.5;
-            }
+    if n_out % 2 == 0
+        && let Some(last) = spec_out.last_mut()
+    {
+        last.im = 0.0;
+        if halve_nyquist {
+            last.re *= 0.5;
         }
     }
     let mut out = inv.make_output_vec();
@@ -362,10 +367,18 @@ fn correlate(
         if i1 <= i0 || i1 - i0 < min_overlap {
             continue;
         }
-        let e_r = er.get(i1).zip(er.get(i0)).map(|(a, b)| a - b).unwrap_or(0.0);
+        let e_r = er
+            .get(i1)
+            .zip(er.get(i0))
+            .map(|(a, b)| a - b)
+            .unwrap_or(0.0);
         let c0 = (i0 as isize + lag) as usize;
         let c1 = (i1 as isize + lag) as usize;
-        let e_c = ec.get(c1).zip(ec.get(c0)).map(|(a, b)| a - b).unwrap_or(0.0);
+        let e_c = ec
+            .get(c1)
+            .zip(ec.get(c0))
+            .map(|(a, b)| a - b)
+            .unwrap_or(0.0);
         let denom = (e_r * e_c).sqrt();
         if denom <= 1e-12 {
             continue;
@@ -471,8 +484,11 @@ pub fn rms_dbfs(samples: &[f32]) -> f64 {
     if samples.is_empty() {
         return f64::NEG_INFINITY;
     }
-    let power =
-        samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / samples.len() as f64;
+    let power = samples
+        .iter()
+        .map(|&s| f64::from(s) * f64::from(s))
+        .sum::<f64>()
+        / samples.len() as f64;
     10.0 * power.max(1e-20).log10()
 }
 
@@ -594,7 +610,16 @@ pub fn speech_wav(
         "sox",
         Command::new("sox")
             .arg(&raw)
-            .args(["-r", &rate.to_string(), "-c", "1", "-b", "16", "-e", "signed"])
+            .args([
+                "-r",
+                &rate.to_string(),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed",
+            ])
             .arg(&once)
             .args(["pad", "0", "0.4"]),
     )?;
@@ -660,7 +685,14 @@ pub fn raw_g711(input: &Path, output: &Path, ulaw: bool) -> Result<()> {
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
             .arg(input)
-            .args(["-ar", "8000", "-ac", "1", "-f", if ulaw { "mulaw" } else { "alaw" }])
+            .args([
+                "-ar",
+                "8000",
+                "-ac",
+                "1",
+                "-f",
+                if ulaw { "mulaw" } else { "alaw" },
+            ])
             .arg(output),
     )
 }

@@ -539,7 +539,10 @@ fn source_for_codec(config: &BaresipConfig, dir: &Path) -> Result<PathBuf> {
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map_err(|source| Error::ToolMissing { tool: "sox", source })?;
+        .map_err(|source| Error::ToolMissing {
+            tool: "sox",
+            source,
+        })?;
     if !status.success() {
         return Err(Error::CommandFailed {
             tool: "sox",

@@ -136,7 +136,10 @@ impl Netns {
         let text = String::from_utf8_lossy(&out.stdout);
         let mut packets = 0;
         let mut bytes = 0;
-        for line in text.lines().filter(|l| l.contains("DROP") && l.contains("statistic")) {
+        for line in text
+            .lines()
+            .filter(|l| l.contains("DROP") && l.contains("statistic"))
+        {
             let mut cols = line.split_whitespace();
             packets += cols.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             bytes += cols.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
@@ -154,35 +157,33 @@ impl Netns {
 
 /// [`Netns::connect_tcp`] by namespace name.
 pub fn connect_tcp_in(name: &str, addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
-    {
-        let path = format!("/var/run/netns/{name}");
-        // A short-lived thread enters the namespace, so the caller's thread never changes.
-        std::thread::scope(|s| {
-            s.spawn(|| -> Result<TcpStream> {
-                let file = std::fs::File::open(&path)
-                    .map_err(|e| Error::io(format!("opening {path}"), e))?;
-                use std::os::fd::AsRawFd;
-                // SAFETY: setns with a valid namespace fd affects only this thread, which
-                // ends right after connecting.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                if rc != 0 {
-                    return Err(Error::io(
-                        format!("entering namespace {name}"),
-                        std::io::Error::last_os_error(),
-                    ));
-                }
-                TcpStream::connect_timeout(&addr, timeout)
-                    .map_err(|e| Error::io(format!("connecting to {addr} in {name}"), e))
-            })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(Error::Parse {
-                    what: "namespace thread".into(),
-                    detail: "panicked".into(),
-                })
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{name}");
+    // A short-lived thread enters the namespace, so the caller's thread never changes.
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<TcpStream> {
+            let file =
+                std::fs::File::open(&path).map_err(|e| Error::io(format!("opening {path}"), e))?;
+            // SAFETY: setns with a valid namespace fd affects only this thread, which ends
+            // right after connecting.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            if rc != 0 {
+                return Err(Error::io(
+                    format!("entering namespace {name}"),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            TcpStream::connect_timeout(&addr, timeout)
+                .map_err(|e| Error::io(format!("connecting to {addr} in {name}"), e))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Error::Parse {
+                what: "namespace thread".into(),
+                detail: "panicked".into(),
             })
         })
-    }
+    })
 }
 
 /// Two namespaces `a` (10.99.0.1) and `b` (10.99.0.2) on one veth link, each with `lo` up.
@@ -217,7 +218,14 @@ impl NetnsPair {
             ip(&["netns", "add", &ns.name])?;
         }
         ip(&[
-            "link", "add", &pair.a.iface, "type", "veth", "peer", "name", &pair.b.iface,
+            "link",
+            "add",
+            &pair.a.iface,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.b.iface,
         ])?;
         for ns in [&pair.a, &pair.b] {
             ip(&["link", "set", &ns.iface, "netns", &ns.name])?;

@@ -15,8 +15,9 @@ const CUSTOMER: &str = "Hello, yes, I was charged twice for the same order last 
 #[test]
 fn shifted_copy_of_speech_is_found_at_its_lag() {
     let dir = tempfile::tempdir().unwrap();
-    let a = read_wav_mono(&speech_wav(&dir.path().join("a.wav"), "en-us", AGENT, 8000, 40.0).unwrap())
-        .unwrap();
+    let a =
+        read_wav_mono(&speech_wav(&dir.path().join("a.wav"), "en-us", AGENT, 8000, 40.0).unwrap())
+            .unwrap();
     assert!(a.duration_s() >= 40.0, "{}", a.duration_s());
     // The candidate starts 0.25 s late (2000 samples of silence first).
     let mut late = vec![0.0f32; 2000];
@@ -42,8 +43,9 @@ fn shifted_copy_of_speech_is_found_at_its_lag() {
 #[test]
 fn different_voices_and_sentences_do_not_match() {
     let dir = tempfile::tempdir().unwrap();
-    let a = read_wav_mono(&speech_wav(&dir.path().join("a.wav"), "en-us", AGENT, 8000, 20.0).unwrap())
-        .unwrap();
+    let a =
+        read_wav_mono(&speech_wav(&dir.path().join("a.wav"), "en-us", AGENT, 8000, 20.0).unwrap())
+            .unwrap();
     let b = read_wav_mono(
         &speech_wav(&dir.path().join("b.wav"), "en-gb+f3", CUSTOMER, 8000, 20.0).unwrap(),
     )
@@ -60,8 +62,7 @@ fn different_voices_and_sentences_do_not_match() {
 #[test]
 fn g711_round_trip_still_matches_and_16k_compares_with_8k() {
     let dir = tempfile::tempdir().unwrap();
-    let src16 =
-        speech_wav(&dir.path().join("a16.wav"), "en-us", AGENT, 16000, 15.0).unwrap();
+    let src16 = speech_wav(&dir.path().join("a16.wav"), "en-us", AGENT, 16000, 15.0).unwrap();
     let a16 = read_wav_mono(&src16).unwrap();
     for ulaw in [true, false] {
         let out = dir.path().join(if ulaw { "u.wav" } else { "a.wav" });
@@ -84,8 +85,9 @@ fn g711_round_trip_still_matches_and_16k_compares_with_8k() {
 #[test]
 fn stereo_and_float_files_read_back_per_channel_with_gaps_found() {
     let dir = tempfile::tempdir().unwrap();
-    let a = read_wav_mono(&speech_wav(&dir.path().join("a.wav"), "en-us", AGENT, 8000, 6.0).unwrap())
-        .unwrap();
+    let a =
+        read_wav_mono(&speech_wav(&dir.path().join("a.wav"), "en-us", AGENT, 8000, 6.0).unwrap())
+            .unwrap();
     // Right channel: 2 s of silence in the middle of the agent's speech (a hold).
     let mut held = a.clone();
     for s in &mut held.samples[16000..32000] {

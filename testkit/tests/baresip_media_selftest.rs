@@ -21,7 +21,11 @@ const CUSTOMER: &str = "Hello, yes, I was charged twice for the same order last 
 /// window); returns the match for reporting.
 fn assert_heard(what: &str, source: &Mono, heard: &Path) {
     let rec = read_wav_mono(heard).unwrap();
-    assert!(rec.duration_s() > 5.0, "{what}: only {} s recorded", rec.duration_s());
+    assert!(
+        rec.duration_s() > 5.0,
+        "{what}: only {} s recorded",
+        rec.duration_s()
+    );
     let m = best_lag(source, &rec, 2.0).unwrap();
     eprintln!(
         "{what}: rate {} Hz, {:.2} s, xcorr {:.4} at lag {:.4} s",
@@ -88,7 +92,10 @@ fn call_and_compare(codec: &str, dtmf: Option<&str>) {
     assert_heard(&format!("{codec}: A heard B"), &b_src, &a_heard[0]);
     // And a mismatch is caught: what B heard is not B's own voice.
     let wrong = best_lag(&b_src, &read_wav_mono(&b_heard[0]).unwrap(), 2.0).unwrap();
-    assert!(wrong.xcorr < 0.3, "{codec}: B's recording matches B's source: {wrong:?}");
+    assert!(
+        wrong.xcorr < 0.3,
+        "{codec}: B's recording matches B's source: {wrong:?}"
+    );
     a.quit().unwrap();
     b.quit().unwrap();
 }

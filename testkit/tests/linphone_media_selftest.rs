@@ -55,16 +55,25 @@ fn linphonec_and_baresip_hear_each_other() {
     let info = wav_info(&l_rec).unwrap();
     eprintln!("linphonec recorded {info:?}");
     let pairs = [
-        ("baresip heard linphonec", &l_src, b.received_recordings()[0].clone()),
+        (
+            "baresip heard linphonec",
+            &l_src,
+            b.received_recordings()[0].clone(),
+        ),
         ("linphonec heard baresip", &b_src, l_rec.clone()),
     ];
     for (what, src, rec) in pairs {
         let src = read_wav_mono(src).unwrap();
         let rec = read_wav_mono(&rec).unwrap();
         let m = best_lag(&src, &rec, 2.0).unwrap();
-        let windows =
-            lag_stability(&src.slice_s(0.0, rec.duration_s() + 2.0), &rec, 2.0, 0.5, -40.0)
-                .unwrap();
+        let windows = lag_stability(
+            &src.slice_s(0.0, rec.duration_s() + 2.0),
+            &rec,
+            2.0,
+            0.5,
+            -40.0,
+        )
+        .unwrap();
         let (n, lo, hi) = lag_spread(&windows, 0.8);
         eprintln!(
             "{what}: {} Hz, {:.2} s, xcorr {:.4} at {:.4} s; {n} windows, lags {lo}..={hi}",

@@ -29,7 +29,10 @@ fn five_percent_loss_between_namespaces() {
     .unwrap();
     let pair = NetnsPair::create().unwrap();
     // B's address is reached over the veth (the call below is the real connectivity test).
-    let route = pair.a.run("ip", &["route", "get", &pair.b.addr().to_string()]).unwrap();
+    let route = pair
+        .a
+        .run("ip", &["route", "get", &pair.b.addr().to_string()])
+        .unwrap();
     assert!(String::from_utf8_lossy(&route.stdout).contains(pair.a.iface()));
 
     let mut ca = BaresipConfig::new("alice", &a_src);

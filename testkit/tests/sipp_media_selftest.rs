@@ -103,7 +103,10 @@ fn rtp_stream_calls_stream_both_ways_concurrently() {
     let far = uas.stop().unwrap();
     assert_eq!(far.successful_calls, CALLS, "{:?}", far.raw);
     let flows = cap.stop().unwrap();
-    eprintln!("rtp_stream flows (mp {uac_mp}/{uas_mp}): {:#?}", flows.flows);
+    eprintln!(
+        "rtp_stream flows (mp {uac_mp}/{uas_mp}): {:#?}",
+        flows.flows
+    );
 
     // SIPp 3.6.1 streams every call from one port (its -mp) to one port, each call
     // with its own SSRC: ~50 PCMU packets/s per call each way for the 3 s the caller
