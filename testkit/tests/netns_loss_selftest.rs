@@ -3,7 +3,9 @@
 //! the loss figures the media tests compare callscope's against. Skips (with the reason)
 //! where namespaces are unavailable (not root, no iproute2/iptables).
 
-use callscope_testkit::audio_compare::{best_lag, read_wav_mono, silence_intervals, speech_wav};
+use callscope_testkit::audio_compare::{
+    lag_stability, read_wav_mono, silence_intervals, speech_wav,
+};
 use callscope_testkit::baresip::{Baresip, BaresipConfig};
 use callscope_testkit::netns::{NetnsPair, unavailable_reason};
 use std::time::{Duration, Instant};
@@ -77,27 +79,50 @@ fn five_percent_loss_between_namespaces() {
     );
     assert!(sent as f64 >= call_s * 50.0 * 0.95, "A sent {sent}");
 
-    // B's recording: still A's voice, as long as the call (baresip writes lost packets'
-    // time as silence: the gaps), so it can stand in for a recorder that must do the same.
+    // B's recording is A's voice, window by window. It is NOT a time-exact reference under
+    // loss: baresip writes some lost packets as silence (the gaps) and drops the time of
+    // others, so the lag jumps back by whole 20 ms frames during the call (seen: 0, -160,
+    // -800 samples) and the file comes out a little short. Media tests must therefore judge
+    // callscope's recording against the *source*, per window, never against baresip's.
     let rec = read_wav_mono(&b.received_recordings()[0]).unwrap();
     let src = read_wav_mono(&a_src).unwrap();
-    let m = best_lag(&src, &rec, 2.0).unwrap();
     let gaps = silence_intervals(&rec, 20, -60.0, 0.02);
+    let windows = lag_stability(
+        &src.slice_s(0.0, rec.duration_s() + 2.0),
+        &rec,
+        2.0,
+        1.0,
+        -40.0,
+    )
+    .unwrap();
+    let aligned: Vec<(isize, f64)> = windows
+        .iter()
+        .filter_map(|w| w.best.map(|b| (b.lag, b.xcorr)))
+        .collect();
     eprintln!(
-        "B's recording: {:.3} s for a {call_s:.3} s call; xcorr {:.4} at lag {} samples; \
-         {} silent gaps ≥ 20 ms",
+        "B's recording: {:.3} s for a {call_s:.3} s call; {} silent gaps ≥ 20 ms; \
+         per-2 s (lag, xcorr): {aligned:?}",
         rec.duration_s(),
-        m.xcorr,
-        m.lag,
         gaps.len()
     );
-    assert!(m.xcorr >= 0.8, "{m:?}");
+    assert!(!gaps.is_empty(), "lost packets leave silent gaps");
+    assert!(aligned.len() >= 7, "{windows:?}");
+    let good = aligned.iter().filter(|(_, x)| *x >= 0.8).count();
     assert!(
-        (rec.duration_s() - call_s).abs() <= 0.5,
+        good * 10 >= aligned.len() * 7,
+        "most windows match: {aligned:?}"
+    );
+    assert!(
+        aligned.iter().all(|(lag, _)| *lag <= 0 && lag % 160 == 0),
+        "lags are whole frames of dropped time: {aligned:?}"
+    );
+    // At worst every lost packet's 20 ms is dropped.
+    let worst = call_s - missing as f64 * 0.02 - 0.3;
+    assert!(
+        rec.duration_s() >= worst && rec.duration_s() <= call_s + 0.3,
         "recording {} s vs call {call_s} s",
         rec.duration_s()
     );
-    assert!(!gaps.is_empty(), "lost packets leave silent gaps");
     a.quit().unwrap();
     b.quit().unwrap();
     drop(pair);
