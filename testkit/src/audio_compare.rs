@@ -226,12 +226,12 @@ pub fn resample(audio: &Mono, rate: u32) -> Result<Mono> {
         first.im = 0.0;
     }
     let halve_nyquist = keep == spec_out.len() && n_out < n_in;
-    if n_out % 2 == 0 {
-        if let Some(last) = spec_out.last_mut() {
-            last.im = 0.0;
-            if halve_nyquist {
-                last.re *= 0.5;
-            }
+    if n_out % 2 == 0
+        && let Some(last) = spec_out.last_mut()
+    {
+        last.im = 0.0;
+        if halve_nyquist {
+            last.re *= 0.5;
         }
     }
     let mut out = inv.make_output_vec();

@@ -13,6 +13,7 @@
 pub mod audio_compare;
 pub mod baresip;
 pub mod callscope;
+pub mod capture;
 pub mod digest;
 pub mod error;
 pub mod http;

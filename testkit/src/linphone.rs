@@ -22,6 +22,9 @@ pub struct LinphoneConfig {
     pub auto_answer: bool,
     /// Played as the microphone once a call is up (`soundcard use files` + `play`).
     pub play_wav: Option<PathBuf>,
+    /// What linphonec hears is written here (`record`), at the rate linphonec chooses
+    /// (compare with [`crate::audio_compare`], which resamples).
+    pub record_wav: Option<PathBuf>,
     /// An account registered at start-up (in the rc file), whose proxy every request is
     /// routed through.
     pub account: Option<LinphoneAccount>,
@@ -43,6 +46,7 @@ impl LinphoneConfig {
             user: user.to_string(),
             auto_answer: true,
             play_wav: None,
+            record_wav: None,
             account: None,
         }
     }
@@ -139,6 +143,9 @@ impl Linphone {
         me.send("soundcard use files")?;
         if let Some(wav) = &config.play_wav {
             me.send(&format!("play {}", wav.display()))?;
+        }
+        if let Some(wav) = &config.record_wav {
+            me.send(&format!("record {}", wav.display()))?;
         }
         Ok(me)
     }

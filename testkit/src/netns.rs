@@ -157,35 +157,33 @@ impl Netns {
 
 /// [`Netns::connect_tcp`] by namespace name.
 pub fn connect_tcp_in(name: &str, addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
-    {
-        let path = format!("/var/run/netns/{name}");
-        // A short-lived thread enters the namespace, so the caller's thread never changes.
-        std::thread::scope(|s| {
-            s.spawn(|| -> Result<TcpStream> {
-                let file = std::fs::File::open(&path)
-                    .map_err(|e| Error::io(format!("opening {path}"), e))?;
-                use std::os::fd::AsRawFd;
-                // SAFETY: setns with a valid namespace fd affects only this thread, which
-                // ends right after connecting.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                if rc != 0 {
-                    return Err(Error::io(
-                        format!("entering namespace {name}"),
-                        std::io::Error::last_os_error(),
-                    ));
-                }
-                TcpStream::connect_timeout(&addr, timeout)
-                    .map_err(|e| Error::io(format!("connecting to {addr} in {name}"), e))
-            })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(Error::Parse {
-                    what: "namespace thread".into(),
-                    detail: "panicked".into(),
-                })
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{name}");
+    // A short-lived thread enters the namespace, so the caller's thread never changes.
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<TcpStream> {
+            let file =
+                std::fs::File::open(&path).map_err(|e| Error::io(format!("opening {path}"), e))?;
+            // SAFETY: setns with a valid namespace fd affects only this thread, which ends
+            // right after connecting.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            if rc != 0 {
+                return Err(Error::io(
+                    format!("entering namespace {name}"),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            TcpStream::connect_timeout(&addr, timeout)
+                .map_err(|e| Error::io(format!("connecting to {addr} in {name}"), e))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Error::Parse {
+                what: "namespace thread".into(),
+                detail: "panicked".into(),
             })
         })
-    }
+    })
 }
 
 /// Two namespaces `a` (10.99.0.1) and `b` (10.99.0.2) on one veth link, each with `lo` up.

@@ -59,6 +59,15 @@ pub struct SippConfig {
     pub global_timeout: Option<Duration>,
     /// Anything else, passed verbatim (e.g. `-key`, `-inf`, `-aa`).
     pub extra_args: Vec<String>,
+    /// Local media port (`-mp`): where `-rtp_echo` listens, `[media_port]` in SDP, and the
+    /// one port SIPp 3.6.1's `rtp_stream` sends every call's stream from and receives on
+    /// (calls are told apart by SSRC). Set it: the default, 6000, is shared by every SIPp.
+    pub media_port: Option<u16>,
+    /// Echo RTP received on the media port back to its sender (`-rtp_echo`).
+    pub rtp_echo: bool,
+    /// Symlinks made in the run's working directory (name, target) before SIPp starts:
+    /// built-in scenarios find their pcaps by relative path.
+    pub links: Vec<(String, PathBuf)>,
 }
 
 impl SippConfig {
@@ -85,9 +94,35 @@ impl SippConfig {
             trace_rtt: false,
             global_timeout: None,
             extra_args: Vec::new(),
+            media_port: None,
+            rtp_echo: false,
+            links: Vec::new(),
         }
     }
+
+    /// SIPp's built-in `uac_pcap`: one call whose audio is `g711a.pcap` (236 PCMA packets,
+    /// 20 ms each) followed by an RFC 2833 DTMF digit from `dtmf_2833_1.pcap`, then BYE.
+    pub fn uac_pcap(remote: SocketAddr) -> Self {
+        let mut c = SippConfig::uac(Scenario::Builtin("uac_pcap".into()), remote);
+        c.links = vec![("pcap".into(), PathBuf::from(SIPP_PCAP_DIR))];
+        c.max_calls = Some(1);
+        c
+    }
+
+    /// SIPp's built-in `uas` echoing every RTP packet it receives on `media_port` back.
+    pub fn uas_rtp_echo(media_port: u16) -> Self {
+        let mut c = SippConfig::uas(Scenario::Builtin("uas".into()));
+        c.media_port = Some(media_port);
+        c.rtp_echo = true;
+        c
+    }
 }
+
+/// Where Debian's `sip-tester` keeps SIPp's sample pcaps (`g711a.pcap`, `dtmf_2833_*.pcap`).
+pub const SIPP_PCAP_DIR: &str = "/usr/share/sip-tester";
+
+/// RTP packets in SIPp's `g711a.pcap` (PCMA, 20 ms each: 4.72 s of audio).
+pub const G711A_PCAP_PACKETS: u64 = 236;
 
 /// A running SIPp, killed when dropped.
 #[derive(Debug)]
@@ -138,6 +173,10 @@ impl SippRun {
         } else {
             config.local_port
         };
+        for (name, target) in &config.links {
+            std::os::unix::fs::symlink(target, dir.path().join(name))
+                .map_err(|e| Error::io(format!("linking {name} in the SIPp dir"), e))?;
+        }
         let mut cmd = Command::new("sipp");
         cmd.current_dir(dir.path()).stdin(Stdio::null());
         match &config.scenario {
@@ -183,6 +222,12 @@ impl SippRun {
         if let Some(t) = config.global_timeout {
             cmd.arg("-timeout").arg(format!("{}s", t.as_secs().max(1)));
             cmd.arg("-timeout_error");
+        }
+        if let Some(mp) = config.media_port {
+            cmd.arg("-mp").arg(mp.to_string());
+        }
+        if config.rtp_echo {
+            cmd.arg("-rtp_echo");
         }
         cmd.args(&config.extra_args);
         let log = dir.path().join("sipp.log");
@@ -564,4 +609,177 @@ Content-Length: 0
 </scenario>
 "#
     .to_string()
+}
+
+/// G.711 flavour of a streamed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum G711 {
+    /// PCMU, payload type 0.
+    Ulaw,
+    /// PCMA, payload type 8.
+    Alaw,
+}
+
+impl G711 {
+    pub fn payload_type(self) -> u8 {
+        match self {
+            G711::Ulaw => 0,
+            G711::Alaw => 8,
+        }
+    }
+    fn rtpmap(self) -> &'static str {
+        match self {
+            G711::Ulaw => "PCMU/8000",
+            G711::Alaw => "PCMA/8000",
+        }
+    }
+}
+
+/// A UAC scenario for load with media: INVITE offering `codec` on SIPp's per-call RTP
+/// stream port, ACK, then streams `raw_file` (headerless G.711, see
+/// [`crate::audio_compare::raw_g711`]; looped) to the answerer's SDP address for `hold_ms`,
+/// stops, and hangs up. SIPp 3.6.1 reads no WAV headers, hence raw G.711.
+pub fn uac_rtp_stream_scenario(raw_file: &Path, codec: G711, hold_ms: u64) -> String {
+    let pt = codec.payload_type();
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callscope uac rtp_stream">
+  <send retrans="500" start_rtd="setup">
+    <![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:load@[local_ip]:[local_port]>;tag=[pid]T[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:load@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [rtpstream_audio_port] RTP/AVP {pt}
+a=rtpmap:{pt} {rtpmap}
+a=sendrecv
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="setup" rrs="true"/>
+  <send>
+    <![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:load@[local_ip]:[local_port]>;tag=[pid]T[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+[routes]
+Contact: <sip:load@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <nop><action><exec rtp_stream="{file},-1,{pt}"/></action></nop>
+  <pause milliseconds="{hold_ms}"/>
+  <nop><action><exec rtp_stream="pause"/></action></nop>
+  <send retrans="500">
+    <![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:load@[local_ip]:[local_port]>;tag=[pid]T[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+[routes]
+Contact: <sip:load@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <ResponseTimeRepartition value="1, 2, 5, 10, 20, 50, 100, 200"/>
+  <CallLengthRepartition value="100, 500, 1000, 5000, 10000, 60000"/>
+</scenario>
+"#,
+        rtpmap = codec.rtpmap(),
+        file = raw_file.display(),
+    )
+}
+
+/// A UAS scenario for load with media: answers every INVITE with `codec` on SIPp's per-call
+/// RTP stream port and, once ACKed, streams `raw_file` (looped) back to the caller's SDP
+/// address until the caller's BYE.
+pub fn uas_rtp_stream_scenario(raw_file: &Path, codec: G711) -> String {
+    let pt = codec.payload_type();
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callscope uas rtp_stream">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]U[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:far@[local_ip]:[local_port]>
+Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]U[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:far@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 2 2 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [rtpstream_audio_port] RTP/AVP {pt}
+a=rtpmap:{pt} {rtpmap}
+a=sendrecv
+
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true"/>
+  <nop><action><exec rtp_stream="{file},-1,{pt}"/></action></nop>
+  <recv request="BYE"/>
+  <nop><action><exec rtp_stream="pause"/></action></nop>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#,
+        rtpmap = codec.rtpmap(),
+        file = raw_file.display(),
+    )
 }
