@@ -417,6 +417,7 @@ impl State {
                 // A new stream (transfer, re-INVITE): its clocks start elsewhere.
                 leg.dtmf = crate::dtmf::DtmfDetector::new(codec.clock_rate.max(1));
                 leg.dtmf_first = None;
+                leg.dtmf_span = None;
                 if let Some(audio) = self.audio.as_mut() {
                     audio.restart_leg(side);
                 }
@@ -440,6 +441,17 @@ impl State {
                 leg.dtmf_first = Some((pkt.timestamp, now_ms));
             }
             let _ = leg.dtmf.on_packet(pkt.sequence, pkt.timestamp, pkt.payload);
+            if let Ok(ev) = TelephoneEvent::parse(pkt.payload) {
+                // The press covers [timestamp, timestamp + duration) on the audio clock too:
+                // audio sent over it stays out of the recording (PCI).
+                let end = pkt.timestamp.wrapping_add(u32::from(ev.duration));
+                leg.dtmf_span = match leg.dtmf_span {
+                    Some((start, old_end)) if start == pkt.timestamp => {
+                        Some((start, if ts_after(end, old_end) { end } else { old_end }))
+                    }
+                    _ => Some((pkt.timestamp, end)),
+                };
+            }
             let clock = codec.clock_rate.max(1);
             while let Some(digit) = leg.dtmf.next_digit() {
                 let Some(symbol) = digit.symbol() else { continue };
@@ -514,7 +526,10 @@ impl State {
 
         // Audio. Stale DTMF presses end by timeout on the audio clock.
         leg.dtmf.poll(pkt.timestamp);
-        let in_dtmf = leg.dtmf.in_progress().is_some();
+        let in_dtmf = leg.dtmf.in_progress().is_some()
+            || leg.dtmf_span.is_some_and(|(start, end)| {
+                !ts_after(start, pkt.timestamp) && ts_after(end, pkt.timestamp)
+            });
         if let Some(audio) = self.audio.as_mut()
             && !in_dtmf
             && let Some(decoder) = leg.decoder.as_mut()
@@ -691,6 +706,11 @@ impl State {
             duration: now.saturating_duration_since(self.started),
         }
     }
+}
+
+/// `a` is later than `b` on a wrapping 32-bit RTP clock.
+fn ts_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// Hands one packet to the socket without waiting; counts refusals.

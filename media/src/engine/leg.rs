@@ -39,6 +39,8 @@ pub struct Leg {
     pub dtmf: DtmfDetector,
     /// The press being received: its RTP timestamp and the arrival of its first packet.
     pub dtmf_first: Option<(u32, u64)>,
+    /// RTP span [start, end) of the latest press, for keeping its audio out of recordings.
+    pub dtmf_span: Option<(u32, u32)>,
     /// Decoder for the recording/taps (separate from any transcoder's).
     pub decoder: Option<Box<dyn AudioDecoder>>,
     /// The SR last received: its compact NTP time and when it arrived (for DLSR).
@@ -70,6 +72,7 @@ impl Leg {
             out: OutboundStream::new(seed, 8000),
             dtmf: DtmfDetector::new(8000),
             dtmf_first: None,
+            dtmf_span: None,
             decoder: None,
             last_sr: None,
             rtt_ms: None,
@@ -108,6 +111,7 @@ impl Leg {
             }
             self.out.set_clock_rate(clock);
             self.dtmf = DtmfDetector::new(clock);
+            self.dtmf_span = None;
             self.decoder = decoder_for(&params.codec).ok();
         }
         self.params = Some(params);

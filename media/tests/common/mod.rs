@@ -184,3 +184,23 @@ pub fn assert_continuous(pkts: &[Received]) {
         );
     }
 }
+
+/// Exact comparison of PCM with a readable failure: the first differing index, how many
+/// samples differ, and where the zero runs are.
+pub fn assert_same_pcm(got: &[i16], want: &[i16]) {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let diffs: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
+    if let Some(&first) = diffs.first() {
+        let lo = first.saturating_sub(4);
+        let hi = (first + 12).min(got.len());
+        panic!(
+            "{} samples differ, first at {} (frame {}): got {:?} want {:?}; last diff at {}",
+            diffs.len(),
+            first,
+            first / 160,
+            &got[lo..hi],
+            &want[lo..hi],
+            diffs.last().unwrap()
+        );
+    }
+}
