@@ -2,7 +2,7 @@
 //! relayed with the other leg's payload type inside its continuous stream, dropped towards a
 //! leg without telephone-event, and kept out of the recording (silence, not tones or noise).
 
-mod common;
+mod phones;
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use callscope_media::codec::CodecSpec;
 use callscope_media::dtmf::TelephoneEvent;
 use callscope_media::engine::{LegSide, MediaEvent, RecordingSpec};
 use callscope_media::rtp::RtpBuilder;
-use common::*;
+use phones::*;
 
 const IDLE: Duration = Duration::from_millis(400);
 const MAX: Duration = Duration::from_secs(10);

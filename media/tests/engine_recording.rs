@@ -4,7 +4,7 @@
 //! a `.part` file that `repair` makes whole after the process is killed, and taps at 16 kHz
 //! with a stalled consumer costing drops, never RTP.
 
-mod common;
+mod phones;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use callscope_media::codec::CodecSpec;
 use callscope_media::engine::{LegSide, MediaEngine, MediaEvent, RecordingSpec};
 use callscope_media::recorder::{self, Channel};
-use common::*;
+use phones::*;
 
 const IDLE: Duration = Duration::from_millis(300);
 const MAX: Duration = Duration::from_secs(15);

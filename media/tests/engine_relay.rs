@@ -2,7 +2,7 @@
 //! byte for byte, symmetric RTP latching, one continuous stream across an SSRC change, hold,
 //! rtcp-mux, RTCP reports, garbage input, and ports freed at close.
 
-mod common;
+mod phones;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use callscope_media::codec::CodecSpec;
 use callscope_media::engine::{LegSide, MediaDirection};
 use callscope_media::rtcp::{self, RtcpPacket};
-use common::*;
+use phones::*;
 use tokio::net::UdpSocket;
 
 const IDLE: Duration = Duration::from_millis(400);
