@@ -6,10 +6,16 @@
 //! frame of PCM into one payload. Frames are 20 ms everywhere on the media path.
 
 mod g711_codec;
+mod g722;
+mod opus;
+mod resample;
 
 use crate::g711;
 
 pub use g711_codec::{G711Decoder, G711Encoder, G711Law};
+pub use g722::{G722Decoder, G722Encoder};
+pub use opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
+pub use resample::Resampler;
 
 /// Codecs the media path speaks (telephone-event is not audio and is handled by `dtmf`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +57,27 @@ impl CodecSpec {
         }
     }
 
+    /// Opus as SDP always describes it (`opus/48000/2`, RFC 7587): the clock is 48 kHz and
+    /// the channel count 2 whatever the stream really carries.
+    pub fn opus(payload_type: u8) -> Self {
+        Self {
+            kind: CodecKind::Opus,
+            payload_type,
+            clock_rate: 48000,
+            channels: 2,
+        }
+    }
+
+    /// G.722 (`G722/8000`, payload type 9): 16 kHz audio on an 8 kHz RTP clock.
+    pub fn g722() -> Self {
+        Self {
+            kind: CodecKind::G722,
+            payload_type: 9,
+            clock_rate: 8000,
+            channels: 1,
+        }
+    }
+
     /// Whether two legs can exchange payloads unchanged (relay instead of transcode).
     pub fn relay_compatible(&self, other: &CodecSpec) -> bool {
         self.kind == other.kind
@@ -83,6 +110,8 @@ pub enum CodecError {
     FrameSize { expected: usize, got: usize },
     #[error("codec library error: {0}")]
     Library(String),
+    #[error("no resampler from {from} Hz to {to} Hz")]
+    UnsupportedRates { from: u32, to: u32 },
 }
 
 /// Payload → mono PCM at [`AudioDecoder::sample_rate`].
@@ -93,6 +122,13 @@ pub trait AudioDecoder: Send {
     /// Appends `samples` samples standing in for a lost frame (PLC where the codec has it,
     /// silence otherwise).
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
+    /// Like [`AudioDecoder::conceal`], but the packet after the lost one is already here:
+    /// codecs with in-band FEC (Opus) rebuild the lost frame from it. Call it before
+    /// decoding `next_payload` itself. Defaults to plain concealment.
+    fn conceal_with_next(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+        let _ = next_payload;
+        self.conceal(samples, out);
+    }
 }
 
 /// Mono PCM at [`AudioEncoder::sample_rate`] → payload, one frame at a time.
@@ -104,21 +140,37 @@ pub trait AudioEncoder: Send {
     fn encode(&mut self, frame: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
 }
 
-/// Builds the decoder for a negotiated codec.
+/// Builds the decoder for a negotiated codec, producing PCM at [`CodecSpec::pcm_rate`].
 pub fn decoder_for(spec: &CodecSpec) -> Result<Box<dyn AudioDecoder>, CodecError> {
+    decoder_at_rate(spec, spec.pcm_rate())
+}
+
+/// Builds a decoder producing PCM at `rate`. Opus renders natively at 8, 12, 16, 24 or
+/// 48 kHz, which saves a resampler when the consumer wants 8 kHz (a G.711 peer) or 16 kHz
+/// (a tap); the other codecs only decode at their own rate.
+pub fn decoder_at_rate(spec: &CodecSpec, rate: u32) -> Result<Box<dyn AudioDecoder>, CodecError> {
+    if spec.kind != CodecKind::Opus && rate != spec.pcm_rate() {
+        return Err(CodecError::UnsupportedRates {
+            from: spec.pcm_rate(),
+            to: rate,
+        });
+    }
     match spec.kind {
         CodecKind::Pcmu => Ok(Box::new(G711Decoder::new(G711Law::Ulaw))),
         CodecKind::Pcma => Ok(Box::new(G711Decoder::new(G711Law::Alaw))),
-        other => Err(CodecError::Unsupported(other)),
+        CodecKind::Opus => Ok(Box::new(OpusDecoder::new(rate)?)),
+        CodecKind::G722 => Ok(Box::new(G722Decoder::new())),
     }
 }
 
-/// Builds the encoder for a negotiated codec.
+/// Builds the encoder for a negotiated codec (Opus with [`OpusEncoderConfig::default`]:
+/// 48 kHz, 32 kbit/s, in-band FEC on).
 pub fn encoder_for(spec: &CodecSpec) -> Result<Box<dyn AudioEncoder>, CodecError> {
     match spec.kind {
         CodecKind::Pcmu => Ok(Box::new(G711Encoder::new(G711Law::Ulaw))),
         CodecKind::Pcma => Ok(Box::new(G711Encoder::new(G711Law::Alaw))),
-        other => Err(CodecError::Unsupported(other)),
+        CodecKind::Opus => Ok(Box::new(OpusEncoder::new(OpusEncoderConfig::default())?)),
+        CodecKind::G722 => Ok(Box::new(G722Encoder::new())),
     }
 }
 

@@ -1,0 +1,483 @@
+//! Opus behind the codec traits, on libopus (bundled and built by `opusic-sys`).
+//!
+//! Decoding: always to mono. A mono libopus decoder downmixes stereo packets itself (it
+//! decodes both channels and averages them), so an SDP `opus/48000/2` leg costs nothing
+//! extra here. The decoder may run at 8, 12, 16, 24 or 48 kHz: libopus renders at the rate
+//! asked, which is cheaper and better than decoding at 48 kHz and resampling down (for a
+//! G.711 peer or a 16 kHz tap, build it with [`OpusDecoder::new`] at that rate).
+//!
+//! Loss: [`AudioDecoder::conceal`] runs libopus' packet-loss concealment;
+//! [`AudioDecoder::conceal_with_next`] rebuilds the lost frame from the in-band FEC
+//! (LBRR) data carried in the following packet when the sender put it there. DTX frames
+//! (1–2 byte packets) decode as comfort noise / silence like any other packet; an empty
+//! payload is treated as a lost 20 ms frame.
+//!
+//! Safety: the only `unsafe` in the media crate. Every pointer handed to libopus comes from a
+//! live slice whose length is passed alongside (capacity checked before the call), every
+//! return code is checked, and the states are freed exactly once in `Drop`.
+
+use std::ffi::{CStr, c_int};
+use std::ptr::NonNull;
+
+use opusic_sys as ffi;
+
+use super::{AudioDecoder, AudioEncoder, CodecError};
+
+/// Rates libopus can decode to and encode from.
+const RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
+/// Longest Opus packet: 120 ms (at 48 kHz, 5760 samples per channel).
+const MAX_PACKET_MS: usize = 120;
+/// libopus' recommended ceiling for one encoded packet (RFC 6716 §3.2.1 frames ≤ 1275
+/// bytes; six frames in a packet plus framing stay below this).
+const MAX_PAYLOAD: usize = 4000;
+
+fn check_rate(rate: u32) -> Result<(), CodecError> {
+    if RATES.contains(&rate) {
+        Ok(())
+    } else {
+        Err(CodecError::UnsupportedRates {
+            from: rate,
+            to: rate,
+        })
+    }
+}
+
+fn library_error(what: &str, code: c_int) -> CodecError {
+    // SAFETY: opus_strerror returns a pointer to a static NUL-terminated string for any code.
+    let text = unsafe { CStr::from_ptr(ffi::opus_strerror(code)) };
+    CodecError::Library(format!("{what}: {} ({code})", text.to_string_lossy()))
+}
+
+/// libopus reports bad packets with these codes; everything else is our misuse or
+/// an internal failure.
+fn decode_error(code: c_int) -> CodecError {
+    if code == ffi::OPUS_INVALID_PACKET || code == ffi::OPUS_BUFFER_TOO_SMALL {
+        let what = if code == ffi::OPUS_INVALID_PACKET {
+            "invalid Opus packet"
+        } else {
+            "Opus packet longer than 120 ms"
+        };
+        CodecError::Corrupt(what.to_string())
+    } else {
+        library_error("opus_decode", code)
+    }
+}
+
+/// A mono Opus decoder.
+pub struct OpusDecoder {
+    state: NonNull<ffi::OpusDecoder>,
+    rate: u32,
+    /// Samples in the last frame decoded (what a lost frame most likely held).
+    last_frame: usize,
+}
+
+// SAFETY: an OpusDecoder state is plain memory owned by this value and only reached through
+// `&mut self`; libopus keeps no thread-local or global state tied to it.
+unsafe impl Send for OpusDecoder {}
+
+impl OpusDecoder {
+    /// A decoder producing mono PCM at `rate` (8000, 12000, 16000, 24000 or 48000) from mono
+    /// or stereo packets.
+    pub fn new(rate: u32) -> Result<Self, CodecError> {
+        check_rate(rate)?;
+        let mut error: c_int = ffi::OPUS_OK;
+        // SAFETY: plain call with a valid out-pointer for the error code.
+        let raw = unsafe { ffi::opus_decoder_create(rate as i32, 1, &mut error) };
+        let state = NonNull::new(raw).ok_or_else(|| library_error("opus_decoder_create", error))?;
+        let decoder = Self {
+            state,
+            rate,
+            last_frame: (rate / 50) as usize,
+        };
+        if error != ffi::OPUS_OK {
+            // `decoder` frees the state on drop.
+            return Err(library_error("opus_decoder_create", error));
+        }
+        Ok(decoder)
+    }
+
+    fn max_frame(&self) -> usize {
+        self.rate as usize * MAX_PACKET_MS / 1000
+    }
+
+    /// 2.5 ms, the granularity libopus accepts for concealment and FEC lengths.
+    fn quantum(&self) -> usize {
+        self.rate as usize / 400
+    }
+
+    /// One `opus_decode` call appending at most `frame_size` samples to `out`.
+    /// `payload` None runs PLC.
+    fn decode_into(
+        &mut self,
+        payload: Option<&[u8]>,
+        frame_size: usize,
+        fec: bool,
+        out: &mut Vec<i16>,
+    ) -> Result<usize, CodecError> {
+        let frame_size = frame_size.min(self.max_frame());
+        let (data, len) = match payload {
+            Some(p) => {
+                let len = i32::try_from(p.len())
+                    .map_err(|_| CodecError::Corrupt("Opus payload too large".to_string()))?;
+                (p.as_ptr(), len)
+            }
+            None => (std::ptr::null(), 0),
+        };
+        let start = out.len();
+        out.resize(start + frame_size, 0);
+        let pcm = &mut out[start..];
+        // SAFETY: `pcm` holds exactly `frame_size` samples (mono decoder, one channel), the
+        // payload pointer/length pair comes from a live slice (or null/0 for PLC, which
+        // libopus defines as loss), and the state is valid until drop.
+        let result = unsafe {
+            ffi::opus_decode(
+                self.state.as_ptr(),
+                data,
+                len,
+                pcm.as_mut_ptr(),
+                frame_size as c_int,
+                c_int::from(fec),
+            )
+        };
+        if result < 0 {
+            out.truncate(start);
+            return Err(decode_error(result));
+        }
+        let produced = (result as usize).min(frame_size);
+        out.truncate(start + produced);
+        Ok(produced)
+    }
+
+    /// Appends exactly `samples` samples of concealment: PLC in 2.5 ms multiples (what
+    /// libopus accepts), the last partial quantum trimmed; silence if libopus refuses.
+    fn plc(&mut self, samples: usize, out: &mut Vec<i16>) {
+        let target = out.len() + samples;
+        let quantum = self.quantum();
+        while out.len() < target {
+            let want = (target - out.len()).div_ceil(quantum) * quantum;
+            let chunk = want.min(self.last_frame.max(quantum));
+            match self.decode_into(None, chunk, false, out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        out.truncate(target);
+        out.resize(target, 0);
+    }
+}
+
+impl Drop for OpusDecoder {
+    fn drop(&mut self) {
+        // SAFETY: created by opus_decoder_create, destroyed exactly once here.
+        unsafe { ffi::opus_decoder_destroy(self.state.as_ptr()) }
+    }
+}
+
+impl AudioDecoder for OpusDecoder {
+    fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {
+        if payload.is_empty() {
+            // Some senders mark DTX with empty payloads; the timeline still needs a frame.
+            let frame = self.last_frame;
+            self.plc(frame, out);
+            return Ok(frame);
+        }
+        let max = self.max_frame();
+        let produced = self.decode_into(Some(payload), max, false, out)?;
+        if produced > 0 {
+            self.last_frame = produced;
+        }
+        Ok(produced)
+    }
+
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
+        self.plc(samples, out);
+    }
+
+    fn conceal_with_next(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
+        let quantum = self.quantum();
+        // FEC can only rebuild whole 2.5 ms multiples and only when `next_payload` carries
+        // LBRR data (if it does not, libopus itself falls back to PLC).
+        if samples > 0 && samples.is_multiple_of(quantum) && !next_payload.is_empty() {
+            let start = out.len();
+            if self.decode_into(Some(next_payload), samples, true, out) == Ok(samples) {
+                return;
+            }
+            out.truncate(start);
+        }
+        self.plc(samples, out);
+    }
+}
+
+/// How an [`OpusEncoder`] is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusEncoderConfig {
+    /// PCM rate the encoder takes (8000, 12000, 16000, 24000 or 48000).
+    pub rate: u32,
+    /// Target bitrate in bit/s (libopus accepts 500..=512000).
+    pub bitrate: u32,
+    /// Put in-band FEC (LBRR) for the previous frame into each packet.
+    pub inband_fec: bool,
+    /// Loss the FEC is tuned for, in percent (FEC is only emitted when this is > 0).
+    pub expected_loss_percent: u8,
+    /// Discontinuous transmission: near-silent frames become 1–2 byte packets.
+    pub dtx: bool,
+    /// 0..=10; 10 is libopus' default and best quality, lower is cheaper.
+    pub complexity: u8,
+}
+
+impl Default for OpusEncoderConfig {
+    fn default() -> Self {
+        Self {
+            rate: 48000,
+            bitrate: 32000,
+            inband_fec: true,
+            expected_loss_percent: 10,
+            dtx: false,
+            complexity: 5,
+        }
+    }
+}
+
+/// A mono Opus encoder for 20 ms frames, tuned for voice (OPUS_APPLICATION_VOIP).
+pub struct OpusEncoder {
+    state: NonNull<ffi::OpusEncoder>,
+    rate: u32,
+    scratch: Vec<u8>,
+}
+
+// SAFETY: as for OpusDecoder: state owned by this value, only reached through `&mut self`.
+unsafe impl Send for OpusEncoder {}
+
+impl OpusEncoder {
+    pub fn new(config: OpusEncoderConfig) -> Result<Self, CodecError> {
+        check_rate(config.rate)?;
+        if !(500..=512_000).contains(&config.bitrate) {
+            return Err(CodecError::Library(format!(
+                "Opus bitrate {} outside 500..=512000",
+                config.bitrate
+            )));
+        }
+        let mut error: c_int = ffi::OPUS_OK;
+        // SAFETY: plain call with a valid out-pointer for the error code.
+        let raw = unsafe {
+            ffi::opus_encoder_create(
+                config.rate as i32,
+                1,
+                ffi::OPUS_APPLICATION_VOIP,
+                &mut error,
+            )
+        };
+        let state = NonNull::new(raw).ok_or_else(|| library_error("opus_encoder_create", error))?;
+        let mut encoder = Self {
+            state,
+            rate: config.rate,
+            scratch: vec![0; MAX_PAYLOAD],
+        };
+        if error != ffi::OPUS_OK {
+            return Err(library_error("opus_encoder_create", error));
+        }
+        encoder.ctl(
+            "bitrate",
+            ffi::OPUS_SET_BITRATE_REQUEST,
+            config.bitrate as c_int,
+        )?;
+        encoder.ctl(
+            "inband FEC",
+            ffi::OPUS_SET_INBAND_FEC_REQUEST,
+            c_int::from(config.inband_fec),
+        )?;
+        encoder.ctl(
+            "packet loss",
+            ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST,
+            c_int::from(config.expected_loss_percent.min(100)),
+        )?;
+        encoder.ctl("DTX", ffi::OPUS_SET_DTX_REQUEST, c_int::from(config.dtx))?;
+        encoder.ctl(
+            "complexity",
+            ffi::OPUS_SET_COMPLEXITY_REQUEST,
+            c_int::from(config.complexity.min(10)),
+        )?;
+        encoder.ctl(
+            "signal",
+            ffi::OPUS_SET_SIGNAL_REQUEST,
+            ffi::OPUS_SIGNAL_VOICE,
+        )?;
+        Ok(encoder)
+    }
+
+    /// One SET request with an int argument (all the requests used here take one).
+    fn ctl(&mut self, what: &str, request: c_int, value: c_int) -> Result<(), CodecError> {
+        // SAFETY: every request passed here is a SET request documented to take exactly
+        // one opus_int32 argument, which `value` is.
+        let result = unsafe { ffi::opus_encoder_ctl(self.state.as_ptr(), request, value) };
+        if result == ffi::OPUS_OK {
+            Ok(())
+        } else {
+            Err(library_error(what, result))
+        }
+    }
+
+    /// Encoder look-ahead in samples at the encoder's rate: decoded audio lags the input by
+    /// this much.
+    pub fn lookahead(&mut self) -> Result<usize, CodecError> {
+        let mut value: i32 = 0;
+        // SAFETY: GET_LOOKAHEAD takes one opus_int32* argument, a live local here.
+        let result = unsafe {
+            ffi::opus_encoder_ctl(
+                self.state.as_ptr(),
+                ffi::OPUS_GET_LOOKAHEAD_REQUEST,
+                &mut value as *mut i32,
+            )
+        };
+        if result != ffi::OPUS_OK {
+            return Err(library_error("lookahead", result));
+        }
+        Ok(usize::try_from(value).unwrap_or(0))
+    }
+}
+
+impl Drop for OpusEncoder {
+    fn drop(&mut self) {
+        // SAFETY: created by opus_encoder_create, destroyed exactly once here.
+        unsafe { ffi::opus_encoder_destroy(self.state.as_ptr()) }
+    }
+}
+
+impl AudioEncoder for OpusEncoder {
+    fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn frame_samples(&self) -> usize {
+        (self.rate / 50) as usize
+    }
+
+    fn encode(&mut self, frame: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let expected = self.frame_samples();
+        if frame.len() != expected {
+            return Err(CodecError::FrameSize {
+                expected,
+                got: frame.len(),
+            });
+        }
+        // SAFETY: `frame` holds exactly `expected` mono samples (checked above) and
+        // `scratch` is MAX_PAYLOAD bytes long, the size passed.
+        let result = unsafe {
+            ffi::opus_encode(
+                self.state.as_ptr(),
+                frame.as_ptr(),
+                expected as c_int,
+                self.scratch.as_mut_ptr(),
+                MAX_PAYLOAD as i32,
+            )
+        };
+        if result < 0 {
+            return Err(library_error("opus_encode", result));
+        }
+        let len = (result as usize).min(self.scratch.len());
+        out.clear();
+        out.extend_from_slice(&self.scratch[..len]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stereo libopus encoder, only to produce the stereo packets a WebRTC or SIP peer
+    /// with `opus/48000/2` may send; callscope itself only encodes mono.
+    struct StereoEncoder(NonNull<ffi::OpusEncoder>);
+
+    impl StereoEncoder {
+        fn new() -> Self {
+            let mut error = 0;
+            // SAFETY: valid out-pointer; result checked for null below.
+            let raw = unsafe {
+                ffi::opus_encoder_create(48000, 2, ffi::OPUS_APPLICATION_AUDIO, &mut error)
+            };
+            let encoder = Self(NonNull::new(raw).expect("stereo encoder"));
+            assert_eq!(error, ffi::OPUS_OK);
+            // SAFETY: SET_BITRATE takes one opus_int32.
+            let r = unsafe {
+                ffi::opus_encoder_ctl(encoder.0.as_ptr(), ffi::OPUS_SET_BITRATE_REQUEST, 96000)
+            };
+            assert_eq!(r, ffi::OPUS_OK);
+            encoder
+        }
+
+        fn encode(&mut self, interleaved: &[i16]) -> Vec<u8> {
+            assert_eq!(interleaved.len(), 1920);
+            let mut out = vec![0u8; MAX_PAYLOAD];
+            // SAFETY: 960 stereo frames in `interleaved`, `out` is MAX_PAYLOAD long.
+            let n = unsafe {
+                ffi::opus_encode(
+                    self.0.as_ptr(),
+                    interleaved.as_ptr(),
+                    960,
+                    out.as_mut_ptr(),
+                    MAX_PAYLOAD as i32,
+                )
+            };
+            assert!(n > 0, "stereo encode failed: {n}");
+            out.truncate(n as usize);
+            out
+        }
+    }
+
+    impl Drop for StereoEncoder {
+        fn drop(&mut self) {
+            // SAFETY: created by opus_encoder_create, destroyed once.
+            unsafe { ffi::opus_encoder_destroy(self.0.as_ptr()) }
+        }
+    }
+
+    fn tone(freq: f64, n: usize, amplitude: f64) -> impl Iterator<Item = i16> {
+        (0..n).map(move |i| {
+            (amplitude * (2.0 * std::f64::consts::PI * freq * i as f64 / 48000.0).sin()) as i16
+        })
+    }
+
+    #[test]
+    fn stereo_packets_decode_to_the_mix_of_both_channels() {
+        // Left carries 440 Hz, right 1300 Hz: the mono output must hold both, at about half
+        // amplitude each (libopus averages the channels).
+        let left: Vec<i16> = tone(440.0, 48000, 12000.0).collect();
+        let right: Vec<i16> = tone(1300.0, 48000, 12000.0).collect();
+        let mut encoder = StereoEncoder::new();
+        let mut decoder = OpusDecoder::new(48000).unwrap();
+        let mut mono = Vec::new();
+        for f in 0..50 {
+            let mut interleaved = Vec::with_capacity(1920);
+            for i in f * 960..(f + 1) * 960 {
+                interleaved.push(left[i]);
+                interleaved.push(right[i]);
+            }
+            let packet = encoder.encode(&interleaved);
+            assert_eq!(packet[0] & 0x04, 0x04, "TOC says stereo");
+            assert_eq!(decoder.decode(&packet, &mut mono), Ok(960));
+        }
+        assert_eq!(mono.len(), 48000);
+        let settled = &mono[4800..];
+        let amplitude = |freq: f64| {
+            let (mut re, mut im) = (0.0, 0.0);
+            for (n, &s) in settled.iter().enumerate() {
+                let phase = 2.0 * std::f64::consts::PI * freq * n as f64 / 48000.0;
+                re += f64::from(s) * phase.cos();
+                im += f64::from(s) * phase.sin();
+            }
+            2.0 * (re * re + im * im).sqrt() / settled.len() as f64
+        };
+        for freq in [440.0, 1300.0] {
+            let a = amplitude(freq);
+            assert!(
+                (4800.0..=7200.0).contains(&a),
+                "{freq} Hz at amplitude {a:.0}"
+            );
+        }
+    }
+}
