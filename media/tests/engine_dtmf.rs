@@ -95,7 +95,11 @@ async fn dtmf_detected_relayed_with_other_pt_and_silent_in_recording() {
     let ev_pkts: Vec<_> = at_bob.iter().filter(|p| p.pt == 96).collect();
     assert_eq!(ev_pkts.len(), 12);
     assert!(ev_pkts.iter().all(|p| p.ts == ev_pkts[0].ts));
-    assert!(ev_pkts.iter().all(|p| TelephoneEvent::parse(&p.payload).unwrap().event == 5));
+    assert!(
+        ev_pkts
+            .iter()
+            .all(|p| TelephoneEvent::parse(&p.payload).unwrap().event == 5)
+    );
     assert!(at_bob.iter().all(|p| p.pt == 96 || p.pt == 0));
     assert_eq!(at_bob.len(), 112);
     for w in at_bob.windows(2) {
@@ -147,7 +151,11 @@ async fn events_are_dropped_towards_a_leg_without_telephone_event() {
     a.telephone_event_pt = Some(101);
     engine.configure_leg("nodtmf", LegSide::A, a).unwrap();
     engine
-        .configure_leg("nodtmf", LegSide::B, params(Some(bob.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            "nodtmf",
+            LegSide::B,
+            params(Some(bob.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     for (i, end) in [(1u16, false), (2, false), (3, true)] {
         let ev = TelephoneEvent {

@@ -27,7 +27,11 @@ async fn call(engine: &MediaEngine, id: &str) -> Call {
     let alice = Phone::new(pa, 0xA1, 0).await;
     let bob = Phone::new(pb, 0xB2, 0).await;
     engine
-        .configure_leg(id, LegSide::A, params(Some(alice.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            id,
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     engine
         .configure_leg(id, LegSide::B, params(Some(bob.addr()), CodecSpec::pcmu()))
@@ -130,7 +134,10 @@ async fn two_channel_recording_is_exact_and_as_long_as_the_call_under_loss() {
     let off_a = find(&right, &want_a[..160]).expect("Alice's audio on the right");
     assert_same_pcm(&right[off_a..off_a + want_a.len()], &want_a);
     // Sent at the same moments, so they line up within a packet.
-    assert!(off_a.abs_diff(off_b) <= 160, "channels offset {off_a} vs {off_b}");
+    assert!(
+        off_a.abs_diff(off_b) <= 160,
+        "channels offset {off_a} vs {off_b}"
+    );
 
     let qa = report.a.unwrap();
     assert_eq!(qa.lost, 10);
@@ -146,7 +153,10 @@ async fn pause_and_resume_write_silence_and_keep_the_interval() {
     let (engine, _events) = engine();
     let mut c = call(&engine, "pause").await;
     engine.start_recording("pause", spec(&path)).unwrap();
-    assert!(engine.resume_recording("pause").is_ok(), "resume when not paused is a no-op");
+    assert!(
+        engine.resume_recording("pause").is_ok(),
+        "resume when not paused is a no-op"
+    );
     let (a1, _) = talk(&mut c, 0, 50, |_| false).await;
     engine.pause_recording("pause").unwrap();
     let (a2, _) = talk(&mut c, 50, 50, |_| false).await;
@@ -160,7 +170,11 @@ async fn pause_and_resume_write_silence_and_keep_the_interval() {
     let p = report.pauses[0];
     let paused_ms = p.end_ms - p.start_ms;
     assert!((950..=1050).contains(&paused_ms), "paused {paused_ms} ms");
-    assert!((950..=1100).contains(&p.start_ms), "pause at {} ms", p.start_ms);
+    assert!(
+        (950..=1100).contains(&p.start_ms),
+        "pause at {} ms",
+        p.start_ms
+    );
 
     let (_, left, right) = read_stereo(&path);
     // The paused second is silent on both channels; the audio before and after is exact.
@@ -215,12 +229,18 @@ async fn taps_deliver_16khz_per_role_and_a_stalled_tap_only_counts_drops() {
         // Continuous positions: each frame starts where the previous ended (16 samples/ms).
         for w in mine.windows(2) {
             let end = w[0].start_ms * 16 + w[0].samples.len() as u64;
-            assert!((w[1].start_ms * 16).abs_diff(end) <= 16, "gap in {role:?} taps");
+            assert!(
+                (w[1].start_ms * 16).abs_diff(end) <= 16,
+                "gap in {role:?} taps"
+            );
         }
         let total: usize = mine.iter().map(|f| f.samples.len()).sum();
         // The taps follow the wall clock from subscription to close (silence included).
         let want = tapped_ms * 16;
-        assert!(total.abs_diff(want) <= 16 * 100, "{role:?}: {total} samples for {tapped_ms} ms");
+        assert!(
+            total.abs_diff(want) <= 16 * 100,
+            "{role:?}: {total} samples for {tapped_ms} ms"
+        );
         // A tone, not silence: the RMS of the last second is far from zero.
         let tail: Vec<i16> = mine
             .iter()
@@ -228,12 +248,16 @@ async fn taps_deliver_16khz_per_role_and_a_stalled_tap_only_counts_drops() {
             .skip(total.saturating_sub(24_000))
             .take(16_000)
             .collect();
-        let rms = (tail.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / tail.len() as f64)
-            .sqrt();
+        let rms =
+            (tail.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
         assert!(rms > 1000.0, "{role:?} rms {rms}");
     }
     // The stalled tap: frames beyond its 4 slots dropped per role, counted, and announced.
-    assert!(report.tap_drops[0] > 5 && report.tap_drops[1] > 5, "{:?}", report.tap_drops);
+    assert!(
+        report.tap_drops[0] > 5 && report.tap_drops[1] > 5,
+        "{:?}",
+        report.tap_drops
+    );
     let mut overflow = 0;
     while let Ok(ev) = events.try_recv() {
         if matches!(ev, MediaEvent::TapOverflow { .. }) {

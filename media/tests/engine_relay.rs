@@ -25,10 +25,18 @@ async fn relay_rewrites_headers_and_keeps_payload_bytes() {
     let mut alice = Phone::new(pa, 0xA11CE, 0).await;
     let mut bob = Phone::new(pb, 0xB0B, 0).await;
     engine
-        .configure_leg("relay", LegSide::A, params(Some(alice.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            "relay",
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     engine
-        .configure_leg("relay", LegSide::B, params(Some(bob.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            "relay",
+            LegSide::B,
+            params(Some(bob.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
 
     let a_audio = tone(440.0, 8000.0, 160 * 50);
@@ -53,7 +61,11 @@ async fn relay_rewrites_headers_and_keeps_payload_bytes() {
     for (got, sent) in at_bob.iter().zip(&sent_a) {
         assert_eq!(&got.payload, sent);
         assert_ne!(got.ssrc, 0xA11CE);
-        assert_eq!(got.from.port(), pb, "sent from the leg's own port (symmetric)");
+        assert_eq!(
+            got.from.port(),
+            pb,
+            "sent from the leg's own port (symmetric)"
+        );
     }
     for (got, sent) in at_alice.iter().zip(&sent_b) {
         assert_eq!(&got.payload, sent);
@@ -61,7 +73,10 @@ async fn relay_rewrites_headers_and_keeps_payload_bytes() {
     }
     assert_continuous(&at_bob);
     assert_continuous(&at_alice);
-    assert!(at_bob[0].marker, "first packet of our stream marks a talkspurt");
+    assert!(
+        at_bob[0].marker,
+        "first packet of our stream marks a talkspurt"
+    );
 
     let snap = engine.snapshot("relay").expect("snapshot");
     let a = snap.a.expect("leg A quality");
@@ -86,7 +101,11 @@ async fn latches_to_the_real_source_port() {
     let announced = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
     let mut bob = Phone::new(pb, 2, 0).await;
     engine
-        .configure_leg("latch", LegSide::A, params(Some(alice.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            "latch",
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     engine
         .configure_leg(
@@ -135,10 +154,19 @@ async fn latches_to_the_real_source_port() {
     let report = engine.close_call("latch").await.unwrap();
     let qb = report.b.unwrap();
     assert_eq!(qb.latched_remote, Some(stray.local_addr().unwrap()));
-    assert_eq!(qb.foreign_source, 2, "the stray packet and one more before the re-latch");
+    assert_eq!(
+        qb.foreign_source, 2,
+        "the stray packet and one more before the re-latch"
+    );
     let mut relatched = 0;
     while let Ok(ev) = events.try_recv() {
-        if matches!(ev, callscope_media::engine::MediaEvent::Relatched { side: LegSide::B, .. }) {
+        if matches!(
+            ev,
+            callscope_media::engine::MediaEvent::Relatched {
+                side: LegSide::B,
+                ..
+            }
+        ) {
             relatched += 1;
         }
     }
@@ -152,10 +180,18 @@ async fn ssrc_change_gives_one_continuous_outgoing_stream() {
     let mut alice = Phone::new(pa, 0x1111, 0).await;
     let bob = Phone::new(pb, 0x2222, 0).await;
     engine
-        .configure_leg("ssrc", LegSide::A, params(Some(alice.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            "ssrc",
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     engine
-        .configure_leg("ssrc", LegSide::B, params(Some(bob.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            "ssrc",
+            LegSide::B,
+            params(Some(bob.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     let frame = ulaw(&tone(700.0, 5000.0, 160));
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -196,8 +232,12 @@ async fn hold_stops_forwarding_and_resume_restarts_it() {
     let mut bob = Phone::new(pb, 2, 0).await;
     let pa_ = params(Some(alice.addr()), CodecSpec::pcmu());
     let pb_ = params(Some(bob.addr()), CodecSpec::pcmu());
-    engine.configure_leg("hold", LegSide::A, pa_.clone()).unwrap();
-    engine.configure_leg("hold", LegSide::B, pb_.clone()).unwrap();
+    engine
+        .configure_leg("hold", LegSide::A, pa_.clone())
+        .unwrap();
+    engine
+        .configure_leg("hold", LegSide::B, pb_.clone())
+        .unwrap();
     let frame = ulaw(&tone(300.0, 4000.0, 160));
     // Hold: towards A we neither send nor take anything (inactive); towards B we may send
     // but drop what B sends (sendonly from our side).
@@ -306,7 +346,9 @@ async fn rtcp_mux_and_periodic_reports() {
     }
     assert!(alice_rtcp.iter().any(|p| p == "RR1"), "{alice_rtcp:?}");
     assert!(
-        alice_rtcp.iter().any(|p| p.starts_with("SDES:callscope-mux@")),
+        alice_rtcp
+            .iter()
+            .any(|p| p.starts_with("SDES:callscope-mux@")),
         "{alice_rtcp:?}"
     );
     // Bob's reports: an RR before anything was sent to him, SRs once we sent media.
@@ -339,10 +381,18 @@ async fn garbage_is_counted_and_never_panics() {
     let mut alice = Phone::new(pa, 1, 0).await;
     let bob = Phone::new(pb, 2, 0).await;
     engine
-        .configure_leg("garbage", LegSide::A, params(Some(alice.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            "garbage",
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     engine
-        .configure_leg("garbage", LegSide::B, params(Some(bob.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            "garbage",
+            LegSide::B,
+            params(Some(bob.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     let target: SocketAddr = alice.target;
     let rtcp_target = SocketAddr::new(LOCALHOST, pa + 1);
@@ -398,7 +448,11 @@ async fn garbage_is_counted_and_never_panics() {
 async fn close_frees_ports_and_they_are_not_reused_at_once() {
     let (engine, _events) = engine();
     let (pa, _pb) = two_legs(&engine, "c1").await;
-    assert_eq!(engine.allocate_leg("c1", LegSide::A).await.unwrap(), pa, "same leg, same port");
+    assert_eq!(
+        engine.allocate_leg("c1", LegSide::A).await.unwrap(),
+        pa,
+        "same leg, same port"
+    );
     assert_eq!(engine.open_calls(), 1);
     engine.close_call("c1").await.unwrap();
     assert_eq!(engine.ports_in_use(), 0);
@@ -410,7 +464,15 @@ async fn close_frees_ports_and_they_are_not_reused_at_once() {
     let next = engine.allocate_leg("c2", LegSide::A).await.unwrap();
     assert_ne!(next, pa, "a freed port goes to the back of the queue");
     assert!(engine.close_call("nope").await.is_none());
-    assert!(engine.configure_leg("nope", LegSide::A, params(None, CodecSpec::pcmu())).is_err());
-    assert!(engine.configure_leg("c2", LegSide::B, params(None, CodecSpec::pcmu())).is_err());
+    assert!(
+        engine
+            .configure_leg("nope", LegSide::A, params(None, CodecSpec::pcmu()))
+            .is_err()
+    );
+    assert!(
+        engine
+            .configure_leg("c2", LegSide::B, params(None, CodecSpec::pcmu()))
+            .is_err()
+    );
     engine.close_call("c2").await.unwrap();
 }

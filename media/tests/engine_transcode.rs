@@ -38,7 +38,11 @@ fn best_correlation(sent: &[i16], got: &[i16]) -> (usize, f64) {
             ss += s * s;
             gg += g * g;
         }
-        let r = if ss > 0.0 && gg > 0.0 { sg / (ss * gg).sqrt() } else { 0.0 };
+        let r = if ss > 0.0 && gg > 0.0 {
+            sg / (ss * gg).sqrt()
+        } else {
+            0.0
+        };
         if r > best.1 {
             best = (lag, r);
         }
@@ -52,7 +56,11 @@ async fn transcode_both_ways(id: &str, b_codec: CodecSpec, min_r: f64) {
     let mut alice = Phone::new(pa, 0xA, 0).await;
     let mut bob = Phone::new(pb, 0xB, b_codec.payload_type).await;
     engine
-        .configure_leg(id, LegSide::A, params(Some(alice.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            id,
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
         .unwrap();
     engine
         .configure_leg(id, LegSide::B, params(Some(bob.addr()), b_codec))
@@ -91,16 +99,41 @@ async fn transcode_both_ways(id: &str, b_codec: CodecSpec, min_r: f64) {
     let report = engine.close_call(id).await.unwrap();
 
     // Each side gets a continuous stream in its own codec.
-    assert!(at_bob.len() >= frames - 5, "{} packets at Bob", at_bob.len());
-    assert!(at_alice.len() >= frames - 5, "{} packets at Alice", at_alice.len());
+    assert!(
+        at_bob.len() >= frames - 5,
+        "{} packets at Bob",
+        at_bob.len()
+    );
+    assert!(
+        at_alice.len() >= frames - 5,
+        "{} packets at Alice",
+        at_alice.len()
+    );
     assert!(at_bob.iter().all(|p| p.pt == b_codec.payload_type));
     assert!(at_alice.iter().all(|p| p.pt == 0));
     for (i, w) in at_bob.windows(2).enumerate() {
-        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "at {i}: {:?}", &at_bob[i.saturating_sub(2)..(i + 3).min(at_bob.len())].iter().map(|p| (p.seq, p.ts, p.marker)).collect::<Vec<_>>());
+        assert_eq!(
+            w[1].seq,
+            w[0].seq.wrapping_add(1),
+            "at {i}: {:?}",
+            &at_bob[i.saturating_sub(2)..(i + 3).min(at_bob.len())]
+                .iter()
+                .map(|p| (p.seq, p.ts, p.marker))
+                .collect::<Vec<_>>()
+        );
         assert_eq!(w[1].ts.wrapping_sub(w[0].ts), b_codec.timestamp_step_20ms());
     }
     for (i, w) in at_alice.windows(2).enumerate() {
-        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "at {i}/{}: {:?}", at_alice.len(), &at_alice[i.saturating_sub(2)..(i + 3).min(at_alice.len())].iter().map(|p| (p.seq, p.ts, p.marker, p.from)).collect::<Vec<_>>());
+        assert_eq!(
+            w[1].seq,
+            w[0].seq.wrapping_add(1),
+            "at {i}/{}: {:?}",
+            at_alice.len(),
+            &at_alice[i.saturating_sub(2)..(i + 3).min(at_alice.len())]
+                .iter()
+                .map(|p| (p.seq, p.ts, p.marker, p.from))
+                .collect::<Vec<_>>()
+        );
         assert_eq!(w[1].ts.wrapping_sub(w[0].ts), 160);
     }
     // And the other's voice is in it.
@@ -113,10 +146,15 @@ async fn transcode_both_ways(id: &str, b_codec: CodecSpec, min_r: f64) {
     Resampler::new(b_codec.pcm_rate(), 8000)
         .unwrap()
         .process(&native, &mut heard_by_bob);
-    let heard_by_alice: Vec<i16> = at_alice.iter().flat_map(|p| decode_ulaw(&p.payload)).collect();
+    let heard_by_alice: Vec<i16> = at_alice
+        .iter()
+        .flat_map(|p| decode_ulaw(&p.payload))
+        .collect();
     let (lag_b, r_b) = best_correlation(&a_audio, &heard_by_bob);
     let (lag_a, r_a) = best_correlation(&b_audio, &heard_by_alice);
-    eprintln!("{id}: Bob hears Alice r={r_b:.3} lag={lag_b}; Alice hears Bob r={r_a:.3} lag={lag_a}");
+    eprintln!(
+        "{id}: Bob hears Alice r={r_b:.3} lag={lag_b}; Alice hears Bob r={r_a:.3} lag={lag_a}"
+    );
     assert!(r_b >= min_r, "Bob hears Alice: r = {r_b:.3} at lag {lag_b}");
     assert!(r_a >= min_r, "Alice hears Bob: r = {r_a:.3} at lag {lag_a}");
 

@@ -83,10 +83,6 @@ impl CallAudio {
         })
     }
 
-    pub fn rate(&self) -> u32 {
-        self.rate
-    }
-
     fn role_of(&self, side: LegSide) -> Channel {
         if side == self.agent_side {
             Channel::Agent
@@ -106,10 +102,6 @@ impl CallAudio {
 
     pub fn add_tap(&mut self, tx: mpsc::Sender<TapFrame>) {
         self.taps.push(tx);
-    }
-
-    pub fn has_consumers(&self) -> bool {
-        self.recording.is_some() || !self.taps.is_empty()
     }
 
     /// The leg's stream changed (new SSRC or codec): anchor it afresh.
@@ -154,7 +146,10 @@ impl CallAudio {
     }
 
     pub fn pause(&mut self, now: Instant) -> Result<(), String> {
-        self.timeline.pause(now).map(|_| ()).map_err(|e| e.to_string())
+        self.timeline
+            .pause(now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     pub fn resume(&mut self, now: Instant) -> Result<(), String> {
@@ -191,13 +186,12 @@ impl CallAudio {
     }
 
     /// Releases what the wall clock allows to the disk and the taps.
-    pub fn tick(&mut self, now: Instant, call_id: &str, events: &mpsc::Sender<MediaEvent>) -> u64 {
+    pub fn tick(&mut self, now: Instant, call_id: &str, events: &mpsc::Sender<MediaEvent>) {
         self.released.clear();
         let mut released = std::mem::take(&mut self.released);
         self.timeline.advance(now, &mut released);
         self.deliver(&released, now, call_id, events);
         self.released = released;
-        0
     }
 
     /// Ends the timeline (everything buffered is released).
@@ -215,15 +209,15 @@ impl CallAudio {
         now: Instant,
         call_id: &str,
         events: &mpsc::Sender<MediaEvent>,
-    ) -> u64 {
+    ) {
         if interleaved.is_empty() {
-            return 0;
+            return;
         }
         if let Some(rec) = self.recording.as_mut() {
             rec.disk.write(interleaved.to_vec());
         }
         if self.taps.is_empty() {
-            return 0;
+            return;
         }
         self.taps.retain(|t| !t.is_closed());
         for role in [Channel::Agent, Channel::Customer] {
@@ -235,7 +229,9 @@ impl CallAudio {
             let Some(tap) = self.tap_roles.get_mut(ch) else {
                 continue;
             };
-            let mono = interleaved.chunks_exact(2).filter_map(|f| f.get(ch).copied());
+            let mono = interleaved
+                .chunks_exact(2)
+                .filter_map(|f| f.get(ch).copied());
             if tap.resampler.is_identity() {
                 self.role_buf.extend(mono);
             } else {
@@ -271,7 +267,6 @@ impl CallAudio {
                 }
             }
         }
-        0
     }
 
     pub fn tap_drops(&self) -> [u64; 2] {

@@ -86,10 +86,7 @@ pub struct CallTask {
     pub seed: u64,
 }
 
-async fn recv_on(
-    sock: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+async fn recv_on(sock: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
     match sock {
         Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,
@@ -149,7 +146,7 @@ impl CallTask {
                         let slot = &mut sockets[side.index()];
                         if slot.is_none() {
                             state.legs[side.index()] =
-                                Some(Leg::new(side, socks.port, state.next_seed(), Instant::now()));
+                                Some(Leg::new(state.next_seed(), Instant::now()));
                             *slot = Some(socks);
                         }
                     }
@@ -454,7 +451,9 @@ impl State {
             }
             let clock = codec.clock_rate.max(1);
             while let Some(digit) = leg.dtmf.next_digit() {
-                let Some(symbol) = digit.symbol() else { continue };
+                let Some(symbol) = digit.symbol() else {
+                    continue;
+                };
                 let duration_ms = u64::from(digit.duration) * 1000 / u64::from(clock);
                 let start_ms = match leg.dtmf_first {
                     Some((ts, at)) if ts == digit.start_timestamp => at,
@@ -519,7 +518,13 @@ impl State {
                 }
             };
             if written.is_ok() {
-                send(o, out_socket, &self.out_buf, dest, crate::dtmf::TELEPHONE_EVENT_LEN);
+                send(
+                    o,
+                    out_socket,
+                    &self.out_buf,
+                    dest,
+                    crate::dtmf::TELEPHONE_EVENT_LEN,
+                );
             }
             return;
         }

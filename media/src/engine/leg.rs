@@ -11,7 +11,7 @@ use crate::mos::{self, CodecImpairment, QualityInput};
 use crate::stats::ReceiveStats;
 
 use super::rewrite::OutboundStream;
-use super::types::{LegParams, LegQuality, LegSide};
+use super::types::{LegParams, LegQuality};
 
 /// Consecutive packets from a new address needed to move the latch there (NAT rebinding,
 /// a transfer); one stray packet from elsewhere must not hijack the stream.
@@ -27,8 +27,6 @@ pub enum SourceVerdict {
 }
 
 pub struct Leg {
-    pub side: LegSide,
-    pub port: u16,
     pub params: Option<LegParams>,
     latched_rtp: Option<SocketAddr>,
     candidate: Option<(SocketAddr, u32)>,
@@ -59,10 +57,8 @@ pub struct Leg {
 }
 
 impl Leg {
-    pub fn new(side: LegSide, port: u16, seed: u64, now: Instant) -> Self {
+    pub fn new(seed: u64, now: Instant) -> Self {
         Leg {
-            side,
-            port,
             params: None,
             latched_rtp: None,
             candidate: None,
@@ -104,9 +100,8 @@ impl Leg {
         }
         let codec_changed = old.as_ref().is_none_or(|o| o.codec != params.codec);
         if codec_changed {
-            if old.as_ref().is_some_and(|o| o.codec.clock_rate != clock) {
-                self.stats = ReceiveStats::new(clock);
-            } else if old.is_none() {
+            // Stats survive a re-INVITE unless the clock (and so the jitter unit) changes.
+            if old.as_ref().is_none_or(|o| o.codec.clock_rate != clock) {
                 self.stats = ReceiveStats::new(clock);
             }
             self.out.set_clock_rate(clock);
@@ -164,10 +159,6 @@ impl Leg {
                 }
             }
         }
-    }
-
-    pub fn latched(&self) -> Option<SocketAddr> {
-        self.latched_rtp
     }
 
     pub fn quality(&self, extra_discards: u64, extra_delay_ms: f64) -> LegQuality {

@@ -70,8 +70,8 @@ impl MediaEngine {
     /// engine whose `allocate_leg` always fails with the reason (no panic).
     pub fn new(config: EngineConfig) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
         let (events, rx) = mpsc::channel(config.event_capacity.max(1));
-        let ports = PortPool::new(config.bind_ip, config.port_min, config.port_max)
-            .unwrap_or_else(|e| {
+        let ports =
+            PortPool::new(config.bind_ip, config.port_min, config.port_max).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "media port range unusable");
                 PortPool::empty(config.bind_ip, config.port_min, config.port_max)
             });

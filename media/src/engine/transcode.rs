@@ -52,7 +52,11 @@ pub struct Encoded<'a> {
 }
 
 impl Transcoder {
-    pub fn new(from: &CodecSpec, to: &CodecSpec, jitter: &JitterConfig) -> Result<Self, CodecError> {
+    pub fn new(
+        from: &CodecSpec,
+        to: &CodecSpec,
+        jitter: &JitterConfig,
+    ) -> Result<Self, CodecError> {
         let encoder = encoder_for(to)?;
         // Opus renders at any telephony rate itself: decode straight to the encoder's rate
         // and skip a resampler.

@@ -175,7 +175,12 @@ pub fn assert_continuous(pkts: &[Received]) {
     let ssrc = pkts[0].ssrc;
     for w in pkts.windows(2) {
         assert_eq!(w[1].ssrc, ssrc, "SSRC changed");
-        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap at {:?}", w[1]);
+        assert_eq!(
+            w[1].seq,
+            w[0].seq.wrapping_add(1),
+            "sequence gap at {:?}",
+            w[1]
+        );
         assert_eq!(
             w[1].ts.wrapping_sub(w[0].ts),
             160,
