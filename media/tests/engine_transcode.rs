@@ -179,3 +179,56 @@ async fn pcmu_to_opus_and_back() {
 async fn pcmu_to_g722_and_back() {
     transcode_both_ways("pcmu-g722", CodecSpec::g722(), 0.95).await;
 }
+
+#[tokio::test]
+async fn reinvite_to_another_codec_switches_relay_to_transcoding_in_one_stream() {
+    let (engine, _events) = engine();
+    let (pa, pb) = two_legs(&engine, "switch").await;
+    let mut alice = Phone::new(pa, 0xA, 0).await;
+    let bob = Phone::new(pb, 0xB, 0).await;
+    engine
+        .configure_leg(
+            "switch",
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
+        .unwrap();
+    engine
+        .configure_leg(
+            "switch",
+            LegSide::B,
+            params(Some(bob.addr()), CodecSpec::pcmu()),
+        )
+        .unwrap();
+    let audio = chirp(300.0, 400.0, 8000.0, 160 * 60);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..60 {
+        tick.tick().await;
+        if i == 30 {
+            // Bob's re-INVITE moves his leg to PCMA: relay becomes transcoding.
+            engine
+                .configure_leg(
+                    "switch",
+                    LegSide::B,
+                    params(Some(bob.addr()), CodecSpec::pcma()),
+                )
+                .unwrap();
+        }
+        alice
+            .send_frame(&ulaw(&audio[i * 160..(i + 1) * 160]))
+            .await;
+    }
+    let (at_bob, _) = collect(&bob.sock, IDLE, MAX).await;
+    engine.close_call("switch").await.unwrap();
+    let relayed = at_bob.iter().filter(|p| p.pt == 0).count();
+    let transcoded = at_bob.iter().filter(|p| p.pt == 8).count();
+    assert!((29..=31).contains(&relayed), "{relayed} relayed");
+    assert!(transcoded >= 25, "{transcoded} transcoded");
+    // One SSRC and a sequence without gaps across the switch; timestamps never go back.
+    for w in at_bob.windows(2) {
+        assert_eq!(w[1].ssrc, w[0].ssrc);
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
+        let step = w[1].ts.wrapping_sub(w[0].ts);
+        assert!((160..=1600).contains(&step), "timestamp step {step}");
+    }
+}

@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::task::{Context, Poll};
+
+use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -86,11 +89,38 @@ pub struct CallTask {
     pub seed: u64,
 }
 
-async fn recv_on(sock: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-    match sock {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
+/// One datagram from whichever of the call's sockets has one. Polls the sockets directly
+/// (`poll_recv_from` keeps one waker per socket, no per-wait allocation or waiter list), and
+/// starts each round at the next socket so a flooded socket cannot starve the others.
+fn poll_sockets(
+    cx: &mut Context<'_>,
+    sockets: &[Option<LegSockets>; 2],
+    buf: &mut [u8],
+    start: &mut usize,
+) -> Poll<(LegSide, Port, std::io::Result<(usize, SocketAddr)>)> {
+    const ORDER: [(LegSide, Port); 4] = [
+        (LegSide::A, Port::Rtp),
+        (LegSide::B, Port::Rtp),
+        (LegSide::A, Port::Rtcp),
+        (LegSide::B, Port::Rtcp),
+    ];
+    for i in 0..ORDER.len() {
+        let (side, port) = ORDER[(*start + i) % ORDER.len()];
+        let Some(socks) = sockets[side.index()].as_ref() else {
+            continue;
+        };
+        let sock = match port {
+            Port::Rtp => &socks.rtp,
+            Port::Rtcp => &socks.rtcp,
+        };
+        let mut read = ReadBuf::new(buf);
+        if let Poll::Ready(r) = sock.poll_recv_from(cx, &mut read) {
+            let len = read.filled().len();
+            *start = (*start + i + 1) % ORDER.len();
+            return Poll::Ready((side, port, r.map(|from| (len, from))));
+        }
     }
+    Poll::Pending
 }
 
 impl CallTask {
@@ -122,10 +152,8 @@ impl CallTask {
             seed,
         };
         let mut sockets: [Option<LegSockets>; 2] = [None, None];
-        let mut bufs = vec![[0u8; DATAGRAM]; 4].into_boxed_slice();
-        let [b0, b1, b2, b3] = &mut *bufs else {
-            return;
-        };
+        let mut buf = vec![0u8; DATAGRAM].into_boxed_slice();
+        let mut start = 0usize;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut pacing = tokio::time::interval(PACING);
@@ -133,11 +161,6 @@ impl CallTask {
 
         let reply = loop {
             let transcoding = state.transcoders.iter().any(Option::is_some);
-            let [sa, sb] = &sockets;
-            let a_rtp = sa.as_ref().map(|s| &s.rtp);
-            let a_rtcp = sa.as_ref().map(|s| &s.rtcp);
-            let b_rtp = sb.as_ref().map(|s| &s.rtp);
-            let b_rtcp = sb.as_ref().map(|s| &s.rtcp);
             tokio::select! {
                 msg = control.recv() => match msg {
                     None => break None,
@@ -152,10 +175,9 @@ impl CallTask {
                     }
                     Some(other) => state.on_control(other),
                 },
-                r = recv_on(a_rtp, b0) => state.on_datagram(LegSide::A, Port::Rtp, r, b0, &sockets),
-                r = recv_on(a_rtcp, b1) => state.on_datagram(LegSide::A, Port::Rtcp, r, b1, &sockets),
-                r = recv_on(b_rtp, b2) => state.on_datagram(LegSide::B, Port::Rtp, r, b2, &sockets),
-                r = recv_on(b_rtcp, b3) => state.on_datagram(LegSide::B, Port::Rtcp, r, b3, &sockets),
+                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut buf, &mut start)) => {
+                    state.on_datagram(side, port, r, &buf, &sockets)
+                }
                 _ = housekeeping.tick() => state.housekeeping(&sockets),
                 _ = pacing.tick(), if transcoding => state.pace(&sockets),
             }
@@ -193,10 +215,10 @@ impl State {
     fn on_control(&mut self, msg: Control) {
         match msg {
             Control::Configure(side, params) => {
-                if let Some(leg) = self.legs[side.index()].as_mut() {
-                    leg.configure(params);
-                }
-                if let Some(audio) = self.audio.as_mut() {
+                let codec_changed = self.legs[side.index()]
+                    .as_mut()
+                    .is_some_and(|leg| leg.configure(params));
+                if codec_changed && let Some(audio) = self.audio.as_mut() {
                     audio.restart_leg(side);
                 }
                 self.rebuild_bridge();

@@ -85,8 +85,9 @@ impl Leg {
         }
     }
 
-    /// Applies new SDP parameters (first answer or any re-INVITE).
-    pub fn configure(&mut self, params: LegParams) {
+    /// Applies new SDP parameters (first answer or any re-INVITE); true when the codec
+    /// changed (the leg's decoded stream starts afresh).
+    pub fn configure(&mut self, params: LegParams) -> bool {
         let old = self.params.take();
         let clock = params.codec.clock_rate.max(1);
         let far_end_moved = old
@@ -110,6 +111,7 @@ impl Leg {
             self.decoder = decoder_for(&params.codec).ok();
         }
         self.params = Some(params);
+        codec_changed
     }
 
     /// Where RTP for this leg goes: the latched source, else the SDP address.
