@@ -89,6 +89,9 @@ pub struct CallTask {
     pub seed: u64,
 }
 
+/// A datagram's leg and socket, and what `recv_from` said (length, source).
+type Arrived = (LegSide, Port, std::io::Result<(usize, SocketAddr)>);
+
 /// One datagram from whichever of the call's sockets has one. Polls the sockets directly
 /// (`poll_recv_from` keeps one waker per socket, no per-wait allocation or waiter list), and
 /// starts each round at the next socket so a flooded socket cannot starve the others.
@@ -97,7 +100,7 @@ fn poll_sockets(
     sockets: &[Option<LegSockets>; 2],
     buf: &mut [u8],
     start: &mut usize,
-) -> Poll<(LegSide, Port, std::io::Result<(usize, SocketAddr)>)> {
+) -> Poll<Arrived> {
     const ORDER: [(LegSide, Port); 4] = [
         (LegSide::A, Port::Rtp),
         (LegSide::B, Port::Rtp),
