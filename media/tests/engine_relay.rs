@@ -476,3 +476,70 @@ async fn close_frees_ports_and_they_are_not_reused_at_once() {
     );
     engine.close_call("c2").await.unwrap();
 }
+
+#[tokio::test]
+async fn round_trip_time_from_the_far_ends_report_blocks() {
+    let (engine, _events) = engine();
+    let (pa, pb) = two_legs(&engine, "rtt").await;
+    let mut alice = Phone::new(pa, 0x51, 0).await;
+    let bob = Phone::new(pb, 0x52, 0).await;
+    let bob_rtcp = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
+    engine
+        .configure_leg(
+            "rtt",
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
+        .unwrap();
+    let mut b = params(Some(bob.addr()), CodecSpec::pcmu());
+    b.remote_rtcp = Some(bob_rtcp.local_addr().unwrap());
+    engine.configure_leg("rtt", LegSide::B, b).unwrap();
+    let frame = ulaw(&tone(300.0, 4000.0, 160));
+    // Media towards Bob, so the engine sends him sender reports.
+    let mut buf = [0u8; 1500];
+    let mut answered = false;
+    for _ in 0..100 {
+        alice.send_frame(&frame).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let Ok((n, _)) = bob_rtcp.try_recv_from(&mut buf) else {
+            continue;
+        };
+        let Some(sr) = rtcp::iter_compound(&buf[..n]).find_map(|p| match p {
+            Ok(RtcpPacket::SenderReport(sr)) => Some(sr),
+            _ => None,
+        }) else {
+            continue;
+        };
+        // Bob holds the SR for 30 ms, then answers with a block about the engine's stream.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut rr = Vec::new();
+        rtcp::write_compound(
+            &[RtcpPacket::ReceiverReport(rtcp::ReceiverReport {
+                ssrc: 0x52,
+                reports: vec![rtcp::ReportBlock {
+                    ssrc: sr.ssrc,
+                    last_sr: rtcp::compact_ntp(sr.ntp_timestamp),
+                    delay_since_last_sr: 65536 * 30 / 1000,
+                    ..Default::default()
+                }],
+            })],
+            &mut rr,
+        )
+        .unwrap();
+        bob_rtcp
+            .send_to(&rr, SocketAddr::new(LOCALHOST, pb + 1))
+            .await
+            .unwrap();
+        answered = true;
+        break;
+    }
+    assert!(answered, "no sender report reached Bob");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = engine.close_call("rtt").await.unwrap();
+    let qb = report.b.unwrap();
+    assert_eq!(qb.rtcp_received, 1);
+    let rtt = qb.rtt_ms.expect("RTT measured");
+    // Loopback: what remains after DLSR takes off the 30 ms hold is scheduling delay, so a
+    // value of 30 ms or more would mean DLSR was ignored.
+    assert!((0.0..20.0).contains(&rtt), "rtt {rtt} ms");
+}
