@@ -495,14 +495,21 @@ async fn round_trip_time_from_the_far_ends_report_blocks() {
     b.remote_rtcp = Some(bob_rtcp.local_addr().unwrap());
     engine.configure_leg("rtt", LegSide::B, b).unwrap();
     let frame = ulaw(&tone(300.0, 4000.0, 160));
-    // Media towards Bob, so the engine sends him sender reports.
+    // Media towards Bob (from a task), so the engine sends him sender reports; Bob reads
+    // his RTCP socket as it arrives, so no unaccounted delay sits between SR and answer.
+    let sender = tokio::spawn(async move {
+        for _ in 0..100 {
+            alice.send_frame(&frame).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
     let mut buf = [0u8; 1500];
     let mut answered = false;
-    for _ in 0..100 {
-        alice.send_frame(&frame).await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let Ok((n, _)) = bob_rtcp.try_recv_from(&mut buf) else {
-            continue;
+    for _ in 0..20 {
+        let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(1), bob_rtcp.recv_from(&mut buf)).await
+        else {
+            break;
         };
         let Some(sr) = rtcp::iter_compound(&buf[..n]).find_map(|p| match p {
             Ok(RtcpPacket::SenderReport(sr)) => Some(sr),
@@ -534,6 +541,7 @@ async fn round_trip_time_from_the_far_ends_report_blocks() {
         break;
     }
     assert!(answered, "no sender report reached Bob");
+    sender.abort();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let report = engine.close_call("rtt").await.unwrap();
     let qb = report.b.unwrap();
@@ -541,5 +549,5 @@ async fn round_trip_time_from_the_far_ends_report_blocks() {
     let rtt = qb.rtt_ms.expect("RTT measured");
     // Loopback: what remains after DLSR takes off the 30 ms hold is scheduling delay, so a
     // value of 30 ms or more would mean DLSR was ignored.
-    assert!((0.0..20.0).contains(&rtt), "rtt {rtt} ms");
+    assert!((0.0..15.0).contains(&rtt), "rtt {rtt} ms");
 }
