@@ -1,6 +1,6 @@
 //! callscope's media side (issue 4): RTP/RTCP, codecs, jitter buffering, quality statistics
 //! and the crash-safe call recorder. The cores are sans-IO: fed packets and the current time,
-//! they return what to send, play or write; the tokio shell around them (later) owns sockets,
+//! they return what to send, play or write; the tokio shell around them (`engine`) owns sockets,
 //! files and clocks.
 
 pub mod codec;

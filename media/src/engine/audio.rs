@@ -83,10 +83,6 @@ impl CallAudio {
         })
     }
 
-    pub fn rate(&self) -> u32 {
-        self.rate
-    }
-
     fn role_of(&self, side: LegSide) -> Channel {
         if side == self.agent_side {
             Channel::Agent
@@ -106,10 +102,6 @@ impl CallAudio {
 
     pub fn add_tap(&mut self, tx: mpsc::Sender<TapFrame>) {
         self.taps.push(tx);
-    }
-
-    pub fn has_consumers(&self) -> bool {
-        self.recording.is_some() || !self.taps.is_empty()
     }
 
     /// The leg's stream changed (new SSRC or codec): anchor it afresh.
@@ -194,13 +186,12 @@ impl CallAudio {
     }
 
     /// Releases what the wall clock allows to the disk and the taps.
-    pub fn tick(&mut self, now: Instant, call_id: &str, events: &mpsc::Sender<MediaEvent>) -> u64 {
+    pub fn tick(&mut self, now: Instant, call_id: &str, events: &mpsc::Sender<MediaEvent>) {
         self.released.clear();
         let mut released = std::mem::take(&mut self.released);
         self.timeline.advance(now, &mut released);
         self.deliver(&released, now, call_id, events);
         self.released = released;
-        0
     }
 
     /// Ends the timeline (everything buffered is released).
@@ -218,15 +209,15 @@ impl CallAudio {
         now: Instant,
         call_id: &str,
         events: &mpsc::Sender<MediaEvent>,
-    ) -> u64 {
+    ) {
         if interleaved.is_empty() {
-            return 0;
+            return;
         }
         if let Some(rec) = self.recording.as_mut() {
             rec.disk.write(interleaved.to_vec());
         }
         if self.taps.is_empty() {
-            return 0;
+            return;
         }
         self.taps.retain(|t| !t.is_closed());
         for role in [Channel::Agent, Channel::Customer] {
@@ -276,7 +267,6 @@ impl CallAudio {
                 }
             }
         }
-        0
     }
 
     pub fn tap_drops(&self) -> [u64; 2] {

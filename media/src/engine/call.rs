@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::task::{Context, Poll};
+
+use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -86,11 +89,41 @@ pub struct CallTask {
     pub seed: u64,
 }
 
-async fn recv_on(sock: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-    match sock {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
+/// A datagram's leg and socket, and what `recv_from` said (length, source).
+type Arrived = (LegSide, Port, std::io::Result<(usize, SocketAddr)>);
+
+/// One datagram from whichever of the call's sockets has one. Polls the sockets directly
+/// (`poll_recv_from` keeps one waker per socket, no per-wait allocation or waiter list), and
+/// starts each round at the next socket so a flooded socket cannot starve the others.
+fn poll_sockets(
+    cx: &mut Context<'_>,
+    sockets: &[Option<LegSockets>; 2],
+    buf: &mut [u8],
+    start: &mut usize,
+) -> Poll<Arrived> {
+    const ORDER: [(LegSide, Port); 4] = [
+        (LegSide::A, Port::Rtp),
+        (LegSide::B, Port::Rtp),
+        (LegSide::A, Port::Rtcp),
+        (LegSide::B, Port::Rtcp),
+    ];
+    for i in 0..ORDER.len() {
+        let (side, port) = ORDER[(*start + i) % ORDER.len()];
+        let Some(socks) = sockets[side.index()].as_ref() else {
+            continue;
+        };
+        let sock = match port {
+            Port::Rtp => &socks.rtp,
+            Port::Rtcp => &socks.rtcp,
+        };
+        let mut read = ReadBuf::new(buf);
+        if let Poll::Ready(r) = sock.poll_recv_from(cx, &mut read) {
+            let len = read.filled().len();
+            *start = (*start + i + 1) % ORDER.len();
+            return Poll::Ready((side, port, r.map(|from| (len, from))));
+        }
     }
+    Poll::Pending
 }
 
 impl CallTask {
@@ -122,10 +155,8 @@ impl CallTask {
             seed,
         };
         let mut sockets: [Option<LegSockets>; 2] = [None, None];
-        let mut bufs = vec![[0u8; DATAGRAM]; 4].into_boxed_slice();
-        let [b0, b1, b2, b3] = &mut *bufs else {
-            return;
-        };
+        let mut buf = vec![0u8; DATAGRAM].into_boxed_slice();
+        let mut start = 0usize;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut pacing = tokio::time::interval(PACING);
@@ -133,11 +164,6 @@ impl CallTask {
 
         let reply = loop {
             let transcoding = state.transcoders.iter().any(Option::is_some);
-            let [sa, sb] = &sockets;
-            let a_rtp = sa.as_ref().map(|s| &s.rtp);
-            let a_rtcp = sa.as_ref().map(|s| &s.rtcp);
-            let b_rtp = sb.as_ref().map(|s| &s.rtp);
-            let b_rtcp = sb.as_ref().map(|s| &s.rtcp);
             tokio::select! {
                 msg = control.recv() => match msg {
                     None => break None,
@@ -146,16 +172,15 @@ impl CallTask {
                         let slot = &mut sockets[side.index()];
                         if slot.is_none() {
                             state.legs[side.index()] =
-                                Some(Leg::new(side, socks.port, state.next_seed(), Instant::now()));
+                                Some(Leg::new(state.next_seed(), Instant::now()));
                             *slot = Some(socks);
                         }
                     }
                     Some(other) => state.on_control(other),
                 },
-                r = recv_on(a_rtp, b0) => state.on_datagram(LegSide::A, Port::Rtp, r, b0, &sockets),
-                r = recv_on(a_rtcp, b1) => state.on_datagram(LegSide::A, Port::Rtcp, r, b1, &sockets),
-                r = recv_on(b_rtp, b2) => state.on_datagram(LegSide::B, Port::Rtp, r, b2, &sockets),
-                r = recv_on(b_rtcp, b3) => state.on_datagram(LegSide::B, Port::Rtcp, r, b3, &sockets),
+                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut buf, &mut start)) => {
+                    state.on_datagram(side, port, r, &buf, &sockets)
+                }
                 _ = housekeeping.tick() => state.housekeeping(&sockets),
                 _ = pacing.tick(), if transcoding => state.pace(&sockets),
             }
@@ -193,10 +218,10 @@ impl State {
     fn on_control(&mut self, msg: Control) {
         match msg {
             Control::Configure(side, params) => {
-                if let Some(leg) = self.legs[side.index()].as_mut() {
-                    leg.configure(params);
-                }
-                if let Some(audio) = self.audio.as_mut() {
+                let codec_changed = self.legs[side.index()]
+                    .as_mut()
+                    .is_some_and(|leg| leg.configure(params));
+                if codec_changed && let Some(audio) = self.audio.as_mut() {
                     audio.restart_leg(side);
                 }
                 self.rebuild_bridge();
@@ -414,6 +439,7 @@ impl State {
                 // A new stream (transfer, re-INVITE): its clocks start elsewhere.
                 leg.dtmf = crate::dtmf::DtmfDetector::new(codec.clock_rate.max(1));
                 leg.dtmf_first = None;
+                leg.dtmf_span = None;
                 if let Some(audio) = self.audio.as_mut() {
                     audio.restart_leg(side);
                 }
@@ -437,6 +463,17 @@ impl State {
                 leg.dtmf_first = Some((pkt.timestamp, now_ms));
             }
             let _ = leg.dtmf.on_packet(pkt.sequence, pkt.timestamp, pkt.payload);
+            if let Ok(ev) = TelephoneEvent::parse(pkt.payload) {
+                // The press covers [timestamp, timestamp + duration) on the audio clock too:
+                // audio sent over it stays out of the recording (PCI).
+                let end = pkt.timestamp.wrapping_add(u32::from(ev.duration));
+                leg.dtmf_span = match leg.dtmf_span {
+                    Some((start, old_end)) if start == pkt.timestamp => {
+                        Some((start, if ts_after(end, old_end) { end } else { old_end }))
+                    }
+                    _ => Some((pkt.timestamp, end)),
+                };
+            }
             let clock = codec.clock_rate.max(1);
             while let Some(digit) = leg.dtmf.next_digit() {
                 let Some(symbol) = digit.symbol() else {
@@ -519,7 +556,10 @@ impl State {
 
         // Audio. Stale DTMF presses end by timeout on the audio clock.
         leg.dtmf.poll(pkt.timestamp);
-        let in_dtmf = leg.dtmf.in_progress().is_some();
+        let in_dtmf = leg.dtmf.in_progress().is_some()
+            || leg.dtmf_span.is_some_and(|(start, end)| {
+                !ts_after(start, pkt.timestamp) && ts_after(end, pkt.timestamp)
+            });
         if let Some(audio) = self.audio.as_mut()
             && !in_dtmf
             && let Some(decoder) = leg.decoder.as_mut()
@@ -696,6 +736,11 @@ impl State {
             duration: now.saturating_duration_since(self.started),
         }
     }
+}
+
+/// `a` is later than `b` on a wrapping 32-bit RTP clock.
+fn ts_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// Hands one packet to the socket without waiting; counts refusals.

@@ -11,7 +11,7 @@ use crate::mos::{self, CodecImpairment, QualityInput};
 use crate::stats::ReceiveStats;
 
 use super::rewrite::OutboundStream;
-use super::types::{LegParams, LegQuality, LegSide};
+use super::types::{LegParams, LegQuality};
 
 /// Consecutive packets from a new address needed to move the latch there (NAT rebinding,
 /// a transfer); one stray packet from elsewhere must not hijack the stream.
@@ -27,8 +27,6 @@ pub enum SourceVerdict {
 }
 
 pub struct Leg {
-    pub side: LegSide,
-    pub port: u16,
     pub params: Option<LegParams>,
     latched_rtp: Option<SocketAddr>,
     candidate: Option<(SocketAddr, u32)>,
@@ -39,6 +37,8 @@ pub struct Leg {
     pub dtmf: DtmfDetector,
     /// The press being received: its RTP timestamp and the arrival of its first packet.
     pub dtmf_first: Option<(u32, u64)>,
+    /// RTP span [start, end) of the latest press, for keeping its audio out of recordings.
+    pub dtmf_span: Option<(u32, u32)>,
     /// Decoder for the recording/taps (separate from any transcoder's).
     pub decoder: Option<Box<dyn AudioDecoder>>,
     /// The SR last received: its compact NTP time and when it arrived (for DLSR).
@@ -57,10 +57,8 @@ pub struct Leg {
 }
 
 impl Leg {
-    pub fn new(side: LegSide, port: u16, seed: u64, now: Instant) -> Self {
+    pub fn new(seed: u64, now: Instant) -> Self {
         Leg {
-            side,
-            port,
             params: None,
             latched_rtp: None,
             candidate: None,
@@ -70,6 +68,7 @@ impl Leg {
             out: OutboundStream::new(seed, 8000),
             dtmf: DtmfDetector::new(8000),
             dtmf_first: None,
+            dtmf_span: None,
             decoder: None,
             last_sr: None,
             rtt_ms: None,
@@ -86,8 +85,9 @@ impl Leg {
         }
     }
 
-    /// Applies new SDP parameters (first answer or any re-INVITE).
-    pub fn configure(&mut self, params: LegParams) {
+    /// Applies new SDP parameters (first answer or any re-INVITE); true when the codec
+    /// changed (the leg's decoded stream starts afresh).
+    pub fn configure(&mut self, params: LegParams) -> bool {
         let old = self.params.take();
         let clock = params.codec.clock_rate.max(1);
         let far_end_moved = old
@@ -101,16 +101,17 @@ impl Leg {
         }
         let codec_changed = old.as_ref().is_none_or(|o| o.codec != params.codec);
         if codec_changed {
-            if old.as_ref().is_some_and(|o| o.codec.clock_rate != clock) {
-                self.stats = ReceiveStats::new(clock);
-            } else if old.is_none() {
+            // Stats survive a re-INVITE unless the clock (and so the jitter unit) changes.
+            if old.as_ref().is_none_or(|o| o.codec.clock_rate != clock) {
                 self.stats = ReceiveStats::new(clock);
             }
             self.out.set_clock_rate(clock);
             self.dtmf = DtmfDetector::new(clock);
+            self.dtmf_span = None;
             self.decoder = decoder_for(&params.codec).ok();
         }
         self.params = Some(params);
+        codec_changed
     }
 
     /// Where RTP for this leg goes: the latched source, else the SDP address.
@@ -160,10 +161,6 @@ impl Leg {
                 }
             }
         }
-    }
-
-    pub fn latched(&self) -> Option<SocketAddr> {
-        self.latched_rtp
     }
 
     pub fn quality(&self, extra_discards: u64, extra_delay_ms: f64) -> LegQuality {

@@ -1,6 +1,23 @@
 //! The tokio shell that makes calls carry audio: one task per call owns both legs' sockets
 //! and drives the sans-IO cores (RTP/RTCP, jitter buffer, codecs, DTMF, recorder timeline).
 //!
+//! Use from call control (the B2BUA):
+//! 1. `allocate_leg(call, A)` / `(call, B)` before writing SDP: the RTP port (even; RTCP is
+//!    port + 1) is bound when this returns. Asking again gives the same port.
+//! 2. `configure_leg` with what the offer/answer settled, and again on every re-INVITE
+//!    (hold → `direction`, new codec, new far end). Same codec family on both legs → relay
+//!    (payload bytes untouched, our own SSRC/sequence/timestamp); otherwise transcode.
+//! 3. `start_recording` once both legs are configured (the file's rate is the higher of the
+//!    legs' native rates known at that moment), `pause_recording`/`resume_recording` any time.
+//! 4. `subscribe_taps` for the transcription side (16 kHz mono per role, bounded; a slow
+//!    reader loses frames, counted and announced by `MediaEvent::TapOverflow`).
+//! 5. `close_call` at hangup: the report carries per-leg quality, the finished recording
+//!    (fsynced and renamed), pauses, DTMF and drop counters; the ports go back to the pool.
+//!
+//! Roles: the recording's left channel (and `Channel::Agent` taps) is `agent_side`; before a
+//! recording names it, taps treat leg B (the callee) as the agent.
+//!
+//! Modules, one job each:
 //! - `types`: the public vocabulary (config, leg parameters, events, reports).
 //! - `ports`: RTP/RTCP port pairs from the configured range.
 //! - `call`: the per-call task (sockets + control channel + timers in one select).
@@ -9,6 +26,7 @@
 //! - `transcode`: jitter buffer → decode → resample → encode for one direction.
 //! - `audio`, `disk`: recording timeline + taps, and the writer thread.
 //! - `rtcp_session`: our reports and what the far end's reports tell us.
+//! - `resample`: sample-rate conversion for those paths (`codec::Resampler` inside).
 //!
 //! The engine's own methods only touch a map of calls under a mutex (control path); the
 //! packet path never takes it.

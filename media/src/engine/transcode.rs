@@ -5,7 +5,10 @@
 //! advancing one frame at a time); the receiving leg's `OutboundStream` maps them like any
 //! source, so switching between relaying and transcoding keeps one continuous stream.
 
-use crate::codec::{AudioDecoder, AudioEncoder, CodecError, CodecSpec, decoder_for, encoder_for};
+use crate::codec::{
+    AudioDecoder, AudioEncoder, CodecError, CodecKind, CodecSpec, decoder_at_rate, decoder_for,
+    encoder_for,
+};
 use crate::jitter::{Arrival, InsertOutcome, JitterBuffer, JitterConfig, Playout};
 
 use super::resample::StreamResampler;
@@ -34,6 +37,10 @@ pub struct Transcoder {
     out_clock: u32,
     /// The event being relayed: (its timestamp on the source clock, ours).
     event_map: Option<(u32, u32)>,
+    /// Arrival of the newest packet, and how long without one counts as the source being
+    /// silent (hold, DTX, the far end gone).
+    last_arrival_ms: Option<u64>,
+    idle_after_ms: u64,
     pub decode_errors: u64,
 }
 
@@ -50,12 +57,18 @@ impl Transcoder {
         to: &CodecSpec,
         jitter: &JitterConfig,
     ) -> Result<Self, CodecError> {
-        let decoder = decoder_for(from)?;
         let encoder = encoder_for(to)?;
+        // Opus renders at any telephony rate itself: decode straight to the encoder's rate
+        // and skip a resampler.
+        let decoder = match from.kind {
+            CodecKind::Opus => decoder_at_rate(from, encoder.sample_rate())?,
+            _ => decoder_for(from)?,
+        };
         let mut cfg = jitter.clone();
         cfg.clock_rate = from.clock_rate.max(1);
         let slot_samples = (decoder.sample_rate() * cfg.ptime_ms / 1000) as usize;
         let resampler = StreamResampler::new(decoder.sample_rate(), encoder.sample_rate());
+        let idle_after_ms = u64::from(cfg.max_delay_ms) + 3 * u64::from(cfg.ptime_ms);
         Ok(Transcoder {
             jitter: JitterBuffer::new(cfg),
             slot_samples,
@@ -71,6 +84,8 @@ impl Transcoder {
             in_clock: from.clock_rate.max(1),
             out_clock: to.clock_rate.max(1),
             event_map: None,
+            last_arrival_ms: None,
+            idle_after_ms,
             decode_errors: 0,
         })
     }
@@ -83,6 +98,7 @@ impl Transcoder {
         payload: &[u8],
         arrival_ms: u64,
     ) -> InsertOutcome {
+        self.last_arrival_ms = Some(arrival_ms);
         self.jitter.insert(Arrival {
             ssrc,
             seq,
@@ -104,11 +120,20 @@ impl Transcoder {
 
     /// Plays out what is due and hands each encoded frame to `send`.
     pub fn poll(&mut self, now_ms: u64, mut send: impl FnMut(Encoded<'_>)) {
+        let silent = self
+            .last_arrival_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) > self.idle_after_ms);
         for _ in 0..MAX_SLOTS_PER_TICK {
             let Some(slot) = self.jitter.pop(now_ms) else {
                 break;
             };
             self.decoded.clear();
+            if silent && matches!(slot, Playout::Missing { .. }) {
+                // The source stopped: send nothing (as DTX would) instead of concealment
+                // forever, but let our clock run so the next talkspurt is placed right.
+                self.ts = self.ts.wrapping_add(self.step);
+                continue;
+            }
             match slot {
                 Playout::Frame { payload, .. } => {
                     if self.decoder.decode(&payload, &mut self.decoded).is_err() {

@@ -126,8 +126,9 @@ pub struct TapFrame {
     pub samples: Vec<i16>,
 }
 
-/// Something the media side tells call control.
+/// Something the media side tells call control (more kinds may come: match with `_`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum MediaEvent {
     /// One key press (RFC 4733) received on `side`.
     Dtmf {

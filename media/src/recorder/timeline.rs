@@ -296,6 +296,15 @@ impl Timeline {
         let emitted = self.emitted as i64;
         let span = self.max_span();
         let state = &mut self.channels[idx];
+        // Grow the buffer once for the whole packet rather than sample by sample (this loop
+        // runs for every packet of every recorded call).
+        let last = start.saturating_add(len - 1);
+        if len > 0 && last >= emitted {
+            let needed = ((last - emitted) as u64 + 1).min(span) as usize;
+            if state.pending.len() < needed {
+                state.pending.resize(needed, None);
+            }
+        }
         for (i, &sample) in samples.iter().enumerate() {
             let frame = start.saturating_add(i as i64);
             if frame < emitted {
