@@ -235,6 +235,12 @@ fn baresip_to_baresip_is_relayed_recorded_and_processed() {
         assert!(q["mos"].as_f64().unwrap() > 4.0, "{leg}: {q}");
     }
     assert_eq!(media["recorded"], true);
+    let metrics = server.metrics().unwrap();
+    assert!(
+        metrics["callscope_media_packets_received_total"] >= 700.0,
+        "{metrics:?}"
+    );
+    assert_eq!(metrics["callscope_media_packets_lost_total"], 0.0);
 
     // The post-call pipeline ran on it (no ASR model here: talk turns without text).
     let status = wait_for(
@@ -426,7 +432,7 @@ fn killed_mid_call_recording_is_recovered_and_processed() {
     let src = sources();
     let mut server = start_server(&[("1001", "alice-pw-0001"), ("1002", "bob-pw-00002")]);
     let mut a = phone(&server, "1001", "alice-pw-0001", &src.a, &["PCMU"]);
-    let mut b = phone(&server, "1002", "bob-pw-00002", &src.b, &["PCMU"]);
+    let b = phone(&server, "1002", "bob-pw-00002", &src.b, &["PCMU"]);
     a.dial(&format!("sip:1002@{}", server.realm())).unwrap();
     a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
     let answered = Instant::now();

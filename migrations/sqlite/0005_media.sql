@@ -1,10 +1,11 @@
 -- Media (issue 4): recording policy overrides, the media side of SIP calls (per-leg quality,
 -- recording state) and media events (DTMF digits, recording pauses, tap overflows).
 
--- Whether answered calls are recorded: NULL inherits (trunk → organization → the server's
--- `[sip.media] record_calls`), 0/1 decide.
+-- Whether answered calls are recorded: NULL inherits (route → trunk → organization → the
+-- server's `[sip.media] record_calls`), 0/1 decide.
 ALTER TABLE organizations ADD COLUMN record_calls INTEGER CHECK (record_calls IN (0, 1));
 ALTER TABLE sip_trunks ADD COLUMN record_calls INTEGER CHECK (record_calls IN (0, 1));
+ALTER TABLE sip_routes ADD COLUMN record_calls INTEGER CHECK (record_calls IN (0, 1));
 
 -- The engine's report of a finished call, as JSON: per-leg quality (packets, loss, jitter,
 -- MOS, codec, latched address), tap and recording drops.

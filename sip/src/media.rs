@@ -72,6 +72,8 @@ pub struct AnsweredCall {
     pub trunk_id: Option<String>,
     /// The leg of callscope's user (the agent): recorded on the left channel.
     pub agent_leg: LegRole,
+    /// What the caller dialled (a DID for inbound calls), for per-route policies.
+    pub dialled: Option<String>,
 }
 
 /// One call's media as the B2BUA sees it. Ids are the SIP call's own id.

@@ -333,8 +333,26 @@ pub async fn store_report(
         )
         .await?;
     }
+    record_quality_metrics(report);
     metrics::counter!(REPORTS_STORED).increment(1);
     Ok(())
+}
+
+/// Per-leg quality into /metrics: packet and loss counters, and the distribution of MOS and
+/// jitter over finished legs.
+fn record_quality_metrics(report: &CallMediaReport) {
+    for quality in [&report.a, &report.b].into_iter().flatten() {
+        metrics::counter!("callscope_media_packets_received_total")
+            .increment(quality.packets_received);
+        metrics::counter!("callscope_media_packets_sent_total").increment(quality.packets_sent);
+        metrics::counter!("callscope_media_packets_lost_total")
+            .increment(u64::try_from(quality.lost).unwrap_or(0));
+        metrics::counter!("callscope_media_packets_discarded_total").increment(quality.discarded);
+        metrics::histogram!("callscope_media_leg_jitter_ms").record(quality.jitter_ms);
+        if let Some(mos) = quality.mos {
+            metrics::histogram!("callscope_media_leg_mos").record(mos);
+        }
+    }
 }
 
 /// The sample rate in a WAV header we wrote (bytes 24..28 of the canonical header).

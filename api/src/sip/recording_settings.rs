@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
             get(get_org_setting).put(put_org_setting),
         )
         .route("/trunks/{id}/recording", put(put_trunk_setting))
+        .route("/routes/{id}/recording", put(put_route_setting))
 }
 
 #[derive(Deserialize)]
@@ -70,6 +71,44 @@ async fn put_org_setting(
     Ok(Json(org_view(&state, &org.org_id).await?))
 }
 
+/// Which row a setting is on.
+#[derive(Clone, Copy)]
+enum Scope {
+    Trunk,
+    Route,
+}
+
+/// Set one trunk's or route's override, scoped to the organization.
+async fn put_row_setting(
+    state: &AppState,
+    org_id: &str,
+    id: &str,
+    scope: Scope,
+    body: RecordingBody,
+) -> ApiResult<Json<Value>> {
+    let (sql, what) = match scope {
+        Scope::Trunk => (
+            "UPDATE sip_trunks SET record_calls = $1 WHERE id = $2 AND org_id = $3",
+            "trunk",
+        ),
+        Scope::Route => (
+            "UPDATE sip_routes SET record_calls = $1 WHERE id = $2 AND org_id = $3",
+            "route",
+        ),
+    };
+    let updated = sqlx::query(sql)
+        .bind(body.record_calls.map(i64::from))
+        .bind(id)
+        .bind(org_id)
+        .execute(&state.pool)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::not_found(what));
+    }
+    reload(state).await?;
+    Ok(Json(json!({ "id": id, "record_calls": body.record_calls })))
+}
+
 async fn put_trunk_setting(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -77,16 +116,15 @@ async fn put_trunk_setting(
     body: Result<Json<RecordingBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = json_body(body)?;
-    let updated =
-        sqlx::query("UPDATE sip_trunks SET record_calls = $1 WHERE id = $2 AND org_id = $3")
-            .bind(body.record_calls.map(i64::from))
-            .bind(&id)
-            .bind(&org.org_id)
-            .execute(&state.pool)
-            .await?;
-    if updated.rows_affected() == 0 {
-        return Err(ApiError::not_found("trunk"));
-    }
-    reload(&state).await?;
-    Ok(Json(json!({ "id": id, "record_calls": body.record_calls })))
+    put_row_setting(&state, &org.org_id, &id, Scope::Trunk, body).await
+}
+
+async fn put_route_setting(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+    body: Result<Json<RecordingBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = json_body(body)?;
+    put_row_setting(&state, &org.org_id, &id, Scope::Route, body).await
 }

@@ -76,6 +76,7 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     let policy = Arc::new(super::recording_policy::DbRecordingPolicy::new(
         state.recordings_dir.clone(),
         media_settings.record_calls,
+        region.clone(),
     ));
     policy
         .reload(&state.pool)

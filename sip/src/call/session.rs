@@ -249,6 +249,8 @@ struct Call {
     agent_user_id: Option<String>,
     direction: CallDirection,
     trunk_id: Option<String>,
+    /// What the caller dialled (the DID of an inbound call; the number of an outbound one).
+    dialled: Option<String>,
 }
 
 /// Handle a new INVITE from outside: authenticate, route, answer 4xx or start the call.
@@ -450,6 +452,7 @@ pub(super) async fn accept_inbound(
         agent_user_id: agent,
         direction,
         trunk_id: trunk_id.clone(),
+        dialled: dialled.clone(),
     };
     let a = dialog_a.clone();
     inner.spawn(call.run_inbound(a, caller_sdp, plan));
@@ -540,6 +543,7 @@ pub(super) async fn click_to_call(
         agent_user_id: Some(agent_user_id.to_string()),
         direction,
         trunk_id: trunk_id.clone(),
+        dialled: Some(number.to_string()),
     };
     inner.spawn(call.run_click_to_call(agent_plan, customer_plan));
     Ok(call_id)
@@ -791,6 +795,7 @@ impl Call {
             direction: self.direction,
             trunk_id: self.trunk_id.clone(),
             agent_leg,
+            dialled: self.dialled.clone(),
         };
         self.inner
             .ctx
