@@ -80,18 +80,25 @@ fn other(role: LegRole) -> LegRole {
 /// Keep one voice codec (the offerer's first that we speak) and telephone-event. A single
 /// codec in the answer means the far end sends exactly what we decode, and a transfer or a
 /// relay never meets a payload type switch mid-call.
+/// telephone-event on the voice codec's clock is preferred: it shares the stream's
+/// timestamps (RFC 4733 §2.1); another clock is kept only when nothing else was offered.
 fn settle(formats: Vec<PayloadFormat>) -> Vec<PayloadFormat> {
-    let mut voice = None;
-    let mut dtmf = None;
+    let mut voice: Option<PayloadFormat> = None;
+    let mut dtmf: Vec<PayloadFormat> = Vec::new();
     for format in formats {
         match format.codec() {
-            Some(Codec::TelephoneEvent) if dtmf.is_none() => dtmf = Some(format),
-            Some(Codec::TelephoneEvent) | None => {}
+            Some(Codec::TelephoneEvent) => dtmf.push(format),
+            None => {}
             Some(_) if voice.is_none() => voice = Some(format),
             Some(_) => {}
         }
     }
-    voice.into_iter().chain(dtmf).collect()
+    let clock = voice.as_ref().map(|v| v.clock_rate);
+    let chosen = match dtmf.iter().position(|f| Some(f.clock_rate) == clock) {
+        Some(i) => Some(dtmf.swap_remove(i)),
+        None => dtmf.into_iter().next(),
+    };
+    voice.into_iter().chain(chosen).collect()
 }
 
 fn remote_of(description: &SessionDescription, we_mux: bool) -> Option<RemoteMedia> {
@@ -289,6 +296,34 @@ mod tests {
             !body.contains("rtcp-mux"),
             "no mux in an answer to an offer without it"
         );
+    }
+
+    #[test]
+    fn dtmf_on_the_voice_clock_is_chosen() {
+        let mut n = Negotiator::new(
+            IpAddr::from([127, 0, 0, 1]),
+            vec![Codec::Opus, Codec::Pcmu, Codec::TelephoneEvent],
+        );
+        let text = "v=0\r\no=- 1 1 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 111 0 101 110\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=rtpmap:110 telephone-event/48000\r\n";
+        let offer = sdp::parse(text.as_bytes()).unwrap();
+        let (body, leg) = n
+            .open_leg("c", LegRole::Caller, Some(&offer), 30000)
+            .unwrap();
+        assert_eq!(leg.voice_format().unwrap().encoding, "opus");
+        assert_eq!(leg.telephone_event().unwrap().payload_type, 110);
+        assert!(body.contains("m=audio 30000 RTP/AVP 111 110\r\n"), "{body}");
+        // Our own offer carries both clocks when Opus is in it.
+        let (ours, _) = n.open_leg("c", LegRole::Callee, None, 30002).unwrap();
+        assert!(ours.contains("telephone-event/48000") && ours.contains("telephone-event/8000"));
+        // With PCMU first, the 8000 one is kept.
+        let text = text.replace("111 0 101 110", "0 111 101 110");
+        let offer = sdp::parse(text.as_bytes()).unwrap();
+        let (_, leg) = n
+            .open_leg("d", LegRole::Caller, Some(&offer), 30004)
+            .unwrap();
+        assert_eq!(leg.telephone_event().unwrap().payload_type, 101);
     }
 
     #[test]

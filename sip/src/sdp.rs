@@ -398,11 +398,14 @@ pub fn answer_formats(offer: &SessionDescription, ours: &[Codec]) -> Result<Nego
     let audio = offer.audio().ok_or(SdpError::NoAudio)?;
     let mut formats = Vec::new();
     for format in &audio.formats {
+        // One format per codec, except telephone-event, which may come once per clock rate
+        // (8000 beside G.711, 48000 beside Opus): the caller picks the one that matches.
         if let Some(codec) = format.codec()
             && ours.contains(&codec)
-            && !formats
-                .iter()
-                .any(|f: &PayloadFormat| f.codec() == Some(codec))
+            && !formats.iter().any(|f: &PayloadFormat| {
+                f.codec() == Some(codec)
+                    && (codec != Codec::TelephoneEvent || f.clock_rate == format.clock_rate)
+            })
         {
             formats.push(format.clone());
         }
@@ -423,7 +426,7 @@ pub fn answer_formats(offer: &SessionDescription, ours: &[Codec]) -> Result<Nego
 
 /// Our default payload formats for an offer, in preference order.
 pub fn default_formats(codecs: &[Codec]) -> Vec<PayloadFormat> {
-    codecs
+    let mut formats: Vec<PayloadFormat> = codecs
         .iter()
         .map(|codec| match codec {
             Codec::Pcmu => format_of(0, "PCMU", 8000, None, None),
@@ -432,7 +435,13 @@ pub fn default_formats(codecs: &[Codec]) -> Vec<PayloadFormat> {
             Codec::G722 => format_of(9, "G722", 8000, None, None),
             Codec::TelephoneEvent => format_of(101, "telephone-event", 8000, None, Some("0-16")),
         })
-        .collect()
+        .collect();
+    // Opus runs on a 48 kHz clock; its DTMF events should too (RFC 7587 §7, what WebRTC
+    // peers send), so offer telephone-event/48000 beside the 8000 one.
+    if codecs.contains(&Codec::Opus) && codecs.contains(&Codec::TelephoneEvent) {
+        formats.push(format_of(110, "telephone-event", 48000, None, Some("0-16")));
+    }
+    formats
 }
 
 fn format_of(

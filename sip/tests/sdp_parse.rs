@@ -30,8 +30,14 @@ fn media_level_connection_direction_and_codecs_win() {
     )
     .unwrap();
     let pts: Vec<u8> = negotiated.formats.iter().map(|f| f.payload_type).collect();
-    // Offerer's order kept; red/G722/CN dropped; one telephone-event (the first offered).
-    assert_eq!(pts, vec![111, 0, 8, 110]);
+    // Offerer's order kept; red/G722/CN dropped; telephone-event once per clock rate (48000
+    // for Opus, 8000 for G.711), so the leg can take the one on its voice codec's clock.
+    assert_eq!(pts, vec![111, 0, 8, 110, 126]);
+    let clocks: Vec<u32> = negotiated.formats[3..]
+        .iter()
+        .map(|f| f.clock_rate)
+        .collect();
+    assert_eq!(clocks, vec![48000, 8000]);
 }
 
 #[test]
@@ -84,9 +90,15 @@ fn built_sdp_round_trips() {
     assert_eq!(audio.port, 30000);
     assert_eq!(audio.ptime, Some(20));
     let codecs: Vec<_> = audio.formats.iter().filter_map(|f| f.codec()).collect();
+    // telephone-event twice: on 8000 (beside PCMA) and on 48000 (beside Opus).
     assert_eq!(
         codecs,
-        vec![Codec::Pcma, Codec::Opus, Codec::TelephoneEvent]
+        vec![
+            Codec::Pcma,
+            Codec::Opus,
+            Codec::TelephoneEvent,
+            Codec::TelephoneEvent
+        ]
     );
     assert_eq!(parsed.audio_direction(), Direction::RecvOnly);
     assert!(parsed.audio().unwrap().rtcp_mux);
