@@ -21,8 +21,15 @@ const CUSTOMER: &str = "Hello, yes, I was charged twice for the same order last 
     and nobody has answered my emails about the refund so far.";
 
 fn start_server(users: &[(&str, &str)]) -> Callscope {
+    start_server_with(users, &[])
+}
+
+fn start_server_with(users: &[(&str, &str)], env: &[(&str, &str)]) -> Callscope {
     let mut builder = Callscope::builder(env!("CARGO_BIN_EXE_callscope"))
         .env("CALLSCOPE_LOG", "info,rsipstack=warn,callscope_media=debug");
+    for (key, value) in env {
+        builder = builder.env(key, value);
+    }
     for (ext, pw) in users {
         builder = builder.user(ext, pw);
     }
@@ -161,7 +168,7 @@ fn baresip_to_baresip_is_relayed_recorded_and_processed() {
         .first()
         .map(|r| r[0].clone())
         .expect("one call");
-    let rec = wait_for(&server, "the recording row", WAIT, || {
+    let rec = wait_for(&server, "the recording row", 2 * WAIT, || {
         server
             .query(&format!(
                 "SELECT path, channels, sample_rate, duration_ms, recovered FROM recordings WHERE call_id = '{call_id}'"
@@ -347,7 +354,7 @@ fn recording_pause_resume_and_policy_off() {
     a.hangup().unwrap();
     b.wait_event("CALL_CLOSED", WAIT).unwrap();
 
-    let rec = wait_for(&server, "the recording", WAIT, || {
+    let rec = wait_for(&server, "the recording", 2 * WAIT, || {
         server
             .query(&format!(
                 "SELECT path FROM recordings WHERE call_id = '{call_id}'"
@@ -445,7 +452,7 @@ fn killed_mid_call_recording_is_recovered_and_processed() {
     b.quit().unwrap();
     server.restart().unwrap();
 
-    let rec = wait_for(&server, "the recovered recording", WAIT, || {
+    let rec = wait_for(&server, "the recovered recording", 2 * WAIT, || {
         server
             .query(&format!(
                 "SELECT path, recovered, duration_ms FROM recordings WHERE call_id = '{call_id}'"
@@ -504,4 +511,94 @@ fn killed_mid_call_recording_is_recovered_and_processed() {
         },
     );
     assert_eq!(status[0], "transcription_unavailable");
+}
+
+/// `recording_format = "opus"`: the call is recorded as two-channel Opus in Ogg, which an
+/// independent decoder (ffmpeg) reads back at the call's length with each voice on its side,
+/// and the post-call pipeline processes it like the WAV.
+#[test]
+fn opus_recording_is_written_and_processed() {
+    let src = sources();
+    let server = start_server_with(
+        &[("1001", "alice-pw-0001"), ("1002", "bob-pw-00002")],
+        &[("CALLSCOPE_SIP_RECORDING_FORMAT", "opus")],
+    );
+    let mut a = phone(&server, "1001", "alice-pw-0001", &src.a, &["PCMU"]);
+    let mut b = phone(&server, "1002", "bob-pw-00002", &src.b, &["PCMU"]);
+    a.dial(&format!("sip:1002@{}", server.realm())).unwrap();
+    a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    let call_id = the_call_id(&server, 0);
+    std::thread::sleep(Duration::from_secs(8));
+    a.hangup().unwrap();
+    b.wait_event("CALL_CLOSED", WAIT).unwrap();
+    let rec = wait_for(&server, "the recording", 2 * WAIT, || {
+        server
+            .query(&format!(
+                "SELECT path, format, codec, channels FROM recordings WHERE call_id = '{call_id}'"
+            ))
+            .unwrap()
+            .into_iter()
+            .next()
+    });
+    assert!(rec[0].ends_with(".opus"), "{rec:?}");
+    assert_eq!((rec[2].as_str(), rec[3].as_str()), ("opus", "2"), "{rec:?}");
+    // ffmpeg decodes it to 8 kHz stereo; compare each channel with its source.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("decoded.wav");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i", &rec[0], "-ar", "8000"])
+        .arg(&wav)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let channels = read_wav_channels(&wav).unwrap();
+    assert_eq!(channels.len(), 2);
+    let call_ms: f64 = server
+        .query(&format!(
+            "SELECT end_at - answer_at FROM call_sip WHERE call_id = '{call_id}'"
+        ))
+        .unwrap()[0][0]
+        .parse()
+        .unwrap();
+    let rec_ms = channels[0].duration_s() * 1000.0;
+    assert!(
+        (rec_ms - call_ms).abs() < 500.0,
+        "call {call_ms} ms vs recording {rec_ms} ms"
+    );
+    assert_matches(
+        "opus left = A",
+        &read_wav_mono(&src.a).unwrap(),
+        &channels[0],
+    );
+    assert_matches(
+        "opus right = B",
+        &read_wav_mono(&src.b).unwrap(),
+        &channels[1],
+    );
+    let status = wait_for(
+        &server,
+        "the post-call job",
+        Duration::from_secs(60),
+        || {
+            let row = server
+                .query(&format!("SELECT status FROM calls WHERE id = '{call_id}'"))
+                .unwrap()
+                .into_iter()
+                .next()?;
+            (row[0] != "received" && row[0] != "transcribing" && row[0] != "analyzing")
+                .then_some(row)
+        },
+    );
+    assert_eq!(status[0], "transcription_unavailable");
+    let roles = server
+        .query(&format!(
+            "SELECT DISTINCT speaker_role FROM transcript_segments WHERE call_id = '{call_id}' ORDER BY 1"
+        ))
+        .unwrap();
+    assert_eq!(
+        roles,
+        vec![vec!["agent".to_string()], vec!["customer".to_string()]]
+    );
+    a.quit().unwrap();
+    b.quit().unwrap();
 }

@@ -80,8 +80,11 @@ pub struct SipSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SipMediaSettings {
-    /// Record answered calls unless the organization or the trunk says otherwise.
+    /// Record answered calls unless the organization, trunk or route says otherwise.
     pub record_calls: bool,
+    /// File format of call recordings: "wav" (PCM 16-bit, the default) or "opus" (Opus in
+    /// Ogg, about an eighth of the size, costs an encoder per recorded call).
+    pub recording_format: RecordingFormat,
     /// Codecs offered and accepted on SIP legs, most preferred first ("PCMU", "PCMA",
     /// "opus", "G722", "telephone-event"). Codecs this build cannot transcode are skipped.
     pub codecs: Vec<String>,
@@ -93,10 +96,30 @@ pub struct SipMediaSettings {
     pub rtcp_interval_s: u64,
 }
 
+/// `[sip.media] recording_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingFormat {
+    #[default]
+    Wav,
+    Opus,
+}
+
+impl RecordingFormat {
+    /// The file extension, which is also how the recorder picks its writer.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Wav => "wav",
+            Self::Opus => "opus",
+        }
+    }
+}
+
 impl Default for SipMediaSettings {
     fn default() -> Self {
         Self {
             record_calls: true,
+            recording_format: RecordingFormat::Wav,
             codecs: ["PCMU", "PCMA", "opus", "G722", "telephone-event"]
                 .map(String::from)
                 .to_vec(),
@@ -332,6 +355,19 @@ impl Config {
             "CALLSCOPE_SIP_DEFAULT_REGION" => self.sip.default_region = optional(value),
             "CALLSCOPE_SIP_RECORD_CALLS" => {
                 self.sip.media.record_calls = parse("CALLSCOPE_SIP_RECORD_CALLS", value)?
+            }
+            "CALLSCOPE_SIP_RECORDING_FORMAT" => {
+                self.sip.media.recording_format = match value.trim().to_ascii_lowercase().as_str() {
+                    "wav" => RecordingFormat::Wav,
+                    "opus" => RecordingFormat::Opus,
+                    _ => {
+                        return Err(ConfigError::Env {
+                            var: "CALLSCOPE_SIP_RECORDING_FORMAT",
+                            why: "expected wav or opus".into(),
+                            value: value.clone(),
+                        });
+                    }
+                }
             }
             // Comma-separated, most preferred first, e.g. "PCMA,PCMU,telephone-event".
             "CALLSCOPE_SIP_CODECS" => {

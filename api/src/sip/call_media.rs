@@ -159,7 +159,6 @@ async fn digest(path: &Path) -> Result<(String, u64), CallMediaError> {
 /// What is known about a recording callscope wrote.
 pub struct WrittenRecording<'a> {
     pub path: &'a Path,
-    pub sample_rate: u32,
     pub duration_ms: u64,
     pub recovered: bool,
 }
@@ -173,6 +172,14 @@ pub async fn attach_recording(
     written: &WrittenRecording<'_>,
 ) -> Result<(), CallMediaError> {
     let (sha256, size) = digest(written.path).await?;
+    // What the decoder sees (container, codec, rate): the same probe uploads go through, so
+    // a file the pipeline cannot read fails here, before a job is queued for it.
+    let probe_path = written.path.to_path_buf();
+    let info =
+        tokio::task::spawn_blocking(move || callscope_transcription::pipeline::probe(&probe_path))
+            .await
+            .map_err(|e| CallMediaError::Other(e.to_string()))?
+            .map_err(|e| CallMediaError::Other(format!("recording does not decode: {e}")))?;
     let mut tx = state.pool.begin().await?;
     if recordings::get_for_call(&mut *tx, org_id, call_id)
         .await?
@@ -189,10 +196,10 @@ pub async fn attach_recording(
         &recordings::NewRecording {
             path: &path_text,
             original_name: None,
-            format: "wav",
-            codec: "pcm_s16le",
-            channels: 2,
-            sample_rate: i64::from(written.sample_rate),
+            format: &info.container,
+            codec: &info.codec,
+            channels: i64::from(info.channels),
+            sample_rate: i64::from(info.sample_rate),
             duration_ms: i64::try_from(written.duration_ms).unwrap_or(i64::MAX),
             sha256: &sha256,
             size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
@@ -319,14 +326,12 @@ pub async fn store_report(
     }
     tx.commit().await?;
     if let Some(recording) = &report.recording {
-        let sample_rate = sample_rate_of(&recording.path).unwrap_or(8000);
         attach_recording(
             state,
             &org_id,
             call_id,
             &WrittenRecording {
                 path: &recording.path,
-                sample_rate,
                 duration_ms: u64::try_from(recording.duration.as_millis()).unwrap_or(u64::MAX),
                 recovered: false,
             },
@@ -355,17 +360,6 @@ fn record_quality_metrics(report: &CallMediaReport) {
     }
 }
 
-/// The sample rate in a WAV header we wrote (bytes 24..28 of the canonical header).
-fn sample_rate_of(path: &Path) -> Option<u32> {
-    use std::io::Read;
-    let mut header = [0u8; 44];
-    std::fs::File::open(path)
-        .ok()?
-        .read_exact(&mut header)
-        .ok()?;
-    callscope_media::recorder::wav::WavFormat::parse(&header).map(|f| f.sample_rate)
-}
-
 /// The task storing ended calls' media reports.
 pub fn spawn(state: AppState, mut reports: mpsc::Receiver<ClosedCallMedia>) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -378,7 +372,7 @@ pub fn spawn(state: AppState, mut reports: mpsc::Receiver<ClosedCallMedia>) -> J
     })
 }
 
-/// Start-up: recordings still named `*.wav.part` belong to calls that were cut off by a
+/// Start-up: recordings still named `*.wav.part` or `*.opus.part` belong to calls that were cut off by a
 /// crash. Repair each (valid header, whole frames), attach it as `recovered` and queue its
 /// processing; the call record, never ended, is ended as cut off by the restart.
 pub async fn recover_interrupted(state: &AppState) -> usize {
@@ -396,7 +390,10 @@ pub async fn recover_interrupted(state: &AppState) -> usize {
         };
         while let Ok(Some(entry)) = files.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(call_id) = name.strip_suffix(".wav.part") else {
+            let Some(call_id) = name
+                .strip_suffix(".wav.part")
+                .or_else(|| name.strip_suffix(".opus.part"))
+            else {
                 continue;
             };
             match recover_one(state, &org_id, call_id, &entry.path()).await {
@@ -454,7 +451,6 @@ async fn recover_one(
         call_id,
         &WrittenRecording {
             path: &report.path,
-            sample_rate: report.sample_rate,
             duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
             recovered: true,
         },

@@ -21,6 +21,8 @@ struct Overrides {
 
 pub struct DbRecordingPolicy {
     recordings_dir: PathBuf,
+    /// "wav" or "opus": the recorder writes the format the name says.
+    extension: &'static str,
     default_on: bool,
     /// Region for reading a dialled DID written without a country code.
     region: String,
@@ -29,14 +31,27 @@ pub struct DbRecordingPolicy {
 
 /// Where callscope writes the recording of a call it bridged (the same layout as uploads:
 /// one directory per organization, the call id as the file name).
-pub fn recording_path(recordings_dir: &std::path::Path, org_id: &str, call_id: &str) -> PathBuf {
-    recordings_dir.join(org_id).join(format!("{call_id}.wav"))
+pub fn recording_path(
+    recordings_dir: &std::path::Path,
+    org_id: &str,
+    call_id: &str,
+    extension: &str,
+) -> PathBuf {
+    recordings_dir
+        .join(org_id)
+        .join(format!("{call_id}.{extension}"))
 }
 
 impl DbRecordingPolicy {
-    pub fn new(recordings_dir: PathBuf, default_on: bool, region: String) -> Self {
+    pub fn new(
+        recordings_dir: PathBuf,
+        extension: &'static str,
+        default_on: bool,
+        region: String,
+    ) -> Self {
         Self {
             recordings_dir,
+            extension,
             default_on,
             region,
             overrides: RwLock::default(),
@@ -99,7 +114,7 @@ impl RecordingPolicy for DbRecordingPolicy {
         ) {
             return None;
         }
-        let path = recording_path(&self.recordings_dir, &call.org_id, call_id);
+        let path = recording_path(&self.recordings_dir, &call.org_id, call_id, self.extension);
         // The organization's directory exists after its first upload or call; creating it
         // is one cheap syscall when it already does.
         if let Some(dir) = path.parent()
@@ -161,7 +176,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let policy = DbRecordingPolicy::new(dir.path().join("rec"), true, "US".into());
+        let policy = DbRecordingPolicy::new(dir.path().join("rec"), "wav", true, "US".into());
         let set = |table: &'static str, id: String, v: Option<i64>| {
             let pool = pool.clone();
             async move {

@@ -75,6 +75,7 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     let codecs = configured_codecs(&media_settings.codecs)?;
     let policy = Arc::new(super::recording_policy::DbRecordingPolicy::new(
         state.recordings_dir.clone(),
+        media_settings.recording_format.extension(),
         media_settings.record_calls,
         region.clone(),
     ));

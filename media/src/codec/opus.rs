@@ -248,10 +248,12 @@ impl Default for OpusEncoderConfig {
     }
 }
 
-/// A mono Opus encoder for 20 ms frames, tuned for voice (OPUS_APPLICATION_VOIP).
+/// An Opus encoder for 20 ms frames, tuned for voice (OPUS_APPLICATION_VOIP): mono for RTP
+/// legs, stereo (interleaved) for two-channel recordings.
 pub struct OpusEncoder {
     state: NonNull<ffi::OpusEncoder>,
     rate: u32,
+    channels: u8,
     scratch: Vec<u8>,
 }
 
@@ -260,6 +262,16 @@ unsafe impl Send for OpusEncoder {}
 
 impl OpusEncoder {
     pub fn new(config: OpusEncoderConfig) -> Result<Self, CodecError> {
+        Self::with_channels(config, 1)
+    }
+
+    /// An encoder for `channels` (1 or 2) interleaved channels.
+    pub fn with_channels(config: OpusEncoderConfig, channels: u8) -> Result<Self, CodecError> {
+        if !(1..=2).contains(&channels) {
+            return Err(CodecError::Library(format!(
+                "Opus encoder channels must be 1 or 2, not {channels}"
+            )));
+        }
         check_rate(config.rate)?;
         if !(500..=512_000).contains(&config.bitrate) {
             return Err(CodecError::Library(format!(
@@ -272,7 +284,7 @@ impl OpusEncoder {
         let raw = unsafe {
             ffi::opus_encoder_create(
                 config.rate as i32,
-                1,
+                c_int::from(channels),
                 ffi::OPUS_APPLICATION_VOIP,
                 &mut error,
             )
@@ -281,6 +293,7 @@ impl OpusEncoder {
         let mut encoder = Self {
             state,
             rate: config.rate,
+            channels,
             scratch: vec![0; MAX_PAYLOAD],
         };
         if error != ffi::OPUS_OK {
@@ -358,25 +371,28 @@ impl AudioEncoder for OpusEncoder {
         self.rate
     }
 
+    /// Samples in one 20 ms frame, all channels interleaved.
     fn frame_samples(&self) -> usize {
-        (self.rate / 50) as usize
+        (self.rate / 50) as usize * usize::from(self.channels)
     }
 
     fn encode(&mut self, frame: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
         let expected = self.frame_samples();
+        let per_channel = expected / usize::from(self.channels);
         if frame.len() != expected {
             return Err(CodecError::FrameSize {
                 expected,
                 got: frame.len(),
             });
         }
-        // SAFETY: `frame` holds exactly `expected` mono samples (checked above) and
-        // `scratch` is MAX_PAYLOAD bytes long, the size passed.
+        // SAFETY: `frame` holds exactly `per_channel` samples for each of the encoder's
+        // channels, interleaved (checked above: opus_encode's frame size counts samples per
+        // channel), and `scratch` is MAX_PAYLOAD bytes long, the size passed.
         let result = unsafe {
             ffi::opus_encode(
                 self.state.as_ptr(),
                 frame.as_ptr(),
-                expected as c_int,
+                per_channel as c_int,
                 self.scratch.as_mut_ptr(),
                 MAX_PAYLOAD as i32,
             )

@@ -19,7 +19,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::codec::CodecSpec;
 use crate::dtmf::TelephoneEvent;
-use crate::recorder::WavWriter;
+use crate::recorder::RecordingWriter;
 use crate::rtcp::{MuxedKind, classify_muxed};
 use crate::rtp::{RtpBuilder, RtpPacket};
 
@@ -45,7 +45,7 @@ pub enum Control {
     AddLeg(LegSide, LegSockets),
     Configure(LegSide, LegParams),
     StartRecording {
-        writer: WavWriter,
+        writer: RecordingWriter,
         agent_side: LegSide,
     },
     Pause,
@@ -286,7 +286,7 @@ impl State {
         Some(audio)
     }
 
-    fn start_recording(&mut self, writer: WavWriter, agent_side: LegSide) {
+    fn start_recording(&mut self, writer: RecordingWriter, agent_side: LegSide) {
         let call_id = self.call_id.clone();
         let events = self.events.clone();
         let Some(audio) = self.ensure_audio(Some(agent_side)) else {

@@ -1,4 +1,4 @@
-//! The recording's disk side: a `WavWriter` on its own thread, fed through a bounded channel.
+//! The recording's disk side: a `RecordingWriter` on its own thread, fed through a bounded channel.
 //!
 //! The call task only ever `try_send`s chunks of interleaved frames (a few per second); a
 //! slow or stalled disk fills the channel and further chunks are dropped and counted by the
@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::recorder::{FinishedRecording, WavWriter};
+use crate::recorder::{FinishedRecording, RecordingWriter};
 
 use super::types::MediaEvent;
 
@@ -34,7 +34,7 @@ const DISK_QUEUE: usize = 64;
 impl DiskWriter {
     /// Starts the writer thread; `events` receives `RecordingFailed` if the disk fails.
     pub fn spawn(
-        writer: WavWriter,
+        writer: RecordingWriter,
         call_id: String,
         events: mpsc::Sender<MediaEvent>,
     ) -> Result<DiskWriter, String> {
@@ -76,7 +76,7 @@ impl DiskWriter {
 }
 
 fn run(
-    writer: WavWriter,
+    writer: RecordingWriter,
     mut rx: mpsc::Receiver<DiskMsg>,
     call_id: String,
     events: mpsc::Sender<MediaEvent>,

@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{CodecSpec, decoder_for, encoder_for};
-use crate::recorder::{WavWriter, WriterConfig};
+use crate::recorder::{RecordingWriter, WriterConfig};
 
 pub use rewrite::{OutboundStream, Rewritten};
 pub use types::{
@@ -218,7 +218,7 @@ impl MediaEngine {
                 .unwrap_or(8000);
             let mut cfg = WriterConfig::new(rate);
             cfg.flush_interval = flush;
-            let writer = WavWriter::create(&spec.final_path, cfg, std::time::Instant::now())
+            let writer = RecordingWriter::create(&spec.final_path, cfg, std::time::Instant::now())
                 .map_err(|err| EngineError::Recording(err.to_string()))?;
             e.control
                 .send(Control::StartRecording {

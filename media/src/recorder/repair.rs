@@ -1,4 +1,5 @@
-//! Repair of a recording cut off mid-write (the `.part` file a crash leaves behind).
+//! Repair of a recording cut off mid-write (the `.part` file a crash leaves behind). WAV is
+//! handled here; Opus in Ogg by `ogg_opus::repair_ogg_opus`, chosen by the file name.
 //!
 //! Everything after the 44-byte header is taken as audio, cut down to whole frames (a crash
 //! can stop a write mid-frame), the header sizes are set to match, the file is fsynced and
@@ -55,6 +56,9 @@ pub fn repair(path: &Path) -> Result<RepairReport, RepairError> {
             to: final_path,
         });
     }
+    if is_ogg_opus(&final_path) {
+        return super::ogg_opus::repair_ogg_opus(path, &final_path);
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -94,6 +98,13 @@ pub fn repair(path: &Path) -> Result<RepairReport, RepairError> {
         duration: frames_duration(frames, format.sample_rate),
         truncated_bytes: available - data_len,
     })
+}
+
+/// Recordings named `*.opus` or `*.ogg` are Opus in Ogg; everything else is WAV.
+pub fn is_ogg_opus(final_path: &Path) -> bool {
+    final_path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("opus") || e.eq_ignore_ascii_case("ogg"))
 }
 
 fn final_path_for(path: &Path) -> PathBuf {
