@@ -8,6 +8,7 @@
 
 pub mod asr;
 pub mod decode;
+pub mod downsample32;
 pub mod format;
 pub mod g711;
 pub mod import;
