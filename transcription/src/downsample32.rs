@@ -245,29 +245,7 @@ impl Downsampler32 {
             return;
         };
         out.reserve(count);
-        let mut done = 0;
-        while done + BLOCK <= count {
-            let (Some(window), Some(centre)) = (
-                span.get(done..done + BLOCK_WINDOW)
-                    .and_then(|w| <&[f32; BLOCK_WINDOW]>::try_from(w).ok()),
-                centres
-                    .get(done..done + BLOCK)
-                    .and_then(|c| <&[f32; BLOCK]>::try_from(c).ok()),
-            ) else {
-                break;
-            };
-            let mut acc = [0f32; BLOCK];
-            for (i, &c) in half.iter().enumerate() {
-                for (k, a) in acc.iter_mut().enumerate() {
-                    *a += c * (window[PAIRS - 1 + k - i] + window[PAIRS + k + i]);
-                }
-            }
-            for (a, &x) in acc.iter_mut().zip(centre) {
-                *a += 0.5 * x;
-            }
-            out.extend_from_slice(&acc);
-            done += BLOCK;
-        }
+        let mut done = stage2_blocks(span, centres, half, count, out);
         while done < count {
             let (Some(window), Some(&centre)) = (
                 span.get(done..done + 2 * PAIRS)
@@ -293,6 +271,71 @@ impl Downsampler32 {
             self.pair_start += drop as i64;
         }
     }
+}
+
+/// Stage 2's whole blocks, on AVX2 when the CPU has it (see `crate::simd`); returns the
+/// outputs done.
+fn stage2_blocks(
+    span: &[f32],
+    centres: &[f32],
+    half: &[f32; PAIRS],
+    count: usize,
+    out: &mut Vec<f32>,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::has_avx2() {
+        // SAFETY: the CPU has just been checked to support AVX2, all `stage2_blocks_avx2` needs.
+        return unsafe { stage2_blocks_avx2(span, centres, half, count, out) };
+    }
+    stage2_blocks_generic(span, centres, half, count, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn stage2_blocks_avx2(
+    span: &[f32],
+    centres: &[f32],
+    half: &[f32; PAIRS],
+    count: usize,
+    out: &mut Vec<f32>,
+) -> usize {
+    stage2_blocks_generic(span, centres, half, count, out)
+}
+
+/// Blocks of `BLOCK` outputs over a fixed-size window: the accumulators stay in registers and
+/// the tap loop vectorises across the block without bounds checks.
+#[inline(always)]
+fn stage2_blocks_generic(
+    span: &[f32],
+    centres: &[f32],
+    half: &[f32; PAIRS],
+    count: usize,
+    out: &mut Vec<f32>,
+) -> usize {
+    let mut done = 0;
+    while done + BLOCK <= count {
+        let (Some(window), Some(centre)) = (
+            span.get(done..done + BLOCK_WINDOW)
+                .and_then(|w| <&[f32; BLOCK_WINDOW]>::try_from(w).ok()),
+            centres
+                .get(done..done + BLOCK)
+                .and_then(|c| <&[f32; BLOCK]>::try_from(c).ok()),
+        ) else {
+            break;
+        };
+        let mut acc = [0f32; BLOCK];
+        for (i, &c) in half.iter().enumerate() {
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a += c * (window[PAIRS - 1 + k - i] + window[PAIRS + k + i]);
+            }
+        }
+        for (a, &x) in acc.iter_mut().zip(centre) {
+            *a += 0.5 * x;
+        }
+        out.extend_from_slice(&acc);
+        done += BLOCK;
+    }
+    done
 }
 
 /// `input[from..from + K]` as a fixed-size array.

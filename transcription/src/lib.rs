@@ -15,6 +15,7 @@ pub mod import;
 pub mod pipeline;
 pub mod resample;
 pub mod segment;
+mod simd;
 pub mod types;
 pub mod upsample2x;
 pub mod vad;
