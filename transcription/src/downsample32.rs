@@ -127,10 +127,10 @@ impl Downsampler32 {
     /// End of stream: the look-ahead past the last sample is silence; the output stops at
     /// exactly `ceil(inputs · 16000 / rate)` samples. Ready for a new stream afterwards.
     pub fn finish(&mut self, out: &mut Vec<f32>) {
-        // Look-ahead of silence for the last output, and for the partner of a last lone even
-        // output (one more step of at most `down / up + 1` inputs).
+        // Look-ahead of silence for the last output, for the partner of a last lone even output
+        // (one more step, at most 2 inputs), and for the pair window (2 more).
         let d = self.design.clone();
-        let pad = d.taps / 2 + d.down / d.up + 1;
+        let pad = d.taps / 2 + 4;
         self.input.resize(self.input.len() + pad, 0.0);
         // 32 kHz outputs are due while their centre lies before the end of the input.
         let real_end = self.mid_total + self.due_before(self.input_total) as i64;
@@ -159,8 +159,8 @@ impl Downsampler32 {
     /// output).
     fn run_stage1(&mut self, end: i64, finishing: bool) {
         match self.design.taps {
-            12 => self.run_stage1_taps::<12>(end, finishing),
-            16 => self.run_stage1_taps::<16>(end, finishing),
+            12 => self.run_stage1_taps::<12, 14>(end, finishing),
+            16 => self.run_stage1_taps::<16, 18>(end, finishing),
             // `Design::new` only makes 12 or 16 taps for 32–48 kHz.
             _ => {}
         }
@@ -168,7 +168,9 @@ impl Downsampler32 {
 
     /// Stage 1 with the tap count fixed at compile time: the dot product then unrolls into a
     /// few SIMD multiply-adds.
-    fn run_stage1_taps<const K: usize>(&mut self, end: i64, finishing: bool) {
+    /// `W = K + 2`: the inputs one (even, odd) pair reads, since consecutive outputs are at most
+    /// 2 inputs apart (`down / up` ≤ 1.5 from 32 to 48 kHz).
+    fn run_stage1_taps<const K: usize, const W: usize>(&mut self, end: i64, finishing: bool) {
         let d = self.design.clone();
         let behind = (K / 2 - 1) as i64;
         let ahead = (K / 2) as i64;
@@ -187,32 +189,46 @@ impl Downsampler32 {
         let (even_from, odd_from) = (self.even.len(), self.odd.len());
         self.even.resize(even_from + pairs, 0.0);
         self.odd.resize(odd_from + pairs, 0.0);
-        let input = &self.input;
+        // Plain slices, so their pointers and lengths stay in registers across the loop.
+        let input: &[f32] = &self.input;
+        let steps: &[usize] = &d.steps;
         let even = self.even.get_mut(even_from..).unwrap_or_default();
         let odd = self.odd.get_mut(odd_from..).unwrap_or_default();
         let mut made = 0;
+        // The cycle's pairs in order, from the current one: pair `p` is the cycle's outputs
+        // 2p and 2p + 1 (their coefficient rows and steps).
+        let pairs_per_cycle = d.cycle / 2;
+        let mut p = pos / 2;
         for (e, o) in even.iter_mut().zip(odd.iter_mut()) {
             let (Some(c0), Some(c1), Some(&s0), Some(&s1)) = (
-                rows.get(pos),
-                rows.get(pos + 1),
-                d.steps.get(pos),
-                d.steps.get(pos + 1),
+                rows.get(2 * p),
+                rows.get(2 * p + 1),
+                steps.get(2 * p),
+                steps.get(2 * p + 1),
             ) else {
                 break;
             };
-            let (Some(x0), Some(x1)) = (window::<K>(input, from), window::<K>(input, from + s0))
-            else {
+            p += 1;
+            if p == pairs_per_cycle {
+                p = 0;
+            }
+            // One bounds check for both outputs' windows; the second starts 1 or 2 later.
+            let Some(w) = input.get(from..).and_then(|rest| rest.first_chunk::<W>()) else {
                 break;
             };
-            *e = dot(x0, c0);
-            *o = dot(x1, c1);
+            let x1 = if s0 == 1 {
+                sub_window::<K, W, 1>(w)
+            } else {
+                sub_window::<K, W, 2>(w)
+            };
+            let (Some(x0), Some(x1)) = (sub_window::<K, W, 0>(w), x1) else {
+                break;
+            };
+            (*e, *o) = dot2(x0, x1, c0, c1);
             from += s0 + s1;
-            pos += 2;
-            if pos >= d.cycle {
-                pos = 0;
-            }
             made += 1;
         }
+        pos = (pos + 2 * made) % d.cycle;
         self.even.truncate(even_from + made);
         self.odd.truncate(odd_from + made);
         self.mid_total += 2 * made as i64;
@@ -338,51 +354,63 @@ fn stage2_blocks_generic(
     done
 }
 
-/// `input[from..from + K]` as a fixed-size array.
-#[inline]
-fn window<const K: usize>(input: &[f32], from: usize) -> Option<&[f32; K]> {
-    input.get(from..from + K).and_then(|x| x.try_into().ok())
+/// `w[AT..AT + K]` as a fixed-size array. The sizes are constants (`AT + K <= W`, checked at
+/// compile time), so the compiler drops the check and the `None` branch.
+#[inline(always)]
+fn sub_window<const K: usize, const W: usize, const AT: usize>(w: &[f32; W]) -> Option<&[f32; K]> {
+    const { assert!(AT + K <= W) };
+    w.get(AT..).and_then(|rest| rest.first_chunk::<K>())
 }
 
-/// Dot product of `K` taps (a multiple of 4) in four-lane partial sums. The compiler does not
-/// turn the scalar form into packed SIMD (its reduction order is fixed), so on x86-64 the lanes
-/// are SSE vectors explicitly.
+/// Two dot products of `K` taps (a multiple of 4), each in four-lane partial sums reduced as
+/// (l0 + l2) + (l1 + l3). The compiler does not turn the scalar form into packed SIMD (its
+/// reduction order is fixed), so on x86-64 the lanes are SSE vectors explicitly, and the two
+/// reductions share their shuffles.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
 #[inline]
-fn dot<const K: usize>(x: &[f32; K], c: &[f32; K]) -> f32 {
+fn dot2<const K: usize>(x0: &[f32; K], x1: &[f32; K], c0: &[f32; K], c1: &[f32; K]) -> (f32, f32) {
     use std::arch::x86_64::*;
     const { assert!(K.is_multiple_of(4) && K >= 4) };
     // SAFETY: SSE is enabled for the whole build (the `cfg` above; it is part of the x86-64
     // baseline), and every unaligned load reads `v[j..j + 4]` with `j + 4 <= K`, inside the
     // array (`K` is a multiple of 4, checked at compile time).
     unsafe {
-        let (xp, cp) = (x.as_ptr(), c.as_ptr());
-        let mut acc = _mm_mul_ps(_mm_loadu_ps(xp), _mm_loadu_ps(cp));
-        let mut j = 4;
-        while j < K {
-            acc = _mm_add_ps(
-                acc,
-                _mm_mul_ps(_mm_loadu_ps(xp.add(j)), _mm_loadu_ps(cp.add(j))),
-            );
-            j += 4;
-        }
-        // (l0 + l2) + (l1 + l3), as in the scalar version.
-        let pairs = _mm_add_ps(acc, _mm_movehl_ps(acc, acc));
-        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps::<0b01>(pairs, pairs)))
+        let lanes = |x: &[f32; K], c: &[f32; K]| {
+            let (xp, cp) = (x.as_ptr(), c.as_ptr());
+            let mut acc = _mm_mul_ps(_mm_loadu_ps(xp), _mm_loadu_ps(cp));
+            let mut j = 4;
+            while j < K {
+                acc = _mm_add_ps(
+                    acc,
+                    _mm_mul_ps(_mm_loadu_ps(xp.add(j)), _mm_loadu_ps(cp.add(j))),
+                );
+                j += 4;
+            }
+            acc
+        };
+        let (a, b) = (lanes(x0, c0), lanes(x1, c1));
+        // [a0 + a2, b0 + b2, a1 + a3, b1 + b3], then lanes 0 and 1 plus lanes 2 and 3.
+        let halves = _mm_add_ps(_mm_unpacklo_ps(a, b), _mm_unpackhi_ps(a, b));
+        let sums = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+        let second = _mm_shuffle_ps::<0b01>(sums, sums);
+        (_mm_cvtss_f32(sums), _mm_cvtss_f32(second))
     }
 }
 
 /// The same sums in the same order, in scalar code, for other targets.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
-#[inline(always)]
-fn dot<const K: usize>(x: &[f32; K], c: &[f32; K]) -> f32 {
-    let mut acc: [f32; 4] = std::array::from_fn(|l| x[l] * c[l]);
-    for j in 1..K / 4 {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += x[4 * j + l] * c[4 * j + l];
+#[inline]
+fn dot2<const K: usize>(x0: &[f32; K], x1: &[f32; K], c0: &[f32; K], c1: &[f32; K]) -> (f32, f32) {
+    let one = |x: &[f32; K], c: &[f32; K]| {
+        let mut acc: [f32; 4] = std::array::from_fn(|l| x[l] * c[l]);
+        for j in 1..K / 4 {
+            for (l, a) in acc.iter_mut().enumerate() {
+                *a += x[4 * j + l] * c[4 * j + l];
+            }
         }
-    }
-    (acc[0] + acc[2]) + (acc[1] + acc[3])
+        (acc[0] + acc[2]) + (acc[1] + acc[3])
+    };
+    (one(x0, c0), one(x1, c1))
 }
 
 impl Design {
@@ -432,6 +460,10 @@ impl Design {
             for (o, r) in row.iter_mut().zip(raw) {
                 *o = (r / sum) as f32;
             }
+        }
+        // Stage 1 reads each (even, odd) pair from one window of `taps + 2` inputs.
+        if steps.iter().any(|&s| !(1..=2).contains(&s)) {
+            return None;
         }
         Some(Self {
             up,

@@ -93,7 +93,11 @@ pub fn expand_interleaved(
         right.clear();
         left.resize(frames, 0.0);
         right.resize(frames, 0.0);
-        for ((l, r), pair) in left.iter_mut().zip(right.iter_mut()).zip(data.chunks_exact(2)) {
+        for ((l, r), pair) in left
+            .iter_mut()
+            .zip(right.iter_mut())
+            .zip(data.chunks_exact(2))
+        {
             if let [a, b] = pair {
                 *l = table[usize::from(*a)];
                 *r = table[usize::from(*b)];

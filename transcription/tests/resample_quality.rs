@@ -133,4 +133,16 @@ fn fir_path_for_44k1_and_48k_meets_its_response() {
             );
         }
     }
+    // Stage 1 (44.1 → 32 kHz) also makes images at 44.1 kHz − f; at 32 kHz those of 12.1–20.6 kHz
+    // tones fold to f − 12.1 kHz, inside the band that stage 2 keeps.
+    for freq in [15_000.0, 18_000.0, 20_000.0] {
+        let lands_at = freq - 12_100.0;
+        let out = resample(44_100, &tone(44_100, freq, 1.0, 0.5));
+        let leak = db(amplitude_at(&out, lands_at) / 0.5);
+        println!("44100 Hz: {freq} Hz images to {lands_at} Hz at {leak:.1} dB");
+        assert!(
+            leak <= -60.0,
+            "{freq} Hz images to {lands_at} Hz at {leak:.1} dB"
+        );
+    }
 }
