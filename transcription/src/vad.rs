@@ -7,40 +7,26 @@
 //! utterances is `segment`'s job.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Scores one frame of 16 kHz mono audio in [-1, 1] as a speech probability in [0, 1].
 pub trait SpeechScorer: Send {
     /// Samples per frame this scorer wants (earshot: 256 = 16 ms).
     fn frame_len(&self) -> usize;
     fn score(&mut self, frame: &[f32]) -> f32;
-    /// Show the scorer a frame only to bring its context up to date (after frames it skipped);
-    /// the score is not used, so a scorer may save work here. By default, a full `score`.
-    fn warm_up(&mut self, frame: &[f32]) {
-        self.score(frame);
-    }
     fn reset(&mut self);
 }
 
 /// The built-in pure-Rust scorer: earshot's small neural VAD.
 pub struct EarshotScorer {
-    detector: Box<earshot::Detector<WarmUpPredictor>>,
-    /// Shared with the detector's predictor: false while a frame is only a warm-up.
-    run_network: Arc<AtomicBool>,
+    detector: Box<earshot::Detector>,
     pcm: Vec<i16>,
 }
 
 impl Default for EarshotScorer {
     fn default() -> Self {
-        let run_network = Arc::new(AtomicBool::new(true));
         Self {
             // The detector is ~8 KiB of state; keep it off the stack.
-            detector: earshot::Detector::new_boxed(WarmUpPredictor {
-                inner: earshot::DefaultPredictor::new(),
-                run_network: run_network.clone(),
-            }),
-            run_network,
+            detector: Box::default(),
             pcm: vec![0; EARSHOT_FRAME],
         }
     }
@@ -48,71 +34,23 @@ impl Default for EarshotScorer {
 
 const EARSHOT_FRAME: usize = 256;
 
-/// earshot's predictor, with its network skipped for warm-up frames.
-///
-/// Why: after the VAD skipped frames, the model is shown up to two of them again before the
-/// frame it must score, so its 48 ms sample window and three-frame feature context hold real
-/// audio. Those need earshot's FFT and mel features (done by the detector before it calls the
-/// predictor), but not the network's verdict, which is thrown away: skipping the network halves
-/// the cost of a warm-up frame. The network's recurrent state then moves on from the frame
-/// before the gap instead of through the warm-up frames. `VadStream` does this only inside
-/// speech (resuming after a sustain skip or a dip, where that state is recent); at onsets the
-/// warm-up frames go through the whole model, since skipping them there moved utterance starts
-/// by up to 64 ms on the MP3 benchmark call. (earshot marks `Predictor` as an unstable API;
-/// this only forwards to its own predictor.)
-struct WarmUpPredictor {
-    inner: earshot::DefaultPredictor,
-    run_network: Arc<AtomicBool>,
-}
-
-impl earshot::Predictor for WarmUpPredictor {
-    fn reset(&mut self) {
-        self.inner.reset();
-    }
-
-    fn normalize(&self, features: &mut [f32]) {
-        self.inner.normalize(features);
-    }
-
-    fn predict(&mut self, features: &[f32], buffer: &mut [f32]) -> f32 {
-        if self.run_network.load(Ordering::Relaxed) {
-            self.inner.predict(features, buffer)
-        } else {
-            0.0
-        }
-    }
-}
-
-impl EarshotScorer {
-    fn load_pcm(&mut self, frame: &[f32]) {
-        // i16 input: earshot's f32 entry point debug-asserts the [-1, 1] range, and decoded
-        // audio can overshoot slightly (MP3/AAC); clamping while converting avoids both issues.
-        for (dst, s) in self.pcm.iter_mut().zip(frame) {
-            *dst = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
-        }
-    }
-}
-
 impl SpeechScorer for EarshotScorer {
     fn frame_len(&self) -> usize {
         EARSHOT_FRAME
     }
 
     fn score(&mut self, frame: &[f32]) -> f32 {
-        self.load_pcm(frame);
+        // i16 input: earshot's f32 entry point debug-asserts the [-1, 1] range, and decoded
+        // audio can overshoot slightly (MP3/AAC); clamping while converting avoids both issues.
+        for (dst, s) in self.pcm.iter_mut().zip(frame) {
+            *dst = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
+        }
         let p = self.detector.predict_i16(&self.pcm);
         if p.is_finite() {
             p.clamp(0.0, 1.0)
         } else {
             0.0
         }
-    }
-
-    fn warm_up(&mut self, frame: &[f32]) {
-        self.load_pcm(frame);
-        self.run_network.store(false, Ordering::Relaxed);
-        self.detector.predict_i16(&self.pcm);
-        self.run_network.store(true, Ordering::Relaxed);
     }
 
     fn reset(&mut self) {
@@ -431,24 +369,25 @@ impl<S: SpeechScorer> VadStream<S> {
 }
 
 impl<S: SpeechScorer> VadStream<S> {
-    /// Score the current frame, first replaying the frames the model missed (up to
-    /// `HISTORY_FRAMES`) so its window holds real, continuous audio. Only frames it has not seen
-    /// are replayed: after a one-frame skip, the frame before that is already in its window.
+    /// Score the current frame. Before an onset (the channel not speaking), the frames the model
+    /// missed are replayed first (up to `HISTORY_FRAMES`, only those it has not seen), so its
+    /// window holds real, continuous audio when it decides whether speech starts. Inside speech
+    /// (resuming after a sustain skip or a short dip) it scores straight away: its window and
+    /// feature context then start with the speech it saw last. On the benchmark calls this left
+    /// every utterance edge of the µ-law call where it was and moved two ends of the MP3 call
+    /// by one 16 ms frame, while the replays cost two of every three model calls there.
     fn score_frame(&mut self) -> f32 {
-        let replay = self
-            .frames_unseen
-            .min(HISTORY_FRAMES)
-            .min(self.history_frames);
+        let replay = if self.speaking {
+            0
+        } else {
+            self.frames_unseen
+                .min(HISTORY_FRAMES)
+                .min(self.history_frames)
+        };
         let len = self.frame.len();
         for i in HISTORY_FRAMES - replay..HISTORY_FRAMES {
             if let Some(previous) = self.history.get(i * len..(i + 1) * len) {
-                // Inside speech the network's recurrent state is recent: features only (see
-                // `WarmUpPredictor`). Before an onset it must see the frames.
-                if self.speaking {
-                    self.scorer.warm_up(previous);
-                } else {
-                    self.scorer.score(previous);
-                }
+                self.scorer.score(previous);
             }
         }
         self.frames_unseen = 0;
