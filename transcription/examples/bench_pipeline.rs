@@ -5,6 +5,9 @@
 //!
 //! `decode-resample` stops after the 16 kHz conversion: the like-for-like comparison with
 //! `ffmpeg -i FILE -ar 16000 -f s16le /dev/null`.
+//!
+//! With `BENCH_PRINT_UTTERANCES` set, `full` also prints every utterance (channel, start..end
+//! ms), so the edges found by two builds can be compared line by line.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,6 +50,12 @@ fn main() {
     }
     match run_file_utterances(&path, &opts, &mut |_| {}) {
         Ok((info, utterances)) => {
+            // Edge-by-edge comparisons between builds: BENCH_PRINT_UTTERANCES=1 lists them.
+            if std::env::var_os("BENCH_PRINT_UTTERANCES").is_some() {
+                for u in &utterances {
+                    println!("utt ch={} {}..{}", u.channel, u.start_ms, u.end_ms);
+                }
+            }
             let wall = started.elapsed().as_secs_f64();
             let audio = info.duration_ms as f64 / 1000.0;
             println!(

@@ -88,14 +88,19 @@ pub fn expand_interleaved(
         plane.extend(data.iter().map(|&b| table[usize::from(b)]));
     } else if let [left, right] = out.as_mut_slice() {
         // Stereo, the common call-recording layout: one pass over the bytes for both planes.
+        // Sized first and filled in place: no capacity check per sample.
         left.clear();
         right.clear();
-        left.reserve(frames);
-        right.reserve(frames);
-        for pair in data.chunks_exact(2) {
-            if let [l, r] = pair {
-                left.push(table[usize::from(*l)]);
-                right.push(table[usize::from(*r)]);
+        left.resize(frames, 0.0);
+        right.resize(frames, 0.0);
+        for ((l, r), pair) in left
+            .iter_mut()
+            .zip(right.iter_mut())
+            .zip(data.chunks_exact(2))
+        {
+            if let [a, b] = pair {
+                *l = table[usize::from(*a)];
+                *r = table[usize::from(*b)];
             }
         }
     } else {

@@ -1,12 +1,14 @@
 //! Streaming conversion of every channel to 16 kHz (what VAD and whisper expect): 8 kHz
 //! (telephony's common case) goes through a dedicated half-band 2× upsampler
-//! ([`crate::upsample2x`]), other rates through rubato's FFT resampler. Input arrives in
+//! ([`crate::upsample2x`]), 32–48 kHz (MP3's 44.1 kHz, video's 48 kHz) through a two-stage
+//! FIR downsampler ([`crate::downsample32`]), other rates through rubato's FFT resampler. Input arrives in
 //! decoder-sized pieces of any length; output is exact: start-up delay is trimmed and the tail
 //! is flushed, so sample `n` of the output is time `n / 16000` s of the recording.
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
 use rubato::{Fft, FixedSync, Indexing, Resampler as _};
 
+use crate::downsample32::Downsampler32;
 use crate::types::{Result, TranscriptionError};
 use crate::upsample2x::Upsampler2x;
 
@@ -21,6 +23,8 @@ pub struct StreamResampler {
     engine: Option<Engine>,
     /// Used instead of `engine` for 8 kHz input, one per channel.
     doublers: Vec<Upsampler2x>,
+    /// Used instead of `engine` for 32–48 kHz input, one per channel.
+    downsamplers: Vec<Downsampler32>,
 }
 
 struct Engine {
@@ -39,9 +43,12 @@ impl std::fmt::Debug for StreamResampler {
             .field("channels", &self.channels)
             .field(
                 "passthrough",
-                &(self.engine.is_none() && self.doublers.is_empty()),
+                &(self.engine.is_none()
+                    && self.doublers.is_empty()
+                    && self.downsamplers.is_empty()),
             )
             .field("half_band_2x", &!self.doublers.is_empty())
+            .field("two_stage_fir", &!self.downsamplers.is_empty())
             .finish()
     }
 }
@@ -58,6 +65,7 @@ impl StreamResampler {
                 channels,
                 engine: None,
                 doublers: Vec::new(),
+                downsamplers: Vec::new(),
             });
         }
         if input_rate * 2 == TARGET_RATE {
@@ -65,6 +73,15 @@ impl StreamResampler {
                 channels,
                 engine: None,
                 doublers: vec![Upsampler2x::new(); channels],
+                downsamplers: Vec::new(),
+            });
+        }
+        if let Some(downsamplers) = Downsampler32::for_channels(input_rate, channels) {
+            return Ok(Self {
+                channels,
+                engine: None,
+                doublers: Vec::new(),
+                downsamplers,
             });
         }
         let fft = Fft::<f32>::new(
@@ -82,6 +99,7 @@ impl StreamResampler {
         Ok(Self {
             channels,
             doublers: Vec::new(),
+            downsamplers: Vec::new(),
             engine: Some(Engine {
                 fft,
                 ratio: f64::from(TARGET_RATE) / f64::from(input_rate),
@@ -101,7 +119,13 @@ impl StreamResampler {
     /// Feed one piece of planar audio; 16 kHz output is appended to `out` (one `Vec` per channel).
     pub fn push(&mut self, input: &[Vec<f32>], out: &mut [Vec<f32>]) -> Result<()> {
         let Some(engine) = self.engine.as_mut() else {
-            if self.doublers.is_empty() {
+            if !self.downsamplers.is_empty() {
+                for ((down, dst), src) in
+                    self.downsamplers.iter_mut().zip(out.iter_mut()).zip(input)
+                {
+                    down.push(src, dst);
+                }
+            } else if self.doublers.is_empty() {
                 for (dst, src) in out.iter_mut().zip(input) {
                     dst.extend_from_slice(src);
                 }
@@ -125,6 +149,9 @@ impl StreamResampler {
         let Some(engine) = self.engine.as_mut() else {
             for (doubler, dst) in self.doublers.iter_mut().zip(out.iter_mut()) {
                 doubler.finish(dst);
+            }
+            for (down, dst) in self.downsamplers.iter_mut().zip(out.iter_mut()) {
+                down.finish(dst);
             }
             return Ok(());
         };

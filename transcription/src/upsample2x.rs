@@ -111,32 +111,7 @@ impl Upsampler2x {
             return;
         };
         out.reserve(2 * count);
-        // Blocks of BLOCK pairs over a fixed-size window: the accumulators stay in registers
-        // and every index is a constant the compiler checks, so the tap loop vectorises across
-        // the block without a bounds check. (Summing tap by tap in the same order as a plain
-        // dot product keeps the result bit-identical to one.)
-        let mut done = 0;
-        while done + BLOCK <= count {
-            let Some(window) = span
-                .get(done..done + BLOCK_WINDOW)
-                .and_then(|w| <&[f32; BLOCK_WINDOW]>::try_from(w).ok())
-            else {
-                break;
-            };
-            let mut odd = [0f32; BLOCK];
-            for (i, &c) in coeffs.iter().enumerate() {
-                for (k, acc) in odd.iter_mut().enumerate() {
-                    *acc += c * (window[TAPS - 1 + k - i] + window[TAPS + k + i]);
-                }
-            }
-            let mut pairs = [0f32; 2 * BLOCK];
-            for (k, pair) in pairs.chunks_exact_mut(2).enumerate() {
-                pair[0] = window[TAPS - 1 + k];
-                pair[1] = odd[k];
-            }
-            out.extend_from_slice(&pairs);
-            done += BLOCK;
-        }
+        let mut done = full_blocks(span, coeffs, count, out);
         // The last few pairs (fewer than a block), one at a time.
         while done < count {
             let Some(window) = span
@@ -162,8 +137,62 @@ impl Upsampler2x {
     }
 }
 
-/// Output pairs computed together (two SSE vectors of odd samples).
-const BLOCK: usize = 8;
+/// The whole blocks of `run`, on AVX2 when the CPU has it (see `crate::simd`); returns the
+/// pairs done.
+fn full_blocks(span: &[f32], coeffs: &[f32; TAPS], count: usize, out: &mut Vec<f32>) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::has_avx2() {
+        // SAFETY: the CPU has just been checked to support AVX2, all `full_blocks_avx2` needs.
+        return unsafe { full_blocks_avx2(span, coeffs, count, out) };
+    }
+    full_blocks_generic(span, coeffs, count, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn full_blocks_avx2(span: &[f32], coeffs: &[f32; TAPS], count: usize, out: &mut Vec<f32>) -> usize {
+    full_blocks_generic(span, coeffs, count, out)
+}
+
+/// Blocks of BLOCK pairs over a fixed-size window: the accumulators stay in registers and every
+/// index is a constant the compiler checks, so the tap loop vectorises across the block without
+/// a bounds check. (Summing tap by tap in the same order as a plain dot product keeps the
+/// result bit-identical to one.)
+#[inline(always)]
+fn full_blocks_generic(
+    span: &[f32],
+    coeffs: &[f32; TAPS],
+    count: usize,
+    out: &mut Vec<f32>,
+) -> usize {
+    let mut done = 0;
+    while done + BLOCK <= count {
+        let Some(window) = span
+            .get(done..done + BLOCK_WINDOW)
+            .and_then(|w| <&[f32; BLOCK_WINDOW]>::try_from(w).ok())
+        else {
+            break;
+        };
+        let mut odd = [0f32; BLOCK];
+        for (i, &c) in coeffs.iter().enumerate() {
+            for (k, acc) in odd.iter_mut().enumerate() {
+                *acc += c * (window[TAPS - 1 + k - i] + window[TAPS + k + i]);
+            }
+        }
+        let mut pairs = [0f32; 2 * BLOCK];
+        for (k, pair) in pairs.chunks_exact_mut(2).enumerate() {
+            pair[0] = window[TAPS - 1 + k];
+            pair[1] = odd[k];
+        }
+        out.extend_from_slice(&pairs);
+        done += BLOCK;
+    }
+    done
+}
+
+/// Output pairs computed together (four SSE vectors, or two AVX vectors, of odd samples: 16
+/// measured 8 % fewer instructions on the µ-law pipeline than 8, sharing each tap's broadcast).
+const BLOCK: usize = 16;
 /// Inputs one block of pairs reads: `TAPS - 1` behind the first, `TAPS` ahead of the last.
 const BLOCK_WINDOW: usize = BLOCK + 2 * TAPS - 1;
 

@@ -132,9 +132,10 @@ pub struct VadStream<S: SpeechScorer = EarshotScorer> {
     last_score: f32,
     /// Level (dB) of the frame the model last confirmed speech on, while sustaining.
     sustain_ref_db: f32,
-    /// The model saw the frame just before this one: its sample window and feature context are
-    /// continuous. When not, it is first shown the frames in `history` to make them so.
-    model_in_sync: bool,
+    /// How many of the latest frames the model has not seen (0: it saw the frame just before
+    /// this one, so its sample window and feature context are continuous). Before it next
+    /// scores, it is first shown the last of them from `history` (at most `HISTORY_FRAMES`).
+    frames_unseen: usize,
     /// The last `HISTORY_FRAMES` frames, oldest first (warm-up audio for the model).
     history: Vec<f32>,
     history_frames: usize,
@@ -233,7 +234,7 @@ impl<S: SpeechScorer> VadStream<S> {
             sustain_left: 0,
             last_score: 0.0,
             sustain_ref_db: 0.0,
-            model_in_sync: true,
+            frames_unseen: 0,
             history: vec![0.0; len * HISTORY_FRAMES],
             history_frames: 0,
         }
@@ -303,7 +304,7 @@ impl<S: SpeechScorer> VadStream<S> {
                 if self.quiet_frames == QUIET_FRAMES_SCORED + 1 {
                     self.scorer.reset();
                 }
-                self.model_in_sync = false;
+                self.frames_unseen = self.frames_unseen.saturating_add(1);
                 0.0
             }
         } else {
@@ -321,7 +322,7 @@ impl<S: SpeechScorer> VadStream<S> {
             if sustained && steady {
                 // Confirmed speech, still loud: the last score stands.
                 self.sustain_left -= 1;
-                self.model_in_sync = false;
+                self.frames_unseen = self.frames_unseen.saturating_add(1);
                 self.last_score
             } else {
                 let score = self.score_frame();
@@ -368,19 +369,28 @@ impl<S: SpeechScorer> VadStream<S> {
 }
 
 impl<S: SpeechScorer> VadStream<S> {
-    /// Score the current frame, first replaying the frames the model missed (up to
-    /// `HISTORY_FRAMES`) so its window holds real, continuous audio.
+    /// Score the current frame. Before an onset (the channel not speaking), the frames the model
+    /// missed are replayed first (up to `HISTORY_FRAMES`, only those it has not seen), so its
+    /// window holds real, continuous audio when it decides whether speech starts. Inside speech
+    /// (resuming after a sustain skip or a short dip) it scores straight away: its window and
+    /// feature context then start with the speech it saw last. On the benchmark calls this left
+    /// every utterance edge of the µ-law call where it was and moved two ends of the MP3 call
+    /// by one 16 ms frame, while the replays cost two of every three model calls there.
     fn score_frame(&mut self) -> f32 {
-        if !self.model_in_sync {
-            let len = self.frame.len();
-            let start = HISTORY_FRAMES - self.history_frames.min(HISTORY_FRAMES);
-            for i in start..HISTORY_FRAMES {
-                if let Some(previous) = self.history.get(i * len..(i + 1) * len) {
-                    self.scorer.score(previous);
-                }
+        let replay = if self.speaking {
+            0
+        } else {
+            self.frames_unseen
+                .min(HISTORY_FRAMES)
+                .min(self.history_frames)
+        };
+        let len = self.frame.len();
+        for i in HISTORY_FRAMES - replay..HISTORY_FRAMES {
+            if let Some(previous) = self.history.get(i * len..(i + 1) * len) {
+                self.scorer.score(previous);
             }
         }
-        self.model_in_sync = true;
+        self.frames_unseen = 0;
         self.last_score = self.scorer.score(&self.frame);
         self.last_score
     }
@@ -402,7 +412,18 @@ fn rms(frame: &[f32]) -> f32 {
     if frame.is_empty() {
         return 0.0;
     }
-    (frame.iter().map(|s| s * s).sum::<f32>() / frame.len() as f32).sqrt()
+    // Eight partial sums, so the loop vectorises (a single running sum fixes the order and
+    // keeps it scalar).
+    let mut lanes = [0f32; 8];
+    let mut chunks = frame.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (acc, s) in lanes.iter_mut().zip(chunk) {
+            *acc += s * s;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|s| s * s).sum();
+    let sum = lanes.iter().sum::<f32>() + tail;
+    (sum / frame.len() as f32).sqrt()
 }
 
 #[cfg(test)]

@@ -101,3 +101,48 @@ fn rate_48k_is_flat_without_aliases() {
 fn rate_22k05_is_flat_without_aliases() {
     check_rate(22_050, &[(9_000.0, 7_000.0), (10_500.0, 5_500.0)]);
 }
+
+/// The two-stage FIR path for 32–48 kHz input (`downsample32`) against its own, tighter
+/// specification: flat within ±0.5 dB to 7 kHz, and everything from 9 kHz up — which would fold
+/// into the 0–7 kHz speech band — at least 60 dB down.
+#[test]
+fn fir_path_for_44k1_and_48k_meets_its_response() {
+    for rate in [44_100u32, 48_000] {
+        for freq in [300.0, 1_000.0, 3_500.0, 5_000.0, 6_500.0, 7_000.0] {
+            let out = resample(rate, &tone(rate, freq, 1.0, 0.5));
+            let gain = db(amplitude_at(&out, freq) / 0.5);
+            println!("{rate} Hz: {freq} Hz passes at {gain:+.3} dB");
+            assert!(
+                gain.abs() <= 0.5,
+                "{rate} Hz: {freq} Hz changed by {gain:.2} dB"
+            );
+        }
+        let top = f64::from(rate) / 2.0 - 100.0;
+        for freq in [
+            9_000.0, 9_200.0, 9_500.0, 10_000.0, 11_000.0, 12_000.0, 15_000.0, 18_000.0, 20_000.0,
+            top,
+        ] {
+            // At 16 kHz a tone at f folds to the distance from the nearest multiple of 16 kHz.
+            let lands_at = (freq - 16_000.0 * (freq / 16_000.0).round()).abs();
+            let out = resample(rate, &tone(rate, freq, 1.0, 0.5));
+            let leak = db(amplitude_at(&out, lands_at) / 0.5);
+            println!("{rate} Hz: {freq} Hz leaks to {lands_at} Hz at {leak:.1} dB");
+            assert!(
+                leak <= -60.0,
+                "{rate} Hz: {freq} Hz leaks to {lands_at} Hz at {leak:.1} dB"
+            );
+        }
+    }
+    // Stage 1 (44.1 → 32 kHz) also makes images at 44.1 kHz − f; at 32 kHz those of 12.1–20.6 kHz
+    // tones fold to f − 12.1 kHz, inside the band that stage 2 keeps.
+    for freq in [15_000.0, 18_000.0, 20_000.0] {
+        let lands_at = freq - 12_100.0;
+        let out = resample(44_100, &tone(44_100, freq, 1.0, 0.5));
+        let leak = db(amplitude_at(&out, lands_at) / 0.5);
+        println!("44100 Hz: {freq} Hz images to {lands_at} Hz at {leak:.1} dB");
+        assert!(
+            leak <= -60.0,
+            "{freq} Hz images to {lands_at} Hz at {leak:.1} dB"
+        );
+    }
+}
