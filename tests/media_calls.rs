@@ -99,6 +99,32 @@ fn wait_for<T>(
     }
 }
 
+/// Waits for the post-call job to leave the processing states; returns the call's status.
+fn wait_processed(server: &Callscope, call_id: &str) -> String {
+    wait_for(server, "the post-call job", Duration::from_secs(60), || {
+        let row = server
+            .query(&format!("SELECT status FROM calls WHERE id = '{call_id}'"))
+            .unwrap()
+            .into_iter()
+            .next()?;
+        (!matches!(row[0].as_str(), "received" | "transcribing" | "analyzing"))
+            .then(|| row[0].clone())
+    })
+}
+
+/// The pipeline found talk on both channels: agent and customer segments exist.
+fn assert_both_roles(server: &Callscope, call_id: &str) {
+    let roles = server
+        .query(&format!(
+            "SELECT DISTINCT speaker_role FROM transcript_segments WHERE call_id = '{call_id}' ORDER BY 1"
+        ))
+        .unwrap();
+    assert_eq!(
+        roles,
+        vec![vec!["agent".to_string()], vec!["customer".to_string()]]
+    );
+}
+
 struct Sources {
     _dir: tempfile::TempDir,
     a: PathBuf,
@@ -250,35 +276,17 @@ fn baresip_to_baresip_is_relayed_recorded_and_processed() {
     assert_eq!(metrics["callscope_media_packets_lost_total"], 0.0);
 
     // The post-call pipeline ran on it (no ASR model here: talk turns without text).
-    let status = wait_for(
-        &server,
-        "the post-call job",
-        Duration::from_secs(60),
-        || {
-            let s = server
-                .query(&format!(
-                    "SELECT status, channel_layout FROM calls WHERE id = '{call_id}'"
-                ))
-                .unwrap();
-            let row = s.into_iter().next()?;
-            matches!(
-                row[0].as_str(),
-                "completed" | "transcription_unavailable" | "failed" | "silent"
-            )
-            .then_some(row)
-        },
+    assert_eq!(
+        wait_processed(&server, &call_id),
+        "transcription_unavailable"
     );
-    assert_eq!(status[1], "stereo_agent_left");
-    assert_eq!(status[0], "transcription_unavailable", "{status:?}");
-    let roles = server
+    let layout = server
         .query(&format!(
-            "SELECT DISTINCT speaker_role FROM transcript_segments WHERE call_id = '{call_id}' ORDER BY 1"
+            "SELECT channel_layout FROM calls WHERE id = '{call_id}'"
         ))
         .unwrap();
-    assert_eq!(
-        roles,
-        vec![vec!["agent".to_string()], vec!["customer".to_string()]]
-    );
+    assert_eq!(layout[0][0], "stereo_agent_left");
+    assert_both_roles(&server, &call_id);
 
     a.quit().unwrap();
     b.quit().unwrap();
@@ -496,21 +504,10 @@ fn killed_mid_call_recording_is_recovered_and_processed() {
         ))
         .unwrap();
     assert_eq!(events[0][0], "1");
-    let status = wait_for(
-        &server,
-        "the post-call job",
-        Duration::from_secs(60),
-        || {
-            let row = server
-                .query(&format!("SELECT status FROM calls WHERE id = '{call_id}'"))
-                .unwrap()
-                .into_iter()
-                .next()?;
-            (row[0] != "received" && row[0] != "transcribing" && row[0] != "analyzing")
-                .then_some(row)
-        },
+    assert_eq!(
+        wait_processed(&server, &call_id),
+        "transcription_unavailable"
     );
-    assert_eq!(status[0], "transcription_unavailable");
 }
 
 /// `recording_format = "opus"`: the call is recorded as two-channel Opus in Ogg, which an
@@ -575,30 +572,11 @@ fn opus_recording_is_written_and_processed() {
         &read_wav_mono(&src.b).unwrap(),
         &channels[1],
     );
-    let status = wait_for(
-        &server,
-        "the post-call job",
-        Duration::from_secs(60),
-        || {
-            let row = server
-                .query(&format!("SELECT status FROM calls WHERE id = '{call_id}'"))
-                .unwrap()
-                .into_iter()
-                .next()?;
-            (row[0] != "received" && row[0] != "transcribing" && row[0] != "analyzing")
-                .then_some(row)
-        },
-    );
-    assert_eq!(status[0], "transcription_unavailable");
-    let roles = server
-        .query(&format!(
-            "SELECT DISTINCT speaker_role FROM transcript_segments WHERE call_id = '{call_id}' ORDER BY 1"
-        ))
-        .unwrap();
     assert_eq!(
-        roles,
-        vec![vec!["agent".to_string()], vec!["customer".to_string()]]
+        wait_processed(&server, &call_id),
+        "transcription_unavailable"
     );
+    assert_both_roles(&server, &call_id);
     a.quit().unwrap();
     b.quit().unwrap();
 }

@@ -159,6 +159,14 @@ fn cut_off_file_is_repaired_to_what_was_flushed() {
 }
 
 #[test]
+fn a_rate_opus_cannot_take_is_an_error_without_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.opus");
+    assert!(OggOpusWriter::create(&path, WriterConfig::new(44_100), Instant::now()).is_err());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+#[test]
 fn garbage_named_opus_is_refused_not_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let part = dir.path().join("x.opus.part");

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use super::ogg::{self, FLAG_BOS, FLAG_EOS, MAX_SEGMENTS};
 use super::repair::{RepairError, RepairReport};
 use super::writer::{
-    FinishedRecording, WriterConfig, WriterError, frames_duration, part_path_for, sync_parent_dir,
+    FinishedRecording, WriterConfig, WriterError, create_part_file, frames_duration,
+    sync_parent_dir,
 };
 use crate::codec::{AudioEncoder, CodecError};
 use crate::codec::{OpusEncoder, OpusEncoderConfig};
@@ -91,14 +92,13 @@ impl OggOpusWriter {
         config: WriterConfig,
         now: Instant,
     ) -> Result<Self, WriterError> {
-        if config.sample_rate == 0 {
-            return Err(WriterError::ZeroRate);
-        }
         let final_path = final_path.into();
-        if final_path.exists() {
-            return Err(WriterError::AlreadyExists(final_path));
-        }
-        let part_path = part_path_for(&final_path);
+        let (mut file, part_path) = create_part_file(&final_path, &config)?;
+        // An encoder that cannot be made (an unsupported rate) leaves no empty file behind.
+        let discard = |e: WriterError| {
+            let _ = std::fs::remove_file(&part_path);
+            e
+        };
         let mut encoder = OpusEncoder::with_channels(
             OpusEncoderConfig {
                 rate: config.sample_rate,
@@ -111,24 +111,15 @@ impl OggOpusWriter {
             },
             2,
         )
-        .map_err(|e| codec_err(&part_path, e))?;
-        let lookahead = encoder.lookahead().map_err(|e| codec_err(&part_path, e))? as u64;
+        .map_err(|e| discard(codec_err(&part_path, e)))?;
+        let lookahead = encoder
+            .lookahead()
+            .map_err(|e| discard(codec_err(&part_path, e)))? as u64;
         let pre_skip = lookahead * GRANULE_RATE / u64::from(config.sample_rate);
         let io = |source| WriterError::Io {
             path: part_path.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&part_path)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    WriterError::AlreadyExists(part_path.clone())
-                } else {
-                    io(e)
-                }
-            })?;
         let mut headers = Vec::new();
         let head = opus_head(
             u16::try_from(pre_skip).unwrap_or(u16::MAX),

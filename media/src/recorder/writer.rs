@@ -94,29 +94,12 @@ impl WavWriter {
         config: WriterConfig,
         now: Instant,
     ) -> Result<Self, WriterError> {
-        if config.sample_rate == 0 {
-            return Err(WriterError::ZeroRate);
-        }
         let final_path = final_path.into();
-        if final_path.exists() {
-            return Err(WriterError::AlreadyExists(final_path));
-        }
-        let part_path = part_path_for(&final_path);
+        let (mut file, part_path) = create_part_file(&final_path, &config)?;
         let io = |source| WriterError::Io {
             path: part_path.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&part_path)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    WriterError::AlreadyExists(part_path.clone())
-                } else {
-                    io(e)
-                }
-            })?;
         let format = WavFormat {
             channels: 2,
             sample_rate: config.sample_rate,
@@ -247,6 +230,36 @@ pub(crate) fn write_sizes(file: &mut File, data_len: u64) -> std::io::Result<()>
     file.seek(SeekFrom::Start(DATA_SIZE_OFFSET))?;
     file.write_all(&data.to_le_bytes())?;
     Ok(())
+}
+
+/// Checks the config and creates `<final>.part` for writing, refusing to overwrite either
+/// the final file or a part file (a crash's leftovers are for repair, not for reuse).
+pub(crate) fn create_part_file(
+    final_path: &Path,
+    config: &WriterConfig,
+) -> Result<(File, PathBuf), WriterError> {
+    if config.sample_rate == 0 {
+        return Err(WriterError::ZeroRate);
+    }
+    if final_path.exists() {
+        return Err(WriterError::AlreadyExists(final_path.to_path_buf()));
+    }
+    let part_path = part_path_for(final_path);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&part_path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                WriterError::AlreadyExists(part_path.clone())
+            } else {
+                WriterError::Io {
+                    path: part_path.clone(),
+                    source: e,
+                }
+            }
+        })?;
+    Ok((file, part_path))
 }
 
 /// `<final>.part`.
