@@ -205,8 +205,11 @@ fn pcap_audio(dir: &Path) -> Mono {
     let mut packets = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         packets += 1;
-        for byte in line.trim().split(':') {
-            alaw.push(u8::from_str_radix(byte, 16).expect("hex payload"));
+        // Plain hex (older tshark separates the bytes with colons).
+        let hex: Vec<u8> = line.bytes().filter(u8::is_ascii_hexdigit).collect();
+        for pair in hex.chunks(2) {
+            let pair = std::str::from_utf8(pair).unwrap();
+            alaw.push(u8::from_str_radix(pair, 16).expect("hex payload"));
         }
     }
     assert_eq!(packets, G711A_PCAP_PACKETS);
@@ -271,6 +274,9 @@ fn sipp_uac_pcap_audio_and_rfc2833_digit_through_a_trunk() {
         out.errors,
         server.log()
     );
+    // The digit reached baresip too, as RFC 4733 on its leg.
+    let relayed = b.wait_event("CALL_DTMF_START", WAIT).unwrap();
+    assert_eq!(relayed.param.as_deref(), Some("1"), "{relayed:?}");
     b.wait_event("CALL_CLOSED", WAIT).unwrap();
     let flows = capture.stop().unwrap();
     eprintln!("to baresip: {:?}", flows.flows);
@@ -281,6 +287,8 @@ fn sipp_uac_pcap_audio_and_rfc2833_digit_through_a_trunk() {
         .map(|(_, f)| f.payload_types.get(&8).copied().unwrap_or(0))
         .sum();
     assert_eq!(pcma_to_b, G711A_PCAP_PACKETS, "{:?}", flows.flows);
+    // dtmf_2833_1.pcap's 10 packets (7 updates, the end sent 3 times), each relayed.
+    assert_eq!(flows.packets_of_type(101), 10, "{:?}", flows.flows);
 
     // baresip heard the pcap's audio (relayed PCMA: sample for sample).
     let b_heard = read_wav_mono(&b.received_recordings()[0]).unwrap();
@@ -519,6 +527,14 @@ fn five_percent_loss_from_one_phone_is_measured_and_recorded_in_time() {
     let m = best_lag(&a_src, left, 2.0).unwrap();
     eprintln!("A's channel: xcorr {:.4} at {} samples", m.xcorr, m.lag);
     assert!(m.xcorr >= 0.9, "{m:?}");
+    // Each lost packet is one 20 ms frame of silence where A spoke, and nothing else is:
+    // the share of silent frames in speech is the kernel's drop rate.
+    let lost_share = silent_share_where_spoken(&a_src, left, m.lag);
+    eprintln!("A's channel: {lost_share:.2} % of spoken 20 ms frames silent");
+    assert!(
+        (lost_share - kernel_pct).abs() <= 2.0,
+        "{lost_share} % of frames silent vs {kernel_pct} % dropped"
+    );
     // B's channel had no loss: the plain match.
     support::assert_matches(
         "recording right = B",
@@ -527,4 +543,29 @@ fn five_percent_loss_from_one_phone_is_measured_and_recorded_in_time() {
     );
     a.quit().unwrap();
     b.quit().unwrap();
+}
+
+/// Of the 20 ms frames (packets) of `source` with speech in them, the percentage whose
+/// counterpart in `recorded` (`lag` samples later, same rate) is digital silence.
+fn silent_share_where_spoken(source: &Mono, recorded: &Mono, lag: isize) -> f64 {
+    assert_eq!(source.rate, recorded.rate);
+    let frame = (source.rate / 50) as usize;
+    let (mut spoken, mut silent) = (0u32, 0u32);
+    for (k, src) in source.samples.chunks_exact(frame).enumerate() {
+        let Some(start) = (k * frame).checked_add_signed(lag) else {
+            continue;
+        };
+        let Some(rec) = recorded.samples.get(start..start + frame) else {
+            break;
+        };
+        if rms_dbfs(src) < -45.0 {
+            continue;
+        }
+        spoken += 1;
+        if rec.iter().all(|s| s.abs() < 1e-3) {
+            silent += 1;
+        }
+    }
+    assert!(spoken >= 300, "only {spoken} spoken frames");
+    100.0 * f64::from(silent) / f64::from(spoken)
 }
