@@ -104,11 +104,15 @@ pub fn assert_matches_as(what: &str, source: &Mono, heard: &Mono, want: Match) -
         m.xcorr,
         m.lag_s(source.rate)
     );
-    assert!(m.xcorr >= want.min_xcorr, "{what}: {m:?}");
     let span = source.slice_s(0.0, heard.duration_s() + 2.0);
     let windows = lag_stability(&span, heard, 2.0, 0.5, -40.0).unwrap();
     let (n, lo, hi) = lag_spread(&windows, want.window_xcorr);
     eprintln!("{what}: {n} windows aligned, lags {lo}..={hi} samples");
+    // The windows tell a lag that moved from a signal that is not there at all.
+    assert!(
+        m.xcorr >= want.min_xcorr,
+        "{what}: {m:?}; windows {windows:?}"
+    );
     assert!(n >= 2, "{what}: {windows:?}");
     assert!(
         hi - lo <= want.max_lag_spread,
