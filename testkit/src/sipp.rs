@@ -101,7 +101,7 @@ impl SippConfig {
     }
 
     /// SIPp's built-in `uac_pcap`: one call whose audio is `g711a.pcap` (236 PCMA packets,
-    /// 20 ms each) followed by an RFC 2833 DTMF digit from `dtmf_2833_1.pcap`, then BYE.
+    /// 30 ms each, 7.08 s) followed by an RFC 2833 DTMF digit from `dtmf_2833_1.pcap`, then BYE.
     pub fn uac_pcap(remote: SocketAddr) -> Self {
         let mut c = SippConfig::uac(Scenario::Builtin("uac_pcap".into()), remote);
         c.links = vec![("pcap".into(), PathBuf::from(SIPP_PCAP_DIR))];
@@ -121,7 +121,7 @@ impl SippConfig {
 /// Where Debian's `sip-tester` keeps SIPp's sample pcaps (`g711a.pcap`, `dtmf_2833_*.pcap`).
 pub const SIPP_PCAP_DIR: &str = "/usr/share/sip-tester";
 
-/// RTP packets in SIPp's `g711a.pcap` (PCMA, 20 ms each: 4.72 s of audio).
+/// RTP packets in SIPp's `g711a.pcap` (PCMA, 240 bytes = 30 ms each: 7.08 s of audio).
 pub const G711A_PCAP_PACKETS: u64 = 236;
 
 /// A running SIPp, killed when dropped.

@@ -180,7 +180,11 @@ pub async fn attach_recording(
             .await
             .map_err(|e| CallMediaError::Other(e.to_string()))?
             .map_err(|e| CallMediaError::Other(format!("recording does not decode: {e}")))?;
-    let mut tx = state.pool.begin().await?;
+    // IMMEDIATE: this transaction reads before it writes. A deferred one would have to
+    // upgrade its read lock, and SQLite refuses that at once (SQLITE_BUSY, no busy wait)
+    // when another writer committed meanwhile, which at hangup the call record's own
+    // update often has: the recording was then never attached.
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     if recordings::get_for_call(&mut *tx, org_id, call_id)
         .await?
         .is_some()
