@@ -31,6 +31,8 @@
 //! - `BENCH_CALL_S`: seconds of each call (default 60)
 //! - `BENCH_RATE`: calls set up per second while a step ramps up (default 20)
 //! - `BENCH_SOURCE_LIMIT`: callscope's per-source INVITE limit for the run (default 5000)
+//! - `BENCH_KEEP_DIR`: a directory to keep one recording per step and callscope's log in
+//!   (the server's own data directory is removed at exit)
 
 use callscope_testkit::audio_compare::{
     Mono, active_span, raw_g711, read_wav_channels, silence_intervals, sweep_wav,
@@ -125,19 +127,34 @@ fn threads_cpu_ns(pid: u32) -> BTreeMap<String, u64> {
     out
 }
 
-/// System-wide UDP counters (`Udp:` lines of /proc/net/snmp): InErrors, RcvbufErrors, ...
-fn udp_snmp() -> BTreeMap<String, u64> {
-    let text = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
-        return Default::default();
-    };
-    names
-        .split_whitespace()
+/// Datagrams the kernel dropped on `pid`'s own UDP sockets (receive buffer full): the
+/// `drops` column of /proc/net/udp for the socket inodes among its descriptors. Only
+/// sockets open now count (a call's sockets close at hangup), so read it with calls up.
+fn socket_drops_of(pid: u32) -> u64 {
+    let inodes: std::collections::HashSet<String> =
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter_map(|t| {
+                        let t = t.to_string_lossy().into_owned();
+                        Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    table
+        .lines()
         .skip(1)
-        .zip(values.split_whitespace().skip(1))
-        .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
-        .collect()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (inode, drops) = (f.get(9)?, f.get(12)?);
+            inodes
+                .contains(*inode)
+                .then(|| drops.parse::<u64>().ok())
+                .flatten()
+        })
+        .sum()
 }
 
 fn machine() -> String {
@@ -277,7 +294,7 @@ struct StepResult {
     uas_cpu_pct: f64,
     rss_mb: f64,
     relayed_per_s: f64,
-    udp_rcvbuf_errors: u64,
+    socket_drops: u64,
     calls: Vec<CallCheck>,
 }
 
@@ -337,7 +354,6 @@ fn run_step(
              {call_s} s; raise BENCH_CALL_S or BENCH_RATE"
         ));
     }
-    let snmp0 = udp_snmp();
     let relayed0 = counters(cs)
         .get("media_packets_relayed")
         .copied()
@@ -362,7 +378,7 @@ fn run_step(
         .get("media_packets_relayed")
         .copied()
         .unwrap_or(relayed0);
-    let snmp1 = udp_snmp();
+    let socket_drops = socket_drops_of(pid);
     let live_at_end = counters(cs).get("media_calls").copied().unwrap_or(0);
     if live_at_end < n {
         eprintln!("bench-media: only {live_at_end} media calls at the end of the window");
@@ -412,11 +428,7 @@ fn run_step(
         uas_cpu_pct: pct(uas_cpu1.saturating_sub(uas_cpu0)),
         rss_mb: rss as f64 / 1e6,
         relayed_per_s: relayed1.saturating_sub(relayed0) as f64 / wall,
-        udp_rcvbuf_errors: snmp1
-            .get("RcvbufErrors")
-            .copied()
-            .unwrap_or(0)
-            .saturating_sub(snmp0.get("RcvbufErrors").copied().unwrap_or(0)),
+        socket_drops,
         calls,
     })
 }
@@ -432,14 +444,19 @@ fn wait_queue_drained(cs: &Callscope, limit: Duration) -> bool {
     })
 }
 
-/// Deletes the step's recordings once processed: 60 s of 8 kHz stereo is 1.9 MB a call.
-fn remove_recordings(cs: &Callscope) {
+/// Deletes the step's recordings once processed (60 s of 8 kHz stereo is 1.9 MB a call),
+/// keeping the first one as `keep` if asked.
+fn remove_recordings(cs: &Callscope, keep: Option<PathBuf>) {
+    let mut keep = keep;
     let dir = cs.data_dir().join("recordings");
     if let Ok(orgs) = std::fs::read_dir(&dir) {
         for org in orgs.flatten() {
             if let Ok(files) = std::fs::read_dir(org.path()) {
                 for f in files.flatten() {
                     if f.path().extension().is_some_and(|e| e == "wav") {
+                        if let Some(to) = keep.take() {
+                            let _ = std::fs::copy(f.path(), to);
+                        }
                         let _ = std::fs::remove_file(f.path());
                     }
                 }
@@ -469,6 +486,10 @@ fn run() -> Res<()> {
     let rate: f64 = env_or("BENCH_RATE", 20.0_f64).max(1.0);
     let source_limit: f64 = env_or("BENCH_SOURCE_LIMIT", 5000.0);
     let machine = machine();
+    let keep_dir = std::env::var_os("BENCH_KEEP_DIR").map(PathBuf::from);
+    if let Some(d) = &keep_dir {
+        std::fs::create_dir_all(d).map_err(err("creating BENCH_KEEP_DIR"))?;
+    }
 
     // The two sources: never-silent sweeps, raw PCMU as SIPp's rtp_stream wants.
     let media_dir = tempfile::tempdir().map_err(err("a temp dir"))?;
@@ -564,7 +585,7 @@ fn run() -> Res<()> {
         if !wait_queue_drained(&cs, Duration::from_secs(240)) {
             eprintln!("bench-media: the post-call queue did not drain within 240 s");
         }
-        remove_recordings(&cs);
+        remove_recordings(&cs, keep_dir.as_ref().map(|d| d.join(format!("call-{n}.wav"))));
         if stop {
             eprintln!("bench-media: failures or lost audio at {n} calls; stopping the ramp");
             break;
@@ -617,7 +638,7 @@ fn run() -> Res<()> {
          per-leg reports and the recordings:\n\n| calls | packets received | lost on arrival \
          (seq gaps) | received, not sent on | send errors | jitter mean / max (ms) | \
          recordings | max abs(recording − call) (ms) | silent gaps in recordings (count, ms) \
-         | recorder dropped frames | UDP RcvbufErrors (system) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | recorder dropped frames | kernel drops on callscope's sockets |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in &results {
         let c = &s.calls;
@@ -647,7 +668,7 @@ fn run() -> Res<()> {
             sum(c, |c| c.gaps[0] + c.gaps[1]),
             sum(c, |c| c.gap_ms[0] + c.gap_ms[1]),
             sum(c, |c| c.recorder_dropped),
-            s.udp_rcvbuf_errors,
+            s.socket_drops,
         ));
     }
     r.push_str("\ncallscope CPU by thread over the window (% of a core):\n\n");
@@ -663,13 +684,13 @@ fn run() -> Res<()> {
     let active: Vec<String> = results
         .iter()
         .map(|s| {
-            let c = &s.calls;
+            let c: Vec<&CallCheck> = s.calls.iter().filter(|c| c.recording_ms.is_some()).collect();
             let n = c.len().max(1) as f64;
             format!(
                 "{}: {:.1} s / {:.1} s",
                 s.n,
-                sum(c, |c| c.active_s[0]) / n,
-                sum(c, |c| c.active_s[1]) / n
+                c.iter().map(|c| c.active_s[0]).sum::<f64>() / n,
+                c.iter().map(|c| c.active_s[1]).sum::<f64>() / n
             )
         })
         .collect();
@@ -678,12 +699,18 @@ fn run() -> Res<()> {
          against calls of {call_s} s: {}.\n",
         active.join("; ")
     ));
-    let warns = cs
-        .log()
+    let log = cs.log();
+    let warns: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-        .count();
-    r.push_str(&format!("callscope log: {warns} WARN/ERROR lines.\n"));
+        .collect();
+    r.push_str(&format!("callscope log: {} WARN/ERROR lines.\n", warns.len()));
+    for w in warns.iter().take(5) {
+        r.push_str(&format!("- `{}`\n", w.chars().take(240).collect::<String>()));
+    }
+    if let Some(d) = &keep_dir {
+        let _ = std::fs::write(d.join("serve.log"), &log);
+    }
     println!("{r}");
     let _ = uas.stop();
     let _ = cs.stop(Duration::from_secs(10));

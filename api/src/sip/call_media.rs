@@ -173,7 +173,11 @@ pub async fn attach_recording(
     written: &WrittenRecording<'_>,
 ) -> Result<(), CallMediaError> {
     let (sha256, size) = digest(written.path).await?;
-    let mut tx = state.pool.begin().await?;
+    // IMMEDIATE: this transaction reads (is it attached already?) before it writes; a
+    // deferred one would fail at once with "database is locked" when another writer (the
+    // call-event consumer, a worker) commits in between, and the busy timeout does not
+    // cover that upgrade. Seen with 5 calls ending together in scripts/bench-media.
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     if recordings::get_for_call(&mut *tx, org_id, call_id)
         .await?
         .is_some()
@@ -260,7 +264,9 @@ pub async fn store_report(
         },
     };
     let report = &closed.report;
-    let mut tx = state.pool.begin().await?;
+    // IMMEDIATE for the same reason as in `attach_recording`: wait for the write lock up
+    // front rather than fail on a lock upgrade.
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query("UPDATE call_sip SET media_json = $1 WHERE call_id = $2 AND org_id = $3")
         .bind(report_json(report).to_string())
         .bind(call_id)
