@@ -10,6 +10,7 @@
 //! 300→3400 Hz sweep (raw PCMU, looped) for the call's length, then hangs up. The UAS
 //! answers every call and streams a 3400→300 Hz sweep back from ACK until BYE. SIPp 3.6.1
 //! sends (and receives) every call's stream on one port per SIPp (`-mp`), one SSRC per call.
+//! Both SIPps answer callscope's in-dialog keepalive OPTIONS (`-aa`).
 //! Sweeps rather than speech: they are never silent, so any silence inside a recording is
 //! lost audio.
 //!
@@ -125,6 +126,23 @@ fn threads_cpu_ns(pid: u32) -> BTreeMap<String, u64> {
         *out.entry(name).or_default() += ns;
     }
     out
+}
+
+/// (user, system) CPU seconds of a process, from /proc/PID/stat (fields 14 and 15).
+fn user_sys_of(pid: u32) -> (f64, f64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    (
+        f.get(11).copied().unwrap_or(0.0) / hz,
+        f.get(12).copied().unwrap_or(0.0) / hz,
+    )
 }
 
 /// Datagrams the kernel dropped on `pid`'s own UDP sockets (receive buffer full): the
@@ -289,6 +307,8 @@ struct StepResult {
     failed: u64,
     window_s: f64,
     cs_cpu_pct: f64,
+    /// callscope's user and system shares of `cs_cpu_pct`.
+    cs_user_sys_pct: (f64, f64),
     threads: Vec<(String, f64)>,
     uac_cpu_pct: f64,
     uas_cpu_pct: f64,
@@ -327,7 +347,9 @@ fn run_step(
     cfg.limit = Some(n);
     let ramp_s = n as f64 / rate;
     cfg.global_timeout = Some(Duration::from_secs_f64(ramp_s + call_s as f64 + 60.0));
-    cfg.extra_args = vec!["-recv_timeout".into(), "20000".into()];
+    // -aa: answer callscope's in-dialog keepalive OPTIONS (every 30 s) with 200, as a phone
+    // does; without it SIPp aborts the call at the first one.
+    cfg.extra_args = vec!["-recv_timeout".into(), "20000".into(), "-aa".into()];
     let t_start = Instant::now();
     let uac = SippRun::start(&cfg).map_err(err("starting the SIPp UAC"))?;
 
@@ -359,6 +381,7 @@ fn run_step(
         .copied()
         .ok_or("callscope reports no media_packets_relayed counter (older build?)")?;
     let cpu0 = cpu_time_of(pid).map_err(err("callscope CPU"))?;
+    let us0 = user_sys_of(pid);
     let threads0 = threads_cpu_ns(pid);
     let uac_cpu0 = cpu_time_of(uac.pid()).map_err(err("UAC CPU"))?;
     let uas_cpu0 = cpu_time_of(uas_pid).map_err(err("UAS CPU"))?;
@@ -370,6 +393,7 @@ fn run_step(
     std::thread::sleep(window);
     let wall = t0.elapsed().as_secs_f64();
     let cpu1 = cpu_time_of(pid).map_err(err("callscope CPU"))?;
+    let us1 = user_sys_of(pid);
     let threads1 = threads_cpu_ns(pid);
     let uac_cpu1 = cpu_time_of(uac.pid()).map_err(err("UAC CPU"))?;
     let uas_cpu1 = cpu_time_of(uas_pid).map_err(err("UAS CPU"))?;
@@ -423,6 +447,10 @@ fn run_step(
         failed: out.failed_calls,
         window_s: wall,
         cs_cpu_pct: pct(cpu1.saturating_sub(cpu0)),
+        cs_user_sys_pct: (
+            (us1.0 - us0.0) / wall * 100.0,
+            (us1.1 - us0.1) / wall * 100.0,
+        ),
         threads,
         uac_cpu_pct: pct(uac_cpu1.saturating_sub(uac_cpu0)),
         uas_cpu_pct: pct(uas_cpu1.saturating_sub(uas_cpu0)),
@@ -551,6 +579,7 @@ fn run() -> Res<()> {
     )));
     uas_cfg.local_ip = uas_ip;
     uas_cfg.local_port = uas_port;
+    uas_cfg.extra_args = vec!["-aa".into()];
     uas_cfg.media_port =
         Some(callscope_testkit::ports::free_port_run(2).map_err(err("a UAS media port"))?);
     let mut uas = SippRun::start(&uas_cfg).map_err(err("starting the SIPp UAS"))?;
@@ -671,7 +700,9 @@ fn run() -> Res<()> {
             s.socket_drops,
         ));
     }
-    r.push_str("\ncallscope CPU by thread over the window (% of a core):\n\n");
+    r.push_str(
+        "\ncallscope CPU over the window (% of a core): user / system, then by thread:\n\n",
+    );
     for s in &results {
         let top: Vec<String> = s
             .threads
@@ -679,7 +710,13 @@ fn run() -> Res<()> {
             .take(6)
             .map(|(name, p)| format!("{name} {p:.1}"))
             .collect();
-        r.push_str(&format!("- {} calls: {}\n", s.n, top.join(", ")));
+        r.push_str(&format!(
+            "- {} calls: user {:.1} / system {:.1}; {}\n",
+            s.n,
+            s.cs_user_sys_pct.0,
+            s.cs_user_sys_pct.1,
+            top.join(", ")
+        ));
     }
     let active: Vec<String> = results
         .iter()
