@@ -294,35 +294,41 @@ impl Timeline {
         };
 
         let emitted = self.emitted as i64;
-        let span = i64::try_from(self.max_span()).unwrap_or(i64::MAX);
+        let span = self.max_span();
         let state = &mut self.channels[idx];
-        // The packet's samples `lo..hi` land in the buffer; those before `lo` are for frames
-        // already emitted (late), those from `hi` on lie beyond the buffered span (only when
-        // the caller stopped calling `advance`: the hole becomes silence rather than the
-        // buffer growing without bound). Worked out once per packet, then one pass over
-        // the slots: this runs for every packet of every recorded call.
-        let lo = emitted.saturating_sub(start).clamp(0, len);
-        let hi = emitted
-            .saturating_add(span)
-            .saturating_sub(start)
-            .clamp(lo, len);
-        outcome.late = lo as u64;
-        outcome.overrun = (len - hi) as u64;
-        if hi > lo {
-            let first = (start.saturating_add(lo) - emitted) as usize;
-            let count = (hi - lo) as usize;
-            if state.pending.len() < first + count {
-                state.pending.resize(first + count, None);
+        // Grow the buffer once for the whole packet rather than sample by sample (this loop
+        // runs for every packet of every recorded call).
+        let last = start.saturating_add(len - 1);
+        if len > 0 && last >= emitted {
+            let needed = ((last - emitted) as u64 + 1).min(span) as usize;
+            if state.pending.len() < needed {
+                state.pending.resize(needed, None);
             }
-            let placed = samples.get(lo as usize..hi as usize).unwrap_or_default();
-            for (slot, &sample) in state.pending.range_mut(first..first + count).zip(placed) {
-                match slot {
-                    None => {
-                        *slot = Some(sample);
-                        outcome.placed += 1;
-                    }
-                    Some(_) => outcome.duplicate += 1,
+        }
+        for (i, &sample) in samples.iter().enumerate() {
+            let frame = start.saturating_add(i as i64);
+            if frame < emitted {
+                outcome.late += 1;
+                continue;
+            }
+            let offset = (frame - emitted) as u64;
+            if offset >= span {
+                // Only reachable when the caller stopped calling `advance`: refuse to buffer
+                // without bound; the hole becomes silence.
+                outcome.overrun += 1;
+                continue;
+            }
+            let offset = offset as usize;
+            if state.pending.len() <= offset {
+                state.pending.resize(offset + 1, None);
+            }
+            match state.pending.get_mut(offset) {
+                Some(slot @ None) => {
+                    *slot = Some(sample);
+                    outcome.placed += 1;
                 }
+                Some(Some(_)) => outcome.duplicate += 1,
+                None => {}
             }
         }
         self.stats.placed_samples[idx] += outcome.placed;
@@ -441,9 +447,7 @@ impl Timeline {
         }
         let count = end - self.emitted;
         out.reserve(usize::try_from(count.saturating_mul(2)).unwrap_or(0));
-        // In runs of frames that are all paused or all not, so the pause check and the
-        // buffer bookkeeping happen per run rather than per frame.
-        while self.emitted < end {
+        for _ in 0..count {
             let frame = self.emitted;
             while self
                 .pauses
@@ -453,29 +457,15 @@ impl Timeline {
             {
                 self.pause_cursor += 1;
             }
-            // The cursor's pause either covers `frame` or starts after it (those ending at
-            // or before it were skipped just above).
-            let (paused, run_end) = match self.pauses.get(self.pause_cursor) {
-                Some(p) if p.contains(frame) => (true, p.end_frame.map_or(end, |e| e.min(end))),
-                Some(p) => (false, p.start_frame.clamp(frame + 1, end)),
-                None => (false, end),
-            };
-            let run = usize::try_from(run_end - frame).unwrap_or(usize::MAX);
-            let [left, right] = &mut self.channels;
-            let mut l = left.pending.drain(..run.min(left.pending.len()));
-            let mut r = right.pending.drain(..run.min(right.pending.len()));
-            for _ in 0..run {
-                let (a, b) = (
-                    l.next().flatten().unwrap_or(0),
-                    r.next().flatten().unwrap_or(0),
-                );
-                if paused {
-                    out.extend_from_slice(&[0, 0]);
-                } else {
-                    out.extend_from_slice(&[a, b]);
-                }
+            let paused = self
+                .pauses
+                .get(self.pause_cursor)
+                .is_some_and(|p| p.contains(frame));
+            for state in &mut self.channels {
+                let sample = state.pending.pop_front().flatten().unwrap_or(0);
+                out.push(if paused { 0 } else { sample });
             }
-            self.emitted = run_end;
+            self.emitted += 1;
         }
         self.stats.emitted_frames = self.emitted;
         count
