@@ -149,17 +149,16 @@ fn user_sys_of(pid: u32) -> (f64, f64) {
 /// `drops` column of /proc/net/udp for the socket inodes among its descriptors. Only
 /// sockets open now count (a call's sockets close at hangup), so read it with calls up.
 fn socket_drops_of(pid: u32) -> u64 {
-    let inodes: std::collections::HashSet<String> =
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| {
-                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                    .filter_map(|t| {
-                        let t = t.to_string_lossy().into_owned();
-                        Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|t| {
+                    let t = t.to_string_lossy().into_owned();
+                    Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
     table
         .lines()
@@ -573,10 +572,7 @@ fn run() -> Res<()> {
             reg.status, reg.final_response
         ));
     }
-    let mut uas_cfg = SippConfig::uas(Scenario::Xml(uas_rtp_stream_scenario(
-        &raw_uas,
-        G711::Ulaw,
-    )));
+    let mut uas_cfg = SippConfig::uas(Scenario::Xml(uas_rtp_stream_scenario(&raw_uas, G711::Ulaw)));
     uas_cfg.local_ip = uas_ip;
     uas_cfg.local_port = uas_port;
     uas_cfg.extra_args = vec!["-aa".into()];
@@ -614,7 +610,10 @@ fn run() -> Res<()> {
         if !wait_queue_drained(&cs, Duration::from_secs(240)) {
             eprintln!("bench-media: the post-call queue did not drain within 240 s");
         }
-        remove_recordings(&cs, keep_dir.as_ref().map(|d| d.join(format!("call-{n}.wav"))));
+        remove_recordings(
+            &cs,
+            keep_dir.as_ref().map(|d| d.join(format!("call-{n}.wav"))),
+        );
         if stop {
             eprintln!("bench-media: failures or lost audio at {n} calls; stopping the ramp");
             break;
@@ -695,14 +694,12 @@ fn run() -> Res<()> {
             c.len(),
             dur_err,
             sum(c, |c| c.gaps[0] + c.gaps[1]),
-            sum(c, |c| c.gap_ms[0] + c.gap_ms[1]),
+            sum(c, |c| c.gap_ms[0] + c.gap_ms[1]).abs(),
             sum(c, |c| c.recorder_dropped),
             s.socket_drops,
         ));
     }
-    r.push_str(
-        "\ncallscope CPU over the window (% of a core): user / system, then by thread:\n\n",
-    );
+    r.push_str("\ncallscope CPU over the window (% of a core): user / system, then by thread:\n\n");
     for s in &results {
         let top: Vec<String> = s
             .threads
@@ -721,7 +718,11 @@ fn run() -> Res<()> {
     let active: Vec<String> = results
         .iter()
         .map(|s| {
-            let c: Vec<&CallCheck> = s.calls.iter().filter(|c| c.recording_ms.is_some()).collect();
+            let c: Vec<&CallCheck> = s
+                .calls
+                .iter()
+                .filter(|c| c.recording_ms.is_some())
+                .collect();
             let n = c.len().max(1) as f64;
             format!(
                 "{}: {:.1} s / {:.1} s",
@@ -741,9 +742,15 @@ fn run() -> Res<()> {
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
         .collect();
-    r.push_str(&format!("callscope log: {} WARN/ERROR lines.\n", warns.len()));
+    r.push_str(&format!(
+        "callscope log: {} WARN/ERROR lines.\n",
+        warns.len()
+    ));
     for w in warns.iter().take(5) {
-        r.push_str(&format!("- `{}`\n", w.chars().take(240).collect::<String>()));
+        r.push_str(&format!(
+            "- `{}`\n",
+            w.chars().take(240).collect::<String>()
+        ));
     }
     if let Some(d) = &keep_dir {
         let _ = std::fs::write(d.join("serve.log"), &log);

@@ -610,8 +610,7 @@ impl State {
                     ..RtpBuilder::default()
                 }
                 .write(&mut self.out_buf);
-                if built.is_ok() && send(o, out_socket, &self.out_buf, dest, pkt.payload.len())
-                {
+                if built.is_ok() && send(o, out_socket, &self.out_buf, dest, pkt.payload.len()) {
                     self.relayed_unreported += 1;
                 }
             }
