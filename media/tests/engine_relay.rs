@@ -88,6 +88,9 @@ async fn relay_rewrites_headers_and_keeps_payload_bytes() {
     assert_eq!(qb.packets_sent, 50);
     assert_eq!(qa.lost, 0);
     assert!(qa.mos.unwrap() > 4.0, "MOS {:?}", qa.mos);
+    // The engine-wide counter (what /metrics shows) holds every packet of the call once
+    // the call has closed: 50 each way.
+    assert_eq!(engine.packets_relayed(), 100);
     assert_eq!(engine.ports_in_use(), 0);
     assert_eq!(engine.open_calls(), 0);
 }

@@ -17,6 +17,8 @@ pub const JOBS_FAILED: &str = "callscope_jobs_failed_total";
 pub const JOBS_RETRIED: &str = "callscope_jobs_retried_total";
 pub const QUEUE_DEPTH: &str = "callscope_queue_depth";
 pub const PROCESSING_SECONDS: &str = "callscope_call_processing_seconds";
+/// RTP packets the media engine sent on to the other leg of a call (relayed or transcoded).
+pub const MEDIA_PACKETS_RELAYED: &str = "callscope_media_packets_relayed_total";
 
 /// The process-wide recorder. The `metrics` facade allows one global recorder per process;
 /// several servers in one test process share it.
@@ -39,6 +41,9 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     // SIP counters are read from the server at scrape time (they live in atomics there).
     for (name, value) in state.sip.stats() {
         metrics::gauge!(format!("callscope_sip_{name}")).set(value as f64);
+    }
+    if let Some(engine) = state.sip.media() {
+        metrics::counter!(MEDIA_PACKETS_RELAYED).absolute(engine.packets_relayed());
     }
     if let Some(pending) = state.sip.events_pending() {
         metrics::gauge!("callscope_sip_call_events_pending").set(pending as f64);

@@ -271,7 +271,9 @@ pub async fn store_report(
         },
     };
     let report = &closed.report;
-    let mut tx = state.pool.begin().await?;
+    // IMMEDIATE for the same reason as in `attach_recording`: wait for the write lock up
+    // front rather than fail on a lock upgrade.
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query("UPDATE call_sip SET media_json = $1 WHERE call_id = $2 AND org_id = $3")
         .bind(report_json(report).to_string())
         .bind(call_id)

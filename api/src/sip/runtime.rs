@@ -163,6 +163,7 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
         out.extend([
             ("media_calls", engine.open_calls() as u64),
             ("media_ports_in_use", engine.ports_in_use() as u64),
+            ("media_packets_relayed", engine.packets_relayed()),
         ]);
         if let Some(s) = lock(&srv).as_ref() {
             let c = s.counters();

@@ -7,6 +7,7 @@
 //! only while a direction transcodes, a 20 ms pacing tick for jitter-buffer playout.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,11 @@ struct State {
     pcm: Vec<i16>,
     recording_error: Option<String>,
     seed: u64,
+    /// The engine-wide count of RTP packets sent to the other leg (relayed or transcoded).
+    /// This call adds its own count at each housekeeping tick, not per packet, so calls
+    /// never contend on it.
+    relayed_total: Arc<AtomicU64>,
+    relayed_unreported: u64,
 }
 
 pub struct CallTask {
@@ -87,6 +93,7 @@ pub struct CallTask {
     pub events: mpsc::Sender<MediaEvent>,
     pub snapshot: Arc<Mutex<CallMediaSnapshot>>,
     pub seed: u64,
+    pub relayed_total: Arc<AtomicU64>,
 }
 
 /// A datagram's leg and socket, and what `recv_from` said (length, source).
@@ -135,6 +142,7 @@ impl CallTask {
             events,
             snapshot,
             seed,
+            relayed_total,
         } = self;
         let now = Instant::now();
         let mut state = State {
@@ -153,6 +161,8 @@ impl CallTask {
             pcm: Vec::with_capacity(2048),
             recording_error: None,
             seed,
+            relayed_total,
+            relayed_unreported: 0,
         };
         let mut sockets: [Option<LegSockets>; 2] = [None, None];
         let mut buf = vec![0u8; DATAGRAM].into_boxed_slice();
@@ -542,14 +552,16 @@ impl State {
                     .write(&mut self.out_buf)
                 }
             };
-            if written.is_ok() {
-                send(
+            if written.is_ok()
+                && send(
                     o,
                     out_socket,
                     &self.out_buf,
                     dest,
                     crate::dtmf::TELEPHONE_EVENT_LEN,
-                );
+                )
+            {
+                self.relayed_unreported += 1;
             }
             return;
         }
@@ -598,8 +610,8 @@ impl State {
                     ..RtpBuilder::default()
                 }
                 .write(&mut self.out_buf);
-                if built.is_ok() {
-                    send(o, out_socket, &self.out_buf, dest, pkt.payload.len());
+                if built.is_ok() && send(o, out_socket, &self.out_buf, dest, pkt.payload.len()) {
+                    self.relayed_unreported += 1;
                 }
             }
         }
@@ -622,6 +634,7 @@ impl State {
             let dest = o.rtp_destination();
             let socket = sockets[target_side.index()].as_ref().map(|s| &s.rtp);
             let out_buf = &mut self.out_buf;
+            let relayed = &mut self.relayed_unreported;
             t.poll(now_ms, |frame| {
                 let (Some(pt), true, Some(dest)) = (pt, sends, dest) else {
                     return;
@@ -638,8 +651,8 @@ impl State {
                     ..RtpBuilder::default()
                 }
                 .write(out_buf);
-                if built.is_ok() {
-                    send(o, socket, out_buf, dest, frame.payload.len());
+                if built.is_ok() && send(o, socket, out_buf, dest, frame.payload.len()) {
+                    *relayed += 1;
                 }
             });
         }
@@ -678,6 +691,15 @@ impl State {
             }
         }
         self.publish_snapshot(now);
+        self.report_relayed();
+    }
+
+    fn report_relayed(&mut self) {
+        if self.relayed_unreported > 0 {
+            self.relayed_total
+                .fetch_add(self.relayed_unreported, Ordering::Relaxed);
+            self.relayed_unreported = 0;
+        }
     }
 
     fn leg_quality(&self, side: LegSide, now_ms: u64) -> Option<super::types::LegQuality> {
@@ -702,6 +724,7 @@ impl State {
     }
 
     async fn close(mut self) -> CallMediaReport {
+        self.report_relayed();
         let now = Instant::now();
         let now_ms = self.now_ms(now);
         let mut recording = None;
@@ -743,17 +766,23 @@ fn ts_after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
-/// Hands one packet to the socket without waiting; counts refusals.
+/// Hands one packet to the socket without waiting; counts refusals. True if it went out.
 fn send(
     leg: &mut Leg,
     socket: Option<&UdpSocket>,
     packet: &[u8],
     dest: SocketAddr,
     payload_len: usize,
-) {
-    let Some(socket) = socket else { return };
+) -> bool {
+    let Some(socket) = socket else { return false };
     match socket.try_send_to(packet, dest) {
-        Ok(_) => leg.out.count_sent(payload_len),
-        Err(_) => leg.send_errors += 1,
+        Ok(_) => {
+            leg.out.count_sent(payload_len);
+            true
+        }
+        Err(_) => {
+            leg.send_errors += 1;
+            false
+        }
     }
 }

@@ -44,6 +44,7 @@ mod types;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
@@ -75,6 +76,9 @@ struct Inner {
     calls: Mutex<HashMap<String, CallEntry>>,
     events: mpsc::Sender<MediaEvent>,
     seeds: RandomState,
+    /// RTP packets sent to the far leg by all calls (each call adds its count every
+    /// housekeeping tick and at close).
+    relayed: Arc<AtomicU64>,
 }
 
 /// Handle to the media engine; cheap to clone.
@@ -99,6 +103,7 @@ impl MediaEngine {
             calls: Mutex::new(HashMap::new()),
             events,
             seeds: RandomState::new(),
+            relayed: Arc::new(AtomicU64::new(0)),
         };
         (
             MediaEngine {
@@ -151,6 +156,7 @@ impl MediaEngine {
                 events: self.inner.events.clone(),
                 snapshot: snapshot.clone(),
                 seed: self.inner.seeds.hash_one(call_id),
+                relayed_total: self.inner.relayed.clone(),
             };
             tokio::spawn(task.run());
             CallEntry {
@@ -317,6 +323,12 @@ impl MediaEngine {
 
     pub fn open_calls(&self) -> usize {
         self.inner.calls.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// RTP packets sent on to the other leg (relayed or transcoded) since the engine
+    /// started, by all calls; at most one housekeeping tick (200 ms) behind.
+    pub fn packets_relayed(&self) -> u64 {
+        self.inner.relayed.load(Ordering::Relaxed)
     }
 
     /// UDP ports currently bound (two per leg: RTP and RTCP).
