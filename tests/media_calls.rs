@@ -19,7 +19,11 @@ use support::{
 #[test]
 fn baresip_to_baresip_is_relayed_recorded_and_processed() {
     let src = sources();
-    let server = start_server(&[("1001", "alice-pw-0001"), ("1002", "bob-pw-00002")]);
+    // Live talk turns on: the taps reach the transcription side during the call.
+    let server = server_builder(&[("1001", "alice-pw-0001"), ("1002", "bob-pw-00002")])
+        .env("CALLSCOPE_SIP_LIVE_UTTERANCES", "true")
+        .start()
+        .expect("start callscope");
     let mut a = phone(
         &server,
         "1001",
@@ -53,6 +57,19 @@ fn baresip_to_baresip_is_relayed_recorded_and_processed() {
     let b_stats = b.rtp_stats().unwrap();
     eprintln!("B's RTP stats through callscope: {b_stats:?}");
     assert!(b_stats.received >= 350 && b_stats.lost == 0, "{b_stats:?}");
+    // Before anyone hangs up, both parties' first turns were found live and stored.
+    let live_call = the_call_id(&server, 0);
+    let live_roles = server
+        .query(&format!(
+            "SELECT DISTINCT json_extract(data, '$.role') FROM call_media_events \
+             WHERE call_id = '{live_call}' AND kind = 'utterance' ORDER BY 1"
+        ))
+        .unwrap();
+    assert_eq!(
+        live_roles,
+        vec![vec!["agent".to_string()], vec!["customer".to_string()]],
+        "live turns during the call"
+    );
     a.hangup().unwrap();
     a.wait_event("CALL_CLOSED", WAIT).unwrap();
     b.wait_event("CALL_CLOSED", WAIT).unwrap();
@@ -133,6 +150,23 @@ fn baresip_to_baresip_is_relayed_recorded_and_processed() {
         .unwrap();
     assert_eq!(layout[0][0], "stereo_agent_left");
     assert_both_roles(&server, &call_id);
+    // Live and post-call turns tell the same conversation: as many turns per role, give or
+    // take the one cut at each end (live taps start with the media, the file at the answer).
+    for role in ["agent", "customer"] {
+        let count = |sql: String| -> i64 { server.query(&sql).unwrap()[0][0].parse().unwrap() };
+        let live = count(format!(
+            "SELECT COUNT(*) FROM call_media_events WHERE call_id = '{call_id}' \
+             AND kind = 'utterance' AND json_extract(data, '$.role') = '{role}'"
+        ));
+        let after = count(format!(
+            "SELECT COUNT(*) FROM transcript_segments WHERE call_id = '{call_id}' AND speaker_role = '{role}'"
+        ));
+        eprintln!("{role}: {live} live turns, {after} after the call");
+        assert!(
+            live > 0 && (live - after).abs() <= 2,
+            "{role}: live {live} vs {after}"
+        );
+    }
 
     a.quit().unwrap();
     b.quit().unwrap();

@@ -22,11 +22,13 @@ use support::{
 };
 
 /// Audio that went through an Opus encoder once: a waveform codec no more, so the match is
-/// looser (Opus shifts phase a little; its lag still may not drift).
+/// looser (Opus shifts phase a little), and it was played out through the transcoder's
+/// adaptive jitter buffer, which may add one frame of delay once (see `Match::frame_steps`).
 const OPUS: Match = Match {
     min_xcorr: 0.8,
     window_xcorr: 0.7,
     max_lag_spread: 2,
+    frame_steps: 1,
 };
 
 /// The figures for audio callscope sent to a leg speaking `codec` (as named in the media

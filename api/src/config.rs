@@ -88,6 +88,9 @@ pub struct SipMediaSettings {
     /// Codecs offered and accepted on SIP legs, most preferred first ("PCMU", "PCMA",
     /// "opus", "G722", "telephone-event"). Codecs this build cannot transcode are skipped.
     pub codecs: Vec<String>,
+    /// Find talk turns live from answered calls' audio (stored as `utterance` media events
+    /// while the call is up). Costs a VAD per call; off by default.
+    pub live_utterances: bool,
     /// Address the RTP sockets bind to; default: the address written into SDP.
     pub bind_ip: Option<std::net::IpAddr>,
     /// 16 kHz audio frames (20 ms) each live-transcription tap buffers before dropping.
@@ -123,6 +126,7 @@ impl Default for SipMediaSettings {
             codecs: ["PCMU", "PCMA", "opus", "G722", "telephone-event"]
                 .map(String::from)
                 .to_vec(),
+            live_utterances: false,
             bind_ip: None,
             tap_capacity: 250,
             rtcp_interval_s: 5,
@@ -355,6 +359,9 @@ impl Config {
             "CALLSCOPE_SIP_DEFAULT_REGION" => self.sip.default_region = optional(value),
             "CALLSCOPE_SIP_RECORD_CALLS" => {
                 self.sip.media.record_calls = parse("CALLSCOPE_SIP_RECORD_CALLS", value)?
+            }
+            "CALLSCOPE_SIP_LIVE_UTTERANCES" => {
+                self.sip.media.live_utterances = parse("CALLSCOPE_SIP_LIVE_UTTERANCES", value)?
             }
             "CALLSCOPE_SIP_RECORDING_FORMAT" => {
                 self.sip.media.recording_format = match value.trim().to_ascii_lowercase().as_str() {

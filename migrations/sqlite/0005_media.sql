@@ -14,13 +14,14 @@ ALTER TABLE call_sip ADD COLUMN media_json TEXT;
 -- A recording written by callscope that was cut off by a crash and repaired at start-up.
 ALTER TABLE recordings ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
 
--- Things that happened to a call's media, in time order.
+-- Things that happened to a call's media, in time order (`utterance`: a talk turn found
+-- live from the call's audio, with its role in `data`).
 CREATE TABLE call_media_events (
     id          TEXT PRIMARY KEY,
     org_id      TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     call_id     TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
     kind        TEXT NOT NULL CHECK (kind IN ('dtmf', 'recording_paused', 'recording_resumed',
-                    'recording_recovered', 'recording_failed', 'tap_overflow')),
+                    'recording_recovered', 'recording_failed', 'tap_overflow', 'utterance')),
     -- ms since the call's media started (DTMF) or since the recording started (pauses)
     offset_ms   BIGINT,
     duration_ms BIGINT,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use callscope_media::codec::{CodecKind, CodecSpec};
 use callscope_media::engine::{
     CallMediaReport, EngineError, LegParams, LegSide, MediaDirection, MediaEngine, RecordingSpec,
+    TapFrame,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -26,6 +27,13 @@ use crate::sdp::{self, PayloadFormat};
 pub trait RecordingPolicy: Send + Sync + 'static {
     /// The final path of the call's recording, or None to leave it unrecorded.
     fn recording_path(&self, call_id: &str, call: &AnsweredCall) -> Option<PathBuf>;
+}
+
+/// Takes a call's live audio (16 kHz per role, from the engine's taps) from answer to hangup:
+/// live transcription and talk-turn detection run behind it. The receiver ends when the call
+/// does; a consumer that lags loses frames (counted by the engine), never delays the media.
+pub trait LiveAudioSink: Send + Sync + 'static {
+    fn call_answered(&self, call_id: &str, call: &AnsweredCall, taps: mpsc::Receiver<TapFrame>);
 }
 
 /// A call's media after it ended, for the application to store.
@@ -47,6 +55,7 @@ pub struct RtpMedia {
     policy: Arc<dyn RecordingPolicy>,
     reports: mpsc::Sender<ClosedCallMedia>,
     answered: Mutex<std::collections::HashMap<String, AnsweredCall>>,
+    live: Option<Arc<dyn LiveAudioSink>>,
 }
 
 fn side(role: LegRole) -> LegSide {
@@ -147,7 +156,14 @@ impl RtpMedia {
             policy,
             reports,
             answered: Mutex::default(),
+            live: None,
         }
+    }
+
+    /// Hand every answered call's live audio to `sink`.
+    pub fn with_live_audio(mut self, sink: Arc<dyn LiveAudioSink>) -> Self {
+        self.live = Some(sink);
+        self
     }
 
     pub fn engine(&self) -> &MediaEngine {
@@ -242,6 +258,14 @@ impl RtpMedia {
         }
     }
 
+    fn start_live_audio(&self, call_id: &str, call: &AnsweredCall) {
+        let Some(sink) = &self.live else { return };
+        match self.engine.subscribe_taps(call_id) {
+            Ok(taps) => sink.call_answered(call_id, call, taps),
+            Err(e) => warn!(call_id, error = %e, "no live audio for this call"),
+        }
+    }
+
     async fn close(&self, call_id: &str) {
         self.sessions().close_call(call_id);
         let answered = self.answered_calls().remove(call_id);
@@ -297,6 +321,7 @@ impl MediaControl for RtpMedia {
 
     fn call_answered<'a>(&'a self, call_id: &'a str, call: &'a AnsweredCall) -> BoxFuture<'a, ()> {
         self.start_recording(call_id, call);
+        self.start_live_audio(call_id, call);
         async {}.boxed()
     }
 

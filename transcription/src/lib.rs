@@ -13,6 +13,7 @@ pub mod downsample32;
 pub mod format;
 pub mod g711;
 pub mod import;
+pub mod live;
 pub mod pipeline;
 pub mod resample;
 pub mod segment;

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod directory;
 pub mod domains;
 pub mod http;
+pub mod live_audio;
 pub mod numbers;
 pub mod recording_policy;
 pub mod recording_settings;

@@ -86,13 +86,13 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     let (reports_tx, reports_rx) = mpsc::channel(super::call_media::REPORT_CHANNEL_CAPACITY);
     let reports = super::call_media::spawn(state.clone(), reports_rx);
     let media_event_log = tokio::spawn(log_media_events(media_events));
-    let media = Arc::new(RtpMedia::new(
-        engine.clone(),
-        media_ip,
-        codecs,
-        policy.clone(),
-        reports_tx,
-    ));
+    let mut rtp_media = RtpMedia::new(engine.clone(), media_ip, codecs, policy.clone(), reports_tx);
+    if media_settings.live_utterances {
+        rtp_media = rtp_media.with_live_audio(Arc::new(super::live_audio::LiveUtteranceSink::new(
+            state.clone(),
+        )));
+    }
+    let media = Arc::new(rtp_media);
     let directory = Arc::new(DbDirectory::new(state.pool.clone(), region.clone()));
 
     let (events_tx, events_rx) = mpsc::channel(consumer::EVENT_CHANNEL_CAPACITY);
