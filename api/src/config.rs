@@ -44,6 +44,29 @@ pub struct Config {
     pub asr: AsrConfig,
     pub jobs: JobsConfig,
     pub sip: SipSettings,
+    pub agent: AgentSettings,
+}
+
+/// `[agent]`: agents' web sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// A login lasts this long (absolute; logging out ends it sooner).
+    pub session_ttl_hours: u64,
+    /// Mark the session cookie `Secure` (set when served over HTTPS, e.g. behind a proxy).
+    pub secure_cookie: bool,
+    /// Seconds of wrap-up after an agent's call before calls ring again.
+    pub wrap_up_s: u64,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl_hours: 12,
+            secure_cookie: false,
+            wrap_up_s: 30,
+        }
+    }
 }
 
 /// `[sip]`: the SIP server (off by default: a laptop install needs no port 5060).
@@ -234,6 +257,7 @@ impl Default for Config {
             default_region: "US".into(),
             asr: AsrConfig::default(),
             jobs: JobsConfig::default(),
+            agent: AgentSettings::default(),
             sip: SipSettings::default(),
         }
     }
@@ -327,6 +351,9 @@ impl Config {
                 self.jobs.retry_base_ms = parse("CALLSCOPE_JOB_RETRY_BASE_MS", value)?
             }
             "CALLSCOPE_JOB_POLL_MS" => self.jobs.poll_ms = parse("CALLSCOPE_JOB_POLL_MS", value)?,
+            "CALLSCOPE_AGENT_SECURE_COOKIE" => {
+                self.agent.secure_cookie = parse("CALLSCOPE_AGENT_SECURE_COOKIE", value)?
+            }
             "CALLSCOPE_SIP_ENABLED" => self.sip.enabled = parse("CALLSCOPE_SIP_ENABLED", value)?,
             "CALLSCOPE_SIP_UDP_ADDR" => {
                 self.sip.udp_addr = optional(value)

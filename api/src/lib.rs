@@ -2,6 +2,7 @@
 //! auth, the durable job queue and its workers, and outbound webhooks. It wires the
 //! `callscope-transcription` library to the outside world.
 
+pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod error;

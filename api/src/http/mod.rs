@@ -47,7 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/contacts/{id}", get(contacts::get_contact))
         .route("/contacts/{id}/timeline", get(contacts::get_timeline))
         .merge(crate::sip::http::routes())
-        .merge(crate::sip::recording_settings::routes());
+        .merge(crate::sip::recording_settings::routes())
+        .merge(crate::agent::http::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))

@@ -1,0 +1,221 @@
+//! `/api/v1/agent/*`: login with the organization's SIP domain, the extension and the
+//! user's password; a session cookie (HttpOnly, SameSite=Strict) from then on; logout; who am
+//! I; presence.
+//!
+//! State-changing calls take JSON bodies only: with a SameSite=Strict cookie no other site
+//! sends the cookie at all, and a cross-site JSON POST would need a CORS preflight we never
+//! grant.
+
+use std::sync::OnceLock;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::presence::{self, Presence};
+use super::sessions::{self, AgentSession, COOKIE};
+use crate::error::{ApiError, ApiResult};
+use crate::http::state::AppState;
+use crate::sip::credentials::{hash_password, verify_password};
+use crate::sip::http::json_body;
+use crate::sip::{domains, users};
+
+/// Routes relative to `/api/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agent/login", post(login))
+        .route("/agent/logout", post(logout))
+        .route("/agent/me", get(me))
+        .route("/agent/presence", put(put_presence))
+}
+
+/// The agent behind a request's session cookie.
+#[derive(Debug, Clone)]
+pub struct AgentCtx {
+    pub session: AgentSession,
+    token: String,
+}
+
+fn not_logged_in() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "not_logged_in",
+        "no valid agent session (log in at /api/v1/agent/login)",
+    )
+}
+
+impl FromRequestParts<AppState> for AgentCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(sessions::token_from_cookie_header)
+            .ok_or_else(not_logged_in)?
+            .to_string();
+        let session = sessions::lookup(&state.pool, &token)
+            .await?
+            .ok_or_else(not_logged_in)?;
+        Ok(AgentCtx { session, token })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    /// The organization's SIP domain (e.g. "acme.example").
+    domain: String,
+    extension: String,
+    password: String,
+}
+
+/// A PHC string to verify against when the user does not exist, so an unknown extension
+/// costs the same argon2 time as a wrong password (no user enumeration by timing).
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy-password-never-used").unwrap_or_default())
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "unknown domain or extension, or wrong password",
+    )
+}
+
+fn session_cookie(state: &AppState, token: &str, max_age_s: i64) -> HeaderValue {
+    let secure = if state.config.agent.secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text =
+        format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}{secure}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+async fn user_view(state: &AppState, session: &AgentSession) -> ApiResult<Value> {
+    let user = users::get_user(&state.pool, &session.org_id, &session.user_id)
+        .await?
+        .ok_or_else(not_logged_in)?;
+    let presence = presence::get(&state.pool, &session.org_id, &session.user_id).await?;
+    Ok(json!({
+        "user": { "id": user.id, "name": user.name, "extension": user.extension, "role": user.role },
+        "presence": presence,
+        "session_expires_at": crate::ids::ms_to_rfc3339(session.expires_at),
+    }))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<LoginBody>, JsonRejection>,
+) -> ApiResult<Response> {
+    let body = json_body(body)?;
+    if body.password.len() > 1024 || body.extension.len() > 64 || body.domain.len() > 255 {
+        return Err(invalid_credentials());
+    }
+    let org = domains::org_by_realm(&state.pool, body.domain.trim()).await?;
+    let user = match &org {
+        Some(org_id) => users::get_by_extension(&state.pool, org_id, body.extension.trim()).await?,
+        None => None,
+    };
+    let phc = user
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
+    let password = body.password;
+    // argon2 is deliberately slow (tens of ms): off the async threads.
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(user) = user.filter(|_| matches) else {
+        metrics::counter!("callscope_agent_login_failures_total").increment(1);
+        return Err(invalid_credentials());
+    };
+    let ttl_ms = i64::try_from(state.config.agent.session_ttl_hours)
+        .unwrap_or(12)
+        .saturating_mul(3_600_000);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let (token, expires_at) =
+        sessions::create(&state.pool, &user.org_id, &user.id, ttl_ms, user_agent).await?;
+    // A fresh login starts away: the agent chooses when calls may ring.
+    if presence::get(&state.pool, &user.org_id, &user.id).await? == Presence::Offline {
+        presence::set(&state.pool, &user.org_id, &user.id, Presence::Away).await?;
+    }
+    let session = AgentSession {
+        org_id: user.org_id.clone(),
+        user_id: user.id.clone(),
+        expires_at,
+    };
+    let view = user_view(&state, &session).await?;
+    let mut response = Json(view).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, &token, ttl_ms / 1000));
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, agent: AgentCtx) -> ApiResult<Response> {
+    sessions::revoke(&state.pool, &agent.token).await?;
+    presence::set(
+        &state.pool,
+        &agent.session.org_id,
+        &agent.session.user_id,
+        Presence::Offline,
+    )
+    .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    Ok(response)
+}
+
+async fn me(State(state): State<AppState>, agent: AgentCtx) -> ApiResult<Json<Value>> {
+    Ok(Json(user_view(&state, &agent.session).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceBody {
+    status: String,
+}
+
+async fn put_presence(
+    State(state): State<AppState>,
+    agent: AgentCtx,
+    body: Result<Json<PresenceBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = json_body(body)?;
+    let wanted = Presence::parse(&body.status)
+        .filter(|p| p.chosen_by_agent())
+        .ok_or_else(|| ApiError::validation("status must be \"available\" or \"away\""))?;
+    let current = presence::get(&state.pool, &agent.session.org_id, &agent.session.user_id).await?;
+    if current == Presence::Busy {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "on_a_call",
+            "presence changes after the call ends",
+        ));
+    }
+    presence::set(
+        &state.pool,
+        &agent.session.org_id,
+        &agent.session.user_id,
+        wanted,
+    )
+    .await?;
+    Ok(Json(user_view(&state, &agent.session).await?))
+}

@@ -1,0 +1,6 @@
+//! Agents in the browser: web sessions (cookie login with the user's password) and presence.
+//! The softphone's signalling (WebSocket) and WebRTC legs build on these.
+
+pub mod http;
+pub mod presence;
+pub mod sessions;
