@@ -7,7 +7,7 @@
 
 use crate::codec::{
     AudioDecoder, AudioEncoder, CodecError, CodecKind, CodecSpec, decoder_at_rate, decoder_for,
-    encoder_for,
+    encoder_at_rate, encoder_for,
 };
 use crate::jitter::{Arrival, InsertOutcome, JitterBuffer, JitterConfig, Playout};
 
@@ -57,7 +57,15 @@ impl Transcoder {
         to: &CodecSpec,
         jitter: &JitterConfig,
     ) -> Result<Self, CodecError> {
-        let encoder = encoder_for(to)?;
+        // Opus takes any telephony rate: encode a narrower source at its own rate (a G.711
+        // leg's 8 kHz) instead of resampling it up to 48 kHz, which is both a resampler less
+        // and several times less libopus work for the same audio.
+        let encoder = match (to.kind, from.kind) {
+            (CodecKind::Opus, CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722) => {
+                encoder_at_rate(to, from.pcm_rate())?
+            }
+            _ => encoder_for(to)?,
+        };
         // Opus renders at any telephony rate itself: decode straight to the encoder's rate
         // and skip a resampler.
         let decoder = match from.kind {

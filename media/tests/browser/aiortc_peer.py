@@ -1,0 +1,69 @@
+"""A browser stand-in for callscope's WebRTC tests: aiortc (an independent WebRTC stack)
+plays a WAV as its microphone and records what it receives.
+
+Protocol on stdin/stdout, one JSON object per line:
+  -> {"offer": "<sdp>"}          printed once ICE gathering is complete
+  <- {"answer": "<sdp>"}         read from stdin
+  -> {"state": "<connection state>"}  on every change
+  -> {"done": true}              after the recording is closed
+Runs for --seconds after the answer, then stops (the test also kills it by PID).
+"""
+import argparse
+import asyncio
+import json
+import sys
+
+import aioice.ice
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer, MediaRecorder
+
+# aioice never offers loopback by itself; the tests run on 127.0.0.1 only.
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+def say(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--play", required=True)
+    ap.add_argument("--record", required=True)
+    ap.add_argument("--seconds", type=float, required=True)
+    ap.add_argument("--codec", default="", help="force one codec, e.g. PCMU")
+    args = ap.parse_args()
+
+    pc = RTCPeerConnection()
+    player = MediaPlayer(args.play)
+    recorder = MediaRecorder(args.record)
+    sender = pc.addTrack(player.audio)
+    if args.codec:
+        from aiortc.rtcrtpsender import RTCRtpSender
+        caps = RTCRtpSender.getCapabilities("audio")
+        prefs = [c for c in caps.codecs if c.mimeType.lower() == "audio/" + args.codec.lower()]
+        for t in pc.getTransceivers():
+            if t.sender == sender:
+                t.setCodecPreferences(prefs)
+
+    @pc.on("track")
+    def on_track(track):
+        recorder.addTrack(track)
+
+    @pc.on("connectionstatechange")
+    async def on_state():
+        say({"state": pc.connectionState})
+
+    await pc.setLocalDescription(await pc.createOffer())
+    say({"offer": pc.localDescription.sdp})
+    line = await asyncio.get_event_loop().run_in_executor(None, sys.stdin.readline)
+    answer = json.loads(line)["answer"]
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    await recorder.start()
+    await asyncio.sleep(args.seconds)
+    await recorder.stop()
+    await pc.close()
+    say({"done": True})
+
+
+asyncio.run(main())
