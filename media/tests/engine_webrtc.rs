@@ -14,7 +14,7 @@ use std::time::Duration;
 use browser::{AiortcPeer, strip_candidates};
 use callscope_media::codec::CodecSpec;
 use callscope_media::engine::{
-    EngineError, LegSide, MediaEngine, MediaEvent, RecordingSpec, WebRtcState,
+    EngineError, LegSide, MediaEvent, RecordingSpec, WebRtcState,
 };
 use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_channels, read_wav_mono, speech_wav};
 use phones::*;
@@ -201,6 +201,11 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
 
     let frames = (SECONDS * 50.0) as usize;
     let customer_pcm = pcm_of(&customer_src);
+    // Compare against what was really sent: the phone sends `frames` frames; aiortc plays
+    // its file from the start for about SECONDS (less its start-up).
+    let customer_src = Mono::new(8000, customer_src.samples[..frames * 160].to_vec());
+    let agent_len = ((SECONDS - 0.5) * f64::from(agent_src.rate)) as usize;
+    let agent_src = Mono::new(agent_src.rate, agent_src.samples[..agent_len].to_vec());
     let (got, _phone) = run_phone(phone, customer_pcm, frames).await;
     let states = browser.finish(Duration::from_secs(15)).await;
     assert!(states.iter().any(|s| s == "connected"), "{states:?}");
@@ -223,19 +228,35 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
         heard.extend(decode_ulaw(&p.payload));
     }
     let heard = mono_from_i16(8000, &heard);
+    if let Some(keep) = std::env::var_os("WEBRTC_TEST_KEEP") {
+        let keep = std::path::PathBuf::from(keep);
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = callscope_testkit::audio_compare::write_wav(&keep.join("phone_heard.wav"), &[heard.clone()]);
+        for f in ["agent.wav", "customer.wav", "browser_heard.wav"] {
+            let _ = std::fs::copy(dir.path().join(f), keep.join(f));
+        }
+    }
+    eprintln!(
+        "phone heard {:.2} s, agent source {:.2} s",
+        heard.duration_s(),
+        agent_src.duration_s()
+    );
     let m = best_lag(&agent_src, &heard, 3.0).expect("xcorr phone");
     eprintln!("phone heard the browser: xcorr {:.3} lag {:.3}s", m.xcorr, m.lag_s(48000));
-    assert!(m.xcorr >= 0.8, "phone: {m:?}");
+    let phone_match = m;
 
     // The browser hears the phone's voice (PCMU → Opus at 8 kHz → aiortc's decoder).
     let browser_heard = read_wav_channels(&browser_rec).expect("aiortc recording");
     let m = best_lag(&customer_src, &browser_heard[0], 3.0).expect("xcorr browser");
     eprintln!("browser heard the phone: xcorr {:.3} lag {:.3}s", m.xcorr, m.lag_s(8000));
-    assert!(m.xcorr >= 0.8, "browser: {m:?}");
+    let browser_match = m;
 
     // The recording: agent (browser) left, customer (phone) right.
     let rec = report.recording.expect("recording");
     let channels = read_wav_channels(&rec.path).expect("read recording");
+    if let Some(keep) = std::env::var_os("WEBRTC_TEST_KEEP") {
+        let _ = std::fs::copy(&rec.path, std::path::Path::new(&keep).join("call.wav"));
+    }
     assert_eq!(channels.len(), 2);
     let left = best_lag(&agent_src, &channels[0], 3.0).expect("left");
     let right = best_lag(&customer_src, &channels[1], 3.0).expect("right");
@@ -243,6 +264,8 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
         "recording at {} Hz: left xcorr {:.3}, right xcorr {:.3}",
         channels[0].rate, left.xcorr, right.xcorr
     );
+    assert!(phone_match.xcorr >= 0.8, "phone: {phone_match:?}");
+    assert!(browser_match.xcorr >= 0.8, "browser: {browser_match:?}");
     assert!(left.xcorr >= 0.8, "left: {left:?}");
     assert!(right.xcorr >= 0.8, "right: {right:?}");
     // Each channel holds its own voice, not the other one.
