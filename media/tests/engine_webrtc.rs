@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use browser::{AiortcPeer, strip_candidates};
 use callscope_media::codec::CodecSpec;
-use callscope_media::engine::{
-    EngineError, LegSide, MediaEvent, RecordingSpec, WebRtcState,
+use callscope_media::engine::{EngineError, LegSide, MediaEvent, RecordingSpec, WebRtcState};
+use callscope_testkit::audio_compare::{
+    Mono, best_lag, read_wav_channels, read_wav_mono, speech_wav,
 };
-use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_channels, read_wav_mono, speech_wav};
 use phones::*;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -153,7 +153,11 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
     let b_port = engine.allocate_leg(call, LegSide::B).await.expect("leg B");
     let phone = Phone::new(b_port, 0xB0B, 0).await;
     engine
-        .configure_leg(call, LegSide::B, params(Some(phone.addr()), CodecSpec::pcmu()))
+        .configure_leg(
+            call,
+            LegSide::B,
+            params(Some(phone.addr()), CodecSpec::pcmu()),
+        )
         .expect("configure B");
     let rec_path = dir.path().join("call.wav");
     engine
@@ -181,7 +185,10 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
         .find(|l| l.starts_with("a=candidate:"))
         .and_then(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            Some(SocketAddr::new(f.get(4)?.parse().ok()?, f.get(5)?.parse().ok()?))
+            Some(SocketAddr::new(
+                f.get(4)?.parse().ok()?,
+                f.get(5)?.parse().ok()?,
+            ))
         })
         .expect("our candidate");
     let stranger = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -196,7 +203,10 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
                 junk as u8
             })
             .collect();
-        stranger.send_to(&datagram, webrtc_addr).await.expect("junk");
+        stranger
+            .send_to(&datagram, webrtc_addr)
+            .await
+            .expect("junk");
     }
 
     let frames = (SECONDS * 50.0) as usize;
@@ -231,7 +241,10 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
     if let Some(keep) = std::env::var_os("WEBRTC_TEST_KEEP") {
         let keep = std::path::PathBuf::from(keep);
         let _ = std::fs::create_dir_all(&keep);
-        let _ = callscope_testkit::audio_compare::write_wav(&keep.join("phone_heard.wav"), &[heard.clone()]);
+        let _ = callscope_testkit::audio_compare::write_wav(
+            &keep.join("phone_heard.wav"),
+            std::slice::from_ref(&heard),
+        );
         for f in ["agent.wav", "customer.wav", "browser_heard.wav"] {
             let _ = std::fs::copy(dir.path().join(f), keep.join(f));
         }
@@ -242,13 +255,21 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
         agent_src.duration_s()
     );
     let m = best_lag(&agent_src, &heard, 3.0).expect("xcorr phone");
-    eprintln!("phone heard the browser: xcorr {:.3} lag {:.3}s", m.xcorr, m.lag_s(48000));
+    eprintln!(
+        "phone heard the browser: xcorr {:.3} lag {:.3}s",
+        m.xcorr,
+        m.lag_s(48000)
+    );
     let phone_match = m;
 
     // The browser hears the phone's voice (PCMU → Opus at 8 kHz → aiortc's decoder).
     let browser_heard = read_wav_channels(&browser_rec).expect("aiortc recording");
     let m = best_lag(&customer_src, &browser_heard[0], 3.0).expect("xcorr browser");
-    eprintln!("browser heard the phone: xcorr {:.3} lag {:.3}s", m.xcorr, m.lag_s(8000));
+    eprintln!(
+        "browser heard the phone: xcorr {:.3} lag {:.3}s",
+        m.xcorr,
+        m.lag_s(8000)
+    );
     let browser_match = m;
 
     // The recording: agent (browser) left, customer (phone) right.
@@ -270,7 +291,10 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
     assert!(right.xcorr >= 0.8, "right: {right:?}");
     // Each channel holds its own voice, not the other one.
     let cross = best_lag(&customer_src, &channels[0], 3.0).expect("cross");
-    assert!(cross.xcorr < 0.5, "agent channel holds the customer: {cross:?}");
+    assert!(
+        cross.xcorr < 0.5,
+        "agent channel holds the customer: {cross:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,8 +303,7 @@ async fn mismatched_dtls_fingerprint_fails_cleanly() {
     let (_, agent_wav, _) = voices(dir.path());
     let (engine, mut events) = engine();
     let call = "webrtc-bad-fingerprint";
-    let mut browser =
-        AiortcPeer::start(&agent_wav, &dir.path().join("heard.wav"), 3.0, "").await;
+    let mut browser = AiortcPeer::start(&agent_wav, &dir.path().join("heard.wav"), 3.0, "").await;
     // A well-formed fingerprint of some other certificate: DTLS must refuse the peer.
     let offer: String = browser
         .offer
@@ -303,7 +326,10 @@ async fn mismatched_dtls_fingerprint_fails_cleanly() {
             }
         })
         .collect();
-    assert_ne!(offer.replace("\r\n", "\n"), browser.offer.replace("\r\n", "\n"));
+    assert_ne!(
+        offer.replace("\r\n", "\n"),
+        browser.offer.replace("\r\n", "\n")
+    );
     let answer = engine
         .open_webrtc_leg(call, LegSide::A, &offer)
         .await
@@ -342,9 +368,15 @@ async fn unusable_offers_are_errors() {
         assert!(matches!(r, Err(EngineError::WebRtc(_))), "{offer:?}: {r:?}");
     }
     // Candidates for a call that does not exist, or lines that are not candidates.
-    assert!(engine
-        .add_remote_candidate("nope", LegSide::A, "candidate:1 1 udp 2113937151 127.0.0.1 5000 typ host")
-        .is_err());
+    assert!(
+        engine
+            .add_remote_candidate(
+                "nope",
+                LegSide::A,
+                "candidate:1 1 udp 2113937151 127.0.0.1 5000 typ host"
+            )
+            .is_err()
+    );
     // Give the failed legs' cleanup a moment, then nothing is left bound.
     for _ in 0..50 {
         if engine.open_calls() == 0 {

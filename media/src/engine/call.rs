@@ -31,11 +31,11 @@ use super::leg::{Leg, SourceVerdict};
 use super::ports::LegSockets;
 use super::rtcp_session;
 use super::transcode::{SYNTHETIC_SSRC, Transcoder};
-use super::webrtc::{SessionNews, WebRtcSession};
 use super::types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, LegParams, LegSide, MediaEvent,
     TapFrame,
 };
+use super::webrtc::{SessionNews, WebRtcSession};
 
 /// Housekeeping period: how often recorded audio moves to the disk thread and the taps.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
@@ -179,7 +179,9 @@ impl CallTask {
             if deadline != webrtc_deadline {
                 webrtc_deadline = deadline;
                 if let Some(at) = deadline {
-                    webrtc_timer.as_mut().reset(tokio::time::Instant::from_std(at));
+                    webrtc_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::from_std(at));
                 }
             }
             tokio::select! {
@@ -745,7 +747,12 @@ impl State {
         };
         leg.webrtc = Some(session);
         self.on_control(Control::Configure(side, params));
-        self.after_webrtc(side, SocketAddr::from(([0, 0, 0, 0], 0)), Instant::now(), sockets);
+        self.after_webrtc(
+            side,
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            Instant::now(),
+            sockets,
+        );
     }
 
     fn remote_candidate(

@@ -180,7 +180,7 @@ impl Leg {
         };
         let estimate = (s.packets > 0).then(|| {
             let rtt = self.webrtc.as_ref().and_then(|w| w.rtt_ms).or(self.rtt_ms);
-        let delay = rtt.map_or(0.0, |r| r / 2.0) + 20.0 + extra_delay_ms;
+            let delay = rtt.map_or(0.0, |r| r / 2.0) + 20.0 + extra_delay_ms;
             mos::estimate(QualityInput {
                 codec: impairment,
                 loss_percent: s.loss_percent,

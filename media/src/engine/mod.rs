@@ -204,20 +204,30 @@ impl MediaEngine {
             .unwrap_or(false)
         {
             // One session per leg: a renegotiation would need str0m's re-offer handling.
-            return Err(WebRtcError::Setup(format!("leg {side:?} of {call_id} is already open")).into());
+            return Err(
+                WebRtcError::Setup(format!("leg {side:?} of {call_id} is already open")).into(),
+            );
         }
         let port = self.allocate_leg(call_id, side).await?;
-        let ip = self.inner.config.webrtc_public_ip.unwrap_or(self.inner.config.bind_ip);
+        let ip = self
+            .inner
+            .config
+            .webrtc_public_ip
+            .unwrap_or(self.inner.config.bind_ip);
         let local = std::net::SocketAddr::new(ip, port);
-        let accepted =
-            match webrtc::WebRtcSession::accept_offer(&identity, local, offer_sdp, std::time::Instant::now()) {
-                Ok(a) => a,
-                Err(e) => {
-                    // The leg's ports go back with the call if nothing else uses it.
-                    self.drop_leg_if_alone(call_id);
-                    return Err(e.into());
-                }
-            };
+        let accepted = match webrtc::WebRtcSession::accept_offer(
+            &identity,
+            local,
+            offer_sdp,
+            std::time::Instant::now(),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                // The leg's ports go back with the call if nothing else uses it.
+                self.drop_leg_if_alone(call_id);
+                return Err(e.into());
+            }
+        };
         let webrtc::Accepted {
             session,
             answer_sdp,
@@ -261,7 +271,9 @@ impl MediaEngine {
     /// After a failed `open_webrtc_leg` that created the call: no leg is left half-made.
     fn drop_leg_if_alone(&self, call_id: &str) {
         let only_this = self
-            .with_call(call_id, |e| Ok(e.ports.iter().flatten().count() == 1 && e.codecs.iter().all(Option::is_none)))
+            .with_call(call_id, |e| {
+                Ok(e.ports.iter().flatten().count() == 1 && e.codecs.iter().all(Option::is_none))
+            })
             .unwrap_or(false);
         if only_this {
             let engine = self.clone();

@@ -115,8 +115,8 @@ impl WebRtcSession {
         offer_sdp: &str,
         now: Instant,
     ) -> Result<Accepted, WebRtcError> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp)
-            .map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| WebRtcError::Offer(e.to_string()))?;
         let mut config = RtcConfig::new()
             .set_crypto_provider(identity.provider.clone())
             .set_dtls_cert(identity.cert.clone())
@@ -451,9 +451,10 @@ fn negotiated_params(
             }),
             _ => None,
         })?;
-    let telephone_event_pt = remote.iter().map(|p| **p).find(|&pt| {
-        matches!(spec_of(pt), Some((Codec::Tele, rate)) if rate == codec.clock_rate)
-    });
+    let telephone_event_pt = remote
+        .iter()
+        .map(|p| **p)
+        .find(|&pt| matches!(spec_of(pt), Some((Codec::Tele, rate)) if rate == codec.clock_rate));
     let direction = match direction {
         Direction::SendRecv => MediaDirection::SendRecv,
         Direction::SendOnly => MediaDirection::SendOnly,

@@ -38,7 +38,10 @@ pub fn aiortc_python() -> PathBuf {
             return python;
         }
     }
-    panic!("timed out waiting for another test to build {}", venv.display());
+    panic!(
+        "timed out waiting for another test to build {}",
+        venv.display()
+    );
 }
 
 fn imports_aiortc(python: &Path) -> bool {
@@ -161,7 +164,11 @@ impl AiortcPeer {
         let done = self.next_message(within, "done").await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
         let _ = self.child.start_kill();
-        assert!(done.is_some(), "aiortc did not finish; states {:?}", self.states);
+        assert!(
+            done.is_some(),
+            "aiortc did not finish; states {:?}",
+            self.states
+        );
         self.states
     }
 
