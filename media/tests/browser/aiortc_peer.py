@@ -2,8 +2,8 @@
 plays a WAV as its microphone and records what it receives.
 
 Protocol on stdin/stdout, one JSON object per line:
-  -> {"offer": "<sdp>"}          printed once ICE gathering is complete
-  <- {"answer": "<sdp>"}         read from stdin
+  -> {"offer": "<sdp>", "offers": [...]}   once ICE gathering is complete (one per peer)
+  <- {"answer": "<sdp>"} or {"answers": [...]}   read from stdin
   -> {"state": "<connection state>"}  on every change
   -> {"done": true}              after the recording is closed
 Runs for --seconds after the answer, then stops (the test also kills it by PID).
@@ -32,11 +32,31 @@ async def main():
     ap.add_argument("--record", required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--codec", default="", help="force one codec, e.g. PCMU")
+    ap.add_argument("--peers", type=int, default=1, help="peers in this process (load tests)")
     args = ap.parse_args()
+    peers = [await make_peer(args, i) for i in range(args.peers)]
+    say({"offer": peers[0][0].localDescription.sdp,
+         "offers": [pc.localDescription.sdp for pc, _ in peers]})
+    line = await asyncio.get_event_loop().run_in_executor(None, sys.stdin.readline)
+    msg = json.loads(line)
+    answers = msg.get("answers") or [msg["answer"]]
+    for (pc, _), answer in zip(peers, answers):
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    for _, recorder in peers:
+        await recorder.start()
+    await asyncio.sleep(args.seconds)
+    for pc, recorder in peers:
+        await recorder.stop()
+        await pc.close()
+    say({"done": True})
+
+
+async def make_peer(args, index):
+    record = args.record if index == 0 else f"{args.record}.{index}.wav"
 
     pc = RTCPeerConnection()
     player = MediaPlayer(args.play)
-    recorder = MediaRecorder(args.record)
+    recorder = MediaRecorder(record)
     sender = pc.addTrack(player.audio)
     if args.codec:
         from aiortc.rtcrtpsender import RTCRtpSender
@@ -55,15 +75,7 @@ async def main():
         say({"state": pc.connectionState})
 
     await pc.setLocalDescription(await pc.createOffer())
-    say({"offer": pc.localDescription.sdp})
-    line = await asyncio.get_event_loop().run_in_executor(None, sys.stdin.readline)
-    answer = json.loads(line)["answer"]
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-    await recorder.start()
-    await asyncio.sleep(args.seconds)
-    await recorder.stop()
-    await pc.close()
-    say({"done": True})
+    return pc, recorder
 
 
 asyncio.run(main())

@@ -88,6 +88,8 @@ pub struct AiortcPeer {
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
     pub offer: String,
+    /// Every peer's offer (one unless started with [`AiortcPeer::start_many`]).
+    pub offers: Vec<String>,
     pub states: Vec<String>,
 }
 
@@ -95,6 +97,18 @@ impl AiortcPeer {
     /// Starts the peer playing `play` and recording to `record` for `seconds` after the
     /// answer; `codec` forces one codec (e.g. "PCMU") or "" for aiortc's default (Opus first).
     pub async fn start(play: &Path, record: &Path, seconds: f64, codec: &str) -> AiortcPeer {
+        Self::start_many(play, record, seconds, codec, 1).await
+    }
+
+    /// `peers` peers in one Python process (load tests); peer i > 0 records to
+    /// `<record>.<i>.wav`.
+    pub async fn start_many(
+        play: &Path,
+        record: &Path,
+        seconds: f64,
+        codec: &str,
+        peers: usize,
+    ) -> AiortcPeer {
         let python = tokio::task::spawn_blocking(aiortc_python)
             .await
             .expect("venv task");
@@ -105,6 +119,7 @@ impl AiortcPeer {
             .arg("--record")
             .arg(record)
             .args(["--seconds", &seconds.to_string(), "--codec", codec])
+            .args(["--peers", &peers.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -118,18 +133,31 @@ impl AiortcPeer {
             stdin,
             lines: BufReader::new(stdout).lines(),
             offer: String::new(),
+            offers: Vec::new(),
             states: Vec::new(),
         };
         let msg = peer
-            .next_message(Duration::from_secs(30), "offer")
+            .next_message(Duration::from_secs(30 + 2 * peers as u64), "offer")
             .await
             .expect("aiortc made no offer");
         peer.offer = msg["offer"].as_str().expect("offer sdp").to_string();
+        peer.offers = msg["offers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         peer
     }
 
     pub async fn answer(&mut self, sdp: &str) {
-        let line = serde_json::json!({ "answer": sdp }).to_string() + "\n";
+        self.answer_all(&[sdp.to_string()]).await
+    }
+
+    pub async fn answer_all(&mut self, sdps: &[String]) {
+        let line = serde_json::json!({ "answers": sdps }).to_string() + "\n";
         self.stdin
             .write_all(line.as_bytes())
             .await
