@@ -1,6 +1,6 @@
 //! CPU of the media engine per transcoded, recorded WebRTC ⇄ SIP call.
 //!
-//! `cargo run --release -p callscope-media --example bench_webrtc -- [calls] [seconds]`
+//! `cargo run --release -p callscope-media --example bench_webrtc -- [calls] [seconds] [opus complexity]`
 //!
 //! Each call: an aiortc peer (all peers in one Python process, from the test harness's
 //! cached venv) plays espeak-ng speech over Opus/DTLS-SRTP into a WebRTC leg; the other leg
@@ -53,6 +53,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let calls: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(5);
     let seconds: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(20);
+    let complexity: Option<u8> = args.get(3).and_then(|v| v.parse().ok());
     let dir = tempfile::tempdir().expect("tmp");
 
     let engine_rt = tokio::runtime::Builder::new_multi_thread()
@@ -71,6 +72,13 @@ fn main() {
     let mut cfg = EngineConfig::local(LOCAL);
     cfg.port_min = 30000;
     cfg.port_max = 39999;
+    if let Some(c) = complexity {
+        cfg.transcode_opus_complexity = c;
+    }
+    println!(
+        "opus complexity (G.711 → Opus) {}",
+        cfg.transcode_opus_complexity
+    );
     let (engine, mut events) = engine_rt.block_on(async { MediaEngine::new(cfg) });
 
     let speech = callscope_testkit::audio_compare::speech_wav(

@@ -366,13 +366,14 @@ impl State {
         // Rebuilt on every change (re-INVITEs are rare): fresh buffers for the new codecs.
         let jitter = &self.config.jitter;
         for (i, (from, to)) in [(a, b), (b, a)].iter().enumerate() {
-            self.transcoders[i] = match Transcoder::new(from, to, jitter) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot transcode");
-                    None
-                }
-            };
+            self.transcoders[i] =
+                match Transcoder::new(from, to, jitter, self.config.transcode_opus_complexity) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot transcode");
+                        None
+                    }
+                };
         }
     }
 

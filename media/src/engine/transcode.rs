@@ -6,8 +6,8 @@
 //! source, so switching between relaying and transcoding keeps one continuous stream.
 
 use crate::codec::{
-    AudioDecoder, AudioEncoder, CodecError, CodecKind, CodecSpec, decoder_at_rate, decoder_for,
-    encoder_at_rate, encoder_for,
+    AudioDecoder, AudioEncoder, CodecError, CodecKind, CodecSpec, OpusEncoder, OpusEncoderConfig,
+    decoder_at_rate, decoder_for, encoder_for,
 };
 use crate::jitter::{Arrival, InsertOutcome, JitterBuffer, JitterConfig, Playout};
 
@@ -56,13 +56,18 @@ impl Transcoder {
         from: &CodecSpec,
         to: &CodecSpec,
         jitter: &JitterConfig,
+        opus_complexity: u8,
     ) -> Result<Self, CodecError> {
         // Opus takes any telephony rate: encode a narrower source at its own rate (a G.711
         // leg's 8 kHz) instead of resampling it up to 48 kHz, which is both a resampler less
         // and several times less libopus work for the same audio.
-        let encoder = match (to.kind, from.kind) {
+        let encoder: Box<dyn AudioEncoder> = match (to.kind, from.kind) {
             (CodecKind::Opus, CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722) => {
-                encoder_at_rate(to, from.pcm_rate())?
+                Box::new(OpusEncoder::new(OpusEncoderConfig {
+                    rate: from.pcm_rate(),
+                    complexity: opus_complexity,
+                    ..OpusEncoderConfig::default()
+                })?)
             }
             _ => encoder_for(to)?,
         };

@@ -34,6 +34,9 @@ pub struct EngineConfig {
     /// Address WebRTC legs announce as their ICE host candidate when `bind_ip` is not what
     /// browsers can reach (a wildcard bind, 1:1 NAT); None: `bind_ip`.
     pub webrtc_public_ip: Option<IpAddr>,
+    /// libopus complexity (0..=10) when transcoding narrowband audio (G.711, G.722) to Opus.
+    /// That encoder is most of a transcoded call's cost; see `examples/bench_webrtc.rs`.
+    pub transcode_opus_complexity: u8,
 }
 
 impl EngineConfig {
@@ -49,6 +52,7 @@ impl EngineConfig {
             flush_interval: Duration::from_secs(1),
             event_capacity: 1024,
             webrtc_public_ip: None,
+            transcode_opus_complexity: 1,
         }
     }
 }
