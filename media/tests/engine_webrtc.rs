@@ -15,13 +15,39 @@ use browser::{AiortcPeer, strip_candidates};
 use callscope_media::codec::CodecSpec;
 use callscope_media::engine::{EngineError, LegSide, MediaEvent, RecordingSpec, WebRtcState};
 use callscope_testkit::audio_compare::{
-    Mono, best_lag, read_wav_channels, read_wav_mono, speech_wav,
+    Mono, best_lag, lag_stability, read_wav_channels, read_wav_mono, speech_wav,
 };
 use phones::*;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 const SECONDS: f64 = 6.0;
+
+/// The aiortc tests take turns: two Python WebRTC stacks at once on this shared 2-core
+/// machine make each other stall, which is not what these tests are about.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How well a live (real-time) path carried `reference`: the whole-signal match at one lag,
+/// and how many 1 s speech windows match ≥ 0.8 at their own lag. A live path may slip by a
+/// frame or more when a peer is descheduled (the jitter buffer conceals, then plays on), which
+/// lowers the one-lag figure though every stretch of audio arrived intact; the windows show
+/// that. Recordings follow RTP timestamps and must match at one lag.
+fn live_match(reference: &Mono, heard: &Mono) -> (f64, usize, usize) {
+    let whole = best_lag(reference, heard, 3.0).map_or(0.0, |m| m.xcorr);
+    let windows = lag_stability(reference, heard, 1.0, 3.0, -45.0).unwrap_or_default();
+    let speech: Vec<_> = windows.iter().filter_map(|w| w.best).collect();
+    let good = speech.iter().filter(|m| m.xcorr >= 0.8).count();
+    (whole, good, speech.len())
+}
+
+fn assert_live(what: &str, (whole, good, total): (f64, usize, usize)) {
+    eprintln!("{what}: whole-signal xcorr {whole:.3}, {good}/{total} speech windows ≥ 0.8");
+    assert!(total >= 3, "{what}: too little speech to judge");
+    assert!(
+        whole >= 0.8 || good * 4 >= total * 3,
+        "{what}: whole {whole:.3}, windows {good}/{total}"
+    );
+}
 
 fn voices(dir: &Path) -> (Mono, std::path::PathBuf, Mono) {
     let browser_wav = speech_wav(
@@ -117,6 +143,7 @@ async fn run_phone(mut phone: Phone, pcm: Vec<i16>, frames: usize) -> (Vec<Recei
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
     let (agent_src, agent_wav, customer_src) = voices(dir.path());
     let (engine, mut events) = engine();
@@ -254,23 +281,11 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
         heard.duration_s(),
         agent_src.duration_s()
     );
-    let m = best_lag(&agent_src, &heard, 3.0).expect("xcorr phone");
-    eprintln!(
-        "phone heard the browser: xcorr {:.3} lag {:.3}s",
-        m.xcorr,
-        m.lag_s(48000)
-    );
-    let phone_match = m;
+    let phone_match = live_match(&agent_src, &heard);
 
     // The browser hears the phone's voice (PCMU → Opus at 8 kHz → aiortc's decoder).
     let browser_heard = read_wav_channels(&browser_rec).expect("aiortc recording");
-    let m = best_lag(&customer_src, &browser_heard[0], 3.0).expect("xcorr browser");
-    eprintln!(
-        "browser heard the phone: xcorr {:.3} lag {:.3}s",
-        m.xcorr,
-        m.lag_s(8000)
-    );
-    let browser_match = m;
+    let browser_match = live_match(&customer_src, &browser_heard[0]);
 
     // The recording: agent (browser) left, customer (phone) right.
     let rec = report.recording.expect("recording");
@@ -285,8 +300,8 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
         "recording at {} Hz: left xcorr {:.3}, right xcorr {:.3}",
         channels[0].rate, left.xcorr, right.xcorr
     );
-    assert!(phone_match.xcorr >= 0.8, "phone: {phone_match:?}");
-    assert!(browser_match.xcorr >= 0.8, "browser: {browser_match:?}");
+    assert_live("phone heard the browser (Opus → PCMU)", phone_match);
+    assert_live("browser heard the phone (PCMU → Opus)", browser_match);
     assert!(left.xcorr >= 0.8, "left: {left:?}");
     assert!(right.xcorr >= 0.8, "right: {right:?}");
     // Each channel holds its own voice, not the other one.
@@ -299,6 +314,7 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mismatched_dtls_fingerprint_fails_cleanly() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
     let (_, agent_wav, _) = voices(dir.path());
     let (engine, mut events) = engine();

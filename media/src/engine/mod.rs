@@ -14,6 +14,14 @@
 //! 5. `close_call` at hangup: the report carries per-leg quality, the finished recording
 //!    (fsynced and renamed), pauses, DTMF and drop counters; the ports go back to the pool.
 //!
+//! WebRTC legs (browsers): instead of steps 1–2 for that leg, `open_webrtc_leg(call, side,
+//! offer)` binds the port, answers the browser's offer (ICE-lite, DTLS-SRTP passive, Opus
+//! preferred, PCMU/PCMA fallback, telephone-event) and returns the answer SDP; trickled
+//! browser candidates go to `add_remote_candidate`. Do not `allocate_leg` that side first.
+//! `MediaEvent::WebRtc` reports connected / disconnected / failed (with the reason, e.g. a
+//! DTLS fingerprint mismatch); `LegQuality::webrtc` carries the same state. Everything else
+//! (recording, taps, DTMF, relay to another Opus leg or transcoding) is as for SIP legs.
+//!
 //! Roles: the recording's left channel (and `Channel::Agent` taps) is `agent_side`; before a
 //! recording names it, taps treat leg B (the callee) as the agent.
 //!
@@ -27,6 +35,7 @@
 //! - `audio`, `disk`: recording timeline + taps, and the writer thread.
 //! - `rtcp_session`: our reports and what the far end's reports tell us.
 //! - `resample`: sample-rate conversion for those paths (`codec::Resampler` inside).
+//! - `webrtc`: a WebRTC leg's str0m session (ICE-lite, DTLS-SRTP, RTP mode).
 //!
 //! The engine's own methods only touch a map of calls under a mutex (control path); the
 //! packet path never takes it.
