@@ -403,3 +403,91 @@ async fn unusable_offers_are_errors() {
     assert_eq!(engine.open_calls(), 0);
     assert_eq!(engine.ports_in_use(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_relay_opus_untouched_and_are_recorded() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (agent_src, agent_wav, _) = voices(dir.path());
+    let other_wav = speech_wav(
+        &dir.path().join("other.wav"),
+        "en-gb+f3",
+        "Hello, I would like to change the delivery address of my order, please.",
+        48000,
+        SECONDS + 2.0,
+    )
+    .expect("second voice");
+    let other_src = read_wav_mono(&other_wav).expect("read");
+    let (engine, mut events) = engine();
+    let call = "webrtc-relay";
+    let rec0 = dir.path().join("peer0.wav");
+    let mut peers =
+        AiortcPeer::start_with(&agent_wav, Some(&other_wav), &rec0, SECONDS, "", 2).await;
+    assert_eq!(peers.offers.len(), 2);
+    let mut answers = Vec::new();
+    for (side, offer) in [LegSide::A, LegSide::B]
+        .into_iter()
+        .zip(peers.offers.clone())
+    {
+        answers.push(
+            engine
+                .open_webrtc_leg(call, side, &offer)
+                .await
+                .expect("answer"),
+        );
+    }
+    engine
+        .start_recording(
+            call,
+            RecordingSpec {
+                final_path: dir.path().join("call.wav"),
+                agent_side: LegSide::A,
+            },
+        )
+        .expect("record");
+    peers.answer_all(&answers).await;
+    for _ in 0..2 {
+        assert!(
+            wait_state(&mut events, WebRtcState::Connected, Duration::from_secs(10))
+                .await
+                .is_some(),
+            "a WebRTC leg did not connect"
+        );
+    }
+    peers.finish(Duration::from_secs(20)).await;
+    let report = engine.close_call(call).await.expect("report");
+    let (a, b) = (report.a.expect("A"), report.b.expect("B"));
+    eprintln!("A: {a:?}\nB: {b:?}");
+    // Relayed: what each leg sent is what the other received (payloads untouched).
+    assert!(a.packets_received >= 200 && b.packets_received >= 200);
+    assert_eq!(a.bytes_received, b.bytes_sent);
+    assert_eq!(b.bytes_received, a.bytes_sent);
+
+    let cut = |m: &Mono| {
+        let n = ((SECONDS - 0.5) * f64::from(m.rate)) as usize;
+        Mono::new(m.rate, m.samples[..n.min(m.samples.len())].to_vec())
+    };
+    let (agent_src, other_src) = (cut(&agent_src), cut(&other_src));
+    let heard0 = read_wav_channels(&rec0).expect("peer 0 recording");
+    let heard1 = read_wav_channels(&dir.path().join("peer0.wav.1.wav")).expect("peer 1");
+    assert_live(
+        "browser 0 heard browser 1",
+        live_match(&other_src, &heard0[0]),
+    );
+    assert_live(
+        "browser 1 heard browser 0",
+        live_match(&agent_src, &heard1[0]),
+    );
+    let channels =
+        read_wav_channels(&report.recording.expect("recording").path).expect("recording");
+    let left = best_lag(&agent_src, &channels[0], 3.0).expect("left");
+    let right = best_lag(&other_src, &channels[1], 3.0).expect("right");
+    eprintln!(
+        "relay recording: left {:.3}, right {:.3}",
+        left.xcorr, right.xcorr
+    );
+    assert!(
+        left.xcorr >= 0.8 && right.xcorr >= 0.8,
+        "{left:?} {right:?}"
+    );
+}

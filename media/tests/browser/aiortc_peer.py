@@ -33,6 +33,7 @@ async def main():
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--codec", default="", help="force one codec, e.g. PCMU")
     ap.add_argument("--peers", type=int, default=1, help="peers in this process (load tests)")
+    ap.add_argument("--play-others", default="", help="what peers after the first play")
     args = ap.parse_args()
     peers = [await make_peer(args, i) for i in range(args.peers)]
     say({"offer": peers[0][0].localDescription.sdp,
@@ -55,7 +56,7 @@ async def make_peer(args, index):
     record = args.record if index == 0 else f"{args.record}.{index}.wav"
 
     pc = RTCPeerConnection()
-    player = MediaPlayer(args.play)
+    player = MediaPlayer(args.play_others if index > 0 and args.play_others else args.play)
     recorder = MediaRecorder(record)
     sender = pc.addTrack(player.audio)
     if args.codec:

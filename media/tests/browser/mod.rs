@@ -109,6 +109,18 @@ impl AiortcPeer {
         codec: &str,
         peers: usize,
     ) -> AiortcPeer {
+        Self::start_with(play, None, record, seconds, codec, peers).await
+    }
+
+    /// Like [`AiortcPeer::start_many`], peers after the first playing `play_others`.
+    pub async fn start_with(
+        play: &Path,
+        play_others: Option<&Path>,
+        record: &Path,
+        seconds: f64,
+        codec: &str,
+        peers: usize,
+    ) -> AiortcPeer {
         let python = tokio::task::spawn_blocking(aiortc_python)
             .await
             .expect("venv task");
@@ -120,6 +132,11 @@ impl AiortcPeer {
             .arg(record)
             .args(["--seconds", &seconds.to_string(), "--codec", codec])
             .args(["--peers", &peers.to_string()])
+            .args(
+                play_others
+                    .map(|p| vec!["--play-others".into(), p.as_os_str().to_owned()])
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
