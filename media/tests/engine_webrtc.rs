@@ -351,9 +351,13 @@ async fn mismatched_dtls_fingerprint_fails_cleanly() {
         .await
         .expect("answer");
     browser.answer(&answer).await;
-    let error = wait_state(&mut events, WebRtcState::Failed, Duration::from_secs(15))
-        .await
-        .expect("no Failed event for a mismatched fingerprint");
+    let error = wait_state(&mut events, WebRtcState::Failed, Duration::from_secs(30)).await;
+    let error = error.unwrap_or_else(|| {
+        panic!(
+            "no Failed event for a mismatched fingerprint; snapshot {:?}",
+            engine.snapshot(call)
+        )
+    });
     eprintln!("DTLS failure reported as: {error:?}");
     assert!(error.is_some_and(|e| !e.is_empty()));
     browser.kill();
