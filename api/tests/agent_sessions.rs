@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 async fn agent(server: &TestServer, org_name: &str, realm: &str) -> String {
     let (org, _key) = server.org(org_name).await;
-    domains::set_realm(server.pool(), &org, realm).await.unwrap();
+    domains::set_realm(server.pool(), &org, realm)
+        .await
+        .unwrap();
     users::create_user(
         server.pool(),
         &org,
@@ -110,7 +112,14 @@ async fn login_presence_logout_and_isolation() {
     assert_eq!(body["presence"], "away", "a fresh login starts away");
     assert!(body["user"].get("password_hash").is_none());
 
-    let (status, me) = with_cookie(&server, reqwest::Method::GET, "/api/v1/agent/me", &cookie, None).await;
+    let (status, me) = with_cookie(
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/agent/me",
+        &cookie,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(me["user"]["name"], "Alice Agent");
 
@@ -141,12 +150,26 @@ async fn login_presence_logout_and_isolation() {
     )
     .await;
     let other_cookie = cookie_of(&r);
-    let (_, other) = with_cookie(&server, reqwest::Method::GET, "/api/v1/agent/me", &other_cookie, None).await;
+    let (_, other) = with_cookie(
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/agent/me",
+        &other_cookie,
+        None,
+    )
+    .await;
     assert_ne!(other["user"]["id"], me["user"]["id"]);
     assert_eq!(other["presence"], "away");
 
     // A session cookie is no API key, and a made-up token is nobody.
-    let (status, _) = with_cookie(&server, reqwest::Method::GET, "/api/v1/calls", &cookie, None).await;
+    let (status, _) = with_cookie(
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/calls",
+        &cookie,
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
     let (status, v) = with_cookie(
         &server,
@@ -167,8 +190,20 @@ async fn login_presence_logout_and_isolation() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert!(r.headers()[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
-    let (status, _) = with_cookie(&server, reqwest::Method::GET, "/api/v1/agent/me", &cookie, None).await;
+    assert!(
+        r.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _) = with_cookie(
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/agent/me",
+        &cookie,
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
     let stored: Vec<(String,)> = sqlx::query_as("SELECT token_hash FROM agent_sessions")
         .fetch_all(server.pool())

@@ -161,9 +161,10 @@ async fn login(
     };
     let view = user_view(&state, &session).await?;
     let mut response = Json(view).into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&state, &token, ttl_ms / 1000));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&state, &token, ttl_ms / 1000),
+    );
     Ok(response)
 }
 

@@ -102,7 +102,10 @@ mod tests {
             token_from_cookie_header("a=1; cs_session=css_abc; b=2"),
             Some("css_abc")
         );
-        assert_eq!(token_from_cookie_header("cs_sessionx=1; a=cs_session"), None);
+        assert_eq!(
+            token_from_cookie_header("cs_sessionx=1; a=cs_session"),
+            None
+        );
         assert_eq!(token_from_cookie_header(""), None);
     }
 }

@@ -18,6 +18,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
+use str0m::Candidate;
+
 use crate::codec::CodecSpec;
 use crate::dtmf::TelephoneEvent;
 use crate::recorder::RecordingWriter;
@@ -34,6 +36,7 @@ use super::types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, LegParams, LegSide, MediaEvent,
     TapFrame,
 };
+use super::webrtc::{SessionNews, WebRtcSession};
 
 /// Housekeeping period: how often recorded audio moves to the disk thread and the taps.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
@@ -44,6 +47,9 @@ const DATAGRAM: usize = 2048;
 
 pub enum Control {
     AddLeg(LegSide, LegSockets),
+    /// Makes an added leg a WebRTC leg with what its offer/answer settled.
+    AttachWebRtc(LegSide, Box<WebRtcSession>, LegParams),
+    RemoteCandidate(LegSide, Candidate),
     Configure(LegSide, LegParams),
     StartRecording {
         writer: RecordingWriter,
@@ -172,8 +178,22 @@ impl CallTask {
         let mut pacing = tokio::time::interval(PACING);
         pacing.set_missed_tick_behavior(MissedTickBehavior::Burst);
 
+        // str0m's timers (ICE, DTLS, RTCP) for the call's WebRTC legs, reset as they move.
+        let webrtc_timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(webrtc_timer);
+        let mut webrtc_deadline: Option<Instant> = None;
+
         let reply = loop {
             let transcoding = state.transcoders.iter().any(Option::is_some);
+            let deadline = state.webrtc_deadline();
+            if deadline != webrtc_deadline {
+                webrtc_deadline = deadline;
+                if let Some(at) = deadline {
+                    webrtc_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::from_std(at));
+                }
+            }
             tokio::select! {
                 msg = control.recv() => match msg {
                     None => break None,
@@ -186,6 +206,12 @@ impl CallTask {
                             *slot = Some(socks);
                         }
                     }
+                    Some(Control::AttachWebRtc(side, session, params)) => {
+                        state.attach_webrtc(side, session, params, &sockets)
+                    }
+                    Some(Control::RemoteCandidate(side, candidate)) => {
+                        state.remote_candidate(side, candidate, &sockets)
+                    }
                     Some(other) => state.on_control(other),
                 },
                 (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut buf, &mut start)) => {
@@ -193,8 +219,13 @@ impl CallTask {
                 }
                 _ = housekeeping.tick() => state.housekeeping(&sockets),
                 _ = pacing.tick(), if transcoding => state.pace(&sockets),
+                _ = &mut webrtc_timer, if webrtc_deadline.is_some() => {
+                    webrtc_deadline = None;
+                    state.webrtc_timeout(&sockets);
+                }
             }
         };
+        state.close_webrtc(&sockets);
         let report = state.close().await;
         let ports: Vec<u16> = sockets.iter().flatten().map(|s| s.port).collect();
         // Sockets closed before the ports are handed back.
@@ -261,7 +292,10 @@ impl State {
                     audio.add_tap(tx);
                 }
             }
-            Control::AddLeg(..) | Control::Close(_) => {}
+            Control::AddLeg(..)
+            | Control::AttachWebRtc(..)
+            | Control::RemoteCandidate(..)
+            | Control::Close(_) => {}
         }
     }
 
@@ -342,13 +376,14 @@ impl State {
         // Rebuilt on every change (re-INVITEs are rare): fresh buffers for the new codecs.
         let jitter = &self.config.jitter;
         for (i, (from, to)) in [(a, b), (b, a)].iter().enumerate() {
-            self.transcoders[i] = match Transcoder::new(from, to, jitter) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot transcode");
-                    None
-                }
-            };
+            self.transcoders[i] =
+                match Transcoder::new(from, to, jitter, self.config.transcode_opus_complexity) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot transcode");
+                        None
+                    }
+                };
         }
     }
 
@@ -366,6 +401,20 @@ impl State {
         };
         let Some(data) = buf.get(..len) else { return };
         let now = Instant::now();
+        if let Some(leg) = self.legs[side.index()].as_mut()
+            && let Some(session) = leg.webrtc.as_mut()
+        {
+            // WebRTC multiplexes STUN, DTLS, SRTP and SRTCP on the one port (RFC 7983);
+            // its RTCP port is unused, so anything there is noise.
+            match (port, sockets[side.index()].as_ref()) {
+                (Port::Rtp, Some(socks)) => {
+                    session.on_datagram(data, src, now, &socks.rtp);
+                    self.after_webrtc(side, src, now, sockets);
+                }
+                _ => leg.malformed += 1,
+            }
+            return;
+        }
         let kind = classify_muxed(data);
         match (port, kind) {
             (_, MuxedKind::Rtcp) => {
@@ -416,7 +465,13 @@ impl State {
             leg.wrong_payload_type += 1;
             return;
         }
-        match leg.check_source(src) {
+        let verdict = if leg.webrtc.is_some() {
+            // ICE and SRTP already vouched for the source.
+            SourceVerdict::Accept
+        } else {
+            leg.check_source(src)
+        };
+        match verdict {
             SourceVerdict::Accept => {}
             SourceVerdict::Relatched => {
                 let event = MediaEvent::Relatched {
@@ -667,7 +722,8 @@ impl State {
         let interval = self.config.rtcp_interval;
         for (i, leg) in self.legs.iter_mut().enumerate() {
             let Some(leg) = leg.as_mut() else { continue };
-            if now < leg.next_rtcp || leg.params.is_none() {
+            if now < leg.next_rtcp || leg.params.is_none() || leg.webrtc.is_some() {
+                // str0m sends a WebRTC leg's RTCP (SRTCP) itself.
                 continue;
             }
             leg.next_rtcp = now + interval;
@@ -699,6 +755,123 @@ impl State {
             self.relayed_total
                 .fetch_add(self.relayed_unreported, Ordering::Relaxed);
             self.relayed_unreported = 0;
+        }
+    }
+
+    fn attach_webrtc(
+        &mut self,
+        side: LegSide,
+        session: Box<WebRtcSession>,
+        params: LegParams,
+        sockets: &[Option<LegSockets>; 2],
+    ) {
+        let Some(leg) = self.legs[side.index()].as_mut() else {
+            return;
+        };
+        leg.webrtc = Some(session);
+        self.on_control(Control::Configure(side, params));
+        self.after_webrtc(
+            side,
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            Instant::now(),
+            sockets,
+        );
+    }
+
+    fn remote_candidate(
+        &mut self,
+        side: LegSide,
+        candidate: Candidate,
+        sockets: &[Option<LegSockets>; 2],
+    ) {
+        let now = Instant::now();
+        let (Some(leg), Some(socks)) = (
+            self.legs[side.index()].as_mut(),
+            sockets[side.index()].as_ref(),
+        ) else {
+            return;
+        };
+        if let Some(session) = leg.webrtc.as_mut() {
+            session.add_remote_candidate(candidate, now, &socks.rtp);
+        }
+    }
+
+    /// The earliest str0m deadline over the call's WebRTC legs.
+    fn webrtc_deadline(&self) -> Option<Instant> {
+        self.legs
+            .iter()
+            .flatten()
+            .filter_map(|l| l.webrtc.as_ref().map(|w| w.next_timeout()))
+            .min()
+    }
+
+    fn webrtc_timeout(&mut self, sockets: &[Option<LegSockets>; 2]) {
+        let now = Instant::now();
+        for side in [LegSide::A, LegSide::B] {
+            let (Some(leg), Some(socks)) = (
+                self.legs[side.index()].as_mut(),
+                sockets[side.index()].as_ref(),
+            ) else {
+                continue;
+            };
+            let Some(session) = leg.webrtc.as_mut() else {
+                continue;
+            };
+            if session.next_timeout() <= now {
+                session.on_timeout(now, &socks.rtp);
+                self.after_webrtc(side, SocketAddr::from(([0, 0, 0, 0], 0)), now, sockets);
+            }
+        }
+    }
+
+    /// Feeds what a WebRTC session decrypted into the common RTP path and reports its news.
+    fn after_webrtc(
+        &mut self,
+        side: LegSide,
+        src: SocketAddr,
+        now: Instant,
+        sockets: &[Option<LegSockets>; 2],
+    ) {
+        let Some(session) = self.legs[side.index()]
+            .as_mut()
+            .and_then(|l| l.webrtc.as_mut())
+        else {
+            return;
+        };
+        let packets = session.take_inbound();
+        let news = std::mem::take(&mut session.news);
+        let had_news = !news.is_empty();
+        for packet in &packets {
+            self.on_rtp(side, src, packet, now, sockets);
+        }
+        if let Some(session) = self.legs[side.index()]
+            .as_mut()
+            .and_then(|l| l.webrtc.as_mut())
+        {
+            session.recycle(packets);
+        }
+        for SessionNews::State(state, error) in news {
+            let call_id = self.call_id.clone();
+            self.emit(MediaEvent::WebRtc {
+                call_id,
+                side,
+                state,
+                error,
+            });
+        }
+        if had_news {
+            self.publish_snapshot(now);
+        }
+    }
+
+    fn close_webrtc(&mut self, sockets: &[Option<LegSockets>; 2]) {
+        let now = Instant::now();
+        for (leg, socks) in self.legs.iter_mut().zip(sockets) {
+            if let (Some(leg), Some(socks)) = (leg.as_mut(), socks.as_ref())
+                && let Some(session) = leg.webrtc.as_mut()
+            {
+                session.close(now, &socks.rtp);
+            }
         }
     }
 
@@ -775,6 +948,14 @@ fn send(
     payload_len: usize,
 ) -> bool {
     let Some(socket) = socket else { return false };
+    if let Some(session) = leg.webrtc.as_mut() {
+        if session.send_rtp(packet, Instant::now(), socket) {
+            leg.out.count_sent(payload_len);
+            return true;
+        }
+        leg.send_errors += 1;
+        return false;
+    }
     match socket.try_send_to(packet, dest) {
         Ok(_) => {
             leg.out.count_sent(payload_len);

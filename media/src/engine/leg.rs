@@ -12,6 +12,7 @@ use crate::stats::ReceiveStats;
 
 use super::rewrite::OutboundStream;
 use super::types::{LegParams, LegQuality};
+use super::webrtc::WebRtcSession;
 
 /// Consecutive packets from a new address needed to move the latch there (NAT rebinding,
 /// a transfer); one stray packet from elsewhere must not hijack the stream.
@@ -54,6 +55,8 @@ pub struct Leg {
     pub rtcp_sent: u64,
     pub dtmf_events: u64,
     pub unconfigured: u64,
+    /// Set when the leg is WebRTC: its datagrams go through this session, not plain RTP.
+    pub webrtc: Option<Box<WebRtcSession>>,
 }
 
 impl Leg {
@@ -82,6 +85,7 @@ impl Leg {
             rtcp_sent: 0,
             dtmf_events: 0,
             unconfigured: 0,
+            webrtc: None,
         }
     }
 
@@ -116,6 +120,10 @@ impl Leg {
 
     /// Where RTP for this leg goes: the latched source, else the SDP address.
     pub fn rtp_destination(&self) -> Option<SocketAddr> {
+        if let Some(session) = self.webrtc.as_ref() {
+            // ICE decides where a WebRTC leg's media goes; nothing before it is connected.
+            return session.peer();
+        }
         self.latched_rtp
             .or_else(|| self.params.as_ref().and_then(|p| p.remote_rtp))
     }
@@ -171,7 +179,8 @@ impl Leg {
             _ => CodecImpairment::G711_PLC,
         };
         let estimate = (s.packets > 0).then(|| {
-            let delay = self.rtt_ms.map_or(0.0, |r| r / 2.0) + 20.0 + extra_delay_ms;
+            let rtt = self.webrtc.as_ref().and_then(|w| w.rtt_ms).or(self.rtt_ms);
+            let delay = rtt.map_or(0.0, |r| r / 2.0) + 20.0 + extra_delay_ms;
             mos::estimate(QualityInput {
                 codec: impairment,
                 loss_percent: s.loss_percent,
@@ -191,18 +200,21 @@ impl Leg {
             max_jitter_ms: s.max_jitter_ms,
             mos: estimate.map(|e| e.mos),
             r_factor: estimate.map(|e| e.r_factor),
-            rtt_ms: self.rtt_ms,
+            rtt_ms: self.webrtc.as_ref().and_then(|w| w.rtt_ms).or(self.rtt_ms),
             codec,
             latched_remote: self.latched_rtp,
             ssrc_changes: s.ssrc_changes,
             rtcp_received: self.rtcp_received,
             rtcp_sent: self.rtcp_sent,
-            malformed: self.malformed + self.unconfigured,
+            malformed: self.malformed
+                + self.unconfigured
+                + self.webrtc.as_ref().map_or(0, |w| w.rejected),
             wrong_payload_type: self.wrong_payload_type,
             foreign_source: self.foreign_source,
             dropped_by_direction: self.dropped_by_direction,
             send_errors: self.send_errors,
             dtmf_events: self.dtmf_events,
+            webrtc: self.webrtc.as_ref().map(|w| w.state()),
         }
     }
 }

@@ -14,6 +14,14 @@
 //! 5. `close_call` at hangup: the report carries per-leg quality, the finished recording
 //!    (fsynced and renamed), pauses, DTMF and drop counters; the ports go back to the pool.
 //!
+//! WebRTC legs (browsers): instead of steps 1–2 for that leg, `open_webrtc_leg(call, side,
+//! offer)` binds the port, answers the browser's offer (ICE-lite, DTLS-SRTP passive, Opus
+//! preferred, PCMU/PCMA fallback, telephone-event) and returns the answer SDP; trickled
+//! browser candidates go to `add_remote_candidate`. Do not `allocate_leg` that side first.
+//! `MediaEvent::WebRtc` reports connected / disconnected / failed (with the reason, e.g. a
+//! DTLS fingerprint mismatch); `LegQuality::webrtc` carries the same state. Everything else
+//! (recording, taps, DTMF, relay to another Opus leg or transcoding) is as for SIP legs.
+//!
 //! Roles: the recording's left channel (and `Channel::Agent` taps) is `agent_side`; before a
 //! recording names it, taps treat leg B (the callee) as the agent.
 //!
@@ -27,6 +35,7 @@
 //! - `audio`, `disk`: recording timeline + taps, and the writer thread.
 //! - `rtcp_session`: our reports and what the far end's reports tell us.
 //! - `resample`: sample-rate conversion for those paths (`codec::Resampler` inside).
+//! - `webrtc`: a WebRTC leg's str0m session (ICE-lite, DTLS-SRTP, RTP mode).
 //!
 //! The engine's own methods only touch a map of calls under a mutex (control path); the
 //! packet path never takes it.
@@ -41,6 +50,7 @@ mod rewrite;
 mod rtcp_session;
 mod transcode;
 mod types;
+mod webrtc;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -56,6 +66,7 @@ pub use rewrite::{OutboundStream, Rewritten};
 pub use types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, EngineError, LegParams,
     LegQuality, LegSide, MediaDirection, MediaEvent, PauseRecord, RecordingSpec, TapFrame,
+    WebRtcError, WebRtcState,
 };
 
 use call::{CallTask, Control};
@@ -72,6 +83,8 @@ struct CallEntry {
 
 struct Inner {
     config: Arc<EngineConfig>,
+    /// DTLS certificate and crypto for WebRTC legs, made on first use.
+    webrtc_identity: std::sync::OnceLock<Result<webrtc::WebRtcIdentity, WebRtcError>>,
     ports: PortPool,
     calls: Mutex<HashMap<String, CallEntry>>,
     events: mpsc::Sender<MediaEvent>,
@@ -99,6 +112,7 @@ impl MediaEngine {
             });
         let inner = Inner {
             config: Arc::new(config),
+            webrtc_identity: std::sync::OnceLock::new(),
             ports,
             calls: Mutex::new(HashMap::new()),
             events,
@@ -181,6 +195,108 @@ impl MediaEngine {
             .send(Control::AddLeg(side, sockets))
             .map_err(|_| EngineError::CallEnded)?;
         Ok(port)
+    }
+
+    /// Opens a WebRTC leg for a browser's offer and returns our answer SDP: ICE-lite with one
+    /// host candidate (the engine's bind address or `webrtc_public_ip`, on the leg's port),
+    /// DTLS-SRTP with `a=setup:passive`, audio only (Opus preferred, PCMU/PCMA fallback,
+    /// telephone-event). The leg then bridges like any other (relay to an Opus leg, else
+    /// transcoding); its connection progress arrives as [`MediaEvent::WebRtc`]. Trickled
+    /// browser candidates go to [`MediaEngine::add_remote_candidate`].
+    pub async fn open_webrtc_leg(
+        &self,
+        call_id: &str,
+        side: LegSide,
+        offer_sdp: &str,
+    ) -> Result<String, EngineError> {
+        let identity = self
+            .inner
+            .webrtc_identity
+            .get_or_init(webrtc::WebRtcIdentity::generate)
+            .clone()?;
+        if self
+            .with_call(call_id, |e| Ok(e.ports[side.index()].is_some()))
+            .unwrap_or(false)
+        {
+            // One session per leg: a renegotiation would need str0m's re-offer handling.
+            return Err(
+                WebRtcError::Setup(format!("leg {side:?} of {call_id} is already open")).into(),
+            );
+        }
+        let port = self.allocate_leg(call_id, side).await?;
+        let ip = self
+            .inner
+            .config
+            .webrtc_public_ip
+            .unwrap_or(self.inner.config.bind_ip);
+        let local = std::net::SocketAddr::new(ip, port);
+        let accepted = match webrtc::WebRtcSession::accept_offer(
+            &identity,
+            local,
+            offer_sdp,
+            std::time::Instant::now(),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                // The leg's ports go back with the call if nothing else uses it.
+                self.drop_leg_if_alone(call_id);
+                return Err(e.into());
+            }
+        };
+        let webrtc::Accepted {
+            session,
+            answer_sdp,
+            params,
+        } = accepted;
+        self.with_call(call_id, |e| {
+            e.codecs[side.index()] = Some(params.codec);
+            e.control
+                .send(Control::AttachWebRtc(side, Box::new(session), params))
+                .map_err(|_| EngineError::CallEnded)
+        })?;
+        Ok(answer_sdp)
+    }
+
+    /// Adds a candidate the browser trickled (`candidate:…`, with or without `a=`; an empty
+    /// line, the end-of-candidates marker, is accepted and ignored).
+    pub fn add_remote_candidate(
+        &self,
+        call_id: &str,
+        side: LegSide,
+        candidate_line: &str,
+    ) -> Result<(), EngineError> {
+        let line = candidate_line.trim();
+        if line.is_empty() || line == "a=end-of-candidates" || line == "end-of-candidates" {
+            return Ok(());
+        }
+        let candidate = webrtc::parse_candidate(line)?;
+        self.with_call(call_id, |e| {
+            if e.ports[side.index()].is_none() || e.codecs[side.index()].is_none() {
+                return Err(EngineError::NotWebRtc {
+                    call_id: call_id.to_string(),
+                    side,
+                });
+            }
+            e.control
+                .send(Control::RemoteCandidate(side, candidate))
+                .map_err(|_| EngineError::CallEnded)
+        })
+    }
+
+    /// After a failed `open_webrtc_leg` that created the call: no leg is left half-made.
+    fn drop_leg_if_alone(&self, call_id: &str) {
+        let only_this = self
+            .with_call(call_id, |e| {
+                Ok(e.ports.iter().flatten().count() == 1 && e.codecs.iter().all(Option::is_none))
+            })
+            .unwrap_or(false);
+        if only_this {
+            let engine = self.clone();
+            let id = call_id.to_string();
+            tokio::spawn(async move {
+                engine.close_call(&id).await;
+            });
+        }
     }
 
     /// Applies a leg's negotiated parameters; call again on every re-INVITE.

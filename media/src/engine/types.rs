@@ -11,6 +11,8 @@ use crate::codec::{CodecError, CodecKind, CodecSpec};
 use crate::jitter::JitterConfig;
 use crate::recorder::{Channel, FinishedRecording};
 
+pub use super::webrtc::WebRtcState;
+
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -29,6 +31,12 @@ pub struct EngineConfig {
     pub flush_interval: Duration,
     /// Capacity of the [`MediaEvent`] channel; events beyond it are dropped and counted.
     pub event_capacity: usize,
+    /// Address WebRTC legs announce as their ICE host candidate when `bind_ip` is not what
+    /// browsers can reach (a wildcard bind, 1:1 NAT); None: `bind_ip`.
+    pub webrtc_public_ip: Option<IpAddr>,
+    /// libopus complexity (0..=10) when transcoding narrowband audio (G.711, G.722) to Opus.
+    /// That encoder is most of a transcoded call's cost; see `examples/bench_webrtc.rs`.
+    pub transcode_opus_complexity: u8,
 }
 
 impl EngineConfig {
@@ -43,6 +51,8 @@ impl EngineConfig {
             rtcp_interval: Duration::from_secs(5),
             flush_interval: Duration::from_secs(1),
             event_capacity: 1024,
+            webrtc_public_ip: None,
+            transcode_opus_complexity: 1,
         }
     }
 }
@@ -154,6 +164,14 @@ pub enum MediaEvent {
         side: LegSide,
         remote: SocketAddr,
     },
+    /// A WebRTC leg's connection changed state (connected, lost, failed with the reason,
+    /// e.g. a DTLS fingerprint that does not match).
+    WebRtc {
+        call_id: String,
+        side: LegSide,
+        state: WebRtcState,
+        error: Option<String>,
+    },
 }
 
 /// Quality of one leg as received from (and sent to) its far end.
@@ -194,6 +212,8 @@ pub struct LegQuality {
     /// Sends the OS refused (socket buffer full): the media path never waits.
     pub send_errors: u64,
     pub dtmf_events: u64,
+    /// Set on WebRTC legs: ICE/DTLS progress.
+    pub webrtc: Option<WebRtcState>,
 }
 
 /// `CodecKind` lives in `codec` (no serde there): written as its name, e.g. "Pcmu".
@@ -269,4 +289,19 @@ pub enum EngineError {
     CallEnded,
     #[error("invalid engine config: {0}")]
     Config(String),
+    #[error("webrtc: {0}")]
+    WebRtc(#[from] WebRtcError),
+    #[error("call {call_id} leg {side:?} is not a WebRTC leg")]
+    NotWebRtc { call_id: String, side: LegSide },
+}
+
+/// Why a WebRTC leg could not be set up or changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebRtcError {
+    #[error("unusable offer: {0}")]
+    Offer(String),
+    #[error("bad ICE candidate: {0}")]
+    Candidate(String),
+    #[error("cannot set up the session: {0}")]
+    Setup(String),
 }
