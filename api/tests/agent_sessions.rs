@@ -215,3 +215,132 @@ async fn login_presence_logout_and_isolation() {
         assert!(!cookie.contains(&hash));
     }
 }
+
+mod socket {
+    use super::*;
+    use futures::{SinkExt, StreamExt};
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    async fn connect(
+        server: &TestServer,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Socket, u16> {
+        let url = format!(
+            "{}/api/v1/agent/ws",
+            server.base.replacen("http://", "ws://", 1)
+        );
+        let mut request = url.into_client_request().unwrap();
+        if let Some(c) = cookie {
+            request.headers_mut().insert("cookie", c.parse().unwrap());
+        }
+        if let Some(o) = origin {
+            request.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+
+    async fn next_json(socket: &mut Socket) -> Value {
+        let deadline = Duration::from_secs(5);
+        loop {
+            let msg = tokio::time::timeout(deadline, socket.next())
+                .await
+                .expect("a message within 5 s")
+                .expect("socket open")
+                .expect("valid frame");
+            if let Message::Text(text) = msg {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    async fn send_json(socket: &mut Socket, v: Value) {
+        socket
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The softphone socket: hello with who you are, presence set from one tab shows in
+    /// every tab (and from the REST call too), bad messages get an error and the socket
+    /// stays, and neither a missing cookie nor another site's page gets a socket.
+    #[tokio::test]
+    async fn softphone_socket_presence_and_origin() {
+        let server = TestServer::start(|_| {}).await;
+        agent(&server, "acme", "acme.example").await;
+        let r = login(
+            &server,
+            json!({"domain": "acme.example", "extension": "1001", "password": "correct horse battery"}),
+        )
+        .await;
+        let cookie = cookie_of(&r);
+        let origin = server.base.clone();
+
+        assert_eq!(connect(&server, None, None).await.err(), Some(401));
+        assert_eq!(
+            connect(&server, Some(&cookie), Some("https://evil.example"))
+                .await
+                .err(),
+            Some(403)
+        );
+
+        let mut tab1 = connect(&server, Some(&cookie), Some(&origin))
+            .await
+            .unwrap();
+        let hello = next_json(&mut tab1).await;
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["user"]["extension"], "1001");
+        assert_eq!(hello["presence"], "away");
+        let mut tab2 = connect(&server, Some(&cookie), Some(&origin))
+            .await
+            .unwrap();
+        assert_eq!(next_json(&mut tab2).await["type"], "hello");
+
+        send_json(
+            &mut tab1,
+            json!({"type": "set_presence", "status": "available"}),
+        )
+        .await;
+        for tab in [&mut tab1, &mut tab2] {
+            let m = next_json(tab).await;
+            assert_eq!(
+                (m["type"].as_str(), m["status"].as_str()),
+                (Some("presence"), Some("available"))
+            );
+        }
+        // The REST call reaches the sockets too.
+        let (status, _) = with_cookie(
+            &server,
+            reqwest::Method::PUT,
+            "/api/v1/agent/presence",
+            &cookie,
+            Some(json!({"status": "away"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(next_json(&mut tab2).await["status"], "away");
+
+        // Garbage and forbidden states: an error, and the socket still answers.
+        send_json(&mut tab1, json!({"type": "launch_missiles"})).await;
+        assert_eq!(
+            next_json(&mut tab1).await["type"],
+            "presence",
+            "the REST change came first"
+        );
+        assert_eq!(next_json(&mut tab1).await["code"], "bad_message");
+        send_json(&mut tab1, json!({"type": "set_presence", "status": "busy"})).await;
+        assert_eq!(next_json(&mut tab1).await["code"], "validation_error");
+        send_json(&mut tab1, json!({"type": "ping"})).await;
+        assert_eq!(next_json(&mut tab1).await["type"], "pong");
+    }
+}

@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/agent/logout", post(logout))
         .route("/agent/me", get(me))
         .route("/agent/presence", put(put_presence))
+        .route("/agent/ws", get(super::ws::agent_ws))
 }
 
 /// The agent behind a request's session cookie.
@@ -104,7 +105,7 @@ fn session_cookie(state: &AppState, token: &str, max_age_s: i64) -> HeaderValue 
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-async fn user_view(state: &AppState, session: &AgentSession) -> ApiResult<Value> {
+pub(super) async fn user_view(state: &AppState, session: &AgentSession) -> ApiResult<Value> {
     let user = users::get_user(&state.pool, &session.org_id, &session.user_id)
         .await?
         .ok_or_else(not_logged_in)?;
@@ -203,20 +204,28 @@ async fn put_presence(
     let wanted = Presence::parse(&body.status)
         .filter(|p| p.chosen_by_agent())
         .ok_or_else(|| ApiError::validation("status must be \"available\" or \"away\""))?;
-    let current = presence::get(&state.pool, &agent.session.org_id, &agent.session.user_id).await?;
-    if current == Presence::Busy {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "on_a_call",
-            "presence changes after the call ends",
-        ));
-    }
-    presence::set(
+    match presence::change_by_agent(
         &state.pool,
         &agent.session.org_id,
         &agent.session.user_id,
         wanted,
     )
-    .await?;
+    .await
+    {
+        Ok(()) => {}
+        Err(presence::PresenceError::OnACall) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "on_a_call",
+                "presence changes after the call ends",
+            ));
+        }
+        Err(presence::PresenceError::Db(e)) => return Err(e.into()),
+    }
+    // The agent's open softphones show it at once.
+    state.agents.send_to_user(
+        &agent.session.user_id,
+        &super::hub::ServerMessage::Presence { status: wanted },
+    );
     Ok(Json(user_view(&state, &agent.session).await?))
 }

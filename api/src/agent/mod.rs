@@ -2,5 +2,7 @@
 //! The softphone's signalling (WebSocket) and WebRTC legs build on these.
 
 pub mod http;
+pub mod hub;
 pub mod presence;
 pub mod sessions;
+pub mod ws;

@@ -76,3 +76,34 @@ pub async fn get(pool: &SqlitePool, org_id: &str, user_id: &str) -> Result<Prese
         .and_then(Presence::parse)
         .unwrap_or(Presence::Offline))
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    #[error("presence changes after the call ends")]
+    OnACall,
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl PresenceError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::OnACall => "on_a_call",
+            Self::Db(_) => "internal",
+        }
+    }
+}
+
+/// The agent picks available or away; not while a call keeps them busy.
+pub async fn change_by_agent(
+    pool: &SqlitePool,
+    org_id: &str,
+    user_id: &str,
+    wanted: Presence,
+) -> Result<(), PresenceError> {
+    if get(pool, org_id, user_id).await? == Presence::Busy {
+        return Err(PresenceError::OnACall);
+    }
+    set(pool, org_id, user_id, wanted).await?;
+    Ok(())
+}

@@ -38,6 +38,8 @@ pub struct Inner {
     pub jobs_ready: Notify,
     /// Call control and event backlog of the SIP server, when it runs.
     pub sip: crate::sip::SipRuntime,
+    /// Agents' open softphone sockets.
+    pub agents: crate::agent::hub::AgentHub,
 }
 
 #[derive(Clone)]
@@ -71,6 +73,7 @@ impl AppState {
             metrics: super::metrics::handle(),
             jobs_ready: Notify::new(),
             sip: crate::sip::SipRuntime::default(),
+            agents: crate::agent::hub::AgentHub::default(),
         })))
     }
 
