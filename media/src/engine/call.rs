@@ -326,7 +326,7 @@ impl State {
         if audio.recording.is_some() {
             return;
         }
-        match DiskWriter::spawn(writer, call_id.clone(), events) {
+        match DiskWriter::spawn(writer, audio.rate(), call_id.clone(), events) {
             Ok(disk) => {
                 let start_frame = audio.emitted_frames();
                 audio.recording = Some(Recording {
