@@ -59,7 +59,9 @@ impl DiskWriter {
             .spawn(move || run(writer, rx, call_id, events))
             .map_err(|e| format!("cannot start recording thread: {e}"))?;
         let chunk_frames = u128::from(rate) * DISK_CHUNK.as_millis() / 1000;
-        let chunk_samples = usize::try_from(chunk_frames * 2).unwrap_or(usize::MAX).max(2);
+        let chunk_samples = usize::try_from(chunk_frames * 2)
+            .unwrap_or(usize::MAX)
+            .max(2);
         Ok(DiskWriter {
             tx,
             gathered: Vec::new(),

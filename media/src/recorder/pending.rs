@@ -175,7 +175,11 @@ fn for_each_word(
         };
         let from = i % 64;
         let to = (range.end - (i - from)).min(64);
-        let low = if from == 0 { 0 } else { u64::MAX >> (64 - from) };
+        let low = if from == 0 {
+            0
+        } else {
+            u64::MAX >> (64 - from)
+        };
         let high = if to == 64 { 0 } else { u64::MAX << to };
         if !f(word, !(low | high)) {
             return;
@@ -225,7 +229,11 @@ mod tests {
         let mut p = PendingSamples::default();
         p.ensure_len(6);
         assert_eq!(p.place(1, &[5, 6]), (2, 0));
-        assert_eq!(p.place(5, &[9, 7]), (0, 0), "run past the pending span is refused");
+        assert_eq!(
+            p.place(5, &[9, 7]),
+            (0, 0),
+            "run past the pending span is refused"
+        );
         p.ensure_len(7);
         assert_eq!(p.place(2, &[9, 7, 0, 0, 3]), (4, 1));
         assert_eq!(drain(&mut p, 8), vec![0, 5, 6, 7, 0, 0, 3, 0]);
