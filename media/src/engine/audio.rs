@@ -181,6 +181,11 @@ impl CallAudio {
             .collect()
     }
 
+    /// Frames per second of the timeline (and so of the recording).
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
     pub fn emitted_frames(&self) -> u64 {
         self.timeline.stats().emitted_frames
     }
@@ -214,7 +219,7 @@ impl CallAudio {
             return;
         }
         if let Some(rec) = self.recording.as_mut() {
-            rec.disk.write(interleaved.to_vec());
+            rec.disk.write(interleaved);
         }
         if self.taps.is_empty() {
             return;

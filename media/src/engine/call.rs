@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use std::task::{Context, Poll};
 
-use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -30,6 +29,7 @@ use super::audio::{CallAudio, Recording};
 use super::disk::DiskWriter;
 use super::leg::{Leg, SourceVerdict};
 use super::ports::LegSockets;
+use super::recv_batch::{DATAGRAM, ReadOutcome, RecvBatch};
 use super::rtcp_session;
 use super::transcode::{SYNTHETIC_SSRC, Transcoder};
 use super::types::{
@@ -42,8 +42,6 @@ use super::webrtc::{SessionNews, WebRtcSession};
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 /// Transcoding playout cadence.
 const PACING: Duration = Duration::from_millis(20);
-/// Largest datagram we read (anything longer is truncated and then fails to parse).
-const DATAGRAM: usize = 2048;
 
 pub enum Control {
     AddLeg(LegSide, LegSockets),
@@ -102,16 +100,16 @@ pub struct CallTask {
     pub relayed_total: Arc<AtomicU64>,
 }
 
-/// A datagram's leg and socket, and what `recv_from` said (length, source).
-type Arrived = (LegSide, Port, std::io::Result<(usize, SocketAddr)>);
+/// Which socket a batch came in on, or the error it reported.
+type Arrived = (LegSide, Port, std::io::Result<()>);
 
-/// One datagram from whichever of the call's sockets has one. Polls the sockets directly
-/// (`poll_recv_from` keeps one waker per socket, no per-wait allocation or waiter list), and
+/// Reads a batch from whichever of the call's sockets has datagrams. Polls the sockets'
+/// readiness directly (one waker per socket, no per-wait allocation or waiter list), and
 /// starts each round at the next socket so a flooded socket cannot starve the others.
 fn poll_sockets(
     cx: &mut Context<'_>,
     sockets: &[Option<LegSockets>; 2],
-    buf: &mut [u8],
+    batch: &mut RecvBatch,
     start: &mut usize,
 ) -> Poll<Arrived> {
     const ORDER: [(LegSide, Port); 4] = [
@@ -129,11 +127,29 @@ fn poll_sockets(
             Port::Rtp => &socks.rtp,
             Port::Rtcp => &socks.rtcp,
         };
-        let mut read = ReadBuf::new(buf);
-        if let Poll::Ready(r) = sock.poll_recv_from(cx, &mut read) {
-            let len = read.filled().len();
+        // Ready → read; a read that finds nothing cleared the readiness, so polling again
+        // registers the waker. Bounded: readiness that keeps coming back empty (events
+        // racing the reads) yields to the other sockets and retries at the next poll.
+        let mut attempts = 0;
+        loop {
+            let outcome = match sock.poll_recv_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(e)) => Err(e),
+                Poll::Ready(Ok(())) => match batch.read(sock) {
+                    ReadOutcome::Got => Ok(()),
+                    ReadOutcome::Failed(e) => Err(e),
+                    ReadOutcome::Empty => {
+                        attempts += 1;
+                        if attempts >= 3 {
+                            cx.waker().wake_by_ref();
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
             *start = (*start + i + 1) % ORDER.len();
-            return Poll::Ready((side, port, r.map(|from| (len, from))));
+            return Poll::Ready((side, port, outcome));
         }
     }
     Poll::Pending
@@ -171,7 +187,7 @@ impl CallTask {
             relayed_unreported: 0,
         };
         let mut sockets: [Option<LegSockets>; 2] = [None, None];
-        let mut buf = vec![0u8; DATAGRAM].into_boxed_slice();
+        let mut batch = RecvBatch::default();
         let mut start = 0usize;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -214,8 +230,13 @@ impl CallTask {
                     }
                     Some(other) => state.on_control(other),
                 },
-                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut buf, &mut start)) => {
-                    state.on_datagram(side, port, r, &buf, &sockets)
+                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start)) => {
+                    // Socket errors (ICMP port unreachable and the like): nothing to do.
+                    if r.is_ok() {
+                        for (data, src) in batch.datagrams() {
+                            state.on_datagram(side, port, src, data, &sockets);
+                        }
+                    }
                 }
                 _ = housekeeping.tick() => state.housekeeping(&sockets),
                 _ = pacing.tick(), if transcoding => state.pace(&sockets),
@@ -339,7 +360,7 @@ impl State {
         if audio.recording.is_some() {
             return;
         }
-        match DiskWriter::spawn(writer, call_id.clone(), events) {
+        match DiskWriter::spawn(writer, audio.rate(), call_id.clone(), events) {
             Ok(disk) => {
                 let start_frame = audio.emitted_frames();
                 audio.recording = Some(Recording {
@@ -391,15 +412,10 @@ impl State {
         &mut self,
         side: LegSide,
         port: Port,
-        result: std::io::Result<(usize, SocketAddr)>,
-        buf: &[u8],
+        src: SocketAddr,
+        data: &[u8],
         sockets: &[Option<LegSockets>; 2],
     ) {
-        let Ok((len, src)) = result else {
-            // ICMP port unreachable and the like surface here; nothing to do.
-            return;
-        };
-        let Some(data) = buf.get(..len) else { return };
         let now = Instant::now();
         if let Some(leg) = self.legs[side.index()].as_mut()
             && let Some(session) = leg.webrtc.as_mut()

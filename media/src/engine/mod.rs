@@ -33,6 +33,7 @@
 //! - `rewrite`: the continuous outbound stream (SSRC/sequence/timestamp rewriting).
 //! - `transcode`: jitter buffer → decode → resample → encode for one direction.
 //! - `audio`, `disk`: recording timeline + taps, and the writer thread.
+//! - `recv_batch`: batched socket reads (`recvmmsg`) that clear readiness themselves.
 //! - `rtcp_session`: our reports and what the far end's reports tell us.
 //! - `resample`: sample-rate conversion for those paths (`codec::Resampler` inside).
 //! - `webrtc`: a WebRTC leg's str0m session (ICE-lite, DTLS-SRTP, RTP mode).
@@ -45,6 +46,7 @@ mod call;
 mod disk;
 mod leg;
 mod ports;
+mod recv_batch;
 pub mod resample;
 mod rewrite;
 mod rtcp_session;

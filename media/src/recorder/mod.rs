@@ -4,6 +4,7 @@
 
 pub mod ogg;
 pub mod ogg_opus;
+mod pending;
 pub mod repair;
 pub mod timeline;
 pub mod wav;

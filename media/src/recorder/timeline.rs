@@ -12,8 +12,9 @@
 //! timestamp jump, a new stream), the channel is re-anchored to the wall clock, so neither
 //! channel can drift away from the other or from real time.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use super::pending::{CHANNELS, PendingSamples};
 
 /// Which side of the call a packet belongs to; also its place in the stereo frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,8 +147,8 @@ struct Anchor {
 #[derive(Debug, Default)]
 struct ChannelState {
     anchor: Option<Anchor>,
-    /// Samples for frames `emitted..emitted+len`; `None` = nothing received (silence).
-    pending: VecDeque<Option<i16>>,
+    /// Samples for frames `emitted..emitted+len` (holes are silence).
+    pending: PendingSamples,
 }
 
 /// The two-channel recording timeline. Feed it packets with [`Timeline::push`], call
@@ -294,42 +295,26 @@ impl Timeline {
         };
 
         let emitted = self.emitted as i64;
-        let span = self.max_span();
+        let span = self.max_span() as i64;
         let state = &mut self.channels[idx];
-        // Grow the buffer once for the whole packet rather than sample by sample (this loop
-        // runs for every packet of every recorded call).
-        let last = start.saturating_add(len - 1);
-        if len > 0 && last >= emitted {
-            let needed = ((last - emitted) as u64 + 1).min(span) as usize;
-            if state.pending.len() < needed {
-                state.pending.resize(needed, None);
-            }
-        }
-        for (i, &sample) in samples.iter().enumerate() {
-            let frame = start.saturating_add(i as i64);
-            if frame < emitted {
-                outcome.late += 1;
-                continue;
-            }
-            let offset = (frame - emitted) as u64;
-            if offset >= span {
-                // Only reachable when the caller stopped calling `advance`: refuse to buffer
-                // without bound; the hole becomes silence.
-                outcome.overrun += 1;
-                continue;
-            }
-            let offset = offset as usize;
-            if state.pending.len() <= offset {
-                state.pending.resize(offset + 1, None);
-            }
-            match state.pending.get_mut(offset) {
-                Some(slot @ None) => {
-                    *slot = Some(sample);
-                    outcome.placed += 1;
-                }
-                Some(Some(_)) => outcome.duplicate += 1,
-                None => {}
-            }
+        // The packet splits into samples whose frames were already emitted (late), those
+        // that fit the buffer, and those beyond what it may hold (only reachable when the
+        // caller stopped calling `advance`: refused rather than buffered without bound).
+        let first_fit = emitted.saturating_sub(start).clamp(0, len);
+        let end_fit = emitted
+            .saturating_add(span)
+            .saturating_sub(start)
+            .clamp(first_fit, len);
+        outcome.late = first_fit as u64;
+        outcome.overrun = (len - end_fit) as u64;
+        if let Some(run) = samples.get(first_fit as usize..end_fit as usize)
+            && !run.is_empty()
+        {
+            let offset = (start.saturating_add(first_fit) - emitted) as usize;
+            state.pending.ensure_len(offset + run.len());
+            let (placed, duplicate) = state.pending.place(offset, run);
+            outcome.placed = placed;
+            outcome.duplicate = duplicate;
         }
         self.stats.placed_samples[idx] += outcome.placed;
         self.stats.late_samples[idx] += outcome.late;
@@ -446,26 +431,44 @@ impl Timeline {
             return 0;
         }
         let count = end - self.emitted;
-        out.reserve(usize::try_from(count.saturating_mul(2)).unwrap_or(0));
-        for _ in 0..count {
+        let Ok(frames) = usize::try_from(count) else {
+            return 0;
+        };
+        let base = out.len();
+        out.resize(base + frames.saturating_mul(CHANNELS), 0);
+        let Some(dest) = out.get_mut(base..) else {
+            return 0;
+        };
+        // In runs between pause boundaries: a paused run is discarded (its output stays
+        // silent), any other is copied out channel by channel.
+        let mut written = 0usize;
+        while self.emitted < end {
             let frame = self.emitted;
             while self
                 .pauses
                 .get(self.pause_cursor)
                 .and_then(|p| p.end_frame)
-                .is_some_and(|end| end <= frame)
+                .is_some_and(|e| e <= frame)
             {
                 self.pause_cursor += 1;
             }
-            let paused = self
-                .pauses
-                .get(self.pause_cursor)
-                .is_some_and(|p| p.contains(frame));
-            for state in &mut self.channels {
-                let sample = state.pending.pop_front().flatten().unwrap_or(0);
-                out.push(if paused { 0 } else { sample });
+            let (paused, run_end) = match self.pauses.get(self.pause_cursor) {
+                Some(p) if p.contains(frame) => (true, p.end_frame.unwrap_or(end)),
+                Some(p) => (false, p.start_frame),
+                None => (false, end),
+            };
+            let run_end = run_end.clamp(frame + 1, end);
+            let run = (run_end - frame) as usize;
+            for (ch, state) in self.channels.iter_mut().enumerate() {
+                let target = if paused {
+                    None
+                } else {
+                    dest.get_mut(written * CHANNELS..).map(|d| (d, ch))
+                };
+                state.pending.take_front(run, target);
             }
-            self.emitted += 1;
+            written += run;
+            self.emitted = run_end;
         }
         self.stats.emitted_frames = self.emitted;
         count
