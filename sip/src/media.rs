@@ -42,6 +42,24 @@ pub enum LegRole {
     Callee,
 }
 
+impl LegRole {
+    /// The leg's place in a call's two-slot arrays (caller first).
+    pub fn index(self) -> usize {
+        match self {
+            LegRole::Caller => 0,
+            LegRole::Callee => 1,
+        }
+    }
+
+    /// The other leg of the call.
+    pub fn other(self) -> LegRole {
+        match self {
+            LegRole::Caller => LegRole::Callee,
+            LegRole::Callee => LegRole::Caller,
+        }
+    }
+}
+
 /// Media direction of a leg (hold = sendonly/inactive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -63,20 +63,6 @@ pub struct Negotiator {
     calls: HashMap<String, [Option<LegMedia>; 2]>,
 }
 
-fn slot(role: LegRole) -> usize {
-    match role {
-        LegRole::Caller => 0,
-        LegRole::Callee => 1,
-    }
-}
-
-fn other(role: LegRole) -> LegRole {
-    match role {
-        LegRole::Caller => LegRole::Callee,
-        LegRole::Callee => LegRole::Caller,
-    }
-}
-
 /// Keep one voice codec (the offerer's first that we speak) and telephone-event. A single
 /// codec in the answer means the far end sends exactly what we decode, and a transfer or a
 /// relay never meets a payload type switch mid-call.
@@ -139,7 +125,7 @@ impl Negotiator {
     pub fn leg(&self, call_id: &str, role: LegRole) -> Option<&LegMedia> {
         self.calls
             .get(call_id)
-            .and_then(|legs| legs[slot(role)].as_ref())
+            .and_then(|legs| legs[role.index()].as_ref())
     }
 
     pub fn open_calls(&self) -> usize {
@@ -188,7 +174,7 @@ impl Negotiator {
             }
             None => {
                 let mut codecs: Vec<Codec> = self
-                    .leg(call_id, other(role))
+                    .leg(call_id, role.other())
                     .map(|leg| leg.formats.iter().filter_map(|f| f.codec()).collect())
                     .unwrap_or_default();
                 for codec in &self.codecs {
@@ -206,7 +192,7 @@ impl Negotiator {
             }
         };
         let body = self.render(call_id, &leg);
-        self.calls.entry(call_id.to_string()).or_default()[slot(role)] = Some(leg.clone());
+        self.calls.entry(call_id.to_string()).or_default()[role.index()] = Some(leg.clone());
         Ok((body, leg))
     }
 
@@ -220,7 +206,7 @@ impl Negotiator {
         let leg = self
             .calls
             .get_mut(call_id)
-            .and_then(|legs| legs[slot(role)].as_mut())
+            .and_then(|legs| legs[role.index()].as_mut())
             .ok_or_else(|| MediaError::Other(format!("no open {role:?} leg for this call")))?;
         // The answer must keep at least one codec we listed.
         let ours: Vec<Codec> = leg.formats.iter().filter_map(|f| f.codec()).collect();
@@ -241,7 +227,7 @@ impl Negotiator {
         let leg = self
             .calls
             .get_mut(call_id)
-            .and_then(|legs| legs[slot(role)].as_mut())
+            .and_then(|legs| legs[role.index()].as_mut())
             .ok_or_else(|| MediaError::Other(format!("no open {role:?} leg for this call")))?;
         leg.direction = direction;
         // A changed session must carry a new o= version (RFC 3264 §8).

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use super::ogg::{self, FLAG_BOS, FLAG_EOS, MAX_SEGMENTS};
 use super::repair::{RepairError, RepairReport};
 use super::writer::{
-    FinishedRecording, WriterConfig, WriterError, create_part_file, frames_duration,
-    sync_parent_dir,
+    FinishedRecording, WriterConfig, WriterError, commit_part, create_part_file, frames_duration,
 };
 use crate::codec::{AudioEncoder, CodecError};
 use crate::codec::{OpusEncoder, OpusEncoderConfig};
@@ -78,8 +77,6 @@ pub struct OggOpusWriter {
     frames_per_packet: usize,
     pre_skip: u64,
     sequence: u32,
-    /// Granule of the last page on disk.
-    flushed_granule: u64,
     scratch: Vec<u8>,
     last_flush: Instant,
 }
@@ -142,7 +139,6 @@ impl OggOpusWriter {
             frames_per_packet,
             pre_skip,
             sequence: 2,
-            flushed_granule: 0,
             scratch: Vec::new(),
             last_flush: now,
         })
@@ -224,7 +220,6 @@ impl OggOpusWriter {
             let flags = if end == packets.len() { last_flags } else { 0 };
             ogg::write_page(&mut out, flags, granule, SERIAL, self.sequence, &bodies);
             self.sequence = self.sequence.wrapping_add(1);
-            self.flushed_granule = granule;
             start = end;
         }
         if !out.is_empty() {
@@ -264,18 +259,10 @@ impl OggOpusWriter {
         }
         self.last_flush = now;
         self.write_pages(FLAG_EOS)?;
-        let io_part = |source| WriterError::Io {
-            path: self.part_path.clone(),
-            source,
-        };
         if let Some(file) = self.file.take() {
-            file.sync_all().map_err(io_part)?;
+            commit_part(file, &self.part_path, &self.final_path)
+                .map_err(|(path, source)| WriterError::Io { path, source })?;
         }
-        std::fs::rename(&self.part_path, &self.final_path).map_err(io_part)?;
-        sync_parent_dir(&self.final_path).map_err(|source| WriterError::Io {
-            path: self.final_path.clone(),
-            source,
-        })?;
         Ok(FinishedRecording {
             path: self.final_path.clone(),
             frames: self.frames_in,
@@ -345,13 +332,8 @@ pub fn repair_ogg_opus(path: &Path, final_path: &Path) -> Result<RepairReport, R
         .open(path)
         .map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(path, final_path).map_err(io)?;
-    sync_parent_dir(final_path).map_err(|source| RepairError::Io {
-        path: final_path.to_path_buf(),
-        source,
-    })?;
+    commit_part(file, path, final_path)
+        .map_err(|(path, source)| RepairError::Io { path, source })?;
     let samples_48k = granule.saturating_sub(pre_skip);
     let frames = samples_48k * u64::from(input_rate) / GRANULE_RATE;
     Ok(RepairReport {

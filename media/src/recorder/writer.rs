@@ -188,18 +188,10 @@ impl WavWriter {
     /// Final flush, fsync, atomic rename to the final name, fsync of the directory.
     pub fn finish(mut self, now: Instant) -> Result<FinishedRecording, WriterError> {
         self.flush(now)?;
-        let io_part = |source| WriterError::Io {
-            path: self.part_path.clone(),
-            source,
-        };
         if let Some(file) = self.file.take() {
-            file.sync_all().map_err(io_part)?;
+            commit_part(file, &self.part_path, &self.final_path)
+                .map_err(|(path, source)| WriterError::Io { path, source })?;
         }
-        std::fs::rename(&self.part_path, &self.final_path).map_err(io_part)?;
-        sync_parent_dir(&self.final_path).map_err(|source| WriterError::Io {
-            path: self.final_path.clone(),
-            source,
-        })?;
         let frames = self.data_len / 4;
         Ok(FinishedRecording {
             path: self.final_path.clone(),
@@ -273,6 +265,20 @@ pub(crate) fn frames_duration(frames: u64, rate: u32) -> Duration {
     let rate = u64::from(rate.max(1));
     Duration::from_secs(frames / rate)
         + Duration::from_nanos((frames % rate) * 1_000_000_000 / rate)
+}
+
+/// Makes a finished `.part` file the recording: fsync it, rename it atomically to its final
+/// name, fsync the directory so the rename survives power loss. On failure, the path the
+/// failed step was about.
+pub(crate) fn commit_part(
+    file: File,
+    part_path: &Path,
+    final_path: &Path,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    file.sync_all().map_err(|e| (part_path.to_path_buf(), e))?;
+    drop(file);
+    std::fs::rename(part_path, final_path).map_err(|e| (part_path.to_path_buf(), e))?;
+    sync_parent_dir(final_path).map_err(|e| (final_path.to_path_buf(), e))
 }
 
 /// fsync the directory holding `path`, so a rename into it survives power loss.

@@ -45,20 +45,6 @@ fn sdp_header() -> Header {
     Header::ContentType("application/sdp".into())
 }
 
-fn slot_index(role: LegRole) -> usize {
-    match role {
-        LegRole::Caller => 0,
-        LegRole::Callee => 1,
-    }
-}
-
-fn other(role: LegRole) -> LegRole {
-    match role {
-        LegRole::Caller => LegRole::Callee,
-        LegRole::Callee => LegRole::Caller,
-    }
-}
-
 fn is_hold(direction: Direction) -> bool {
     matches!(direction, Direction::SendOnly | Direction::Inactive)
 }
@@ -1021,7 +1007,7 @@ impl Call {
 
     fn slot_of(&self, id: &DialogId) -> Option<LegRole> {
         for role in [LegRole::Caller, LegRole::Callee] {
-            if let Some(leg) = &self.legs[slot_index(role)]
+            if let Some(leg) = &self.legs[role.index()]
                 && &leg.dialog.id() == id
             {
                 return Some(role);
@@ -1195,7 +1181,7 @@ impl Call {
             ));
             response_headers.push(Header::Require("timer".into()));
         }
-        let current = self.legs[slot_index(slot)]
+        let current = self.legs[slot.index()]
             .as_ref()
             .map(|l| l.remote_direction)
             .unwrap_or(Direction::SendRecv);
@@ -1260,7 +1246,7 @@ impl Call {
                 return;
             }
         }
-        if let Some(leg) = self.legs[slot_index(slot)].as_mut() {
+        if let Some(leg) = self.legs[slot.index()].as_mut() {
             leg.remote_direction = offered;
             leg.remote_sdp = Some(offer);
         }
@@ -1272,7 +1258,7 @@ impl Call {
         } else {
             Direction::SendRecv
         };
-        self.reinvite_leg(other(slot), toward_other).await;
+        self.reinvite_leg(slot.other(), toward_other).await;
         let event = if is_hold(offered) {
             CallEvent::Held {
                 call_id: self.id.clone(),
@@ -1308,10 +1294,7 @@ impl Call {
 
     /// Send a re-INVITE with our SDP in `direction` to a leg and apply its answer.
     async fn reinvite_leg(&mut self, slot: LegRole, direction: Direction) -> bool {
-        let Some(dialog) = self.legs[slot_index(slot)]
-            .as_ref()
-            .map(|l| l.dialog.clone())
-        else {
+        let Some(dialog) = self.legs[slot.index()].as_ref().map(|l| l.dialog.clone()) else {
             return false;
         };
         if !wait_confirmed(&dialog, self.inner.config.bye_timeout).await {
@@ -1370,7 +1353,7 @@ impl Call {
         // first NOTIFY follows it on the wire. RFC 6665 lets a NOTIFY overtake the 202, but
         // some phones drop a NOTIFY for a subscription they do not know yet.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let transferor = self.legs[slot_index(slot)].as_ref()?.dialog.clone();
+        let transferor = self.legs[slot.index()].as_ref()?.dialog.clone();
         notify_sipfrag(&transferor, 100, "Trying", "active;expires=60").await;
         match self.transfer(slot, &target).await {
             TransferOutcome::Done(old) => {
@@ -1398,7 +1381,7 @@ impl Call {
             }
             TransferOutcome::KeptPartyGone => Some(Ending {
                 status: 200,
-                side: slot_side(other(slot)),
+                side: slot_side(slot.other()),
                 cause: "normal_clearing",
             }),
         }
@@ -1436,7 +1419,7 @@ impl Call {
             Ok(offer) => offer,
             Err(_) => return TransferOutcome::Failed(503),
         };
-        let kept = self.legs[slot_index(other(slot))]
+        let kept = self.legs[slot.other().index()]
             .as_ref()
             .map(|l| l.dialog.id());
         match self.ring(plan, slot, offer, None, kept).await {
@@ -1463,7 +1446,7 @@ impl Call {
                     remote_direction: Direction::SendRecv,
                     remote_sdp: body_string(&response.body),
                 };
-                match self.legs[slot_index(slot)].replace(new_leg) {
+                match self.legs[slot.index()].replace(new_leg) {
                     Some(old) => {
                         if let Some(user) = &old.user_id {
                             self.inner.mark_idle(user, now_ms());
@@ -1491,7 +1474,7 @@ impl Call {
     /// A transfer re-offered `slot`'s media for the target and failed: put the leg back as
     /// its (still connected) far end negotiated it.
     async fn restore_leg_media(&self, slot: LegRole) {
-        let Some(leg) = self.legs[slot_index(slot)].as_ref() else {
+        let Some(leg) = self.legs[slot.index()].as_ref() else {
             return;
         };
         let media = &self.inner.ctx.media;
@@ -1565,13 +1548,13 @@ impl Call {
                 let agent_slot = [LegRole::Callee, LegRole::Caller]
                     .into_iter()
                     .find(|role| {
-                        self.legs[slot_index(*role)]
+                        self.legs[role.index()]
                             .as_ref()
                             .is_some_and(|l| l.user_id.is_some() && l.user_id == self.agent_user_id)
                     })
                     .or_else(|| {
                         [LegRole::Callee, LegRole::Caller].into_iter().find(|role| {
-                            self.legs[slot_index(*role)]
+                            self.legs[role.index()]
                                 .as_ref()
                                 .is_some_and(|l| l.user_id.is_some())
                         })
@@ -1599,7 +1582,7 @@ impl Call {
                             .ok();
                         Some(Ending {
                             status: 200,
-                            side: slot_side(other(agent_slot)),
+                            side: slot_side(agent_slot.other()),
                             cause: "normal_clearing",
                         })
                     }
