@@ -29,6 +29,7 @@ const OPUS: Match = Match {
     window_xcorr: 0.7,
     max_lag_spread: 2,
     frame_steps: 1,
+    frames_per_step: 1,
 };
 
 /// The figures for audio callscope transcoded to a leg speaking `codec` (as named in the
@@ -168,6 +169,13 @@ fn linphonec_and_baresip_hear_each_other_through_callscope() {
         max_lag_spread: m.max_lag_spread.max(2),
         ..m
     };
+    // What linphonec heard went through its own adaptive jitter buffer as well, which on a
+    // loaded machine grows by several frames at once (a 60 ms step was seen in CI).
+    let linphone_playout = |m: Match| Match {
+        frame_steps: m.frame_steps + 2,
+        frames_per_step: 4,
+        ..with_linphone(m)
+    };
 
     let l_src = read_wav_mono(&l_src).unwrap();
     let b_src = read_wav_mono(&b_src).unwrap();
@@ -181,7 +189,7 @@ fn linphonec_and_baresip_hear_each_other_through_callscope() {
         "linphonec heard baresip",
         &b_src,
         &read_wav_mono(&l_heard).unwrap(),
-        with_linphone(expected_for(&l_codec)),
+        linphone_playout(expected_for(&l_codec)),
     );
     let rec = stored_recording(&server, &call_id);
     assert_eq!(rec.channels, 2);

@@ -866,6 +866,10 @@ impl State {
         {
             session.recycle(packets);
         }
+        // The snapshot goes first: whoever reacts to the event must already see the new state.
+        if had_news {
+            self.publish_snapshot(now);
+        }
         for SessionNews::State(state, error) in news {
             let call_id = self.call_id.clone();
             self.emit(MediaEvent::WebRtc {
@@ -874,9 +878,6 @@ impl State {
                 state,
                 error,
             });
-        }
-        if had_news {
-            self.publish_snapshot(now);
         }
     }
 
