@@ -10,6 +10,7 @@
 //! The peers come from Debian packages installed by `scripts/setup`: SIPp (`sip-tester`),
 //! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`).
 
+pub mod agent_ws;
 pub mod audio_compare;
 pub mod baresip;
 pub mod callscope;
