@@ -16,7 +16,7 @@ use browser::AiortcPeer;
 use callscope_testkit::agent_ws::{AgentSocket, login};
 use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_mono};
 use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
-use callscope_testkit::callscope::Callscope;
+use callscope_testkit::callscope::{Callscope, RouteTarget};
 use serde_json::{Value, json};
 use support::{
     Match, WAIT, assert_matches_as, server_builder, sources, stored_recording, wait_for,
@@ -25,6 +25,8 @@ use support::{
 const DID: &str = "+14155550188";
 const TRUNK_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const AGENT_PW: &str = "alice-pw-0001";
+/// The customer's number: what the agent dials, and the caller id of the customer's calls.
+const CUSTOMER_NUMBER: &str = "+14155550123";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -36,11 +38,59 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// callscope with agent 1001 and a trunk on 127.0.0.2 whose DID rings 1001.
 fn server() -> Callscope {
+    server_with(5999, RouteTarget::User("1001".into()))
+}
+
+/// callscope with agents 1001 and 1002; the trunk's outbound calls go to 127.0.0.2:`port`
+/// and its DID rings `target`.
+fn server_with(trunk_port: u16, target: RouteTarget) -> Callscope {
     server_builder(&[("1001", AGENT_PW), ("1002", "bob-pw-00002")])
-        .trunk((TRUNK_IP, 5999).into(), &["127.0.0.2"])
-        .route_to_user(DID, "1001")
+        .trunk((TRUNK_IP, trunk_port).into(), &["127.0.0.2"])
+        .route(DID, target)
         .start()
         .expect("start callscope")
+}
+
+/// The browser takes the ringing or dialled call `call_id`: aiortc makes the offer, the
+/// socket carries it (`answer`, or the `dial` already sent), aiortc applies our answer.
+fn answer_in_browser(
+    rt: &tokio::runtime::Runtime,
+    agent: &mut AgentSocket,
+    call_id: &str,
+    play: &Path,
+    record: &Path,
+    seconds: f64,
+) -> AiortcPeer {
+    let mut browser = rt.block_on(AiortcPeer::start(play, record, seconds, ""));
+    let reply = agent
+        .request(
+            json!({"type": "answer", "call_id": call_id, "sdp": browser.offer}),
+            WAIT,
+        )
+        .expect("answer accepted");
+    assert_eq!(reply["type"], "media_answer", "{reply}");
+    rt.block_on(browser.answer(reply["sdp"].as_str().unwrap()));
+    browser
+}
+
+fn call_id_of(message: &Value) -> String {
+    message["call"]["call_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no call id in {message}"))
+        .to_string()
+}
+
+/// The stored call once it has ended: whether it was answered, and its hang-up cause.
+fn ended_call(server: &Callscope) -> (bool, String) {
+    wait_for(server, "the ended call", WAIT, || {
+        let rows = server
+            .query(
+                "SELECT answer_at IS NOT NULL, COALESCE(hangup_cause, '') FROM call_sip \
+                 WHERE state = 'ended'",
+            )
+            .unwrap_or_default();
+        rows.first().map(|r| (r[0] == "1", r[1].clone()))
+    })
 }
 
 /// Agent 1001 logged in with its softphone socket open and available.
@@ -60,9 +110,10 @@ fn available_agent(server: &Callscope) -> AgentSocket {
     agent
 }
 
-/// The customer: a baresip on the trunk's address, not registered, auto-answering.
+/// The customer: a baresip on the trunk's address, not registered, auto-answering calls to
+/// its number (baresip takes only calls to its own user).
 fn customer_phone(wav: &Path) -> Baresip {
-    let mut config = BaresipConfig::new("customer", wav);
+    let mut config = BaresipConfig::new(CUSTOMER_NUMBER, wav);
     config.bind_ip = TRUNK_IP;
     config.answer_mode = AnswerMode::Auto;
     config.audio_codecs = vec!["PCMU".into()];
@@ -120,6 +171,7 @@ fn trunk_call_rings_the_browser_which_answers_talks_and_hangs_up() {
     assert_eq!(call["state"], "ringing", "{incoming}");
     assert_eq!(call["did"], DID, "{incoming}");
     assert_eq!(call["direction"], "inbound", "{incoming}");
+    assert_eq!(call["from"], CUSTOMER_NUMBER, "{incoming}");
 
     let heard = dir.path().join("browser-heard.wav");
     let mut browser = rt.block_on(AiortcPeer::start(&src.a, &heard, 16.0, ""));
@@ -194,4 +246,226 @@ fn trunk_call_rings_the_browser_which_answers_talks_and_hangs_up() {
     );
     let wrong = best_lag(&customer_src, &rec.audio[0], 3.0).unwrap();
     assert!(wrong.xcorr < 0.5, "left holds the customer: {wrong:?}");
+}
+
+/// A lone agent declines: the caller hears busy (486), the page is told `rejected`, and the
+/// agent stays available.
+#[test]
+fn a_declined_call_gives_the_caller_busy() {
+    let src = sources();
+    let server = server();
+    let mut agent = available_agent(&server);
+    let mut customer = customer_phone(&src.b);
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    agent
+        .request(json!({"type": "reject", "call_id": call_id}), WAIT)
+        .expect("reject");
+    let ended = agent.wait_for("ended", WAIT).unwrap();
+    assert_eq!(ended["reason"], "rejected", "{ended}");
+    let closed = customer
+        .wait_event("CALL_CLOSED", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert!(
+        closed.param.as_deref().unwrap_or_default().contains("486"),
+        "{closed:?}"
+    );
+    let (answered, cause) = ended_call(&server);
+    assert!(!answered);
+    assert_eq!(cause, "busy");
+    // Nothing about a declined call makes the agent busy.
+    assert!(
+        agent
+            .wait_where("presence", Duration::from_secs(1), |_| true)
+            .is_err(),
+        "presence changed: {:?}",
+        agent.seen
+    );
+    // The same call cannot be answered any more.
+    let late = agent.request(
+        json!({"type": "answer", "call_id": call_id, "sdp": "v=0\r\n"}),
+        WAIT,
+    );
+    assert!(late.is_err(), "{late:?}");
+}
+
+/// Ring-all over a registered phone (1002, auto-answer) and a browser (1001): the phone
+/// answers first, the browser stops ringing with `answered_elsewhere`.
+#[test]
+fn ring_all_over_a_phone_and_a_browser_the_phone_wins() {
+    let src = sources();
+    let server = server_with(
+        5999,
+        RouteTarget::RingGroup {
+            extensions: vec!["1001".into(), "1002".into()],
+            strategy: "ring_all",
+            timeout_s: 20,
+        },
+    );
+    let mut agent = available_agent(&server);
+    let mut phone = support::phone(&server, "1002", "bob-pw-00002", &src.a, &["PCMU"]);
+    let mut customer = customer_phone(&src.b);
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    phone.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    let ended = agent.wait_for("ended", WAIT).unwrap();
+    assert_eq!(ended["call_id"], call_id.as_str());
+    assert_eq!(ended["reason"], "answered_elsewhere", "{ended}");
+    customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    customer.hangup().unwrap();
+    phone.wait_event("CALL_CLOSED", WAIT).unwrap();
+}
+
+/// The caller gives up while the browser rings: the page hears `caller_cancelled`.
+#[test]
+fn the_caller_hangs_up_while_the_browser_rings() {
+    let src = sources();
+    let server = server();
+    let mut agent = available_agent(&server);
+    let mut customer = customer_phone(&src.b);
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    customer.hangup().unwrap();
+    let ended = agent.wait_for("ended", WAIT).unwrap();
+    assert_eq!(ended["call_id"], call_id.as_str());
+    assert_eq!(ended["reason"], "caller_cancelled", "{ended}");
+    let (answered, cause) = ended_call(&server);
+    assert!(!answered);
+    assert_eq!(cause, "cancelled");
+}
+
+/// The agent's socket drops mid-call: the call, its media and its recording go on; the page
+/// reconnects, finds the call in `hello`, and hangs it up from the new socket.
+#[test]
+fn a_dropped_socket_keeps_the_call() {
+    let src = sources();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let server = server();
+    let cookie = login(server.http_addr(), server.realm(), "1001", AGENT_PW).unwrap();
+    let (mut agent, _) = AgentSocket::connect(server.http_addr(), &cookie).unwrap();
+    agent
+        .send(&json!({"type": "set_presence", "status": "available"}))
+        .unwrap();
+    agent.wait_for("presence", WAIT).unwrap();
+    let mut customer = customer_phone(&src.b);
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    let heard = dir.path().join("heard.wav");
+    let mut browser = answer_in_browser(&rt, &mut agent, &call_id, &src.a, &heard, 16.0);
+    agent.wait_for("answered", WAIT).unwrap();
+    customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    agent.drop_connection();
+    std::thread::sleep(Duration::from_secs(4));
+    let (mut again, hello) = AgentSocket::connect(server.http_addr(), &cookie).unwrap();
+    let calls = hello["calls"].as_array().cloned().unwrap_or_default();
+    assert_eq!(calls.len(), 1, "{hello}");
+    assert_eq!(calls[0]["call_id"], call_id.as_str());
+    assert_eq!(calls[0]["state"], "connected");
+    assert_eq!(hello["presence"], "busy", "{hello}");
+    std::thread::sleep(Duration::from_secs(3));
+    again
+        .request(json!({"type": "hangup", "call_id": call_id}), WAIT)
+        .unwrap();
+    assert_eq!(
+        again.wait_for("ended", WAIT).unwrap()["reason"],
+        "agent_hangup"
+    );
+    customer.wait_event("CALL_CLOSED", WAIT).unwrap();
+    browser.kill();
+
+    // The customer's side was recorded straight through the 4 s without a socket.
+    let call_row = wait_for(&server, "the recording", WAIT, || {
+        server
+            .query("SELECT call_id FROM recordings")
+            .unwrap_or_default()
+            .first()
+            .map(|r| r[0].clone())
+    });
+    let rec = stored_recording(&server, &call_row);
+    let customer_src = read_wav_mono(&src.b).unwrap();
+    assert!(
+        rec.audio[1].duration_s() >= 9.0,
+        "{:.1} s",
+        rec.audio[1].duration_s()
+    );
+    assert_heard(
+        "recording right = the customer",
+        &customer_src,
+        &rec.audio[1],
+        0.9,
+    );
+}
+
+/// Click-to-call from the page: the browser's leg is set up first (`dialing`, our answer),
+/// then the number goes out through the trunk to the customer's phone, which answers; audio
+/// flows both ways; the customer hangs up and the page hears `remote_hangup`.
+#[test]
+fn the_agent_dials_out_from_the_browser() {
+    let src = sources();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let mut customer = customer_phone(&src.b);
+    let server = server_with(customer.sip_addr().port(), RouteTarget::User("1001".into()));
+    let mut agent = available_agent(&server);
+
+    let heard = dir.path().join("heard.wav");
+    let mut browser = rt.block_on(AiortcPeer::start(&src.a, &heard, 16.0, ""));
+    let reply = agent
+        .request(
+            json!({"type": "dial", "number": CUSTOMER_NUMBER, "sdp": browser.offer}),
+            WAIT,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert_eq!(reply["type"], "media_answer", "{reply}");
+    let call_id = reply["call_id"].as_str().unwrap().to_string();
+    let dialing = agent.wait_for("dialing", WAIT).unwrap();
+    assert_eq!(call_id_of(&dialing), call_id);
+    assert_eq!(dialing["call"]["direction"], "outbound", "{dialing}");
+    rt.block_on(browser.answer(reply["sdp"].as_str().unwrap()));
+    customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{:?}\n{}\n{}",
+            server.query("SELECT state, sip_status, hangup_cause, to_party FROM call_sip"),
+            customer.log_text(),
+            server.log()
+        )
+    });
+    agent.wait_for("answered", WAIT).unwrap();
+    std::thread::sleep(Duration::from_secs(10));
+    customer.hangup().unwrap();
+    let ended = agent.wait_for("ended", WAIT).unwrap();
+    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+    rt.block_on(browser.next_message(Duration::from_secs(15), "done"));
+    browser.kill();
+
+    let agent_src = read_wav_mono(&src.a).unwrap();
+    let customer_src = read_wav_mono(&src.b).unwrap();
+    let phone_heard = read_wav_mono(&customer.received_recordings()[0]).unwrap();
+    assert_matches_as(
+        "the customer heard the browser",
+        &agent_src,
+        &phone_heard,
+        LIVE_OPUS,
+    );
+    let browser_heard = read_wav_mono(&heard).unwrap();
+    assert_matches_as(
+        "the browser heard the customer",
+        &customer_src,
+        &browser_heard,
+        LIVE_OPUS,
+    );
+    let (answered, cause) = ended_call(&server);
+    assert!(answered);
+    assert_eq!(cause, "normal_clearing");
 }
