@@ -800,8 +800,7 @@ impl State {
         let now_ms = self.now_ms(now);
         for source in [LegSide::A, LegSide::B] {
             let target_side = source.other();
-            if self.generators[target_side.index()].owns_stream(self.silence_wanted(target_side))
-            {
+            if self.generators[target_side.index()].owns_stream(self.silence_wanted(target_side)) {
                 // The generator speaks to that leg: play the transcoder out (its clock and
                 // buffer keep up) but send nothing from it.
                 if let Some(t) = self.transcoders[source.index()].as_mut() {

@@ -323,7 +323,8 @@ mod tests {
 
     #[test]
     fn ringback_cadences_at_faster_than_real_time() {
-        for (tone, on_slots, period_slots) in [(Tone::Ringback, 50, 250), (Tone::RingbackUs, 100, 300)]
+        for (tone, on_slots, period_slots) in
+            [(Tone::Ringback, 50, 250), (Tone::RingbackUs, 100, 300)]
         {
             let mut g = Generator::new(7);
             g.set_codec(CodecSpec::pcmu(), None);
@@ -364,7 +365,11 @@ mod tests {
         }
         assert!(all[0].restart && all[1..].iter().all(|p| !p.restart));
         let first = &all[..7];
-        assert!(first.iter().all(|p| p.payload_type == 101 && p.ts == all[0].ts));
+        assert!(
+            first
+                .iter()
+                .all(|p| p.payload_type == 101 && p.ts == all[0].ts)
+        );
         assert!(first[0].marker && first[1..].iter().all(|p| !p.marker));
         let durations: Vec<u16> = first
             .iter()

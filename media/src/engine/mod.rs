@@ -403,7 +403,12 @@ impl MediaEngine {
     /// towards that leg is held back; the digits are not written to the recording (PCI).
     /// Each digit is announced by [`MediaEvent::Dtmf`] with `sent: true` once played.
     /// Digits asked for while others play are queued after them.
-    pub fn send_dtmf(&self, call_id: &str, to_side: LegSide, digits: &str) -> Result<(), EngineError> {
+    pub fn send_dtmf(
+        &self,
+        call_id: &str,
+        to_side: LegSide,
+        digits: &str,
+    ) -> Result<(), EngineError> {
         let events = parse_digits(digits)?;
         self.with_call(call_id, |e| {
             if e.ports[to_side.index()].is_none() {
@@ -591,13 +596,13 @@ fn parse_digits(digits: &str) -> Result<Vec<u8>, EngineError> {
     }
     digits
         .chars()
-        .map(|c| match c {
-            // Flash ('!') is not a key an agent sends.
-            '!' => None,
-            c => crate::dtmf::symbol_event(c),
-        }
-        .ok_or_else(|| {
-            EngineError::InvalidDigits(format!("{c:?} is not one of 0-9 * # A-D"))
-        }))
+        .map(|c| {
+            match c {
+                // Flash ('!') is not a key an agent sends.
+                '!' => None,
+                c => crate::dtmf::symbol_event(c),
+            }
+            .ok_or_else(|| EngineError::InvalidDigits(format!("{c:?} is not one of 0-9 * # A-D")))
+        })
         .collect()
 }
