@@ -459,3 +459,159 @@ async fn ringback_generated_into_a_browser_leg_is_heard_with_its_cadence() {
     eprintln!("tone amplitude at 425 Hz {a425:.3}, at 1 kHz {a1k:.4}");
     assert!(a425 > 0.1 && a1k < 0.01);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_from_one_browser_agent_to_another_keeps_one_stream_and_one_recording() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first_wav = speech_wav(
+        &dir.path().join("first.wav"),
+        "en-us",
+        "Let me transfer you to my colleague in the returns team, one moment please.",
+        48000,
+        6.0,
+    )
+    .unwrap();
+    let second_wav = speech_wav(
+        &dir.path().join("second.wav"),
+        "en-gb",
+        "Hello, returns team here, I have your order in front of me, how can I help?",
+        48000,
+        6.0,
+    )
+    .unwrap();
+    let mut first =
+        AiortcPeer::start(&first_wav, &dir.path().join("first_heard.wav"), 6.0, "").await;
+    let mut second =
+        AiortcPeer::start(&second_wav, &dir.path().join("second_heard.wav"), 3.0, "").await;
+
+    let (engine, mut events) = engine();
+    let call = "transfer";
+    let pa = engine.allocate_leg(call, LegSide::A).await.unwrap();
+    let alice = Phone::new(pa, 0xA, 0).await;
+    engine
+        .configure_leg(
+            call,
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    connect_browser(
+        &engine,
+        &mut events,
+        call,
+        LegSide::B,
+        &mut first,
+        &mut seen,
+    )
+    .await;
+    let rec_path = dir.path().join("call.wav");
+    engine
+        .start_recording(
+            call,
+            RecordingSpec {
+                final_path: rec_path.clone(),
+                agent_side: LegSide::B,
+            },
+        )
+        .unwrap();
+    let ports_with_two_legs = engine.ports_in_use();
+    let t0 = Instant::now();
+    // The customer is quiet (a hum far below speech) so what the phone hears is the agents.
+    let hum = tone(150.0, 200.0, 160 * 400);
+    let phone = tokio::spawn(run_phone(alice, hum, 350, t0, Duration::from_secs(7)));
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    engine.release_leg(call, LegSide::B).await.unwrap();
+    let released_at = t0.elapsed();
+    assert_eq!(engine.ports_in_use(), ports_with_two_legs - 2);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    connect_browser(
+        &engine,
+        &mut events,
+        call,
+        LegSide::B,
+        &mut second,
+        &mut seen,
+    )
+    .await;
+    let second_at = t0.elapsed();
+    assert_eq!(engine.ports_in_use(), ports_with_two_legs);
+
+    let heard = phone.await.unwrap();
+    let first_states = first.finish(Duration::from_secs(15)).await;
+    let second_states = second.finish(Duration::from_secs(15)).await;
+    eprintln!("first browser {first_states:?}, second {second_states:?}");
+    assert!(second_states.iter().any(|s| s == "connected"));
+    let report = engine.close_call(call).await.unwrap();
+    while let Ok(ev) = events.try_recv() {
+        seen.push(ev);
+    }
+
+    let pkts: Vec<Received> = heard.iter().map(|h| h.pkt.clone()).collect();
+    for (i, w) in pkts.windows(2).enumerate() {
+        assert_eq!(w[1].ssrc, w[0].ssrc, "SSRC changed at {i}");
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap at {i}");
+    }
+    let margin = Duration::from_millis(150);
+    let during = |from: Duration, to: Duration| -> Vec<i16> {
+        heard
+            .iter()
+            .filter(|h| h.at > from + margin && h.at + margin < to)
+            .flat_map(|h| decode_ulaw(&h.pkt.payload))
+            .collect()
+    };
+    let agent1 = during(Duration::from_millis(300), released_at);
+    let gap = during(released_at, second_at);
+    let agent2 = during(
+        second_at + Duration::from_millis(300),
+        Duration::from_secs(6),
+    );
+    eprintln!(
+        "phone heard: first agent rms {:.0}, gap {} samples, second agent rms {:.0}",
+        rms_i16(&agent1),
+        gap.len(),
+        rms_i16(&agent2)
+    );
+    assert!(rms_i16(&agent1) > 500.0);
+    assert!(gap.len() >= 4000 && gap.iter().all(|s| s.abs() <= 8));
+    assert!(rms_i16(&agent2) > 500.0);
+
+    let released: Vec<&MediaEvent> = seen
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::LegReleased { .. }))
+        .collect();
+    assert_eq!(released.len(), 1);
+    let MediaEvent::LegReleased { quality, .. } = released[0] else {
+        unreachable!()
+    };
+    assert_eq!(quality.webrtc, Some(WebRtcState::Connected));
+    assert!(quality.packets_received >= 100, "{quality:?}");
+    let b = report.b.unwrap();
+    assert_eq!(b.webrtc, Some(WebRtcState::Connected));
+    assert!(b.packets_received >= 80, "{b:?}");
+
+    let ch = read_wav_channels(&report.recording.unwrap().path).unwrap();
+    let left = &ch[0];
+    let part = |from: Duration, to: Duration| -> Vec<f32> {
+        left.slice_s(
+            (from + margin).as_secs_f64(),
+            to.saturating_sub(margin).as_secs_f64(),
+        )
+        .samples
+    };
+    let r1 = rms_f32(&part(Duration::from_millis(300), released_at));
+    let rg = part(released_at, second_at);
+    let r2 = rms_f32(&part(
+        second_at + Duration::from_millis(300),
+        Duration::from_secs(6),
+    ));
+    eprintln!(
+        "recording left: first {r1:.4}, gap {:.5} over {} samples, second {r2:.4}",
+        rms_f32(&rg),
+        rg.len()
+    );
+    assert!(r1 > 0.01 && r2 > 0.01);
+    assert!(rg.len() as f64 > 0.5 * f64::from(left.rate) && rms_f32(&rg) < 0.001);
+}

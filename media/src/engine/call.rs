@@ -861,33 +861,37 @@ impl State {
     /// One 20 ms slot of generated packets to `target`, through its continuous stream.
     fn generate(&mut self, target: LegSide, now_ms: u64, sockets: &[Option<LegSockets>; 2]) {
         let silence = self.silence_wanted(target);
+        let Some(o) = self.legs[target.index()].as_mut() else {
+            return;
+        };
+        let sends = o.params.as_ref().is_some_and(|p| p.direction.sends());
+        let (true, Some(dest)) = (sends, o.rtp_destination()) else {
+            // Nowhere to send yet (a WebRTC leg still connecting, a held leg): keep digits
+            // and the tone's cadence for when it can hear them.
+            self.generators[target.index()].idle();
+            return;
+        };
         let mut out = std::mem::take(&mut self.gen_out);
         let finished = self.generators[target.index()].slot(now_ms, silence, &mut out);
-        if let Some(o) = self.legs[target.index()].as_mut() {
-            let sends = o.params.as_ref().is_some_and(|p| p.direction.sends());
-            let dest = o.rtp_destination();
-            let socket = sockets[target.index()].as_ref().map(|s| &s.rtp);
-            if let (true, Some(dest)) = (sends, dest) {
-                for p in &out {
-                    if p.restart {
-                        o.out.break_run();
-                    }
-                    let r = o.out.map(GENERATED_SSRC, p.seq, p.ts, now_ms);
-                    self.out_buf.clear();
-                    let built = RtpBuilder {
-                        marker: p.marker || r.new_run,
-                        payload_type: p.payload_type,
-                        sequence: r.sequence,
-                        timestamp: r.timestamp,
-                        ssrc: o.out.ssrc(),
-                        payload: &p.payload,
-                        ..RtpBuilder::default()
-                    }
-                    .write(&mut self.out_buf);
-                    if built.is_ok() {
-                        send(o, socket, &self.out_buf, dest, p.payload.len());
-                    }
-                }
+        let socket = sockets[target.index()].as_ref().map(|s| &s.rtp);
+        for p in &out {
+            if p.restart {
+                o.out.break_run();
+            }
+            let r = o.out.map(GENERATED_SSRC, p.seq, p.ts, now_ms);
+            self.out_buf.clear();
+            let built = RtpBuilder {
+                marker: p.marker || r.new_run,
+                payload_type: p.payload_type,
+                sequence: r.sequence,
+                timestamp: r.timestamp,
+                ssrc: o.out.ssrc(),
+                payload: &p.payload,
+                ..RtpBuilder::default()
+            }
+            .write(&mut self.out_buf);
+            if built.is_ok() {
+                send(o, socket, &self.out_buf, dest, p.payload.len());
             }
         }
         self.gen_out = out;

@@ -125,6 +125,12 @@ impl Generator {
         self.tone.map(|t| t.tone)
     }
 
+    /// The leg cannot be sent to this slot: nothing is produced, and the next packet starts
+    /// a new run (the far end's clock continues by wall time).
+    pub fn idle(&mut self) {
+        self.active = false;
+    }
+
     /// Queues event codes (already validated); returns how many did not fit.
     pub fn queue_digits(&mut self, events: &[u8]) -> usize {
         let room = MAX_QUEUED_DIGITS.saturating_sub(self.digits.len());
