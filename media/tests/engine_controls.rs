@@ -712,3 +712,57 @@ async fn controls_refuse_bad_requests_with_errors() {
     assert_eq!(report.released_legs.len(), 1);
     assert_eq!(engine.ports_in_use(), 0);
 }
+
+#[tokio::test]
+async fn send_dtmf_to_a_transcoded_opus_leg_uses_its_48khz_clock() {
+    let (engine, mut events) = engine();
+    let id = "send-dtmf-opus";
+    let (pa, pb) = two_legs(&engine, id).await;
+    let mut alice = Phone::new(pa, 0xA7, 0).await;
+    let bob = Phone::new(pb, 0xB7, 111).await;
+    let mut a = params(Some(alice.addr()), CodecSpec::pcmu());
+    a.telephone_event_pt = Some(101);
+    let mut b = params(Some(bob.addr()), CodecSpec::opus(111));
+    b.telephone_event_pt = Some(110);
+    engine.configure_leg(id, LegSide::A, a).unwrap();
+    engine.configure_leg(id, LegSide::B, b).unwrap();
+    let audio = tone(600.0, 8000.0, 160 * 60);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..60 {
+        tick.tick().await;
+        if i == 20 {
+            engine.send_dtmf(id, LegSide::B, "9").unwrap();
+        }
+        alice
+            .send_frame(&ulaw(&audio[i * 160..(i + 1) * 160]))
+            .await;
+    }
+    let (at_bob, _) = collect(&bob.sock, IDLE, MAX).await;
+    engine.close_call(id).await.unwrap();
+    assert_one_stream(&at_bob);
+    assert!(at_bob.iter().all(|p| p.pt == 111 || p.pt == 110));
+    let ev: Vec<usize> = (0..at_bob.len()).filter(|&i| at_bob[i].pt == 110).collect();
+    assert_eq!(ev.len(), 7);
+    assert_eq!(ev[6] - ev[0], 6, "the event's packets are consecutive");
+    let durations: Vec<u16> = ev
+        .iter()
+        .map(|&i| TelephoneEvent::parse(&at_bob[i].payload).unwrap().duration)
+        .collect();
+    assert_eq!(durations, [960, 1920, 2880, 3840, 4800, 4800, 4800]);
+    assert!(ev.iter().all(|&i| at_bob[i].ts == at_bob[ev[0]].ts));
+    assert!(at_bob[ev[0]].marker);
+    assert!(ev[0] >= 10, "transcoded audio came before the digit");
+    let before = &at_bob[ev[0] - 1];
+    let after = &at_bob[ev[6] + 1];
+    assert!((at_bob[ev[0]].ts.wrapping_sub(before.ts) as i32) >= 960);
+    assert!((after.ts.wrapping_sub(at_bob[ev[0]].ts) as i32) >= 4800);
+    assert!(drain(&mut events).iter().any(|e| matches!(
+        e,
+        MediaEvent::Dtmf {
+            digit: '9',
+            sent: true,
+            duration_ms: 100,
+            ..
+        }
+    )));
+}

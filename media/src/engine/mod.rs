@@ -22,6 +22,12 @@
 //! DTLS fingerprint mismatch); `LegQuality::webrtc` carries the same state. Everything else
 //! (recording, taps, DTMF, relay to another Opus leg or transcoding) is as for SIP legs.
 //!
+//! Live controls while the call is up (the softphone's buttons, transfers, click-to-call):
+//! `set_muted` (silence from one side, continuous stream to the other), `send_dtmf` (RFC 4733
+//! digits in the leg's own stream), `play_tone` (ringback generated into a leg) and
+//! `release_leg` (close one leg; a new leg on that side bridges again, any codec, same
+//! recording). Hold is mute of both sides plus the SIP re-INVITE's direction.
+//!
 //! Roles: the recording's left channel (and `Channel::Agent` taps) is `agent_side`; before a
 //! recording names it, taps treat leg B (the callee) as the agent.
 //!
@@ -32,6 +38,7 @@
 //! - `leg`: per-leg state (latching, stats, outbound stream, DTMF).
 //! - `rewrite`: the continuous outbound stream (SSRC/sequence/timestamp rewriting).
 //! - `transcode`: jitter buffer → decode → resample → encode for one direction.
+//! - `generate`: what callscope itself sends a leg (sent digits, tones, mute silence).
 //! - `audio`, `disk`: recording timeline + taps, and the writer thread.
 //! - `recv_batch`: batched socket reads (`recvmmsg`) that clear readiness themselves.
 //! - `rtcp_session`: our reports and what the far end's reports tell us.
