@@ -27,6 +27,7 @@ use crate::rtp::{RtpBuilder, RtpPacket};
 
 use super::audio::{CallAudio, Recording};
 use super::disk::DiskWriter;
+use super::generate::{GenPacket, Generator, SentDigit};
 use super::leg::{Leg, SourceVerdict};
 use super::ports::LegSockets;
 use super::recv_batch::{DATAGRAM, ReadOutcome, RecvBatch};
@@ -34,7 +35,7 @@ use super::rtcp_session;
 use super::transcode::{SYNTHETIC_SSRC, Transcoder};
 use super::types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, LegParams, LegSide, MediaEvent,
-    TapFrame,
+    MuteRecord, ReleasedLeg, TapFrame, Tone,
 };
 use super::webrtc::{SessionNews, WebRtcSession};
 
@@ -42,6 +43,9 @@ use super::webrtc::{SessionNews, WebRtcSession};
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 /// Transcoding playout cadence.
 const PACING: Duration = Duration::from_millis(20);
+/// Source id of what the generator sends (digits, tones, silence), as the outbound mapper
+/// sees it: distinct from relayed and transcoded sources, so every switch is a new run.
+const GENERATED_SSRC: u32 = 0x7c0d_9e00;
 
 pub enum Control {
     AddLeg(LegSide, LegSockets),
@@ -57,6 +61,13 @@ pub enum Control {
     Resume,
     SubscribeTaps(mpsc::Sender<TapFrame>),
     Close(oneshot::Sender<(CallMediaReport, Vec<u16>)>),
+    /// Closes one leg (sockets or WebRTC session); replies with its port once the sockets
+    /// are dropped, so the engine can put it back in the pool.
+    ReleaseLeg(LegSide, oneshot::Sender<Option<u16>>),
+    SetMuted(LegSide, bool),
+    /// Telephone-event codes (already validated) to play to the leg.
+    SendDtmf(LegSide, Vec<u8>),
+    PlayTone(LegSide, Option<Tone>),
 }
 
 /// Which socket a datagram came in on.
@@ -88,6 +99,16 @@ struct State {
     /// never contend on it.
     relayed_total: Arc<AtomicU64>,
     relayed_unreported: u64,
+    /// Per target leg (A, B): what callscope itself sends there (digits, tone, silence).
+    generators: [Generator; 2],
+    gen_out: Vec<GenPacket>,
+    /// Per source side: muted since (ms since media start).
+    muted: [Option<u64>; 2],
+    mutes: Vec<MuteRecord>,
+    /// Per side: the leg was released and no new leg is configured yet; the other leg gets
+    /// silence meanwhile so its stream stays continuous.
+    released_gap: [bool; 2],
+    released_legs: Vec<ReleasedLeg>,
 }
 
 pub struct CallTask {
@@ -185,6 +206,12 @@ impl CallTask {
             seed,
             relayed_total,
             relayed_unreported: 0,
+            generators: [Generator::new(seed), Generator::new(seed.rotate_left(32))],
+            gen_out: Vec::with_capacity(4),
+            muted: [None, None],
+            mutes: Vec::new(),
+            released_gap: [false, false],
+            released_legs: Vec::new(),
         };
         let mut sockets: [Option<LegSockets>; 2] = [None, None];
         let mut batch = RecvBatch::default();
@@ -199,8 +226,15 @@ impl CallTask {
         tokio::pin!(webrtc_timer);
         let mut webrtc_deadline: Option<Instant> = None;
 
+        let mut was_pacing = false;
         let reply = loop {
             let transcoding = state.transcoders.iter().any(Option::is_some);
+            let pacing_on = transcoding || state.generating();
+            if pacing_on && !was_pacing {
+                // Start the 20 ms cadence now rather than bursting the ticks missed while off.
+                pacing.reset();
+            }
+            was_pacing = pacing_on;
             let deadline = state.webrtc_deadline();
             if deadline != webrtc_deadline {
                 webrtc_deadline = deadline;
@@ -228,6 +262,10 @@ impl CallTask {
                     Some(Control::RemoteCandidate(side, candidate)) => {
                         state.remote_candidate(side, candidate, &sockets)
                     }
+                    Some(Control::ReleaseLeg(side, reply)) => {
+                        let port = state.release_leg(side, &mut sockets);
+                        let _ = reply.send(port);
+                    }
                     Some(other) => state.on_control(other),
                 },
                 (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start)) => {
@@ -239,7 +277,7 @@ impl CallTask {
                     }
                 }
                 _ = housekeeping.tick() => state.housekeeping(&sockets),
-                _ = pacing.tick(), if transcoding => state.pace(&sockets),
+                _ = pacing.tick(), if pacing_on => state.pace(&sockets),
                 _ = &mut webrtc_timer, if webrtc_deadline.is_some() => {
                     webrtc_deadline = None;
                     state.webrtc_timeout(&sockets);
@@ -280,6 +318,11 @@ impl State {
     fn on_control(&mut self, msg: Control) {
         match msg {
             Control::Configure(side, params) => {
+                if self.legs[side.index()].is_some() {
+                    self.generators[side.index()]
+                        .set_codec(params.codec, params.telephone_event_pt);
+                    self.released_gap[side.index()] = false;
+                }
                 let codec_changed = self.legs[side.index()]
                     .as_mut()
                     .is_some_and(|leg| leg.configure(params));
@@ -313,9 +356,40 @@ impl State {
                     audio.add_tap(tx);
                 }
             }
+            Control::SetMuted(side, muted) => self.set_muted(side, muted, Instant::now()),
+            Control::SendDtmf(side, events) => {
+                if self.legs[side.index()].is_some() {
+                    let dropped = self.generators[side.index()].queue_digits(&events);
+                    if dropped > 0 {
+                        tracing::warn!(dropped, "DTMF queue full; digits dropped");
+                    }
+                }
+            }
+            Control::PlayTone(side, tone) => {
+                if self.legs[side.index()].is_none() {
+                    return;
+                }
+                let generator = &mut self.generators[side.index()];
+                let old = generator.tone();
+                generator.set_tone(tone);
+                if let Some(old) = old
+                    && tone.is_none()
+                {
+                    let at_ms = self.now_ms(Instant::now());
+                    let call_id = self.call_id.clone();
+                    self.emit(MediaEvent::ToneStopped {
+                        call_id,
+                        side,
+                        tone: old,
+                        at_ms,
+                        by_media: false,
+                    });
+                }
+            }
             Control::AddLeg(..)
             | Control::AttachWebRtc(..)
             | Control::RemoteCandidate(..)
+            | Control::ReleaseLeg(..)
             | Control::Close(_) => {}
         }
     }
@@ -538,6 +612,24 @@ impl State {
             }
         });
         let out_socket = sockets[side.other().index()].as_ref().map(|s| &s.rtp);
+        let muted = self.muted[side.index()].is_some();
+        let other_silence = muted || self.released_gap[side.index()];
+
+        if !is_event && let Some(tone) = self.generators[side.other().index()].tone() {
+            // The other side has media now: its audio replaces our ringback.
+            self.generators[side.other().index()].set_tone(None);
+            let event = MediaEvent::ToneStopped {
+                call_id: self.call_id.clone(),
+                side: side.other(),
+                tone,
+                at_ms: now_ms,
+                by_media: true,
+            };
+            if self.events.try_send(event).is_err() {
+                self.events_dropped += 1;
+            }
+        }
+        let other_generated = self.generators[side.other().index()].owns_stream(other_silence);
 
         if is_event {
             if leg.dtmf_first.is_none_or(|(ts, _)| ts != pkt.timestamp) {
@@ -571,6 +663,7 @@ impl State {
                     digit: symbol,
                     start_ms,
                     duration_ms,
+                    sent: false,
                 });
                 let event = MediaEvent::Dtmf {
                     call_id: self.call_id.clone(),
@@ -578,12 +671,17 @@ impl State {
                     digit: symbol,
                     start_ms,
                     duration_ms,
+                    sent: false,
                 };
                 if self.events.try_send(event).is_err() {
                     self.events_dropped += 1;
                 }
             }
-            // Relay with the other leg's telephone-event PT; without one, drop.
+            // Relay with the other leg's telephone-event PT; without one, drop. Nothing from
+            // a muted side, nor into a stream the generator owns (it may be sending digits).
+            if self.muted[side.index()].is_some() || other_generated {
+                return;
+            }
             let Some((o, dest)) = target else { return };
             let Some(o_pt) = o.params.as_ref().and_then(|p| p.telephone_event_pt) else {
                 return;
@@ -643,6 +741,11 @@ impl State {
             || leg.dtmf_span.is_some_and(|(start, end)| {
                 !ts_after(start, pkt.timestamp) && ts_after(end, pkt.timestamp)
             });
+        if muted {
+            // Muted: neither the other leg, the recording nor the taps get this audio (the
+            // timeline writes silence for the stretch; the generator feeds the other leg).
+            return;
+        }
         if let Some(audio) = self.audio.as_mut()
             && !in_dtmf
             && let Some(decoder) = leg.decoder.as_mut()
@@ -665,6 +768,9 @@ impl State {
                 let _ = t.insert(pkt.ssrc, pkt.sequence, pkt.timestamp, pkt.payload, now_ms);
             }
             None => {
+                if other_generated {
+                    return;
+                }
                 let Some((o, dest)) = target else { return };
                 let Some(o_pt) = o.params.as_ref().map(|p| p.codec.payload_type) else {
                     return;
@@ -694,6 +800,15 @@ impl State {
         let now_ms = self.now_ms(now);
         for source in [LegSide::A, LegSide::B] {
             let target_side = source.other();
+            if self.generators[target_side.index()].owns_stream(self.silence_wanted(target_side)) {
+                // The generator speaks to that leg: play the transcoder out (its clock and
+                // buffer keep up) but send nothing from it.
+                if let Some(t) = self.transcoders[source.index()].as_mut() {
+                    t.poll(now_ms, |_| {});
+                }
+                self.generate(target_side, now_ms, sockets);
+                continue;
+            }
             let Some(t) = self.transcoders[source.index()].as_mut() else {
                 continue;
             };
@@ -727,6 +842,149 @@ impl State {
                 }
             });
         }
+    }
+
+    /// Whether `target` should get silence: the other side is muted or was released.
+    fn silence_wanted(&self, target: LegSide) -> bool {
+        let source = target.other().index();
+        self.muted[source].is_some() || self.released_gap[source]
+    }
+
+    /// Whether any leg's stream is fed by the generator (the pacing tick must run).
+    fn generating(&self) -> bool {
+        [LegSide::A, LegSide::B].into_iter().any(|t| {
+            self.legs[t.index()].is_some()
+                && self.generators[t.index()].owns_stream(self.silence_wanted(t))
+        })
+    }
+
+    /// One 20 ms slot of generated packets to `target`, through its continuous stream.
+    fn generate(&mut self, target: LegSide, now_ms: u64, sockets: &[Option<LegSockets>; 2]) {
+        let silence = self.silence_wanted(target);
+        let Some(o) = self.legs[target.index()].as_mut() else {
+            return;
+        };
+        let sends = o.params.as_ref().is_some_and(|p| p.direction.sends());
+        let (true, Some(dest)) = (sends, o.rtp_destination()) else {
+            // Nowhere to send yet (a WebRTC leg still connecting, a held leg): keep digits
+            // and the tone's cadence for when it can hear them.
+            self.generators[target.index()].idle();
+            return;
+        };
+        let mut out = std::mem::take(&mut self.gen_out);
+        let finished = self.generators[target.index()].slot(now_ms, silence, &mut out);
+        let socket = sockets[target.index()].as_ref().map(|s| &s.rtp);
+        for p in &out {
+            if p.restart {
+                o.out.break_run();
+            }
+            let r = o.out.map(GENERATED_SSRC, p.seq, p.ts, now_ms);
+            self.out_buf.clear();
+            let built = RtpBuilder {
+                marker: p.marker || r.new_run,
+                payload_type: p.payload_type,
+                sequence: r.sequence,
+                timestamp: r.timestamp,
+                ssrc: o.out.ssrc(),
+                payload: &p.payload,
+                ..RtpBuilder::default()
+            }
+            .write(&mut self.out_buf);
+            if built.is_ok() {
+                send(o, socket, &self.out_buf, dest, p.payload.len());
+            }
+        }
+        self.gen_out = out;
+        if let Some(digit) = finished {
+            self.digit_sent(target, digit);
+        }
+    }
+
+    fn digit_sent(&mut self, side: LegSide, digit: SentDigit) {
+        self.dtmf.push(DtmfRecord {
+            side,
+            digit: digit.symbol,
+            start_ms: digit.start_ms,
+            duration_ms: digit.duration_ms,
+            sent: true,
+        });
+        let call_id = self.call_id.clone();
+        self.emit(MediaEvent::Dtmf {
+            call_id,
+            side,
+            digit: digit.symbol,
+            start_ms: digit.start_ms,
+            duration_ms: digit.duration_ms,
+            sent: true,
+        });
+    }
+
+    fn set_muted(&mut self, side: LegSide, muted: bool, now: Instant) {
+        if self.legs[side.index()].is_none() {
+            return;
+        }
+        let at_ms = self.now_ms(now);
+        let slot = &mut self.muted[side.index()];
+        match (muted, *slot) {
+            (true, None) => *slot = Some(at_ms),
+            (false, Some(start_ms)) => {
+                *slot = None;
+                self.mutes.push(MuteRecord {
+                    side,
+                    start_ms,
+                    end_ms: at_ms,
+                });
+            }
+            // Already in that state: no event.
+            _ => return,
+        }
+        let call_id = self.call_id.clone();
+        self.emit(MediaEvent::Muted {
+            call_id,
+            side,
+            muted,
+            at_ms,
+        });
+    }
+
+    /// Closes one leg while the call goes on; returns its port (sockets already dropped).
+    fn release_leg(&mut self, side: LegSide, sockets: &mut [Option<LegSockets>; 2]) -> Option<u16> {
+        let i = side.index();
+        let now = Instant::now();
+        let at_ms = self.now_ms(now);
+        if let (Some(leg), Some(socks)) = (self.legs[i].as_mut(), sockets[i].as_ref())
+            && let Some(session) = leg.webrtc.as_mut()
+        {
+            session.close(now, &socks.rtp);
+        }
+        let quality = self.leg_quality(side, at_ms);
+        // A mute of that side ends with its leg: a new agent starts unmuted.
+        self.set_muted(side, false, now);
+        self.legs[i] = None;
+        let port = sockets[i].take().map(|s| s.port);
+        self.generators[i] = Generator::new(self.next_seed());
+        self.released_gap[i] = true;
+        self.rebuild_bridge();
+        if let Some(audio) = self.audio.as_mut() {
+            // The next leg's stream is anchored afresh; until then the channel is silence.
+            audio.restart_leg(side);
+        }
+        if let Some(quality) = quality {
+            self.released_legs.push(ReleasedLeg {
+                side,
+                at_ms,
+                quality: quality.clone(),
+            });
+            let call_id = self.call_id.clone();
+            self.emit(MediaEvent::LegReleased {
+                call_id,
+                side,
+                at_ms,
+                quality: Box::new(quality),
+            });
+        }
+        self.publish_snapshot(now);
+        port
     }
 
     fn housekeeping(&mut self, sockets: &[Option<LegSockets>; 2]) {
@@ -935,7 +1193,18 @@ impl State {
                 }
             }
         }
+        for side in [LegSide::A, LegSide::B] {
+            if let Some(start_ms) = self.muted[side.index()].take() {
+                self.mutes.push(MuteRecord {
+                    side,
+                    start_ms,
+                    end_ms: now_ms,
+                });
+            }
+        }
         CallMediaReport {
+            mutes: std::mem::take(&mut self.mutes),
+            released_legs: std::mem::take(&mut self.released_legs),
             a: self.leg_quality(LegSide::A, now_ms),
             b: self.leg_quality(LegSide::B, now_ms),
             recording,

@@ -22,6 +22,12 @@
 //! DTLS fingerprint mismatch); `LegQuality::webrtc` carries the same state. Everything else
 //! (recording, taps, DTMF, relay to another Opus leg or transcoding) is as for SIP legs.
 //!
+//! Live controls while the call is up (the softphone's buttons, transfers, click-to-call):
+//! `set_muted` (silence from one side, continuous stream to the other), `send_dtmf` (RFC 4733
+//! digits in the leg's own stream), `play_tone` (ringback generated into a leg) and
+//! `release_leg` (close one leg; a new leg on that side bridges again, any codec, same
+//! recording). Hold is mute of both sides plus the SIP re-INVITE's direction.
+//!
 //! Roles: the recording's left channel (and `Channel::Agent` taps) is `agent_side`; before a
 //! recording names it, taps treat leg B (the callee) as the agent.
 //!
@@ -32,6 +38,7 @@
 //! - `leg`: per-leg state (latching, stats, outbound stream, DTMF).
 //! - `rewrite`: the continuous outbound stream (SSRC/sequence/timestamp rewriting).
 //! - `transcode`: jitter buffer → decode → resample → encode for one direction.
+//! - `generate`: what callscope itself sends a leg (sent digits, tones, mute silence).
 //! - `audio`, `disk`: recording timeline + taps, and the writer thread.
 //! - `recv_batch`: batched socket reads (`recvmmsg`) that clear readiness themselves.
 //! - `rtcp_session`: our reports and what the far end's reports tell us.
@@ -44,6 +51,7 @@
 mod audio;
 mod call;
 mod disk;
+mod generate;
 mod leg;
 mod ports;
 mod recv_batch;
@@ -67,9 +75,12 @@ use crate::recorder::{RecordingWriter, WriterConfig};
 pub use rewrite::{OutboundStream, Rewritten};
 pub use types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, EngineError, LegParams,
-    LegQuality, LegSide, MediaDirection, MediaEvent, PauseRecord, RecordingSpec, TapFrame,
-    WebRtcError, WebRtcState,
+    LegQuality, LegSide, MediaDirection, MediaEvent, MuteRecord, PauseRecord, RecordingSpec,
+    ReleasedLeg, TapFrame, Tone, WebRtcError, WebRtcState,
 };
+
+/// Most digits one `send_dtmf` call may carry.
+pub const MAX_DTMF_DIGITS: usize = 32;
 
 use call::{CallTask, Control};
 use ports::PortPool;
@@ -78,6 +89,8 @@ struct CallEntry {
     control: mpsc::UnboundedSender<Control>,
     ports: [Option<u16>; 2],
     codecs: [Option<CodecSpec>; 2],
+    /// Each leg's negotiated telephone-event payload type (for `send_dtmf`'s early error).
+    telephone_events: [Option<u8>; 2],
     recording: bool,
     paused: bool,
     snapshot: Arc<Mutex<CallMediaSnapshot>>,
@@ -179,6 +192,7 @@ impl MediaEngine {
                 control,
                 ports: [None, None],
                 codecs: [None, None],
+                telephone_events: [None, None],
                 recording: false,
                 paused: false,
                 snapshot,
@@ -252,6 +266,7 @@ impl MediaEngine {
         } = accepted;
         self.with_call(call_id, |e| {
             e.codecs[side.index()] = Some(params.codec);
+            e.telephone_events[side.index()] = params.telephone_event_pt;
             e.control
                 .send(Control::AttachWebRtc(side, Box::new(session), params))
                 .map_err(|_| EngineError::CallEnded)
@@ -319,8 +334,128 @@ impl MediaEngine {
                 });
             }
             e.codecs[side.index()] = Some(params.codec);
+            e.telephone_events[side.index()] = params.telephone_event_pt;
             e.control
                 .send(Control::Configure(side, params))
+                .map_err(|_| EngineError::CallEnded)
+        })
+    }
+
+    /// Closes one leg — its RTP/RTCP sockets, or its WebRTC session (DTLS close_notify) —
+    /// and returns its port to the pool, while the call, its recording and its other leg go
+    /// on. Used when the party on that side changes: a browser answers a ring group whose
+    /// SIP offer had already allocated the callee leg, or a transfer to another agent.
+    ///
+    /// Until a new leg on `side` is configured, the recording gets silence on that side's
+    /// channel and the other leg gets encoded silence (its stream stays continuous). Then
+    /// `allocate_leg` + `configure_leg` or `open_webrtc_leg` for the same side work again,
+    /// with any codec: bridging (relay or transcoding) resumes with the new leg. The released
+    /// leg's quality is announced by [`MediaEvent::LegReleased`] and kept in the final
+    /// report's `released_legs`; a mute of that side ends with it. Tones and queued digits
+    /// towards it are dropped.
+    pub async fn release_leg(&self, call_id: &str, side: LegSide) -> Result<(), EngineError> {
+        let (reply, answer) = oneshot::channel();
+        let port = self.with_call(call_id, |e| {
+            let Some(port) = e.ports[side.index()] else {
+                return Err(EngineError::UnknownLeg {
+                    call_id: call_id.to_string(),
+                    side,
+                });
+            };
+            e.control
+                .send(Control::ReleaseLeg(side, reply))
+                .map_err(|_| EngineError::CallEnded)?;
+            // From here on the side is free: a new allocate_leg queues its AddLeg behind
+            // this release on the call's ordered control channel.
+            e.ports[side.index()] = None;
+            e.codecs[side.index()] = None;
+            e.telephone_events[side.index()] = None;
+            Ok(port)
+        })?;
+        // The port goes back only once its sockets are closed, so a new leg cannot get a
+        // port still bound. If the task has gone, its sockets went with it.
+        let _ = answer.await;
+        self.inner.ports.release(port);
+        Ok(())
+    }
+
+    /// Mutes (or unmutes) the audio coming FROM `side`: it no longer reaches the other leg,
+    /// the recording or the taps. The other leg keeps receiving one continuous RTP stream
+    /// (encoded silence in its own codec, sequence and timestamps running on: phones record
+    /// gaps as faults) and the recording's channel is silence of the right length. Works for
+    /// relayed and transcoded calls and for WebRTC legs. Each change that takes effect emits
+    /// [`MediaEvent::Muted`] with its time, and the report's `mutes` lists the intervals.
+    ///
+    /// Hold is muting both sides (plus the SIP re-INVITE, whose direction `configure_leg`
+    /// applies): no separate primitive is needed.
+    pub fn set_muted(&self, call_id: &str, side: LegSide, muted: bool) -> Result<(), EngineError> {
+        self.with_call(call_id, |e| {
+            if e.ports[side.index()].is_none() {
+                return Err(EngineError::UnknownLeg {
+                    call_id: call_id.to_string(),
+                    side,
+                });
+            }
+            e.control
+                .send(Control::SetMuted(side, muted))
+                .map_err(|_| EngineError::CallEnded)
+        })
+    }
+
+    /// Plays `digits` (0-9, `*`, `#`, A-D; at most [`MAX_DTMF_DIGITS`]) to the leg `to_side`
+    /// as RFC 4733 telephone-events with that leg's negotiated payload type: 100 ms per
+    /// digit, 80 ms of silence between digits, the end packet sent three times, inside the
+    /// same outgoing sequence/timestamp space as the audio relayed or transcoded to that
+    /// leg. Used for the agent's keypad (IVRs, extensions). While digits play, the audio
+    /// towards that leg is held back; the digits are not written to the recording (PCI).
+    /// Each digit is announced by [`MediaEvent::Dtmf`] with `sent: true` once played.
+    /// Digits asked for while others play are queued after them.
+    pub fn send_dtmf(
+        &self,
+        call_id: &str,
+        to_side: LegSide,
+        digits: &str,
+    ) -> Result<(), EngineError> {
+        let events = parse_digits(digits)?;
+        self.with_call(call_id, |e| {
+            if e.ports[to_side.index()].is_none() {
+                return Err(EngineError::UnknownLeg {
+                    call_id: call_id.to_string(),
+                    side: to_side,
+                });
+            }
+            if e.telephone_events[to_side.index()].is_none() {
+                return Err(EngineError::NoTelephoneEvent {
+                    call_id: call_id.to_string(),
+                    side: to_side,
+                });
+            }
+            e.control
+                .send(Control::SendDtmf(to_side, events))
+                .map_err(|_| EngineError::CallEnded)
+        })
+    }
+
+    /// Generates `tone` into the leg `side` (encoded in its codec; RTP or WebRTC), e.g.
+    /// ringback in the agent's browser during click-to-call while the customer's phone rings
+    /// without early media. `None` stops it; it also stops by itself as soon as audio from
+    /// the other leg arrives for this leg. Either way [`MediaEvent::ToneStopped`] says so.
+    /// The tone is not recorded. A leg not yet configured starts it once it is.
+    pub fn play_tone(
+        &self,
+        call_id: &str,
+        side: LegSide,
+        tone: Option<Tone>,
+    ) -> Result<(), EngineError> {
+        self.with_call(call_id, |e| {
+            if e.ports[side.index()].is_none() {
+                return Err(EngineError::UnknownLeg {
+                    call_id: call_id.to_string(),
+                    side,
+                });
+            }
+            e.control
+                .send(Control::PlayTone(side, tone))
                 .map_err(|_| EngineError::CallEnded)
         })
     }
@@ -453,4 +588,28 @@ impl MediaEngine {
     pub fn ports_in_use(&self) -> usize {
         self.inner.ports.in_use()
     }
+}
+
+/// Validates a `send_dtmf` string into RFC 4733 event codes.
+fn parse_digits(digits: &str) -> Result<Vec<u8>, EngineError> {
+    let count = digits.chars().count();
+    if count == 0 {
+        return Err(EngineError::InvalidDigits("no digits".into()));
+    }
+    if count > MAX_DTMF_DIGITS {
+        return Err(EngineError::InvalidDigits(format!(
+            "{count} digits, at most {MAX_DTMF_DIGITS} per request"
+        )));
+    }
+    digits
+        .chars()
+        .map(|c| {
+            match c {
+                // Flash ('!') is not a key an agent sends.
+                '!' => None,
+                c => crate::dtmf::symbol_event(c),
+            }
+            .ok_or_else(|| EngineError::InvalidDigits(format!("{c:?} is not one of 0-9 * # A-D")))
+        })
+        .collect()
 }

@@ -136,18 +136,57 @@ pub struct TapFrame {
     pub samples: Vec<i16>,
 }
 
+/// A tone callscope generates into a leg itself (`MediaEngine::play_tone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Tone {
+    /// Ringback as in most of Europe (ETSI TR 101 041): 425 Hz, 1 s on, 4 s off.
+    Ringback,
+    /// North American ringback: 440 + 480 Hz, 2 s on, 4 s off.
+    RingbackUs,
+}
+
 /// Something the media side tells call control (more kinds may come: match with `_`).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum MediaEvent {
-    /// One key press (RFC 4733) received on `side`.
+    /// One key press (RFC 4733) received on `side`, or (`sent`) one digit callscope played
+    /// to `side` for `MediaEngine::send_dtmf`.
     Dtmf {
         call_id: String,
         side: LegSide,
         digit: char,
-        /// Arrival of the press's first packet, ms since media start.
+        /// Arrival of the press's first packet (or when we sent our first), ms since
+        /// media start.
         start_ms: u64,
         duration_ms: u64,
+        /// True for digits callscope sent to `side`; false for digits received from it.
+        sent: bool,
+    },
+    /// Audio from `side` stopped (`muted`) or started again reaching the other leg, the
+    /// recording and the taps (`MediaEngine::set_muted`).
+    Muted {
+        call_id: String,
+        side: LegSide,
+        muted: bool,
+        /// When it took effect, ms since media start.
+        at_ms: u64,
+    },
+    /// A leg was closed by `MediaEngine::release_leg` while the call goes on: its quality
+    /// as it stood then (the final report only describes the leg in place at the end).
+    LegReleased {
+        call_id: String,
+        side: LegSide,
+        at_ms: u64,
+        quality: Box<LegQuality>,
+    },
+    /// A tone started by `MediaEngine::play_tone` ended: asked to (`by_media` false) or
+    /// because audio from the other leg began flowing to `side` (`by_media` true).
+    ToneStopped {
+        call_id: String,
+        side: LegSide,
+        tone: Tone,
+        at_ms: u64,
+        by_media: bool,
     },
     /// A tap consumer lags: frames were dropped (reported at the first drop and then at most
     /// once a second while drops continue).
@@ -240,6 +279,25 @@ pub struct DtmfRecord {
     pub digit: char,
     pub start_ms: u64,
     pub duration_ms: u64,
+    /// Sent by callscope to `side` (`send_dtmf`) rather than received from it.
+    pub sent: bool,
+}
+
+/// A stretch during which audio from `side` was muted, ms since media start (`end_ms` is
+/// the call's end if it was still muted then, or the leg's release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MuteRecord {
+    pub side: LegSide,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// A leg closed during the call (`release_leg`), with its quality at that moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleasedLeg {
+    pub side: LegSide,
+    pub at_ms: u64,
+    pub quality: LegQuality,
 }
 
 /// A paused stretch of the recording, ms from the recording's start.
@@ -260,6 +318,10 @@ pub struct CallMediaReport {
     pub recording_error: Option<String>,
     pub pauses: Vec<PauseRecord>,
     pub dtmf: Vec<DtmfRecord>,
+    /// Muted stretches per side, in order.
+    pub mutes: Vec<MuteRecord>,
+    /// Legs released during the call (a transfer, a ring group answered by a browser).
+    pub released_legs: Vec<ReleasedLeg>,
     /// Tap frames dropped because a consumer lagged, per role (agent, customer).
     pub tap_drops: [u64; 2],
     /// Recorded audio dropped because the writer lagged (frames).
@@ -291,6 +353,10 @@ pub enum EngineError {
     Config(String),
     #[error("webrtc: {0}")]
     WebRtc(#[from] WebRtcError),
+    #[error("call {call_id} leg {side:?} has no telephone-event payload type negotiated")]
+    NoTelephoneEvent { call_id: String, side: LegSide },
+    #[error("invalid DTMF digits: {0}")]
+    InvalidDigits(String),
     #[error("call {call_id} leg {side:?} is not a WebRTC leg")]
     NotWebRtc { call_id: String, side: LegSide },
 }
