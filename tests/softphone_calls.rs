@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use browser::AiortcPeer;
 use callscope_testkit::agent_ws::{AgentSocket, login};
-use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_mono};
+use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_mono, silence_intervals};
 use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
 use callscope_testkit::callscope::{Callscope, RouteTarget};
 use serde_json::{Value, json};
@@ -408,19 +408,26 @@ fn a_dropped_socket_keeps_the_call() {
 }
 
 /// Click-to-call from the page: the browser's leg is set up first (`dialing`, our answer),
-/// then the number goes out through the trunk to the customer's phone, which answers; audio
-/// flows both ways; the customer hangs up and the page hears `remote_hangup`.
+/// then the number goes out through the trunk to the customer's phone. While it rings the
+/// page hears `ringing` and the browser hears our ringback (US: 440 + 480 Hz); once the
+/// customer answers, audio flows both ways; the customer hangs up and the page hears
+/// `remote_hangup`.
 #[test]
-fn the_agent_dials_out_from_the_browser() {
+fn the_agent_dials_out_from_the_browser_and_hears_ringback() {
     let src = sources();
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let mut customer = customer_phone(&src.b);
+    let mut customer = {
+        let mut config = BaresipConfig::new(CUSTOMER_NUMBER, &src.b);
+        config.bind_ip = TRUNK_IP;
+        config.answer_mode = AnswerMode::Manual;
+        Baresip::start(&config).expect("start baresip")
+    };
     let server = server_with(customer.sip_addr().port(), RouteTarget::User("1001".into()));
     let mut agent = available_agent(&server);
 
     let heard = dir.path().join("heard.wav");
-    let mut browser = rt.block_on(AiortcPeer::start(&src.a, &heard, 16.0, ""));
+    let mut browser = rt.block_on(AiortcPeer::start(&src.a, &heard, 20.0, ""));
     let reply = agent
         .request(
             json!({"type": "dial", "number": CUSTOMER_NUMBER, "sdp": browser.offer}),
@@ -432,40 +439,292 @@ fn the_agent_dials_out_from_the_browser() {
     let dialing = agent.wait_for("dialing", WAIT).unwrap();
     assert_eq!(call_id_of(&dialing), call_id);
     assert_eq!(dialing["call"]["direction"], "outbound", "{dialing}");
+    assert_eq!(dialing["call"]["from"], CUSTOMER_NUMBER, "{dialing}");
     rt.block_on(browser.answer(reply["sdp"].as_str().unwrap()));
-    customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| {
-        panic!(
-            "{e}\n{:?}\n{}\n{}",
-            server.query("SELECT state, sip_status, hangup_cause, to_party FROM call_sip"),
-            customer.log_text(),
-            server.log()
-        )
-    });
+    let connected_at = Instant::now();
+    customer
+        .wait_event("CALL_INCOMING", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    agent.wait_for("ringing", WAIT).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    customer.accept().unwrap();
+    let answered_after = connected_at.elapsed().as_secs_f64();
+    customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
     agent.wait_for("answered", WAIT).unwrap();
     std::thread::sleep(Duration::from_secs(10));
     customer.hangup().unwrap();
     let ended = agent.wait_for("ended", WAIT).unwrap();
     assert_eq!(ended["reason"], "remote_hangup", "{ended}");
-    rt.block_on(browser.next_message(Duration::from_secs(15), "done"));
+    rt.block_on(browser.next_message(Duration::from_secs(20), "done"));
     browser.kill();
 
+    let browser_heard = read_wav_mono(&heard).unwrap();
+    // Before the answer: ringback, and nothing else.
+    let ringing = browser_heard.slice_s(0.0, answered_after - 0.5);
+    let tones = dominant_tones(&ringing, &[460.0, 800.0, 1200.0, 2000.0]);
+    eprintln!("while ringing the browser heard {tones:?}");
+    let ringback = tones.iter().filter(|t| **t == Some(460.0)).count();
+    assert!(ringback >= 3, "no ringback: {tones:?}");
+    assert!(
+        tones.iter().all(|t| t.is_none() || *t == Some(460.0)),
+        "{tones:?}"
+    );
+    // After it: the customer, both ways.
     let agent_src = read_wav_mono(&src.a).unwrap();
     let customer_src = read_wav_mono(&src.b).unwrap();
     let phone_heard = read_wav_mono(&customer.received_recordings()[0]).unwrap();
+    // The browser's microphone played from the moment it connected: the customer joined
+    // it `answered_after` seconds in.
+    let agent_from_answer = agent_src.slice_s(answered_after, agent_src.duration_s());
     assert_matches_as(
         "the customer heard the browser",
-        &agent_src,
+        &agent_from_answer,
         &phone_heard,
         LIVE_OPUS,
     );
-    let browser_heard = read_wav_mono(&heard).unwrap();
+    let talk = browser_heard.slice_s(answered_after + 0.3, browser_heard.duration_s());
     assert_matches_as(
         "the browser heard the customer",
         &customer_src,
-        &browser_heard,
+        &talk,
         LIVE_OPUS,
     );
     let (answered, cause) = ended_call(&server);
     assert!(answered);
     assert_eq!(cause, "normal_clearing");
+}
+
+/// Mute, then hold, from the page: the customer hears silence for each interval (the
+/// browser's microphone is a steady tone, so any silence is ours) and the mute is stored as
+/// a media event; DTMF typed on the page reaches the customer's phone as RFC 4733 digits.
+#[test]
+fn mute_hold_and_dtmf_from_the_page() {
+    let src = sources();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let server = server();
+    let mut agent = available_agent(&server);
+    let mut customer = customer_phone(&src.b);
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    let tone = support::tone_wav(dir.path(), "mic.wav", 440);
+    let heard = dir.path().join("heard.wav");
+    let mut browser = answer_in_browser(&rt, &mut agent, &call_id, &tone, &heard, 30.0);
+    agent.wait_for("answered", WAIT).unwrap();
+    customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    let command = |agent: &mut AgentSocket, kind: &str| {
+        agent
+            .request(json!({"type": kind, "call_id": call_id}), WAIT)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        agent.wait_for("call_update", WAIT).unwrap()
+    };
+
+    std::thread::sleep(Duration::from_secs(3));
+    let update = command(&mut agent, "mute");
+    assert_eq!(update["call"]["muted"], true, "{update}");
+    std::thread::sleep(Duration::from_secs(3));
+    let update = command(&mut agent, "unmute");
+    assert_eq!(update["call"]["muted"], false, "{update}");
+    std::thread::sleep(Duration::from_secs(3));
+    let update = command(&mut agent, "hold");
+    assert_eq!(update["call"]["held"], true, "{update}");
+    std::thread::sleep(Duration::from_secs(3));
+    let update = command(&mut agent, "resume");
+    assert_eq!(update["call"]["held"], false, "{update}");
+    std::thread::sleep(Duration::from_secs(2));
+    agent
+        .request(
+            json!({"type": "dtmf", "call_id": call_id, "digits": "12#"}),
+            WAIT,
+        )
+        .unwrap();
+    for digit in ["1", "2", "#"] {
+        let event = customer
+            .wait_event("CALL_DTMF_START", WAIT)
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+        assert_eq!(event.param.as_deref(), Some(digit), "{event:?}");
+    }
+    let bad = agent.request(
+        json!({"type": "dtmf", "call_id": call_id, "digits": "12x"}),
+        WAIT,
+    );
+    assert!(bad.is_err(), "{bad:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    agent
+        .request(json!({"type": "hangup", "call_id": call_id}), WAIT)
+        .unwrap();
+    customer.wait_event("CALL_CLOSED", WAIT).unwrap();
+    browser.kill();
+
+    // The customer heard the mute as silence. (baresip stops writing its recording at the
+    // hold's re-INVITE, so the hold is judged on the call's recording below.)
+    let phone_heard = read_wav_mono(&customer.received_recordings()[0]).unwrap();
+    let silences = silence_intervals(&phone_heard, 20, -45.0, 1.5);
+    eprintln!("the customer heard silence at {silences:?}");
+    assert!(
+        silences.iter().any(|s| (2.3..=4.0).contains(&s.len_s())),
+        "mute as silence: {silences:?}"
+    );
+    // The agent's channel of the recording is what the customer was sent: silent for the
+    // mute and for the hold, the tone everywhere else.
+    let call_row = wait_for(&server, "the recording", WAIT, || {
+        server
+            .query("SELECT call_id FROM recordings")
+            .unwrap_or_default()
+            .first()
+            .map(|r| r[0].clone())
+    });
+    let rec = stored_recording(&server, &call_row);
+    let agent_silences = silence_intervals(&rec.audio[0], 20, -45.0, 1.5);
+    eprintln!("the agent's channel is silent at {agent_silences:?}");
+    let about_three = agent_silences
+        .iter()
+        .filter(|s| (2.3..=4.0).contains(&s.len_s()))
+        .count();
+    assert_eq!(about_three, 2, "mute and hold: {agent_silences:?}");
+
+    let muted = wait_for(&server, "the mute event", WAIT, || {
+        server
+            .query("SELECT duration_ms, data FROM call_media_events WHERE kind = 'muted'")
+            .unwrap_or_default()
+            .first()
+            .cloned()
+    });
+    let ms: f64 = muted[0].parse().unwrap();
+    assert!((2300.0..=4000.0).contains(&ms), "{muted:?}");
+    // Hold silences the agent too: its interval is the second one.
+    let mutes = server
+        .query("SELECT duration_ms FROM call_media_events WHERE kind = 'muted'")
+        .unwrap_or_default();
+    assert_eq!(mutes.len(), 2, "{mutes:?}");
+    let sent = server
+        .query("SELECT data FROM call_media_events WHERE kind = 'dtmf'")
+        .unwrap_or_default();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(
+        sent.iter().all(|r| r[0].contains("\"sent\":true")),
+        "{sent:?}"
+    );
+}
+
+/// Blind transfer from one browser agent to another: the first agent's page hears
+/// `transferred` at once, the customer hears ringback, the second agent's page rings and
+/// answers, and the customer then hears the second agent.
+#[test]
+fn transfer_from_one_browser_agent_to_another() {
+    let src = sources();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let server = server();
+    let mut first = available_agent(&server);
+    let cookie = login(server.http_addr(), server.realm(), "1002", "bob-pw-00002").unwrap();
+    let (mut second, _) = AgentSocket::connect(server.http_addr(), &cookie).unwrap();
+    second
+        .send(&json!({"type": "set_presence", "status": "available"}))
+        .unwrap();
+    second.wait_for("presence", WAIT).unwrap();
+
+    let mut customer = customer_phone(&src.b);
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    let call_id = call_id_of(&first.wait_for("incoming", WAIT).unwrap());
+    let low = support::tone_wav(dir.path(), "first.wav", 400);
+    let mut one = answer_in_browser(
+        &rt,
+        &mut first,
+        &call_id,
+        &low,
+        &dir.path().join("one.wav"),
+        30.0,
+    );
+    first.wait_for("answered", WAIT).unwrap();
+    customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    first
+        .request(
+            json!({"type": "transfer", "call_id": call_id, "target": "1002"}),
+            Duration::from_secs(1),
+        )
+        .err();
+    let ended = first.wait_for("ended", WAIT).unwrap();
+    assert_eq!(ended["reason"], "transferred", "{ended}");
+    let incoming = second.wait_for("incoming", WAIT).unwrap();
+    assert_eq!(call_id_of(&incoming), call_id);
+    std::thread::sleep(Duration::from_secs(3));
+    let high = support::tone_wav(dir.path(), "second.wav", 1200);
+    let mut two = answer_in_browser(
+        &rt,
+        &mut second,
+        &call_id,
+        &high,
+        &dir.path().join("two.wav"),
+        30.0,
+    );
+    second.wait_for("answered", WAIT).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    customer.hangup().unwrap();
+    assert_eq!(
+        second.wait_for("ended", WAIT).unwrap()["reason"],
+        "remote_hangup"
+    );
+    one.kill();
+    two.kill();
+
+    // What the customer heard, in 0.5 s windows: the first agent's 400 Hz, then ringback
+    // (440/480 Hz), then the second agent's 1200 Hz.
+    let phone_heard = read_wav_mono(&customer.received_recordings()[0]).unwrap();
+    let dominant = dominant_tones(&phone_heard, &[400.0, 460.0, 1200.0]);
+    eprintln!("the customer heard: {dominant:?}");
+    let first_400 = dominant.iter().position(|t| *t == Some(400.0));
+    let ringback = dominant.iter().position(|t| *t == Some(460.0));
+    let first_1200 = dominant.iter().position(|t| *t == Some(1200.0));
+    assert!(
+        matches!((first_400, ringback, first_1200), (Some(a), Some(b), Some(c)) if a < b && b < c),
+        "{dominant:?}"
+    );
+}
+
+/// Per 0.5 s window, which of `tones` (Hz) carries the most energy (None when quiet).
+/// 460 Hz stands for US ringback (440 + 480 Hz), measured as the sum of both.
+fn dominant_tones(audio: &Mono, tones: &[f64]) -> Vec<Option<f64>> {
+    let window = (audio.rate / 2) as usize;
+    audio
+        .samples
+        .chunks(window)
+        .map(|chunk| {
+            if callscope_testkit::audio_compare::rms_dbfs(chunk) < -40.0 {
+                return None;
+            }
+            let power = |hz: f64| goertzel(chunk, audio.rate, hz);
+            tones
+                .iter()
+                .map(|&hz| {
+                    let p = if hz == 460.0 {
+                        power(440.0) + power(480.0)
+                    } else {
+                        power(hz)
+                    };
+                    (hz, p)
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(hz, _)| hz)
+        })
+        .collect()
+}
+
+/// Energy of `samples` at `hz` (the Goertzel recurrence).
+fn goertzel(samples: &[f32], rate: u32, hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - coeff * s1 * s2
 }

@@ -120,6 +120,18 @@ pub struct SipMediaSettings {
     pub tap_capacity: usize,
     /// Seconds between RTCP reports on each leg.
     pub rtcp_interval_s: u64,
+    /// The ringback a softphone hears while the number it dialled rings without early
+    /// media: "us" (440+480 Hz, 2 s on 4 s off) or "eu" (425 Hz, 1 s on 4 s off).
+    pub ringback: Ringback,
+}
+
+/// `[sip.media] ringback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Ringback {
+    #[default]
+    Us,
+    Eu,
 }
 
 /// `[sip.media] recording_format`.
@@ -153,6 +165,7 @@ impl Default for SipMediaSettings {
             bind_ip: None,
             tap_capacity: 250,
             rtcp_interval_s: 5,
+            ringback: Ringback::Us,
         }
     }
 }
@@ -386,6 +399,19 @@ impl Config {
             "CALLSCOPE_SIP_DEFAULT_REGION" => self.sip.default_region = optional(value),
             "CALLSCOPE_SIP_RECORD_CALLS" => {
                 self.sip.media.record_calls = parse("CALLSCOPE_SIP_RECORD_CALLS", value)?
+            }
+            "CALLSCOPE_SIP_RINGBACK" => {
+                self.sip.media.ringback = match value.trim().to_ascii_lowercase().as_str() {
+                    "us" => Ringback::Us,
+                    "eu" => Ringback::Eu,
+                    _ => {
+                        return Err(ConfigError::Env {
+                            var: "CALLSCOPE_SIP_RINGBACK",
+                            why: "expected \"us\" or \"eu\"".into(),
+                            value: value.clone(),
+                        });
+                    }
+                }
             }
             "CALLSCOPE_SIP_LIVE_UTTERANCES" => {
                 self.sip.media.live_utterances = parse("CALLSCOPE_SIP_LIVE_UTTERANCES", value)?

@@ -236,6 +236,13 @@ impl Negotiator {
         Ok((self.render(call_id, &leg), leg))
     }
 
+    /// Forget one leg (its media is being replaced); the next `open_leg` starts it afresh.
+    pub fn forget_leg(&mut self, call_id: &str, role: LegRole) {
+        if let Some(legs) = self.calls.get_mut(call_id) {
+            legs[role.index()] = None;
+        }
+    }
+
     /// Forget a call; returns the ports its legs held.
     pub fn close_call(&mut self, call_id: &str) -> Vec<u16> {
         self.calls

@@ -12,7 +12,7 @@ use std::time::Duration;
 use callscope_media::codec::{CodecKind, CodecSpec};
 use callscope_media::engine::{
     CallMediaReport, EngineError, LegParams, LegSide, MediaDirection, MediaEngine, RecordingSpec,
-    TapFrame,
+    TapFrame, Tone,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -56,6 +56,8 @@ pub struct RtpMedia {
     reports: mpsc::Sender<ClosedCallMedia>,
     answered: Mutex<std::collections::HashMap<String, AnsweredCall>>,
     live: Option<Arc<dyn LiveAudioSink>>,
+    /// What a softphone hears while the number it dialled rings.
+    ringback: Tone,
 }
 
 fn side(role: LegRole) -> LegSide {
@@ -157,7 +159,14 @@ impl RtpMedia {
             reports,
             answered: Mutex::default(),
             live: None,
+            ringback: Tone::RingbackUs,
         }
+    }
+
+    /// The ringback tone softphones hear (North American by default).
+    pub fn with_ringback(mut self, tone: Tone) -> Self {
+        self.ringback = tone;
+        self
     }
 
     /// Hand every answered call's live audio to `sink`.
@@ -355,6 +364,34 @@ impl MediaControl for RtpMedia {
     ) -> Result<(), MediaError> {
         self.engine
             .add_remote_candidate(call_id, side(leg), candidate)
+            .map_err(engine_error)
+    }
+
+    fn release_leg<'a>(&'a self, call_id: &'a str, leg: LegRole) -> BoxFuture<'a, ()> {
+        async move {
+            self.sessions().forget_leg(call_id, leg);
+            if let Err(e) = self.engine.release_leg(call_id, side(leg)).await {
+                debug!(call_id, ?leg, error = %e, "nothing to release");
+            }
+        }
+        .boxed()
+    }
+
+    fn set_muted(&self, call_id: &str, leg: LegRole, muted: bool) -> Result<(), MediaError> {
+        self.engine
+            .set_muted(call_id, side(leg), muted)
+            .map_err(engine_error)
+    }
+
+    fn send_dtmf(&self, call_id: &str, leg: LegRole, digits: &str) -> Result<(), MediaError> {
+        self.engine
+            .send_dtmf(call_id, side(leg), digits)
+            .map_err(engine_error)
+    }
+
+    fn play_ringback(&self, call_id: &str, leg: LegRole, on: bool) -> Result<(), MediaError> {
+        self.engine
+            .play_tone(call_id, side(leg), on.then_some(self.ringback))
             .map_err(engine_error)
     }
 }

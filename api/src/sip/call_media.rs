@@ -288,7 +288,36 @@ pub async fn store_report(
             "dtmf",
             Some(digit.start_ms),
             Some(digit.duration_ms),
-            &json!({ "digit": digit.digit.to_string(), "leg": side_name(digit.side) }),
+            &json!({
+                "digit": digit.digit.to_string(),
+                "leg": side_name(digit.side),
+                // Played by callscope to that leg (an agent's keypad), not heard from it.
+                "sent": digit.sent,
+            }),
+        )
+        .await?;
+    }
+    for mute in &report.mutes {
+        insert_event(
+            &mut tx,
+            &org_id,
+            call_id,
+            "muted",
+            Some(mute.start_ms),
+            Some(mute.end_ms.saturating_sub(mute.start_ms)),
+            &json!({ "leg": side_name(mute.side) }),
+        )
+        .await?;
+    }
+    for released in &report.released_legs {
+        insert_event(
+            &mut tx,
+            &org_id,
+            call_id,
+            "leg_replaced",
+            Some(released.at_ms),
+            None,
+            &json!({ "leg": side_name(released.side), "quality": released.quality }),
         )
         .await?;
     }

@@ -86,7 +86,12 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     let (reports_tx, reports_rx) = mpsc::channel(super::call_media::REPORT_CHANNEL_CAPACITY);
     let reports = super::call_media::spawn(state.clone(), reports_rx);
     let media_event_log = tokio::spawn(log_media_events(media_events));
-    let mut rtp_media = RtpMedia::new(engine.clone(), media_ip, codecs, policy.clone(), reports_tx);
+    let ringback = match media_settings.ringback {
+        crate::config::Ringback::Us => callscope_media::engine::Tone::RingbackUs,
+        crate::config::Ringback::Eu => callscope_media::engine::Tone::Ringback,
+    };
+    let mut rtp_media = RtpMedia::new(engine.clone(), media_ip, codecs, policy.clone(), reports_tx)
+        .with_ringback(ringback);
     if media_settings.live_utterances {
         rtp_media = rtp_media.with_live_audio(Arc::new(super::live_audio::LiveUtteranceSink::new(
             state.clone(),
