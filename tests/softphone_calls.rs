@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use browser::AiortcPeer;
 use callscope_testkit::agent_ws::{AgentSocket, login};
-use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_mono, silence_intervals};
+use callscope_testkit::audio_compare::{
+    Mono, amplitude_at, best_lag, read_wav_mono, silence_intervals,
+};
 use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
 use callscope_testkit::callscope::{Callscope, RouteTarget};
 use serde_json::{Value, json};
@@ -71,6 +73,29 @@ fn answer_in_browser(
     assert_eq!(reply["type"], "media_answer", "{reply}");
     rt.block_on(browser.answer(reply["sdp"].as_str().unwrap()));
     browser
+}
+
+/// The customer calls the DID; returns the call id the agent's page was offered.
+fn ring_agent(server: &Callscope, agent: &mut AgentSocket, customer: &mut Baresip) -> String {
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    let incoming = agent
+        .wait_for("incoming", WAIT)
+        .unwrap_or_else(|e| panic!("the call did not ring the page: {e}\n{}", server.log()));
+    call_id_of(&incoming)
+}
+
+/// The call's stored recording, once written.
+fn the_recording(server: &Callscope) -> support::StoredRecording {
+    let call_id = wait_for(server, "the call's recording", WAIT, || {
+        server
+            .query("SELECT call_id FROM recordings")
+            .unwrap_or_default()
+            .first()
+            .map(|r| r[0].clone())
+    });
+    stored_recording(server, &call_id)
 }
 
 fn call_id_of(message: &Value) -> String {
@@ -174,15 +199,7 @@ fn trunk_call_rings_the_browser_which_answers_talks_and_hangs_up() {
     assert_eq!(call["from"], CUSTOMER_NUMBER, "{incoming}");
 
     let heard = dir.path().join("browser-heard.wav");
-    let mut browser = rt.block_on(AiortcPeer::start(&src.a, &heard, 16.0, ""));
-    let reply = agent
-        .request(
-            json!({"type": "answer", "call_id": call_id, "sdp": browser.offer}),
-            WAIT,
-        )
-        .expect("answer accepted");
-    assert_eq!(reply["type"], "media_answer", "{reply}");
-    rt.block_on(browser.answer(reply["sdp"].as_str().unwrap()));
+    let mut browser = answer_in_browser(&rt, &mut agent, &call_id, &src.a, &heard, 16.0);
     let answered = agent.wait_for("answered", WAIT).unwrap();
     assert_eq!(answered["call"]["state"], "connected", "{answered}");
     agent
@@ -229,13 +246,7 @@ fn trunk_call_rings_the_browser_which_answers_talks_and_hangs_up() {
         LIVE_OPUS,
     );
 
-    let call_row = wait_for(&server, "the call's recording", WAIT, || {
-        let rows = server
-            .query("SELECT call_id FROM recordings")
-            .unwrap_or_default();
-        rows.first().map(|r| r[0].clone())
-    });
-    let rec = stored_recording(&server, &call_row);
+    let rec = the_recording(&server);
     assert_eq!(rec.channels, 2);
     assert_heard("recording left = the agent", &agent_src, &rec.audio[0], 0.8);
     assert_heard(
@@ -256,10 +267,7 @@ fn a_declined_call_gives_the_caller_busy() {
     let server = server();
     let mut agent = available_agent(&server);
     let mut customer = customer_phone(&src.b);
-    customer
-        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
-        .unwrap();
-    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    let call_id = ring_agent(&server, &mut agent, &mut customer);
     agent
         .request(json!({"type": "reject", "call_id": call_id}), WAIT)
         .expect("reject");
@@ -307,10 +315,7 @@ fn ring_all_over_a_phone_and_a_browser_the_phone_wins() {
     let mut agent = available_agent(&server);
     let mut phone = support::phone(&server, "1002", "bob-pw-00002", &src.a, &["PCMU"]);
     let mut customer = customer_phone(&src.b);
-    customer
-        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
-        .unwrap();
-    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    let call_id = ring_agent(&server, &mut agent, &mut customer);
     phone.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
     let ended = agent.wait_for("ended", WAIT).unwrap();
     assert_eq!(ended["call_id"], call_id.as_str());
@@ -327,10 +332,7 @@ fn the_caller_hangs_up_while_the_browser_rings() {
     let server = server();
     let mut agent = available_agent(&server);
     let mut customer = customer_phone(&src.b);
-    customer
-        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
-        .unwrap();
-    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    let call_id = ring_agent(&server, &mut agent, &mut customer);
     customer.hangup().unwrap();
     let ended = agent.wait_for("ended", WAIT).unwrap();
     assert_eq!(ended["call_id"], call_id.as_str());
@@ -355,10 +357,7 @@ fn a_dropped_socket_keeps_the_call() {
         .unwrap();
     agent.wait_for("presence", WAIT).unwrap();
     let mut customer = customer_phone(&src.b);
-    customer
-        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
-        .unwrap();
-    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    let call_id = ring_agent(&server, &mut agent, &mut customer);
     let heard = dir.path().join("heard.wav");
     let mut browser = answer_in_browser(&rt, &mut agent, &call_id, &src.a, &heard, 16.0);
     agent.wait_for("answered", WAIT).unwrap();
@@ -385,14 +384,7 @@ fn a_dropped_socket_keeps_the_call() {
     browser.kill();
 
     // The customer's side was recorded straight through the 4 s without a socket.
-    let call_row = wait_for(&server, "the recording", WAIT, || {
-        server
-            .query("SELECT call_id FROM recordings")
-            .unwrap_or_default()
-            .first()
-            .map(|r| r[0].clone())
-    });
-    let rec = stored_recording(&server, &call_row);
+    let rec = the_recording(&server);
     let customer_src = read_wav_mono(&src.b).unwrap();
     assert!(
         rec.audio[1].duration_s() >= 9.0,
@@ -505,10 +497,7 @@ fn mute_hold_and_dtmf_from_the_page() {
     let server = server();
     let mut agent = available_agent(&server);
     let mut customer = customer_phone(&src.b);
-    customer
-        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
-        .unwrap();
-    let call_id = call_id_of(&agent.wait_for("incoming", WAIT).unwrap());
+    let call_id = ring_agent(&server, &mut agent, &mut customer);
     let tone = support::tone_wav(dir.path(), "mic.wav", 440);
     let heard = dir.path().join("heard.wav");
     let mut browser = answer_in_browser(&rt, &mut agent, &call_id, &tone, &heard, 30.0);
@@ -569,14 +558,7 @@ fn mute_hold_and_dtmf_from_the_page() {
     );
     // The agent's channel of the recording is what the customer was sent: silent for the
     // mute and for the hold, the tone everywhere else.
-    let call_row = wait_for(&server, "the recording", WAIT, || {
-        server
-            .query("SELECT call_id FROM recordings")
-            .unwrap_or_default()
-            .first()
-            .map(|r| r[0].clone())
-    });
-    let rec = stored_recording(&server, &call_row);
+    let rec = the_recording(&server);
     let agent_silences = silence_intervals(&rec.audio[0], 20, -45.0, 1.5);
     eprintln!("the agent's channel is silent at {agent_silences:?}");
     let about_three = agent_silences
@@ -627,10 +609,7 @@ fn transfer_from_one_browser_agent_to_another() {
     second.wait_for("presence", WAIT).unwrap();
 
     let mut customer = customer_phone(&src.b);
-    customer
-        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
-        .unwrap();
-    let call_id = call_id_of(&first.wait_for("incoming", WAIT).unwrap());
+    let call_id = ring_agent(&server, &mut first, &mut customer);
     let low = support::tone_wav(dir.path(), "first.wav", 400);
     let mut one = answer_in_browser(
         &rt,
@@ -699,7 +678,7 @@ fn dominant_tones(audio: &Mono, tones: &[f64]) -> Vec<Option<f64>> {
             if callscope_testkit::audio_compare::rms_dbfs(chunk) < -40.0 {
                 return None;
             }
-            let power = |hz: f64| goertzel(chunk, audio.rate, hz);
+            let power = |hz: f64| amplitude_at(chunk, f64::from(audio.rate), hz);
             tones
                 .iter()
                 .map(|&hz| {
@@ -714,17 +693,4 @@ fn dominant_tones(audio: &Mono, tones: &[f64]) -> Vec<Option<f64>> {
                 .map(|(hz, _)| hz)
         })
         .collect()
-}
-
-/// Energy of `samples` at `hz` (the Goertzel recurrence).
-fn goertzel(samples: &[f32], rate: u32, hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
 }

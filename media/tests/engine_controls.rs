@@ -5,6 +5,7 @@
 
 mod phones;
 
+use callscope_testkit::audio_compare::amplitude_at;
 use std::time::{Duration, Instant};
 
 use callscope_media::codec::{CodecSpec, decoder_at_rate, encoder_for};
@@ -15,20 +16,6 @@ use tokio::sync::mpsc;
 
 const IDLE: Duration = Duration::from_millis(400);
 const MAX: Duration = Duration::from_secs(15);
-
-/// Amplitude of `freq` in `pcm` at `rate` (Goertzel; 2|X|/N is a sine's amplitude).
-fn amplitude_at(pcm: &[i16], rate: f64, freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / rate;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in pcm {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    2.0 * power.max(0.0).sqrt() / pcm.len().max(1) as f64
-}
 
 fn rms(pcm: &[i16]) -> f64 {
     (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()

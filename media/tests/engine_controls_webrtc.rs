@@ -13,26 +13,13 @@ use browser::{AiortcPeer, strip_candidates};
 use callscope_media::codec::{CodecKind, CodecSpec};
 use callscope_media::engine::{LegSide, MediaEngine, MediaEvent, RecordingSpec, Tone, WebRtcState};
 use callscope_testkit::audio_compare::{
-    Mono, lag_stability, read_wav_channels, read_wav_mono, speech_wav,
+    Mono, amplitude_at, lag_stability, read_wav_channels, read_wav_mono, speech_wav,
 };
 use phones::*;
 use tokio::sync::mpsc;
 
 /// Two Python WebRTC stacks at once on this shared 2-core machine stall each other.
 static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn amplitude_at(pcm: &[f32], rate: f64, freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / rate;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in pcm {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    2.0 * power.max(0.0).sqrt() / pcm.len().max(1) as f64
-}
 
 fn rms_i16(pcm: &[i16]) -> f64 {
     (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()

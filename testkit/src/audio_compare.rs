@@ -697,6 +697,21 @@ pub fn raw_g711(input: &Path, output: &Path, ulaw: bool) -> Result<()> {
     )
 }
 
+/// Amplitude of the `freq` component of `samples` at `rate` (Goertzel; 2|X|/N is a pure
+/// sine's amplitude): finds tones (ringback, a phone's test tone) under whatever else plays.
+pub fn amplitude_at<S: Copy + Into<f64>>(samples: &[S], rate: f64, freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / rate;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x.into() + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    2.0 * power.max(0.0).sqrt() / samples.len().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -766,5 +781,20 @@ mod tests {
         assert_eq!(gaps.len(), 1, "{gaps:?}");
         assert!((gaps[0].start_s - 1.0).abs() < 0.021 && (gaps[0].end_s - 1.5).abs() < 0.021);
         assert!((active_duration(&a, 20, -50.0) - 2.0).abs() < 0.05);
+    }
+
+    #[test]
+    fn amplitude_finds_a_tone_under_another() {
+        let rate = 8000.0;
+        let samples: Vec<f32> = (0..8000)
+            .map(|i| {
+                let t = f64::from(i) / rate;
+                (0.5 * (2.0 * std::f64::consts::PI * 425.0 * t).sin()
+                    + 0.1 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as f32
+            })
+            .collect();
+        assert!((amplitude_at(&samples, rate, 425.0) - 0.5).abs() < 0.01);
+        assert!((amplitude_at(&samples, rate, 1000.0) - 0.1).abs() < 0.01);
+        assert!(amplitude_at(&samples, rate, 700.0) < 0.01);
     }
 }
