@@ -694,3 +694,71 @@ fn dominant_tones(audio: &Mono, tones: &[f64]) -> Vec<Option<f64>> {
         })
         .collect()
 }
+
+/// Presence decides who rings: an agent who is away is not offered the call (the caller
+/// gets 480), and another agent cannot answer or hang up a call that never rang them. A
+/// second call from the same number shows the contact the first one created.
+#[test]
+fn only_available_agents_ring_and_only_their_own_calls_obey_them() {
+    let src = sources();
+    let server = server();
+    let mut agent = available_agent(&server);
+    agent
+        .send(&json!({"type": "set_presence", "status": "away"}))
+        .unwrap();
+    agent
+        .wait_where("presence", WAIT, presence_is("away"))
+        .unwrap();
+    let mut customer = customer_phone(&src.b);
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    let closed = customer.wait_event("CALL_CLOSED", WAIT).unwrap();
+    assert!(
+        closed.param.as_deref().unwrap_or_default().contains("480"),
+        "{closed:?}"
+    );
+    assert!(
+        agent.wait_for("incoming", Duration::from_secs(1)).is_err(),
+        "an away agent was rung: {:?}",
+        agent.seen
+    );
+
+    agent
+        .send(&json!({"type": "set_presence", "status": "available"}))
+        .unwrap();
+    agent
+        .wait_where("presence", WAIT, presence_is("available"))
+        .unwrap();
+    let call_id = ring_agent(&server, &mut agent, &mut customer);
+    let incoming = agent
+        .seen
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "incoming")
+        .cloned()
+        .unwrap();
+    assert!(
+        incoming["call"]["contact"]["id"].is_string(),
+        "the first call's contact is matched: {incoming}"
+    );
+
+    // Agent 1002 is logged in but was never offered this call.
+    let cookie = login(server.http_addr(), server.realm(), "1002", "bob-pw-00002").unwrap();
+    let (mut other, _) = AgentSocket::connect(server.http_addr(), &cookie).unwrap();
+    for kind in ["hangup", "reject", "mute"] {
+        let refused = other.request(json!({"type": kind, "call_id": call_id}), WAIT);
+        let text = format!("{refused:?}");
+        assert!(text.contains("not_found"), "{kind}: {text}");
+    }
+    let stolen = other.request(
+        json!({"type": "answer", "call_id": call_id, "sdp": "v=0\r\n"}),
+        WAIT,
+    );
+    assert!(format!("{stolen:?}").contains("not_found"), "{stolen:?}");
+    // Still ringing for its agent, who can decline it.
+    agent
+        .request(json!({"type": "reject", "call_id": call_id}), WAIT)
+        .unwrap();
+    customer.wait_event("CALL_CLOSED", WAIT).unwrap();
+}
