@@ -116,6 +116,9 @@ pub struct SipMediaSettings {
     pub live_utterances: bool,
     /// Address the RTP sockets bind to; default: the address written into SDP.
     pub bind_ip: Option<std::net::IpAddr>,
+    /// Address browsers are told to send their WebRTC media to (our ICE host candidate)
+    /// when the bind address is not one they can reach (a wildcard bind, 1:1 NAT).
+    pub webrtc_address: Option<std::net::IpAddr>,
     /// 16 kHz audio frames (20 ms) each live-transcription tap buffers before dropping.
     pub tap_capacity: usize,
     /// Seconds between RTCP reports on each leg.
@@ -163,6 +166,7 @@ impl Default for SipMediaSettings {
                 .to_vec(),
             live_utterances: false,
             bind_ip: None,
+            webrtc_address: None,
             tap_capacity: 250,
             rtcp_interval_s: 5,
             ringback: Ringback::Us,
@@ -400,6 +404,19 @@ impl Config {
             "CALLSCOPE_SIP_RECORD_CALLS" => {
                 self.sip.media.record_calls = parse("CALLSCOPE_SIP_RECORD_CALLS", value)?
             }
+            "CALLSCOPE_SIP_WEBRTC_ADDRESS" => {
+                self.sip.media.webrtc_address =
+                    match optional(value.clone()) {
+                        None => None,
+                        Some(v) => Some(v.parse().map_err(|e: std::net::AddrParseError| {
+                            ConfigError::Env {
+                                var: "CALLSCOPE_SIP_WEBRTC_ADDRESS",
+                                why: e.to_string(),
+                                value,
+                            }
+                        })?),
+                    }
+            }
             "CALLSCOPE_SIP_RINGBACK" => {
                 self.sip.media.ringback = match value.trim().to_ascii_lowercase().as_str() {
                     "us" => Ringback::Us,
@@ -530,6 +547,33 @@ mod tests {
         assert_eq!(c.sip.region("US"), "DE");
         let bad = vec![("CALLSCOPE_SIP_RTP_PORTS".to_string(), "9-1".to_string())];
         assert!(Config::load_with_env(None, bad).is_err());
+    }
+
+    #[test]
+    fn softphone_media_settings_from_env() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(c.sip.media.ringback, Ringback::Us);
+        assert_eq!(c.sip.media.webrtc_address, None);
+        let env = vec![
+            ("CALLSCOPE_SIP_RINGBACK".to_string(), "EU".to_string()),
+            (
+                "CALLSCOPE_SIP_WEBRTC_ADDRESS".to_string(),
+                "203.0.113.10".to_string(),
+            ),
+        ];
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.sip.media.ringback, Ringback::Eu);
+        assert_eq!(
+            c.sip.media.webrtc_address,
+            Some("203.0.113.10".parse().unwrap())
+        );
+        for (key, value) in [
+            ("CALLSCOPE_SIP_RINGBACK", "uk"),
+            ("CALLSCOPE_SIP_WEBRTC_ADDRESS", "not-an-ip"),
+        ] {
+            let err = Config::load_with_env(None, vec![(key.into(), value.into())]).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]
