@@ -371,6 +371,9 @@ impl Config {
             "CALLSCOPE_AGENT_SECURE_COOKIE" => {
                 self.agent.secure_cookie = parse("CALLSCOPE_AGENT_SECURE_COOKIE", value)?
             }
+            "CALLSCOPE_AGENT_WRAP_UP_S" => {
+                self.agent.wrap_up_s = parse("CALLSCOPE_AGENT_WRAP_UP_S", value)?
+            }
             "CALLSCOPE_SIP_ENABLED" => self.sip.enabled = parse("CALLSCOPE_SIP_ENABLED", value)?,
             "CALLSCOPE_SIP_UDP_ADDR" => {
                 self.sip.udp_addr = optional(value)
