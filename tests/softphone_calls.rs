@@ -762,3 +762,51 @@ fn only_available_agents_ring_and_only_their_own_calls_obey_them() {
         .unwrap();
     customer.wait_event("CALL_CLOSED", WAIT).unwrap();
 }
+
+/// Longest-idle over two browser agents: the one idle longest rings first (by the order of
+/// the group when neither had a call), rings out after the member timeout (`no_answer` on its
+/// page), and the next agent's page rings; when that agent declines too, the caller hears
+/// busy and the call is stored unanswered.
+#[test]
+fn longest_idle_moves_from_an_unanswering_browser_to_the_next() {
+    let src = sources();
+    let server = server_with(
+        5999,
+        RouteTarget::RingGroup {
+            extensions: vec!["1001".into(), "1002".into()],
+            strategy: "longest_idle",
+            timeout_s: 3,
+        },
+    );
+    let mut first = available_agent(&server);
+    let cookie = login(server.http_addr(), server.realm(), "1002", "bob-pw-00002").unwrap();
+    let (mut second, _) = AgentSocket::connect(server.http_addr(), &cookie).unwrap();
+    second
+        .send(&json!({"type": "set_presence", "status": "available"}))
+        .unwrap();
+    second.wait_for("presence", WAIT).unwrap();
+
+    let mut customer = customer_phone(&src.b);
+    let call_id = ring_agent(&server, &mut first, &mut customer);
+    let rang_at = Instant::now();
+    assert!(
+        second.wait_for("incoming", Duration::from_secs(1)).is_err(),
+        "both rang at once"
+    );
+    let ended = first.wait_for("ended", WAIT).unwrap();
+    assert_eq!(ended["reason"], "no_answer", "{ended}");
+    let incoming = second.wait_for("incoming", WAIT).unwrap();
+    let waited = rang_at.elapsed().as_secs_f64();
+    assert_eq!(call_id_of(&incoming), call_id);
+    assert!((2.0..6.0).contains(&waited), "moved on after {waited:.1} s");
+    second
+        .request(json!({"type": "reject", "call_id": call_id}), WAIT)
+        .unwrap();
+    let closed = customer.wait_event("CALL_CLOSED", WAIT).unwrap();
+    assert!(
+        closed.param.as_deref().unwrap_or_default().contains("486"),
+        "{closed:?}"
+    );
+    let (answered, _) = ended_call(&server);
+    assert!(!answered);
+}
