@@ -810,3 +810,43 @@ fn longest_idle_moves_from_an_unanswering_browser_to_the_next() {
     let (answered, _) = ended_call(&server);
     assert!(!answered);
 }
+
+/// The browser vanishes mid-call (its WebRTC stack killed: no BYE, no socket message): once
+/// its ICE connection has been disconnected for `[agent] media_grace_s`, callscope ends the
+/// call (cause `media_failed`), the customer's phone gets a BYE and the page, if it is still
+/// listening, hears `media_failed`.
+#[test]
+fn a_vanished_browser_ends_its_call() {
+    let src = sources();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let server = server_builder(&[("1001", AGENT_PW)])
+        .trunk((TRUNK_IP, 5999).into(), &["127.0.0.2"])
+        .route_to_user(DID, "1001")
+        .env("CALLSCOPE_AGENT_MEDIA_GRACE_S", "2")
+        .start()
+        .expect("start callscope");
+    let mut agent = available_agent(&server);
+    let mut customer = customer_phone(&src.b);
+    let call_id = ring_agent(&server, &mut agent, &mut customer);
+    let heard = dir.path().join("heard.wav");
+    let mut browser = answer_in_browser(&rt, &mut agent, &call_id, &src.a, &heard, 60.0);
+    agent.wait_for("answered", WAIT).unwrap();
+    customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    browser.kill();
+    let killed = Instant::now();
+    let limit = Duration::from_secs(45);
+    customer
+        .wait_event("CALL_CLOSED", limit)
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    eprintln!(
+        "the call ended {:.1} s after the browser vanished",
+        killed.elapsed().as_secs_f64()
+    );
+    let ended = agent.wait_for("ended", WAIT).unwrap();
+    assert_eq!(ended["reason"], "media_failed", "{ended}");
+    let (answered, cause) = ended_call(&server);
+    assert!(answered);
+    assert_eq!(cause, "media_failed");
+}

@@ -57,6 +57,9 @@ pub struct AgentSettings {
     pub secure_cookie: bool,
     /// Seconds of wrap-up after an agent's call before calls ring again.
     pub wrap_up_s: u64,
+    /// Seconds a browser's media may stay disconnected (its tab closed, its network gone)
+    /// before its call is ended with cause `media_failed`.
+    pub media_grace_s: u64,
 }
 
 impl Default for AgentSettings {
@@ -65,6 +68,7 @@ impl Default for AgentSettings {
             session_ttl_hours: 12,
             secure_cookie: false,
             wrap_up_s: 30,
+            media_grace_s: 15,
         }
     }
 }
@@ -370,6 +374,9 @@ impl Config {
             "CALLSCOPE_JOB_POLL_MS" => self.jobs.poll_ms = parse("CALLSCOPE_JOB_POLL_MS", value)?,
             "CALLSCOPE_AGENT_SECURE_COOKIE" => {
                 self.agent.secure_cookie = parse("CALLSCOPE_AGENT_SECURE_COOKIE", value)?
+            }
+            "CALLSCOPE_AGENT_MEDIA_GRACE_S" => {
+                self.agent.media_grace_s = parse("CALLSCOPE_AGENT_MEDIA_GRACE_S", value)?
             }
             "CALLSCOPE_AGENT_WRAP_UP_S" => {
                 self.agent.wrap_up_s = parse("CALLSCOPE_AGENT_WRAP_UP_S", value)?

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use callscope_media::engine::{EngineConfig, MediaEngine, MediaEvent};
+use callscope_media::engine::{EngineConfig, LegSide, MediaEngine, MediaEvent, WebRtcState};
 use callscope_sip::call::{CallConfig, CallManager};
 use callscope_sip::handler::{CallHandler, SipContext};
 use callscope_sip::media::Codec;
@@ -86,7 +86,6 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
         .map_err(|e| SipStartError(format!("recording settings: {e}")))?;
     let (reports_tx, reports_rx) = mpsc::channel(super::call_media::REPORT_CHANNEL_CAPACITY);
     let reports = super::call_media::spawn(state.clone(), reports_rx);
-    let media_event_log = tokio::spawn(log_media_events(media_events));
     let ringback = match media_settings.ringback {
         crate::config::Ringback::Us => callscope_media::engine::Tone::RingbackUs,
         crate::config::Ringback::Eu => callscope_media::engine::Tone::Ringback,
@@ -149,6 +148,12 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     let manager = lock(&manager_slot)
         .take()
         .ok_or_else(|| SipStartError("the SIP server did not create a call handler".into()))?;
+    let media_event_log = tokio::spawn(watch_media_events(
+        media_events,
+        manager.clone(),
+        engine.clone(),
+        Duration::from_secs(state.config.agent.media_grace_s),
+    ));
     let (udp_addr, tcp_addr) = (server.udp_addr(), server.tcp_addr());
     let server = Arc::new(Mutex::new(Some(server)));
 
@@ -248,9 +253,46 @@ fn configured_codecs(names: &[String]) -> Result<Vec<Codec>, SipStartError> {
 
 /// Live media events. DTMF digits and pauses are stored from each call's final report;
 /// here they are logged and counted as they happen (the agents' live view comes later).
-async fn log_media_events(mut events: mpsc::Receiver<MediaEvent>) {
+/// Logs and counts what the media engine reports, and ends calls whose browser leg is gone:
+/// at once when its WebRTC connection failed, after `grace` when it stays disconnected (a
+/// closed tab, a lost network; the page's WebSocket says nothing about the media).
+async fn watch_media_events(
+    mut events: mpsc::Receiver<MediaEvent>,
+    manager: CallManager,
+    engine: MediaEngine,
+    grace: Duration,
+) {
     while let Some(event) = events.recv().await {
         match &event {
+            MediaEvent::WebRtc {
+                call_id,
+                side,
+                state: WebRtcState::Failed,
+                error,
+            } => {
+                tracing::info!(%call_id, ?side, ?error, "browser media failed; ending the call");
+                let _ = manager.end_for_lost_media(call_id).await;
+            }
+            MediaEvent::WebRtc {
+                call_id,
+                side,
+                state: WebRtcState::Disconnected,
+                ..
+            } => {
+                let (manager, engine, call_id, side) =
+                    (manager.clone(), engine.clone(), call_id.clone(), *side);
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    let leg = engine.snapshot(&call_id).and_then(|s| match side {
+                        LegSide::A => s.a,
+                        LegSide::B => s.b,
+                    });
+                    if leg.and_then(|l| l.webrtc) == Some(WebRtcState::Disconnected) {
+                        tracing::info!(%call_id, ?side, "browser media gone; ending the call");
+                        let _ = manager.end_for_lost_media(&call_id).await;
+                    }
+                });
+            }
             MediaEvent::Dtmf { call_id, digit, .. } => {
                 metrics::counter!("callscope_media_dtmf_digits_total").increment(1);
                 tracing::debug!(%call_id, %digit, "DTMF");

@@ -72,6 +72,8 @@ pub(crate) enum Command {
     Transfer(String, oneshot::Sender<ControlResult<()>>),
     /// From the browser softphone of a user (who must be in the call).
     Device(DeviceRequest),
+    /// A leg's media is gone for good (a browser that vanished): end the call.
+    MediaLost(oneshot::Sender<ControlResult<()>>),
 }
 
 pub(crate) struct DeviceRequest {
@@ -296,6 +298,19 @@ impl CallManager {
     /// Calls in progress (ringing or answered).
     pub fn live_calls(&self) -> usize {
         lock(&self.inner.calls).len()
+    }
+
+    /// Ends a call whose media is gone for good (a browser leg whose ICE connection failed
+    /// or stayed disconnected): cause `media_failed`. Not scoped to an organization: the
+    /// media engine, not a client, asks.
+    pub async fn end_for_lost_media(&self, call_id: &str) -> ControlResult<()> {
+        let org_id = match lock(&self.inner.calls).get(call_id) {
+            Some(entry) => entry.org_id.clone(),
+            None => return Err(ControlError::NotFound),
+        };
+        self.inner
+            .command(&org_id, call_id, Command::MediaLost)
+            .await
     }
 
     /// Events dropped because the application's channel was full.

@@ -975,6 +975,11 @@ impl Call {
                                 reply.send(Ok(())).ok();
                                 return RingResult::NotConnected(RingFailure::ApiHangup);
                             }
+                            Some(Command::MediaLost(reply)) => {
+                                self.cancel_forks(&mut forks, EndReason::Failed);
+                                reply.send(Ok(())).ok();
+                                return RingResult::NotConnected(RingFailure::NoMedia);
+                            }
                             Some(Command::Hold(reply)) | Some(Command::Resume(reply)) | Some(Command::Transfer(_, reply)) => {
                                 reply.send(Err(ControlError::InvalidState("the call is not answered".into()))).ok();
                             }
@@ -1678,6 +1683,14 @@ impl Call {
                 ending
             }
             Command::Device(request) => self.device_in_call(request).await,
+            Command::MediaLost(reply) => {
+                reply.send(Ok(())).ok();
+                Some(Ending {
+                    status: 200,
+                    side: HangupSide::System,
+                    cause: "media_failed",
+                })
+            }
         }
     }
 
@@ -1764,6 +1777,7 @@ impl Call {
                 Command::Hangup(r)
                 | Command::Hold(r)
                 | Command::Resume(r)
+                | Command::MediaLost(r)
                 | Command::Transfer(_, r) => {
                     r.send(Err(ControlError::NotFound)).ok();
                 }
@@ -1832,6 +1846,7 @@ fn device_end_reason(ending: &Ending, slot: LegRole) -> EndReason {
         "no_answer" => return EndReason::NoAnswer,
         "rejected" => return EndReason::Rejected,
         "not_found" | "unavailable" => return EndReason::Unavailable,
+        "media_failed" => return EndReason::MediaFailed,
         "transfer_failed" | "media_unavailable" | "internal" => return EndReason::Failed,
         _ => {}
     }
