@@ -105,16 +105,18 @@ fn call_id_of(message: &Value) -> String {
         .to_string()
 }
 
-/// The stored call once it has ended: whether it was answered, and its hang-up cause.
+/// The newest stored call once it has ended: whether it was answered, and its hang-up cause.
 fn ended_call(server: &Callscope) -> (bool, String) {
     wait_for(server, "the ended call", WAIT, || {
         let rows = server
             .query(
-                "SELECT answer_at IS NOT NULL, COALESCE(hangup_cause, '') FROM call_sip \
-                 WHERE state = 'ended'",
+                "SELECT answer_at IS NOT NULL, COALESCE(hangup_cause, ''), state FROM call_sip \
+                 ORDER BY invite_at DESC LIMIT 1",
             )
             .unwrap_or_default();
-        rows.first().map(|r| (r[0] == "1", r[1].clone()))
+        rows.first()
+            .filter(|r| r[2] == "ended")
+            .map(|r| (r[0] == "1", r[1].clone()))
     })
 }
 
@@ -399,13 +401,14 @@ fn a_dropped_socket_keeps_the_call() {
     );
 }
 
-/// Click-to-call from the page: the browser's leg is set up first (`dialing`, our answer),
-/// then the number goes out through the trunk to the customer's phone. While it rings the
+/// Click-to-call from the page, from a contact (a customer who called before): the
+/// browser's leg is set up first (`dialing`, our answer), then the contact's number goes out
+/// through the trunk to the customer's phone. While it rings the
 /// page hears `ringing` and the browser hears our ringback (US: 440 + 480 Hz); once the
 /// customer answers, audio flows both ways; the customer hangs up and the page hears
 /// `remote_hangup`.
 #[test]
-fn the_agent_dials_out_from_the_browser_and_hears_ringback() {
+fn the_agent_calls_a_contact_back_from_the_browser_and_hears_ringback() {
     let src = sources();
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
@@ -417,12 +420,35 @@ fn the_agent_dials_out_from_the_browser_and_hears_ringback() {
     };
     let server = server_with(customer.sip_addr().port(), RouteTarget::User("1001".into()));
     let mut agent = available_agent(&server);
+    // The customer called before (declined): callscope knows them as a contact, and the
+    // agent calls back from the contact.
+    let missed = ring_agent(&server, &mut agent, &mut customer);
+    agent
+        .request(json!({"type": "reject", "call_id": missed}), WAIT)
+        .unwrap();
+    customer.wait_event("CALL_CLOSED", WAIT).unwrap();
+    let contact_id = wait_for(&server, "the customer's contact", WAIT, || {
+        server
+            .query(&format!(
+                "SELECT id FROM contacts WHERE phone_e164 = '{CUSTOMER_NUMBER}'"
+            ))
+            .unwrap_or_default()
+            .first()
+            .map(|r| r[0].clone())
+    });
+    for bad in [
+        json!({"type": "dial", "contact_id": "no-such-contact", "sdp": "v=0\r\n"}),
+        json!({"type": "dial", "number": "1", "contact_id": contact_id, "sdp": "v=0\r\n"}),
+    ] {
+        let refused = agent.request(bad.clone(), WAIT);
+        assert!(refused.is_err(), "{bad}: {refused:?}");
+    }
 
     let heard = dir.path().join("heard.wav");
     let mut browser = rt.block_on(AiortcPeer::start(&src.a, &heard, 20.0, ""));
     let reply = agent
         .request(
-            json!({"type": "dial", "number": CUSTOMER_NUMBER, "sdp": browser.offer}),
+            json!({"type": "dial", "contact_id": contact_id, "sdp": browser.offer}),
             WAIT,
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));

@@ -342,5 +342,48 @@ mod socket {
         assert_eq!(next_json(&mut tab1).await["code"], "validation_error");
         send_json(&mut tab1, json!({"type": "ping"})).await;
         assert_eq!(next_json(&mut tab1).await["type"], "pong");
+        // Call commands: this server runs without SIP, so there are no calls to command;
+        // a command missing its fields is refused before that.
+        send_json(&mut tab1, json!({"type": "answer", "call_id": "c1"})).await;
+        let m = next_json(&mut tab1).await;
+        assert_eq!((m["code"].as_str(), m["call_id"].as_str()), (Some("bad_message"), Some("c1")));
+        send_json(
+            &mut tab1,
+            json!({"type": "hangup", "call_id": "c1", "request_id": "r7"}),
+        )
+        .await;
+        let m = next_json(&mut tab1).await;
+        assert_eq!(
+            (m["code"].as_str(), m["request_id"].as_str()),
+            (Some("unavailable"), Some("r7"))
+        );
+
+        // Logging out ends the session's sockets too (checked every 10 s).
+        let (status, _) = with_cookie(
+            &server,
+            reqwest::Method::POST,
+            "/api/v1/agent/logout",
+            &cookie,
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let mut ended = false;
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, tab2.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    if v["code"] == "session_ended" {
+                        ended = true;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                // Closed after the message.
+                Ok(None) | Ok(Some(Err(_))) => break,
+                Err(_) => break,
+            }
+        }
+        assert!(ended, "the socket outlived its session");
     }
 }

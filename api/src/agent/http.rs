@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Clone)]
 pub struct AgentCtx {
     pub session: AgentSession,
-    token: String,
+    pub(super) token: String,
 }
 
 fn not_logged_in() -> ApiError {

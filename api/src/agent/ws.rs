@@ -21,6 +21,7 @@ use super::http::AgentCtx;
 use super::hub::ServerMessage;
 use super::presence::{self, Presence};
 use crate::error::{ApiError, ApiResult};
+use crate::store::contacts;
 use crate::http::state::AppState;
 
 /// Largest message a page may send (signalling is small; SDP offers are a few kB).
@@ -29,6 +30,10 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// Commands of one connection waiting to run, and replies waiting to be sent.
 const COMMAND_QUEUE: usize = 32;
 
+/// How often an open socket checks that its session still holds (logout elsewhere, expiry):
+/// a socket outliving its session must not keep controlling calls.
+const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
@@ -36,8 +41,10 @@ enum ClientMessage {
     SetPresence {
         status: String,
     },
+    /// Click-to-call: a typed `number`, or a contact's phone by `contact_id`.
     Dial {
-        number: String,
+        number: Option<String>,
+        contact_id: Option<String>,
         sdp: String,
         request_id: Option<String>,
     },
@@ -165,8 +172,21 @@ async fn serve(state: AppState, agent: AgentCtx, mut socket: WebSocket) {
             }
         })
     };
+    let mut session_check = tokio::time::interval(SESSION_CHECK);
+    session_check.tick().await;
     loop {
         tokio::select! {
+            _ = session_check.tick() => {
+                let valid = matches!(
+                    super::sessions::lookup(&state.pool, &agent.token).await,
+                    Ok(Some(_))
+                );
+                if !valid {
+                    let ended = ServerMessage::error("session_ended", "log in again");
+                    let _ = send(&mut socket, &ended).await;
+                    break;
+                }
+            }
             queued = queue.recv() => {
                 // None: the hub let this connection go (it lagged); the page reconnects.
                 let Some(message) = queued else { break };
@@ -258,18 +278,58 @@ async fn handle(
         }
         ClientMessage::Dial {
             number,
+            contact_id,
             sdp,
             request_id,
-        } => dial(state, org_id, user_id, &number, &sdp, request_id).await,
+        } => {
+            let number = match (number, contact_id) {
+                (Some(number), None) => number,
+                (None, Some(contact_id)) => {
+                    match contacts::get_contact(&state.pool, org_id, &contact_id).await {
+                        Ok(Some(contact)) if contact.phone_e164.is_some() => {
+                            contact.phone_e164.unwrap_or_default()
+                        }
+                        Ok(_) => {
+                            return Some(ServerMessage::Error {
+                                code: "not_found",
+                                message: "no such contact with a phone number".into(),
+                                call_id: None,
+                                request_id,
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "contact lookup for dial failed");
+                            return Some(ServerMessage::Error {
+                                code: "failed",
+                                message: "the contact could not be read".into(),
+                                call_id: None,
+                                request_id,
+                            });
+                        }
+                    }
+                }
+                _ => {
+                    return Some(ServerMessage::Error {
+                        code: "validation_error",
+                        message: "dial needs exactly one of `number` and `contact_id`".into(),
+                        call_id: None,
+                        request_id,
+                    });
+                }
+            };
+            dial(state, org_id, user_id, &number, &sdp, request_id).await
+        }
         ClientMessage::Call(message) => call_command(state, org_id, user_id, message).await,
     }
 }
 
-fn no_calls() -> ServerMessage {
-    ServerMessage::error(
-        "unavailable",
-        "calls are not enabled on this server (SIP is off)",
-    )
+fn no_calls(call_id: Option<String>, request_id: Option<String>) -> ServerMessage {
+    ServerMessage::Error {
+        code: "unavailable",
+        message: "calls are not enabled on this server (SIP is off)".into(),
+        call_id,
+        request_id,
+    }
 }
 
 async fn dial(
@@ -281,7 +341,7 @@ async fn dial(
     request_id: Option<String>,
 ) -> Option<ServerMessage> {
     let Some(control) = state.sip.control() else {
-        return Some(no_calls());
+        return Some(no_calls(None, request_id));
     };
     let number = number.trim();
     if number.is_empty() || number.len() > 64 {
@@ -326,11 +386,11 @@ async fn call_command(
             });
         }
     };
-    let Some(control) = state.sip.control() else {
-        return Some(no_calls());
-    };
     let call_id = message.call_id;
     let request_id = message.request_id;
+    let Some(control) = state.sip.control() else {
+        return Some(no_calls(Some(call_id), request_id));
+    };
     Some(
         match control.device(org_id, user_id, &call_id, command).await {
             Ok(DeviceReply::Answer(sdp)) => ServerMessage::MediaAnswer {
