@@ -22,6 +22,7 @@
 //   answer | reject | hangup | mute | unmute | hold | resume
 //   dial {number}   transfer {target}   dtmf {digits}
 //   read_state                             everything the page shows, as JSON
+//   cookies                                the context's cookies for base_url
 //   screenshot {path}                      full page PNG
 //   drop_socket                            close the page's WebSocket (page opened with ?test=1)
 //   close                                  close the agent's browser
@@ -348,6 +349,11 @@ const commands = {
   async read_state(cmd) {
     const a = agentOf(cmd);
     return { state: await readState(a.page), console: a.consoleLines.slice(-20) };
+  },
+
+  async cookies(cmd) {
+    const a = agentOf(cmd);
+    return { cookies: await a.context.cookies(a.baseUrl) };
   },
 
   async screenshot(cmd) {
