@@ -106,7 +106,11 @@ fn agent_signs_in_goes_available_survives_a_socket_drop_and_signs_out() {
     assert_eq!(signed_in["view"], "phone", "{signed_in}");
     let state = &signed_in["state"];
     assert_eq!(state["user"]["extension"], EXTENSION, "{state}");
-    assert_eq!(state["user"]["name"], format!("Agent {EXTENSION}"), "{state}");
+    assert_eq!(
+        state["user"]["name"],
+        format!("Agent {EXTENSION}"),
+        "{state}"
+    );
     assert_eq!(state["connection"], "open", "{state}");
     assert_eq!(state["connections"], 1, "{state}");
     assert_eq!(state["presence"], "away", "{state}");
@@ -177,5 +181,107 @@ fn agent_signs_in_goes_available_survives_a_socket_drop_and_signs_out() {
 
     let state = phones.read_state(AGENT).unwrap();
     assert_eq!(state["view"], "login", "{state}");
+    // The strict CSP blocked nothing the page needs, and no script error happened. (The
+    // only errors are the expected 401s: `me` before signing in, the wrong password.)
+    let console = phones.console(AGENT).unwrap();
+    let unexpected: Vec<&String> = console
+        .iter()
+        .filter(|l| l.starts_with("error") || l.starts_with("pageerror"))
+        .filter(|l| !l.contains("status of 401"))
+        .collect();
+    assert!(unexpected.is_empty(), "console: {console:#?}");
     eprintln!("softphone screenshots: {}", artifacts.display());
+}
+
+/// A server with the agent, and the agent's browser signed in (away).
+fn signed_in(test: &str) -> (Callscope, Softphones, PathBuf, tempfile::TempDir) {
+    let artifacts = artifact_dir(test);
+    let scratch = tempfile::tempdir().unwrap();
+    let mic = mic_wav(scratch.path());
+    let server = Callscope::builder(env!("CARGO_BIN_EXE_callscope"))
+        .user(EXTENSION, PASSWORD)
+        .start()
+        .expect("start callscope");
+    let mut phones = start_browsers();
+    phones
+        .open(AGENT, &server.base_url(), Some(&mic))
+        .unwrap_or_else(|e| panic!("open: {e}\n{}", phones.log_text()));
+    let reply = phones
+        .login(AGENT, server.realm(), EXTENSION, PASSWORD)
+        .unwrap_or_else(|e| panic!("login: {e}\n{}", phones.log_text()));
+    assert_eq!(reply["view"], "phone", "{reply}");
+    (server, phones, artifacts, scratch)
+}
+
+#[test]
+fn a_session_ended_elsewhere_sends_the_page_back_to_sign_in() {
+    let (server, mut phones, artifacts, _scratch) = signed_in("session_ended_elsewhere");
+    let cookie = session_cookie(&mut phones).expect("session cookie");
+    let as_agent = callscope_testkit::http::HttpClient::new(server.base_url(), None)
+        .with_cookie(format!("cs_session={}", cookie["value"].as_str().unwrap()));
+    // Signed out from somewhere else (another tab, an admin): the session is revoked.
+    let (status, _) = as_agent
+        .post("/api/v1/agent/logout", &serde_json::json!({}))
+        .unwrap();
+    assert_eq!(status, 204);
+    // The next reconnect finds the session gone and asks the agent to sign in again,
+    // instead of retrying for ever.
+    phones.drop_socket(AGENT).unwrap();
+    let state = phones
+        .wait_attr(AGENT, "#app", "data-view", "login")
+        .unwrap_or_else(|e| panic!("{e}\n{}", phones.log_text()))["state"]
+        .clone();
+    assert_eq!(
+        state["login_error"], "Your session has ended. Sign in again.",
+        "{state}"
+    );
+    assert_eq!(state["connection"], "closed", "{state}");
+    shot(&mut phones, &artifacts, "01-session-ended.png");
+    // And signing in again works from there.
+    let again = phones
+        .login(AGENT, server.realm(), EXTENSION, PASSWORD)
+        .unwrap();
+    assert_eq!(again["view"], "phone", "{again}");
+    assert_eq!(again["state"]["connection"], "open", "{again}");
+}
+
+#[test]
+fn digits_typed_or_clicked_go_to_the_number_field() {
+    let (_server, mut phones, artifacts, _scratch) = signed_in("keyboard");
+    // Focus on nothing in particular (the call panel's heading): typed digits land in the
+    // number field, which takes the focus.
+    phones.click(AGENT, "#call-title").unwrap();
+    for key in ["0", "2", "0", "7", "*"] {
+        phones.press(AGENT, key, None).unwrap();
+    }
+    let state = phones.read_state(AGENT).unwrap();
+    assert_eq!(state["dial_number"], "0207*", "{state}");
+    // Letters are not digits: they go nowhere.
+    phones.click(AGENT, "#call-title").unwrap();
+    phones.press(AGENT, "x", None).unwrap();
+    // The dial pad's buttons append too, and Clear empties the field.
+    phones
+        .click(AGENT, "#dialpad button[data-digit='9']")
+        .unwrap();
+    phones
+        .click(AGENT, "#dialpad button[data-digit='#']")
+        .unwrap();
+    let state = phones.read_state(AGENT).unwrap();
+    assert_eq!(state["dial_number"], "0207*9#", "{state}");
+    shot(&mut phones, &artifacts, "01-typed-number.png");
+    phones.click(AGENT, "#dial-clear").unwrap();
+    assert_eq!(phones.read_state(AGENT).unwrap()["dial_number"], "");
+    // Without a call the call controls are off, and there is no in-call keypad.
+    phones
+        .wait_attr(AGENT, "#call-hangup", "disabled", "")
+        .unwrap();
+    phones.wait_state(AGENT, "#dtmf", "hidden").unwrap();
+    // An empty number is refused on the page, with a message, before anything is sent.
+    phones.press(AGENT, "Enter", Some("#dial-number")).unwrap();
+    let state = phones.wait_attr(AGENT, "#notice", "role", "alert").unwrap()["state"].clone();
+    assert_eq!(
+        state["notice"], "Type a number or an extension to call.",
+        "{state}"
+    );
+    assert_eq!(state["call"]["state"], "idle", "{state}");
 }

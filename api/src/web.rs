@@ -90,7 +90,10 @@ mod tests {
         assert!(!INDEX_HTML.contains(" style="));
         assert!(!INDEX_HTML.contains(" onclick="));
         assert!(!INDEX_HTML.contains("http://") && !INDEX_HTML.contains("https://"));
-        assert!(!APP_JS.contains("innerHTML"), "text goes in with textContent");
+        assert!(
+            !APP_JS.contains("innerHTML"),
+            "text goes in with textContent"
+        );
     }
 
     #[test]

@@ -177,7 +177,9 @@ impl Softphones {
         message.insert("cmd".into(), cmd.into());
         message.insert(
             "timeout_ms".into(),
-            u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).into(),
+            u64::try_from(timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .into(),
         );
         let line = Value::Object(message).to_string();
         let stdin = self.stdin.as_mut().ok_or_else(|| Error::ExitedEarly {
@@ -332,6 +334,20 @@ impl Softphones {
     pub fn read_state(&mut self, agent: &str) -> Result<Value> {
         let reply = self.agent_command(agent, "read_state")?;
         Ok(reply["state"].clone())
+    }
+
+    /// The page's last console lines and uncaught errors (`type: text`), newest last.
+    pub fn console(&mut self, agent: &str) -> Result<Vec<String>> {
+        let reply = self.agent_command(agent, "read_state")?;
+        Ok(reply["console"]
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .filter_map(|l| l.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// The agent's browser cookies for the page (`name`, `value`, `httpOnly`, `sameSite`, …).

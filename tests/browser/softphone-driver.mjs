@@ -257,7 +257,8 @@ const commands = {
     const selector = need(cmd, 'selector');
     const timeout = timeoutOf(cmd);
     if (cmd.attr !== undefined) {
-      await waitAttr(page, selector, cmd.attr, need(cmd, 'value'), timeout);
+      if (cmd.value === undefined || cmd.value === null) throw new Error('missing "value"');
+      await waitAttr(page, selector, cmd.attr, cmd.value, timeout);
     } else if (cmd.text !== undefined) {
       await page.locator(selector).filter({ hasText: String(cmd.text) }).first().waitFor({ state: 'visible', timeout });
     } else {
@@ -348,7 +349,7 @@ const commands = {
 
   async read_state(cmd) {
     const a = agentOf(cmd);
-    return { state: await readState(a.page), console: a.consoleLines.slice(-20) };
+    return { state: await readState(a.page), console: a.consoleLines.slice() };
   },
 
   async cookies(cmd) {

@@ -545,6 +545,7 @@
   function onHello(message) {
     state.backoffMs = BACKOFF_MIN_MS;
     state.hellos += 1;
+    state.connection = 'open';
     state.user = message.user || state.user;
     state.presence = message.presence || state.presence;
     if (state.dialing && state.hellos > 1) {
@@ -678,11 +679,9 @@
     renderConnection();
     const ws = new WebSocket(socketUrl());
     state.ws = ws;
-    ws.onopen = () => {
-      state.connection = 'open';
-      renderConnection();
-      startPing(ws);
-    };
+    // `open` is shown on the server's `hello` (the session was accepted), not on the
+    // socket's own open event.
+    ws.onopen = () => startPing(ws);
     ws.onmessage = (event) => {
       let message;
       try {
