@@ -203,9 +203,13 @@
   function renderIncoming() {
     const call = ringingCall();
     const banner = $('incoming');
+    const appeared = call && banner.hidden;
     banner.hidden = !call;
     banner.dataset.callId = call ? call.view.call_id : '';
+    ringer(Boolean(call));
     if (!call) return;
+    // A keyboard user answers with Enter; someone typing in a field is not interrupted.
+    if (appeared && !typing(document.activeElement)) $('incoming-answer').focus();
     const view = call.view;
     $('incoming-from').textContent = view.from || 'Unknown number';
     $('incoming-contact').textContent = view.contact && view.contact.name ? view.contact.name : '';
@@ -223,6 +227,7 @@
     const panel = $('call');
     const call = panelCall();
     const phase = call ? call.phase : state.lastEnded ? 'ended' : 'idle';
+    const before = panel.dataset.state;
     const view = call ? call.view : null;
     panel.dataset.state = phase;
     panel.dataset.callId = view && view.call_id ? view.call_id : '';
@@ -256,6 +261,13 @@
     if (!connected) $('dtmf-sent').textContent = '';
     renderTimer();
     if (!call || !call.pc) resetQuality();
+    // The button just pressed may have gone (Answer) or been disabled (Hang up): keep the
+    // keyboard where the next action is.
+    const lost = document.activeElement === document.body || (document.activeElement && document.activeElement.disabled);
+    if (lost && phase !== before) {
+      if (call) $('call-hangup').focus();
+      else if ($('app').dataset.view === 'phone') $('dial-number').focus();
+    }
   }
 
   function renderTimer() {
@@ -278,6 +290,53 @@
     el.dataset.jitterMs = '';
     el.dataset.packetsLost = '';
     $('quality-text').textContent = '—';
+  }
+
+  // ---- ringing ----
+
+  // A soft two-tone ring (440 + 480 Hz, 2 s on, 4 s off) made in the page: no audio file.
+  let ringContext = null;
+  let ringTimer = null;
+  let ringGain = null;
+
+  function ringOnce() {
+    if (!ringContext) return;
+    const now = ringContext.currentTime;
+    const gain = ringContext.createGain();
+    gain.gain.setValueAtTime(0, now);
+    gain.gain.linearRampToValueAtTime(0.08, now + 0.05);
+    gain.gain.setValueAtTime(0.08, now + 1.95);
+    gain.gain.linearRampToValueAtTime(0, now + 2);
+    gain.connect(ringContext.destination);
+    ringGain = gain;
+    for (const hz of [440, 480]) {
+      const osc = ringContext.createOscillator();
+      osc.frequency.value = hz;
+      osc.connect(gain);
+      osc.start(now);
+      osc.stop(now + 2);
+    }
+  }
+
+  function ringer(on) {
+    if (on && !ringTimer) {
+      try {
+        ringContext = ringContext || new AudioContext();
+        ringContext.resume().catch(() => {});
+        ringOnce();
+        ringTimer = setInterval(ringOnce, 6000);
+      } catch {
+        // No audio output: the banner alone has to do.
+      }
+    } else if (!on && ringTimer) {
+      clearInterval(ringTimer);
+      ringTimer = null;
+      // Silence the ring under way at once, not at the end of its 2 s.
+      if (ringGain && ringContext) {
+        ringGain.gain.cancelScheduledValues(ringContext.currentTime);
+        ringGain.gain.setValueAtTime(0, ringContext.currentTime);
+      }
+    }
   }
 
   // ---- media ----
