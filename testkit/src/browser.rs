@@ -38,10 +38,11 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// `tests/browser` of this workspace: the driver and its npm lockfile.
 pub fn driver_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("tests")
-        .join("browser")
+        .join("browser");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 fn chromium_path() -> PathBuf {

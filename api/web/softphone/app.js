@@ -390,7 +390,7 @@
 
   function newCall(view, phase, extra) {
     return Object.assign(
-      { view, phase, pc: null, stream: null, unsent: [], placedByUs: false, connectedAt: null },
+      { view, phase, pc: null, stream: null, unsent: [], placedByUs: false, connectedAt: null, offerSent: false },
       extra || {},
     );
   }
@@ -449,7 +449,11 @@
     state.lastEnded = null;
     render();
     try {
-      const peer = await newPeer((candidate) => trickle(call, candidate));
+      // Candidates wait until the offer they belong to has gone.
+      const peer = await newPeer((candidate) => {
+        if (call.offerSent) trickle(call, candidate);
+        else call.unsent.push(candidate);
+      });
       if (!state.calls.has(callId)) {
         // Ended (caller gave up, answered elsewhere) while the microphone was opening.
         closePeer(peer);
@@ -457,7 +461,17 @@
       }
       call.pc = peer.pc;
       call.stream = peer.stream;
-      command({ type: 'answer', call_id: callId, sdp: peer.sdp, request_id: requestId() });
+      if (!send({ type: 'answer', call_id: callId, sdp: peer.sdp, request_id: requestId() })) {
+        // Still ringing on the server: it can be answered again once the socket is back.
+        closePeer(call);
+        call.phase = 'incoming';
+        if (state.current === callId) state.current = null;
+        showNotice('Not connected to callscope — reconnecting, answer again in a moment.');
+        render();
+        return;
+      }
+      call.offerSent = true;
+      flushCandidates(call);
     } catch (error) {
       showNotice(`Cannot answer: ${error.message || error}`);
       send({ type: 'reject', call_id: callId });
@@ -544,7 +558,7 @@
     }
     state.dialing = null;
     clearTimeout(pending.replyTimer);
-    const call = newCall(view, 'dialing', { pc: pending.pc, stream: pending.stream, placedByUs: true });
+    const call = newCall(view, 'dialing', { pc: pending.pc, stream: pending.stream, placedByUs: true, offerSent: true });
     state.calls.set(view.call_id, call);
     state.current = view.call_id;
     pending.callId = view.call_id;
@@ -624,7 +638,7 @@
         if (known) {
           known.view = view;
           if (view.state === 'connected') markConnected(known);
-          flushCandidates(known);
+          if (known.offerSent) flushCandidates(known);
           continue;
         }
         const ownOutgoing = state.user && view.from === state.user.extension && view.direction !== 'inbound';
