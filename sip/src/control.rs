@@ -41,4 +41,50 @@ pub trait CallControl: Send + Sync + 'static {
     ) -> BoxFuture<'a, ControlResult<()>>;
     /// Live calls of an organization (ids).
     fn active_calls(&self, org_id: &str) -> Vec<String>;
+
+    /// A command from the browser softphone of `user_id`, who must be part of the call
+    /// (ringing or connected); any other call is "not found".
+    fn device<'a>(
+        &'a self,
+        org_id: &'a str,
+        user_id: &'a str,
+        call_id: &'a str,
+        command: DeviceCommand,
+    ) -> BoxFuture<'a, ControlResult<DeviceReply>>;
+
+    /// Click-to-call from a browser: the agent's WebRTC leg is set up from `offer` at once,
+    /// then `number` is dialled. Returns the call id and our SDP answer for the browser.
+    fn browser_dial<'a>(
+        &'a self,
+        org_id: &'a str,
+        user_id: &'a str,
+        number: &'a str,
+        offer: &'a str,
+    ) -> BoxFuture<'a, ControlResult<(String, String)>>;
+}
+
+/// What a browser softphone asks of a call it is part of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceCommand {
+    /// Take the ringing call with this WebRTC offer.
+    Answer {
+        offer: String,
+    },
+    Reject,
+    /// A trickled ICE candidate line (empty: end of candidates).
+    Candidate(String),
+    Hangup,
+    Mute(bool),
+    Hold(bool),
+    /// Blind transfer of the other party to an extension or a number.
+    Transfer(String),
+    Dtmf(String),
+}
+
+/// The result of a device command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceReply {
+    Done,
+    /// Our SDP answer to the browser's offer.
+    Answer(String),
 }

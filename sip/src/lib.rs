@@ -19,6 +19,7 @@ pub mod sdp;
 pub mod security;
 pub mod server;
 pub mod signalling_media;
+pub mod softphones;
 pub mod validate;
 
 pub use config::SipConfig;

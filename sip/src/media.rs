@@ -126,4 +126,52 @@ pub trait MediaControl: Send + Sync + 'static {
     }
     /// Release both legs' ports.
     fn close_call<'a>(&'a self, call_id: &'a str) -> BoxFuture<'a, ()>;
+
+    /// A browser's WebRTC offer for `leg`: open a WebRTC leg there and return our answer.
+    /// Media that cannot do WebRTC refuses.
+    fn open_browser_leg<'a>(
+        &'a self,
+        call_id: &'a str,
+        leg: LegRole,
+        offer: &'a str,
+    ) -> BoxFuture<'a, Result<String, MediaError>> {
+        let _ = (call_id, leg, offer);
+        Box::pin(async { Err(unsupported("WebRTC")) })
+    }
+    /// A candidate the browser of `leg` trickled.
+    fn add_browser_candidate(
+        &self,
+        call_id: &str,
+        leg: LegRole,
+        candidate: &str,
+    ) -> Result<(), MediaError> {
+        let _ = (call_id, leg, candidate);
+        Err(unsupported("WebRTC"))
+    }
+    /// Close one leg's media (its port goes back) while the call and its recording go on:
+    /// the leg is about to be replaced by another (a browser answering, a transfer).
+    fn release_leg<'a>(&'a self, call_id: &'a str, leg: LegRole) -> BoxFuture<'a, ()> {
+        let _ = (call_id, leg);
+        Box::pin(async {})
+    }
+    /// Audio from `leg` stops reaching the other leg and the recording (silence instead).
+    fn set_muted(&self, call_id: &str, leg: LegRole, muted: bool) -> Result<(), MediaError> {
+        let _ = (call_id, leg, muted);
+        Err(unsupported("muting"))
+    }
+    /// Play DTMF digits to `leg` (RFC 4733 events).
+    fn send_dtmf(&self, call_id: &str, leg: LegRole, digits: &str) -> Result<(), MediaError> {
+        let _ = (call_id, leg, digits);
+        Err(unsupported("sending DTMF"))
+    }
+    /// Ringback tone into `leg` while the other party rings (stops by itself when the
+    /// other leg's audio starts).
+    fn play_ringback(&self, call_id: &str, leg: LegRole, on: bool) -> Result<(), MediaError> {
+        let _ = (call_id, leg, on);
+        Err(unsupported("tones"))
+    }
+}
+
+fn unsupported(what: &str) -> MediaError {
+    MediaError::Other(format!("{what} is not supported by this media"))
 }

@@ -328,4 +328,33 @@ impl MediaControl for RtpMedia {
     fn close_call<'a>(&'a self, call_id: &'a str) -> BoxFuture<'a, ()> {
         self.close(call_id).boxed()
     }
+
+    fn open_browser_leg<'a>(
+        &'a self,
+        call_id: &'a str,
+        leg: LegRole,
+        offer: &'a str,
+    ) -> BoxFuture<'a, Result<String, MediaError>> {
+        async move {
+            self.engine
+                .open_webrtc_leg(call_id, side(leg), offer)
+                .await
+                .map_err(|e| match e {
+                    EngineError::WebRtc(e) => MediaError::NotAcceptable(e.to_string()),
+                    other => engine_error(other),
+                })
+        }
+        .boxed()
+    }
+
+    fn add_browser_candidate(
+        &self,
+        call_id: &str,
+        leg: LegRole,
+        candidate: &str,
+    ) -> Result<(), MediaError> {
+        self.engine
+            .add_remote_candidate(call_id, side(leg), candidate)
+            .map_err(engine_error)
+    }
 }

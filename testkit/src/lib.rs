@@ -11,6 +11,7 @@
 //! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`); the browser (Chromium,
 //! driven through `tests/browser`'s playwright-core) from `chromium` and npm.
 
+pub mod agent_ws;
 pub mod audio_compare;
 pub mod baresip;
 pub mod browser;

@@ -153,7 +153,14 @@ async fn login(
         sessions::create(&state.pool, &user.org_id, &user.id, ttl_ms, user_agent).await?;
     // A fresh login starts away: the agent chooses when calls may ring.
     if presence::get(&state.pool, &user.org_id, &user.id).await? == Presence::Offline {
-        presence::set(&state.pool, &user.org_id, &user.id, Presence::Away).await?;
+        presence::set(
+            &state.pool,
+            &state.presence,
+            &user.org_id,
+            &user.id,
+            Presence::Away,
+        )
+        .await?;
     }
     let session = AgentSession {
         org_id: user.org_id.clone(),
@@ -173,6 +180,7 @@ async fn logout(State(state): State<AppState>, agent: AgentCtx) -> ApiResult<Res
     sessions::revoke(&state.pool, &agent.token).await?;
     presence::set(
         &state.pool,
+        &state.presence,
         &agent.session.org_id,
         &agent.session.user_id,
         Presence::Offline,
@@ -206,6 +214,7 @@ async fn put_presence(
         .ok_or_else(|| ApiError::validation("status must be \"available\" or \"away\""))?;
     match presence::change_by_agent(
         &state.pool,
+        &state.presence,
         &agent.session.org_id,
         &agent.session.user_id,
         wanted,

@@ -7,8 +7,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use callscope_sip::softphones::EndReason;
 use serde::Serialize;
 use tokio::sync::mpsc;
+
+use super::calls::CallView;
 
 /// Messages a connection holds before it counts as stuck.
 pub const CONNECTION_QUEUE: usize = 64;
@@ -20,15 +23,66 @@ pub enum ServerMessage {
     Hello {
         user: serde_json::Value,
         presence: super::presence::Presence,
+        /// The agent's calls now: a reconnecting page picks them up from here.
+        calls: Vec<CallView>,
     },
     Presence {
         status: super::presence::Presence,
     },
     Pong,
+    Incoming {
+        call: CallView,
+    },
+    Dialing {
+        call: CallView,
+    },
+    /// Our SDP answer to the browser's offer (`answer` or `dial`).
+    MediaAnswer {
+        call_id: String,
+        sdp: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    Ringing {
+        call_id: String,
+    },
+    Answered {
+        call: CallView,
+    },
+    CallUpdate {
+        call: CallView,
+    },
+    Ended {
+        call_id: String,
+        reason: EndReason,
+    },
+    /// A command that has no event of its own (DTMF, a candidate) went through.
+    Ack {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
     Error {
         code: &'static str,
         message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
     },
+}
+
+impl ServerMessage {
+    /// An error not tied to a call or a request.
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            call_id: None,
+            request_id: None,
+        }
+    }
 }
 
 /// Each agent's open connections: (connection id, its queue).

@@ -40,6 +40,10 @@ pub struct Inner {
     pub sip: crate::sip::SipRuntime,
     /// Agents' open softphone sockets.
     pub agents: crate::agent::hub::AgentHub,
+    /// Agents' presence, mirrored from the database for call routing.
+    pub presence: crate::agent::presence::PresenceBoard,
+    /// The calls each agent's softphone shows.
+    pub agent_calls: crate::agent::calls::AgentCalls,
 }
 
 #[derive(Clone)]
@@ -74,6 +78,8 @@ impl AppState {
             jobs_ready: Notify::new(),
             sip: crate::sip::SipRuntime::default(),
             agents: crate::agent::hub::AgentHub::default(),
+            presence: crate::agent::presence::PresenceBoard::default(),
+            agent_calls: crate::agent::calls::AgentCalls::default(),
         })))
     }
 

@@ -107,6 +107,9 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
         keepalive_timeout: Duration::from_secs(calls.keepalive_timeout_s.max(1)),
         ..CallConfig::default()
     };
+    // Browser agents ring like phones (see agent::softphone).
+    let softphones: Arc<dyn callscope_sip::softphones::Softphones> =
+        Arc::new(crate::agent::softphone::AgentSoftphones::new(state));
     let manager_slot: Arc<Mutex<Option<CallManager>>> = Arc::default();
     let slot = manager_slot.clone();
     let server = SipServer::start(
@@ -126,7 +129,8 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
                 events: ctx.events.clone(),
                 public_addr: ctx.public_addr,
             };
-            let manager = CallManager::new(own, call_config.clone());
+            let manager =
+                CallManager::with_softphones(own, call_config.clone(), softphones.clone());
             *lock(&slot) = Some(manager.clone());
             Arc::new(manager) as Arc<dyn CallHandler>
         },

@@ -58,6 +58,19 @@ pub async fn find_or_create_by_phone(
         .await
 }
 
+/// The contact with this phone, if there is one (never creates).
+pub async fn find_by_phone(
+    pool: &SqlitePool,
+    org_id: &str,
+    phone_e164: &str,
+) -> Result<Option<Contact>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM contacts WHERE org_id = $1 AND phone_e164 = $2")
+        .bind(org_id)
+        .bind(phone_e164)
+        .fetch_optional(pool)
+        .await
+}
+
 pub async fn get_contact(
     pool: &SqlitePool,
     org_id: &str,

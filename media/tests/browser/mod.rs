@@ -78,8 +78,17 @@ fn build_venv(venv: &Path, python: &Path) -> Result<(), String> {
     ]))
 }
 
+/// The Python side, beside this file (which other packages' tests include by path).
 pub fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/aiortc_peer.py")
+    let beside_this = Path::new(file!()).with_file_name("aiortc_peer.py");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        manifest.join(&beside_this),
+        manifest.join("tests/browser/aiortc_peer.py"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .unwrap_or(beside_this)
 }
 
 /// One aiortc peer: it has made its offer and waits for the answer.

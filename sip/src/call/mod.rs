@@ -26,9 +26,10 @@ use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use crate::control::{CallControl, ControlError, ControlResult};
+use crate::control::{CallControl, ControlError, ControlResult, DeviceCommand, DeviceReply};
 use crate::events::CallEvent;
 use crate::handler::{CallHandler, SipContext};
+use crate::softphones::{NoSoftphones, Softphones};
 
 /// Tunables of call control. Defaults suit production; tests shorten them.
 #[derive(Debug, Clone)]
@@ -69,6 +70,14 @@ pub(crate) enum Command {
     Hold(oneshot::Sender<ControlResult<()>>),
     Resume(oneshot::Sender<ControlResult<()>>),
     Transfer(String, oneshot::Sender<ControlResult<()>>),
+    /// From the browser softphone of a user (who must be in the call).
+    Device(DeviceRequest),
+}
+
+pub(crate) struct DeviceRequest {
+    pub(crate) user_id: String,
+    pub(crate) command: DeviceCommand,
+    pub(crate) reply: oneshot::Sender<ControlResult<DeviceReply>>,
 }
 
 pub(crate) struct CallEntry {
@@ -79,6 +88,7 @@ pub(crate) struct CallEntry {
 pub(crate) struct Inner {
     pub(crate) ctx: SipContext,
     pub(crate) config: CallConfig,
+    pub(crate) softphones: Arc<dyn Softphones>,
     calls: Mutex<HashMap<String, CallEntry>>,
     tasks: AtomicUsize,
     /// user id → number of answered calls the user is in.
@@ -184,6 +194,38 @@ impl Inner {
         lock(&self.idle_since).insert(user_id.to_string(), at_ms);
     }
 
+    async fn device_command(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        call_id: &str,
+        command: DeviceCommand,
+    ) -> ControlResult<DeviceReply> {
+        let sender = {
+            let calls = lock(&self.calls);
+            match calls.get(call_id) {
+                Some(entry) if entry.org_id == org_id => entry.commands.clone(),
+                _ => return Err(ControlError::NotFound),
+            }
+        };
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Command::Device(DeviceRequest {
+                user_id: user_id.to_string(),
+                command,
+                reply,
+            }))
+            .await
+            .map_err(|_| ControlError::NotFound)?;
+        match tokio::time::timeout(Duration::from_secs(120), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ControlError::NotFound),
+            Err(_) => Err(ControlError::Failed(
+                "the call did not answer in time".into(),
+            )),
+        }
+    }
+
     async fn command(
         &self,
         org_id: &str,
@@ -222,10 +264,20 @@ pub struct CallManager {
 
 impl CallManager {
     pub fn new(ctx: SipContext, config: CallConfig) -> Self {
+        Self::with_softphones(ctx, config, Arc::new(NoSoftphones))
+    }
+
+    /// A B2BUA that also rings agents' browser softphones.
+    pub fn with_softphones(
+        ctx: SipContext,
+        config: CallConfig,
+        softphones: Arc<dyn Softphones>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 ctx,
                 config,
+                softphones,
                 calls: Mutex::new(HashMap::new()),
                 tasks: AtomicUsize::new(0),
                 busy: Mutex::new(HashMap::new()),
@@ -322,6 +374,28 @@ impl CallControl for CallManager {
                 Command::Transfer(target, reply)
             })
             .boxed()
+    }
+
+    fn device<'a>(
+        &'a self,
+        org_id: &'a str,
+        user_id: &'a str,
+        call_id: &'a str,
+        command: DeviceCommand,
+    ) -> BoxFuture<'a, ControlResult<DeviceReply>> {
+        self.inner
+            .device_command(org_id, user_id, call_id, command)
+            .boxed()
+    }
+
+    fn browser_dial<'a>(
+        &'a self,
+        org_id: &'a str,
+        user_id: &'a str,
+        number: &'a str,
+        offer: &'a str,
+    ) -> BoxFuture<'a, ControlResult<(String, String)>> {
+        session::browser_dial(self.inner.clone(), org_id, user_id, number, offer).boxed()
     }
 
     fn active_calls(&self, org_id: &str) -> Vec<String> {

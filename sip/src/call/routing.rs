@@ -11,14 +11,26 @@ use rsipstack::transport::SipAddr;
 use crate::directory::{Destination, RingStrategy, RouteTarget, SipTrunk};
 use crate::handler::Locator;
 
-/// One INVITE to send. (`Credential` is not `Debug`: it holds a password.)
+/// One destination to ring: an INVITE to send, or an agent's browser softphone.
 #[derive(Clone)]
 pub struct Target {
     /// The user this rings (None for a trunk).
     pub user_id: Option<String>,
-    pub request_uri: Uri,
-    pub destination: SipAddr,
-    pub credential: Option<Credential>,
+    pub reach: Reach,
+}
+
+/// How a target is reached. (`Credential` is not `Debug`: it holds a password.)
+// A plan holds a handful of targets for a few seconds: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub enum Reach {
+    Sip {
+        request_uri: Uri,
+        destination: SipAddr,
+        credential: Option<Credential>,
+    },
+    /// The user's softphone page (told over the application's WebSocket).
+    Browser,
 }
 
 /// A group of targets rung together.
@@ -55,6 +67,8 @@ pub struct PlanInput<'a> {
     pub busy: &'a (dyn Fn(&str) -> bool + Sync),
     /// When a user last finished a call (ms); never = 0.
     pub idle_since_ms: &'a (dyn Fn(&str) -> i64 + Sync),
+    /// Whether a user's browser softphone can ring now.
+    pub softphone: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 pub fn plan(destination: &Destination, input: &PlanInput<'_>) -> Result<Plan, NoPlan> {
@@ -149,8 +163,9 @@ fn seconds_or(seconds: u32, default: Duration) -> Duration {
     }
 }
 
+/// Every place a user can be rung: each registered phone, and the softphone page.
 fn user_targets(input: &PlanInput<'_>, user_id: &str) -> Vec<Target> {
-    input
+    let phones = input
         .locator
         .contacts(input.org_id, user_id)
         .into_iter()
@@ -158,12 +173,18 @@ fn user_targets(input: &PlanInput<'_>, user_id: &str) -> Vec<Target> {
             let uri = Uri::try_from(contact.uri.as_str()).ok()?;
             Some(Target {
                 user_id: Some(user_id.to_string()),
-                request_uri: uri,
-                destination: sip_addr(contact.received, contact.transport),
-                credential: None,
+                reach: Reach::Sip {
+                    request_uri: uri,
+                    destination: sip_addr(contact.received, contact.transport),
+                    credential: None,
+                },
             })
-        })
-        .collect()
+        });
+    let browser = (input.softphone)(user_id).then(|| Target {
+        user_id: Some(user_id.to_string()),
+        reach: Reach::Browser,
+    });
+    phones.chain(browser).collect()
 }
 
 fn trunk_target(number_e164: &str, trunk: &SipTrunk) -> Target {
@@ -190,9 +211,11 @@ fn trunk_target(number_e164: &str, trunk: &SipTrunk) -> Target {
     };
     Target {
         user_id: None,
-        request_uri,
-        destination: sip_addr(host, rsipstack::sip::Transport::Udp),
-        credential,
+        reach: Reach::Sip {
+            request_uri,
+            destination: sip_addr(host, rsipstack::sip::Transport::Udp),
+            credential,
+        },
     }
 }
 

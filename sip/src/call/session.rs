@@ -15,12 +15,16 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, Response, StatusCode, StatusCodeKind, Uri};
 use rsipstack::transaction::transaction::Transaction;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+mod device;
+
+pub(super) use device::browser_dial_impl as browser_dial;
+
 use super::headers;
-use super::routing::{self, NoPlan, Plan, PlanInput};
+use super::routing::{self, NoPlan, Plan, PlanInput, Reach};
 use super::trunk_auth;
 use super::{Command, Inner};
 use crate::control::{ControlError, ControlResult};
@@ -29,6 +33,7 @@ use crate::events::{CallDirection, CallEvent, HangupSide};
 use crate::handler::AuthOutcome;
 use crate::media::{AnsweredCall, Direction, LegRole, MediaError};
 use crate::sdp;
+use crate::softphones::{DeviceNotice, EndReason};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -128,8 +133,16 @@ fn session_timer(request: &rsipstack::sip::Request, inner: &Inner) -> Result<Opt
     ))
 }
 
+/// Who is at the other end of a leg.
+enum Peer {
+    /// A SIP user agent, through its dialog.
+    Sip(InviteDialog),
+    /// An agent's browser softphone (WebRTC media, signalling over the app's WebSocket).
+    Browser,
+}
+
 struct Leg {
-    dialog: InviteDialog,
+    peer: Peer,
     user_id: Option<String>,
     /// The direction the far end last offered (hold state).
     remote_direction: Direction,
@@ -138,10 +151,28 @@ struct Leg {
     remote_sdp: Option<String>,
 }
 
+impl Leg {
+    fn dialog(&self) -> Option<&InviteDialog> {
+        match &self.peer {
+            Peer::Sip(dialog) => Some(dialog),
+            Peer::Browser => None,
+        }
+    }
+
+    /// The agent whose softphone this leg is.
+    fn browser_user(&self) -> Option<&str> {
+        match self.peer {
+            Peer::Browser => self.user_id.as_deref(),
+            Peer::Sip(_) => None,
+        }
+    }
+}
+
 enum RingResult {
     Answered {
-        dialog: InviteDialog,
-        response: Response,
+        peer: Peer,
+        /// The SDP answer of a SIP target (a browser's media is set up by then).
+        answer_sdp: Option<String>,
         user_id: Option<String>,
     },
     NotConnected(RingFailure),
@@ -155,6 +186,10 @@ enum RingFailure {
     Aborted,
     /// The API hung up while ringing.
     ApiHangup,
+    /// The agent whose own call this is hung up from the softphone while it rang.
+    AgentHangup,
+    /// No media port for the leg being rung.
+    NoMedia,
 }
 
 impl RingFailure {
@@ -182,6 +217,16 @@ impl RingFailure {
                 side: HangupSide::Api,
                 cause: "cancelled",
             },
+            Self::AgentHangup => Ending {
+                status: 487,
+                side: HangupSide::Caller,
+                cause: "cancelled",
+            },
+            Self::NoMedia => Ending {
+                status: 503,
+                side: HangupSide::System,
+                cause: "media_unavailable",
+            },
         }
     }
 
@@ -192,13 +237,15 @@ impl RingFailure {
             // A trunk's challenge is for callscope's credentials, never relayed to the caller.
             Self::Failed(status) => Some(StatusCode::from(trunk_auth::caller_status(status))),
             Self::Aborted => None,
-            Self::ApiHangup => Some(StatusCode::RequestTerminated),
+            Self::ApiHangup | Self::AgentHangup => Some(StatusCode::RequestTerminated),
+            Self::NoMedia => Some(StatusCode::ServiceUnavailable),
         }
     }
 }
 
 struct Fork {
-    dialog: InviteDialog,
+    /// None for a browser softphone.
+    dialog: Option<InviteDialog>,
     sip_call_id: String,
     user_id: Option<String>,
     done: bool,
@@ -237,6 +284,10 @@ struct Call {
     trunk_id: Option<String>,
     /// What the caller dialled (the DID of an inbound call; the number of an outbound one).
     dialled: Option<String>,
+    /// The agent muted its audio (softphone or API).
+    muted: bool,
+    /// The call is on hold.
+    held: bool,
 }
 
 /// Handle a new INVITE from outside: authenticate, route, answer 4xx or start the call.
@@ -329,12 +380,14 @@ pub(super) async fn accept_inbound(
 
     let busy = |user: &str| inner.is_busy(user);
     let idle = |user: &str| inner.idle_since_ms(user);
+    let softphone = |user: &str| inner.softphones.can_ring(&org_id, user);
     let plan_input = PlanInput {
         locator: inner.ctx.locator.as_ref(),
         org_id: &org_id,
         default_timeout: inner.config.no_answer_timeout,
         busy: &busy,
         idle_since_ms: &idle,
+        softphone: &softphone,
     };
     let planned = routing::plan(&destination, &plan_input);
     let (from_user, from_display) = headers::from_user(&request).unwrap_or_default();
@@ -439,6 +492,8 @@ pub(super) async fn accept_inbound(
         direction,
         trunk_id: trunk_id.clone(),
         dialled: dialled.clone(),
+        muted: false,
+        held: false,
     };
     let a = dialog_a.clone();
     inner.spawn(call.run_inbound(a, caller_sdp, plan));
@@ -457,12 +512,14 @@ pub(super) async fn click_to_call(
 ) -> ControlResult<String> {
     let busy = |user: &str| inner.is_busy(user);
     let idle = |user: &str| inner.idle_since_ms(user);
+    let softphone = |user: &str| inner.softphones.can_ring(org_id, user);
     let plan_input = PlanInput {
         locator: inner.ctx.locator.as_ref(),
         org_id,
         default_timeout: inner.config.no_answer_timeout,
         busy: &busy,
         idle_since_ms: &idle,
+        softphone: &softphone,
     };
     let agent_plan = routing::plan(
         &Destination::Internal(RouteTarget::User {
@@ -530,6 +587,8 @@ pub(super) async fn click_to_call(
         direction,
         trunk_id: trunk_id.clone(),
         dialled: Some(number.to_string()),
+        muted: false,
+        held: false,
     };
     inner.spawn(call.run_click_to_call(agent_plan, customer_plan));
     Ok(call_id)
@@ -537,54 +596,18 @@ pub(super) async fn click_to_call(
 
 impl Call {
     async fn run_inbound(mut self, dialog_a: InviteDialog, caller_sdp: String, plan: Plan) {
-        let offer = match self
-            .inner
-            .ctx
-            .media
-            .open_leg(&self.id, LegRole::Callee, None)
-            .await
-        {
-            Ok(offer) => offer,
-            Err(e) => {
-                warn!(error = %e, "no media for the callee leg");
-                dialog_a
-                    .reject(Some(StatusCode::ServiceUnavailable), None)
-                    .ok();
-                return self
-                    .finish(Ending {
-                        status: 503,
-                        side: HangupSide::System,
-                        cause: "media_unavailable",
-                    })
-                    .await;
-            }
-        };
         let watch = dialog_a.id();
         match self
-            .ring(
-                plan,
-                LegRole::Callee,
-                offer,
-                Some(dialog_a.clone()),
-                Some(watch),
-            )
+            .ring(plan, LegRole::Callee, Some(dialog_a.clone()), Some(watch))
             .await
         {
             RingResult::Answered {
-                dialog,
-                response,
+                peer,
+                answer_sdp,
                 user_id,
             } => {
-                if let Some(answer) = body_string(&response.body)
-                    && let Err(e) = self
-                        .inner
-                        .ctx
-                        .media
-                        .remote_answer(&self.id, LegRole::Callee, &answer)
-                        .await
-                {
-                    warn!(error = %e, "callee's answer refused");
-                }
+                self.adopt_answer(LegRole::Callee, &peer, answer_sdp.as_deref())
+                    .await;
                 let mut response_headers = vec![sdp_header()];
                 if let Some(seconds) = self.session_expires {
                     response_headers.push(Header::SessionExpires(
@@ -592,7 +615,6 @@ impl Call {
                     ));
                     response_headers.push(Header::Require("timer".into()));
                 }
-                self.dialogs.push(dialog.clone());
                 if let Err(e) =
                     dialog_a.accept(Some(response_headers), Some(caller_sdp.into_bytes()))
                 {
@@ -605,13 +627,12 @@ impl Call {
                     self.inner.mark_busy(user);
                 }
                 self.legs[0] = Some(Leg {
-                    dialog: dialog_a,
+                    peer: Peer::Sip(dialog_a),
                     user_id: self.agent_user_id.clone(),
                     remote_direction: Direction::SendRecv,
                     remote_sdp: self.caller_offer.take(),
                 });
-                self.connect_callee(dialog, user_id, body_string(&response.body))
-                    .await;
+                self.connect_callee(peer, user_id, answer_sdp).await;
                 self.connected().await
             }
             RingResult::NotConnected(failure) => {
@@ -624,72 +645,55 @@ impl Call {
     }
 
     async fn run_click_to_call(mut self, agent_plan: Plan, customer_plan: Plan) {
-        let offer = match self
-            .inner
-            .ctx
-            .media
-            .open_leg(&self.id, LegRole::Caller, None)
-            .await
-        {
-            Ok(offer) => offer,
-            Err(_) => {
-                return self
-                    .finish(Ending {
-                        status: 503,
-                        side: HangupSide::System,
-                        cause: "media_unavailable",
-                    })
-                    .await;
-            }
-        };
-        let (agent_dialog, agent_user, agent_sdp) = match self
-            .ring(agent_plan, LegRole::Caller, offer, None, None)
-            .await
-        {
-            RingResult::Answered {
-                dialog,
-                response,
-                user_id,
-            } => {
-                if let Some(answer) = body_string(&response.body) {
-                    self.inner
-                        .ctx
-                        .media
-                        .remote_answer(&self.id, LegRole::Caller, &answer)
-                        .await
-                        .ok();
+        let (agent_peer, agent_user, agent_sdp) =
+            match self.ring(agent_plan, LegRole::Caller, None, None).await {
+                RingResult::Answered {
+                    peer,
+                    answer_sdp,
+                    user_id,
+                } => {
+                    self.adopt_answer(LegRole::Caller, &peer, answer_sdp.as_deref())
+                        .await;
+                    (peer, user_id, answer_sdp)
                 }
-                self.dialogs.push(dialog.clone());
-                (dialog, user_id, body_string(&response.body))
-            }
-            RingResult::NotConnected(RingFailure::Failed(status)) => {
-                return self
-                    .finish(Ending {
-                        status,
-                        side: HangupSide::Caller,
-                        cause: failure_cause(status),
-                    })
-                    .await;
-            }
-            RingResult::NotConnected(RingFailure::Aborted | RingFailure::ApiHangup) => {
-                return self
-                    .finish(Ending {
-                        status: 487,
-                        side: HangupSide::Api,
-                        cause: "cancelled",
-                    })
-                    .await;
-            }
-        };
+                RingResult::NotConnected(RingFailure::Failed(status)) => {
+                    return self
+                        .finish(Ending {
+                            status,
+                            side: HangupSide::Caller,
+                            cause: failure_cause(status),
+                        })
+                        .await;
+                }
+                RingResult::NotConnected(RingFailure::NoMedia) => {
+                    return self.finish(RingFailure::NoMedia.callee_ending()).await;
+                }
+                RingResult::NotConnected(
+                    RingFailure::Aborted | RingFailure::ApiHangup | RingFailure::AgentHangup,
+                ) => {
+                    return self
+                        .finish(Ending {
+                            status: 487,
+                            side: HangupSide::Api,
+                            cause: "cancelled",
+                        })
+                        .await;
+                }
+            };
         if let Some(user) = &agent_user {
             self.inner.mark_busy(user);
         }
+        let agent_watch = match &agent_peer {
+            Peer::Sip(dialog) => Some(dialog.id()),
+            Peer::Browser => None,
+        };
         self.legs[0] = Some(Leg {
-            dialog: agent_dialog.clone(),
+            peer: agent_peer,
             user_id: agent_user,
             remote_direction: Direction::SendRecv,
             remote_sdp: agent_sdp,
         });
+
         self.inner.emit(CallEvent::Ringing {
             call_id: self.id.clone(),
             at_ms: now_ms(),
@@ -698,50 +702,23 @@ impl Call {
         if let Some(agent) = &self.agent_user_id {
             self.from_user = safe_user(agent);
         }
-        let offer = match self
-            .inner
-            .ctx
-            .media
-            .open_leg(&self.id, LegRole::Callee, None)
-            .await
-        {
-            Ok(offer) => offer,
-            Err(_) => {
-                return self
-                    .finish(Ending {
-                        status: 503,
-                        side: HangupSide::System,
-                        cause: "media_unavailable",
-                    })
-                    .await;
-            }
-        };
-        match self
-            .ring(
-                customer_plan,
-                LegRole::Callee,
-                offer,
-                None,
-                Some(agent_dialog.id()),
-            )
-            .await
-        {
+        self.dial_customer(customer_plan, agent_watch).await
+    }
+
+    /// The agent's leg (the caller slot) is up: ring the customer and bridge, or end.
+    /// `watch`: the agent's dialog when it is a SIP phone (its hang-up cancels the ringing).
+    async fn dial_customer(mut self, customer_plan: Plan, watch: Option<DialogId>) {
+        let result = self.ring(customer_plan, LegRole::Callee, None, watch).await;
+        self.ringback(false);
+        match result {
             RingResult::Answered {
-                dialog,
-                response,
+                peer,
+                answer_sdp,
                 user_id,
             } => {
-                if let Some(answer) = body_string(&response.body) {
-                    self.inner
-                        .ctx
-                        .media
-                        .remote_answer(&self.id, LegRole::Callee, &answer)
-                        .await
-                        .ok();
-                }
-                self.dialogs.push(dialog.clone());
-                self.connect_callee(dialog, user_id, body_string(&response.body))
+                self.adopt_answer(LegRole::Callee, &peer, answer_sdp.as_deref())
                     .await;
+                self.connect_callee(peer, user_id, answer_sdp).await;
                 self.connected().await
             }
             // The agent's leg is up: it is ended by `finish`, never rejected.
@@ -749,9 +726,26 @@ impl Call {
         }
     }
 
+    /// A ringing target answered for `slot`: a SIP answer goes to the media and its dialog
+    /// is kept for clean-up (a browser's media was set up when it answered).
+    async fn adopt_answer(&mut self, slot: LegRole, peer: &Peer, answer_sdp: Option<&str>) {
+        let Peer::Sip(dialog) = peer else { return };
+        if let Some(answer) = answer_sdp
+            && let Err(e) = self
+                .inner
+                .ctx
+                .media
+                .remote_answer(&self.id, slot, answer)
+                .await
+        {
+            warn!(error = %e, ?slot, "the answer's SDP was refused");
+        }
+        self.dialogs.push(dialog.clone());
+    }
+
     async fn connect_callee(
         &mut self,
-        dialog: InviteDialog,
+        peer: Peer,
         user_id: Option<String>,
         remote_sdp: Option<String>,
     ) {
@@ -765,11 +759,12 @@ impl Call {
             at_ms: now_ms(),
         });
         self.legs[1] = Some(Leg {
-            dialog,
+            peer,
             user_id,
             remote_direction: Direction::SendRecv,
             remote_sdp,
         });
+        self.notify_devices(DeviceNotice::Answered);
         // An inbound call's agent is who answered (the callee); otherwise the agent placed
         // the call (a phone's outbound call, click-to-call's first leg).
         let agent_leg = match self.direction {
@@ -790,7 +785,13 @@ impl Call {
             .await;
     }
 
-    fn invite_option(&self, target: &routing::Target, offer: &str) -> InviteOption {
+    fn invite_option(
+        &self,
+        request_uri: &Uri,
+        destination: &rsipstack::transport::SipAddr,
+        credential: Option<&rsipstack::dialog::authenticate::Credential>,
+        offer: &str,
+    ) -> InviteOption {
         let caller = Uri {
             scheme: Some(rsipstack::sip::Scheme::Sip),
             auth: Some(rsipstack::sip::Auth {
@@ -804,12 +805,12 @@ impl Call {
         InviteOption {
             caller_display_name: self.from_display.clone(),
             caller,
-            callee: target.request_uri.clone(),
-            destination: Some(target.destination.clone()),
+            callee: request_uri.clone(),
+            destination: Some(destination.clone()),
             content_type: Some("application/sdp".into()),
             offer: Some(offer.as_bytes().to_vec()),
             contact: self.inner.our_contact(),
-            credential: target.credential.clone(),
+            credential: credential.cloned(),
             call_id: Some(new_call_id()),
             ..Default::default()
         }
@@ -821,10 +822,12 @@ impl Call {
         &mut self,
         plan: Plan,
         slot: LegRole,
-        offer: String,
         relay_to: Option<InviteDialog>,
         watch: Option<DialogId>,
     ) -> RingResult {
+        // Our SDP offer for phones, made when the first phone is rung: a softphone brings
+        // its own offer, so a call that only rings browsers never binds an RTP port for them.
+        let mut offer: Option<String> = None;
         let (fork_tx, mut fork_rx) = mpsc::unbounded_channel::<(usize, Option<Response>)>();
         let mut forks: Vec<Fork> = Vec::new();
         let mut statuses: Vec<u16> = Vec::new();
@@ -838,7 +841,37 @@ impl Call {
             let step_deadline = (now + step.timeout).min(total_deadline);
             let first = forks.len();
             for target in &step.targets {
-                let option = self.invite_option(target, &offer);
+                let (request_uri, destination, credential) = match &target.reach {
+                    Reach::Sip {
+                        request_uri,
+                        destination,
+                        credential,
+                    } => (request_uri, destination, credential.as_ref()),
+                    Reach::Browser => {
+                        if let Some(user) = &target.user_id {
+                            self.ring_browser(user);
+                            forks.push(Fork {
+                                dialog: None,
+                                sip_call_id: String::new(),
+                                user_id: Some(user.clone()),
+                                done: false,
+                            });
+                        }
+                        continue;
+                    }
+                };
+                let offer = match &offer {
+                    Some(offer) => offer.clone(),
+                    None => match self.inner.ctx.media.open_leg(&self.id, slot, None).await {
+                        Ok(made) => offer.insert(made).clone(),
+                        Err(e) => {
+                            warn!(error = %e, ?slot, "no media for the leg being rung");
+                            self.cancel_forks(&mut forks, EndReason::Failed);
+                            return RingResult::NotConnected(RingFailure::NoMedia);
+                        }
+                    },
+                };
+                let option = self.invite_option(request_uri, destination, credential, &offer);
                 match self
                     .inner
                     .ctx
@@ -857,7 +890,7 @@ impl Call {
                             fork_tx.send((index, response)).ok();
                         });
                         forks.push(Fork {
-                            dialog,
+                            dialog: Some(dialog),
                             sip_call_id,
                             user_id: target.user_id.clone(),
                             done: false,
@@ -881,7 +914,7 @@ impl Call {
                         for fork in forks.iter_mut().skip(first).filter(|f| !f.done) {
                             fork.done = true;
                             statuses.push(480);
-                            self.cancel_fork(&fork.dialog);
+                            self.cancel_fork(fork, EndReason::NoAnswer);
                         }
                         break;
                     }
@@ -890,15 +923,14 @@ impl Call {
                         fork.done = true;
                         match response {
                             Some(response) if response.status_code.kind() == StatusCodeKind::Successful => {
-                                let dialog = fork.dialog.clone();
+                                let Some(dialog) = fork.dialog.clone() else { continue };
                                 let user_id = fork.user_id.clone();
-                                for (i, other_fork) in forks.iter_mut().enumerate() {
-                                    if i != index && !other_fork.done {
-                                        other_fork.done = true;
-                                        self.cancel_fork(&other_fork.dialog);
-                                    }
-                                }
-                                return RingResult::Answered { dialog, response, user_id };
+                                self.cancel_forks(&mut forks, EndReason::AnsweredElsewhere);
+                                return RingResult::Answered {
+                                    peer: Peer::Sip(dialog),
+                                    answer_sdp: body_string(&response.body),
+                                    user_id,
+                                };
                             }
                             Some(response) => statuses.push(response.status_code.code()),
                             // No final response (timeout, transport error).
@@ -909,18 +941,15 @@ impl Call {
                         let Some(state) = state else { return RingResult::NotConnected(RingFailure::Aborted) };
                         match state {
                             DialogState::Early(id, response) => {
-                                let from_fork = forks.iter().any(|f| f.sip_call_id == id.call_id);
+                                let from_fork = forks.iter().any(|f| f.dialog.is_some() && f.sip_call_id == id.call_id);
                                 if let (true, Some(relay)) = (from_fork, relay_to.as_ref()) {
                                     self.relay_progress(relay, &response, slot, &mut ringing_relayed).await;
-                                } else if from_fork && !ringing_relayed {
-                                    ringing_relayed = true;
+                                } else if from_fork {
+                                    self.progress_to_agent(&response, slot, &mut ringing_relayed).await;
                                 }
                             }
                             DialogState::Terminated(id, _) if watch.as_ref() == Some(&id) => {
-                                for fork in forks.iter_mut().filter(|f| !f.done) {
-                                    fork.done = true;
-                                    self.cancel_fork(&fork.dialog);
-                                }
+                                self.cancel_forks(&mut forks, EndReason::CallerCancelled);
                                 return RingResult::NotConnected(RingFailure::Aborted);
                             }
                             DialogState::Updated(_, _, handle) => {
@@ -942,15 +971,20 @@ impl Call {
                     command = self.commands.recv() => {
                         match command {
                             Some(Command::Hangup(reply)) => {
-                                for fork in forks.iter_mut().filter(|f| !f.done) {
-                                    fork.done = true;
-                                    self.cancel_fork(&fork.dialog);
-                                }
+                                self.cancel_forks(&mut forks, EndReason::CallerCancelled);
                                 reply.send(Ok(())).ok();
                                 return RingResult::NotConnected(RingFailure::ApiHangup);
                             }
                             Some(Command::Hold(reply)) | Some(Command::Resume(reply)) | Some(Command::Transfer(_, reply)) => {
                                 reply.send(Err(ControlError::InvalidState("the call is not answered".into()))).ok();
+                            }
+                            Some(Command::Device(request)) => {
+                                if let Some(result) = self
+                                    .device_while_ringing(slot, &mut forks, &mut statuses, offer.is_some(), request)
+                                    .await
+                                {
+                                    return result;
+                                }
                             }
                             None => {}
                         }
@@ -961,13 +995,28 @@ impl Call {
         RingResult::NotConnected(RingFailure::Failed(best_failure(&statuses)))
     }
 
-    fn cancel_fork(&self, dialog: &InviteDialog) {
-        let dialog = dialog.clone();
-        self.inner.spawn(async move {
-            if let Err(e) = dialog.cancel().await {
-                debug!(error = %e, "CANCEL of a losing fork failed");
+    /// Stop ringing one target: CANCEL a phone, tell a softphone why.
+    fn cancel_fork(&self, fork: &Fork, reason: EndReason) {
+        match (&fork.dialog, &fork.user_id) {
+            (Some(dialog), _) => {
+                let dialog = dialog.clone();
+                self.inner.spawn(async move {
+                    if let Err(e) = dialog.cancel().await {
+                        debug!(error = %e, "CANCEL of a losing fork failed");
+                    }
+                });
             }
-        });
+            (None, Some(user)) => self.notify_device(user, DeviceNotice::Ended(reason)),
+            (None, None) => {}
+        }
+    }
+
+    /// Stop ringing every target still ringing.
+    fn cancel_forks(&self, forks: &mut [Fork], reason: EndReason) {
+        for fork in forks.iter_mut().filter(|f| !f.done) {
+            fork.done = true;
+            self.cancel_fork(fork, reason);
+        }
     }
 
     async fn relay_progress(
@@ -1008,7 +1057,7 @@ impl Call {
     fn slot_of(&self, id: &DialogId) -> Option<LegRole> {
         for role in [LegRole::Caller, LegRole::Callee] {
             if let Some(leg) = &self.legs[role.index()]
-                && &leg.dialog.id() == id
+                && leg.dialog().is_some_and(|d| &d.id() == id)
             {
                 return Some(role);
             }
@@ -1063,18 +1112,24 @@ impl Call {
 
     async fn legs_alive(&self) -> bool {
         let timeout = self.inner.config.keepalive_timeout;
-        let probes = self.legs.iter().flatten().map(|leg| {
-            let dialog = leg.dialog.clone();
-            async move {
-                match tokio::time::timeout(timeout, dialog.request(Method::Options, None, None))
-                    .await
-                {
-                    Ok(Ok(Some(response))) => !matches!(response.status_code.code(), 408 | 481),
-                    Ok(Ok(None)) => true, // not confirmed (yet/anymore): its own events decide
-                    Ok(Err(_)) | Err(_) => false,
+        // A softphone's liveness is its media's business (ICE consent), not OPTIONS.
+        let probes = self
+            .legs
+            .iter()
+            .flatten()
+            .filter_map(Leg::dialog)
+            .map(|dialog| {
+                let dialog = dialog.clone();
+                async move {
+                    match tokio::time::timeout(timeout, dialog.request(Method::Options, None, None))
+                        .await
+                    {
+                        Ok(Ok(Some(response))) => !matches!(response.status_code.code(), 408 | 481),
+                        Ok(Ok(None)) => true, // not confirmed (yet/anymore): its own events decide
+                        Ok(Err(_)) | Err(_) => false,
+                    }
                 }
-            }
-        });
+            });
         futures::future::join_all(probes)
             .await
             .into_iter()
@@ -1110,7 +1165,8 @@ impl Call {
                 {
                     let ack = self.legs[0]
                         .as_ref()
-                        .and_then(|leg| leg.dialog.last_remote_ack());
+                        .and_then(|leg| leg.dialog())
+                        .and_then(|dialog| dialog.last_remote_ack());
                     if let Some(answer) = ack.and_then(|ack| body_string(&ack.body)) {
                         self.caller_answer_applied = true;
                         if let Some(leg) = self.legs[0].as_mut() {
@@ -1276,6 +1332,7 @@ impl Call {
     /// Hold (`SendOnly`) or resume (`SendRecv`) the whole call: both legs are re-INVITEd, and
     /// the call counts as held or resumed only if both accept — half a hold is a failure.
     async fn set_call_direction(&mut self, direction: Direction) -> Result<(), ControlError> {
+        self.held = direction != Direction::SendRecv;
         let a = self.reinvite_leg(LegRole::Caller, direction).await;
         let b = self.reinvite_leg(LegRole::Callee, direction).await;
         let (call_id, at_ms) = (self.id.clone(), now_ms());
@@ -1284,6 +1341,10 @@ impl Call {
         } else {
             ("hold", CallEvent::Held { call_id, at_ms })
         };
+        self.notify_devices(DeviceNotice::Updated {
+            muted: self.muted,
+            held: self.held,
+        });
         if a && b {
             self.inner.emit(event);
             Ok(())
@@ -1294,8 +1355,18 @@ impl Call {
 
     /// Send a re-INVITE with our SDP in `direction` to a leg and apply its answer.
     async fn reinvite_leg(&mut self, slot: LegRole, direction: Direction) -> bool {
-        let Some(dialog) = self.legs[slot.index()].as_ref().map(|l| l.dialog.clone()) else {
+        let Some(leg) = self.legs[slot.index()].as_ref() else {
             return false;
+        };
+        let Some(dialog) = leg.dialog().cloned() else {
+            // A softphone is not re-INVITEd: holding it means its audio stops here.
+            let muted = direction != Direction::SendRecv || self.muted;
+            return self
+                .inner
+                .ctx
+                .media
+                .set_muted(&self.id, slot, muted)
+                .is_ok();
         };
         if !wait_confirmed(&dialog, self.inner.config.bye_timeout).await {
             debug!(?slot, "leg never confirmed: no re-INVITE sent");
@@ -1353,12 +1424,14 @@ impl Call {
         // first NOTIFY follows it on the wire. RFC 6665 lets a NOTIFY overtake the 202, but
         // some phones drop a NOTIFY for a subscription they do not know yet.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let transferor = self.legs[slot.index()].as_ref()?.dialog.clone();
+        let transferor = self.legs[slot.index()].as_ref()?.dialog()?.clone();
         notify_sipfrag(&transferor, 100, "Trying", "active;expires=60").await;
         match self.transfer(slot, &target).await {
             TransferOutcome::Done(old) => {
-                notify_sipfrag(&old.dialog, 200, "OK", "terminated;reason=noresource").await;
-                self.hang_up_leg(old);
+                notify_sipfrag(&transferor, 200, "OK", "terminated;reason=noresource").await;
+                if let Some(old) = old {
+                    self.hang_up_leg(old, EndReason::Transferred);
+                }
                 None
             }
             TransferOutcome::Failed(status) => {
@@ -1379,6 +1452,12 @@ impl Call {
                 }
                 None
             }
+            // Only a softphone leaves before its target answers, and softphones do not REFER.
+            TransferOutcome::NobodyLeft(_) => Some(Ending {
+                status: 200,
+                side: HangupSide::System,
+                cause: "transfer_failed",
+            }),
             TransferOutcome::KeptPartyGone => Some(Ending {
                 status: 200,
                 side: slot_side(slot.other()),
@@ -1402,12 +1481,15 @@ impl Call {
         let inner = self.inner.clone();
         let busy = |user: &str| inner.is_busy(user);
         let idle = |user: &str| inner.idle_since_ms(user);
+        let org_id = self.org_id.clone();
+        let softphone = |user: &str| inner.softphones.can_ring(&org_id, user);
         let plan_input = PlanInput {
             locator: inner.ctx.locator.as_ref(),
             org_id: &self.org_id,
             default_timeout: inner.config.no_answer_timeout,
             busy: &busy,
             idle_since_ms: &idle,
+            softphone: &softphone,
         };
         let plan = match routing::plan(&destination, &plan_input) {
             Ok(plan) => plan,
@@ -1415,59 +1497,83 @@ impl Call {
             Err(NoPlan::Reject(status)) => return TransferOutcome::Failed(status),
             Err(NoPlan::Unavailable) => return TransferOutcome::Failed(480),
         };
-        let offer = match self.inner.ctx.media.open_leg(&self.id, slot, None).await {
-            Ok(offer) => offer,
-            Err(_) => return TransferOutcome::Failed(503),
+        // A softphone's leg cannot stay up while its port offers media to the target: the
+        // agent leaves at once (a blind transfer) and the kept party hears ringback.
+        let left_early = if self.legs[slot.index()]
+            .as_ref()
+            .is_some_and(|l| matches!(l.peer, Peer::Browser))
+        {
+            self.inner.ctx.media.release_leg(&self.id, slot).await;
+            let old = self.legs[slot.index()].take();
+            if let Some(old) = &old
+                && let Some(user) = &old.user_id
+            {
+                self.inner.mark_idle(user, now_ms());
+                self.notify_device(user, DeviceNotice::Ended(EndReason::Transferred));
+            }
+            self.inner
+                .ctx
+                .media
+                .play_ringback(&self.id, slot.other(), true)
+                .ok();
+            true
+        } else {
+            false
         };
         let kept = self.legs[slot.other().index()]
             .as_ref()
-            .map(|l| l.dialog.id());
-        match self.ring(plan, slot, offer, None, kept).await {
+            .and_then(|l| l.dialog())
+            .map(|d| d.id());
+        let result = self.ring(plan, slot, None, kept).await;
+        if left_early {
+            self.inner
+                .ctx
+                .media
+                .play_ringback(&self.id, slot.other(), false)
+                .ok();
+        }
+        match result {
             RingResult::Answered {
-                dialog,
-                response,
+                peer,
+                answer_sdp,
                 user_id,
             } => {
-                if let Some(answer) = body_string(&response.body) {
-                    self.inner
-                        .ctx
-                        .media
-                        .remote_answer(&self.id, slot, &answer)
-                        .await
-                        .ok();
-                }
+                self.adopt_answer(slot, &peer, answer_sdp.as_deref()).await;
                 if let Some(user) = &user_id {
                     self.inner.mark_busy(user);
                 }
-                self.dialogs.push(dialog.clone());
                 let new_leg = Leg {
-                    dialog,
+                    peer,
                     user_id,
                     remote_direction: Direction::SendRecv,
-                    remote_sdp: body_string(&response.body),
+                    remote_sdp: answer_sdp,
                 };
-                match self.legs[slot.index()].replace(new_leg) {
-                    Some(old) => {
-                        if let Some(user) = &old.user_id {
-                            self.inner.mark_idle(user, now_ms());
-                        }
-                        self.inner.emit(CallEvent::Transferred {
-                            call_id: self.id.clone(),
-                            to: safe_user(target),
-                            at_ms: now_ms(),
-                        });
-                        TransferOutcome::Done(old)
-                    }
-                    None => TransferOutcome::Failed(500),
+                let old = self.legs[slot.index()].replace(new_leg);
+                if let Some(user) = old.as_ref().and_then(|o| o.user_id.as_ref()) {
+                    self.inner.mark_idle(user, now_ms());
                 }
+                self.inner.emit(CallEvent::Transferred {
+                    call_id: self.id.clone(),
+                    to: safe_user(target),
+                    at_ms: now_ms(),
+                });
+                self.notify_devices(DeviceNotice::Answered);
+                TransferOutcome::Done(old)
+            }
+            RingResult::NotConnected(RingFailure::NoMedia) if left_early => {
+                TransferOutcome::NobodyLeft(503)
+            }
+            RingResult::NotConnected(RingFailure::NoMedia) => TransferOutcome::Failed(503),
+            RingResult::NotConnected(RingFailure::Failed(status)) if left_early => {
+                TransferOutcome::NobodyLeft(status)
             }
             RingResult::NotConnected(RingFailure::Failed(status)) => {
                 self.restore_leg_media(slot).await;
                 TransferOutcome::Failed(status)
             }
-            RingResult::NotConnected(RingFailure::Aborted | RingFailure::ApiHangup) => {
-                TransferOutcome::KeptPartyGone
-            }
+            RingResult::NotConnected(
+                RingFailure::Aborted | RingFailure::ApiHangup | RingFailure::AgentHangup,
+            ) => TransferOutcome::KeptPartyGone,
         }
     }
 
@@ -1491,8 +1597,15 @@ impl Call {
         }
     }
 
-    fn hang_up_leg(&self, leg: Leg) {
-        self.send_bye(leg.dialog);
+    fn hang_up_leg(&self, leg: Leg, reason: EndReason) {
+        match leg.peer {
+            Peer::Sip(dialog) => self.send_bye(dialog),
+            Peer::Browser => {
+                if let Some(user) = &leg.user_id {
+                    self.notify_device(user, DeviceNotice::Ended(reason));
+                }
+            }
+        }
     }
 
     /// BYE a leg in the background and forget its dialog. The wait is bounded by
@@ -1560,51 +1673,80 @@ impl Call {
                         })
                     })
                     .unwrap_or(LegRole::Callee);
-                match self.transfer(agent_slot, &target).await {
-                    TransferOutcome::Done(old) => {
-                        self.hang_up_leg(old);
-                        reply.send(Ok(())).ok();
-                        None
-                    }
-                    TransferOutcome::Failed(status) => {
-                        reply
-                            .send(Err(ControlError::Unreachable(format!(
-                                "transfer target answered {status}"
-                            ))))
-                            .ok();
-                        None
-                    }
-                    TransferOutcome::KeptPartyGone => {
-                        reply
-                            .send(Err(ControlError::InvalidState(
-                                "the remote party hung up".into(),
-                            )))
-                            .ok();
-                        Some(Ending {
-                            status: 200,
-                            side: slot_side(agent_slot.other()),
-                            cause: "normal_clearing",
-                        })
-                    }
-                }
+                let (result, ending) = self.transfer_away(agent_slot, &target).await;
+                reply.send(result).ok();
+                ending
             }
+            Command::Device(request) => self.device_in_call(request).await,
+        }
+    }
+
+    /// Blind transfer of the party opposite `slot` to `target`, `slot`'s party leaving: the
+    /// command's result, and how the call ends if it must.
+    async fn transfer_away(
+        &mut self,
+        slot: LegRole,
+        target: &str,
+    ) -> (ControlResult<()>, Option<Ending>) {
+        match self.transfer(slot, target).await {
+            TransferOutcome::Done(old) => {
+                if let Some(old) = old {
+                    self.hang_up_leg(old, EndReason::Transferred);
+                }
+                (Ok(()), None)
+            }
+            TransferOutcome::Failed(status) => (
+                Err(ControlError::Unreachable(format!(
+                    "transfer target answered {status}"
+                ))),
+                None,
+            ),
+            TransferOutcome::NobodyLeft(status) => (
+                Err(ControlError::Unreachable(format!(
+                    "transfer target answered {status}"
+                ))),
+                Some(Ending {
+                    status: 200,
+                    side: HangupSide::System,
+                    cause: "transfer_failed",
+                }),
+            ),
+            TransferOutcome::KeptPartyGone => (
+                Err(ControlError::InvalidState(
+                    "the remote party hung up".into(),
+                )),
+                Some(Ending {
+                    status: 200,
+                    side: slot_side(slot.other()),
+                    cause: "normal_clearing",
+                }),
+            ),
         }
     }
 
     /// End the call: hang up what is still up, release media, report.
     async fn finish(mut self, ending: Ending) {
         let at_ms = now_ms();
-        let legs: Vec<Leg> = self.legs.iter_mut().filter_map(Option::take).collect();
-        for leg in legs {
+        for slot in [LegRole::Caller, LegRole::Callee] {
+            let Some(leg) = self.legs[slot.index()].take() else {
+                continue;
+            };
             if let Some(user) = &leg.user_id
                 && self.answered
             {
                 self.inner.mark_idle(user, at_ms);
             }
-            if leg.dialog.state().is_terminated() {
-                self.inner.ctx.dialog_layer.remove_dialog(&leg.dialog.id());
-            } else {
-                self.send_bye(leg.dialog);
+            match leg.peer {
+                Peer::Sip(dialog) if dialog.state().is_terminated() => {
+                    self.inner.ctx.dialog_layer.remove_dialog(&dialog.id());
+                }
+                Peer::Sip(dialog) => self.send_bye(dialog),
+                Peer::Browser => {
+                    if let Some(user) = &leg.user_id {
+                        let reason = device_end_reason(&ending, slot);
+                        self.notify_device(user, DeviceNotice::Ended(reason));
+                    }
+                }
             }
         }
         for dialog in &self.dialogs {
@@ -1618,13 +1760,17 @@ impl Call {
         // Commands that raced the end get "not found".
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
-            let reply: oneshot::Sender<ControlResult<()>> = match command {
+            match command {
                 Command::Hangup(r)
                 | Command::Hold(r)
                 | Command::Resume(r)
-                | Command::Transfer(_, r) => r,
-            };
-            reply.send(Err(ControlError::NotFound)).ok();
+                | Command::Transfer(_, r) => {
+                    r.send(Err(ControlError::NotFound)).ok();
+                }
+                Command::Device(request) => {
+                    request.reply.send(Err(ControlError::NotFound)).ok();
+                }
+            }
         }
         self.inner.emit(CallEvent::Ended {
             call_id: self.id.clone(),
@@ -1655,8 +1801,13 @@ async fn wait_confirmed(dialog: &InviteDialog, limit: Duration) -> bool {
 }
 
 enum TransferOutcome {
-    Done(Leg),
+    /// The target took the place; the old leg (if still there) is to be hung up.
+    Done(Option<Leg>),
+    /// The target did not answer; the old leg is still in the call.
     Failed(u16),
+    /// The target did not answer and the old leg had already left (a softphone's blind
+    /// transfer): the kept party has nobody and the call ends.
+    NobodyLeft(u16),
     KeptPartyGone,
 }
 
@@ -1671,6 +1822,25 @@ fn legs_refused(what: &str, caller_ok: bool, callee_ok: bool) -> String {
         format!("{legs} did not accept the {what}")
     } else {
         format!("{legs} accepted the {what}")
+    }
+}
+
+/// Why the call ended, as the agent on `slot`'s softphone is told.
+fn device_end_reason(ending: &Ending, slot: LegRole) -> EndReason {
+    match ending.cause {
+        "busy" => return EndReason::Busy,
+        "no_answer" => return EndReason::NoAnswer,
+        "rejected" => return EndReason::Rejected,
+        "not_found" | "unavailable" => return EndReason::Unavailable,
+        "transfer_failed" | "media_unavailable" | "internal" => return EndReason::Failed,
+        _ => {}
+    }
+    if ending.side == slot_side(slot) {
+        EndReason::AgentHangup
+    } else if ending.side == slot_side(slot.other()) {
+        EndReason::RemoteHangup
+    } else {
+        EndReason::Failed
     }
 }
 
