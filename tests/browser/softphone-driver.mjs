@@ -143,8 +143,14 @@ async function waitAttr(page, selector, name, value, timeout) {
     [selector, name, String(value)],
     { timeout, polling: 50 },
   ).catch(async (e) => {
-    const now = await page.evaluate(([s, n]) => document.querySelector(s)?.getAttribute(n), [selector, name]).catch(() => '?');
-    throw new Error(`${selector}[${name}] never became "${value}" within ${timeout} ms (it is "${now}"): ${e.message.split('\n')[0]}`);
+    const [now, notice] = await page
+      .evaluate(([s, n]) => [
+        document.querySelector(s)?.getAttribute(n),
+        document.getElementById('notice')?.hidden ? null : document.getElementById('notice')?.textContent,
+      ], [selector, name])
+      .catch(() => ['?', null]);
+    const shown = notice ? ` (the page says: ${notice})` : '';
+    throw new Error(`${selector}[${name}] never became "${value}" within ${timeout} ms (it is "${now}")${shown}: ${e.message.split('\n')[0]}`);
   });
 }
 
@@ -385,8 +391,24 @@ async function toggle(cmd, selector, attribute, from) {
   const timeout = timeoutOf(cmd);
   const to = from === 'true' ? 'false' : 'true';
   const now = await attr(page, '#call', attribute);
-  if (now === from) await clickEnabled(page, selector, timeout);
-  await waitAttr(page, '#call', attribute, to, timeout);
+  if (now !== from) {
+    await waitAttr(page, '#call', attribute, to, timeout);
+    return {};
+  }
+  // The page's notices are cleared first, so one that shows up now is this command's error.
+  await page.evaluate(() => { document.getElementById('notice').hidden = true; });
+  await clickEnabled(page, selector, timeout);
+  const handle = await page.waitForFunction(
+    ([a, v]) => {
+      const notice = document.getElementById('notice');
+      if (!notice.hidden) return { error: notice.textContent };
+      return document.getElementById('call').getAttribute(a) === v ? { ok: true } : null;
+    },
+    [attribute, to],
+    { timeout, polling: 50 },
+  );
+  const outcome = await handle.jsonValue();
+  if (outcome.error) throw new Error(`the page says: ${outcome.error}`);
   return {};
 }
 

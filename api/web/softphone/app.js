@@ -22,6 +22,15 @@
   // A dial callscope never acknowledges (`dialing`) is given up after this long.
   const DIAL_REPLY_MS = 15000;
   const DTMF_DIGITS = /^[0-9*#A-D]$/;
+  // ?test=1: the signalling is traced to the console (the test driver's log) and a hook
+  // lets tests drop the socket.
+  const TEST_MODE = new URLSearchParams(location.search).has('test');
+
+  function trace(direction, message) {
+    if (!TEST_MODE) return;
+    const { sdp, ...rest } = message;
+    console.debug(`ws${direction} ${JSON.stringify(rest)}${sdp ? ` (sdp ${sdp.length} bytes)` : ''}`);
+  }
 
   const PRESENCE_TEXT = {
     available: 'Available',
@@ -98,6 +107,7 @@
   function send(message) {
     const ws = state.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    trace('>', message);
     ws.send(JSON.stringify(message));
     return true;
   }
@@ -762,7 +772,10 @@
       } catch {
         return;
       }
-      if (message && typeof message.type === 'string') onMessage(message);
+      if (message && typeof message.type === 'string') {
+        trace('<', message);
+        onMessage(message);
+      }
     };
     ws.onclose = () => {
       if (state.ws !== ws) return;
@@ -1047,7 +1060,7 @@
     setInterval(renderTimer, 1000);
     setInterval(sampleQuality, STATS_EVERY_MS);
 
-    if (new URLSearchParams(location.search).has('test')) {
+    if (TEST_MODE) {
       // Tests only (?test=1): drop the socket the way a network failure would.
       window.softphoneTest = {
         dropSocket() {

@@ -1,0 +1,256 @@
+//! Real calls through the softphone page: `callscope serve` with a trunk, baresip as the
+//! customer's phone on it, and the agent in Chromium (playwright-core) with a speech WAV as
+//! its microphone. The DID rings the page (banner with caller and DID), the agent answers
+//! with a click, the page shows connected, busy, the timer and the connection quality.
+//! Then either the agent hangs up from the page (the phone's call ends; the phone heard the
+//! browser's microphone and the recording's agent channel holds it), or mute, hold and DTMF
+//! go through callscope and the customer hangs up. Screenshots of each state go to
+//! `<target dir>/softphone-artifacts/`.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use callscope_testkit::audio_compare::{best_lag, read_wav_mono};
+use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
+use callscope_testkit::browser::Softphones;
+use callscope_testkit::callscope::Callscope;
+use serde_json::Value;
+use support::{WAIT, server_builder, sources, stored_recording, wait_for};
+
+const DID: &str = "+14155550177";
+const CALLER: &str = "customer";
+const TRUNK_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const EXTENSION: &str = "1001";
+const PASSWORD: &str = "page-call-pw-1001";
+const AGENT: &str = "alice";
+/// Connecting a call includes ICE and DTLS with a cold Chromium on a busy machine.
+const CONNECT: Duration = Duration::from_secs(30);
+
+fn artifact_dir(test: &str) -> PathBuf {
+    let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = target_tmp
+        .parent()
+        .unwrap_or(target_tmp)
+        .join("softphone-artifacts")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the artifact dir");
+    dir
+}
+
+fn server() -> Callscope {
+    server_builder(&[(EXTENSION, PASSWORD)])
+        .trunk((TRUNK_IP, 5999).into(), &["127.0.0.2"])
+        .route_to_user(DID, EXTENSION)
+        .start()
+        .expect("start callscope")
+}
+
+/// The customer: a baresip on the trunk's address, not registered.
+fn customer_phone(wav: &Path) -> Baresip {
+    let mut config = BaresipConfig::new(CALLER, wav);
+    config.bind_ip = TRUNK_IP;
+    config.answer_mode = AnswerMode::Auto;
+    config.audio_codecs = vec!["PCMU".into()];
+    Baresip::start(&config).expect("start baresip")
+}
+
+/// Everything a test needs once the page has answered the customer's call.
+struct AnsweredCall {
+    server: Callscope,
+    phones: Softphones,
+    customer: Baresip,
+    agent_wav: PathBuf,
+    artifacts: PathBuf,
+    _src: support::Sources,
+}
+
+impl AnsweredCall {
+    /// `what` failed: the driver's log (with the page's signalling trace) and the server's.
+    fn fail(&self, what: &str, e: &dyn std::fmt::Display) -> ! {
+        panic!(
+            "{what}: {e}\n--- driver ---\n{}\n--- server ---\n{}",
+            self.phones.log_text(),
+            self.server.log()
+        )
+    }
+
+    fn shot(&mut self, name: &str) {
+        let path = self.artifacts.join(name);
+        if let Err(e) = self.phones.screenshot(AGENT, &path) {
+            self.fail("screenshot", &e);
+        }
+    }
+}
+
+/// The agent signs in, goes available, the customer calls the DID, the banner shows the
+/// caller and the DID, the agent clicks Answer: connected, busy, talking for a few seconds
+/// with the page measuring the connection.
+fn answered_call(test: &str) -> AnsweredCall {
+    let artifacts = artifact_dir(test);
+    let src = sources();
+    let server = server();
+    let phones = Softphones::start().unwrap_or_else(|e| panic!("browser driver: {e}"));
+    let customer = customer_phone(&src.b);
+    let mut call = AnsweredCall {
+        server,
+        phones,
+        customer,
+        agent_wav: src.a.clone(),
+        artifacts,
+        _src: src,
+    };
+    let base = call.server.base_url();
+    let wav = call.agent_wav.clone();
+    if let Err(e) = call.phones.open(AGENT, &base, Some(&wav)) {
+        call.fail("open", &e);
+    }
+    let realm = call.server.realm().to_string();
+    match call.phones.login(AGENT, &realm, EXTENSION, PASSWORD) {
+        Ok(reply) => assert_eq!(reply["view"], "phone", "{reply}"),
+        Err(e) => call.fail("login", &e),
+    }
+    if let Err(e) = call.phones.set_presence(AGENT, "available") {
+        call.fail("available", &e);
+    }
+
+    let uri = format!("sip:{DID}@{}", call.server.sip_addr());
+    call.customer.dial(&uri).unwrap();
+    let ringing = match call.phones.wait_state(AGENT, "#incoming", "visible") {
+        Ok(r) => r,
+        Err(e) => call.fail("the banner", &e),
+    };
+    let incoming = &ringing["state"]["incoming"];
+    assert_eq!(incoming["did"], DID, "{ringing}");
+    assert!(
+        incoming["from"].as_str().unwrap_or("").contains(CALLER),
+        "{ringing}"
+    );
+    call.shot("01-ringing.png");
+
+    if let Err(e) = call.phones.answer(AGENT) {
+        call.fail("answer", &e);
+    }
+    let connected =
+        match call
+            .phones
+            .wait_attr_for(AGENT, "#call", "data-state", "connected", CONNECT)
+        {
+            Ok(r) => r,
+            Err(e) => call.fail("connected", &e),
+        };
+    assert_eq!(connected["state"]["incoming"], Value::Null, "{connected}");
+    if let Err(e) = call
+        .phones
+        .wait_attr(AGENT, "#presence", "data-presence", "busy")
+    {
+        call.fail("busy", &e);
+    }
+    if let Err(e) = call.customer.wait_event("CALL_ESTABLISHED", WAIT) {
+        call.fail("the phone's call", &e);
+    }
+
+    // Talk for a while; the page measures the connection meanwhile.
+    std::thread::sleep(Duration::from_secs(8));
+    let state = call.phones.read_state(AGENT).unwrap();
+    assert_ne!(state["quality"]["level"], "unknown", "{state}");
+    assert!(state["quality"]["rtt_ms"].is_number(), "{state}");
+    assert!(
+        state["call"]["seconds"].as_u64().unwrap_or(0) >= 5,
+        "{state}"
+    );
+    assert_eq!(state["call"]["peer"], incoming["from"], "{state}");
+    call.shot("02-connected.png");
+    call
+}
+
+#[test]
+fn the_page_answers_a_trunk_call_talks_and_hangs_up() {
+    let mut call = answered_call("inbound_call_agent_hangs_up");
+
+    // The agent hangs up from the page: both legs end, presence goes to wrap-up.
+    if let Err(e) = call.phones.hangup(AGENT) {
+        call.fail("hangup", &e);
+    }
+    let ended = match call.phones.wait_attr(AGENT, "#call", "data-state", "ended") {
+        Ok(r) => r,
+        Err(e) => call.fail("ended", &e),
+    };
+    assert_eq!(ended["state"]["call"]["reason"], "agent_hangup", "{ended}");
+    if let Err(e) = call.customer.wait_event("CALL_CLOSED", WAIT) {
+        call.fail("the phone's hangup", &e);
+    }
+    if let Err(e) = call
+        .phones
+        .wait_attr(AGENT, "#presence", "data-presence", "wrap_up")
+    {
+        call.fail("wrap-up", &e);
+    }
+    call.shot("03-ended.png");
+    let console = call.phones.console(AGENT).unwrap();
+    assert!(
+        !console.iter().any(|l| l.starts_with("pageerror")),
+        "{console:#?}"
+    );
+
+    // The phone heard the browser's microphone, and the recording's agent channel is it.
+    let agent_src = read_wav_mono(&call.agent_wav).unwrap();
+    let phone_heard = read_wav_mono(&call.customer.received_recordings()[0]).unwrap();
+    let m = best_lag(&agent_src, &phone_heard, 3.0).unwrap();
+    eprintln!("the phone heard the browser: {m:?}");
+    assert!(m.xcorr >= 0.6, "the phone heard the browser: {m:?}");
+    let server = &call.server;
+    let call_id = wait_for(server, "the recording", WAIT, || {
+        server
+            .query("SELECT call_id FROM recordings")
+            .unwrap_or_default()
+            .first()
+            .map(|r| r[0].clone())
+    });
+    let rec = stored_recording(server, &call_id);
+    let left = best_lag(&agent_src, &rec.audio[0], 3.0).unwrap();
+    eprintln!("recording left = the browser's microphone: {left:?}");
+    assert!(left.xcorr >= 0.8, "recording left: {left:?}");
+    eprintln!("softphone screenshots: {}", call.artifacts.display());
+}
+
+#[test]
+fn mute_hold_and_dtmf_from_the_page_then_the_customer_hangs_up() {
+    let mut call = answered_call("inbound_call_controls");
+
+    // Mute and hold: callscope confirms each (call_update), the page shows it.
+    if let Err(e) = call.phones.mute(AGENT) {
+        call.fail("mute", &e);
+    }
+    call.shot("03-muted.png");
+    if let Err(e) = call.phones.unmute(AGENT) {
+        call.fail("unmute", &e);
+    }
+    if let Err(e) = call.phones.hold(AGENT) {
+        call.fail("hold", &e);
+    }
+    call.shot("04-held.png");
+    if let Err(e) = call.phones.resume(AGENT) {
+        call.fail("resume", &e);
+    }
+    if let Err(e) = call.phones.dtmf(AGENT, "12#") {
+        call.fail("dtmf", &e);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let state = call.phones.read_state(AGENT).unwrap();
+    assert_eq!(state["call"]["dtmf_sent"], "12#", "{state}");
+    assert_eq!(state["notice"], Value::Null, "{state}");
+
+    // The customer hangs up: the page's call ends with the reason.
+    call.customer.hangup().unwrap();
+    let ended = match call.phones.wait_attr(AGENT, "#call", "data-state", "ended") {
+        Ok(r) => r,
+        Err(e) => call.fail("ended", &e),
+    };
+    assert_eq!(ended["state"]["call"]["reason"], "remote_hangup", "{ended}");
+    call.shot("05-customer-hung-up.png");
+    eprintln!("softphone screenshots: {}", call.artifacts.display());
+}
