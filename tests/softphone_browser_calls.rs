@@ -18,7 +18,9 @@ use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
 use callscope_testkit::browser::Softphones;
 use callscope_testkit::callscope::Callscope;
 use serde_json::Value;
-use support::{WAIT, server_builder, sources, stored_recording, wait_for};
+use support::{
+    Match, WAIT, assert_matches_as, server_builder, sources, stored_recording, wait_for,
+};
 
 const DID: &str = "+14155550177";
 const CALLER: &str = "customer";
@@ -28,6 +30,17 @@ const PASSWORD: &str = "page-call-pw-1001";
 const AGENT: &str = "alice";
 /// Connecting a call includes ICE and DTLS with a cold Chromium on a busy machine.
 const CONNECT: Duration = Duration::from_secs(30);
+
+/// What a phone hears of the browser: Opus from Chromium transcoded to PCMU, played out
+/// through adaptive jitter buffers that may add whole frames of delay as they adapt (a
+/// socket drop must not, but a loaded machine may); judged window by window.
+const LIVE_OPUS: Match = Match {
+    min_xcorr: 0.8,
+    window_xcorr: 0.7,
+    max_lag_spread: 2,
+    frame_steps: 3,
+    frames_per_step: 8,
+};
 
 fn artifact_dir(test: &str) -> PathBuf {
     let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -167,6 +180,28 @@ fn answered_call(test: &str) -> AnsweredCall {
     call
 }
 
+/// What the phone heard on its first call, once baresip has finished writing it (its WAV
+/// is completed a moment after the call closes).
+fn phone_heard(phone: &Baresip) -> PathBuf {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = 0;
+    loop {
+        if let Some(path) = phone.received_recordings().into_iter().next() {
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if size > 1000 && size == last {
+                return path;
+            }
+            last = size;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the phone's recording stays empty:\n{}",
+            phone.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn the_page_answers_a_trunk_call_talks_and_hangs_up() {
     let mut call = answered_call("inbound_call_agent_hangs_up");
@@ -198,10 +233,13 @@ fn the_page_answers_a_trunk_call_talks_and_hangs_up() {
 
     // The phone heard the browser's microphone, and the recording's agent channel is it.
     let agent_src = read_wav_mono(&call.agent_wav).unwrap();
-    let phone_heard = read_wav_mono(&call.customer.received_recordings()[0]).unwrap();
-    let m = best_lag(&agent_src, &phone_heard, 3.0).unwrap();
-    eprintln!("the phone heard the browser: {m:?}");
-    assert!(m.xcorr >= 0.6, "the phone heard the browser: {m:?}");
+    let phone_heard = read_wav_mono(&phone_heard(&call.customer)).unwrap();
+    assert_matches_as(
+        "the phone heard the browser",
+        &agent_src,
+        &phone_heard,
+        LIVE_OPUS,
+    );
     let server = &call.server;
     let call_id = wait_for(server, "the recording", WAIT, || {
         server
@@ -253,4 +291,128 @@ fn mute_hold_and_dtmf_from_the_page_then_the_customer_hangs_up() {
     assert_eq!(ended["state"]["call"]["reason"], "remote_hangup", "{ended}");
     call.shot("05-customer-hung-up.png");
     eprintln!("softphone screenshots: {}", call.artifacts.display());
+}
+
+/// Click-to-call from the page: the number typed on the page goes out through the trunk to
+/// the customer's phone (auto-answering), the page shows dialing then connected; a dropped
+/// WebSocket mid-call comes back without touching the call (same call, still connected,
+/// audio still flowing), and the hangup from the page goes over the new socket and ends the
+/// phone's call.
+#[test]
+fn click_to_call_from_the_page_survives_a_socket_drop() {
+    const NUMBER: &str = "+14155550123";
+    let artifacts = artifact_dir("click_to_call");
+    let src = sources();
+    // The phone's account is the dialled number: baresip takes only calls to its own user.
+    let mut config = BaresipConfig::new(NUMBER, &src.b);
+    config.bind_ip = TRUNK_IP;
+    config.answer_mode = AnswerMode::Auto;
+    config.audio_codecs = vec!["PCMU".into()];
+    let mut customer = Baresip::start(&config).expect("start baresip");
+    let server = server_builder(&[(EXTENSION, PASSWORD)])
+        .trunk(customer.sip_addr(), &["127.0.0.2"])
+        .start()
+        .expect("start callscope");
+    let mut phones = Softphones::start().unwrap_or_else(|e| panic!("browser driver: {e}"));
+    macro_rules! ok {
+        ($what:expr, $e:expr) => {
+            $e.unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}\n--- driver ---\n{}\n--- server ---\n{}\n--- customer ---\n{}",
+                    $what,
+                    phones.log_text(),
+                    server.log(),
+                    customer.log_text()
+                )
+            })
+        };
+    }
+    ok!("open", phones.open(AGENT, &server.base_url(), Some(&src.a)));
+    let reply = ok!(
+        "login",
+        phones.login(AGENT, server.realm(), EXTENSION, PASSWORD)
+    );
+    assert_eq!(reply["view"], "phone", "{reply}");
+    // callscope places calls only for a softphone that is available.
+    ok!("available", phones.set_presence(AGENT, "available"));
+
+    let dialing = ok!("dial", phones.dial(AGENT, NUMBER));
+    assert_eq!(dialing["state"]["call"]["peer"], NUMBER, "{dialing}");
+    let connected = ok!(
+        "connected",
+        phones.wait_attr_for(AGENT, "#call", "data-state", "connected", CONNECT)
+    );
+    let call_id = connected["state"]["call"]["call_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!call_id.is_empty(), "{connected}");
+    customer
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    ok!(
+        "screenshot",
+        phones.screenshot(AGENT, &artifacts.join("01-outbound-connected.png"))
+    );
+    std::thread::sleep(Duration::from_secs(4));
+
+    // The socket drops mid-call: the page reconnects, the new `hello` lists the call, the
+    // page keeps it (same call, still connected, its media untouched).
+    ok!("drop_socket", phones.drop_socket(AGENT));
+    let back = ok!(
+        "reconnect",
+        phones.wait_attr(AGENT, "#connection", "data-hellos", "2")
+    );
+    assert_eq!(back["state"]["call"]["state"], "connected", "{back}");
+    assert_eq!(back["state"]["call"]["call_id"], call_id.as_str(), "{back}");
+    let trace = phones.log_text();
+    assert!(
+        trace.contains(&format!("\"calls\":[{{\"call_id\":\"{call_id}\"")),
+        "the second hello does not list the call:\n{trace}"
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let state = ok!("read_state", phones.read_state(AGENT));
+    eprintln!("after the reconnect the page shows {state}");
+    assert_eq!(state["call"]["state"], "connected", "{state}");
+    // Media still flows: the page's statistics count what arrives.
+    assert_ne!(state["quality"]["level"], "unknown", "{state}");
+    assert!(
+        state["call"]["seconds"].as_u64().unwrap_or(0) >= 7,
+        "{state}"
+    );
+    ok!(
+        "screenshot",
+        phones.screenshot(AGENT, &artifacts.join("02-after-reconnect.png"))
+    );
+
+    // Hang up over the new socket: both legs end.
+    ok!("hangup", phones.hangup(AGENT));
+    let ended = ok!(
+        "ended",
+        phones.wait_attr(AGENT, "#call", "data-state", "ended")
+    );
+    assert_eq!(ended["state"]["call"]["reason"], "agent_hangup", "{ended}");
+    customer
+        .wait_event("CALL_CLOSED", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+
+    // The phone heard the browser across the reconnect.
+    let agent_src = read_wav_mono(&src.a).unwrap();
+    let heard_path = phone_heard(&customer);
+    let _ = std::fs::copy(&heard_path, artifacts.join("phone-heard.wav"));
+    let phone_heard = read_wav_mono(&heard_path).unwrap();
+    assert_matches_as(
+        "the phone heard the browser",
+        &agent_src,
+        &phone_heard,
+        LIVE_OPUS,
+    );
+    // Its last 3 s, well after the reconnect, are still the browser's microphone.
+    let duration = phone_heard.duration_s();
+    assert!(duration > 7.0, "{duration:.1} s");
+    let tail = phone_heard.slice_s(duration - 3.0, duration);
+    let m = best_lag(&agent_src, &tail, duration + 3.0).unwrap();
+    eprintln!("after the reconnect: {m:?}");
+    assert!(m.xcorr >= 0.6, "after the reconnect: {m:?}");
+    eprintln!("softphone screenshots: {}", artifacts.display());
 }
