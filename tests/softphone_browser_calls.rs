@@ -416,3 +416,110 @@ fn click_to_call_from_the_page_survives_a_socket_drop() {
     assert!(m.xcorr >= 0.6, "after the reconnect: {m:?}");
     eprintln!("softphone screenshots: {}", artifacts.display());
 }
+
+/// Blind transfer between two browser agents, each in their own browser context: the
+/// customer's call rings agent 1001, who answers and transfers it to 1002 by typing the
+/// extension; 1002's page rings, 1002 answers, 1001's call ends as `transferred`, the
+/// customer now talks with 1002 (hears 1002's microphone), and 1002 hangs up.
+#[test]
+fn transfer_from_one_browser_agent_to_another() {
+    const BOB: &str = "bob";
+    const BOB_EXT: &str = "1002";
+    const BOB_PW: &str = "page-call-pw-1002";
+    let artifacts = artifact_dir("transfer_between_agents");
+    let src = sources();
+    let server = server_builder(&[(EXTENSION, PASSWORD), (BOB_EXT, BOB_PW)])
+        .trunk((TRUNK_IP, 5999).into(), &["127.0.0.2"])
+        .route_to_user(DID, EXTENSION)
+        .start()
+        .expect("start callscope");
+    let mut customer = customer_phone(&src.b);
+    let bob_wav = support::tone_wav(artifacts.as_path(), "bob-mic.wav", 660);
+    let mut phones = Softphones::start().unwrap_or_else(|e| panic!("browser driver: {e}"));
+    macro_rules! ok {
+        ($what:expr, $e:expr) => {
+            $e.unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}\n--- driver ---\n{}\n--- server ---\n{}",
+                    $what,
+                    phones.log_text(),
+                    server.log()
+                )
+            })
+        };
+    }
+    for (agent, ext, pw, wav) in [
+        (AGENT, EXTENSION, PASSWORD, &src.a),
+        (BOB, BOB_EXT, BOB_PW, &bob_wav),
+    ] {
+        ok!("open", phones.open(agent, &server.base_url(), Some(wav)));
+        let reply = ok!("login", phones.login(agent, server.realm(), ext, pw));
+        assert_eq!(reply["view"], "phone", "{reply}");
+        ok!("available", phones.set_presence(agent, "available"));
+    }
+
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
+    ok!(
+        "alice rings",
+        phones.wait_state(AGENT, "#incoming", "visible")
+    );
+    ok!("alice answers", phones.answer(AGENT));
+    ok!(
+        "alice connected",
+        phones.wait_attr_for(AGENT, "#call", "data-state", "connected", CONNECT)
+    );
+    customer
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    std::thread::sleep(Duration::from_secs(3));
+
+    ok!("transfer", phones.transfer(AGENT, BOB_EXT));
+    let ringing = ok!("bob rings", phones.wait_state(BOB, "#incoming", "visible"));
+    eprintln!("bob's banner: {}", ringing["state"]["incoming"]);
+    ok!(
+        "screenshot",
+        phones.screenshot(BOB, &artifacts.join("01-bob-ringing.png"))
+    );
+    ok!("bob answers", phones.answer(BOB));
+    ok!(
+        "bob connected",
+        phones.wait_attr_for(BOB, "#call", "data-state", "connected", CONNECT)
+    );
+    let alice = ok!(
+        "alice's leg ends",
+        phones.wait_attr(AGENT, "#call", "data-state", "ended")
+    );
+    assert_eq!(alice["state"]["call"]["reason"], "transferred", "{alice}");
+    ok!(
+        "screenshot",
+        phones.screenshot(AGENT, &artifacts.join("02-alice-transferred.png"))
+    );
+    ok!(
+        "screenshot",
+        phones.screenshot(BOB, &artifacts.join("03-bob-connected.png"))
+    );
+    std::thread::sleep(Duration::from_secs(5));
+
+    ok!("bob hangs up", phones.hangup(BOB));
+    let ended = ok!(
+        "bob's call ends",
+        phones.wait_attr(BOB, "#call", "data-state", "ended")
+    );
+    assert_eq!(ended["state"]["call"]["reason"], "agent_hangup", "{ended}");
+    customer
+        .wait_event("CALL_CLOSED", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+
+    // After the transfer the customer heard bob's microphone (a 660 Hz tone): the last
+    // seconds of what the phone heard are that tone, not alice's speech.
+    let heard = read_wav_mono(&phone_heard(&customer)).unwrap();
+    let duration = heard.duration_s();
+    let tail = heard.slice_s(duration - 3.0, duration - 0.5);
+    let bob_src = read_wav_mono(&bob_wav).unwrap();
+    let m = best_lag(&bob_src.slice_s(0.0, 6.0), &tail, 3.0).unwrap();
+    eprintln!("the customer heard bob after the transfer: {m:?}");
+    assert!(m.xcorr >= 0.6, "after the transfer: {m:?}");
+    eprintln!("softphone screenshots: {}", artifacts.display());
+}
