@@ -19,15 +19,8 @@ const AGENT: &str = "alice";
 
 /// `<target dir>/softphone-artifacts/<test>`, emptied, for this run's screenshots.
 fn artifact_dir(test: &str) -> PathBuf {
-    let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = target_tmp
-        .parent()
-        .unwrap_or(target_tmp)
-        .join("softphone-artifacts")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the artifact dir");
-    dir
+    callscope_testkit::browser::artifact_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), test)
+        .expect("the artifact dir")
 }
 
 /// A microphone for the browser: a steady 440 Hz tone at 48 kHz (Chromium's capture rate).

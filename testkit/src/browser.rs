@@ -51,6 +51,24 @@ fn chromium_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(CHROMIUM))
 }
 
+/// `<target dir>/softphone-artifacts/<test>`, emptied, for a test's screenshots: pass the
+/// test crate's `env!("CARGO_TARGET_TMPDIR")` (`<target dir>/tmp`).
+pub fn artifact_dir(target_tmpdir: &Path, test: &str) -> Result<PathBuf> {
+    let dir = target_tmpdir
+        .parent()
+        .unwrap_or(target_tmpdir)
+        .join("softphone-artifacts")
+        .join(test);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("emptying {}", dir.display()), e)),
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    Ok(dir)
+}
+
 /// Checks what the driver needs, naming what is missing.
 fn check_setup(dir: &Path) -> Result<()> {
     let chromium = chromium_path();

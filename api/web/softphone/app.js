@@ -732,6 +732,9 @@
 
   function onError(message) {
     const text = message.message || message.code || 'error';
+    // A late reply about a call already over here (e.g. a candidate that crossed the
+    // `ended`): nothing for the agent to know.
+    if (message.code === 'not_found' && message.call_id && !state.calls.has(message.call_id)) return;
     const pending = state.dialing;
     // A server that cannot parse a message cannot echo its request_id either.
     if (pending && (message.request_id === pending.requestId || (!message.request_id && message.code === 'bad_message'))) {
