@@ -422,9 +422,17 @@ async function closeAgent(a) {
   rmSync(a.dir, { recursive: true, force: true });
 }
 
-async function quit() {
-  await Promise.all([...agents.values()].map(closeAgent));
-  process.exit(0);
+// `quit`, stdin's end and SIGTERM usually come together: one shutdown, which removes every
+// profile dir before exiting.
+let quitting = null;
+function quit() {
+  if (!quitting) {
+    quitting = (async () => {
+      await Promise.all([...agents.values()].map(closeAgent));
+      process.exit(0);
+    })();
+  }
+  return quitting;
 }
 
 async function run(line) {
