@@ -16,5 +16,6 @@ pub mod server;
 pub mod sip;
 pub mod store;
 pub mod twilio;
+pub mod web;
 pub mod webhooks;
 pub mod worker;

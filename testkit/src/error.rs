@@ -38,6 +38,9 @@ pub enum Error {
         command: String,
         detail: String,
     },
+    /// The browser tests' tools (Chromium, node, the npm packages) are not installed.
+    #[error("{what} (run scripts/setup)")]
+    BrowserSetup { what: String },
     #[error("no free port found after {attempts} attempts")]
     NoFreePort { attempts: u32 },
 }

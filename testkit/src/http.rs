@@ -33,11 +33,12 @@ pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     })
 }
 
-/// A JSON client with an optional `X-API-Key`.
+/// A JSON client with an optional `X-API-Key` (or an agent's session cookie).
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     base: String,
     api_key: Option<String>,
+    cookie: Option<String>,
     client: reqwest::Client,
 }
 
@@ -47,11 +48,19 @@ impl HttpClient {
         HttpClient {
             base: base.into(),
             api_key,
+            cookie: None,
             client: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
         }
+    }
+
+    /// Sends `Cookie: <cookie>` (e.g. `cs_session=css_…`, an agent's web session taken from
+    /// a browser) with every request.
+    pub fn with_cookie(mut self, cookie: impl Into<String>) -> Self {
+        self.cookie = Some(cookie.into());
+        self
     }
 
     /// `GET path` → (status, JSON body or `Value::Null` when the body is not JSON).
@@ -105,6 +114,9 @@ impl HttpClient {
         let mut req = self.client.request(method.clone(), &url);
         if let Some(key) = &self.api_key {
             req = req.header("x-api-key", key);
+        }
+        if let Some(cookie) = &self.cookie {
+            req = req.header("cookie", cookie);
         }
         if let Some(b) = body {
             req = req.json(b);

@@ -8,11 +8,13 @@
 //! drives the server, or the server starves while the test waits.
 //!
 //! The peers come from Debian packages installed by `scripts/setup`: SIPp (`sip-tester`),
-//! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`).
+//! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`); the browser (Chromium,
+//! driven through `tests/browser`'s playwright-core) from `chromium` and npm.
 
 pub mod agent_ws;
 pub mod audio_compare;
 pub mod baresip;
+pub mod browser;
 pub mod callscope;
 pub mod capture;
 pub mod digest;

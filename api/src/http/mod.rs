@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .nest("/api/v1", api)
         .merge(crate::webhooks::routes::<AppState>())
+        // The agents' softphone page (GET / redirects to it).
+        .merge(crate::web::routes::<AppState>())
         .layer(axum::middleware::from_fn(metrics::track))
         // One INFO span per request (method, path) and one line per response with status and
         // latency: visible at the default log level.
