@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_mono};
+use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_mono, silence_intervals};
 use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
 use callscope_testkit::browser::Softphones;
 use callscope_testkit::callscope::Callscope;
@@ -281,21 +281,25 @@ fn the_page_answers_a_trunk_call_talks_and_hangs_up() {
 fn mute_hold_and_dtmf_from_the_page_then_the_customer_hangs_up() {
     let mut call = answered_call("inbound_call_controls");
 
-    // Mute and hold: callscope confirms each (call_update), the page shows it.
+    // Mute and hold, 3 s each: callscope confirms each (call_update), the page shows it.
     if let Err(e) = call.phones.mute(AGENT) {
         call.fail("mute", &e);
     }
     call.shot("03-muted.png");
+    std::thread::sleep(Duration::from_secs(3));
     if let Err(e) = call.phones.unmute(AGENT) {
         call.fail("unmute", &e);
     }
+    std::thread::sleep(Duration::from_secs(3));
     if let Err(e) = call.phones.hold(AGENT) {
         call.fail("hold", &e);
     }
     call.shot("04-held.png");
+    std::thread::sleep(Duration::from_secs(3));
     if let Err(e) = call.phones.resume(AGENT) {
         call.fail("resume", &e);
     }
+    std::thread::sleep(Duration::from_secs(2));
     if let Err(e) = call.phones.dtmf(AGENT, "12#") {
         call.fail("dtmf", &e);
     }
@@ -312,6 +316,31 @@ fn mute_hold_and_dtmf_from_the_page_then_the_customer_hangs_up() {
     };
     assert_eq!(ended["state"]["call"]["reason"], "remote_hangup", "{ended}");
     call.shot("05-customer-hung-up.png");
+
+    // What the customer was sent is the recording's agent channel: the microphone's speech
+    // (pauses well under 2 s) with two 3 s silences, the mute and the hold. The digits went
+    // to the phone as RFC 4733 and are stored as sent.
+    let server = &call.server;
+    let call_id = wait_for(server, "the recording", WAIT, || {
+        server
+            .query("SELECT call_id FROM recordings")
+            .unwrap_or_default()
+            .first()
+            .map(|r| r[0].clone())
+    });
+    let rec = stored_recording(server, &call_id);
+    let _ = std::fs::copy(&rec.path, call.artifacts.join("recording.wav"));
+    let silences = silence_intervals(&rec.audio[0], 20, -45.0, 2.0);
+    eprintln!("the agent's channel is silent at {silences:?}");
+    let muted_or_held = silences
+        .iter()
+        .filter(|s| (2.3..=4.2).contains(&s.len_s()))
+        .count();
+    assert!(muted_or_held >= 2, "mute and hold as silence: {silences:?}");
+    let digits = server
+        .query("SELECT data FROM call_media_events WHERE kind = 'dtmf'")
+        .unwrap_or_default();
+    assert_eq!(digits.len(), 3, "{digits:?}");
     eprintln!("softphone screenshots: {}", call.artifacts.display());
 }
 

@@ -346,7 +346,10 @@ mod socket {
         // a command missing its fields is refused before that.
         send_json(&mut tab1, json!({"type": "answer", "call_id": "c1"})).await;
         let m = next_json(&mut tab1).await;
-        assert_eq!((m["code"].as_str(), m["call_id"].as_str()), (Some("bad_message"), Some("c1")));
+        assert_eq!(
+            (m["code"].as_str(), m["call_id"].as_str()),
+            (Some("bad_message"), Some("c1"))
+        );
         send_json(
             &mut tab1,
             json!({"type": "hangup", "call_id": "c1", "request_id": "r7"}),

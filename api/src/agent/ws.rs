@@ -21,8 +21,8 @@ use super::http::AgentCtx;
 use super::hub::ServerMessage;
 use super::presence::{self, Presence};
 use crate::error::{ApiError, ApiResult};
-use crate::store::contacts;
 use crate::http::state::AppState;
+use crate::store::contacts;
 
 /// Largest message a page may send (signalling is small; SDP offers are a few kB).
 const MAX_MESSAGE: usize = 64 * 1024;

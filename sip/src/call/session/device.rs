@@ -305,7 +305,8 @@ impl Call {
 }
 
 /// Click-to-call from a softphone: the browser's leg is set up from its offer now, the
-/// number is dialled in the background (see [`Call::dial_customer`]).
+/// number is dialled in the background (see [`Call::dial_customer`]). Presence does not
+/// matter: an agent who is away (not taking calls) may still place one.
 pub(in crate::call) async fn browser_dial_impl(
     inner: Arc<Inner>,
     org_id: &str,
@@ -313,11 +314,6 @@ pub(in crate::call) async fn browser_dial_impl(
     number: &str,
     offer: &str,
 ) -> ControlResult<(String, String)> {
-    if !inner.softphones.can_ring(org_id, user_id) {
-        return Err(ControlError::InvalidState(
-            "the softphone is not available for calls".into(),
-        ));
-    }
     let destination = inner
         .ctx
         .directory
