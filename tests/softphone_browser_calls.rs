@@ -18,7 +18,7 @@ use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
 use callscope_testkit::browser::Softphones;
 use callscope_testkit::callscope::Callscope;
 use serde_json::Value;
-use support::{WAIT, server_builder, sources, stored_recording, wait_for};
+use support::{WAIT, server_builder, sources, the_recording};
 
 const DID: &str = "+14155550177";
 const CALLER: &str = "customer";
@@ -258,14 +258,7 @@ fn the_page_answers_a_trunk_call_talks_and_hangs_up() {
     // and the phone heard it.
     let agent_src = read_wav_mono(&call.agent_wav).unwrap();
     let server = &call.server;
-    let call_id = wait_for(server, "the recording", WAIT, || {
-        server
-            .query("SELECT call_id FROM recordings")
-            .unwrap_or_default()
-            .first()
-            .map(|r| r[0].clone())
-    });
-    let rec = stored_recording(server, &call_id);
+    let rec = the_recording(server);
     let left = best_lag(&agent_src, &rec.audio[0], 3.0).unwrap();
     eprintln!("recording left = the browser's microphone: {left:?}");
     assert!(left.xcorr >= 0.8, "recording left: {left:?}");
@@ -321,14 +314,7 @@ fn mute_hold_and_dtmf_from_the_page_then_the_customer_hangs_up() {
     // (pauses well under 2 s) with two 3 s silences, the mute and the hold. The digits went
     // to the phone as RFC 4733 and are stored as sent.
     let server = &call.server;
-    let call_id = wait_for(server, "the recording", WAIT, || {
-        server
-            .query("SELECT call_id FROM recordings")
-            .unwrap_or_default()
-            .first()
-            .map(|r| r[0].clone())
-    });
-    let rec = stored_recording(server, &call_id);
+    let rec = the_recording(server);
     let _ = std::fs::copy(&rec.path, call.artifacts.join("recording.wav"));
     let silences = silence_intervals(&rec.audio[0], 20, -45.0, 2.0);
     eprintln!("the agent's channel is silent at {silences:?}");

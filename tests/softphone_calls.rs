@@ -20,9 +20,7 @@ use callscope_testkit::audio_compare::{
 use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
 use callscope_testkit::callscope::{Callscope, RouteTarget};
 use serde_json::{Value, json};
-use support::{
-    Match, WAIT, assert_matches_as, server_builder, sources, stored_recording, wait_for,
-};
+use support::{Match, WAIT, assert_matches_as, server_builder, sources, the_recording, wait_for};
 
 const DID: &str = "+14155550188";
 const TRUNK_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -84,18 +82,6 @@ fn ring_agent(server: &Callscope, agent: &mut AgentSocket, customer: &mut Baresi
         .wait_for("incoming", WAIT)
         .unwrap_or_else(|e| panic!("the call did not ring the page: {e}\n{}", server.log()));
     call_id_of(&incoming)
-}
-
-/// The call's stored recording, once written.
-fn the_recording(server: &Callscope) -> support::StoredRecording {
-    let call_id = wait_for(server, "the call's recording", WAIT, || {
-        server
-            .query("SELECT call_id FROM recordings")
-            .unwrap_or_default()
-            .first()
-            .map(|r| r[0].clone())
-    });
-    stored_recording(server, &call_id)
 }
 
 fn call_id_of(message: &Value) -> String {

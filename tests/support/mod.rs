@@ -235,6 +235,18 @@ pub fn the_call_id(server: &Callscope, nth: usize) -> String {
     })
 }
 
+/// The recording of the test's one recorded call, once its row exists.
+pub fn the_recording(server: &Callscope) -> StoredRecording {
+    let call_id = wait_for(server, "the call's recording", WAIT, || {
+        server
+            .query("SELECT call_id FROM recordings")
+            .unwrap_or_default()
+            .first()
+            .map(|r| r[0].clone())
+    });
+    stored_recording(server, &call_id)
+}
+
 /// A call's finished recording: its `recordings` row and its channels.
 pub struct StoredRecording {
     pub path: PathBuf,
