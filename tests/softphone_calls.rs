@@ -412,6 +412,9 @@ fn the_agent_calls_a_contact_back_from_the_browser_and_hears_ringback() {
     agent
         .request(json!({"type": "reject", "call_id": missed}), WAIT)
         .unwrap();
+    agent
+        .wait_where("ended", WAIT, |m| m["call_id"] == missed.as_str())
+        .unwrap();
     customer.wait_event("CALL_CLOSED", WAIT).unwrap();
     let contact_id = wait_for(&server, "the customer's contact", WAIT, || {
         server
@@ -457,7 +460,9 @@ fn the_agent_calls_a_contact_back_from_the_browser_and_hears_ringback() {
     agent.wait_for("answered", WAIT).unwrap();
     std::thread::sleep(Duration::from_secs(10));
     customer.hangup().unwrap();
-    let ended = agent.wait_for("ended", WAIT).unwrap();
+    let ended = agent
+        .wait_where("ended", WAIT, |m| m["call_id"] == call_id.as_str())
+        .unwrap();
     assert_eq!(ended["reason"], "remote_hangup", "{ended}");
     rt.block_on(browser.next_message(Duration::from_secs(20), "done"));
     browser.kill();
