@@ -172,11 +172,14 @@ fn linphonec_and_baresip_hear_each_other_through_callscope() {
         max_lag_spread: m.max_lag_spread.max(2),
         ..m
     };
-    // What linphonec heard went through its own adaptive jitter buffer as well, which on a
-    // loaded machine grows by several frames at once (a 60 ms step was seen in CI).
-    let linphone_playout = |m: Match| Match {
+    // Live audio from or to linphonec: when the machine deschedules its sender, the burst
+    // that follows makes the playout buffer after it grow by as many frames (a 160 ms stall
+    // was seen while a benchmark shared the 2 cores); what linphonec heard went through its
+    // own adaptive buffer as well (a 60 ms step was seen in CI). The recording follows RTP
+    // timestamps and stays exact.
+    let linphone_live = |m: Match| Match {
         frame_steps: m.frame_steps + 2,
-        frames_per_step: 4,
+        frames_per_step: m.frames_per_step.max(10),
         ..with_linphone(m)
     };
 
@@ -186,13 +189,13 @@ fn linphonec_and_baresip_hear_each_other_through_callscope() {
         "baresip heard linphonec",
         &l_src,
         &read_wav_mono(&b.received_recordings()[0]).unwrap(),
-        with_linphone(expected_for(&b_codec)),
+        linphone_live(expected_for(&b_codec)),
     );
     assert_matches_as(
         "linphonec heard baresip",
         &b_src,
         &read_wav_mono(&l_heard).unwrap(),
-        linphone_playout(expected_for(&l_codec)),
+        linphone_live(expected_for(&l_codec)),
     );
     let rec = stored_recording(&server, &call_id);
     assert_eq!(rec.channels, 2);
