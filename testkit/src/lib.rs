@@ -11,8 +11,11 @@
 //! baresip, linphonec (`linphone-cli`), SIPVicious (`sipvicious`).
 
 pub mod agent_ws;
+pub mod aiortc;
 pub mod audio_compare;
 pub mod baresip;
+pub mod bench;
+pub mod bench_g711;
 pub mod callscope;
 pub mod capture;
 pub mod digest;
