@@ -82,14 +82,11 @@ impl Transcoder {
             }
             _ => encoder_for(to)?,
         };
-        // Opus: one decoder at the codec's PCM rate, shared with the recording (decoded on
-        // arrival); other codecs decode at playout (cheap, and nothing to share).
+        // One decoder at the codec's own PCM rate. An Opus source is decoded on arrival
+        // and shared with the recording (its full rate is what the recording wants); other
+        // codecs decode at playout (cheap, and nothing to share).
         let decodes_on_arrival = from.kind == CodecKind::Opus;
-        let decoder = if decodes_on_arrival {
-            decoder_for(from)?
-        } else {
-            decoder_for(from)?
-        };
+        let decoder = decoder_for(from)?;
         let mut cfg = jitter.clone();
         cfg.clock_rate = from.clock_rate.max(1);
         let slot_samples = (decoder.sample_rate() * cfg.ptime_ms / 1000) as usize;
