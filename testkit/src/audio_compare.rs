@@ -678,6 +678,29 @@ pub fn g711_round_trip(input: &Path, output: &Path, ulaw: bool) -> Result<()> {
     )
 }
 
+/// `input` repeated until it lasts at least `secs`, encoded once as Ogg Opus in 20 ms
+/// frames (libopus through ffmpeg, VoIP mode, 32 kbit/s): what a load generator can send
+/// as it is, packet by packet, instead of encoding the same audio live for every peer.
+pub fn opus_ogg_repeated(input: &Path, output: &Path, secs: f64) -> Result<()> {
+    run_tool(
+        "ffmpeg",
+        Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-stream_loop",
+                "-1",
+            ])
+            .arg("-i")
+            .arg(input)
+            .args(["-t", &format!("{secs}"), "-c:a", "libopus", "-b:a", "32k"])
+            .args(["-frame_duration", "20", "-application", "voip", "-ac", "1"])
+            .arg(output),
+    )
+}
+
 /// Raw G.711 (no header, as SIPp's `rtp_stream` wants it) from any audio file, with ffmpeg.
 pub fn raw_g711(input: &Path, output: &Path, ulaw: bool) -> Result<()> {
     run_tool(

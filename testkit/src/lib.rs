@@ -12,8 +12,11 @@
 //! driven through `tests/browser`'s playwright-core) from `chromium` and npm.
 
 pub mod agent_ws;
+pub mod aiortc;
 pub mod audio_compare;
 pub mod baresip;
+pub mod bench;
+pub mod bench_g711;
 pub mod browser;
 pub mod callscope;
 pub mod capture;

@@ -746,8 +746,20 @@ impl State {
             // timeline writes silence for the stretch; the generator feeds the other leg).
             return;
         }
+        let record = !in_dtmf;
+        if let Some(t) = self.transcoders[side.index()].as_mut()
+            && t.decodes_on_arrival()
+        {
+            // One decode for the recording and the transcoder (see transcode.rs).
+            let rate = t.decoded_rate();
+            let pcm = t.insert_decoding(pkt.ssrc, pkt.sequence, pkt.timestamp, pkt.payload, now_ms);
+            if let (Some(audio), Some(pcm), true) = (self.audio.as_mut(), pcm, record) {
+                audio.push(side, pkt.timestamp, codec.clock_rate, rate, pcm, now);
+            }
+            return;
+        }
         if let Some(audio) = self.audio.as_mut()
-            && !in_dtmf
+            && record
             && let Some(decoder) = leg.decoder.as_mut()
         {
             self.pcm.clear();

@@ -1,13 +1,19 @@
 //! One transcoding direction: packets from one leg → jitter buffer → decode (or conceal) →
 //! resample → encode 20 ms frames for the other leg.
 //!
+//! An Opus source is decoded once, on arrival ([`Transcoder::insert_decoding`]): the same
+//! PCM goes to the recording and taps (at the decoder's full rate) and, through the jitter
+//! buffer, to the encoder (resampled down). libopus renders CELT and hybrid packets through
+//! a full-band synthesis whatever the output rate, so a second decoder at the encoder's
+//! rate cost nearly a second full decode per packet.
+//!
 //! The frames it produces carry a synthetic source (its own SSRC, a sequence and timestamp
 //! advancing one frame at a time); the receiving leg's `OutboundStream` maps them like any
 //! source, so switching between relaying and transcoding keeps one continuous stream.
 
 use crate::codec::{
     AudioDecoder, AudioEncoder, CodecError, CodecKind, CodecSpec, OpusEncoder, OpusEncoderConfig,
-    decoder_at_rate, decoder_for, encoder_for,
+    decoder_for, encoder_for,
 };
 use crate::jitter::{Arrival, InsertOutcome, JitterBuffer, JitterConfig, Playout};
 
@@ -41,6 +47,11 @@ pub struct Transcoder {
     /// silent (hold, DTX, the far end gone).
     last_arrival_ms: Option<u64>,
     idle_after_ms: u64,
+    /// Packets are decoded as they arrive and the jitter buffer holds their PCM (i16
+    /// little-endian) instead of the payload: see the module docs.
+    decodes_on_arrival: bool,
+    /// PCM of the packet decoded last on arrival (what the recorder takes).
+    arrived_pcm: Vec<i16>,
     pub decode_errors: u64,
 }
 
@@ -71,12 +82,11 @@ impl Transcoder {
             }
             _ => encoder_for(to)?,
         };
-        // Opus renders at any telephony rate itself: decode straight to the encoder's rate
-        // and skip a resampler.
-        let decoder = match from.kind {
-            CodecKind::Opus => decoder_at_rate(from, encoder.sample_rate())?,
-            _ => decoder_for(from)?,
-        };
+        // One decoder at the codec's own PCM rate. An Opus source is decoded on arrival
+        // and shared with the recording (its full rate is what the recording wants); other
+        // codecs decode at playout (cheap, and nothing to share).
+        let decodes_on_arrival = from.kind == CodecKind::Opus;
+        let decoder = decoder_for(from)?;
         let mut cfg = jitter.clone();
         cfg.clock_rate = from.clock_rate.max(1);
         let slot_samples = (decoder.sample_rate() * cfg.ptime_ms / 1000) as usize;
@@ -99,6 +109,8 @@ impl Transcoder {
             event_map: None,
             last_arrival_ms: None,
             idle_after_ms,
+            decodes_on_arrival,
+            arrived_pcm: Vec::with_capacity(2048),
             decode_errors: 0,
         })
     }
@@ -119,6 +131,54 @@ impl Transcoder {
             arrival_ms,
             payload: payload.to_vec(),
         })
+    }
+
+    /// Whether this direction decodes on arrival: use [`Transcoder::insert_decoding`].
+    pub fn decodes_on_arrival(&self) -> bool {
+        self.decodes_on_arrival
+    }
+
+    /// PCM rate of what [`Transcoder::insert_decoding`] returns.
+    pub fn decoded_rate(&self) -> u32 {
+        self.decoder.sample_rate()
+    }
+
+    /// Decodes `payload` now and queues its PCM for playout; returns the PCM (at
+    /// [`Transcoder::decoded_rate`]) for the recording, or None when it did not decode
+    /// (playout then conceals that slot). For a direction that does not decode on arrival,
+    /// queues the payload as [`Transcoder::insert`] does and returns None.
+    pub fn insert_decoding(
+        &mut self,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+        payload: &[u8],
+        arrival_ms: u64,
+    ) -> Option<&[i16]> {
+        if !self.decodes_on_arrival {
+            self.insert(ssrc, seq, timestamp, payload, arrival_ms);
+            return None;
+        }
+        self.last_arrival_ms = Some(arrival_ms);
+        self.arrived_pcm.clear();
+        let decoded = self.decoder.decode(payload, &mut self.arrived_pcm).is_ok();
+        if !decoded {
+            self.decode_errors += 1;
+            self.arrived_pcm.clear();
+        }
+        // An empty entry is a packet that did not decode: concealed at playout.
+        let mut bytes = Vec::with_capacity(self.arrived_pcm.len() * 2);
+        for s in &self.arrived_pcm {
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        self.jitter.insert(Arrival {
+            ssrc,
+            seq,
+            timestamp,
+            arrival_ms,
+            payload: bytes,
+        });
+        decoded.then_some(self.arrived_pcm.as_slice())
     }
 
     /// Packets the jitter buffer threw away so far.
@@ -148,6 +208,17 @@ impl Transcoder {
                 continue;
             }
             match slot {
+                Playout::Frame { payload, .. } if self.decodes_on_arrival => {
+                    if payload.is_empty() {
+                        self.decoder.conceal(self.slot_samples, &mut self.decoded);
+                    } else {
+                        self.decoded.extend(
+                            payload
+                                .chunks_exact(2)
+                                .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                        );
+                    }
+                }
                 Playout::Frame { payload, .. } => {
                     if self.decoder.decode(&payload, &mut self.decoded).is_err() {
                         self.decode_errors += 1;

@@ -1,0 +1,576 @@
+//! The softphone benchmark behind `scripts/bench-webrtc`: N concurrent WebRTC ⇄ SIP calls
+//! through `callscope serve`, Opus (browser) ⇄ PCMU (trunk) transcoded and recorded, with a
+//! reference in the same run: N G.711 relay calls as in `scripts/bench-media`. Prints a
+//! Markdown report on stdout; progress on stderr.
+//!
+//! Setup, all through the real binary (testkit's `Callscope` harness): an organization,
+//! agents 1001.. (one per concurrent call), user 2001 for the reference load, a trunk whose
+//! outbound host is a SIPp UAS on 127.0.0.2 (inbound ACL 127.0.0.1/32) and a DID routed to
+//! 2001, whose registered contact is the same UAS. The UAS answers every INVITE and streams
+//! a 3400→300 Hz sweep (raw PCMU, looped) from ACK until BYE, and answers keepalive
+//! OPTIONS (`-aa`).
+//!
+//! WebRTC step (N calls): every agent logs in (`POST /api/v1/agent/login`) and opens its
+//! softphone socket; one aiortc process (an independent WebRTC stack, from PyPI) runs N
+//! peers, each offering Opus and sending a 300→3400 Hz sweep encoded once by ffmpeg as
+//! Ogg Opus (20 ms frames, 32 kbit/s) packet by packet: encoding it live costs aiortc
+//! about 6 % of a core per peer, more than two cores for 50 peers. What it receives it
+//! counts (loss, jitter) and drops undecoded, which halves its cost again; what callscope
+//! sent is checked in callscope's recordings instead. Each agent sends `dial` with its peer's offer to a number that goes out
+//! through the trunk, and aiortc gets every answer. callscope runs ICE-lite + DTLS-SRTP on
+//! the browser leg, decodes Opus, encodes PCMU to the trunk and back (Opus encoder at
+//! `transcode_opus_complexity`), and records both channels. After the window every agent
+//! hangs up over its socket; aiortc then reports its own RTP counters per peer.
+//!
+//! Reference step (same N): SIPp UAC on 127.0.0.1 calls the DID, streams a PCMU sweep; the
+//! call reaches 2001 on the UAS; callscope relays (no transcoding) and records.
+//!
+//! Measured for each, over the steady window (all N calls up, until shortly before the
+//! hangups): callscope's CPU (utime + stime of /proc/PID/stat, per thread from schedstat),
+//! its RSS against idle, the load generators' CPU (aiortc, SIPp); after the step, per leg
+//! from the stored `call_sip.media_json`: packets received, sequence gaps (lost on
+//! arrival), jitter-buffer discards, send errors; per recording, silent gaps inside the
+//! audio. For the WebRTC step also aiortc's own counters: packets it sent against those
+//! callscope received, and packets callscope sent against those aiortc received and lost.
+//!
+//! Environment (all optional):
+//! - `CALLSCOPE_BIN`: the release binary (default `target/release/callscope`)
+//! - `BENCH_CALLS`: concurrent-call steps (default `10,25,50`)
+//! - `BENCH_CALL_S`: seconds of each call (default 60)
+//! - `BENCH_RATE`: G.711 reference calls set up per second (default 20)
+//! - `BENCH_REFERENCE`: `0` skips the G.711 reference steps
+//! - `BENCH_KEEP_DIR`: keep one recording per step and callscope's log there
+
+use callscope_testkit::agent_ws::{AgentSocket, login};
+use callscope_testkit::aiortc::{AiortcOptions, AiortcPeer, PeerRtpStats};
+use callscope_testkit::audio_compare::{opus_ogg_repeated, raw_g711, sweep_wav};
+use callscope_testkit::bench::{
+    CallCheck, Window, WindowFigures, check_calls, env_list, env_or, log_warnings, machine, max_f,
+    max_rowid, media_calls, poll_until, remove_recordings, sum, wait_calls_stored,
+    wait_queue_drained,
+};
+use callscope_testkit::bench_g711::{G711Load, G711Step, run_g711_step};
+use callscope_testkit::callscope::Callscope;
+use callscope_testkit::process::{cpu_time_of, rss_bytes_of};
+use callscope_testkit::sipp::{G711, Scenario, SippConfig, SippRun, uas_rtp_stream_scenario};
+use serde_json::json;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, String>;
+
+const DID: &str = "+12025550100";
+const REF_EXT: &str = "2001";
+const REF_PASSWORD: &str = "bench-secret-2001";
+const FIRST_AGENT: u64 = 1001;
+/// Opus and PCMU, both at 20 ms per packet.
+const PACKETS_PER_S: f64 = 50.0;
+/// Each signalling reply or state change an agent waits for.
+const SIGNAL_WAIT: Duration = Duration::from_secs(30);
+
+fn agent_password(ext: u64) -> String {
+    format!("agent-pw-{ext}")
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-webrtc: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// What one WebRTC step measured.
+struct WebRtcStep {
+    n: u64,
+    answered: u64,
+    /// callscope over the window; `peers_pct` is [aiortc, SIPp UAS].
+    window: WindowFigures,
+    /// Per call, with direction 0 = browser → trunk.
+    calls: Vec<CallCheck>,
+    /// aiortc's counters per peer (None if it did not report).
+    browser: Option<Vec<PeerRtpStats>>,
+    setup_s: f64,
+}
+
+/// One logged-in agent with its call.
+struct Agent {
+    socket: AgentSocket,
+    call_id: String,
+}
+
+fn run_webrtc_step(
+    cs: &Callscope,
+    rt: &tokio::runtime::Runtime,
+    uas_pid: u32,
+    sweep: &Path,
+    n: u64,
+    call_s: u64,
+) -> Res<WebRtcStep> {
+    let pid = cs.pid().ok_or("callscope not running")?;
+    let before_rowid = max_rowid(cs).map_err(err("reading call_sip"))?;
+    let t_setup = Instant::now();
+    let mut sockets = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let ext = (FIRST_AGENT + i).to_string();
+        let cookie = login(
+            cs.http_addr(),
+            cs.realm(),
+            &ext,
+            &agent_password(FIRST_AGENT + i),
+        )
+        .map_err(err("agent login"))?;
+        let (mut socket, _hello) =
+            AgentSocket::connect(cs.http_addr(), &cookie).map_err(err("agent socket"))?;
+        // A fresh login starts away; only an available softphone may dial.
+        socket
+            .send(&json!({"type": "set_presence", "status": "available"}))
+            .map_err(err("set_presence"))?;
+        socket
+            .wait_where("presence", SIGNAL_WAIT, |m| m["status"] == "available")
+            .map_err(err("going available"))?;
+        sockets.push(socket);
+    }
+    let mut options = AiortcOptions::new(sweep, None, call_s as f64 + 5.0);
+    options.peers = n as usize;
+    options.passthrough = true;
+    options.no_decode = true;
+    options.stats = true;
+    let mut browser = rt.block_on(AiortcPeer::start_opts(&options));
+    if browser.offers.len() != n as usize {
+        return Err(format!(
+            "aiortc made {} offers for {n} peers",
+            browser.offers.len()
+        ));
+    }
+    let browser_pid = browser.pid().ok_or("aiortc exited")?;
+    let mut agents = Vec::with_capacity(n as usize);
+    let mut answers = Vec::with_capacity(n as usize);
+    for (i, (mut socket, offer)) in sockets.into_iter().zip(&browser.offers).enumerate() {
+        // Numbers of the trunk's customers; the UAS answers any.
+        let number = format!("+1415555{:04}", i);
+        let reply = socket
+            .request(
+                json!({"type": "dial", "number": number, "sdp": offer}),
+                SIGNAL_WAIT,
+            )
+            .map_err(|e| format!("dial {i}: {e}\n{}", tail(&cs.log())))?;
+        let call_id = reply["call_id"].as_str().unwrap_or_default().to_string();
+        answers.push(reply["sdp"].as_str().unwrap_or_default().to_string());
+        agents.push(Agent { socket, call_id });
+    }
+    rt.block_on(browser.answer_all(&answers));
+    let mut answered = 0;
+    for agent in &mut agents {
+        if agent.socket.wait_for("answered", SIGNAL_WAIT).is_ok() {
+            answered += 1;
+        }
+    }
+    let all_up = poll_until(Duration::from_secs(30), || media_calls(cs) >= n);
+    let setup_s = t_setup.elapsed().as_secs_f64();
+    if !all_up || answered < n {
+        eprintln!(
+            "bench-webrtc: {answered} of {n} calls answered, callscope has {} media calls",
+            media_calls(cs)
+        );
+    }
+    // Settle (DTLS, the jitter buffers), then measure until shortly before the hangups.
+    std::thread::sleep(Duration::from_secs(3));
+    let t_up = Instant::now();
+    let window = Duration::from_secs(call_s).saturating_sub(Duration::from_secs(6));
+    if window < Duration::from_secs(5) {
+        return Err(format!(
+            "no steady window in calls of {call_s} s; raise BENCH_CALL_S"
+        ));
+    }
+    let measuring = Window::start(pid, &[browser_pid, uas_pid]).map_err(err("CPU"))?;
+    eprintln!(
+        "bench-webrtc: {n} WebRTC calls up (setup {setup_s:.1} s); measuring for {:.0} s",
+        window.as_secs_f64()
+    );
+    std::thread::sleep(window);
+    let figures = measuring.finish().map_err(err("CPU"))?;
+    let live_at_end = media_calls(cs);
+    if live_at_end < n {
+        eprintln!("bench-webrtc: only {live_at_end} media calls at the end of the window");
+    }
+    std::thread::sleep(Duration::from_secs(call_s).saturating_sub(t_up.elapsed()));
+    for agent in &mut agents {
+        let hangup = json!({"type": "hangup", "call_id": agent.call_id});
+        if let Err(e) = agent.socket.request(hangup, SIGNAL_WAIT) {
+            eprintln!("bench-webrtc: hangup {}: {e}", agent.call_id);
+        }
+    }
+    let stats = rt.block_on(browser.finish_with_stats(Duration::from_secs(60)));
+    for agent in agents {
+        agent.socket.drop_connection();
+    }
+    if !wait_calls_stored(cs, before_rowid, answered, Duration::from_secs(60)) {
+        eprintln!("bench-webrtc: not every call's media record was stored within 60 s");
+    }
+    let mut calls = check_calls(cs, before_rowid).map_err(err("reading the step's calls"))?;
+    for c in &mut calls {
+        // Direction 0 is the browser's audio whichever leg callscope calls the caller.
+        if c.agent_leg.as_deref() == Some("callee") {
+            c.swap_directions();
+        }
+    }
+    Ok(WebRtcStep {
+        n,
+        answered,
+        window: figures,
+        calls,
+        browser: stats,
+        setup_s,
+    })
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+fn run() -> Res<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = std::env::var("CALLSCOPE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target/release/callscope"));
+    if !bin.exists() {
+        return Err(format!("no callscope binary at {}", bin.display()));
+    }
+    let steps = env_list("BENCH_CALLS", "10,25,50");
+    let max_n = steps.iter().copied().max().unwrap_or(0);
+    let call_s: u64 = env_or("BENCH_CALL_S", 60);
+    let rate: f64 = env_or("BENCH_RATE", 20.0_f64).max(1.0);
+    let reference = env_or("BENCH_REFERENCE", 1u8) != 0;
+    let machine = machine();
+    let keep_dir = std::env::var_os("BENCH_KEEP_DIR").map(PathBuf::from);
+    if let Some(d) = &keep_dir {
+        std::fs::create_dir_all(d).map_err(err("creating BENCH_KEEP_DIR"))?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(err("a runtime for the aiortc driver"))?;
+
+    // Never-silent sweeps: any silence inside a recording is lost audio.
+    let media_dir = tempfile::tempdir().map_err(err("a temp dir"))?;
+    let sweep48 = sweep_wav(&media_dir.path().join("up48.wav"), 48000, 4.0, 300, 3400)
+        .map_err(err("making the browser's sweep"))?;
+    // Encoded once: aiortc sends these packets as they are (see the report's note).
+    let browser_sweep = media_dir.path().join("up48.ogg");
+    opus_ogg_repeated(&sweep48, &browser_sweep, call_s as f64 + 20.0)
+        .map_err(err("encoding the browser's sweep as Opus"))?;
+    let up = sweep_wav(&media_dir.path().join("up.wav"), 8000, 4.0, 300, 3400)
+        .map_err(err("making the caller's sweep"))?;
+    let down = sweep_wav(&media_dir.path().join("down.wav"), 8000, 3.0, 3400, 300)
+        .map_err(err("making the answerer's sweep"))?;
+    let raw_uac = media_dir.path().join("up.ulaw");
+    let raw_uas = media_dir.path().join("down.ulaw");
+    raw_g711(&up, &raw_uac, true).map_err(err("encoding the caller's sweep"))?;
+    raw_g711(&down, &raw_uas, true).map_err(err("encoding the answerer's sweep"))?;
+
+    let uas_ip = Ipv4Addr::new(127, 0, 0, 2);
+    let uac_ip = Ipv4Addr::new(127, 0, 0, 1);
+    let uas_port = callscope_testkit::ports::free_port().map_err(err("a UAS port"))?;
+    let uas_addr = SocketAddr::from((uas_ip, uas_port));
+    eprintln!(
+        "bench-webrtc: provisioning (org, {max_n} agents, user {REF_EXT}, trunk, route {DID}) \
+         and starting serve"
+    );
+    let mut builder = Callscope::builder(&bin).user(REF_EXT, REF_PASSWORD);
+    for ext in FIRST_AGENT..FIRST_AGENT + max_n {
+        builder = builder.user(&ext.to_string(), &agent_password(ext));
+    }
+    let mut cs = builder
+        .trunk(uas_addr, &["127.0.0.1/32"])
+        .route_to_user(DID, REF_EXT)
+        .env("CALLSCOPE_LOG", "warn")
+        .env("CALLSCOPE_SIP_TCP_ADDR", "")
+        .env("CALLSCOPE_SIP_RTP_PORTS", "30000-59999")
+        .env("CALLSCOPE_SIP_REQUESTS_PER_SECOND", "5000")
+        .env("CALLSCOPE_SIP_REQUEST_BURST", "10000")
+        .start()
+        .map_err(err("starting callscope"))?;
+    let reg = callscope_testkit::digest::register(
+        cs.sip_addr(),
+        uas_addr,
+        REF_EXT,
+        cs.realm(),
+        REF_PASSWORD,
+        3600,
+        &[
+            callscope_testkit::digest::Algorithm::Sha256,
+            callscope_testkit::digest::Algorithm::Md5,
+        ],
+    )
+    .map_err(err("registering the UAS as the reference user"))?;
+    if reg.status != 200 {
+        return Err(format!(
+            "registering {REF_EXT} got {}:\n{}",
+            reg.status, reg.final_response
+        ));
+    }
+    let mut uas_cfg = SippConfig::uas(Scenario::Xml(uas_rtp_stream_scenario(&raw_uas, G711::Ulaw)));
+    uas_cfg.local_ip = uas_ip;
+    uas_cfg.local_port = uas_port;
+    uas_cfg.extra_args = vec!["-aa".into()];
+    uas_cfg.media_port =
+        Some(callscope_testkit::ports::free_port_run(2).map_err(err("a UAS media port"))?);
+    let mut uas = SippRun::start(&uas_cfg).map_err(err("starting the SIPp UAS"))?;
+    uas.wait_ready(Duration::from_secs(5))
+        .map_err(err("the SIPp UAS"))?;
+    let pid = cs.pid().ok_or("callscope not running")?;
+
+    // Idle: what callscope costs with SIP up and no call.
+    std::thread::sleep(Duration::from_secs(3));
+    let idle_rss = rss_bytes_of(pid).map_err(err("RSS"))?;
+    let c0 = cpu_time_of(pid).map_err(err("CPU"))?;
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let idle_cpu_pct = (cpu_time_of(pid).map_err(err("CPU"))? - c0).as_secs_f64()
+        / t0.elapsed().as_secs_f64()
+        * 100.0;
+
+    let load = G711Load {
+        uas_pid: uas.pid(),
+        uac_ip,
+        raw_uac: raw_uac.clone(),
+        did: DID.into(),
+        rate,
+        call_s,
+    };
+    let mut results: Vec<(Option<G711Step>, WebRtcStep)> = Vec::new();
+    for &n in &steps {
+        let g711 = if reference {
+            eprintln!("bench-webrtc: reference, {n} G.711 relay calls of {call_s} s");
+            let step = run_g711_step(&cs, &load, n)?;
+            eprintln!(
+                "bench-webrtc: G.711 {n}: {} ok, {} failed; callscope {:.1} % CPU",
+                step.ok, step.failed, step.window.cpu_pct
+            );
+            settle(&cs, keep_dir.as_deref(), &format!("g711-{n}.wav"));
+            Some(step)
+        } else {
+            None
+        };
+        eprintln!("bench-webrtc: {n} WebRTC ⇄ SIP calls of {call_s} s");
+        let step = run_webrtc_step(&cs, &rt, uas.pid(), &browser_sweep, n, call_s)?;
+        let lost: i64 = sum(&step.calls, |c| c.lost[0] + c.lost[1]);
+        let gaps: usize = sum(&step.calls, |c| c.gaps[0] + c.gaps[1]);
+        eprintln!(
+            "bench-webrtc: WebRTC {n}: {} answered; callscope {:.1} % CPU; lost {lost}, \
+             recording gaps {gaps}",
+            step.answered, step.window.cpu_pct
+        );
+        settle(&cs, keep_dir.as_deref(), &format!("webrtc-{n}.wav"));
+        results.push((g711, step));
+    }
+
+    let report = report(&results, &machine, call_s, idle_cpu_pct, idle_rss, &cs);
+    if let Some(d) = &keep_dir {
+        let _ = std::fs::write(d.join("serve.log"), cs.log());
+    }
+    println!("{report}");
+    let _ = uas.stop();
+    let _ = cs.stop(Duration::from_secs(10));
+    Ok(())
+}
+
+/// Lets the post-call pipeline finish the step's recordings, then removes them.
+fn settle(cs: &Callscope, keep_dir: Option<&Path>, keep_as: &str) {
+    if !wait_queue_drained(cs, Duration::from_secs(240)) {
+        eprintln!("bench-webrtc: the post-call queue did not drain within 240 s");
+    }
+    remove_recordings(cs, keep_dir.map(|d| d.join(keep_as)));
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+fn pct_or_dash(v: f64, of: f64) -> String {
+    if of > 0.0 {
+        format!("{:.2}", v / of)
+    } else {
+        "-".into()
+    }
+}
+
+fn report(
+    results: &[(Option<G711Step>, WebRtcStep)],
+    machine: &str,
+    call_s: u64,
+    idle_cpu_pct: f64,
+    idle_rss: u64,
+    cs: &Callscope,
+) -> String {
+    let idle_mb = idle_rss as f64 / 1e6;
+    let mut r = String::new();
+    r.push_str(&format!(
+        "WebRTC: N aiortc peers (one Python process; each sends a 300→3400 Hz sweep encoded once \
+         as Ogg Opus, 20 ms frames at 32 kbit/s, packet by packet, and counts what it receives without decoding it) → agents' `dial` \
+         over `/api/v1/agent/ws` → callscope serve (ICE-lite, DTLS-SRTP, Opus ⇄ PCMU \
+         transcoding, two-channel WAV recording) → trunk → SIPp uas (127.0.0.2, PCMU sweep \
+         back). Reference in the same run: N G.711 calls SIPp uac → callscope (relay + \
+         recording) → the same SIPp uas. {call_s} s calls. Machine: {machine}. callscope \
+         idle: {idle_cpu_pct:.2} % of a core, RSS {idle_mb:.1} MB.\n\n"
+    ));
+    r.push_str(
+        "| calls | kind | answered | window (s) | callscope CPU (% core) | per call (% core) | \
+         RSS (MB) | per call (MB) | load generators' CPU (% core) | WebRTC ÷ G.711 per call \
+         |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (g711, w) in results {
+        let n = w.n as f64;
+        if let Some(g) = g711 {
+            r.push_str(&format!(
+                "| {} | G.711 relay | {} / {} | {:.0} | {:.1} | {:.3} | {:.1} | {:.2} | SIPp uac {:.1} + uas {:.1} | |\n",
+                g.n,
+                g.ok,
+                g.n,
+                g.window.wall_s,
+                g.window.cpu_pct,
+                g.window.cpu_pct / n,
+                g.window.rss_bytes as f64 / 1e6,
+                (g.window.rss_bytes as f64 / 1e6 - idle_mb) / n,
+                g.window.peers_pct.first().copied().unwrap_or(0.0),
+                g.window.peers_pct.get(1).copied().unwrap_or(0.0),
+            ));
+        }
+        let ratio = g711.as_ref().map_or("-".into(), |g| {
+            pct_or_dash(w.window.cpu_pct, g.window.cpu_pct)
+        });
+        r.push_str(&format!(
+            "| {} | WebRTC ⇄ SIP, transcoded | {} / {} | {:.0} | {:.1} | **{:.3}** | {:.1} | {:.2} | aiortc {:.1} + SIPp uas {:.1} | {} |\n",
+            w.n,
+            w.answered,
+            w.n,
+            w.window.wall_s,
+            w.window.cpu_pct,
+            w.window.cpu_pct / n,
+            w.window.rss_bytes as f64 / 1e6,
+            (w.window.rss_bytes as f64 / 1e6 - idle_mb) / n,
+            w.window.peers_pct.first().copied().unwrap_or(0.0),
+            w.window.peers_pct.get(1).copied().unwrap_or(0.0),
+            ratio,
+        ));
+    }
+    r.push_str(
+        "\nWebRTC quality, per direction (browser→trunk / trunk→browser), from callscope's \
+         stored per-leg reports, aiortc's own counters and the recordings:\n\n| calls | \
+         aiortc sent / callscope received (browser→) | callscope sent / aiortc received \
+         (→browser) | lost on arrival at callscope | lost on arrival at aiortc | jitter-buffer \
+         discards | callscope sent on (expected ≈ received) | send errors | jitter mean / max \
+         (ms) | recordings | silent gaps in recordings (count, ms) | recorder dropped frames \
+         | kernel drops on callscope's sockets |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (_, w) in results {
+        let c = &w.calls;
+        let n = c.len().max(1) as f64;
+        let recs = c.iter().filter(|c| c.recording_ms.is_some()).count();
+        let (b_sent, b_recv, b_lost) = w.browser.as_ref().map_or((0, 0, 0), |s| {
+            (
+                s.iter().map(|p| p.packets_sent).sum::<u64>(),
+                s.iter().map(|p| p.packets_received).sum::<u64>(),
+                s.iter().map(|p| p.packets_lost).sum::<i64>(),
+            )
+        });
+        r.push_str(&format!(
+            "| {} | {} / {} | {} / {} | {} / {} | {} | {} / {} | {} / {} | {} / {} | {:.2} / {:.2} ; {:.1} / {:.1} | {recs} of {} | {} ({:.0} ms) | {} | {} |\n",
+            w.n,
+            b_sent,
+            sum(c, |c| c.received[0]),
+            sum(c, |c| c.sent[1]),
+            b_recv,
+            sum(c, |c| c.lost[0]),
+            sum(c, |c| c.lost[1]),
+            if w.browser.is_some() { b_lost.to_string() } else { "no report".into() },
+            sum(c, |c| c.discarded[0]),
+            sum(c, |c| c.discarded[1]),
+            sum(c, |c| c.sent[0]),
+            sum(c, |c| c.sent[1]),
+            sum(c, |c| c.send_errors[0]),
+            sum(c, |c| c.send_errors[1]),
+            sum(c, |c| c.jitter_ms[0]) / n,
+            sum(c, |c| c.jitter_ms[1]) / n,
+            max_f(c, |c| c.max_jitter_ms[0]),
+            max_f(c, |c| c.max_jitter_ms[1]),
+            c.len(),
+            sum(c, |c| c.gaps[0] + c.gaps[1]),
+            sum(c, |c| c.gap_ms[0] + c.gap_ms[1]),
+            sum(c, |c| c.recorder_dropped),
+            w.window.socket_drops,
+        ));
+    }
+    r.push_str(&format!(
+        "\nExpected packets per direction per call: {PACKETS_PER_S} per second of call.\n"
+    ));
+    r.push_str(
+        "\nReference G.711 quality (caller→callee / callee→caller): lost on arrival, \
+         received not sent on, recording gaps:\n\n",
+    );
+    for (g, _) in results {
+        if let Some(g) = g {
+            let c = &g.calls;
+            r.push_str(&format!(
+                "- {} calls: lost {} / {}, not sent on {} / {}, gaps {}, kernel drops {}\n",
+                g.n,
+                sum(c, |c| c.lost[0]),
+                sum(c, |c| c.lost[1]),
+                sum(c, |c| c.not_forwarded[0]),
+                sum(c, |c| c.not_forwarded[1]),
+                sum(c, |c| c.gaps[0] + c.gaps[1]),
+                g.window.socket_drops,
+            ));
+        }
+    }
+    r.push_str("\ncallscope CPU over the window (% of a core): user / system, then by thread:\n\n");
+    for (g, w) in results {
+        let line = |kind: &str, f: &WindowFigures, n: u64| {
+            let top: Vec<String> = f
+                .threads
+                .iter()
+                .take(6)
+                .map(|(name, p)| format!("{name} {p:.1}"))
+                .collect();
+            format!(
+                "- {n} {kind}: user {:.1} / system {:.1}; {}\n",
+                f.user_sys_pct.0,
+                f.user_sys_pct.1,
+                top.join(", ")
+            )
+        };
+        if let Some(g) = g {
+            r.push_str(&line("G.711", &g.window, g.n));
+        }
+        r.push_str(&line("WebRTC", &w.window, w.n));
+    }
+    let setups: Vec<String> = results
+        .iter()
+        .map(|(_, w)| format!("{}: {:.1} s", w.n, w.setup_s))
+        .collect();
+    r.push_str(&format!(
+        "\nWebRTC set-up (logins, sockets, aiortc's offers, dials, all answered): {}.\n",
+        setups.join("; ")
+    ));
+    let log = cs.log();
+    let warns = log_warnings(&log);
+    r.push_str(&format!(
+        "callscope log: {} WARN/ERROR lines.\n",
+        warns.len()
+    ));
+    for w in warns.iter().take(5) {
+        r.push_str(&format!(
+            "- `{}`\n",
+            w.chars().take(240).collect::<String>()
+        ));
+    }
+    r
+}
