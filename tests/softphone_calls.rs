@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use callscope_testkit::aiortc::AiortcPeer;
 use callscope_testkit::agent_ws::{AgentSocket, login};
+use callscope_testkit::aiortc::AiortcPeer;
 use callscope_testkit::audio_compare::{
     Mono, amplitude_at, best_lag, read_wav_mono, silence_intervals,
 };
