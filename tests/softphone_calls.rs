@@ -185,6 +185,10 @@ fn trunk_call_rings_the_browser_which_answers_talks_and_hangs_up() {
     assert_eq!(call["did"], DID, "{incoming}");
     assert_eq!(call["direction"], "inbound", "{incoming}");
     assert_eq!(call["from"], CUSTOMER_NUMBER, "{incoming}");
+    // The caller hears ringback while the page rings (our 180).
+    customer
+        .wait_event("CALL_RINGING", WAIT)
+        .unwrap_or_else(|e| panic!("no 180 for the caller: {e}\n{}", server.log()));
 
     let heard = dir.path().join("browser-heard.wav");
     let mut browser = answer_in_browser(&rt, &mut agent, &call_id, &src.a, &heard, 16.0);

@@ -165,11 +165,13 @@ pub fn assert_matches_as(what: &str, source: &Mono, heard: &Mono, want: Match) -
         mean >= want.min_xcorr,
         "{what}: windows average {mean:.3}: {windows:?}"
     );
-    // Most of what was said came through aligned.
+    // Most of what was said came through aligned. A window a delay step falls into matches
+    // neither lag well, and the first or last window may hold the peer's start or end: those
+    // count as explained, not as lost audio.
     let spoken = windows.iter().filter(|w| w.best.is_some()).count();
     assert!(
-        aligned.len() * 4 >= spoken * 3,
-        "{what}: only {} of {spoken} spoken windows aligned: {windows:?}",
+        (aligned.len() + steps + 1) * 4 >= spoken * 3,
+        "{what}: only {} of {spoken} spoken windows aligned ({steps} delay steps): {windows:?}",
         aligned.len()
     );
     m

@@ -856,6 +856,18 @@ impl Call {
                                 user_id: Some(user.clone()),
                                 done: false,
                             });
+                            // A page rings silently for SIP: the caller hears its own
+                            // ringback from our 180, as it would from a phone's.
+                            if let Some(relay) = relay_to.as_ref()
+                                && !ringing_relayed
+                            {
+                                ringing_relayed = true;
+                                relay.ringing(None, None).ok();
+                                self.inner.emit(CallEvent::Ringing {
+                                    call_id: self.id.clone(),
+                                    at_ms: now_ms(),
+                                });
+                            }
                         }
                         continue;
                     }
