@@ -108,9 +108,14 @@ fn ended_call(server: &Callscope) -> (bool, String) {
 
 /// Agent 1001 logged in with its softphone socket open and available.
 fn available_agent(server: &Callscope) -> AgentSocket {
-    let cookie = login(server.http_addr(), server.realm(), "1001", AGENT_PW).expect("login");
+    available_as(server, "1001", AGENT_PW)
+}
+
+/// Agent `extension` logged in (a fresh login starts away), then made available.
+fn available_as(server: &Callscope, extension: &str, password: &str) -> AgentSocket {
+    let cookie = login(server.http_addr(), server.realm(), extension, password).expect("login");
     let (mut agent, hello) = AgentSocket::connect(server.http_addr(), &cookie).expect("socket");
-    assert_eq!(hello["user"]["extension"], "1001", "{hello}");
+    assert_eq!(hello["user"]["extension"], extension, "{hello}");
     assert_eq!(
         hello["presence"], "away",
         "a fresh login starts away: {hello}"
@@ -622,12 +627,7 @@ fn transfer_from_one_browser_agent_to_another() {
     let rt = runtime();
     let server = server();
     let mut first = available_agent(&server);
-    let cookie = login(server.http_addr(), server.realm(), "1002", "bob-pw-00002").unwrap();
-    let (mut second, _) = AgentSocket::connect(server.http_addr(), &cookie).unwrap();
-    second
-        .send(&json!({"type": "set_presence", "status": "available"}))
-        .unwrap();
-    second.wait_for("presence", WAIT).unwrap();
+    let mut second = available_as(&server, "1002", "bob-pw-00002");
 
     let mut customer = customer_phone(&src.b);
     let call_id = ring_agent(&server, &mut first, &mut customer);
@@ -800,12 +800,7 @@ fn longest_idle_moves_from_an_unanswering_browser_to_the_next() {
         },
     );
     let mut first = available_agent(&server);
-    let cookie = login(server.http_addr(), server.realm(), "1002", "bob-pw-00002").unwrap();
-    let (mut second, _) = AgentSocket::connect(server.http_addr(), &cookie).unwrap();
-    second
-        .send(&json!({"type": "set_presence", "status": "available"}))
-        .unwrap();
-    second.wait_for("presence", WAIT).unwrap();
+    let mut second = available_as(&server, "1002", "bob-pw-00002");
 
     let mut customer = customer_phone(&src.b);
     let call_id = ring_agent(&server, &mut first, &mut customer);
