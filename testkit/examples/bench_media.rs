@@ -42,12 +42,11 @@ use callscope_testkit::bench::{
 };
 use callscope_testkit::bench_g711::{G711Load, run_g711_step};
 use callscope_testkit::callscope::Callscope;
-use callscope_testkit::process::{cpu_time_of, rss_bytes_of};
 use callscope_testkit::sipp::{G711, Scenario, SippConfig, SippRun, uas_rtp_stream_scenario};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Res<T> = Result<T, String>;
 
@@ -159,14 +158,8 @@ fn run() -> Res<()> {
     let pid = cs.pid().ok_or("callscope not running")?;
 
     // Idle: what callscope costs with SIP up and no call.
-    std::thread::sleep(Duration::from_secs(3));
-    let idle_rss = rss_bytes_of(pid).map_err(err("RSS"))?;
-    let c0 = cpu_time_of(pid).map_err(err("CPU"))?;
-    let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs(5));
-    let idle_cpu_pct = (cpu_time_of(pid).map_err(err("CPU"))? - c0).as_secs_f64()
-        / t0.elapsed().as_secs_f64()
-        * 100.0;
+    let (idle_rss, idle_cpu_pct) =
+        callscope_testkit::bench::idle_figures(pid).map_err(err("idle figures"))?;
 
     let load = G711Load {
         uas_pid: uas.pid(),

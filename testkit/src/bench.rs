@@ -416,3 +416,15 @@ pub fn log_warnings(log: &str) -> Vec<&str> {
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
         .collect()
 }
+
+/// What a process costs at rest: its RSS after 3 s of settling, and its CPU (% of a core)
+/// over the next 5 s. The baseline every per-call figure is measured against.
+pub fn idle_figures(pid: u32) -> crate::Result<(u64, f64)> {
+    std::thread::sleep(Duration::from_secs(3));
+    let rss = crate::process::rss_bytes_of(pid)?;
+    let c0 = crate::process::cpu_time_of(pid)?;
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let cpu = (crate::process::cpu_time_of(pid)? - c0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    Ok((rss, cpu * 100.0))
+}
