@@ -1,0 +1,10 @@
+//! callscope's call analysis: everything a QA manager reads about a call, computed from its
+//! transcript turns. Pure functions from turns (+ the organization's configuration) to
+//! insights; no files, no network, no database. Model-backed analysers (sentence embeddings,
+//! ONNX classifiers) are reached through traits so the models can live elsewhere.
+//!
+//! Each module has one job; `types` holds what they share.
+
+pub mod types;
+
+pub use types::*;
