@@ -59,11 +59,11 @@ impl Default for DiarizeParams {
             role_rule: RoleRule::FirstSpeakerIsAgent,
             piece_ms: 1_000,
             change_lambda: 1.0,
-            cluster_lambda: 1.0,
+            cluster_lambda: 2.0,
             energy_margin_db: 12.0,
             resegment_passes: 2,
-            switch_penalty: 30.0,
-            bridge_gap_ms: 600,
+            switch_penalty: 80.0,
+            bridge_gap_ms: 1_000,
         }
     }
 }
