@@ -33,14 +33,13 @@ fn main() {
         ..Default::default()
     };
     let started = Instant::now();
-    let (info, diarization) =
-        match diarize_file(&PathBuf::from(audio), &opts, &mut |_| {}) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e} ({})", e.code());
-                std::process::exit(1);
-            }
-        };
+    let (info, diarization) = match diarize_file(&PathBuf::from(audio), &opts, &mut |_| {}) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e} ({})", e.code());
+            std::process::exit(1);
+        }
+    };
     let wall = started.elapsed().as_secs_f64();
     let hypothesis = diarization.spans();
     if std::env::var_os("DER_PRINT_TURNS").is_some() {

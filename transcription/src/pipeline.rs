@@ -15,7 +15,7 @@ use std::path::Path;
 
 use crate::decode::StreamDecoder;
 use crate::diarize::features::FeatureExtractor;
-use crate::diarize::{DiarizeParams, Diarization, diarize};
+use crate::diarize::{Diarization, DiarizeParams, diarize};
 use crate::resample::StreamResampler;
 use crate::segment::{FinishedUtterance, SegmentParams, Segmenter};
 use crate::types::*;
@@ -182,10 +182,17 @@ pub fn diarize_file(
     };
     let mut spans = Vec::new();
     let mut fx = FeatureExtractor::new();
-    let info = stream_utterances(path, &mono, false, Some(&mut fx), progress, &mut |_, utt, _| {
-        spans.push((utt.start_ms(), utt.end_ms()));
-        Ok(())
-    })?;
+    let info = stream_utterances(
+        path,
+        &mono,
+        false,
+        Some(&mut fx),
+        progress,
+        &mut |_, utt, _| {
+            spans.push((utt.start_ms(), utt.end_ms()));
+            Ok(())
+        },
+    )?;
     spans.sort_unstable();
     let params = mono.diarize.unwrap_or_default();
     Ok((info, diarize(&fx.finish(), &spans, &params)))

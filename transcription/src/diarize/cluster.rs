@@ -39,7 +39,10 @@ pub fn speech_frames(features: &Features, utterances: &[(u64, u64)], margin_db: 
         .collect();
     if !levels.is_empty() {
         levels.sort_by(f32::total_cmp);
-        let floor = levels.get(levels.len() / 10).copied().unwrap_or(ABSOLUTE_FLOOR_DB);
+        let floor = levels
+            .get(levels.len() / 10)
+            .copied()
+            .unwrap_or(ABSOLUTE_FLOOR_DB);
         let threshold = (floor + margin_db).max(ABSOLUTE_FLOOR_DB);
         let mut loud: Vec<bool> = features.level_db.iter().map(|l| *l >= threshold).collect();
         fill_short_runs(&mut loud, false, ENERGY_FILL_FRAMES);
@@ -125,7 +128,12 @@ impl Segment {
             stats.add(row(x, t));
         }
         let log_det = stats.log_det();
-        Self { a, b, stats, log_det }
+        Self {
+            a,
+            b,
+            stats,
+            log_det,
+        }
     }
 
     fn absorb(&mut self, other: &Segment) {
@@ -148,7 +156,9 @@ pub fn initial_labels(x: &[f32], speech: &[usize], params: &DiarizeParams) -> Ve
         let pause = t == n || speech[t] - speech[t - 1] > PIECE_BREAK_FRAMES;
         if pause || t - start >= piece {
             match bounds.last_mut() {
-                Some(last) if last.1 == start && t - start < piece / 2 && !pause_before(speech, start) => {
+                Some(last)
+                    if last.1 == start && t - start < piece / 2 && !pause_before(speech, start) =>
+                {
                     last.1 = t
                 }
                 _ => bounds.push((start, t)),
@@ -164,8 +174,13 @@ pub fn initial_labels(x: &[f32], speech: &[usize], params: &DiarizeParams) -> Ve
         match segments.last_mut() {
             Some(cur)
                 if speech[a] - speech[cur.b - 1] <= MAX_LINEAR_GAP_FRAMES
-                    && delta_bic(&cur.stats, cur.log_det, &next.stats, next.log_det, params.change_lambda)
-                        < 0.0 =>
+                    && delta_bic(
+                        &cur.stats,
+                        cur.log_det,
+                        &next.stats,
+                        next.log_det,
+                        params.change_lambda,
+                    ) < 0.0 =>
             {
                 cur.absorb(&next)
             }
@@ -178,7 +193,16 @@ pub fn initial_labels(x: &[f32], speech: &[usize], params: &DiarizeParams) -> Ve
         let best = (0..segments.len() - 1)
             .map(|i| {
                 let (l, r) = (&segments[i], &segments[i + 1]);
-                (i, delta_bic(&l.stats, l.log_det, &r.stats, r.log_det, params.change_lambda))
+                (
+                    i,
+                    delta_bic(
+                        &l.stats,
+                        l.log_det,
+                        &r.stats,
+                        r.log_det,
+                        params.change_lambda,
+                    ),
+                )
             })
             .min_by(|p, q| p.1.total_cmp(&q.1))
             .map_or(0, |p| p.0);
@@ -224,7 +248,13 @@ fn agglomerate(segments: &[Segment], params: &DiarizeParams) -> Vec<Vec<usize>> 
     let min = params.min_speakers.clamp(1, 16);
     let max = params.max_speakers.clamp(min, 16);
     let bic = |a: &Cluster, b: &Cluster| {
-        delta_bic(&a.stats, a.log_det, &b.stats, b.log_det, params.cluster_lambda)
+        delta_bic(
+            &a.stats,
+            a.log_det,
+            &b.stats,
+            b.log_det,
+            params.cluster_lambda,
+        )
     };
     let mut dist: Vec<Vec<f64>> = clusters
         .iter()
@@ -253,7 +283,11 @@ fn agglomerate(segments: &[Segment], params: &DiarizeParams) -> Vec<Vec<usize>> 
         c.stats.absorb(&absorbed.stats);
         c.log_det = c.stats.log_det();
         for k in 0..clusters.len() {
-            let v = if k == i { 0.0 } else { bic(&clusters[i], &clusters[k]) };
+            let v = if k == i {
+                0.0
+            } else {
+                bic(&clusters[i], &clusters[k])
+            };
             dist[i][k] = v;
             dist[k][i] = v;
         }

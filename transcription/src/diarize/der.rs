@@ -361,7 +361,10 @@ mod tests {
         let r = [span(0.0, 10.0, "A")];
         let h = [span(2.0, 12.0, "x")];
         let rep = score(&r, &h, 0.0);
-        assert!(close(rep.missed_s, 2.0) && close(rep.false_alarm_s, 2.0), "{rep:?}");
+        assert!(
+            close(rep.missed_s, 2.0) && close(rep.false_alarm_s, 2.0),
+            "{rep:?}"
+        );
         assert!(close(rep.der(), 0.4));
     }
 
@@ -386,7 +389,10 @@ mod tests {
         let h = [span(0.0, 10.0, "x")];
         let rep = score(&r, &h, 0.0);
         assert!(close(rep.total_s, 15.0));
-        assert!(close(rep.missed_s, 5.0) && close(rep.confusion_s, 0.0), "{rep:?}");
+        assert!(
+            close(rep.missed_s, 5.0) && close(rep.confusion_s, 0.0),
+            "{rep:?}"
+        );
         assert!(close(rep.der(), 1.0 / 3.0));
     }
 
@@ -410,7 +416,11 @@ mod tests {
     fn more_reference_speakers_than_hypothesis_speakers() {
         // x covers A and B (4 s each), y covers C: x maps to one of A/B, the other's 4 s are
         // confusion: 4 / 10.
-        let r = [span(0.0, 4.0, "A"), span(4.0, 8.0, "B"), span(8.0, 10.0, "C")];
+        let r = [
+            span(0.0, 4.0, "A"),
+            span(4.0, 8.0, "B"),
+            span(8.0, 10.0, "C"),
+        ];
         let h = [span(0.0, 8.0, "x"), span(8.0, 10.0, "y")];
         let rep = score(&r, &h, 0.0);
         assert!(close(rep.der(), 0.4), "{rep:?}");

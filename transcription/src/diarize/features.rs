@@ -147,10 +147,16 @@ impl FeatureExtractor {
         let mut log_mel = [0f32; MEL_BANDS];
         for (dst, (first, weights)) in log_mel.iter_mut().zip(&self.mel) {
             let bins = self.spectrum.get(*first..).unwrap_or(&[]);
-            let e: f32 = weights.iter().zip(bins).map(|(w, c)| w * c.norm_sqr()).sum();
+            let e: f32 = weights
+                .iter()
+                .zip(bins)
+                .map(|(w, c)| w * c.norm_sqr())
+                .sum();
             *dst = (e + 1e-10).ln();
         }
-        self.out.data.push(level_db * (std::f32::consts::LN_10 / 10.0));
+        self.out
+            .data
+            .push(level_db * (std::f32::consts::LN_10 / 10.0));
         for row in &self.dct {
             self.out
                 .data

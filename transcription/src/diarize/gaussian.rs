@@ -108,7 +108,13 @@ const PARAMS: f64 = (DIMS + DIMS * (DIMS + 1) / 2) as f64;
 /// ΔBIC of modelling two segments with one Gaussian instead of two. Negative: one model is
 /// better (same speaker). `lambda` weights the model-size penalty (larger merges more).
 /// `log_det_a`/`log_det_b` are cached by callers since each segment is compared many times.
-pub fn delta_bic(a: &GaussStats, log_det_a: f64, b: &GaussStats, log_det_b: f64, lambda: f64) -> f64 {
+pub fn delta_bic(
+    a: &GaussStats,
+    log_det_a: f64,
+    b: &GaussStats,
+    log_det_b: f64,
+    lambda: f64,
+) -> f64 {
     let m = a.merged(b);
     let n = m.n;
     0.5 * (n * m.log_det() - a.n * log_det_a - b.n * log_det_b) - lambda * 0.5 * PARAMS * n.ln()

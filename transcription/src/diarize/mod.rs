@@ -108,7 +108,10 @@ impl Diarization {
     pub fn speaker_at(&self, start_ms: u64, end_ms: u64) -> Option<usize> {
         let mut talk = vec![0u64; self.speakers()];
         for t in &self.turns {
-            let overlap = t.end_ms.min(end_ms).saturating_sub(t.start_ms.max(start_ms));
+            let overlap = t
+                .end_ms
+                .min(end_ms)
+                .saturating_sub(t.start_ms.max(start_ms));
             if let Some(slot) = talk.get_mut(t.speaker) {
                 *slot += overlap;
             }
@@ -216,7 +219,11 @@ pub trait SpeakerEmbedder: Send + Sync {
 
 /// Diarize one channel: `features` of the whole channel, `utterances` the VAD's speech spans
 /// (ms). Never fails: with no speech it returns no turns.
-pub fn diarize(features: &Features, utterances: &[(u64, u64)], params: &DiarizeParams) -> Diarization {
+pub fn diarize(
+    features: &Features,
+    utterances: &[(u64, u64)],
+    params: &DiarizeParams,
+) -> Diarization {
     let speech = cluster::speech_frames(features, utterances, params.energy_margin_db);
     if speech.is_empty() {
         return Diarization::default();

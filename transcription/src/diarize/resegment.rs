@@ -32,7 +32,13 @@ impl Gmm {
         let m = COMPONENTS.min(data.len() / 10).max(1);
         // Initial means: frames spread evenly through the speaker's speech.
         let mut means: Vec<[f32; DIMS]> = (0..m)
-            .map(|c| to_array(data.get(c * data.len() / m + data.len() / (2 * m)).copied().unwrap_or(&[])))
+            .map(|c| {
+                to_array(
+                    data.get(c * data.len() / m + data.len() / (2 * m))
+                        .copied()
+                        .unwrap_or(&[]),
+                )
+            })
             .collect();
         let mut vars = vec![[1.0f32; DIMS]; m];
         let mut weights = vec![1.0 / m as f32; m];
@@ -98,7 +104,11 @@ impl Gmm {
             *o = self.consts[c] - 0.5 * q;
             max = max.max(*o);
         }
-        let sum: f32 = out.iter().take(self.log_weights.len()).map(|l| (l - max).exp()).sum();
+        let sum: f32 = out
+            .iter()
+            .take(self.log_weights.len())
+            .map(|l| (l - max).exp())
+            .sum();
         max + sum.ln()
     }
 
@@ -164,11 +174,17 @@ pub fn viterbi_relabel(x: &[f32], labels: &[usize], switch_penalty: f32) -> Vec<
         let (best_prev, best_score) = score
             .iter()
             .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |b, (j, &sc)| if sc > b.1 { (j, sc) } else { b });
+            .fold((0usize, f32::NEG_INFINITY), |b, (j, &sc)| {
+                if sc > b.1 { (j, sc) } else { b }
+            });
         for (j, (_, g)) in models.iter().enumerate() {
             let stay = score[j];
             let switch = best_score - switch_penalty;
-            let (from, base) = if stay >= switch { (j, stay) } else { (best_prev, switch) };
+            let (from, base) = if stay >= switch {
+                (j, stay)
+            } else {
+                (best_prev, switch)
+            };
             next[j] = base + g.log_likelihood(v, &mut scratch);
             back[t * s + j] = from as u8;
         }
@@ -181,7 +197,9 @@ pub fn viterbi_relabel(x: &[f32], labels: &[usize], switch_penalty: f32) -> Vec<
     let mut state = score
         .iter()
         .enumerate()
-        .fold((0usize, f32::NEG_INFINITY), |b, (j, &sc)| if sc > b.1 { (j, sc) } else { b })
+        .fold((0usize, f32::NEG_INFINITY), |b, (j, &sc)| {
+            if sc > b.1 { (j, sc) } else { b }
+        })
         .0;
     let mut out = vec![0usize; n];
     for t in (0..n).rev() {

@@ -79,8 +79,14 @@ mod tests {
     #[test]
     fn rules_give_the_stated_roles() {
         use SpeakerRole::*;
-        assert_eq!(assign(RoleRule::FirstSpeakerIsAgent, 3), [Agent, Customer, Customer]);
-        assert_eq!(assign(RoleRule::FirstSpeakerIsCustomer, 2), [Customer, Agent]);
+        assert_eq!(
+            assign(RoleRule::FirstSpeakerIsAgent, 3),
+            [Agent, Customer, Customer]
+        );
+        assert_eq!(
+            assign(RoleRule::FirstSpeakerIsCustomer, 2),
+            [Customer, Agent]
+        );
         assert_eq!(assign(RoleRule::None, 2), [Unknown, Unknown]);
         assert!(assign(RoleRule::FirstSpeakerIsAgent, 0).is_empty());
     }
@@ -97,7 +103,11 @@ mod tests {
         let roles: Vec<_> = segs.iter().map(|s| s.role).collect();
         assert_eq!(
             roles,
-            [SpeakerRole::Customer, SpeakerRole::Agent, SpeakerRole::Customer]
+            [
+                SpeakerRole::Customer,
+                SpeakerRole::Agent,
+                SpeakerRole::Customer
+            ]
         );
         let mut none = vec![seg("Speaker 1", "hi")];
         assert!(!roles_by_greeting(&mut none, &greeting));
