@@ -46,7 +46,14 @@ fn main() {
         print!("{}", der::to_rttm("hyp", &hypothesis));
     }
     let r = der::score(&reference, &hypothesis, collar);
-    let pct = |x: f64| 100.0 * x / r.total_s.max(1e-9);
+    // With no reference speech (e.g. an empty RTTM for a timing run) shares are meaningless.
+    let pct = |x: f64| {
+        if r.total_s > 0.0 {
+            100.0 * x / r.total_s
+        } else {
+            f64::NAN
+        }
+    };
     println!(
         "file={audio} speakers={} DER={:.2}% miss={:.2}% fa={:.2}% confusion={:.2}% scored_s={:.2} collar_s={collar}",
         diarization.speakers(),

@@ -188,26 +188,42 @@ pub fn initial_labels(x: &[f32], speech: &[usize], params: &DiarizeParams) -> Ve
         }
     }
 
-    // 3. Bound the agglomerative step's cost on long recordings.
-    while segments.len() > MAX_SEGMENTS {
-        let best = (0..segments.len() - 1)
-            .map(|i| {
-                let (l, r) = (&segments[i], &segments[i + 1]);
-                (
-                    i,
-                    delta_bic(
-                        &l.stats,
-                        l.log_det,
-                        &r.stats,
-                        r.log_det,
-                        params.change_lambda,
-                    ),
-                )
-            })
-            .min_by(|p, q| p.1.total_cmp(&q.1))
-            .map_or(0, |p| p.0);
-        let right = segments.remove(best + 1);
-        segments[best].absorb(&right);
+    // 3. Bound the agglomerative step's cost on long recordings: merge the most alike
+    //    adjacent pair until few enough remain. The pair scores are cached (`adjacent[i]`
+    //    scores segments i and i + 1), so each merge recomputes only its two neighbours.
+    let adjacent_bic = |l: &Segment, r: &Segment| {
+        delta_bic(
+            &l.stats,
+            l.log_det,
+            &r.stats,
+            r.log_det,
+            params.change_lambda,
+        )
+    };
+    if segments.len() > MAX_SEGMENTS {
+        let mut adjacent: Vec<f64> = segments
+            .windows(2)
+            .map(|w| adjacent_bic(&w[0], &w[1]))
+            .collect();
+        while segments.len() > MAX_SEGMENTS {
+            let Some(best) = adjacent
+                .iter()
+                .enumerate()
+                .min_by(|p, q| p.1.total_cmp(q.1))
+                .map(|p| p.0)
+            else {
+                break;
+            };
+            let right = segments.remove(best + 1);
+            segments[best].absorb(&right);
+            adjacent.remove(best);
+            if best > 0 {
+                adjacent[best - 1] = adjacent_bic(&segments[best - 1], &segments[best]);
+            }
+            if best + 1 < segments.len() {
+                adjacent[best] = adjacent_bic(&segments[best], &segments[best + 1]);
+            }
+        }
     }
 
     // 4. Agglomerative clustering with a BIC stop, within [min, max] speakers.
@@ -262,10 +278,10 @@ fn agglomerate(segments: &[Segment], params: &DiarizeParams) -> Vec<Vec<usize>> 
         .collect();
     while clusters.len() > min {
         let mut best = (f64::INFINITY, 0usize, 0usize);
-        for i in 0..clusters.len() {
-            for j in i + 1..clusters.len() {
-                if dist[i][j] < best.0 {
-                    best = (dist[i][j], i, j);
+        for (i, row) in dist.iter().enumerate() {
+            for (j, &d) in row.iter().enumerate().skip(i + 1) {
+                if d < best.0 {
+                    best = (d, i, j);
                 }
             }
         }

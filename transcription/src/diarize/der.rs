@@ -155,10 +155,11 @@ pub fn score(reference: &[LabelledSpan], hypothesis: &[LabelledSpan], collar_s: 
         let active = |spans: &[(f64, f64, usize)], n: usize| {
             let mut on = vec![false; n];
             for &(s, e, k) in spans {
-                if s <= mid && mid < e {
-                    if let Some(slot) = on.get_mut(k) {
-                        *slot = true;
-                    }
+                if s <= mid
+                    && mid < e
+                    && let Some(slot) = on.get_mut(k)
+                {
+                    *slot = true;
                 }
             }
             on.iter()

@@ -171,12 +171,13 @@ pub fn viterbi_relabel(x: &[f32], labels: &[usize], switch_penalty: f32) -> Vec<
             }
             continue;
         }
-        let (best_prev, best_score) = score
-            .iter()
-            .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |b, (j, &sc)| {
-                if sc > b.1 { (j, sc) } else { b }
-            });
+        let (best_prev, best_score) =
+            score
+                .iter()
+                .enumerate()
+                .fold((0usize, f32::NEG_INFINITY), |b, (j, &sc)| {
+                    if sc > b.1 { (j, sc) } else { b }
+                });
         for (j, (_, g)) in models.iter().enumerate() {
             let stay = score[j];
             let switch = best_score - switch_penalty;
