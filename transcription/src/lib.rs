@@ -3,12 +3,13 @@
 //!
 //! Data flow: `decode` (symphonia, streaming, channels kept apart) → `resample` to 16 kHz
 //! (dedicated FIR filters for 8 and 32–48 kHz, rubato for other rates) → `vad` per channel →
-//! `segment` (utterances cut at pauses) → `asr` per utterance (whisper) or `import` (a
+//! `segment` (utterances cut at pauses; on mono, `diarize` clusters the speakers) → `asr` per utterance (whisper) or `import` (a
 //! transcript that came with the recording) → merged, time-ordered [`Segment`]s. `pipeline`
 //! wires these for a whole file.
 
 pub mod asr;
 pub mod decode;
+pub mod diarize;
 pub mod downsample32;
 pub mod format;
 pub mod g711;

@@ -14,6 +14,8 @@
 use std::path::Path;
 
 use crate::decode::StreamDecoder;
+use crate::diarize::features::FeatureExtractor;
+use crate::diarize::{Diarization, DiarizeParams, diarize};
 use crate::resample::StreamResampler;
 use crate::segment::{FinishedUtterance, SegmentParams, Segmenter};
 use crate::types::*;
@@ -22,13 +24,30 @@ use crate::vad::{VadParams, VadStream};
 /// Decoded audio between two progress reports.
 const PROGRESS_EVERY_MS: u64 = 1_000;
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PipelineOptions {
     pub layout: ChannelLayout,
     /// Language hint for ASR (e.g. "en"); `None` lets the engine decide.
     pub language: Option<String>,
     pub vad: VadParams,
     pub segment: SegmentParams,
+    /// Speaker clustering of mono recordings (on by default): segments get "Speaker N" labels
+    /// and roles by the rule in the parameters. `None` keeps one `unknown` speaker. Stereo
+    /// layouts never use it (the channels are the speakers). Not applied to imported
+    /// transcripts, which name their own speakers.
+    pub diarize: Option<DiarizeParams>,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            layout: ChannelLayout::default(),
+            language: None,
+            vad: VadParams::default(),
+            segment: SegmentParams::default(),
+            diarize: Some(DiarizeParams::default()),
+        }
+    }
 }
 
 /// Maps VAD utterances onto a transcript that came with the recording (see `import::align`).
@@ -73,11 +92,13 @@ pub fn run_file(
     let mut utterances: Vec<Utterance> = Vec::new();
     let mut segments: Vec<Segment> = Vec::new();
     let mut done = 0usize;
+    let mut features = diarize_features(opts, transcript_aligner.is_none());
 
     let info = stream_utterances(
         path,
         opts,
         use_asr.is_some(),
+        features.as_mut(),
         progress,
         &mut |channel, utt, progress| {
             let utterance = speakers.utterance(channel, &utt);
@@ -116,6 +137,11 @@ pub fn run_file(
             (bare, AsrOutcome::Unavailable)
         }
     };
+    if let (Some(fx), Some(params)) = (features, opts.diarize.as_ref()) {
+        let spans: Vec<(u64, u64)> = utterances.iter().map(|u| (u.start_ms, u.end_ms)).collect();
+        let diarization = diarize(&fx.finish(), &spans, params);
+        segments = apply_diarization(segments, &diarization);
+    }
     segments.sort_by_key(|s| (s.start_ms, s.channel, s.end_ms));
     Ok(PipelineOutput {
         info,
@@ -133,12 +159,80 @@ pub fn run_file_utterances(
 ) -> Result<(AudioInfo, Vec<Utterance>)> {
     let speakers = Speakers::for_layout(opts.layout);
     let mut utterances = Vec::new();
-    let info = stream_utterances(path, opts, false, progress, &mut |channel, utt, _| {
+    let info = stream_utterances(path, opts, false, None, progress, &mut |channel, utt, _| {
         utterances.push(speakers.utterance(channel, &utt));
         Ok(())
     })?;
     sort_utterances(&mut utterances);
     Ok((info, utterances))
+}
+
+/// Decode, resample, VAD and diarize a mono file (a multi-channel file is down-mixed): the
+/// speaker turns on their own, for scoring (DER) and tools. Uses `opts.diarize`, or the
+/// default parameters when it is `None`.
+pub fn diarize_file(
+    path: &Path,
+    opts: &PipelineOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(AudioInfo, Diarization)> {
+    let mono = PipelineOptions {
+        layout: ChannelLayout::Mono,
+        diarize: Some(opts.diarize.clone().unwrap_or_default()),
+        ..opts.clone()
+    };
+    let mut spans = Vec::new();
+    let mut fx = FeatureExtractor::new();
+    let info = stream_utterances(
+        path,
+        &mono,
+        false,
+        Some(&mut fx),
+        progress,
+        &mut |_, utt, _| {
+            spans.push((utt.start_ms(), utt.end_ms()));
+            Ok(())
+        },
+    )?;
+    spans.sort_unstable();
+    let params = mono.diarize.unwrap_or_default();
+    Ok((info, diarize(&fx.finish(), &spans, &params)))
+}
+
+/// The feature stream for diarization, when this run will use it.
+fn diarize_features(opts: &PipelineOptions, no_import: bool) -> Option<FeatureExtractor> {
+    (opts.layout == ChannelLayout::Mono && opts.diarize.is_some() && no_import)
+        .then(FeatureExtractor::new)
+}
+
+/// Relabel mono segments with the diarized speakers: segments without words (no ASR) are cut
+/// where the speaker changes; transcribed ones go whole to the speaker with most of their time.
+fn apply_diarization(segments: Vec<Segment>, d: &Diarization) -> Vec<Segment> {
+    /// A speaker change inside an utterance makes a segment only if both sides have this much.
+    const MIN_PIECE_MS: u64 = 400;
+    let mut out = Vec::with_capacity(segments.len());
+    for seg in segments {
+        let pieces = if seg.text.as_deref().is_none_or(str::is_empty) && seg.words.is_empty() {
+            d.split(seg.start_ms, seg.end_ms, MIN_PIECE_MS)
+        } else {
+            d.speaker_at(seg.start_ms, seg.end_ms)
+                .map(|k| vec![(k, seg.start_ms, seg.end_ms)])
+                .unwrap_or_default()
+        };
+        if pieces.is_empty() {
+            out.push(seg);
+            continue;
+        }
+        for (k, start_ms, end_ms) in pieces {
+            out.push(Segment {
+                role: d.role(k),
+                speaker_label: Diarization::label(k),
+                start_ms,
+                end_ms,
+                ..seg.clone()
+            });
+        }
+    }
+    out
 }
 
 type UtteranceSink<'a> =
@@ -149,6 +243,7 @@ fn stream_utterances(
     path: &Path,
     opts: &PipelineOptions,
     keep_audio: bool,
+    mut features: Option<&mut FeatureExtractor>,
     progress: &mut dyn FnMut(Progress),
     sink: &mut UtteranceSink<'_>,
 ) -> Result<AudioInfo> {
@@ -194,6 +289,7 @@ fn stream_utterances(
             r.clear();
         }
         resampler.push(input, &mut resampled)?;
+        feed_features(&mut features, &resampled);
         feed_channels(&mut vads, &mut segmenters, &resampled, &mut finished);
         deliver(&mut finished, sink, progress)?;
 
@@ -209,6 +305,7 @@ fn stream_utterances(
         r.clear();
     }
     resampler.finish(&mut resampled)?;
+    feed_features(&mut features, &resampled);
     feed_channels(&mut vads, &mut segmenters, &resampled, &mut finished);
     for (ch, (vad, seg)) in vads.iter_mut().zip(segmenters.iter_mut()).enumerate() {
         let mut closed = Vec::new();
@@ -234,6 +331,13 @@ fn stream_utterances(
 }
 
 type Finished = (u16, FinishedUtterance);
+
+/// Diarization features are taken from the one mono track.
+fn feed_features(features: &mut Option<&mut FeatureExtractor>, audio: &[Vec<f32>]) {
+    if let (Some(fx), [mono]) = (features.as_deref_mut(), audio) {
+        fx.push(mono);
+    }
+}
 
 fn feed_channels(
     vads: &mut [VadStream],

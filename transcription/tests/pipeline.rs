@@ -141,17 +141,15 @@ fn without_asr_segments_carry_talk_time_only() {
 }
 
 #[test]
-fn mono_layout_gives_one_unknown_speaker() {
+fn mono_layout_without_diarization_gives_one_unknown_speaker() {
     let call = scripted_call();
     // The stereo master down-mixed by the mono layout: turns alternate, so they separate.
-    let out = run_file(
-        &call.master,
-        &PipelineOptions::default(),
-        None,
-        None,
-        &mut |_| {},
-    )
-    .expect("pipeline");
+    // Speaker clustering (on by default, tested in tests/diarize.rs) is switched off here.
+    let opts = PipelineOptions {
+        diarize: None,
+        ..Default::default()
+    };
+    let out = run_file(&call.master, &opts, None, None, &mut |_| {}).expect("pipeline");
     assert_eq!(out.info.channels, 2);
     assert!(!out.segments.is_empty());
     assert!(out.segments.iter().all(|s| s.channel == 0
