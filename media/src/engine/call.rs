@@ -28,6 +28,7 @@ use crate::rtp::{RtpBuilder, RtpPacket};
 use super::audio::{CallAudio, Recording};
 use super::disk::DiskWriter;
 use super::generate::{GenPacket, Generator, SentDigit};
+use super::grid;
 use super::leg::{Leg, SourceVerdict};
 use super::ports::LegSockets;
 use super::recv_batch::{DATAGRAM, ReadOutcome, RecvBatch};
@@ -42,7 +43,7 @@ use super::webrtc::{SessionNews, WebRtcSession};
 /// Housekeeping period: how often recorded audio moves to the disk thread and the taps.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 /// Transcoding playout cadence.
-const PACING: Duration = Duration::from_millis(20);
+const PACING: Duration = grid::GRID;
 /// Source id of what the generator sends (digits, tones, silence), as the outbound mapper
 /// sees it: distinct from relayed and transcoded sources, so every switch is a new run.
 const GENERATED_SSRC: u32 = 0x7c0d_9e00;
@@ -68,6 +69,10 @@ pub enum Control {
     /// Telephone-event codes (already validated) to play to the leg.
     SendDtmf(LegSide, Vec<u8>),
     PlayTone(LegSide, Option<Tone>),
+}
+
+fn to_tokio(at: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(at)
 }
 
 /// Which socket a datagram came in on.
@@ -216,9 +221,12 @@ impl CallTask {
         let mut sockets: [Option<LegSockets>; 2] = [None, None];
         let mut batch = RecvBatch::default();
         let mut start = 0usize;
-        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
-        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut pacing = tokio::time::interval(PACING);
+        // Both periodic timers tick on the process-wide grid (see `grid`), so every call's
+        // ticks share the runtime's wake-ups.
+        let mut housekeeping = tokio::time::interval_at(to_tokio(grid::after(now)), HOUSEKEEPING);
+        // Skip (not Delay) keeps a late tick's successors on the grid.
+        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut pacing = tokio::time::interval_at(to_tokio(grid::after(now)), PACING);
         pacing.set_missed_tick_behavior(MissedTickBehavior::Burst);
 
         // str0m's timers (ICE, DTLS, RTCP) for the call's WebRTC legs, reset as they move.
@@ -231,17 +239,18 @@ impl CallTask {
             let transcoding = state.transcoders.iter().any(Option::is_some);
             let pacing_on = transcoding || state.generating();
             if pacing_on && !was_pacing {
-                // Start the 20 ms cadence now rather than bursting the ticks missed while off.
-                pacing.reset();
+                // Start the 20 ms cadence at the next grid point rather than bursting the
+                // ticks missed while off.
+                pacing.reset_at(to_tokio(grid::after(Instant::now())));
             }
             was_pacing = pacing_on;
             let deadline = state.webrtc_deadline();
             if deadline != webrtc_deadline {
                 webrtc_deadline = deadline;
                 if let Some(at) = deadline {
-                    webrtc_timer
-                        .as_mut()
-                        .reset(tokio::time::Instant::from_std(at));
+                    // str0m's deadlines (ICE checks, DTLS retransmits, RTCP) tolerate the
+                    // few milliseconds it takes to reach the next grid point.
+                    webrtc_timer.as_mut().reset(to_tokio(grid::at_or_after(at)));
                 }
             }
             tokio::select! {

@@ -35,6 +35,7 @@
 //! - `types`: the public vocabulary (config, leg parameters, events, reports).
 //! - `ports`: RTP/RTCP port pairs from the configured range.
 //! - `call`: the per-call task (sockets + control channel + timers in one select).
+//! - `grid`: the process-wide 20 ms grid every call's timers tick on.
 //! - `leg`: per-leg state (latching, stats, outbound stream, DTMF).
 //! - `rewrite`: the continuous outbound stream (SSRC/sequence/timestamp rewriting).
 //! - `transcode`: jitter buffer → decode → resample → encode for one direction.
@@ -52,6 +53,7 @@ mod audio;
 mod call;
 mod disk;
 mod generate;
+mod grid;
 mod leg;
 mod ports;
 mod recv_batch;
