@@ -2,6 +2,8 @@
 //! forget the scoping (ARCHITECTURE: "Every query is scoped by organization at the store
 //! layer"). Runtime queries only (no compile-time macros needing a live database).
 
+pub mod analysis_config;
+pub mod call_analyses;
 pub mod calls;
 pub mod contacts;
 pub mod db;
