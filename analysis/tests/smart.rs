@@ -348,14 +348,23 @@ fn segmentation_joins_short_sentences_and_windows_long_ones() {
     );
     let words: Vec<String> = (0..50).map(|i| format!("w{i}")).collect();
     let pieces = segment_turn(&words.join(" "));
-    assert_eq!(pieces.len(), 4, "{pieces:?}");
+    assert_eq!(pieces.len(), 6, "{pieces:?}");
     assert!(
         pieces
             .iter()
             .all(|p| p.split_whitespace().count() <= WINDOW_WORDS)
     );
     assert!(pieces[0].starts_with("w0 "));
-    assert!(pieces[3].ends_with(" w49"));
+    assert!(pieces[5].ends_with(" w49"));
+    assert!(pieces[4].starts_with("w32 "));
+    let clauses = segment_turn(
+        "we moved offices in March and the building has a new network, and honestly after \
+         all of this I just want to leave you, and there is the old router in a box",
+    );
+    assert!(
+        clauses.contains(&"and honestly after all of this I just want to leave you".to_string()),
+        "{clauses:?}"
+    );
     assert_eq!(
         segment_turn("مرحبا، أريد إلغاء اشتراكي؟ شكرا لك جزيلا"),
         vec![
