@@ -8,12 +8,14 @@
 
 pub mod discovery;
 pub mod minilm;
+pub mod onnx_sentiment;
 pub mod wordpiece;
 
 use std::path::PathBuf;
 
 pub use discovery::{locate_minilm_dir, locate_onnxruntime};
 pub use minilm::MiniLmEncoder;
+pub use onnx_sentiment::{LabelOrder, OnnxSentimentClassifier};
 pub use wordpiece::WordPieceTokenizer;
 
 #[derive(Debug, thiserror::Error)]
