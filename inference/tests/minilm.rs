@@ -359,4 +359,16 @@ fn a_missing_or_corrupt_model_is_a_clear_error() {
     std::fs::write(corrupt.path().join("config.json"), b"{\"hidden_size\": 3}").unwrap();
     let err = MiniLmEncoder::load(corrupt.path()).unwrap_err().to_string();
     assert!(err.contains("bad model configuration"), "{err}");
+
+    // Without vocab.txt the vocabulary comes from tokenizer.json, to the same vectors.
+    let no_vocab = tempfile::tempdir().unwrap();
+    for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::os::unix::fs::symlink(dir.join(file), no_vocab.path().join(file)).unwrap();
+    }
+    let from_json = MiniLmEncoder::load(no_vocab.path()).unwrap();
+    let from_vocab = MiniLmEncoder::load(&dir).unwrap();
+    let text = ["Café déjà-vu: please close my account!"];
+    let a = from_json.embed_texts(&text).unwrap();
+    let b = from_vocab.embed_texts(&text).unwrap();
+    assert!(cosine(&a[0], &b[0]) > 0.99999);
 }
