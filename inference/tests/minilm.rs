@@ -372,3 +372,69 @@ fn a_missing_or_corrupt_model_is_a_clear_error() {
     let b = from_vocab.embed_texts(&text).unwrap();
     assert!(cosine(&a[0], &b[0]) > 0.99999);
 }
+
+/// Precision and recall of smart trackers at the default threshold on a written set of
+/// call-centre sentences (`tests/data/smart_calibration.json`): paraphrases of five
+/// trackers' examples that share few words with them, and 30 ordinary call sentences.
+/// Every sentence is a turn; a hit of the wrong tracker counts as a false positive.
+#[test]
+fn calibration_set_precision_and_recall_at_the_default_threshold() {
+    let Some(dir) = model_dir() else { return };
+    let encoder = MiniLmEncoder::load(&dir).unwrap();
+    let set: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/smart_calibration.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let trackers: Vec<SmartTracker> = set["trackers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, examples)| {
+            let examples: Vec<&str> = examples
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap())
+                .collect();
+            tracker(id, "custom", &examples)
+        })
+        .collect();
+    let mut turns = Vec::new();
+    let mut expected = Vec::new();
+    for pair in set["positives"].as_array().unwrap() {
+        expected.push(Some(pair[0].as_str().unwrap().to_string()));
+        turns.push(turn(turns.len(), Role::Customer, pair[1].as_str().unwrap()));
+    }
+    for text in set["negatives"].as_array().unwrap() {
+        expected.push(None);
+        turns.push(turn(turns.len(), Role::Customer, text.as_str().unwrap()));
+    }
+    let positives = expected.iter().filter(|e| e.is_some()).count();
+    let hits = find_smart_hits(&turns, &trackers, &encoder).unwrap();
+    let true_hits = hits
+        .iter()
+        .filter(|h| expected[h.turn].as_deref() == Some(h.tracker_id.as_str()))
+        .count();
+    for hit in hits
+        .iter()
+        .filter(|h| expected[h.turn].as_deref() != Some(h.tracker_id.as_str()))
+    {
+        eprintln!(
+            "false positive: {} on {:?} ({:.3})",
+            hit.tracker_id, turns[hit.turn].text, hit.similarity
+        );
+    }
+    let precision = true_hits as f32 / hits.len().max(1) as f32;
+    let recall = true_hits as f32 / positives as f32;
+    eprintln!(
+        "threshold {}: {true_hits}/{positives} paraphrases found, {} false positives over {} sentences: precision {precision:.2}, recall {recall:.2}",
+        callscope_analysis::smart::DEFAULT_SMART_THRESHOLD,
+        hits.len() - true_hits,
+        turns.len()
+    );
+    assert!(precision >= 0.9, "{precision}");
+    assert!(recall >= 0.75, "{recall}");
+}
