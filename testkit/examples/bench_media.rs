@@ -285,10 +285,11 @@ fn run() -> Res<()> {
             .map(|(name, p)| format!("{name} {p:.1}"))
             .collect();
         r.push_str(&format!(
-            "- {} calls: user {:.1} / system {:.1}; {}\n",
+            "- {} calls: user {:.1} / system {:.1}; {:.0} thread wake-ups/s; {}\n",
             s.n,
             s.window.user_sys_pct.0,
             s.window.user_sys_pct.1,
+            s.window.schedules_per_s,
             top.join(", ")
         ));
     }

@@ -534,9 +534,10 @@ fn report(
                 .map(|(name, p)| format!("{name} {p:.1}"))
                 .collect();
             format!(
-                "- {n} {kind}: user {:.1} / system {:.1}; {}\n",
+                "- {n} {kind}: user {:.1} / system {:.1}; {:.0} thread wake-ups/s; {}\n",
                 f.user_sys_pct.0,
                 f.user_sys_pct.1,
+                f.schedules_per_s,
                 top.join(", ")
             )
         };

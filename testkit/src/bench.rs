@@ -75,6 +75,26 @@ pub fn threads_cpu_ns(pid: u32) -> BTreeMap<String, u64> {
     out
 }
 
+/// How many times the threads of process `pid` were scheduled onto a CPU (schedstat's third
+/// field, summed): each wake-up of a sleeping thread is one. A count, so it does not depend on
+/// how busy the rest of the machine is, unlike CPU time.
+pub fn schedules_of(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .nth(2)?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// (user, system) CPU seconds of a process, from /proc/PID/stat (fields 14 and 15).
 pub fn user_sys_of(pid: u32) -> (f64, f64) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -158,6 +178,7 @@ pub struct Window {
     cpu0: Duration,
     user_sys0: (f64, f64),
     threads0: BTreeMap<String, u64>,
+    schedules0: u64,
     peers0: Vec<Duration>,
 }
 
@@ -173,6 +194,8 @@ pub struct WindowFigures {
     pub peers_pct: Vec<f64>,
     pub rss_bytes: u64,
     pub socket_drops: u64,
+    /// callscope's threads scheduled onto a CPU per second (wake-ups; see [`schedules_of`]).
+    pub schedules_per_s: f64,
 }
 
 impl Window {
@@ -185,6 +208,7 @@ impl Window {
             cpu0: cpu_time_of(callscope)?,
             user_sys0: user_sys_of(callscope),
             threads0: threads_cpu_ns(callscope),
+            schedules0: schedules_of(callscope),
             peers0: peers
                 .iter()
                 .map(|&p| cpu_time_of(p))
@@ -197,6 +221,7 @@ impl Window {
         let cpu1 = cpu_time_of(self.callscope)?;
         let us1 = user_sys_of(self.callscope);
         let threads1 = threads_cpu_ns(self.callscope);
+        let schedules1 = schedules_of(self.callscope);
         let pct = |d: Duration| d.as_secs_f64() / wall * 100.0;
         let mut peers_pct = Vec::with_capacity(self.peers.len());
         for (&p, &before) in self.peers.iter().zip(&self.peers0) {
@@ -225,6 +250,7 @@ impl Window {
             peers_pct,
             rss_bytes: rss_bytes_of(self.callscope)?,
             socket_drops: socket_drops_of(self.callscope),
+            schedules_per_s: schedules1.saturating_sub(self.schedules0) as f64 / wall,
         })
     }
 }
