@@ -5,6 +5,7 @@
 //!
 //! Each module has one job; `types` holds what they share.
 
+pub mod sentiment;
 pub mod stats;
 pub mod types;
 
