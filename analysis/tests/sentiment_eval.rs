@@ -28,6 +28,17 @@ fn embedded_analyser_reaches_its_measured_floor_on_both_halves() {
     );
 }
 
+/// The held-out set was written after the lexicon was frozen and is never tuned on: the
+/// honest figure (measured 0.747 accuracy, 0.733 macro-F1 on 75 utterances).
+#[test]
+fn embedded_analyser_on_the_held_out_set() {
+    let heldout = parse_labelled(include_str!("../data/sentiment-heldout.tsv")).expect("parses");
+    assert_eq!(heldout.len(), 75);
+    let r = evaluate(&LexiconAnalyser::embedded(), &heldout).expect("evaluates");
+    println!("held-out: acc {:.3} F1 {:.3}", r.accuracy, r.macro_f1);
+    assert!(r.accuracy >= 0.70 && r.macro_f1 >= 0.68, "{r:?}");
+}
+
 fn fixtures() -> PathBuf {
     std::env::var_os("CALLSCOPE_FIXTURES")
         .map(PathBuf::from)
