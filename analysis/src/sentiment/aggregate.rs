@@ -124,7 +124,7 @@ fn sanitise(score: f32) -> f32 {
 /// Aggregates per-turn scores (sorted here by start time) over a call of `duration_ms`.
 pub fn aggregate(analyser: &str, mut turns: Vec<TurnSentiment>, duration_ms: u64) -> CallSentiment {
     turns.sort_by_key(|t| (t.start_ms, t.turn));
-    let whole = |t: &TurnSentiment| (t.end_ms - t.start_ms).max(1);
+    let whole = |t: &TurnSentiment| t.end_ms.saturating_sub(t.start_ms).max(1);
     let roles = roles_present(&turns);
     let per_role = roles
         .iter()
@@ -262,7 +262,7 @@ fn trend(turns: &[&TurnSentiment]) -> Option<SentimentTrend> {
                 (
                     t.sentiment.score,
                     t.sentiment.label,
-                    (t.end_ms - t.start_ms).max(1),
+                    t.end_ms.saturating_sub(t.start_ms).max(1),
                 )
             })
             .collect();

@@ -385,3 +385,58 @@ fn another_analyser_plugs_in_and_its_output_is_checked() {
         })
     ));
 }
+
+#[test]
+fn aggregate_accepts_scores_from_elsewhere_even_with_bad_timings() {
+    let turns = vec![
+        TurnSentiment {
+            turn: 1,
+            role: Role::Customer,
+            start_ms: 5_000,
+            end_ms: 1_000, // reversed: weighs as 1 ms, no panic
+            sentiment: crate::types::SentimentScore {
+                score: -0.8,
+                label: SentimentLabel::Negative,
+            },
+        },
+        TurnSentiment {
+            turn: 0,
+            role: Role::Agent,
+            start_ms: 0,
+            end_ms: 4_000,
+            sentiment: crate::types::SentimentScore {
+                score: 0.5,
+                label: SentimentLabel::Positive,
+            },
+        },
+    ];
+    let call = aggregate("external", turns, 8_000);
+    assert_eq!(call.turns[0].turn, 0, "sorted by start");
+    let overall = call.overall.expect("overall");
+    let expected = (0.5 * 4_000.0 - 0.8) / 4_001.0;
+    assert!((overall.score - expected).abs() < 1e-6);
+    assert_eq!(call.timeline.len(), 4);
+}
+
+#[test]
+fn pseudo_random_text_never_panics_and_stays_in_range() {
+    // A fixed linear congruential sequence: reproducible "random" input without a dependency.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let alphabet: Vec<char> = "abc NOT n't 's ! ? . , but very not no ﻻ é\u{0} '\u{2019}"
+        .chars()
+        .collect();
+    let analyser = LexiconAnalyser::embedded();
+    for _ in 0..500 {
+        let len = (state % 80) as usize;
+        let text: String = (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                alphabet[(state >> 33) as usize % alphabet.len()]
+            })
+            .collect();
+        let s = analyser.score_text(&text);
+        assert!((-1.0..=1.0).contains(&s.score), "{text:?}: {}", s.score);
+    }
+}

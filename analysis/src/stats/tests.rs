@@ -477,3 +477,41 @@ fn stats_serialise_to_json() {
     let back: InteractionStats = serde_json::from_value(json).expect("deserialise");
     assert_eq!(back, s);
 }
+
+#[test]
+fn pseudo_random_turns_never_panic_and_keep_invariants() {
+    let mut state: u64 = 42;
+    let mut next = |m: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % m
+    };
+    for _ in 0..200 {
+        let n = next(12) as usize;
+        let turns: Vec<Turn> = (0..n)
+            .map(|i| {
+                let role = [Role::Agent, Role::Customer, Role::Unknown][next(3) as usize];
+                let start = next(60_000);
+                let end = start + next(15_000);
+                turn(
+                    i,
+                    role,
+                    start,
+                    end,
+                    ["", "what now", "ok. fine?", "hello there"][next(4) as usize],
+                )
+            })
+            .collect();
+        let s = compute_stats(&turns, Some(next(90_000)), &StatsConfig::default());
+        assert!(s.talk_ms + s.non_talk_total_ms <= s.call_duration_ms);
+        assert!(s.overlap_ms <= s.talk_ms);
+        for r in &s.per_role {
+            assert!(r.talk_ms <= s.talk_ms);
+            assert!((0.0..=1.0).contains(&r.talk_share), "{r:?}");
+        }
+        for i in &s.interruptions {
+            assert!(i.end_ms - i.start_ms >= 300);
+        }
+    }
+}
