@@ -7,6 +7,12 @@
 //!   (the sentiment timeline), per call, and the customer's trend; [`aggregate`] does the
 //!   aggregation alone for scores computed elsewhere.
 //! - [`eval`]: accuracy, macro-F1 and confusion matrix on a labelled set.
+//!
+//! Measured with `cargo run -p callscope-analysis --example sentiment_eval` (embedded
+//! lexicon): dev half 0.951 accuracy / 0.843 macro-F1, test half 0.979 / 0.984,
+//! held-out set 0.747 / 0.733. The dev and test halves were both written before the lexicon
+//! by its author, so they are optimistic; the held-out set (data/sentiment-heldout.tsv) was
+//! written after the lexicon was frozen and never tuned on: it is the honest figure.
 
 mod aggregate;
 mod analyser;
