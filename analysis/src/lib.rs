@@ -5,7 +5,9 @@
 //!
 //! Each module has one job; `types` holds what they share.
 
+pub mod sentiment;
 pub mod smart;
+pub mod stats;
 pub mod types;
 
 pub use types::*;
