@@ -387,3 +387,23 @@ mod tests {
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6 && p[2] > p[1]);
     }
 }
+
+/// The ONNX classifier replaces the lexicon wherever the analysis takes a
+/// [`SentimentAnalyser`] (an organization that configured a model).
+impl callscope_analysis::sentiment::SentimentAnalyser for OnnxSentimentClassifier {
+    fn name(&self) -> &str {
+        "onnx"
+    }
+
+    fn analyse(
+        &self,
+        text: &str,
+    ) -> Result<callscope_analysis::SentimentScore, callscope_analysis::sentiment::SentimentError>
+    {
+        self.score(text)
+            .map_err(|e| callscope_analysis::sentiment::SentimentError::Backend {
+                analyser: "onnx".into(),
+                reason: e.to_string(),
+            })
+    }
+}

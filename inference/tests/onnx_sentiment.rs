@@ -157,6 +157,28 @@ fn classifies_text_through_onnx_runtime_like_python_does() {
     let positive = classifier.score(texts[0]).unwrap().score;
     let negative = classifier.score(texts[1]).unwrap().score;
     assert!(positive > 0.9 && negative < -0.9, "{positive} {negative}");
+    // The same classifier through the analysis crate's analyser trait: what a call's analysis
+    // uses when the organization configured this model instead of the lexicon.
+    let as_analyser: &dyn callscope_analysis::sentiment::SentimentAnalyser = &classifier;
+    let through_trait = callscope_analysis::sentiment::analyse_call(
+        as_analyser,
+        &[callscope_analysis::Turn {
+            index: 0,
+            role: callscope_analysis::Role::Customer,
+            speaker: "Customer".into(),
+            start_ms: 0,
+            end_ms: 2_000,
+            text: texts[1].to_string(),
+            words: Vec::new(),
+        }],
+        Some(2_000),
+    )
+    .unwrap();
+    assert_eq!(through_trait.analyser, "onnx");
+    assert_eq!(
+        through_trait.turns[0].sentiment.label,
+        SentimentLabel::Negative
+    );
     // Empty and hostile text still gives a score, not a panic.
     for text in [
         "",
