@@ -5,6 +5,7 @@
 //!
 //! Each module has one job; `types` holds what they share.
 
+pub mod report;
 pub mod sentiment;
 pub mod smart;
 pub mod stats;
