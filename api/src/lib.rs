@@ -3,6 +3,7 @@
 //! `callscope-transcription` library to the outside world.
 
 pub mod agent;
+pub mod analysis;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -328,6 +328,26 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
     exp.into_iter().map(|e| e / sum).collect()
 }
 
+/// The ONNX classifier replaces the lexicon wherever the analysis takes a
+/// [`SentimentAnalyser`] (an organization that configured a model).
+impl callscope_analysis::sentiment::SentimentAnalyser for OnnxSentimentClassifier {
+    fn name(&self) -> &str {
+        "onnx"
+    }
+
+    fn analyse(
+        &self,
+        text: &str,
+    ) -> Result<callscope_analysis::SentimentScore, callscope_analysis::sentiment::SentimentError>
+    {
+        self.score(text)
+            .map_err(|e| callscope_analysis::sentiment::SentimentError::Backend {
+                analyser: "onnx".into(),
+                reason: e.to_string(),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,25 +405,5 @@ mod tests {
         assert!((two.score + 0.8).abs() < 1e-6);
         let p = softmax(&[1.0, 2.0, 3.0]);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6 && p[2] > p[1]);
-    }
-}
-
-/// The ONNX classifier replaces the lexicon wherever the analysis takes a
-/// [`SentimentAnalyser`] (an organization that configured a model).
-impl callscope_analysis::sentiment::SentimentAnalyser for OnnxSentimentClassifier {
-    fn name(&self) -> &str {
-        "onnx"
-    }
-
-    fn analyse(
-        &self,
-        text: &str,
-    ) -> Result<callscope_analysis::SentimentScore, callscope_analysis::sentiment::SentimentError>
-    {
-        self.score(text)
-            .map_err(|e| callscope_analysis::sentiment::SentimentError::Backend {
-                analyser: "onnx".into(),
-                reason: e.to_string(),
-            })
     }
 }

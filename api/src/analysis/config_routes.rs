@@ -15,9 +15,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
 use crate::ids::ms_to_rfc3339;
 use crate::sip::http::json_body;
-use crate::store::analysis_config::{self as store, ConfigFields, ConfigKind, ConfigRow};
+use crate::store::analysis_config::{self as store, ConfigFields, ConfigRow};
 
-use super::definitions::{Configured, RuleDefinition, TemplateDefinition, TrackerDefinition};
+use super::definitions::{Configured, TrackerDefinition};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,26 +30,6 @@ pub fn routes() -> Router<AppState> {
             get(show::<TrackerDefinition>)
                 .put(replace::<TrackerDefinition>)
                 .delete(remove::<TrackerDefinition>),
-        )
-        .route(
-            "/rules",
-            get(list::<RuleDefinition>).post(create::<RuleDefinition>),
-        )
-        .route(
-            "/rules/{id}",
-            get(show::<RuleDefinition>)
-                .put(replace::<RuleDefinition>)
-                .delete(remove::<RuleDefinition>),
-        )
-        .route(
-            "/scorecard-templates",
-            get(list::<TemplateDefinition>).post(create::<TemplateDefinition>),
-        )
-        .route(
-            "/scorecard-templates/{id}",
-            get(show::<TemplateDefinition>)
-                .put(replace::<TemplateDefinition>)
-                .delete(remove::<TemplateDefinition>),
         )
 }
 
@@ -79,10 +59,7 @@ fn parse<T: Configured>(mut body: Value, id: &str) -> ApiResult<(T, String)> {
     Ok((parsed, stored))
 }
 
-async fn list<T: Configured>(
-    State(state): State<AppState>,
-    org: OrgCtx,
-) -> ApiResult<Json<Value>> {
+async fn list<T: Configured>(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     let rows = store::list(&state.pool, T::KIND, &org.org_id, false).await?;
     let items = rows.iter().map(view).collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(json!({ "items": items })))
@@ -191,4 +168,3 @@ pub async fn load_active<T: Configured>(
         })
         .collect())
 }
-

@@ -48,7 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/contacts/{id}/timeline", get(contacts::get_timeline))
         .merge(crate::sip::http::routes())
         .merge(crate::sip::recording_settings::routes())
-        .merge(crate::agent::http::routes());
+        .merge(crate::agent::http::routes())
+        .merge(crate::analysis::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))

@@ -44,6 +44,8 @@ pub struct Inner {
     pub presence: crate::agent::presence::PresenceBoard,
     /// The calls each agent's softphone shows.
     pub agent_calls: crate::agent::calls::AgentCalls,
+    /// The models call analysis may use (loaded on first use).
+    pub analysis_models: crate::analysis::models::AnalysisModels,
 }
 
 #[derive(Clone)]
@@ -69,6 +71,7 @@ impl AppState {
         std::fs::create_dir_all(&dir)?;
         let recordings_dir = std::fs::canonicalize(&dir)?;
         std::fs::create_dir_all(recordings_dir.join(".incoming"))?;
+        let analysis_models = crate::analysis::models::AnalysisModels::new(config.analysis.clone());
         Ok(AppState(Arc::new(Inner {
             pool,
             config,
@@ -80,6 +83,7 @@ impl AppState {
             agents: crate::agent::hub::AgentHub::default(),
             presence: crate::agent::presence::PresenceBoard::default(),
             agent_calls: crate::agent::calls::AgentCalls::default(),
+            analysis_models,
         })))
     }
 

@@ -100,6 +100,9 @@ async fn run_one(state: &AppState, worker: &str, job: Job, lease_ms: i64) {
     let outcome = match job.kind.as_str() {
         jobs::KIND_PROCESS_CALL => process_call::run(state, &job).await,
         jobs::KIND_FETCH_RECORDING => fetch_recording::run(state, &job).await,
+        crate::analysis::run::KIND_ANALYZE_CALL => {
+            crate::analysis::run::run_reanalysis(state, &job).await
+        }
         other => Err(JobError::Permanent(format!("unknown job kind {other:?}"))),
     };
     heartbeat.abort();

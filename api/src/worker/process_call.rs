@@ -119,11 +119,18 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     };
     metrics::histogram!(PROCESSING_SECONDS).record(started.elapsed().as_secs_f64());
 
-    // Analysis (sentiment, trackers, stats) plugs in here when the analysis crate lands.
     calls::set_status(&state.pool, org_id, &call.id, CallStatus::Analyzing).await?;
+    let analysis = crate::analysis::run::analyze(
+        state,
+        org_id,
+        crate::analysis::run::turns_from_segments(&output.segments),
+        Some(output.info.duration_ms),
+    )
+    .await?;
 
     let mut tx = state.pool.begin().await?;
     store_outcome(&mut tx, state, org_id, &call, &output).await?;
+    crate::analysis::run::store(&mut tx, org_id, &call.id, &analysis).await?;
     jobs::complete(&mut *tx, org_id, &job.id).await?;
     tx.commit().await?;
     tracing::info!(call_id = %call.id, org_id, segments = output.segments.len(),

@@ -1,0 +1,143 @@
+//! The analysis of calls over HTTP: read it, have it redone (one call or a date range), and
+//! the organization's analysis settings.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::run;
+use super::settings::OrgAnalysisSettings;
+use crate::auth::OrgCtx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::state::AppState;
+use crate::ids::ms_to_rfc3339;
+use crate::sip::http::json_body;
+use crate::store::{call_analyses, calls};
+
+/// Most calls one date-range re-analysis may queue.
+const MAX_RANGE_CALLS: i64 = 10_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/calls/{id}/analysis", get(get_analysis))
+        .route("/calls/{id}/reanalyze", post(reanalyze_call))
+        .route("/calls/reanalyze", post(reanalyze_range))
+        .route("/settings/analysis", get(get_settings).put(put_settings))
+}
+
+async fn get_analysis(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if calls::get_call(&state.pool, &org.org_id, &id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("call"));
+    }
+    let stored = call_analyses::get(&state.pool, &org.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("analysis").with_code("not_analysed"))?;
+    let mut result: Value = serde_json::from_str(&stored.result).map_err(ApiError::internal)?;
+    if let Some(obj) = result.as_object_mut() {
+        obj.insert("call_id".into(), json!(id));
+        obj.insert(
+            "analysed_at".into(),
+            json!(ms_to_rfc3339(stored.analysed_at)),
+        );
+    }
+    Ok(Json(result))
+}
+
+async fn reanalyze_call(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if calls::get_call(&state.pool, &org.org_id, &id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("call"));
+    }
+    let job_id = run::enqueue_reanalysis(&state.pool, &org.org_id, &id).await?;
+    state.jobs_ready.notify_waiters();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "call_id": id, "job_id": job_id, "status": "queued" })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeBody {
+    /// RFC 3339; calls that started at or after this.
+    from: chrono::DateTime<chrono::Utc>,
+    /// RFC 3339; calls that started before this.
+    to: chrono::DateTime<chrono::Utc>,
+}
+
+async fn reanalyze_range(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    body: Result<Json<RangeBody>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body = json_body(body)?;
+    let (from, to) = (body.from.timestamp_millis(), body.to.timestamp_millis());
+    if to <= from {
+        return Err(ApiError::validation("`to` must be after `from`"));
+    }
+    // Calls with a transcript (their analysis can be redone), oldest first.
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT c.id FROM calls c WHERE c.org_id = $1 \
+         AND COALESCE(c.started_at, c.created_at) >= $2 \
+         AND COALESCE(c.started_at, c.created_at) < $3 \
+         AND EXISTS (SELECT 1 FROM transcript_segments s WHERE s.org_id = c.org_id AND s.call_id = c.id) \
+         ORDER BY COALESCE(c.started_at, c.created_at), c.id LIMIT $4",
+    )
+    .bind(&org.org_id)
+    .bind(from)
+    .bind(to)
+    .bind(MAX_RANGE_CALLS + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    if ids.len() as i64 > MAX_RANGE_CALLS {
+        return Err(ApiError::validation(format!(
+            "more than {MAX_RANGE_CALLS} calls in the range; narrow it"
+        )));
+    }
+    for id in &ids {
+        run::enqueue_reanalysis(&state.pool, &org.org_id, id).await?;
+    }
+    state.jobs_ready.notify_waiters();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "queued": ids.len(), "call_ids": ids })),
+    ))
+}
+
+async fn get_settings(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    let settings = run::org_settings(&state.pool, &org.org_id).await?;
+    Ok(Json(
+        serde_json::to_value(settings).map_err(ApiError::internal)?,
+    ))
+}
+
+async fn put_settings(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    body: Result<Json<OrgAnalysisSettings>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let settings = json_body(body)?;
+    settings.check().map_err(ApiError::validation)?;
+    let text = serde_json::to_string(&settings).map_err(ApiError::internal)?;
+    call_analyses::put_settings(&state.pool, &org.org_id, &text).await?;
+    Ok(Json(
+        serde_json::to_value(settings).map_err(ApiError::internal)?,
+    ))
+}

@@ -1,0 +1,187 @@
+//! Running the analysis for a call: the organization's configuration from the store, the
+//! turns from the transcript, the analysers on a blocking thread, the result stored. Used by
+//! the post-call job (right after transcription, in its transaction) and by re-analysis jobs.
+
+use callscope_analysis::report::{self, Analysers, AnalysisConfig, CallAnalysis, CallInput};
+use callscope_analysis::smart::SentenceEncoder;
+use callscope_analysis::{Role, TimedWord, Turn};
+use callscope_transcription::{Segment, SpeakerRole};
+use serde_json::json;
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::config_routes::load_active;
+use super::definitions::TrackerDefinition;
+use super::settings::{OrgAnalysisSettings, SentimentChoice};
+use crate::http::state::AppState;
+use crate::store::{call_analyses, jobs, recordings, segments};
+use crate::worker::JobError;
+
+/// The job that re-analyses one stored call.
+pub const KIND_ANALYZE_CALL: &str = "analyze_call";
+
+/// The transcript as the analysers see it: time order, `index` = position.
+pub fn turns_from_segments(segments: &[Segment]) -> Vec<Turn> {
+    let mut ordered: Vec<&Segment> = segments.iter().collect();
+    ordered.sort_by_key(|s| (s.start_ms, s.end_ms));
+    ordered
+        .into_iter()
+        .enumerate()
+        .map(|(index, s)| Turn {
+            index,
+            role: match s.role {
+                SpeakerRole::Agent => Role::Agent,
+                SpeakerRole::Customer => Role::Customer,
+                SpeakerRole::Unknown => Role::Unknown,
+            },
+            speaker: s.speaker_label.clone(),
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            text: s.text.clone().unwrap_or_default(),
+            words: s
+                .words
+                .iter()
+                .map(|w| TimedWord {
+                    text: w.text.clone(),
+                    start_ms: w.start_ms,
+                    end_ms: w.end_ms,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The organization's settings (defaults when it never changed them).
+pub async fn org_settings(
+    pool: &SqlitePool,
+    org_id: &str,
+) -> Result<OrgAnalysisSettings, sqlx::Error> {
+    Ok(call_analyses::settings(pool, org_id)
+        .await?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default())
+}
+
+/// Everything the organization configured, as the analysis crate takes it.
+pub async fn org_config(pool: &SqlitePool, org_id: &str) -> Result<AnalysisConfig, sqlx::Error> {
+    let trackers: Vec<TrackerDefinition> = load_active(pool, org_id).await?;
+    let mut config = AnalysisConfig::default();
+    for t in trackers {
+        match t {
+            TrackerDefinition::Smart(s) => config.smart_trackers.push(s),
+        }
+    }
+    Ok(config)
+}
+
+/// Runs the analysers on a blocking thread (models may load on first use, and the analysis
+/// of a long call takes CPU time).
+pub async fn analyze(
+    state: &AppState,
+    org_id: &str,
+    turns: Vec<Turn>,
+    duration_ms: Option<u64>,
+) -> Result<CallAnalysis, JobError> {
+    let config = org_config(&state.pool, org_id).await?;
+    let settings = org_settings(&state.pool, org_id).await?;
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let encoder = if config.smart_trackers.is_empty() {
+            None
+        } else {
+            state.analysis_models.encoder().ok()
+        };
+        let model = match settings.sentiment {
+            SentimentChoice::Model => state.analysis_models.sentiment().ok(),
+            SentimentChoice::Lexicon => None,
+        };
+        let analysers = Analysers {
+            sentiment: model
+                .as_deref()
+                .map(|m| m as &dyn callscope_analysis::sentiment::SentimentAnalyser),
+            encoder: encoder.as_deref().map(|e| e as &dyn SentenceEncoder),
+        };
+        let mut analysis = report::analyze_call(
+            &CallInput {
+                turns: &turns,
+                duration_ms,
+            },
+            &config,
+            &analysers,
+        );
+        if settings.sentiment == SentimentChoice::Model && model.is_none() {
+            let reason = state.analysis_models.sentiment().err().unwrap_or_default();
+            analysis.degraded.push(report::Degraded {
+                part: "sentiment".into(),
+                reason: format!("{reason}; the embedded lexicon was used instead"),
+            });
+        }
+        analysis
+    })
+    .await
+    .map_err(|e| JobError::Transient(format!("analysis task: {e}")))
+}
+
+/// Stores the analysis of a call (replacing an earlier one).
+pub async fn store(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    call_id: &str,
+    analysis: &CallAnalysis,
+) -> Result<(), JobError> {
+    let result = serde_json::to_string(analysis)
+        .map_err(|e| JobError::Permanent(format!("analysis does not serialise: {e}")))?;
+    call_analyses::save(
+        &mut *conn,
+        org_id,
+        call_id,
+        i64::from(analysis.version),
+        &result,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Queues the re-analysis of one call.
+pub async fn enqueue_reanalysis(
+    pool: &SqlitePool,
+    org_id: &str,
+    call_id: &str,
+) -> Result<String, sqlx::Error> {
+    jobs::enqueue(
+        pool,
+        org_id,
+        KIND_ANALYZE_CALL,
+        &json!({ "call_id": call_id }),
+        3,
+    )
+    .await
+}
+
+/// The re-analysis job: the stored transcript through today's configuration.
+pub async fn run_reanalysis(state: &AppState, job: &jobs::Job) -> Result<(), JobError> {
+    let call_id = serde_json::from_str::<serde_json::Value>(&job.payload)
+        .ok()
+        .and_then(|v| v.get("call_id").and_then(|c| c.as_str()).map(String::from))
+        .ok_or_else(|| JobError::Permanent("bad job payload".into()))?;
+    let org_id = job.org_id.as_str();
+    if crate::store::calls::get_call(&state.pool, org_id, &call_id)
+        .await?
+        .is_none()
+    {
+        return Err(JobError::Permanent("the call no longer exists".into()));
+    }
+    let rows = segments::list_for_call(&state.pool, org_id, &call_id).await?;
+    let segs: Vec<Segment> = rows.iter().map(|r| r.to_segment()).collect();
+    let duration = recordings::get_for_call(&state.pool, org_id, &call_id)
+        .await?
+        .and_then(|r| r.duration_ms)
+        .and_then(|d| u64::try_from(d).ok());
+    let analysis = analyze(state, org_id, turns_from_segments(&segs), duration).await?;
+    let mut tx = state.pool.begin().await?;
+    store(&mut tx, org_id, &call_id, &analysis).await?;
+    jobs::complete(&mut *tx, org_id, &job.id).await?;
+    tx.commit().await?;
+    tracing::info!(call_id = %call_id, org_id, "call re-analysed");
+    Ok(())
+}
