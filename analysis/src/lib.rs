@@ -5,6 +5,8 @@
 //!
 //! Each module has one job; `types` holds what they share.
 
+pub mod actions;
+pub mod summary;
 pub mod types;
 
 pub use types::*;
