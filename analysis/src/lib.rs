@@ -6,6 +6,7 @@
 //! Each module has one job; `types` holds what they share.
 
 pub mod actions;
+pub mod classify;
 pub mod summary;
 pub mod types;
 
