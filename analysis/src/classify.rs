@@ -576,8 +576,10 @@ mod tests {
 
     #[test]
     fn invalid_lists_are_rejected() {
-        let mut t = CallTypeSet::default();
-        t.fallback = "misc".into();
+        let t = CallTypeSet {
+            fallback: "misc".into(),
+            ..Default::default()
+        };
         assert_eq!(
             classify(&[], &[], &t),
             Err(ClassifyError::UnknownFallback("misc".into()))
@@ -597,8 +599,10 @@ mod tests {
         let mut t = CallTypeSet::default();
         t.types.push(def("  ", &[], &[]));
         assert_eq!(t.validate(), Err(ClassifyError::EmptyName));
-        let mut t = CallTypeSet::default();
-        t.min_evidence = f32::NAN;
+        let t = CallTypeSet {
+            min_evidence: f32::NAN,
+            ..Default::default()
+        };
         assert!(matches!(
             t.validate(),
             Err(ClassifyError::BadMinEvidence(_))

@@ -301,17 +301,18 @@ fn due_at(
     }
     if let Some((day, used)) = day_of_month_at(tokens, i) {
         // "3rd of December", "the 3rd of December".
-        if tok(tokens, i + used) == "of" {
-            if let Some(m) = month(tok(tokens, i + used + 1)) {
-                let year = parse_year(tok(tokens, i + used + 2));
-                let end = i + used + 2 + usize::from(year.is_some());
-                let start = if prev == "the" { i - 1 } else { i };
-                return day_due(
-                    upcoming(today, m, day, year),
-                    DuePrecision::Day,
-                    phrase(tokens, start, end),
-                );
-            }
+        if let Some(m) = (tok(tokens, i + used) == "of")
+            .then(|| month(tok(tokens, i + used + 1)))
+            .flatten()
+        {
+            let year = parse_year(tok(tokens, i + used + 2));
+            let end = i + used + 2 + usize::from(year.is_some());
+            let start = if prev == "the" { i - 1 } else { i };
+            return day_due(
+                upcoming(today, m, day, year),
+                DuePrecision::Day,
+                phrase(tokens, start, end),
+            );
         }
     }
     numeric_date(w, today, order)

@@ -262,10 +262,10 @@ fn find_trigger(words: &[String], is_question: bool) -> Option<(ActionKind, Stri
                 return Some((ActionKind::Commitment, join(words, i, verb_at + 1)));
             }
         }
-        if let Some(after) = request_form_end(words, i) {
-            if let Some(verb_at) = action_verb_after(words, after) {
-                return Some((ActionKind::Request, join(words, i, verb_at + 1)));
-            }
+        let request_verb =
+            request_form_end(words, i).and_then(|after| action_verb_after(words, after));
+        if let Some(verb_at) = request_verb {
+            return Some((ActionKind::Request, join(words, i, verb_at + 1)));
         }
     }
     None

@@ -257,8 +257,7 @@ fn resolution(turns: &[Turn], candidates: &[Candidate<'_>]) -> Option<usize> {
     };
     let last_commitment = extract_action_items(turns, &options)
         .into_iter()
-        .filter(|a| a.said_by == Role::Agent && a.kind == ActionKind::Commitment)
-        .next_back()
+        .rfind(|a| a.said_by == Role::Agent && a.kind == ActionKind::Commitment)
         .and_then(|a| {
             candidates
                 .iter()
