@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod classify;
+pub mod llm;
 pub mod scorecard;
 pub mod summary;
 pub mod types;
