@@ -26,7 +26,7 @@ pub enum SignalSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassificationSignal {
     pub label: String,
-    /// Non-finite or non-positive weights are ignored.
+    /// Non-finite or non-positive weights are ignored; weights above 1000 count as 1000.
     pub weight: f32,
     pub source: SignalSource,
 }
@@ -90,6 +90,8 @@ pub struct Classification {
     pub manual_override: Option<String>,
 }
 
+/// Largest weight one signal counts with: keeps the sums finite.
+const MAX_SIGNAL_WEIGHT: f32 = 1_000.0;
 /// Evidence at which a type's confidence stops being scaled down.
 const FULL_EVIDENCE: f32 = 3.0;
 /// An agent's words count for less than a customer's: the customer says why they call.
@@ -313,7 +315,10 @@ pub fn classify(
     let mut all: Vec<ClassificationSignal> = signals
         .iter()
         .filter(|s| s.weight.is_finite() && s.weight > 0.0)
-        .cloned()
+        .map(|s| ClassificationSignal {
+            weight: s.weight.min(MAX_SIGNAL_WEIGHT),
+            ..s.clone()
+        })
         .collect();
     all.extend(keyword_signals(turns, types));
 

@@ -182,8 +182,10 @@ fn raw_points(c: &Criterion, answer: Answer) -> Option<f64> {
         (Answer::Yes, _) => Some(c.max_score),
         (Answer::No, _) => Some(0.0),
         (Answer::Scale(v), AnswerType::Scale { min, max }) if max > min => {
-            let v = v.clamp(min, max);
-            Some(c.max_score * f64::from(v - min) / f64::from(max - min))
+            // In f64: `v - min` can overflow i32 on extreme scales.
+            let v = f64::from(v.clamp(min, max));
+            let (min, max) = (f64::from(min), f64::from(max));
+            Some(c.max_score * (v - min) / (max - min))
         }
         (Answer::Scale(_), _) => Some(0.0),
         (Answer::NotApplicable, _) => None,

@@ -107,6 +107,9 @@ pub enum Binding {
     },
 }
 
+/// Largest weight or max score: keeps every total finite and readable.
+pub const MAX_WEIGHT_OR_SCORE: f64 = 1_000_000.0;
+
 /// What is wrong with a template; criteria are named by id (or position when the id is
 /// missing).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -123,9 +126,11 @@ pub enum TemplateError {
     DuplicateCriterion(String),
     #[error("criterion {0:?} has an empty title")]
     EmptyTitle(String),
-    #[error("criterion {criterion:?}: weight must be a finite number ≥ 0, not {weight}")]
+    #[error("criterion {criterion:?}: weight must be a number from 0 to 1000000, not {weight}")]
     BadWeight { criterion: String, weight: f64 },
-    #[error("criterion {criterion:?}: max score must be a finite number > 0, not {max_score}")]
+    #[error(
+        "criterion {criterion:?}: max score must be a number above 0 and at most 1000000, not {max_score}"
+    )]
     BadMaxScore { criterion: String, max_score: f64 },
     #[error("criterion {criterion:?}: scale minimum {min} must be below its maximum {max}")]
     BadScale {
@@ -206,13 +211,13 @@ fn validate_criterion(
     if c.title.trim().is_empty() {
         errors.push(TemplateError::EmptyTitle(name.clone()));
     }
-    if !c.weight.is_finite() || c.weight < 0.0 {
+    if !c.weight.is_finite() || !(0.0..=MAX_WEIGHT_OR_SCORE).contains(&c.weight) {
         errors.push(TemplateError::BadWeight {
             criterion: name.clone(),
             weight: c.weight,
         });
     }
-    if !c.max_score.is_finite() || c.max_score <= 0.0 {
+    if !c.max_score.is_finite() || c.max_score <= 0.0 || c.max_score > MAX_WEIGHT_OR_SCORE {
         errors.push(TemplateError::BadMaxScore {
             criterion: name.clone(),
             max_score: c.max_score,

@@ -30,7 +30,8 @@ use words::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummarySignal {
     pub turn: usize,
-    /// How much it matters; negative or non-finite weights are ignored.
+    /// How much it matters; negative or non-finite weights are ignored, weights above 1000
+    /// count as 1000.
     pub weight: f32,
     /// Where it comes from ("tracker:pricing", "rule:recording-disclosure").
     pub source: String,
@@ -96,6 +97,9 @@ pub struct Summary {
     /// A model-written summary, when a language model was used.
     pub abstractive: Option<String>,
 }
+
+/// Largest weight one signal counts with: keeps the sums finite.
+const MAX_SIGNAL_WEIGHT: f32 = 1_000.0;
 
 /// Longest one-line reason or resolution, in characters.
 const ONE_LINE_MAX_CHARS: usize = 160;
@@ -314,7 +318,7 @@ fn score(candidates: &[Candidate<'_>], signals: &[SummarySignal]) -> Vec<f32> {
         .iter()
         .filter(|s| s.weight.is_finite() && s.weight > 0.0)
     {
-        *per_turn.entry(s.turn).or_default() += s.weight;
+        *per_turn.entry(s.turn).or_default() += s.weight.min(MAX_SIGNAL_WEIGHT);
     }
     let max_signal = per_turn.values().copied().fold(0.0f32, f32::max);
 
