@@ -106,6 +106,10 @@ const FILLERS: &[&str] = &[
     "be",
     "sure",
     "make",
+    // "I'll have someone call you back".
+    "have",
+    "someone",
+    "somebody",
 ];
 /// Verbs of a follow-up action. In-call actions ("hold", "transfer") are left out on
 /// purpose: they are done before the call ends and are no one's to-do.
@@ -195,6 +199,36 @@ const ACTION_VERBS: &[&str] = &[
     "put",
 ];
 const NEGATIONS: &[&str] = &["not", "never", "no"];
+/// Verbs of looking something up: "let me check your account" is done during the call and
+/// is an action item only with a follow-up ("…and get back to you") or a due date.
+const LOOK_UP_VERBS: &[&str] = &[
+    "check",
+    "look",
+    "verify",
+    "review",
+    "confirm",
+    "investigate",
+];
+/// Phrases that make a look-up a follow-up.
+const FOLLOW_UP_MARKERS: &[&[&str]] = &[
+    &["get", "back"],
+    &["call", "back"],
+    &["call", "you", "back"],
+    &["call", "me", "back"],
+    &["call", "us", "back"],
+    &["back", "to", "you"],
+    &["back", "to", "me"],
+    &["let", "you", "know"],
+    &["let", "me", "know"],
+    &["follow", "up"],
+    &["email"],
+    &["send"],
+    &["text"],
+    &["update", "you"],
+    &["update", "me"],
+    &["reach", "out"],
+    &["contact", "you"],
+];
 
 /// Finds the action items of a call, in time order (at most one per sentence).
 pub fn extract_action_items(turns: &[Turn], options: &ActionOptions) -> Vec<ActionItem> {
@@ -225,7 +259,7 @@ fn action_in_sentence(
     let sentence = turn.text.get(span.start..span.end)?;
     let words = words_lower(sentence);
     let is_question = sentence.trim_end().ends_with('?');
-    let (kind, trigger) = find_trigger(&words, is_question)?;
+    let (kind, trigger, verb) = find_trigger(&words, is_question)?;
     let owner = match kind {
         ActionKind::Commitment => turn.role,
         ActionKind::Request => other_side(turn.role),
@@ -235,6 +269,9 @@ fn action_in_sentence(
         .call_start
         .checked_add_signed(TimeDelta::milliseconds(i64::try_from(time.start_ms).ok()?))?;
     let due = due::find_due(&due::due_tokens(sentence), said_at, options.date_order);
+    if due.is_none() && done_during_the_call(&words, &verb) {
+        return None;
+    }
     Some(ActionItem {
         owner,
         said_by: turn.role,
@@ -250,8 +287,27 @@ fn action_in_sentence(
     })
 }
 
-/// The first action trigger among `words`: its kind and the normalised trigger words.
-fn find_trigger(words: &[String], is_question: bool) -> Option<(ActionKind, String)> {
+fn contains_phrase(words: &[String], phrase: &[&str]) -> bool {
+    !phrase.is_empty()
+        && words
+            .windows(phrase.len())
+            .any(|w| w.iter().zip(phrase).all(|(a, b)| a == b))
+}
+
+/// An action the sentence shows being done there and then: a look-up without a follow-up
+/// ("let me check your account"), or anything done "now" / "right away".
+fn done_during_the_call(words: &[String], verb: &str) -> bool {
+    let follow_up = FOLLOW_UP_MARKERS.iter().any(|m| contains_phrase(words, m));
+    let look_up = LOOK_UP_VERBS.contains(&verb);
+    let immediate = contains_phrase(words, &["now"])
+        || contains_phrase(words, &["right", "away"])
+        || contains_phrase(words, &["at", "the", "moment"]);
+    (look_up && !follow_up) || immediate
+}
+
+/// The first action trigger among `words`: its kind, the normalised trigger words and the
+/// action verb.
+fn find_trigger(words: &[String], is_question: bool) -> Option<(ActionKind, String, String)> {
     for i in 0..words.len() {
         if let Some(after) = commitment_form_end(words, i) {
             // A commitment asked back as a question is not a commitment.
@@ -259,13 +315,21 @@ fn find_trigger(words: &[String], is_question: bool) -> Option<(ActionKind, Stri
                 continue;
             }
             if let Some(verb_at) = action_verb_after(words, after) {
-                return Some((ActionKind::Commitment, join(words, i, verb_at + 1)));
+                return Some((
+                    ActionKind::Commitment,
+                    join(words, i, verb_at + 1),
+                    verb_stem(word(words, verb_at)),
+                ));
             }
         }
         let request_verb =
             request_form_end(words, i).and_then(|after| action_verb_after(words, after));
         if let Some(verb_at) = request_verb {
-            return Some((ActionKind::Request, join(words, i, verb_at + 1)));
+            return Some((
+                ActionKind::Request,
+                join(words, i, verb_at + 1),
+                verb_stem(word(words, verb_at)),
+            ));
         }
     }
     None
@@ -338,6 +402,13 @@ fn request_form_end(words: &[String], i: usize) -> Option<usize> {
         }
         return Some(i + 2);
     }
+    // "if you could send…", "I need you to send…".
+    if w == "you" && next == "could" && i > 0 && word(words, i - 1) == "if" {
+        return Some(i + 2);
+    }
+    if matches!(w, "need" | "want") && next == "you" && word(words, i + 2) == "to" {
+        return Some(i + 3);
+    }
     // "please send me…" at the start of a clause (not "if you please").
     if w == "please"
         && (i == 0
@@ -373,6 +444,14 @@ fn action_verb_after(words: &[String], from: usize) -> Option<usize> {
         return None;
     }
     None
+}
+
+/// The action verb of `w`, without a gerund's "-ing" ("checking" → "check").
+fn verb_stem(w: &str) -> String {
+    if ACTION_VERBS.contains(&w) {
+        return w.to_string();
+    }
+    w.strip_suffix("ing").unwrap_or(w).to_string()
 }
 
 fn is_action_verb(w: &str) -> bool {

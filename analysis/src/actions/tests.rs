@@ -192,18 +192,22 @@ fn past_conditionals_and_questions_are_not_action_items() {
 #[test]
 fn one_item_per_sentence_and_time_order() {
     let turns = [
-        turn(0, Role::Customer, "Hi. Can you check my order?"),
+        turn(
+            0,
+            Role::Customer,
+            "Hi. Can you check my order and call me back?",
+        ),
         turn(
             1,
             Role::Agent,
-            "I'll check it now. I'll email you the tracking number tomorrow.",
+            "I'll look into it. I'll send you the tracking number. I'll email you the invoice tomorrow.",
         ),
     ];
     let found = extract_action_items(&turns, &options());
     let triggers: Vec<_> = found.iter().map(|a| (a.turn, a.trigger.as_str())).collect();
     assert_eq!(
         triggers,
-        vec![(0, "can you check"), (1, "i'll check"), (1, "i'll email")]
+        vec![(0, "can you check"), (1, "i'll send"), (1, "i'll email")]
     );
     // Later sentence of the turn is later in time (interpolated without word timings).
     assert!(found[2].start_ms > found[1].start_ms);
@@ -238,4 +242,58 @@ fn serialises_snake_case() {
     assert_eq!(json["due"]["precision"], "day");
     let back: ActionItem = serde_json::from_value(json).unwrap();
     assert_eq!(back, a);
+}
+
+#[test]
+fn look_ups_and_immediate_actions_done_during_the_call_are_not_items() {
+    for text in [
+        "Let me check your account.",
+        "I'll look into that for you.",
+        "I'll process the refund right now.",
+        "I'm going to send you the link now.",
+        "Let me verify your address.",
+    ] {
+        assert!(items(Role::Agent, text).is_empty(), "{text}");
+    }
+    // With a follow-up or a due date they are.
+    assert_eq!(
+        one(Role::Agent, "Let me look into it and let you know.").trigger,
+        "let me look"
+    );
+    assert_eq!(
+        one(Role::Agent, "I'll review the case by Monday.")
+            .due
+            .unwrap()
+            .date,
+        date(2026, 11, 23)
+    );
+    assert_eq!(
+        one(Role::Agent, "I'll check with billing and get back to you.").trigger,
+        "i'll check"
+    );
+}
+
+#[test]
+fn more_request_and_commitment_forms() {
+    let a = one(
+        Role::Customer,
+        "If you could email me the form, that would be great.",
+    );
+    assert_eq!(
+        (a.kind, a.owner, a.trigger.as_str()),
+        (ActionKind::Request, Role::Agent, "you could email")
+    );
+    let a = one(Role::Agent, "I need you to send us a photo of the meter.");
+    assert_eq!((a.kind, a.owner), (ActionKind::Request, Role::Customer));
+    let a = one(Role::Agent, "I'll have someone call you back tomorrow.");
+    assert_eq!(
+        (a.kind, a.owner, a.trigger.as_str()),
+        (
+            ActionKind::Commitment,
+            Role::Agent,
+            "i'll have someone call"
+        )
+    );
+    let a = one(Role::Agent, "We'll be sending you a new card.");
+    assert_eq!(a.trigger, "we'll be sending");
 }
