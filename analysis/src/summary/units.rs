@@ -35,12 +35,14 @@ pub(crate) fn split_sentences(text: &str) -> Vec<SentenceSpan> {
     let mut sentence_start = 0usize;
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut i = 0usize;
-    while i < chars.len() {
-        let (pos, c) = chars[i];
+    while let Some(&(_, c)) = chars.get(i) {
         if is_terminator(c) && !is_inner_full_stop(text, &chars, i) {
             // Take any run of terminators and closing quotes with this sentence.
             let mut j = i + 1;
-            while j < chars.len() && (is_terminator(chars[j].1) || is_closing(chars[j].1)) {
+            while chars
+                .get(j)
+                .is_some_and(|&(_, c)| is_terminator(c) || is_closing(c))
+            {
                 j += 1;
             }
             let end = chars.get(j).map_or(text.len(), |&(p, _)| p);
@@ -49,7 +51,6 @@ pub(crate) fn split_sentences(text: &str) -> Vec<SentenceSpan> {
             i = j;
             continue;
         }
-        let _ = pos;
         i += 1;
     }
     push_trimmed(text, sentence_start, text.len(), &mut spans);
@@ -134,7 +135,7 @@ pub(crate) fn words_lower(text: &str) -> Vec<String> {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         let c = if c == '’' { '\'' } else { c };
-        if is_word_char(c) && c != '’' {
+        if is_word_char(c) {
             current.extend(c.to_lowercase());
         } else if c == '\'' && !current.is_empty() && chars.peek().is_some_and(|&n| is_word_char(n))
         {
