@@ -184,6 +184,9 @@ fn random_calls_do_not_break_the_analysers() {
             },
         );
         sentences_seen += summary.sentences.len();
+        if let Some(r) = resolution_estimate(&turns) {
+            assert!((0.0..=1.0).contains(&r), "{r}");
+        }
         for s in &summary.sentences {
             assert!(
                 s.score.is_finite() && (0.0..=1.0).contains(&s.score),

@@ -142,8 +142,8 @@ pub fn action_items_with_model(
     }
 }
 
-/// How resolved the call is, in [0, 1], by the model; `default` otherwise (a rule-based
-/// estimate, or none).
+/// How resolved the call is, in [0, 1], by the model; `default` otherwise (the rule-based
+/// [`crate::summary::resolution_estimate`], or none).
 pub fn resolution_score(
     model: Option<&dyn LanguageModel>,
     turns: &[Turn],

@@ -21,8 +21,8 @@ use crate::actions::{ActionKind, ActionOptions, DateOrder, extract_action_items}
 use crate::types::{Role, Turn};
 use units::{SentenceSpan, span_time, split_sentences, words_lower};
 use words::{
-    has_issue_cue, has_outcome_cue, has_request_cue, is_formula, is_pleasantry_only, is_stopword,
-    strip_lead_in,
+    has_issue_cue, has_outcome_cue, has_request_cue, has_satisfied_cue, has_unresolved_cue,
+    is_formula, is_pleasantry_only, is_stopword, strip_lead_in,
 };
 
 /// Something another analyser found on a turn that makes it worth summarising: a tracker
@@ -199,6 +199,55 @@ pub fn extractive_summary(
         sentences,
         abstractive: None,
     }
+}
+
+/// A rule-based estimate of how resolved the call is, in [0, 1] (the default when no
+/// language model gives a resolution score), two decimals: 0.5, raised by an agent's
+/// outcome ("your refund has been processed") or follow-up commitment in the last part of
+/// the call and by a satisfied customer after it ("that fixed it", "thanks"), lowered by a
+/// customer still unhappy after it ("it's still not working", "I want to cancel"). `None`
+/// without both agent and customer speech.
+pub fn resolution_estimate(turns: &[Turn]) -> Option<f32> {
+    let candidates = candidates(turns);
+    let has = |role: Role| candidates.iter().any(|c| c.turn.role == role);
+    if !has(Role::Agent) || !has(Role::Customer) {
+        return None;
+    }
+    // The last 40 % of the call's sentences is where the outcome is said; what the customer
+    // says after the agent's last outcome or commitment tells whether it satisfied them.
+    let tail_from = candidates.len() * 3 / 5;
+    let last_outcome = resolution(turns, &candidates);
+    let tail = candidates.get(tail_from..).unwrap_or(&[]);
+    let agent_outcome = tail
+        .iter()
+        .any(|c| c.turn.role == Role::Agent && has_outcome_cue(&c.words));
+    let agent_commitment = last_outcome.is_some_and(|i| i >= tail_from);
+    let reaction_from = last_outcome.map_or(tail_from, |i| tail_from.max(i + 1));
+    let reaction: Vec<&Candidate<'_>> = candidates
+        .get(reaction_from..)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|c| c.turn.role == Role::Customer)
+        .collect();
+    let unresolved = reaction.iter().any(|c| has_unresolved_cue(&c.words));
+    let satisfied = reaction
+        .iter()
+        .rev()
+        .take(3)
+        .any(|c| has_satisfied_cue(&c.words));
+    let mut score: f32 = 0.5;
+    if agent_outcome {
+        score += 0.25;
+    } else if agent_commitment {
+        score += 0.1;
+    }
+    if satisfied {
+        score += 0.15;
+    }
+    if unresolved {
+        score -= 0.4;
+    }
+    Some((score.clamp(0.0, 1.0) * 100.0).round() / 100.0)
 }
 
 fn candidates(turns: &[Turn]) -> Vec<Candidate<'_>> {

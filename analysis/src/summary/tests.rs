@@ -255,3 +255,42 @@ fn serialises_snake_case() {
     let back: Summary = serde_json::from_value(json).unwrap();
     assert_eq!(back, s);
 }
+
+#[test]
+fn resolution_estimate_follows_the_end_of_the_call() {
+    // Outcome + commitment, and a satisfied customer at the end.
+    let resolved = support_call();
+    assert_eq!(resolution_estimate(&resolved), Some(0.9));
+
+    let unresolved = [
+        turn(0, Role::Customer, "My router is broken again."),
+        turn(1, Role::Agent, "Please restart it and wait a minute."),
+        turn(2, Role::Customer, "I did that twice."),
+        turn(3, Role::Agent, "Then unplug it for ten seconds."),
+        turn(
+            4,
+            Role::Customer,
+            "It is still not working, this is unacceptable.",
+        ),
+    ];
+    assert_eq!(resolution_estimate(&unresolved), Some(0.1));
+
+    let neutral = [
+        turn(0, Role::Customer, "What are your opening hours on Sunday?"),
+        turn(1, Role::Agent, "We open at ten in the morning on Sundays."),
+    ];
+    assert_eq!(resolution_estimate(&neutral), Some(0.5));
+}
+
+#[test]
+fn resolution_estimate_needs_both_sides() {
+    assert_eq!(resolution_estimate(&[]), None);
+    assert_eq!(
+        resolution_estimate(&[turn(0, Role::Agent, "Your refund has been processed.")]),
+        None
+    );
+    assert_eq!(
+        resolution_estimate(&[turn(0, Role::Unknown, "Hello there, is anyone there?")]),
+        None
+    );
+}

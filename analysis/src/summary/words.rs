@@ -125,6 +125,41 @@ const OUTCOME_CUES: &[&[&str]] = &[
     &["reset"],
 ];
 
+/// A customer saying the issue is not solved.
+const UNRESOLVED_CUES: &[&[&str]] = &[
+    &["still", "not"],
+    &["still", "doesn't"],
+    &["still", "don't"],
+    &["not", "working"],
+    &["doesn't", "work"],
+    &["not", "happy"],
+    &["not", "satisfied"],
+    &["unacceptable"],
+    &["cancel"],
+    &["escalate"],
+    &["manager"],
+    &["supervisor"],
+    &["waste", "of", "time"],
+    &["didn't", "help"],
+    &["not", "resolved"],
+    &["no", "solution"],
+];
+
+/// A customer saying the issue is solved.
+const SATISFIED_CUES: &[&[&str]] = &[
+    &["that", "fixed", "it"],
+    &["that", "worked"],
+    &["it", "works"],
+    &["working", "now"],
+    &["works", "now"],
+    &["perfect"],
+    &["great"],
+    &["thank", "you"],
+    &["thanks"],
+    &["appreciate"],
+    &["problem", "solved"],
+];
+
 /// Greeting and closing formulas: they open and close every call and summarise none.
 const FORMULA_CUES: &[&[&str]] = &[
     &["thank", "you", "for", "calling"],
@@ -208,6 +243,14 @@ pub(crate) fn has_outcome_cue(words: &[String]) -> bool {
 
 pub(crate) fn is_formula(words: &[String]) -> bool {
     contains_phrase(words, FORMULA_CUES)
+}
+
+pub(crate) fn has_unresolved_cue(words: &[String]) -> bool {
+    contains_phrase(words, UNRESOLVED_CUES)
+}
+
+pub(crate) fn has_satisfied_cue(words: &[String]) -> bool {
+    contains_phrase(words, SATISFIED_CUES)
 }
 
 /// Greetings, thanks and fillers only ("Thank you so much, have a great day").
