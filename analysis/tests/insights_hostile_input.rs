@@ -11,7 +11,9 @@ use callscope_analysis::scorecard::{
     Answer, AnswerType, AutoFail, Criterion, ManualAnswer, ManualReview, ScorecardTemplate,
     ScoringFacts, apply_review, suggest,
 };
-use callscope_analysis::summary::{SummaryOptions, SummarySignal, extractive_summary};
+use callscope_analysis::summary::{
+    SummaryOptions, SummarySignal, extractive_summary, resolution_estimate,
+};
 use callscope_analysis::{Role, TimedWord, Turn};
 use chrono::{TimeZone, Utc};
 
