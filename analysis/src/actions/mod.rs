@@ -105,11 +105,6 @@ const FILLERS: &[&str] = &[
     "and",
     "be",
     "sure",
-    "make",
-    // "I'll have someone call you back".
-    "have",
-    "someone",
-    "somebody",
 ];
 /// Verbs of a follow-up action. In-call actions ("hold", "transfer") are left out on
 /// purpose: they are done before the call ends and are no one's to-do.
@@ -295,11 +290,12 @@ fn contains_phrase(words: &[String], phrase: &[&str]) -> bool {
 }
 
 /// An action the sentence shows being done there and then: a look-up without a follow-up
-/// ("let me check your account"), or anything done "now" / "right away".
+/// ("let me check your account"), or anything done "now" / "right away" / "on hold".
 fn done_during_the_call(words: &[String], verb: &str) -> bool {
     let follow_up = FOLLOW_UP_MARKERS.iter().any(|m| contains_phrase(words, m));
     let look_up = LOOK_UP_VERBS.contains(&verb);
     let immediate = contains_phrase(words, &["now"])
+        || contains_phrase(words, &["on", "hold"])
         || contains_phrase(words, &["right", "away"])
         || contains_phrase(words, &["at", "the", "moment"]);
     (look_up && !follow_up) || immediate
@@ -435,6 +431,16 @@ fn action_verb_after(words: &[String], from: usize) -> Option<usize> {
         if is_action_verb(w) {
             // "you'll get": the future-delivery form names "get" as its verb already.
             return Some(j);
+        }
+        // "I'll make sure the fee is waived": a commitment to an outcome.
+        if w == "make" && word(words, j + 1) == "sure" {
+            return Some(j + 1);
+        }
+        // "I'll have someone from sales contact you": the verb comes a few words later.
+        if w == "have" {
+            return (j + 1..j + 7)
+                .take_while(|&k| !NEGATIONS.contains(&word(words, k)))
+                .find(|&k| is_action_verb(word(words, k)));
         }
         if FILLERS.contains(&w) && fillers < 4 {
             fillers += 1;
