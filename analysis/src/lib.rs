@@ -5,10 +5,15 @@
 //!
 //! Each module has one job; `types` holds what they share.
 
+pub mod actions;
+pub mod classify;
+pub mod llm;
 pub mod report;
+pub mod scorecard;
 pub mod sentiment;
 pub mod smart;
 pub mod stats;
+pub mod summary;
 pub mod types;
 
 pub use types::*;
