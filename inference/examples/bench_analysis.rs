@@ -30,13 +30,22 @@ fn call(minutes: u64) -> Vec<Turn> {
     let mut t = 500u64;
     let mut i = 0usize;
     while t < end {
-        let role = if i % 2 == 0 { Role::Agent } else { Role::Customer };
+        let role = if i % 2 == 0 {
+            Role::Agent
+        } else {
+            Role::Customer
+        };
         let len = 3_000 + (i as u64 * 7919) % 4_000;
         let text = format!("{} Reference {i}.", texts[i % texts.len()]);
         turns.push(Turn {
             index: i,
             role,
-            speaker: if role == Role::Agent { "Agent" } else { "Customer" }.into(),
+            speaker: if role == Role::Agent {
+                "Agent"
+            } else {
+                "Customer"
+            }
+            .into(),
             start_ms: t,
             end_ms: (t + len).min(end),
             text,
@@ -70,11 +79,34 @@ fn smart_trackers() -> Vec<SmartTracker> {
         role: None,
     };
     vec![
-        tracker("churn", "objection", &["I want to cancel my subscription", "I am going to switch providers"]),
-        tracker("pricing", "pricing", &["How much does it cost per month", "Is there a discount"]),
-        tracker("competitor", "competitor", &["The other company offered me a better deal"]),
-        tracker("escalation", "custom", &["I want to speak to your manager", "This is unacceptable"]),
-        tracker("feature", "feature", &["Does the plan include international calls"]),
+        tracker(
+            "churn",
+            "objection",
+            &[
+                "I want to cancel my subscription",
+                "I am going to switch providers",
+            ],
+        ),
+        tracker(
+            "pricing",
+            "pricing",
+            &["How much does it cost per month", "Is there a discount"],
+        ),
+        tracker(
+            "competitor",
+            "competitor",
+            &["The other company offered me a better deal"],
+        ),
+        tracker(
+            "escalation",
+            "custom",
+            &["I want to speak to your manager", "This is unacceptable"],
+        ),
+        tracker(
+            "feature",
+            "feature",
+            &["Does the plan include international calls"],
+        ),
     ]
 }
 
@@ -84,6 +116,8 @@ fn run(turns: &[Turn], config: &AnalysisConfig, encoder: Option<&dyn SentenceEnc
         &CallInput {
             turns,
             duration_ms: turns.last().map(|t| t.end_ms),
+            started_at: chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
+            manual_call_type: None,
         },
         config,
         &Analysers {
@@ -94,10 +128,12 @@ fn run(turns: &[Turn], config: &AnalysisConfig, encoder: Option<&dyn SentenceEnc
     let secs = started.elapsed().as_secs_f64();
     // Keep the result alive (and show that it is real).
     eprintln!(
-        "  {} non-talk, {} interruptions, sentiment overall {:?}, degraded {}",
+        "  {} non-talk, {} interruptions, sentiment overall {:?}, {} action items, type {:?}, degraded {}",
         analysis.stats.non_talk.len(),
         analysis.stats.interruptions.len(),
         analysis.sentiment.overall.map(|s| s.label),
+        analysis.action_items.len(),
+        analysis.call_type.map(|c| c.call_type),
         analysis.degraded.len()
     );
     secs
@@ -125,7 +161,9 @@ fn main() {
     );
 
     match locate_minilm_dir(None) {
-        None => println!("with smart trackers: skipped (all-MiniLM-L6-v2 not installed; scripts/setup)"),
+        None => {
+            println!("with smart trackers: skipped (all-MiniLM-L6-v2 not installed; scripts/setup)")
+        }
         Some(dir) => {
             let load = Instant::now();
             let encoder = MiniLmEncoder::load(&dir).expect("load MiniLM");

@@ -2,6 +2,7 @@
 //! turns from the transcript, the analysers on a blocking thread, the result stored. Used by
 //! the post-call job (right after transcription, in its transaction) and by re-analysis jobs.
 
+use callscope_analysis::classify::{CallTypeDef, CallTypeSet};
 use callscope_analysis::report::{self, Analysers, AnalysisConfig, CallAnalysis, CallInput};
 use callscope_analysis::smart::SentenceEncoder;
 use callscope_analysis::{Role, TimedWord, Turn};
@@ -13,6 +14,7 @@ use super::config_routes::load_active;
 use super::definitions::TrackerDefinition;
 use super::settings::{OrgAnalysisSettings, SentimentChoice};
 use crate::http::state::AppState;
+use crate::store::calls::Call;
 use crate::store::{call_analyses, jobs, recordings, segments};
 use crate::worker::JobError;
 
@@ -61,10 +63,37 @@ pub async fn org_settings(
         .unwrap_or_default())
 }
 
+/// The call types of the settings as the classifier takes them: the organization's own names
+/// (matched by tracker and rule categories of the same name and by the names themselves as
+/// words), the last one the fallback; or the default list.
+pub fn call_types_of(settings: &OrgAnalysisSettings) -> Option<CallTypeSet> {
+    let names = settings.call_types.as_ref()?;
+    let fallback = names.last()?.clone();
+    Some(CallTypeSet {
+        types: names
+            .iter()
+            .map(|n| CallTypeDef {
+                name: n.clone(),
+                aliases: Vec::new(),
+                cues: vec![n.replace(['_', '-'], " ")],
+            })
+            .collect(),
+        fallback,
+        min_evidence: CallTypeSet::default().min_evidence,
+    })
+}
+
 /// Everything the organization configured, as the analysis crate takes it.
-pub async fn org_config(pool: &SqlitePool, org_id: &str) -> Result<AnalysisConfig, sqlx::Error> {
+pub async fn org_config(
+    pool: &SqlitePool,
+    org_id: &str,
+    settings: &OrgAnalysisSettings,
+) -> Result<AnalysisConfig, sqlx::Error> {
     let trackers: Vec<TrackerDefinition> = load_active(pool, org_id).await?;
-    let mut config = AnalysisConfig::default();
+    let mut config = AnalysisConfig {
+        call_types: call_types_of(settings),
+        ..AnalysisConfig::default()
+    };
     for t in trackers {
         match t {
             TrackerDefinition::Smart(s) => config.smart_trackers.push(s),
@@ -78,11 +107,15 @@ pub async fn org_config(pool: &SqlitePool, org_id: &str) -> Result<AnalysisConfi
 pub async fn analyze(
     state: &AppState,
     org_id: &str,
+    call: &Call,
     turns: Vec<Turn>,
     duration_ms: Option<u64>,
 ) -> Result<CallAnalysis, JobError> {
-    let config = org_config(&state.pool, org_id).await?;
     let settings = org_settings(&state.pool, org_id).await?;
+    let config = org_config(&state.pool, org_id, &settings).await?;
+    let manual_call_type = call_analyses::call_type_override(&state.pool, org_id, &call.id).await?;
+    let started_ms = call.started_at.unwrap_or(call.created_at);
+    let started_at = chrono::DateTime::from_timestamp_millis(started_ms).unwrap_or_default();
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
         let encoder = if config.smart_trackers.is_empty() {
@@ -104,6 +137,8 @@ pub async fn analyze(
             &CallInput {
                 turns: &turns,
                 duration_ms,
+                started_at,
+                manual_call_type: manual_call_type.as_deref(),
             },
             &config,
             &analysers,
@@ -165,19 +200,16 @@ pub async fn run_reanalysis(state: &AppState, job: &jobs::Job) -> Result<(), Job
         .and_then(|v| v.get("call_id").and_then(|c| c.as_str()).map(String::from))
         .ok_or_else(|| JobError::Permanent("bad job payload".into()))?;
     let org_id = job.org_id.as_str();
-    if crate::store::calls::get_call(&state.pool, org_id, &call_id)
-        .await?
-        .is_none()
-    {
+    let Some(call) = crate::store::calls::get_call(&state.pool, org_id, &call_id).await? else {
         return Err(JobError::Permanent("the call no longer exists".into()));
-    }
+    };
     let rows = segments::list_for_call(&state.pool, org_id, &call_id).await?;
     let segs: Vec<Segment> = rows.iter().map(|r| r.to_segment()).collect();
     let duration = recordings::get_for_call(&state.pool, org_id, &call_id)
         .await?
         .and_then(|r| r.duration_ms)
         .and_then(|d| u64::try_from(d).ok());
-    let analysis = analyze(state, org_id, turns_from_segments(&segs), duration).await?;
+    let analysis = analyze(state, org_id, &call, turns_from_segments(&segs), duration).await?;
     let mut tx = state.pool.begin().await?;
     store(&mut tx, org_id, &call_id, &analysis).await?;
     jobs::complete(&mut *tx, org_id, &job.id).await?;

@@ -123,6 +123,7 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     let analysis = crate::analysis::run::analyze(
         state,
         org_id,
+        &call,
         crate::analysis::run::turns_from_segments(&output.segments),
         Some(output.info.duration_ms),
     )
