@@ -5,6 +5,8 @@
 //!
 //! Each module has one job; `types` holds what they share.
 
+pub mod phrase;
+pub mod text;
 pub mod types;
 
 pub use types::*;
