@@ -6,7 +6,9 @@
 //! Each module has one job; `types` holds what they share.
 
 pub mod phrase;
+pub mod redact;
 pub mod text;
+pub mod trackers;
 pub mod types;
 
 pub use types::*;

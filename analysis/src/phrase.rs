@@ -98,7 +98,9 @@ impl Phrase {
 
     /// Whether the phrase uses a wildcard (a looser match, reported with lower confidence).
     pub fn has_wildcard(&self) -> bool {
-        self.words.iter().any(|w| !matches!(w, PatternWord::Exact(_)))
+        self.words
+            .iter()
+            .any(|w| !matches!(w, PatternWord::Exact(_)))
     }
 
     /// Number of words the phrase spans.
@@ -309,11 +311,23 @@ mod tests {
     #[test]
     fn bad_phrases_are_errors() {
         assert!(matches!(Phrase::compile(""), Err(PhraseError::Empty(_))));
-        assert!(matches!(Phrase::compile(" ,,, "), Err(PhraseError::Empty(_))));
-        assert!(matches!(Phrase::compile("* *"), Err(PhraseError::OnlyWildcards(_))));
-        assert!(matches!(Phrase::compile("re*und"), Err(PhraseError::MisplacedWildcard(_))));
+        assert!(matches!(
+            Phrase::compile(" ,,, "),
+            Err(PhraseError::Empty(_))
+        ));
+        assert!(matches!(
+            Phrase::compile("* *"),
+            Err(PhraseError::OnlyWildcards(_))
+        ));
+        assert!(matches!(
+            Phrase::compile("re*und"),
+            Err(PhraseError::MisplacedWildcard(_))
+        ));
         let long = vec!["w"; MAX_PHRASE_WORDS + 1].join(" ");
-        assert!(matches!(Phrase::compile(&long), Err(PhraseError::TooLong(_))));
+        assert!(matches!(
+            Phrase::compile(&long),
+            Err(PhraseError::TooLong(_))
+        ));
         assert!(PhraseMatcher::new(["ok", ""]).is_err());
         assert_eq!(PhraseMatcher::lenient(["ok", ""]).phrases().len(), 1);
     }
@@ -336,7 +350,10 @@ mod tests {
     #[test]
     fn cyrillic_phrase() {
         let m = PhraseMatcher::new(["отменить подписку"]).unwrap();
-        assert_eq!(texts(&m, "Я хочу ОТМЕНИТЬ подписку!"), ["ОТМЕНИТЬ подписку"]);
+        assert_eq!(
+            texts(&m, "Я хочу ОТМЕНИТЬ подписку!"),
+            ["ОТМЕНИТЬ подписку"]
+        );
     }
 
     #[test]

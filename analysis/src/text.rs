@@ -188,7 +188,10 @@ mod tests {
 
     #[test]
     fn accents_and_case_are_ignored() {
-        assert_eq!(norms("Crème BRÛLÉE, São Paulo"), ["creme", "brulee", "sao", "paulo"]);
+        assert_eq!(
+            norms("Crème BRÛLÉE, São Paulo"),
+            ["creme", "brulee", "sao", "paulo"]
+        );
         assert_eq!(normalize("Straße"), "strasse");
         assert_eq!(normalize("ΟΔΟΣ"), normalize("οδος"));
     }
