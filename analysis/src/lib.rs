@@ -7,6 +7,7 @@
 
 pub mod phrase;
 pub mod redact;
+pub mod rules;
 pub mod text;
 pub mod trackers;
 pub mod types;

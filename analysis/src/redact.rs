@@ -368,7 +368,7 @@ fn luhn_valid(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0 && digits.iter().any(|d| *d != 0)
+    sum.is_multiple_of(10) && digits.iter().any(|d| *d != 0)
 }
 
 /// Where a card number was found: global token positions and time.
@@ -377,6 +377,11 @@ struct CardPlace {
     last_global: usize,
     span: TimeSpan,
 }
+
+/// A speaker: role and display label.
+type SpeakerKey<'a> = (Role, &'a str);
+/// A speaker's numbers and breaks in call order, and when the speaker last stopped talking.
+type SpeakerStream = (Vec<Option<StreamItem>>, u64);
 
 #[derive(Clone)]
 struct StreamItem {
@@ -394,8 +399,8 @@ fn find_cards(
     let offsets = global_offsets(analysed);
     // One stream of numbers per speaker, so a card split by another speaker's "mhm" is
     // still one run.
-    let mut streams: HashMap<(Role, &str), (Vec<Option<StreamItem>>, u64)> = HashMap::new();
-    let mut order: Vec<(Role, &str)> = Vec::new();
+    let mut streams: HashMap<SpeakerKey, SpeakerStream> = HashMap::new();
+    let mut order: Vec<SpeakerKey> = Vec::new();
     for (pos, (turn, a)) in turns.iter().zip(analysed).enumerate() {
         let key = (turn.role, turn.speaker.as_str());
         let entry = streams.entry(key).or_insert_with(|| {

@@ -431,11 +431,11 @@ fn random_input_never_panics_and_leaves_no_card() {
             let mut text = String::new();
             for _ in 0..n {
                 text.push_str(rng.pick(&pieces));
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     text.push(' ');
                 }
             }
-            let role = if rng.next() % 2 == 0 {
+            let role = if rng.next().is_multiple_of(2) {
                 Role::Agent
             } else {
                 Role::Customer
@@ -443,7 +443,7 @@ fn random_input_never_panics_and_leaves_no_card() {
             let start = t;
             t += rng.next() % 20_000;
             let mut turn = turn(i, role, start, t, &text);
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 // Word timings that may or may not match the text, possibly reversed.
                 turn.words = text
                     .split(' ')
