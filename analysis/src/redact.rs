@@ -91,7 +91,7 @@ pub struct Redaction {
 }
 
 /// The redacted transcript and what was taken out of it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Redacted {
     pub turns: Vec<Turn>,
     /// In turn order, then text order.
@@ -838,7 +838,7 @@ fn apply_marks(turn: &Turn, tokens: &TurnTokens, marks: &[Mark], spans: &[TimeSp
         .collect();
     for (wi, word) in out.words.iter_mut().enumerate() {
         let overlapping = marks.iter().zip(spans).find(|(_, s)| {
-            word.start_ms < s.end_ms.max(s.start_ms + 1) && word.end_ms > s.start_ms
+            word.start_ms < s.end_ms.max(s.start_ms.saturating_add(1)) && word.end_ms > s.start_ms
         });
         let tag = match (word_tag.get(wi).copied().flatten(), aligned.get(wi)) {
             (Some(tag), _) => Some(tag),

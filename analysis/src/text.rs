@@ -209,6 +209,9 @@ mod tests {
         // Teh marbuta and alef maksura.
         assert_eq!(normalize("شكوة"), normalize("شكوه"));
         assert_eq!(normalize("على"), normalize("علي"));
+        // Hamza on waw and on yeh.
+        assert_eq!(normalize("مسؤول"), "مسوول");
+        assert_eq!(normalize("رئيس"), "رييس");
     }
 
     #[test]

@@ -440,9 +440,14 @@ fn random_input_never_panics_and_leaves_no_card() {
             } else {
                 Role::Customer
             };
-            let start = t;
-            t += rng.next() % 20_000;
-            let mut turn = turn(i, role, start, t, &text);
+            // Now and then times at the edge of u64, or a turn that ends before it starts.
+            let (start, end) = match rng.next() % 8 {
+                0 => (u64::MAX - rng.next() % 10, u64::MAX),
+                1 => (t + 5_000, t),
+                _ => (t, t + rng.next() % 20_000),
+            };
+            t = end.min(1 << 40);
+            let mut turn = turn(i, role, start, end, &text);
             if rng.next().is_multiple_of(2) {
                 // Word timings that may or may not match the text, possibly reversed.
                 turn.words = text
@@ -450,7 +455,11 @@ fn random_input_never_panics_and_leaves_no_card() {
                     .map(|w| TimedWord {
                         text: w.into(),
                         start_ms: rng.next() % 100_000,
-                        end_ms: rng.next() % 100_000,
+                        end_ms: if rng.next() % 16 == 0 {
+                            u64::MAX
+                        } else {
+                            rng.next() % 100_000
+                        },
                     })
                     .collect();
             }

@@ -681,3 +681,115 @@ fn categories_summarised_by_highest_severity() {
         ]
     );
 }
+
+/// Deterministic xorshift for bounded random inputs.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[test]
+fn random_calls_and_unvalidated_rules_never_panic() {
+    let words = [
+        "supervisor",
+        "guaranteed",
+        "returns",
+        "risk",
+        "free",
+        "this",
+        "call",
+        "may",
+        "be",
+        "recorded",
+        "المدير",
+        "إلغاء",
+        "😀",
+        "",
+        "  ",
+        "fuck",
+        "*",
+        "\u{0301}",
+        "damn",
+        "it",
+    ];
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let weird_scopes = [
+        TimeScope::Percent {
+            from: f32::NAN,
+            to: 200.0,
+        },
+        TimeScope::Absolute {
+            start_ms: u64::MAX,
+            end_ms: 0,
+        },
+        TimeScope::Last { ms: u64::MAX },
+        TimeScope::First { ms: 0 },
+    ];
+    for round in 0..300 {
+        let n = rng.below(8) as usize;
+        let mut turns = Vec::new();
+        let mut sentiments = Vec::new();
+        for i in 0..n {
+            let text: Vec<&str> = (0..rng.below(12))
+                .map(|_| words[rng.below(words.len() as u64) as usize])
+                .collect();
+            let start = if rng.below(10) == 0 {
+                u64::MAX - 1
+            } else {
+                rng.below(120_000)
+            };
+            let role = [Role::Agent, Role::Customer, Role::Unknown][rng.below(3) as usize];
+            turns.push(turn(
+                i,
+                role,
+                start,
+                start.saturating_add(rng.below(9_000)),
+                &text.join(" "),
+            ));
+            sentiments.push(match rng.below(4) {
+                0 => None,
+                1 => score(f32::NAN),
+                _ => score(rng.below(200) as f32 / 100.0 - 1.0),
+            });
+        }
+        let non_talk = [NonTalk {
+            start_ms: rng.below(100_000),
+            end_ms: rng.below(100_000),
+        }];
+        let interruptions = [Interruption {
+            by: Role::Agent,
+            interrupted: Role::Customer,
+            turn: 99,
+            interrupted_turn: 98,
+            start_ms: rng.next(),
+            end_ms: rng.next(),
+        }];
+        let mut rules = default_rule_pack();
+        for r in &mut rules {
+            if rng.below(3) == 0 {
+                r.scope = weird_scopes[rng.below(weird_scopes.len() as u64) as usize];
+            }
+            r.negate = rng.below(2) == 0;
+        }
+        rules.push(rule("bad", said(&["*", "", "re*und"])));
+        let inputs = RuleInputs {
+            turns: &turns,
+            sentiments: &sentiments,
+            non_talk: &non_talk,
+            interruptions: &interruptions,
+            call_duration_ms: if round % 2 == 0 { 0 } else { rng.next() },
+        };
+        for f in evaluate_rules(&rules, &inputs) {
+            assert!((0.0..=1.0).contains(&f.confidence), "{f:?}");
+            assert!(!f.rationale.is_empty());
+        }
+    }
+}
