@@ -455,7 +455,7 @@ fn random_input_never_panics_and_leaves_no_card() {
                     .map(|w| TimedWord {
                         text: w.into(),
                         start_ms: rng.next() % 100_000,
-                        end_ms: if rng.next() % 16 == 0 {
+                        end_ms: if rng.next().is_multiple_of(16) {
                             u64::MAX
                         } else {
                             rng.next() % 100_000
