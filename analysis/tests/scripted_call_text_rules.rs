@@ -311,3 +311,83 @@ fn default_rule_pack_flags_with_times_and_rationales() {
     assert_eq!(json[0]["severity"], "high");
     assert_eq!(json[0]["role"], "agent");
 }
+
+/// A 60-minute call (1,800 two-second turns of ~20 words) through trackers, the default
+/// rule pack and redaction with every option on. Prints the time; run with `--ignored`
+/// (and `--release` for figures worth quoting).
+#[test]
+#[ignore]
+fn sixty_minute_call_timing() {
+    let lines = [
+        "Thanks for calling, this call may be recorded for quality and training purposes today",
+        "I was charged twice and I want to cancel my account unless you fix it right now",
+        "Our premium plan is cheaper than Globex and the price includes support at no extra cost",
+        "My card is 4111 1111 1111 1111 and it expires twelve twenty seven okay thank you",
+        "Let me check that for you, could you hold for a moment while I look at the notes",
+        "You can email me at jane dot doe at example dot com or call 555 123 4567 anytime",
+    ];
+    let turns: Vec<Turn> = (0..1_800)
+        .map(|i| {
+            let role = if i % 2 == 0 {
+                Role::Agent
+            } else {
+                Role::Customer
+            };
+            turn(
+                i,
+                role,
+                i as u64 * 2_000,
+                i as u64 * 2_000 + 1_900,
+                lines[i % lines.len()],
+            )
+        })
+        .collect();
+    let trackers: Vec<KeywordTracker> = (0..20)
+        .map(|k| {
+            tracker(
+                &format!("t{k}"),
+                TrackerCategory::Custom,
+                &[
+                    "globex",
+                    "cancel * account",
+                    "price*",
+                    "charged twice",
+                    &format!("word{k}"),
+                ],
+                true,
+            )
+        })
+        .collect();
+    let sentiments = vec![None; turns.len()];
+    let inputs = RuleInputs {
+        turns: &turns,
+        sentiments: &sentiments,
+        non_talk: &[],
+        interruptions: &[],
+        call_duration_ms: 3_600_000,
+    };
+    let config = RedactionConfig {
+        emails: true,
+        phones: true,
+        ..RedactionConfig::default()
+    };
+    let t0 = std::time::Instant::now();
+    let hits = find_tracker_hits(&turns, &trackers);
+    let t1 = std::time::Instant::now();
+    let flags = evaluate_rules(&default_rule_pack(), &inputs);
+    let t2 = std::time::Instant::now();
+    let redacted = redact(&turns, &config);
+    let t3 = std::time::Instant::now();
+    eprintln!(
+        "60-min call, {} turns: trackers {:?} ({} hits), rules {:?} ({} flags), redaction {:?} ({} redactions)",
+        turns.len(),
+        t1 - t0,
+        hits.len(),
+        t2 - t1,
+        flags.len(),
+        t3 - t2,
+        redacted.redactions.len()
+    );
+    assert_eq!(hits.len(), 20 * 300 * 3 + 20 * 300 * 1);
+    assert!(redacted.redactions.len() >= 300 * 2 + 300 * 2);
+}

@@ -187,6 +187,26 @@ fn cvv_and_expiry_near_a_card() {
         ]
     );
 
+    // A code said straight after the card, with no word between.
+    let r = one("4111 1111 1111 1111 123");
+    assert_eq!(r.turns[0].text, "[PCI] [PCI]");
+    assert_eq!(kinds(&r), [RedactionKind::CardNumber, RedactionKind::Cvv]);
+    // Written expiry forms.
+    for (said, redacted) in [
+        ("4111111111111111 exp 12-27", "[PCI] exp [PCI]"),
+        (
+            "4111111111111111 valid until 12/2027",
+            "[PCI] valid until [PCI]",
+        ),
+    ] {
+        let r = one(said);
+        assert_eq!(r.turns[0].text, redacted);
+        assert_eq!(
+            kinds(&r),
+            [RedactionKind::CardNumber, RedactionKind::Expiry]
+        );
+    }
+
     // Spoken, in later turns, with keywords, within the time window but many words later.
     let filler = "let me just check that I have everything I need here okay ".repeat(3);
     let turns = vec![
