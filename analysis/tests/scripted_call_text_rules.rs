@@ -388,6 +388,11 @@ fn sixty_minute_call_timing() {
         t3 - t2,
         redacted.redactions.len()
     );
-    assert_eq!(hits.len(), 20 * 300 * 3 + 20 * 300 * 1);
-    assert!(redacted.redactions.len() >= 300 * 2 + 300 * 2);
+    // Each of the 20 trackers: "cancel my account" and "charged twice" in line 1, "Globex"
+    // and "price" in line 2, each line said 300 times.
+    assert_eq!(hits.len(), 20 * 300 * 4);
+    // Card + expiry in line 3, email + phone in line 5.
+    assert_eq!(redacted.redactions.len(), 300 * 4);
+    // Every customer "cancel my account" (line 1 falls on customer turns) is an escalation.
+    assert_eq!(flags.len(), 300);
 }
