@@ -202,18 +202,21 @@ fn written_digits(norm: &str) -> Option<Vec<u8>> {
     digits.filter(|d| !d.is_empty())
 }
 
+/// A digit said as a word: English, and Arabic (normalized spelling, see
+/// [`crate::text::normalize`]: teh marbuta as heh, bare alef), with the colloquial forms
+/// callers use when reading a card out.
 fn unit_word(w: &str) -> Option<u8> {
     Some(match w {
-        "zero" | "oh" | "o" | "nought" => 0,
-        "one" => 1,
-        "two" => 2,
-        "three" => 3,
-        "four" => 4,
-        "five" => 5,
-        "six" => 6,
-        "seven" => 7,
-        "eight" => 8,
-        "nine" => 9,
+        "zero" | "oh" | "o" | "nought" | "صفر" => 0,
+        "one" | "واحد" => 1,
+        "two" | "اثنان" | "اثنين" | "اتنين" => 2,
+        "three" | "ثلاثه" | "ثلاث" | "تلاته" | "تلات" => 3,
+        "four" | "اربعه" | "اربع" => 4,
+        "five" | "خمسه" | "خمس" => 5,
+        "six" | "سته" | "ست" => 6,
+        "seven" | "سبعه" | "سبع" => 7,
+        "eight" | "ثمانيه" | "ثماني" | "تمانيه" | "ثمان" => 8,
+        "nine" | "تسعه" | "تسع" => 9,
         _ => return None,
     })
 }

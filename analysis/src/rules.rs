@@ -10,6 +10,41 @@
 //!
 //! The rules never compute statistics themselves: sentiment per turn, non-talk instances and
 //! interruptions come in [`RuleInputs`] from the analysers that own them.
+//!
+//! A rule as an organization stores it (JSON; `roles`, `scope`, `negate`, `active` and
+//! `subject` may be left out):
+//!
+//! ```
+//! use callscope_analysis::rules::{Rule, RuleInputs, evaluate_rules, validate_rule};
+//! use callscope_analysis::{Role, Turn};
+//!
+//! let rule: Rule = serde_json::from_str(r#"{
+//!     "id": "recording-disclosure", "name": "Recording disclosure",
+//!     "category": "Compliance", "severity": "high",
+//!     "condition": {"kind": "phrase_absent", "phrases": ["this call may be recorded"]},
+//!     "roles": ["agent"], "scope": {"type": "first", "ms": 15000},
+//!     "subject": "the recording disclosure"
+//! }"#).unwrap();
+//! validate_rule(&rule).unwrap();
+//!
+//! let turns = [Turn {
+//!     index: 0, role: Role::Agent, speaker: "Agent".into(), start_ms: 0, end_ms: 3_000,
+//!     text: "Hello, how can I help?".into(), words: vec![],
+//! }];
+//! let inputs = RuleInputs {
+//!     turns: &turns, sentiments: &[], non_talk: &[], interruptions: &[], call_duration_ms: 60_000,
+//! };
+//! let flags = evaluate_rules(&[rule], &inputs);
+//! assert_eq!(flags[0].rationale, "Agent did not say the recording disclosure in the first 15 s");
+//! ```
+//!
+//! Other conditions: `{"kind": "phrase_said", "phrases": [...]}`,
+//! `{"kind": "sentiment", "comparison": "below", "threshold": -0.5, "aggregate": "average"}`
+//! (`aggregate` defaults to `each_turn`), `{"kind": "non_talk", "min_ms": 30000}`,
+//! `{"kind": "interruptions", "min_count": 3, "min_overlap_ms": 500}`. Scopes:
+//! `{"type": "whole_call"}`, `{"type": "last", "ms": 30000}`,
+//! `{"type": "absolute", "start_ms": 0, "end_ms": 60000}`,
+//! `{"type": "percent", "from": 75, "to": 100}`.
 
 mod default_pack;
 

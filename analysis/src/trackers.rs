@@ -5,6 +5,22 @@
 //! wildcards (see [`crate::phrase`]). Each hit carries the words as the speaker said them and
 //! the time they were said: from word timings when the turn has them, else interpolated
 //! within the turn (the hit says which).
+//!
+//! ```
+//! use callscope_analysis::trackers::{KeywordTracker, find_tracker_hits};
+//! use callscope_analysis::{Role, Turn};
+//!
+//! let tracker: KeywordTracker = serde_json::from_str(r#"{
+//!     "id": "competitors", "name": "Competitors", "category": "competitor",
+//!     "phrases": ["globex", "initech*"], "roles": ["customer"]
+//! }"#).unwrap();
+//! let turns = [Turn {
+//!     index: 0, role: Role::Customer, speaker: "Caller".into(), start_ms: 0, end_ms: 2_000,
+//!     text: "Initech's offer is better".into(), words: vec![],
+//! }];
+//! let hits = find_tracker_hits(&turns, &[tracker]);
+//! assert_eq!(hits[0].phrase, "Initech's");
+//! ```
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

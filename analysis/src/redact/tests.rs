@@ -107,6 +107,15 @@ fn spoken_card_numbers() {
 }
 
 #[test]
+fn arabic_spoken_card_number() {
+    // 4111 1111 1111 1111 read out in Arabic, with a hamza and a teh marbuta as written.
+    let said = format!("رقم البطاقة أربعة {} شكرا", ["واحد"; 15].join(" "));
+    let r = one(&said);
+    assert_eq!(r.turns[0].text, "رقم البطاقة [PCI] شكرا");
+    assert_eq!(kinds(&r), [RedactionKind::CardNumber]);
+}
+
+#[test]
 fn card_split_over_turns_of_the_same_speaker() {
     let turns = vec![
         turn(0, Role::Customer, 0, 3_000, "it's 4111 1111"),
