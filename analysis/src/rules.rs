@@ -531,13 +531,22 @@ impl Ctx<'_> {
                 ws,
                 we,
                 confidence,
-                format!(
-                    "{} did not say {} {}{}",
-                    self.who_for_absence(),
-                    self.subject(matcher),
-                    self.rule.scope.describe(),
-                    note
-                ),
+                if self.rule.roles.is_empty() {
+                    format!(
+                        "Nobody said {} {}{}",
+                        self.subject(matcher),
+                        self.rule.scope.describe(),
+                        note
+                    )
+                } else {
+                    format!(
+                        "{} did not say {} {}{}",
+                        self.who(),
+                        self.subject(matcher),
+                        self.rule.scope.describe(),
+                        note
+                    )
+                },
             );
             flag.role = self.single_role();
             flags.push(flag);
@@ -562,14 +571,6 @@ impl Ctx<'_> {
             flag.turn = Some(turn.index);
             flag.phrase = Some(m.text);
             flags.push(flag);
-        }
-    }
-
-    fn who_for_absence(&self) -> String {
-        if self.rule.roles.is_empty() {
-            "Nobody".into()
-        } else {
-            self.who()
         }
     }
 

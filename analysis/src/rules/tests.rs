@@ -201,6 +201,26 @@ fn negation_flips_phrase_rules() {
         flags[0].rationale,
         "Agent did not say \"thank you for calling\" during the call"
     );
+    // Absence for anyone, and for two roles.
+    let flags = evaluate_rules(&[rule("bye", absent(&["goodbye", "bye"]))], &inputs(&other));
+    assert_eq!(
+        flags[0].rationale,
+        "Nobody said \"goodbye\" (or 1 other phrase) during the call"
+    );
+    let both = Rule {
+        roles: vec![Role::Customer, Role::Agent],
+        scope: TimeScope::Last { ms: 1_000 },
+        ..rule("bye", absent(&["bye"]))
+    };
+    let flags = evaluate_rules(&[both], &inputs(&other));
+    assert_eq!(
+        flags[0].rationale,
+        "Agent or customer did not say \"bye\" in the last 1 s"
+    );
+    assert_eq!(
+        (flags[0].start_ms, flags[0].end_ms, flags[0].role),
+        (1_000, 2_000, None)
+    );
     // PhraseAbsent negated flags occurrences.
     let flags = evaluate_rules(
         &[Rule {
