@@ -8,12 +8,17 @@
 pub mod actions;
 pub mod classify;
 pub mod llm;
+pub mod phrase;
+pub mod redact;
 pub mod report;
+pub mod rules;
 pub mod scorecard;
 pub mod sentiment;
 pub mod smart;
 pub mod stats;
 pub mod summary;
+pub mod text;
+pub mod trackers;
 pub mod types;
 
 pub use types::*;
