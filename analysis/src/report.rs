@@ -13,11 +13,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions::{self, ActionItem, ActionOptions, DateOrder};
 use crate::classify::{self, CallTypeSet, Classification, ClassificationSignal, SignalSource};
+use crate::redact::{self, Redaction, RedactionConfig};
+use crate::rules::{self, CategorySummary, Rule, RuleFlag, RuleInputs};
+use crate::scorecard::{self, Scorecard, ScorecardTemplate, ScoringFacts};
 use crate::sentiment::{self, CallSentiment, LexiconAnalyser, SentimentAnalyser};
 use crate::smart::{self, SentenceEncoder, SmartTracker, SmartTracking};
 use crate::stats::{self, InteractionStats, StatsConfig};
 use crate::summary::{self, Summary, SummaryOptions, SummarySignal};
-use crate::types::Turn;
+use crate::trackers::{self, KeywordTracker, TrackerHit};
+use crate::types::{SentimentScore, Turn};
 
 /// Bumped when the shape or meaning of [`CallAnalysis`] changes; stored with each result.
 pub const ANALYSIS_VERSION: u32 = 1;
@@ -25,7 +29,18 @@ pub const ANALYSIS_VERSION: u32 = 1;
 /// What the organization configured (loaded by the caller from its store).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AnalysisConfig {
+    #[serde(default)]
+    pub keyword_trackers: Vec<KeywordTracker>,
+    #[serde(default)]
     pub smart_trackers: Vec<SmartTracker>,
+    /// Compliance rules to evaluate (the caller adds the default pack when wanted).
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub redaction: RedactionConfig,
+    /// Templates whose scores are suggested from what the analysis found.
+    #[serde(default)]
+    pub scorecard_templates: Vec<ScorecardTemplate>,
     #[serde(default)]
     pub stats: StatsConfig,
     /// The organization's call types; `None` uses the default list (sales, support,
@@ -74,26 +89,65 @@ pub struct CallAnalysis {
     pub version: u32,
     pub stats: InteractionStats,
     pub sentiment: CallSentiment,
+    /// Where card numbers (and, when configured, emails and phone numbers) were replaced in
+    /// the transcript; never the redacted text itself.
+    pub redactions: Vec<Redaction>,
+    pub tracker_hits: Vec<TrackerHit>,
     pub smart_trackers: SmartTracking,
+    /// Compliance flags, and per category the count and highest severity.
+    pub compliance: Vec<RuleFlag>,
+    pub compliance_categories: Vec<CategorySummary>,
     /// The call type; `None` only when the organization's call-type list is invalid (see
     /// `degraded`).
     pub call_type: Option<Classification>,
     pub summary: Summary,
     pub action_items: Vec<ActionItem>,
+    /// Suggested scores for each configured scorecard template.
+    pub scorecard_suggestions: Vec<Scorecard>,
     /// Optional parts that failed, and what was used instead.
     pub degraded: Vec<Degraded>,
 }
 
+/// The analysis and the transcript it was made from, redacted (what the caller stores in
+/// place of the original text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysed {
+    pub analysis: CallAnalysis,
+    pub redacted_turns: Vec<Turn>,
+}
+
 /// Runs the whole analysis. Pure: the same input and configuration give the same result.
+/// Redaction comes first, so no analyser (and nothing it quotes) sees a card number.
 pub fn analyze_call(
     call: &CallInput<'_>,
     config: &AnalysisConfig,
     analysers: &Analysers<'_>,
-) -> CallAnalysis {
+) -> Analysed {
     let mut degraded = Vec::new();
-    let turns = call.turns;
+    let redacted = redact::redact(call.turns, &config.redaction);
+    let turns = redacted.turns.as_slice();
+    let call = &CallInput { turns, ..*call };
     let stats = stats::compute_stats(turns, call.duration_ms, &config.stats);
     let sentiment = call_sentiment(call, analysers.sentiment, &mut degraded);
+    let tracker_hits = trackers::find_tracker_hits(turns, &config.keyword_trackers);
+    let mut per_turn: Vec<Option<SentimentScore>> = vec![None; turns.len()];
+    for t in &sentiment.turns {
+        if let Some(slot) = per_turn.get_mut(t.turn) {
+            *slot = Some(t.sentiment);
+        }
+    }
+    let end = turns.iter().map(|t| t.end_ms).max().unwrap_or(0);
+    let compliance = rules::evaluate_rules(
+        &config.rules,
+        &RuleInputs {
+            turns,
+            sentiments: &per_turn,
+            non_talk: &stats.non_talk,
+            interruptions: &stats.interruptions,
+            call_duration_ms: call.duration_ms.unwrap_or(0).max(end),
+        },
+    );
+    let compliance_categories = rules::summarize_categories(&compliance);
     let smart_trackers = match smart::track_smart(turns, &config.smart_trackers, analysers.encoder)
     {
         Ok(t) => t,
@@ -116,7 +170,7 @@ pub fn analyze_call(
     );
     let summary = summary::extractive_summary(
         turns,
-        &summary_signals(&sentiment, &smart_trackers),
+        &summary_signals(&sentiment, &smart_trackers, &tracker_hits, &compliance),
         &config.summary,
     );
     let default_types;
@@ -129,7 +183,12 @@ pub fn analyze_call(
     };
     let call_type = match classify::classify(
         turns,
-        &classification_signals(&smart_trackers, &config.smart_trackers),
+        &classification_signals(
+            &smart_trackers,
+            &config.smart_trackers,
+            &tracker_hits,
+            &compliance,
+        ),
         types,
     ) {
         Ok(c) => Some(classify::apply_manual_override(c, call.manual_call_type)),
@@ -141,23 +200,110 @@ pub fn analyze_call(
             None
         }
     };
-    CallAnalysis {
-        version: ANALYSIS_VERSION,
-        stats,
-        sentiment,
-        smart_trackers,
-        call_type,
-        summary,
-        action_items,
-        degraded,
+    let facts = scoring_facts(&stats, &tracker_hits, &smart_trackers, &compliance);
+    let scorecard_suggestions = config
+        .scorecard_templates
+        .iter()
+        .filter_map(|t| match scorecard::suggest(t, &facts) {
+            Ok(card) => Some(card),
+            Err(e) => {
+                degraded.push(Degraded {
+                    part: format!("scorecard:{}", t.id),
+                    reason: e.to_string(),
+                });
+                None
+            }
+        })
+        .collect();
+    Analysed {
+        analysis: CallAnalysis {
+            version: ANALYSIS_VERSION,
+            stats,
+            sentiment,
+            redactions: redacted.redactions,
+            tracker_hits,
+            smart_trackers,
+            compliance,
+            compliance_categories,
+            call_type,
+            summary,
+            action_items,
+            scorecard_suggestions,
+            degraded,
+        },
+        redacted_turns: redacted.turns,
     }
+}
+
+/// What scorecard bindings can test: trackers hit, rules flagged, and the stats by name.
+fn scoring_facts(
+    stats: &InteractionStats,
+    keyword: &[TrackerHit],
+    smart: &SmartTracking,
+    flags: &[RuleFlag],
+) -> ScoringFacts {
+    let mut facts = ScoringFacts::default();
+    facts
+        .tracker_ids_hit
+        .extend(keyword.iter().map(|h| h.tracker_id.clone()));
+    if let SmartTracking::Available { hits } = smart {
+        facts
+            .tracker_ids_hit
+            .extend(hits.iter().map(|h| h.tracker_id.clone()));
+    }
+    facts
+        .rule_ids_flagged
+        .extend(flags.iter().map(|f| f.rule_id.clone()));
+    let mut stat = |name: &str, v: Option<f64>| {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            facts.stats.insert(name.to_string(), v);
+        }
+    };
+    stat(
+        "call_duration_s",
+        Some(stats.call_duration_ms as f64 / 1000.0),
+    );
+    stat("non_talk_count", Some(stats.non_talk.len() as f64));
+    stat(
+        "non_talk_total_s",
+        Some(stats.non_talk_total_ms as f64 / 1000.0),
+    );
+    stat("interruptions", Some(stats.interruptions.len() as f64));
+    stat(
+        "interactivity_per_minute",
+        stats.interactivity_per_minute.map(f64::from),
+    );
+    stat("agent_patience_ms", stats.agent_patience_ms.map(f64::from));
+    for r in &stats.per_role {
+        let role = r.role.as_str();
+        stat(&format!("{role}_talk_ratio"), Some(f64::from(r.talk_share)));
+        stat(
+            &format!("{role}_longest_monologue_s"),
+            Some(
+                r.longest_monologue
+                    .as_ref()
+                    .map_or(0.0, |m| m.duration_ms() as f64 / 1000.0),
+            ),
+        );
+        stat(
+            &format!("{role}_words_per_minute"),
+            r.words_per_minute.map(f64::from),
+        );
+        stat(&format!("{role}_questions"), Some(r.questions as f64));
+    }
+    facts
 }
 
 /// Strong sentiment below which a turn is not worth a summary signal.
 const SUMMARY_SENTIMENT_MIN: f32 = 0.5;
 
 /// What makes a turn worth summarising: tracker hits and strong sentiment.
-fn summary_signals(sentiment: &CallSentiment, smart: &SmartTracking) -> Vec<SummarySignal> {
+fn summary_signals(
+    sentiment: &CallSentiment,
+    smart: &SmartTracking,
+    keyword: &[TrackerHit],
+    flags: &[RuleFlag],
+) -> Vec<SummarySignal> {
     let mut signals: Vec<SummarySignal> = sentiment
         .turns
         .iter()
@@ -175,6 +321,18 @@ fn summary_signals(sentiment: &CallSentiment, smart: &SmartTracking) -> Vec<Summ
             source: format!("tracker:{}", h.tracker_id),
         }));
     }
+    signals.extend(keyword.iter().map(|h| SummarySignal {
+        turn: h.turn,
+        weight: 1.0,
+        source: format!("tracker:{}", h.tracker_id),
+    }));
+    signals.extend(flags.iter().filter_map(|f| {
+        Some(SummarySignal {
+            turn: f.turn?,
+            weight: 1.0,
+            source: format!("rule:{}", f.rule_id),
+        })
+    }));
     signals
 }
 
@@ -183,7 +341,35 @@ fn summary_signals(sentiment: &CallSentiment, smart: &SmartTracking) -> Vec<Summ
 fn classification_signals(
     smart: &SmartTracking,
     trackers: &[SmartTracker],
+    keyword: &[TrackerHit],
+    flags: &[RuleFlag],
 ) -> Vec<ClassificationSignal> {
+    let mut signals: Vec<ClassificationSignal> = keyword
+        .iter()
+        .map(|h| ClassificationSignal {
+            label: category_name(&h.category),
+            weight: 1.0,
+            source: SignalSource::Tracker(h.tracker_id.clone()),
+        })
+        .collect();
+    signals.extend(flags.iter().map(|f| ClassificationSignal {
+        label: f.category.clone(),
+        weight: 1.0,
+        source: SignalSource::Rule(f.rule_id.clone()),
+    }));
+    signals.extend(smart_signals(smart, trackers));
+    signals
+}
+
+/// A serde-named enum's name ("pricing").
+fn category_name<T: Serialize>(category: &T) -> String {
+    serde_json::to_value(category)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn smart_signals(smart: &SmartTracking, trackers: &[SmartTracker]) -> Vec<ClassificationSignal> {
     let category = |id: &str| {
         trackers
             .iter()

@@ -367,3 +367,211 @@ async fn analysis_settings_round_trip_and_validate() {
         "{degraded:?}"
     );
 }
+
+/// A call where the customer reads a card number, a keyword tracker, the default rule pack,
+/// a scorecard template: the stored transcript is redacted, the insights point at their
+/// turns, a reviewer's scorecard and a manager's call type survive re-analysis.
+#[tokio::test]
+async fn redaction_trackers_rules_scorecards_and_overrides() {
+    const CARD_VTT: &str = "WEBVTT\n\n00:00.500 --> 00:03.000\n<v Agent>Hello, how can I help with your bill today?\n\n00:04.000 --> 00:06.500\n<v Customer>The price went up. My card is 4111 1111 1111 1111.\n";
+    let s = TestServer::start(|_| {}).await;
+    let (_org, key) = s.org("a").await;
+    let post = reqwest::Method::POST;
+    let (st, tracker) = send(
+        &s,
+        post.clone(),
+        &key,
+        "/api/v1/trackers",
+        Some(json!({"kind": "keyword", "name": "Price", "category": "pricing", "phrases": ["price", "how much"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{tracker}");
+    let tracker_id = tracker["id"].as_str().unwrap().to_string();
+    let (st, template) = send(
+        &s,
+        post.clone(),
+        &key,
+        "/api/v1/scorecard-templates",
+        Some(json!({
+            "name": "Billing QA",
+            "criteria": [
+                {"id": "price", "title": "Price discussed", "weight": 1.0, "max_score": 1.0,
+                 "answer_type": {"type": "yes_no"},
+                 "binding": {"kind": "tracker_hit", "tracker_id": tracker_id, "present": true}},
+                {"id": "empathy", "title": "Showed empathy", "weight": 2.0, "max_score": 1.0,
+                 "answer_type": {"type": "yes_no"}}
+            ]
+        })),
+    )
+    .await;
+    assert_eq!(st, 201, "{template}");
+    let template_id = template["id"].as_str().unwrap().to_string();
+    // A rule of the organization's own, and a broken one refused.
+    let (st, rule) = send(
+        &s,
+        post.clone(),
+        &key,
+        "/api/v1/rules",
+        Some(json!({
+            "name": "Bill mentioned", "category": "billing", "severity": "low",
+            "condition": {"kind": "phrase_said", "phrases": ["bill"]},
+            "roles": ["agent"]
+        })),
+    )
+    .await;
+    assert_eq!(st, 201, "{rule}");
+    let (st, _) = send(
+        &s,
+        post.clone(),
+        &key,
+        "/api/v1/rules",
+        Some(json!({"name": "x", "category": "c", "severity": "low", "condition": {"kind": "phrase_said", "phrases": []}})),
+    )
+    .await;
+    assert_eq!(st, 422);
+
+    let wav = std::fs::read(stereo_call(s.dir.path())).unwrap();
+    let fields = [
+        ("external_call_id", "card-1"),
+        ("channel_layout", "stereo_agent_left"),
+    ];
+    let (st, created) = s
+        .upload(&key, "call.wav", wav, &fields, Some(CARD_VTT))
+        .await;
+    assert_eq!(st, 202, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let call = s.wait_done(&key, &id).await;
+    assert_eq!(call["status"], "completed", "{call}");
+
+    // The stored transcript has no card number.
+    let segs = call["segments"].as_array().unwrap();
+    let customer = segs
+        .iter()
+        .find(|s| s["speaker_role"] == "customer")
+        .unwrap();
+    let text = customer["text"].as_str().unwrap();
+    assert!(text.contains("[PCI]") && !text.contains("4111"), "{text}");
+    let r = s
+        .get(&key, &format!("/api/v1/calls/{id}/transcript.txt"))
+        .await;
+    assert!(!r.text().await.unwrap().contains("1111"));
+
+    let (st, a) = s
+        .get_json(&key, &format!("/api/v1/calls/{id}/analysis"))
+        .await;
+    assert_eq!(st, 200, "{a}");
+    assert!(
+        !a.to_string().contains("4111"),
+        "the analysis quotes no card number"
+    );
+    assert_eq!(
+        a["redactions"][0]["kind"], "card_number",
+        "{}",
+        a["redactions"]
+    );
+    let hits = a["tracker_hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["tracker_id"], tracker_id.as_str());
+    assert_eq!(hits[0]["role"], "customer");
+    assert_eq!(hits[0]["phrase"], "price");
+    let flags = a["compliance"].as_array().unwrap();
+    let flagged = |rule: &str| flags.iter().any(|f| f["rule_id"] == rule);
+    assert!(
+        flagged("recording-disclosure"),
+        "default pack: no disclosure said: {flags:?}"
+    );
+    assert!(flagged(rule["id"].as_str().unwrap()), "own rule: {flags:?}");
+    assert!(
+        a["call_type"]["call_type"].is_string(),
+        "{}",
+        a["call_type"]
+    );
+    assert!(a["summary"]["sentences"].as_array().is_some());
+
+    // The scorecard: suggested from the tracker hit, then a reviewer's answer.
+    let card_path = format!("/api/v1/calls/{id}/scorecards/{template_id}");
+    let (st, card) = s.get_json(&key, &card_path).await;
+    assert_eq!(st, 200, "{card}");
+    assert_eq!(card["stored"], false);
+    let price = card["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["criterion_id"] == "price")
+        .unwrap()
+        .clone();
+    assert_eq!(price["source"], "suggested", "{card}");
+    let (st, reviewed) = send(
+        &s,
+        reqwest::Method::PUT,
+        &key,
+        &card_path,
+        Some(json!({
+            "reviewer": "qa@example.com",
+            "overall_comment": "good call",
+            "answers": [{"criterion_id": "empathy", "answer": {"type": "yes"}, "note": "apologised"}]
+        })),
+    )
+    .await;
+    assert_eq!(st, 200, "{reviewed}");
+    assert_eq!(reviewed["stored"], true);
+    assert_eq!(reviewed["reviewer"], "qa@example.com");
+    let percent = reviewed["totals"]["percent"].as_f64().unwrap();
+    assert!((percent - 100.0).abs() < 1e-6, "{reviewed}");
+    // An answer for a criterion the template lacks is refused, nothing stored.
+    let (st, _) = send(
+        &s,
+        reqwest::Method::PUT,
+        &key,
+        &card_path,
+        Some(json!({"reviewer": "qa", "answers": [{"criterion_id": "nope", "answer": {"type": "yes"}}]})),
+    )
+    .await;
+    assert_eq!(st, 422);
+
+    // The manager's call type, then a re-analysis: both kept.
+    let (st, typed) = send(
+        &s,
+        reqwest::Method::PUT,
+        &key,
+        &format!("/api/v1/calls/{id}/call-type"),
+        Some(json!({"call_type": "retention"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{typed}");
+    assert_eq!(typed["call_type"]["call_type"], "retention");
+    let before = a["analysed_at"].clone();
+    let (st, _) = send(
+        &s,
+        post.clone(),
+        &key,
+        &format!("/api/v1/calls/{id}/reanalyze"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let again = loop {
+        let (_, v) = s
+            .get_json(&key, &format!("/api/v1/calls/{id}/analysis"))
+            .await;
+        if v["analysed_at"] != before {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "re-analysis never stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(again["call_type"]["call_type"], "retention");
+    assert_eq!(again["call_type"]["manual_override"], "retention");
+    assert!(again["call_type"]["computed_type"].is_string());
+    let (_, card) = s.get_json(&key, &card_path).await;
+    let empathy = card["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["criterion_id"] == "empathy")
+        .unwrap()
+        .clone();
+    assert_eq!(empathy["source"], "manual", "{card}");
+    assert_eq!(card["reviewer"], "qa@example.com");
+}

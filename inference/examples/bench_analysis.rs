@@ -30,7 +30,7 @@ fn call(minutes: u64) -> Vec<Turn> {
     let mut t = 500u64;
     let mut i = 0usize;
     while t < end {
-        let role = if i % 2 == 0 {
+        let role = if i.is_multiple_of(2) {
             Role::Agent
         } else {
             Role::Customer
@@ -126,14 +126,18 @@ fn run(turns: &[Turn], config: &AnalysisConfig, encoder: Option<&dyn SentenceEnc
         },
     );
     let secs = started.elapsed().as_secs_f64();
+    let analysis = analysis.analysis;
     // Keep the result alive (and show that it is real).
     eprintln!(
-        "  {} non-talk, {} interruptions, sentiment overall {:?}, {} action items, type {:?}, degraded {}",
+        "  {} non-talk, {} interruptions, sentiment overall {:?}, {} action items, type {:?}, {} tracker hits, {} flags, {} scorecards, degraded {}",
         analysis.stats.non_talk.len(),
         analysis.stats.interruptions.len(),
         analysis.sentiment.overall.map(|s| s.label),
         analysis.action_items.len(),
         analysis.call_type.map(|c| c.call_type),
+        analysis.tracker_hits.len(),
+        analysis.compliance.len(),
+        analysis.scorecard_suggestions.len(),
         analysis.degraded.len()
     );
     secs
@@ -146,8 +150,32 @@ fn main() {
         .unwrap_or(60);
     let turns = call(minutes);
     println!("call: {minutes} min, {} turns", turns.len());
+    // Keyword trackers as an organization would write them, the default compliance pack,
+    // and one scorecard template bound to them.
+    let keyword_trackers = serde_json::from_value(serde_json::json!([
+        {"id": "price", "name": "Price", "category": "pricing", "phrases": ["price", "how much", "discount", "per month", "cost*"]},
+        {"id": "rival", "name": "Competitors", "category": "competitor", "phrases": ["other provider", "another company", "switch* to"]},
+        {"id": "cancel", "name": "Cancellation", "category": "objection", "phrases": ["cancel*", "close my account", "not worth it"]},
+        {"id": "feature", "name": "Features", "category": "feature", "phrases": ["international calls", "faster plan", "router"]},
+        {"id": "thanks", "name": "Thanks", "category": "custom", "phrases": ["thank you", "thanks", "appreciate *"]},
+    ]))
+    .expect("keyword trackers");
+    let scorecard_templates = serde_json::from_value(serde_json::json!([{
+        "id": "qa", "name": "QA", "criteria": [
+            {"id": "disclosure", "title": "Recording disclosure", "weight": 2.0, "max_score": 1.0,
+             "answer_type": {"type": "yes_no"},
+             "binding": {"kind": "rule_flag", "rule_id": "recording-disclosure", "present": false}},
+            {"id": "thanks", "title": "Thanked the customer", "weight": 1.0, "max_score": 1.0,
+             "answer_type": {"type": "yes_no"},
+             "binding": {"kind": "tracker_hit", "tracker_id": "thanks", "present": true}}
+        ]
+    }]))
+    .expect("scorecard template");
     let config = AnalysisConfig {
+        keyword_trackers,
         smart_trackers: smart_trackers(),
+        rules: callscope_analysis::rules::default_rule_pack(),
+        scorecard_templates,
         ..AnalysisConfig::default()
     };
 

@@ -17,7 +17,7 @@ use crate::ids::ms_to_rfc3339;
 use crate::sip::http::json_body;
 use crate::store::analysis_config::{self as store, ConfigFields, ConfigRow};
 
-use super::definitions::{Configured, TrackerDefinition};
+use super::definitions::{Configured, RuleDefinition, TemplateDefinition, TrackerDefinition};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,6 +30,26 @@ pub fn routes() -> Router<AppState> {
             get(show::<TrackerDefinition>)
                 .put(replace::<TrackerDefinition>)
                 .delete(remove::<TrackerDefinition>),
+        )
+        .route(
+            "/rules",
+            get(list::<RuleDefinition>).post(create::<RuleDefinition>),
+        )
+        .route(
+            "/rules/{id}",
+            get(show::<RuleDefinition>)
+                .put(replace::<RuleDefinition>)
+                .delete(remove::<RuleDefinition>),
+        )
+        .route(
+            "/scorecard-templates",
+            get(list::<TemplateDefinition>).post(create::<TemplateDefinition>),
+        )
+        .route(
+            "/scorecard-templates/{id}",
+            get(show::<TemplateDefinition>)
+                .put(replace::<TemplateDefinition>)
+                .delete(remove::<TemplateDefinition>),
         )
 }
 

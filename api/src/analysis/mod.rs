@@ -6,6 +6,7 @@
 pub mod config_routes;
 pub mod definitions;
 pub mod models;
+pub mod review_routes;
 pub mod routes;
 pub mod run;
 pub mod settings;
@@ -16,5 +17,7 @@ use crate::http::state::AppState;
 
 /// Every analysis route, to be nested under `/api/v1`.
 pub fn routes() -> Router<AppState> {
-    config_routes::routes().merge(routes::routes())
+    config_routes::routes()
+        .merge(routes::routes())
+        .merge(review_routes::routes())
 }

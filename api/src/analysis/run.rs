@@ -3,7 +3,8 @@
 //! the post-call job (right after transcription, in its transaction) and by re-analysis jobs.
 
 use callscope_analysis::classify::{CallTypeDef, CallTypeSet};
-use callscope_analysis::report::{self, Analysers, AnalysisConfig, CallAnalysis, CallInput};
+use callscope_analysis::redact::RedactionConfig;
+use callscope_analysis::report::{self, Analysed, Analysers, AnalysisConfig, CallInput};
 use callscope_analysis::smart::SentenceEncoder;
 use callscope_analysis::{Role, TimedWord, Turn};
 use callscope_transcription::{Segment, SpeakerRole};
@@ -11,7 +12,7 @@ use serde_json::json;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::config_routes::load_active;
-use super::definitions::TrackerDefinition;
+use super::definitions::{RuleDefinition, TemplateDefinition, TrackerDefinition};
 use super::settings::{OrgAnalysisSettings, SentimentChoice};
 use crate::http::state::AppState;
 use crate::store::calls::Call;
@@ -96,9 +97,22 @@ pub async fn org_config(
     };
     for t in trackers {
         match t {
+            TrackerDefinition::Keyword(k) => config.keyword_trackers.push(k),
             TrackerDefinition::Smart(s) => config.smart_trackers.push(s),
         }
     }
+    if settings.default_rules {
+        config.rules = callscope_analysis::rules::default_rule_pack();
+    }
+    let rules: Vec<RuleDefinition> = load_active(pool, org_id).await?;
+    config.rules.extend(rules.into_iter().map(|r| r.0));
+    let templates: Vec<TemplateDefinition> = load_active(pool, org_id).await?;
+    config.scorecard_templates = templates.into_iter().map(|t| t.0).collect();
+    config.redaction = RedactionConfig {
+        emails: settings.redact_emails,
+        phones: settings.redact_phones,
+        ..RedactionConfig::default()
+    };
     Ok(config)
 }
 
@@ -110,14 +124,15 @@ pub async fn analyze(
     call: &Call,
     turns: Vec<Turn>,
     duration_ms: Option<u64>,
-) -> Result<CallAnalysis, JobError> {
+) -> Result<(Analysed, OrgAnalysisSettings), JobError> {
     let settings = org_settings(&state.pool, org_id).await?;
     let config = org_config(&state.pool, org_id, &settings).await?;
     let manual_call_type = call_analyses::call_type_override(&state.pool, org_id, &call.id).await?;
     let started_ms = call.started_at.unwrap_or(call.created_at);
     let started_at = chrono::DateTime::from_timestamp_millis(started_ms).unwrap_or_default();
     let state = state.clone();
-    tokio::task::spawn_blocking(move || {
+    let keep = settings.clone();
+    let analysed = tokio::task::spawn_blocking(move || {
         let encoder = if config.smart_trackers.is_empty() {
             None
         } else {
@@ -133,7 +148,7 @@ pub async fn analyze(
                 .map(|m| m as &dyn callscope_analysis::sentiment::SentimentAnalyser),
             encoder: encoder.as_deref().map(|e| e as &dyn SentenceEncoder),
         };
-        let mut analysis = report::analyze_call(
+        let mut analysed = report::analyze_call(
             &CallInput {
                 turns: &turns,
                 duration_ms,
@@ -144,37 +159,70 @@ pub async fn analyze(
             &analysers,
         );
         if settings.sentiment == SentimentChoice::Model && model.is_none() {
+            let analysis = &mut analysed.analysis;
             let reason = state.analysis_models.sentiment().err().unwrap_or_default();
             analysis.degraded.push(report::Degraded {
                 part: "sentiment".into(),
                 reason: format!("{reason}; the embedded lexicon was used instead"),
             });
         }
-        analysis
+        analysed
     })
     .await
-    .map_err(|e| JobError::Transient(format!("analysis task: {e}")))
+    .map_err(|e| JobError::Transient(format!("analysis task: {e}")))?;
+    Ok((analysed, keep))
 }
 
-/// Stores the analysis of a call (replacing an earlier one).
+/// Stores the analysis of a call (replacing an earlier one). `original` is the unredacted
+/// transcript, kept beside it only when the organization allows it.
 pub async fn store(
     conn: &mut SqliteConnection,
     org_id: &str,
     call_id: &str,
-    analysis: &CallAnalysis,
+    analysed: &Analysed,
+    settings: &OrgAnalysisSettings,
+    original: &[Turn],
 ) -> Result<(), JobError> {
+    let analysis = &analysed.analysis;
     let result = serde_json::to_string(analysis)
         .map_err(|e| JobError::Permanent(format!("analysis does not serialise: {e}")))?;
+    let unredacted = if settings.keep_unredacted && !analysis.redactions.is_empty() {
+        let texts: Vec<serde_json::Value> = original
+            .iter()
+            .map(|t| json!({ "turn": t.index, "text": t.text }))
+            .collect();
+        Some(serde_json::Value::Array(texts).to_string())
+    } else {
+        None
+    };
     call_analyses::save(
         &mut *conn,
         org_id,
         call_id,
         i64::from(analysis.version),
         &result,
-        None,
+        unredacted.as_deref(),
     )
     .await?;
     Ok(())
+}
+
+/// The segments with the redacted text of their turns (`segments` in the order
+/// [`turns_from_segments`] gave the turns), so the stored transcript carries no card number.
+pub fn redact_segments(segments: &mut [Segment], redacted: &[Turn]) {
+    let mut order: Vec<usize> = (0..segments.len()).collect();
+    order.sort_by_key(|&i| (segments[i].start_ms, segments[i].end_ms));
+    for (turn, &i) in redacted.iter().zip(&order) {
+        let seg = &mut segments[i];
+        if seg.text.is_some() {
+            seg.text = Some(turn.text.clone());
+        }
+        if seg.words.len() == turn.words.len() {
+            for (w, t) in seg.words.iter_mut().zip(&turn.words) {
+                w.text = t.text.clone();
+            }
+        }
+    }
 }
 
 /// Queues the re-analysis of one call.
@@ -209,9 +257,16 @@ pub async fn run_reanalysis(state: &AppState, job: &jobs::Job) -> Result<(), Job
         .await?
         .and_then(|r| r.duration_ms)
         .and_then(|d| u64::try_from(d).ok());
-    let analysis = analyze(state, org_id, &call, turns_from_segments(&segs), duration).await?;
+    let mut segs = segs;
+    let turns = turns_from_segments(&segs);
+    let (analysed, settings) = analyze(state, org_id, &call, turns.clone(), duration).await?;
     let mut tx = state.pool.begin().await?;
-    store(&mut tx, org_id, &call_id, &analysis).await?;
+    if !analysed.analysis.redactions.is_empty() {
+        // Settings may have changed (e.g. emails now redacted): the stored text follows.
+        redact_segments(&mut segs, &analysed.redacted_turns);
+        segments::replace_for_call(&mut tx, org_id, &call_id, &segs).await?;
+    }
+    store(&mut tx, org_id, &call_id, &analysed, &settings, &turns).await?;
     jobs::complete(&mut *tx, org_id, &job.id).await?;
     tx.commit().await?;
     tracing::info!(call_id = %call_id, org_id, "call re-analysed");

@@ -120,18 +120,22 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     metrics::histogram!(PROCESSING_SECONDS).record(started.elapsed().as_secs_f64());
 
     calls::set_status(&state.pool, org_id, &call.id, CallStatus::Analyzing).await?;
-    let analysis = crate::analysis::run::analyze(
+    let turns = crate::analysis::run::turns_from_segments(&output.segments);
+    let (analysed, settings) = crate::analysis::run::analyze(
         state,
         org_id,
         &call,
-        crate::analysis::run::turns_from_segments(&output.segments),
+        turns.clone(),
         Some(output.info.duration_ms),
     )
     .await?;
+    let mut output = output;
+    // The stored transcript is the redacted one (no card numbers at rest).
+    crate::analysis::run::redact_segments(&mut output.segments, &analysed.redacted_turns);
 
     let mut tx = state.pool.begin().await?;
     store_outcome(&mut tx, state, org_id, &call, &output).await?;
-    crate::analysis::run::store(&mut tx, org_id, &call.id, &analysis).await?;
+    crate::analysis::run::store(&mut tx, org_id, &call.id, &analysed, &settings, &turns).await?;
     jobs::complete(&mut *tx, org_id, &job.id).await?;
     tx.commit().await?;
     tracing::info!(call_id = %call.id, org_id, segments = output.segments.len(),

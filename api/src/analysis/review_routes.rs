@@ -1,0 +1,241 @@
+//! A manager's side of a call's analysis: the call type override and scorecards (the
+//! analysis's suggestion, accepted or answered by a reviewer). Manual work survives
+//! re-analysis: the override is applied to every new classification, and a stored
+//! scorecard's reviewer answers are merged over each fresh suggestion when it is read.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use callscope_analysis::classify;
+use callscope_analysis::report::CallAnalysis;
+use callscope_analysis::scorecard::{self, ManualReview, Scorecard, ScorecardTemplate};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::definitions::TemplateDefinition;
+use crate::auth::OrgCtx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::state::AppState;
+use crate::ids::ms_to_rfc3339;
+use crate::sip::http::json_body;
+use crate::store::analysis_config::{self as config_store, ConfigKind};
+use crate::store::{call_analyses, calls};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/calls/{id}/call-type", put(put_call_type))
+        .route("/calls/{id}/scorecards", get(list_scorecards))
+        .route(
+            "/calls/{id}/scorecards/{template_id}",
+            get(get_scorecard).put(put_scorecard),
+        )
+}
+
+async fn ensure_call(state: &AppState, org_id: &str, id: &str) -> ApiResult<()> {
+    match calls::get_call(&state.pool, org_id, id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("call")),
+    }
+}
+
+async fn stored_analysis(state: &AppState, org_id: &str, id: &str) -> ApiResult<CallAnalysis> {
+    let stored = call_analyses::get(&state.pool, org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("analysis").with_code("not_analysed"))?;
+    serde_json::from_str(&stored.result).map_err(ApiError::internal)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallTypeBody {
+    /// The type to show; `null` removes the override (the computed type shows again).
+    call_type: Option<String>,
+}
+
+/// Sets the manager's call type. The stored analysis is updated at once; re-analyses keep it.
+async fn put_call_type(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+    body: Result<Json<CallTypeBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = json_body(body)?;
+    let wanted = body
+        .call_type
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if wanted.is_some_and(|t| t.chars().count() > 60) {
+        return Err(ApiError::validation(
+            "call_type must be at most 60 characters",
+        ));
+    }
+    ensure_call(&state, &org.org_id, &id).await?;
+    let mut analysis = stored_analysis(&state, &org.org_id, &id).await?;
+    let mut tx = state.pool.begin().await?;
+    call_analyses::set_call_type_override(&mut *tx, &org.org_id, &id, wanted).await?;
+    if let Some(c) = analysis.call_type.take() {
+        analysis.call_type = Some(classify::apply_manual_override(c, wanted));
+    }
+    let result = serde_json::to_string(&analysis).map_err(ApiError::internal)?;
+    let unredacted = call_analyses::get(&mut *tx, &org.org_id, &id)
+        .await?
+        .and_then(|s| s.unredacted);
+    call_analyses::save(
+        &mut *tx,
+        &org.org_id,
+        &id,
+        i64::from(analysis.version),
+        &result,
+        unredacted.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({ "call_id": id, "call_type": analysis.call_type }),
+    ))
+}
+
+async fn template(state: &AppState, org_id: &str, id: &str) -> ApiResult<ScorecardTemplate> {
+    let row = config_store::get(&state.pool, ConfigKind::ScorecardTemplate, org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scorecard template"))?;
+    let t: TemplateDefinition =
+        serde_json::from_str(&row.definition).map_err(ApiError::internal)?;
+    Ok(t.0)
+}
+
+/// The call's scorecard for a template: the stored review merged over today's suggestion, the
+/// stored review alone when the analysis has no suggestion for it, else the suggestion.
+async fn current_card(
+    state: &AppState,
+    org_id: &str,
+    call_id: &str,
+    template: &ScorecardTemplate,
+) -> ApiResult<(Scorecard, Option<(i64, i64)>)> {
+    let analysis = stored_analysis(state, org_id, call_id).await?;
+    let suggestion = analysis
+        .scorecard_suggestions
+        .into_iter()
+        .find(|c| c.template_id == template.id);
+    let stored = call_analyses::scorecard(&state.pool, org_id, call_id, &template.id).await?;
+    let times = stored.as_ref().map(|s| (s.created_at, s.updated_at));
+    let stored: Option<Scorecard> = stored.and_then(|s| serde_json::from_str(&s.result).ok());
+    let fresh = match suggestion {
+        Some(s) => s,
+        None => scorecard::suggest(template, &Default::default())
+            .map_err(|e| ApiError::validation(e.to_string()))?,
+    };
+    let card = match stored {
+        Some(previous) => scorecard::merge_on_reanalysis(template, fresh, &previous)
+            .map_err(|e| ApiError::validation(e.to_string()))?,
+        None => fresh,
+    };
+    Ok((card, times))
+}
+
+fn card_view(call_id: &str, card: &Scorecard, times: Option<(i64, i64)>) -> Value {
+    let mut v = serde_json::to_value(card).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("call_id".into(), json!(call_id));
+        o.insert("stored".into(), json!(times.is_some()));
+        if let Some((created, updated)) = times {
+            o.insert("created_at".into(), json!(ms_to_rfc3339(created)));
+            o.insert("updated_at".into(), json!(ms_to_rfc3339(updated)));
+        }
+    }
+    v
+}
+
+async fn list_scorecards(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    ensure_call(&state, &org.org_id, &id).await?;
+    let rows = config_store::list(
+        &state.pool,
+        ConfigKind::ScorecardTemplate,
+        &org.org_id,
+        true,
+    )
+    .await?;
+    let mut items = Vec::new();
+    for row in rows {
+        let Ok(t) = serde_json::from_str::<TemplateDefinition>(&row.definition) else {
+            continue;
+        };
+        let (card, times) = current_card(&state, &org.org_id, &id, &t.0).await?;
+        items.push(card_view(&id, &card, times));
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn get_scorecard(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path((id, template_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    ensure_call(&state, &org.org_id, &id).await?;
+    let template = template(&state, &org.org_id, &template_id).await?;
+    let (card, times) = current_card(&state, &org.org_id, &id, &template).await?;
+    Ok(Json(card_view(&id, &card, times)))
+}
+
+/// A review: answers (with notes) from a reviewer, or `accept: true` to take the suggestions
+/// as they are.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    reviewer: String,
+    #[serde(default)]
+    accept: bool,
+    #[serde(default)]
+    overall_comment: Option<String>,
+    #[serde(default)]
+    answers: Vec<scorecard::ManualAnswer>,
+}
+
+async fn put_scorecard(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path((id, template_id)): Path<(String, String)>,
+    body: Result<Json<ReviewBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = json_body(body)?;
+    ensure_call(&state, &org.org_id, &id).await?;
+    let template = template(&state, &org.org_id, &template_id).await?;
+    let (card, _) = current_card(&state, &org.org_id, &id, &template).await?;
+    let card = if body.accept {
+        scorecard::accept_suggestions(&template, card, &body.reviewer)
+    } else {
+        scorecard::apply_review(
+            &template,
+            card,
+            &ManualReview {
+                reviewer: body.reviewer.clone(),
+                overall_comment: body.overall_comment.clone(),
+                answers: body.answers,
+            },
+        )
+    }
+    .map_err(|e| ApiError::validation(e.to_string()))?;
+    let result = serde_json::to_string(&card).map_err(ApiError::internal)?;
+    call_analyses::save_scorecard(
+        &state.pool,
+        &org.org_id,
+        &id,
+        &template_id,
+        card.reviewer.as_deref(),
+        &result,
+        card.totals.percent,
+    )
+    .await?;
+    let stored = call_analyses::scorecard(&state.pool, &org.org_id, &id, &template_id).await?;
+    Ok(Json(card_view(
+        &id,
+        &card,
+        stored.map(|s| (s.created_at, s.updated_at)),
+    )))
+}
