@@ -110,9 +110,19 @@ fn five_percent_loss_between_namespaces() {
     // A window in which the lag jumps correlates less: at least half must match cleanly.
     let good = aligned.iter().filter(|(_, x)| *x >= 0.8).count();
     assert!(good * 2 >= aligned.len(), "most windows match: {aligned:?}");
+    // Time is only ever dropped, so no window leads the source. A window that matches cleanly
+    // sits at a whole number of dropped 20 ms frames; a window the jump falls inside has no
+    // single true lag (its best guess can be anything between the two, seen: -241 at 0.42).
     assert!(
-        aligned.iter().all(|(lag, _)| *lag <= 0 && lag % 160 == 0),
-        "lags are whole frames of dropped time: {aligned:?}"
+        aligned.iter().all(|(lag, _)| *lag <= 0),
+        "no window leads the source: {aligned:?}"
+    );
+    assert!(
+        aligned
+            .iter()
+            .filter(|(_, x)| *x >= 0.8)
+            .all(|(lag, _)| lag % 160 == 0),
+        "clean windows lag by whole frames of dropped time: {aligned:?}"
     );
     // At worst every lost packet's 20 ms is dropped.
     let worst = call_s - missing as f64 * 0.02 - 0.3;
