@@ -51,25 +51,37 @@ pub fn media_calls(cs: &Callscope) -> u64 {
     counters(cs).get("media_calls").copied().unwrap_or(0)
 }
 
-/// CPU time in ns per thread name (digits dropped, so `callscope-rec-12` groups with its
-/// kind) of process `pid`, from schedstat: exact, not rounded to clock ticks.
+/// Field `field` of each thread's schedstat (0: CPU time in ns, 2: times scheduled onto a
+/// CPU) of process `pid`, with the thread's name (digits dropped, so `callscope-rec-12` groups
+/// with its kind).
+fn threads_schedstat(pid: u32, field: usize) -> Vec<(String, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .map(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let name = comm
+                .trim_end()
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
+                .to_string();
+            let value = std::fs::read_to_string(task.path().join("schedstat"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .nth(field)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            (name, value)
+        })
+        .collect()
+}
+
+/// CPU time in ns per thread name of process `pid`, from schedstat: exact, not rounded to
+/// clock ticks.
 pub fn threads_cpu_ns(pid: u32) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        let name: String = comm
-            .trim_end()
-            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
-            .to_string();
-        let ns = std::fs::read_to_string(task.path().join("schedstat"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+    for (name, ns) in threads_schedstat(pid, 0) {
         *out.entry(name).or_default() += ns;
     }
     out
@@ -79,20 +91,7 @@ pub fn threads_cpu_ns(pid: u32) -> BTreeMap<String, u64> {
 /// field, summed): each wake-up of a sleeping thread is one. A count, so it does not depend on
 /// how busy the rest of the machine is, unlike CPU time.
 pub fn schedules_of(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| {
-            std::fs::read_to_string(task.path().join("schedstat"))
-                .ok()?
-                .split_whitespace()
-                .nth(2)?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    threads_schedstat(pid, 2).into_iter().map(|(_, n)| n).sum()
 }
 
 /// (user, system) CPU seconds of a process, from /proc/PID/stat (fields 14 and 15).

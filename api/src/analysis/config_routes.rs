@@ -21,35 +21,19 @@ use super::definitions::{Configured, RuleDefinition, TemplateDefinition, Tracker
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(crud::<TrackerDefinition>("/trackers"))
+        .merge(crud::<RuleDefinition>("/rules"))
+        .merge(crud::<TemplateDefinition>("/scorecard-templates"))
+}
+
+/// The collection (`GET` list, `POST` create) and item (`GET`, `PUT`, `DELETE`) routes of one
+/// kind of configured object.
+fn crud<T: Configured>(collection: &str) -> Router<AppState> {
+    Router::new()
+        .route(collection, get(list::<T>).post(create::<T>))
         .route(
-            "/trackers",
-            get(list::<TrackerDefinition>).post(create::<TrackerDefinition>),
-        )
-        .route(
-            "/trackers/{id}",
-            get(show::<TrackerDefinition>)
-                .put(replace::<TrackerDefinition>)
-                .delete(remove::<TrackerDefinition>),
-        )
-        .route(
-            "/rules",
-            get(list::<RuleDefinition>).post(create::<RuleDefinition>),
-        )
-        .route(
-            "/rules/{id}",
-            get(show::<RuleDefinition>)
-                .put(replace::<RuleDefinition>)
-                .delete(remove::<RuleDefinition>),
-        )
-        .route(
-            "/scorecard-templates",
-            get(list::<TemplateDefinition>).post(create::<TemplateDefinition>),
-        )
-        .route(
-            "/scorecard-templates/{id}",
-            get(show::<TemplateDefinition>)
-                .put(replace::<TemplateDefinition>)
-                .delete(remove::<TemplateDefinition>),
+            &format!("{collection}/{{id}}"),
+            get(show::<T>).put(replace::<T>).delete(remove::<T>),
         )
 }
 
@@ -102,7 +86,7 @@ async fn create<T: Configured>(
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let body = json_body(body)?;
-    let id = store::fresh_id();
+    let id = crate::ids::new_id();
     let (parsed, stored) = parse::<T>(body, &id)?;
     let cols = parsed.columns();
     store::create(

@@ -4,7 +4,7 @@
 use callscope_analysis::rules::{Rule, validate_rule};
 use callscope_analysis::scorecard::{ScorecardTemplate, validate_template};
 use callscope_analysis::smart::SmartTracker;
-use callscope_analysis::trackers::{KeywordTracker, validate_tracker};
+use callscope_analysis::trackers::{KeywordTracker, TrackerCategory, validate_tracker};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -26,10 +26,6 @@ pub trait Configured: Serialize + DeserializeOwned + Send + 'static {
     fn columns(&self) -> Columns;
 }
 
-/// The tracker categories of the field (competitor, pricing, objection, feature, custom).
-pub const TRACKER_CATEGORIES: &[&str] =
-    &["competitor", "pricing", "objection", "feature", "custom"];
-
 /// The name serde gives a value: a unit variant's string, or an internally tagged enum's
 /// `kind` ("phrase_absent"), for the store's columns.
 fn serde_name<T: Serialize>(value: &T) -> String {
@@ -44,15 +40,14 @@ fn serde_name<T: Serialize>(value: &T) -> String {
     }
 }
 
+/// A smart tracker's category must be one keyword trackers have (the analysis crate's
+/// `TrackerCategory`: competitor, pricing, objection, feature, custom).
 fn check_category(category: &str) -> Result<(), String> {
-    if TRACKER_CATEGORIES.contains(&category) {
-        Ok(())
-    } else {
-        Err(format!(
-            "category must be one of {}",
-            TRACKER_CATEGORIES.join(", ")
-        ))
-    }
+    serde_json::from_value::<TrackerCategory>(serde_json::Value::from(category))
+        .map(|_| ())
+        .map_err(|_| {
+            "category must be one of competitor, pricing, objection, feature, custom".into()
+        })
 }
 
 fn check_name(name: &str) -> Result<(), String> {

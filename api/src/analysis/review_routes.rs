@@ -39,10 +39,18 @@ async fn ensure_call(state: &AppState, org_id: &str, id: &str) -> ApiResult<()> 
     }
 }
 
-async fn stored_analysis(state: &AppState, org_id: &str, id: &str) -> ApiResult<CallAnalysis> {
-    let stored = call_analyses::get(&state.pool, org_id, id)
+async fn stored_row(
+    state: &AppState,
+    org_id: &str,
+    id: &str,
+) -> ApiResult<call_analyses::StoredAnalysis> {
+    call_analyses::get(&state.pool, org_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("analysis").with_code("not_analysed"))?;
+        .ok_or_else(|| ApiError::not_found("analysis").with_code("not_analysed"))
+}
+
+async fn stored_analysis(state: &AppState, org_id: &str, id: &str) -> ApiResult<CallAnalysis> {
+    let stored = stored_row(state, org_id, id).await?;
     serde_json::from_str(&stored.result).map_err(ApiError::internal)
 }
 
@@ -72,23 +80,22 @@ async fn put_call_type(
         ));
     }
     ensure_call(&state, &org.org_id, &id).await?;
-    let mut analysis = stored_analysis(&state, &org.org_id, &id).await?;
+    let stored = stored_row(&state, &org.org_id, &id).await?;
+    let mut analysis: CallAnalysis =
+        serde_json::from_str(&stored.result).map_err(ApiError::internal)?;
     let mut tx = state.pool.begin().await?;
     call_analyses::set_call_type_override(&mut *tx, &org.org_id, &id, wanted).await?;
     if let Some(c) = analysis.call_type.take() {
         analysis.call_type = Some(classify::apply_manual_override(c, wanted));
     }
     let result = serde_json::to_string(&analysis).map_err(ApiError::internal)?;
-    let unredacted = call_analyses::get(&mut *tx, &org.org_id, &id)
-        .await?
-        .and_then(|s| s.unredacted);
     call_analyses::save(
         &mut *tx,
         &org.org_id,
         &id,
         i64::from(analysis.version),
         &result,
-        unredacted.as_deref(),
+        stored.unredacted.as_deref(),
     )
     .await?;
     tx.commit().await?;

@@ -22,12 +22,18 @@ use crate::worker::JobError;
 /// The job that re-analyses one stored call.
 pub const KIND_ANALYZE_CALL: &str = "analyze_call";
 
+/// Positions of `segments` in time order: turn `i` is segment `time_order(..)[i]`.
+fn time_order(segments: &[Segment]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..segments.len()).collect();
+    order.sort_by_key(|&i| (segments[i].start_ms, segments[i].end_ms));
+    order
+}
+
 /// The transcript as the analysers see it: time order, `index` = position.
 pub fn turns_from_segments(segments: &[Segment]) -> Vec<Turn> {
-    let mut ordered: Vec<&Segment> = segments.iter().collect();
-    ordered.sort_by_key(|s| (s.start_ms, s.end_ms));
-    ordered
+    time_order(segments)
         .into_iter()
+        .map(|i| &segments[i])
         .enumerate()
         .map(|(index, s)| Turn {
             index,
@@ -138,9 +144,13 @@ pub async fn analyze(
         } else {
             state.analysis_models.encoder().ok()
         };
-        let model = match settings.sentiment {
-            SentimentChoice::Model => state.analysis_models.sentiment().ok(),
-            SentimentChoice::Lexicon => None,
+        // The organization's model, or why it is not there (then the lexicon scores).
+        let (model, unavailable) = match settings.sentiment {
+            SentimentChoice::Lexicon => (None, None),
+            SentimentChoice::Model => match state.analysis_models.sentiment() {
+                Ok(m) => (Some(m), None),
+                Err(reason) => (None, Some(reason)),
+            },
         };
         let analysers = Analysers {
             sentiment: model
@@ -158,10 +168,8 @@ pub async fn analyze(
             &config,
             &analysers,
         );
-        if settings.sentiment == SentimentChoice::Model && model.is_none() {
-            let analysis = &mut analysed.analysis;
-            let reason = state.analysis_models.sentiment().err().unwrap_or_default();
-            analysis.degraded.push(report::Degraded {
+        if let Some(reason) = unavailable {
+            analysed.analysis.degraded.push(report::Degraded {
                 part: "sentiment".into(),
                 reason: format!("{reason}; the embedded lexicon was used instead"),
             });
@@ -210,8 +218,7 @@ pub async fn store(
 /// The segments with the redacted text of their turns (`segments` in the order
 /// [`turns_from_segments`] gave the turns), so the stored transcript carries no card number.
 pub fn redact_segments(segments: &mut [Segment], redacted: &[Turn]) {
-    let mut order: Vec<usize> = (0..segments.len()).collect();
-    order.sort_by_key(|&i| (segments[i].start_ms, segments[i].end_ms));
+    let order = time_order(segments);
     for (turn, &i) in redacted.iter().zip(&order) {
         let seg = &mut segments[i];
         if seg.text.is_some() {

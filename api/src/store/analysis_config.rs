@@ -6,7 +6,7 @@
 
 use sqlx::{FromRow, SqliteExecutor};
 
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
 
 /// Which kind of configured object (and so which table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,11 +119,6 @@ pub async fn get<'e>(
         .bind(id)
         .fetch_optional(ex)
         .await
-}
-
-/// A fresh id for a new object (the caller puts it into the definition before storing).
-pub fn fresh_id() -> String {
-    new_id()
 }
 
 pub async fn create<'e>(
