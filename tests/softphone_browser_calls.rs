@@ -177,7 +177,7 @@ fn answered_call(test: &str) -> AnsweredCall {
 
 /// What the phone heard on its first call, once baresip has finished writing it (its WAV
 /// is completed a moment after the call closes).
-fn phone_heard(phone: &Baresip) -> PathBuf {
+fn phone_heard(phone: &Baresip, server_log: &str) -> PathBuf {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut last = 0;
     loop {
@@ -190,7 +190,7 @@ fn phone_heard(phone: &Baresip) -> PathBuf {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the phone's recording stays empty:\n{}",
+            "the phone's recording stays empty:\n{}\n--- server ---\n{server_log}",
             phone.log_text()
         );
         std::thread::sleep(Duration::from_millis(300));
@@ -262,7 +262,7 @@ fn the_page_answers_a_trunk_call_talks_and_hangs_up() {
     let left = best_lag(&agent_src, &rec.audio[0], 3.0).unwrap();
     eprintln!("recording left = the browser's microphone: {left:?}");
     assert!(left.xcorr >= 0.8, "recording left: {left:?}");
-    let heard_path = phone_heard(&call.customer);
+    let heard_path = phone_heard(&call.customer, &call.server.log());
     let _ = std::fs::copy(&heard_path, call.artifacts.join("phone-heard.wav"));
     let _ = std::fs::copy(&rec.path, call.artifacts.join("recording.wav"));
     let phone_heard = read_wav_mono(&heard_path).unwrap();
@@ -392,6 +392,21 @@ fn click_to_call_from_the_page_survives_a_socket_drop() {
         "screenshot",
         phones.screenshot(AGENT, &artifacts.join("01-outbound-connected.png"))
     );
+    // Audio reaches the page before the drop (the page samples its statistics each second).
+    let before = ok!(
+        "audio before the drop",
+        phones.wait_attr_for(
+            AGENT,
+            "#quality",
+            "data-quality",
+            "good",
+            Duration::from_secs(8)
+        )
+    );
+    assert!(
+        before["state"]["quality"]["jitter_ms"].is_number(),
+        "{before}"
+    );
     std::thread::sleep(Duration::from_secs(4));
 
     // The socket drops mid-call: the page reconnects, the new `hello` lists the call, the
@@ -413,7 +428,11 @@ fn click_to_call_from_the_page_survives_a_socket_drop() {
     eprintln!("after the reconnect the page shows {state}");
     assert_eq!(state["call"]["state"], "connected", "{state}");
     // Media still flows: the page's statistics count what arrives.
-    assert_ne!(state["quality"]["level"], "unknown", "{state}");
+    assert!(
+        matches!(state["quality"]["level"].as_str(), Some("good" | "fair")),
+        "{state}\n--- server ---\n{}",
+        server.log()
+    );
     assert!(
         state["call"]["seconds"].as_u64().unwrap_or(0) >= 7,
         "{state}"
@@ -436,17 +455,27 @@ fn click_to_call_from_the_page_survives_a_socket_drop() {
 
     // The phone heard the browser across the reconnect.
     let agent_src = read_wav_mono(&src.a).unwrap();
-    let heard_path = phone_heard(&customer);
+    let heard_path = phone_heard(&customer, &server.log());
     let _ = std::fs::copy(&heard_path, artifacts.join("phone-heard.wav"));
     let phone_heard = read_wav_mono(&heard_path).unwrap();
     assert_heard_steady("the phone heard the browser", &agent_src, &phone_heard);
-    // Its last 3 s, well after the reconnect, are still the browser's microphone.
+    // Its last seconds, well after the reconnect, are still the browser's microphone. Two
+    // 1.5 s windows (the final 0.5 s, cut by the hangup, left out), each at its own lag: a
+    // jitter buffer may step the delay inside one of them.
     let duration = phone_heard.duration_s();
     assert!(duration > 7.0, "{duration:.1} s");
-    let tail = phone_heard.slice_s(duration - 3.0, duration);
-    let m = best_lag(&agent_src, &tail, duration + 3.0).unwrap();
-    eprintln!("after the reconnect: {m:?}");
-    assert!(m.xcorr >= 0.6, "after the reconnect: {m:?}");
+    let tail: Vec<_> = [duration - 3.5, duration - 2.0]
+        .into_iter()
+        .map(|start| {
+            let window = phone_heard.slice_s(start, start + 1.5);
+            best_lag(&agent_src, &window, duration + 3.0).unwrap()
+        })
+        .collect();
+    eprintln!("after the reconnect: {tail:?}");
+    assert!(
+        tail.iter().any(|m| m.xcorr >= 0.8),
+        "after the reconnect: {tail:?}"
+    );
     eprintln!("softphone screenshots: {}", artifacts.display());
 }
 
@@ -548,7 +577,7 @@ fn transfer_from_one_browser_agent_to_another() {
 
     // After the transfer the customer heard bob's microphone (a 660 Hz tone): the last
     // seconds of what the phone heard are that tone, not alice's speech.
-    let heard = read_wav_mono(&phone_heard(&customer)).unwrap();
+    let heard = read_wav_mono(&phone_heard(&customer, &server.log())).unwrap();
     let duration = heard.duration_s();
     let tail = heard.slice_s(duration - 3.0, duration - 0.5);
     let bob_src = read_wav_mono(&bob_wav).unwrap();

@@ -81,7 +81,9 @@ fn build_venv(venv: &Path, python: &Path) -> Result<(), String> {
 
 /// The Python side (`testkit/aiortc_peer.py`).
 pub fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("aiortc_peer.py")
+    crate::workspace_root()
+        .join("testkit")
+        .join("aiortc_peer.py")
 }
 
 /// How to start the Python side.

@@ -38,10 +38,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// `tests/browser` of this workspace: the driver and its npm lockfile.
 pub fn driver_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("tests")
-        .join("browser");
+    let dir = crate::workspace_root().join("tests").join("browser");
     dir.canonicalize().unwrap_or(dir)
 }
 

@@ -34,3 +34,31 @@ pub mod tools;
 pub mod webhook;
 
 pub use error::{Error, Result};
+
+use std::path::{Path, PathBuf};
+
+/// The workspace this test run belongs to, found at run time.
+///
+/// Why not `env!("CARGO_MANIFEST_DIR")` alone: cargo keeps workspace crates' artifacts
+/// across checkouts at other paths that share a target directory, so a testkit compiled for
+/// one clone can be linked into another clone's tests and point at the first clone's
+/// files. `cargo test` runs each binary with the package directory as its working directory
+/// (and exports `CARGO_MANIFEST_DIR`), so the nearest `[workspace]` above it is this run's.
+pub fn workspace_root() -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok());
+    start
+        .and_then(|dir| nearest_workspace(&dir))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+fn nearest_workspace(from: &Path) -> Option<PathBuf> {
+    from.ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .map(|toml| toml.lines().any(|line| line.trim() == "[workspace]"))
+                .unwrap_or(false)
+        })
+        .map(Path::to_path_buf)
+}

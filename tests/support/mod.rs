@@ -22,8 +22,11 @@ pub const CUSTOMER: &str = "Hello, yes, I was charged twice for the same order l
 
 /// A builder with media debug logging and the given users (extension, password).
 pub fn server_builder(users: &[(&str, &str)]) -> CallscopeBuilder {
-    let mut builder = Callscope::builder(env!("CARGO_BIN_EXE_callscope"))
-        .env("CALLSCOPE_LOG", "info,rsipstack=warn,callscope_media=debug");
+    let mut builder = Callscope::builder(env!("CARGO_BIN_EXE_callscope")).env(
+        "CALLSCOPE_LOG",
+        &std::env::var("CALLSCOPE_TEST_LOG")
+            .unwrap_or_else(|_| "info,rsipstack=warn,callscope_media=debug".into()),
+    );
     for (ext, pw) in users {
         builder = builder.user(ext, pw);
     }

@@ -76,7 +76,8 @@
     pongTimer: null,
     // call_id -> { view, phase, pc, stream, unsent: [candidates], placedByUs }
     calls: new Map(),
-    // A dial sent but not yet given a call_id: { requestId, number, pc, stream, candidates, cancelled }
+    // A dial sent but not yet given a call_id: { requestId, number, pc, stream, candidates, cancelled,
+    // answer (a media_answer that came before `dialing`) }
     dialing: null,
     // The call shown in the call panel, and the ringing one in the banner.
     current: null,
@@ -574,11 +575,23 @@
     pending.callId = view.call_id;
     for (const candidate of pending.candidates.splice(0)) trickle(call, candidate);
     render();
+    if (pending.answer && pending.answer.call_id === view.call_id) applyAnswer(call, pending.answer);
   }
 
-  async function onMediaAnswer(message) {
+  function onMediaAnswer(message) {
     const call = state.calls.get(message.call_id);
-    if (!call || !call.pc) return;
+    if (call) {
+      applyAnswer(call, message);
+      return;
+    }
+    // The answer is the reply to our `dial`; `dialing` comes by another path (the agent's
+    // sessions) and may arrive after it: keep the answer until the call exists here.
+    const pending = state.dialing;
+    if (pending && message.request_id && message.request_id === pending.requestId) pending.answer = message;
+  }
+
+  async function applyAnswer(call, message) {
+    if (!call.pc) return;
     try {
       await call.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
     } catch (error) {
@@ -977,7 +990,10 @@
     }
     const lossPct = received + lost > 0 ? (100 * lost) / (received + lost) : 0;
     let level = 'good';
-    if (pc.connectionState === 'failed' || pc.connectionState === 'disconnected') level = 'poor';
+    // A call whose media never arrived is not "good": the agent must see that nobody can
+    // be heard, whatever the signalling says.
+    if (received === 0) level = 'no-audio';
+    else if (pc.connectionState === 'failed' || pc.connectionState === 'disconnected') level = 'poor';
     else if ((rtt || 0) > 0.4 || (jitter || 0) > 0.05 || lossPct > 5) level = 'poor';
     else if ((rtt || 0) > 0.2 || (jitter || 0) > 0.03 || lossPct > 1) level = 'fair';
     const el = $('quality');
@@ -985,7 +1001,7 @@
     el.dataset.rttMs = rtt === undefined ? '' : String(Math.round(rtt * 1000));
     el.dataset.jitterMs = jitter === undefined ? '' : String(Math.round(jitter * 1000));
     el.dataset.packetsLost = String(lost);
-    const parts = [level[0].toUpperCase() + level.slice(1)];
+    const parts = [level === 'no-audio' ? 'No audio received' : level[0].toUpperCase() + level.slice(1)];
     if (rtt !== undefined) parts.push(`RTT ${Math.round(rtt * 1000)} ms`);
     if (jitter !== undefined) parts.push(`jitter ${Math.round(jitter * 1000)} ms`);
     parts.push(`lost ${lost} (${lossPct.toFixed(1)} %)`);

@@ -334,6 +334,13 @@ impl WebRtcSession {
     }
 
     fn on_event(&mut self, event: Event) {
+        match &event {
+            Event::IceConnectionStateChange(ice) => {
+                tracing::debug!(local = %self.local, ?ice, "webrtc leg ICE state")
+            }
+            Event::Connected => tracing::debug!(local = %self.local, "webrtc leg DTLS-SRTP up"),
+            _ => {}
+        }
         match event {
             Event::Connected => self.set_state(WebRtcState::Connected),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
