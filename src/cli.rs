@@ -187,6 +187,10 @@ pub enum ApiKeyCommand {
         /// Days until the key expires; never when omitted.
         #[arg(long)]
         expires_days: Option<u32>,
+        /// Comma-separated permissions (e.g. `calls.read_all,intelligence.read`); all when
+        /// omitted. `callscope apikey create --permissions help` lists them.
+        #[arg(long, value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
     },
 }
 

@@ -63,8 +63,20 @@ async fn main() -> Result<()> {
                     org,
                     name,
                     expires_days,
+                    permissions,
                 },
         } => {
+            use callscope_api::permissions::Permissions;
+            let permissions = match permissions {
+                None => Permissions::all(),
+                Some(names) => Permissions::parse(names.iter().map(String::as_str))
+                    .map_err(|bad| {
+                        anyhow::anyhow!(
+                            "unknown permission {bad:?}; known: {}",
+                            Permissions::all().names().join(", ")
+                        )
+                    })?,
+            };
             let pool = server::open_database(&config).await?;
             anyhow::ensure!(
                 callscope_api::store::orgs::org_exists(&pool, &org).await?,
@@ -72,7 +84,14 @@ async fn main() -> Result<()> {
             );
             let expires =
                 expires_days.map(|d| callscope_api::ids::now_ms() + i64::from(d) * 86_400_000);
-            let key = callscope_api::auth::create_api_key(&pool, &org, &name, expires).await?;
+            let key = callscope_api::auth::create_scoped_api_key(
+                &pool,
+                &org,
+                &name,
+                expires,
+                permissions,
+            )
+            .await?;
             eprintln!("API key {} created; it is shown only now:", key.id);
             println!("{}", key.key);
             Ok(())

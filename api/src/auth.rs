@@ -11,12 +11,58 @@ use sqlx::SqlitePool;
 
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
+use crate::permissions::{Permission, Permissions, Role};
+use crate::store::calls::CallAccess;
 
-/// The authenticated caller: every store query takes `org_id` from here.
+/// The authenticated caller: every store query takes `org_id` from here, and every handler
+/// asks it for the permission its work needs.
 #[derive(Debug, Clone)]
 pub struct OrgCtx {
     pub org_id: String,
-    pub api_key_id: String,
+    pub actor: Actor,
+    pub permissions: Permissions,
+}
+
+/// Who is calling: an integration's API key, or a signed-in user (the web app's session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    ApiKey { id: String },
+    User { id: String, role: Role },
+}
+
+impl OrgCtx {
+    /// `403 forbidden` unless the caller holds `p`. Within its own organization a caller may
+    /// learn that a thing exists but is not theirs to change; across organizations every
+    /// lookup is a 404 (the store never finds another organization's rows).
+    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if self.permissions.has(p) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(p))
+        }
+    }
+
+    /// Which calls this caller may see at all: every call of the organization, the user's
+    /// own, or none (`403`).
+    pub fn call_access(&self) -> Result<CallAccess, ApiError> {
+        if self.permissions.has(Permission::CallsReadAll) {
+            return Ok(CallAccess::all(&self.org_id));
+        }
+        match &self.actor {
+            Actor::User { id, .. } if self.permissions.has(Permission::CallsReadOwn) => {
+                Ok(CallAccess::own(&self.org_id, id))
+            }
+            _ => Err(ApiError::forbidden(Permission::CallsReadAll)),
+        }
+    }
+
+    /// The user behind a session, if it is one.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.actor {
+            Actor::User { id, .. } => Some(id),
+            Actor::ApiKey { .. } => None,
+        }
+    }
 }
 
 pub const KEY_PREFIX: &str = "cs_";
@@ -31,11 +77,23 @@ pub struct NewApiKey {
     pub key: String,
 }
 
+/// A key with full access (the CLI's bootstrap key, and every key made before permissions).
 pub async fn create_api_key(
     pool: &SqlitePool,
     org_id: &str,
     name: &str,
     expires_at_ms: Option<i64>,
+) -> Result<NewApiKey, sqlx::Error> {
+    create_scoped_api_key(pool, org_id, name, expires_at_ms, Permissions::all()).await
+}
+
+/// A key limited to `permissions`.
+pub async fn create_scoped_api_key(
+    pool: &SqlitePool,
+    org_id: &str,
+    name: &str,
+    expires_at_ms: Option<i64>,
+    permissions: Permissions,
 ) -> Result<NewApiKey, sqlx::Error> {
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
@@ -45,7 +103,7 @@ pub async fn create_api_key(
     );
     let id = new_id();
     sqlx::query(
-        "INSERT INTO api_keys (id, org_id, name, key_hash, key_prefix, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO api_keys (id, org_id, name, key_hash, key_prefix, created_at, expires_at, permissions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(org_id)
@@ -54,6 +112,7 @@ pub async fn create_api_key(
     .bind(&key[..10])
     .bind(now_ms())
     .bind(expires_at_ms)
+    .bind(permissions.to_stored())
     .execute(pool)
     .await?;
     Ok(NewApiKey { id, key })
@@ -65,22 +124,65 @@ pub async fn authenticate(pool: &SqlitePool, key: &str) -> Result<Option<OrgCtx>
         return Ok(None);
     }
     let now = now_ms();
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT id, org_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+    let row: Option<(String, String, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT id, org_id, permissions, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
     )
     .bind(hash_key(key))
     .bind(now)
     .fetch_optional(pool)
     .await?;
-    let Some((api_key_id, org_id)) = row else {
+    let Some((api_key_id, org_id, stored, last_used)) = row else {
         return Ok(None);
     };
-    sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(&api_key_id)
-        .execute(pool)
-        .await?;
-    Ok(Some(OrgCtx { org_id, api_key_id }))
+    // Last use to the second is all anyone reads; not writing on every request keeps a busy
+    // integration from turning each read into a write.
+    if last_used.is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS) {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&api_key_id)
+            .execute(pool)
+            .await?;
+    }
+    // NULL: a key made before permissions existed, which had full access.
+    let permissions = stored
+        .as_deref()
+        .map(Permissions::from_stored)
+        .unwrap_or_else(Permissions::all);
+    Ok(Some(OrgCtx {
+        org_id,
+        actor: Actor::ApiKey { id: api_key_id },
+        permissions,
+    }))
+}
+
+/// How fresh `api_keys.last_used_at` is kept.
+const LAST_USED_RESOLUTION_MS: i64 = 1_000;
+
+/// The signed-in user of a web session cookie, with their role's permissions.
+async fn authenticate_session(
+    pool: &SqlitePool,
+    token: &str,
+) -> Result<Option<OrgCtx>, sqlx::Error> {
+    let Some(session) = crate::agent::sessions::lookup(pool, token).await? else {
+        return Ok(None);
+    };
+    let role: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM users WHERE id = $1 AND org_id = $2")
+            .bind(&session.user_id)
+            .bind(&session.org_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some(role) = role.and_then(|(r,)| Role::parse(&r)) else {
+        return Ok(None);
+    };
+    Ok(Some(OrgCtx {
+        org_id: session.org_id,
+        actor: Actor::User {
+            id: session.user_id,
+            role,
+        },
+        permissions: role.permissions(),
+    }))
 }
 
 /// The key from `X-API-Key`, `Authorization: Bearer`, or the password of
@@ -119,9 +221,26 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let key = presented_key(parts).ok_or_else(ApiError::unauthorized)?;
-        authenticate(state.pool(), &key)
-            .await?
-            .ok_or_else(ApiError::unauthorized)
+        // An API key wins when both are present: an integration's explicit credential.
+        if let Some(key) = presented_key(parts) {
+            return authenticate(state.pool(), &key)
+                .await?
+                .ok_or_else(ApiError::unauthorized);
+        }
+        // The web app's session. Its cookie is SameSite=Strict, so no other site's page can
+        // make the browser send it (no CSRF through this path).
+        let token = parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(crate::agent::sessions::token_from_cookie_header)
+            .map(str::to_owned);
+        match token {
+            Some(token) => authenticate_session(state.pool(), &token)
+                .await?
+                .ok_or_else(ApiError::unauthorized),
+            None => Err(ApiError::unauthorized()),
+        }
     }
 }

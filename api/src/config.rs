@@ -259,6 +259,9 @@ impl SipSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub addr: SocketAddr,
+    /// Requests a minute per API key or session on `/api/v1` (a bucket that refills
+    /// continuously; bursts up to this many). 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -309,6 +312,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rate_limit_per_minute: 3_000,
         }
     }
 }
@@ -371,6 +375,10 @@ impl Config {
         }
         match key {
             "CALLSCOPE_HTTP_ADDR" => self.http.addr = parse("CALLSCOPE_HTTP_ADDR", value)?,
+            "CALLSCOPE_HTTP_RATE_LIMIT_PER_MINUTE" => {
+                self.http.rate_limit_per_minute =
+                    parse("CALLSCOPE_HTTP_RATE_LIMIT_PER_MINUTE", value)?
+            }
             "CALLSCOPE_DATA_DIR" => self.data_dir = PathBuf::from(value),
             "CALLSCOPE_DATABASE_URL" => self.database_url = optional(value),
             "CALLSCOPE_MAX_UPLOAD_BYTES" => {

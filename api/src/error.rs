@@ -44,8 +44,17 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "invalid_api_key",
-            "missing, invalid, expired or revoked API key",
+            "missing, invalid, expired or revoked API key (or session)",
         )
+    }
+    /// The caller is known but lacks `permission` for this.
+    pub fn forbidden(permission: crate::permissions::Permission) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the `{}` permission", permission.as_str()),
+        )
+        .with_details(json!({ "permission": permission.as_str() }))
     }
     pub fn validation(msg: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", msg)

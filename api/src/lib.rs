@@ -11,6 +11,7 @@ pub mod http;
 pub mod ids;
 pub mod ingest;
 pub mod metadata_fields;
+pub mod permissions;
 pub mod model_fetch;
 pub mod remote_fetch;
 pub mod server;

@@ -102,7 +102,7 @@ async fn another_organization_sees_nothing_through_the_store() {
             .unwrap()
             .is_none()
     );
-    let all = calls::list_calls(&pool, &b, &calls::CallFilter::default(), None, 50)
+    let all = calls::list_calls(&pool, &calls::CallAccess::all(&b), &calls::CallFilter::default(), None, 50)
         .await
         .unwrap();
     assert!(all.is_empty());

@@ -14,6 +14,7 @@ use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
 use crate::ids::ms_to_rfc3339;
+use crate::permissions::Permission;
 use crate::sip::http::json_body;
 use crate::store::analysis_config::{self as store, ConfigFields, ConfigRow};
 
@@ -64,6 +65,7 @@ fn parse<T: Configured>(mut body: Value, id: &str) -> ApiResult<(T, String)> {
 }
 
 async fn list<T: Configured>(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::IntelligenceRead)?;
     let rows = store::list(&state.pool, T::KIND, &org.org_id, false).await?;
     let items = rows.iter().map(view).collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(json!({ "items": items })))
@@ -74,6 +76,7 @@ async fn show<T: Configured>(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::IntelligenceRead)?;
     let row = store::get(&state.pool, T::KIND, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(T::KIND.noun()))?;
@@ -85,6 +88,7 @@ async fn create<T: Configured>(
     org: OrgCtx,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::CallSettingsManage)?;
     let body = json_body(body)?;
     let id = crate::ids::new_id();
     let (parsed, stored) = parse::<T>(body, &id)?;
@@ -115,6 +119,7 @@ async fn replace<T: Configured>(
     Path(id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::CallSettingsManage)?;
     let body = json_body(body)?;
     let (parsed, stored) = parse::<T>(body, &id)?;
     let cols = parsed.columns();
@@ -146,6 +151,7 @@ async fn remove<T: Configured>(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::CallSettingsManage)?;
     if store::delete(&state.pool, T::KIND, &org.org_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

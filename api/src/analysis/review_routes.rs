@@ -18,6 +18,7 @@ use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
 use crate::ids::ms_to_rfc3339;
+use crate::permissions::Permission;
 use crate::sip::http::json_body;
 use crate::store::analysis_config::{self as config_store, ConfigKind};
 use crate::store::{call_analyses, calls};
@@ -32,8 +33,10 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-async fn ensure_call(state: &AppState, org_id: &str, id: &str) -> ApiResult<()> {
-    match calls::get_call(&state.pool, org_id, id).await? {
+/// The call exists for this caller, who may read its intelligence.
+async fn ensure_call(state: &AppState, org: &OrgCtx, id: &str) -> ApiResult<()> {
+    org.require(Permission::IntelligenceRead)?;
+    match calls::get_visible_call(&state.pool, &org.call_access()?, id).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::not_found("call")),
     }
@@ -68,6 +71,7 @@ async fn put_call_type(
     Path(id): Path<String>,
     body: Result<Json<CallTypeBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ScorecardsReview)?;
     let body = json_body(body)?;
     let wanted = body
         .call_type
@@ -79,7 +83,7 @@ async fn put_call_type(
             "call_type must be at most 60 characters",
         ));
     }
-    ensure_call(&state, &org.org_id, &id).await?;
+    ensure_call(&state, &org, &id).await?;
     let stored = stored_row(&state, &org.org_id, &id).await?;
     let mut analysis: CallAnalysis =
         serde_json::from_str(&stored.result).map_err(ApiError::internal)?;
@@ -160,7 +164,7 @@ async fn list_scorecards(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    ensure_call(&state, &org.org_id, &id).await?;
+    ensure_call(&state, &org, &id).await?;
     let rows = config_store::list(
         &state.pool,
         ConfigKind::ScorecardTemplate,
@@ -184,7 +188,7 @@ async fn get_scorecard(
     org: OrgCtx,
     Path((id, template_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    ensure_call(&state, &org.org_id, &id).await?;
+    ensure_call(&state, &org, &id).await?;
     let template = template(&state, &org.org_id, &template_id).await?;
     let (card, times) = current_card(&state, &org.org_id, &id, &template).await?;
     Ok(Json(card_view(&id, &card, times)))
@@ -210,8 +214,9 @@ async fn put_scorecard(
     Path((id, template_id)): Path<(String, String)>,
     body: Result<Json<ReviewBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ScorecardsReview)?;
     let body = json_body(body)?;
-    ensure_call(&state, &org.org_id, &id).await?;
+    ensure_call(&state, &org, &id).await?;
     let template = template(&state, &org.org_id, &template_id).await?;
     let (card, _) = current_card(&state, &org.org_id, &id, &template).await?;
     let card = if body.accept {

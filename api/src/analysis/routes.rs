@@ -15,6 +15,7 @@ use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
 use crate::ids::ms_to_rfc3339;
+use crate::permissions::Permission;
 use crate::sip::http::json_body;
 use crate::store::{call_analyses, calls};
 
@@ -34,7 +35,8 @@ async fn get_analysis(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if calls::get_call(&state.pool, &org.org_id, &id)
+    org.require(Permission::IntelligenceRead)?;
+    if calls::get_visible_call(&state.pool, &org.call_access()?, &id)
         .await?
         .is_none()
     {
@@ -59,7 +61,8 @@ async fn reanalyze_call(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if calls::get_call(&state.pool, &org.org_id, &id)
+    org.require(Permission::CallsWrite)?;
+    if calls::get_visible_call(&state.pool, &org.call_access()?, &id)
         .await?
         .is_none()
     {
@@ -87,6 +90,9 @@ async fn reanalyze_range(
     org: OrgCtx,
     body: Result<Json<RangeBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    // A range covers everyone's calls: only for those who see them all.
+    org.require(Permission::CallsWrite)?;
+    org.require(Permission::CallsReadAll)?;
     let body = json_body(body)?;
     let (from, to) = (body.from.timestamp_millis(), body.to.timestamp_millis());
     if to <= from {
@@ -122,6 +128,7 @@ async fn reanalyze_range(
 }
 
 async fn get_settings(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::CallSettingsManage)?;
     let settings = run::org_settings(&state.pool, &org.org_id).await?;
     Ok(Json(
         serde_json::to_value(settings).map_err(ApiError::internal)?,
@@ -133,6 +140,7 @@ async fn put_settings(
     org: OrgCtx,
     body: Result<Json<OrgAnalysisSettings>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::CallSettingsManage)?;
     let settings = json_body(body)?;
     settings.check().map_err(ApiError::validation)?;
     let text = serde_json::to_string(&settings).map_err(ApiError::internal)?;

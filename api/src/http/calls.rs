@@ -63,9 +63,10 @@ pub async fn list_calls(
     let after: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
     let limit = cursor::limit(q.limit);
     // One extra row tells whether there is a next page.
+    let access = org.call_access()?;
     let mut rows = calls::list_calls(
         &state.pool,
-        &org.org_id,
+        &access,
         &filter,
         after.as_deref(),
         limit + 1,
@@ -89,7 +90,7 @@ pub async fn get_call(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let call = calls::get_call(&state.pool, &org.org_id, &id)
+    let call = calls::get_visible_call(&state.pool, &org.call_access()?, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
     let recording = recordings::get_for_call(&state.pool, &org.org_id, &id).await?;

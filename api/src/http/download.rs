@@ -95,6 +95,9 @@ pub async fn download_recording(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    crate::store::calls::get_visible_call(&state.pool, &org.call_access()?, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recording"))?;
     let rec = recordings::get_for_call(&state.pool, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("recording"))?;

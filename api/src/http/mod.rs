@@ -1,11 +1,14 @@
 //! The HTTP surface (axum). One module per resource; `router` assembles them.
 
+pub mod api_keys;
 pub mod calls;
 pub mod contacts;
 pub mod cursor;
 pub mod download;
 pub mod health;
+pub mod idempotency;
 pub mod metrics;
+pub mod rate_limit;
 pub mod recording_webhook;
 pub mod state;
 pub mod transcript;
@@ -49,7 +52,17 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::sip::http::routes())
         .merge(crate::sip::recording_settings::routes())
         .merge(crate::agent::http::routes())
-        .merge(crate::analysis::routes());
+        .merge(crate::analysis::routes())
+        .merge(api_keys::routes())
+        // Layers run outside-in from the last: rate limit, then idempotency, then the route.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))

@@ -12,6 +12,7 @@ use axum::{Json, response::IntoResponse, response::Response};
 use serde_json::{Value, json};
 
 use super::state::AppState;
+use crate::permissions::Permission;
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::FetchRecordingPayload;
@@ -25,6 +26,7 @@ pub async fn call_recording(
     org: OrgCtx,
     req: Request,
 ) -> ApiResult<Response> {
+    org.require(Permission::CallsWrite)?;
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -46,6 +46,8 @@ pub struct Inner {
     pub agent_calls: crate::agent::calls::AgentCalls,
     /// The models call analysis may use (loaded on first use).
     pub analysis_models: crate::analysis::models::AnalysisModels,
+    /// Requests per credential on `/api/v1`.
+    pub rate_limiter: super::rate_limit::RateLimiter,
 }
 
 #[derive(Clone)]
@@ -84,6 +86,7 @@ impl AppState {
             presence: crate::agent::presence::PresenceBoard::default(),
             agent_calls: crate::agent::calls::AgentCalls::default(),
             analysis_models,
+            rate_limiter: super::rate_limit::RateLimiter::new(config.http.rate_limit_per_minute),
         })))
     }
 

@@ -19,13 +19,13 @@ pub async fn get_transcript(
     let ext = file
         .strip_prefix("transcript.")
         .ok_or_else(|| ApiError::not_found("resource"))?;
-    render(&state, &org.org_id, &id, ext).await
+    render(&state, &org.call_access()?, &id, ext).await
 }
 
 /// Render the call's stored segments in `ext` (json, vtt, srt or txt).
 pub async fn render(
     state: &AppState,
-    org_id: &str,
+    access: &calls::CallAccess,
     call_id: &str,
     ext: &str,
 ) -> ApiResult<Response> {
@@ -36,10 +36,10 @@ pub async fn render(
         "txt" => ("text/plain; charset=utf-8", format::txt),
         _ => return Err(ApiError::not_found("transcript format")),
     };
-    calls::get_call(&state.pool, org_id, call_id)
+    calls::get_visible_call(&state.pool, access, call_id)
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
-    let rows = segments::list_for_call(&state.pool, org_id, call_id).await?;
+    let rows = segments::list_for_call(&state.pool, &access.org_id, call_id).await?;
     let segs: Vec<_> = rows.iter().map(|r| r.to_segment()).collect();
     Ok(([(header::CONTENT_TYPE, ctype)], render(&segs)).into_response())
 }

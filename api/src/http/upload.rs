@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::state::AppState;
+use crate::permissions::Permission;
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::{self, Accepted, IncomingFile, IncomingTranscript, TranscriptKind};
@@ -40,6 +41,7 @@ pub async fn upload_recording(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    org.require(Permission::CallsWrite)?;
     let limit = state.config.max_upload_bytes;
     // Refuse by the declared length before reading a byte of the body.
     if let Some(len) = headers

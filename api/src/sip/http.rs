@@ -18,7 +18,8 @@ use super::routes::{self as sip_routes, Route, RouteError};
 use super::trunks::{self, NewTrunk, TrunkError, TrunkWithAcl};
 use super::users::{self, NewUser, Role, User, UserError};
 use super::{call_records, numbers};
-use crate::auth::OrgCtx;
+use crate::auth::{Actor, OrgCtx};
+use crate::permissions::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
 use crate::ids::ms_to_rfc3339;
@@ -132,6 +133,7 @@ async fn create_user(
     org: OrgCtx,
     body: Result<Json<CreateUserBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::UsersManage)?;
     let b = json_body(body)?;
     let role = match b.role.as_deref() {
         None => Role::Agent,
@@ -139,6 +141,14 @@ async fn create_user(
             ApiError::validation("role must be agent, supervisor, admin or owner")
         })?,
     };
+    // A signed-in admin cannot make owners (nor anyone appoint above themselves); an API
+    // key with `users.manage` is the organization's own integration and may.
+    if let Actor::User { role: own, .. } = &org.actor
+        && !own.may_assign(role)
+    {
+        return Err(ApiError::forbidden(Permission::UsersManage)
+            .with_details(json!({ "role": role.as_str(), "reason": "above your own role" })));
+    }
     let user = users::create_user(
         &state.pool,
         &org.org_id,
@@ -158,6 +168,7 @@ async fn create_user(
 }
 
 async fn list_users(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::UsersManage)?;
     let rows = users::list_users(&state.pool, &org.org_id).await?;
     let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
     Ok(data_list(&rows, |u| user_view(u, realm.as_deref())))
@@ -168,6 +179,7 @@ async fn get_user(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::UsersManage)?;
     let u = users::get_user(&state.pool, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
@@ -180,6 +192,7 @@ async fn delete_user(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::UsersManage)?;
     deleted(
         users::delete_user(&state.pool, &org.org_id, &id).await?,
         "user",
@@ -230,6 +243,7 @@ async fn create_trunk(
     org: OrgCtx,
     body: Result<Json<CreateTrunkBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::TelephonyManage)?;
     let b = json_body(body)?;
     if b.inbound_acl.len() > 100 {
         return Err(ApiError::validation("at most 100 inbound_acl entries"));
@@ -251,6 +265,7 @@ async fn create_trunk(
 }
 
 async fn list_trunks(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::TelephonyManage)?;
     let rows = trunks::list_trunks(&state.pool, &org.org_id).await?;
     Ok(data_list(&rows, trunk_view))
 }
@@ -260,6 +275,7 @@ async fn get_trunk(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::TelephonyManage)?;
     let t = trunks::get_trunk(&state.pool, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("trunk"))?;
@@ -271,6 +287,7 @@ async fn delete_trunk(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::TelephonyManage)?;
     deleted(
         trunks::delete_trunk(&state.pool, &org.org_id, &id).await?,
         "trunk",
@@ -345,6 +362,7 @@ async fn create_route(
     org: OrgCtx,
     body: Result<Json<CreateRouteBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::TelephonyManage)?;
     let b = json_body(body)?;
     let region = state.config.sip.region(&state.config.default_region);
     let did =
@@ -414,6 +432,7 @@ pub fn default_total_timeout(strategy: RingStrategy, member_timeout_s: u32, memb
 }
 
 async fn list_routes(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::TelephonyManage)?;
     let rows = sip_routes::list_routes(&state.pool, &org.org_id).await?;
     Ok(data_list(&rows, route_view))
 }
@@ -423,6 +442,7 @@ async fn get_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::TelephonyManage)?;
     let r = sip_routes::get_route(&state.pool, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("route"))?;
@@ -434,6 +454,7 @@ async fn delete_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::TelephonyManage)?;
     deleted(
         sip_routes::delete_route(&state.pool, &org.org_id, &id).await?,
         "route",
@@ -449,6 +470,7 @@ struct DomainBody {
 }
 
 async fn get_domain(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::TelephonyManage)?;
     let mut conn = state.pool.acquire().await?;
     let realm = domains::ensure_realm(&mut conn, &org.org_id).await?;
     Ok(Json(json!({ "realm": realm })))
@@ -459,6 +481,7 @@ async fn put_domain(
     org: OrgCtx,
     body: Result<Json<DomainBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::TelephonyManage)?;
     let b = json_body(body)?;
     domains::set_realm(&state.pool, &org.org_id, &b.realm).await?;
     let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
@@ -507,6 +530,7 @@ pub async fn click_to_call(
     org: OrgCtx,
     body: Result<Json<ClickToCallBody>, JsonRejection>,
 ) -> ApiResult<Response> {
+    org.require(Permission::CallsControl)?;
     let b = json_body(body)?;
     let agent = match (&b.agent_user_id, &b.agent_extension) {
         (Some(id), None) => users::get_user(&state.pool, &org.org_id, id).await?,
@@ -520,6 +544,13 @@ pub async fn click_to_call(
     .ok_or_else(|| {
         ApiError::validation("no such agent in this organization").with_code("unknown_agent")
     })?;
+    // An agent places calls from their own phone only; those who see every call may ring
+    // anyone's.
+    if let Some(me) = org.user_id()
+        && me != agent.id
+    {
+        org.require(Permission::CallsReadAll)?;
+    }
     let dialled = numbers::dialled_digits(&b.number);
     let region = state.config.sip.region(&state.config.default_region);
     let number = if users::is_valid_extension(&dialled)
@@ -578,9 +609,13 @@ where
     }
 }
 
-/// The call must be one of this organization's SIP calls before the B2BUA is asked.
-async fn own_sip_call(state: &AppState, org_id: &str, call_id: &str) -> ApiResult<()> {
-    call_records::get(&state.pool, org_id, call_id)
+/// The call must be a SIP call this caller can see and control before the B2BUA is asked.
+async fn own_sip_call(state: &AppState, org: &OrgCtx, call_id: &str) -> ApiResult<()> {
+    org.require(Permission::CallsControl)?;
+    crate::store::calls::get_visible_call(&state.pool, &org.call_access()?, call_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))?;
+    call_records::get(&state.pool, &org.org_id, call_id)
         .await?
         .map(|_| ())
         .ok_or_else(|| ApiError::not_found("call"))
@@ -591,7 +626,7 @@ async fn hangup(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    own_sip_call(&state, &org.org_id, &id).await?;
+    own_sip_call(&state, &org, &id).await?;
     let ctl = control(&state)?;
     let (org_id, call_id) = (org.org_id, id.clone());
     run_control(
@@ -606,11 +641,11 @@ async fn hangup(
 /// paused interval is written as silence and stored as an event with its times at hangup.
 async fn set_recording_paused(
     state: &AppState,
-    org_id: &str,
+    org: &OrgCtx,
     id: &str,
     pause: bool,
 ) -> ApiResult<Json<Value>> {
-    own_sip_call(state, org_id, id).await?;
+    own_sip_call(state, org, id).await?;
     let engine = state.sip.media().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -664,7 +699,7 @@ async fn pause_recording(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_recording_paused(&state, &org.org_id, &id, true).await
+    set_recording_paused(&state, &org, &id, true).await
 }
 
 async fn resume_recording(
@@ -672,7 +707,7 @@ async fn resume_recording(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_recording_paused(&state, &org.org_id, &id, false).await
+    set_recording_paused(&state, &org, &id, false).await
 }
 
 async fn hold(
@@ -680,7 +715,7 @@ async fn hold(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    own_sip_call(&state, &org.org_id, &id).await?;
+    own_sip_call(&state, &org, &id).await?;
     let ctl = control(&state)?;
     let (org_id, call_id) = (org.org_id, id.clone());
     run_control("hold", id, async move { ctl.hold(&org_id, &call_id).await }).await
@@ -691,7 +726,7 @@ async fn resume(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    own_sip_call(&state, &org.org_id, &id).await?;
+    own_sip_call(&state, &org, &id).await?;
     let ctl = control(&state)?;
     let (org_id, call_id) = (org.org_id, id.clone());
     run_control(
@@ -716,7 +751,7 @@ async fn transfer(
     body: Result<Json<TransferBody>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let b = json_body(body)?;
-    own_sip_call(&state, &org.org_id, &id).await?;
+    own_sip_call(&state, &org, &id).await?;
     let dialled = numbers::dialled_digits(&b.target);
     let region = state.config.sip.region(&state.config.default_region);
     let target = if users::is_valid_extension(&dialled) {

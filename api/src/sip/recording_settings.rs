@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::json_body;
+use crate::permissions::Permission;
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
@@ -53,6 +54,7 @@ async fn org_view(state: &AppState, org_id: &str) -> ApiResult<Value> {
 }
 
 async fn get_org_setting(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::CallSettingsManage)?;
     Ok(Json(org_view(&state, &org.org_id).await?))
 }
 
@@ -61,6 +63,7 @@ async fn put_org_setting(
     org: OrgCtx,
     body: Result<Json<RecordingBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::CallSettingsManage)?;
     let body = json_body(body)?;
     sqlx::query("UPDATE organizations SET record_calls = $1 WHERE id = $2")
         .bind(body.record_calls.map(i64::from))
@@ -115,6 +118,7 @@ async fn put_trunk_setting(
     Path(id): Path<String>,
     body: Result<Json<RecordingBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::CallSettingsManage)?;
     let body = json_body(body)?;
     put_row_setting(&state, &org.org_id, &id, Scope::Trunk, body).await
 }
@@ -125,6 +129,7 @@ async fn put_route_setting(
     Path(id): Path<String>,
     body: Result<Json<RecordingBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::CallSettingsManage)?;
     let body = json_body(body)?;
     put_row_setting(&state, &org.org_id, &id, Scope::Route, body).await
 }

@@ -8,34 +8,8 @@ use super::credentials::{self, CredentialError};
 use super::domains::{self, DomainError};
 use crate::ids::{new_id, now_ms};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Agent,
-    Supervisor,
-    Admin,
-    Owner,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Supervisor => "supervisor",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "agent" => Role::Agent,
-            "supervisor" => Role::Supervisor,
-            "admin" => Role::Admin,
-            "owner" => Role::Owner,
-            _ => return None,
-        })
-    }
-}
+/// Roles and what they may do live with the permissions.
+pub use crate::permissions::Role;
 
 /// A user as stored. The secrets are `#[serde(skip)]`: nothing that serialises a user can
 /// leak them.

@@ -192,6 +192,67 @@ pub fn is_rejected(call: &Call) -> bool {
         )
 }
 
+/// Which calls a reader may see: the organization's, and within it either all or one user's
+/// own. Every read on behalf of a caller goes through this, so a handler cannot forget the
+/// "own calls only" rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallAccess {
+    pub org_id: String,
+    /// `Some(user)`: only the calls this user took part in.
+    pub owner: Option<String>,
+}
+
+impl CallAccess {
+    pub fn all(org_id: &str) -> Self {
+        CallAccess {
+            org_id: org_id.to_string(),
+            owner: None,
+        }
+    }
+
+    pub fn own(org_id: &str, user_id: &str) -> Self {
+        CallAccess {
+            org_id: org_id.to_string(),
+            owner: Some(user_id.to_string()),
+        }
+    }
+
+    /// Appends the condition (for a `calls` row aliased `calls`) to a query.
+    fn push_condition(&self, q: &mut QueryBuilder<Sqlite>) {
+        q.push(" calls.org_id = ");
+        q.push_bind(self.org_id.clone());
+        if let Some(user) = &self.owner {
+            // A user's own calls: answered or assigned to them live, or attributed to their
+            // extension or id by the PBX that posted the recording.
+            q.push(
+                " AND (EXISTS (SELECT 1 FROM call_sip s WHERE s.call_id = calls.id AND s.org_id = calls.org_id AND (s.answered_by_user_id = ",
+            );
+            q.push_bind(user.clone());
+            q.push(" OR s.agent_user_id = ");
+            q.push_bind(user.clone());
+            q.push(
+                ")) OR EXISTS (SELECT 1 FROM users u WHERE u.org_id = calls.org_id AND u.id = ",
+            );
+            q.push_bind(user.clone());
+            q.push(" AND calls.agent_identifier IN (u.extension, u.id)))");
+        }
+    }
+}
+
+/// A call the reader may see; `None` when it does not exist for them (another organization's,
+/// or not their own), so the caller answers 404 either way.
+pub async fn get_visible_call<'e>(
+    ex: impl SqliteExecutor<'e>,
+    access: &CallAccess,
+    id: &str,
+) -> Result<Option<Call>, sqlx::Error> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM calls WHERE");
+    access.push_condition(&mut q);
+    q.push(" AND calls.id = ");
+    q.push_bind(id.to_string());
+    q.build_query_as().fetch_optional(ex).await
+}
+
 pub async fn get_call<'e>(
     ex: impl SqliteExecutor<'e>,
     org_id: &str,
@@ -327,13 +388,13 @@ pub struct CallFilter {
 /// UUIDv7 text, so their order is creation order and the cursor needs nothing else.
 pub async fn list_calls(
     pool: &SqlitePool,
-    org_id: &str,
+    access: &CallAccess,
     filter: &CallFilter,
     after_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Call>, sqlx::Error> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM calls WHERE org_id = ");
-    q.push_bind(org_id.to_string());
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM calls WHERE");
+    access.push_condition(&mut q);
     let eq = |q: &mut QueryBuilder<Sqlite>, col: &str, v: &Option<String>| {
         if let Some(v) = v {
             q.push(format!(" AND {col} = "));

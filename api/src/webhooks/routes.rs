@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::endpoints::{Endpoint, NewEndpoint, create_endpoint, delete_endpoint, list_endpoints};
 use super::outbox::{list_deliveries, redeliver};
+use crate::permissions::Permission;
 use crate::auth::{HasPool, OrgCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::ms_to_rfc3339;
@@ -82,6 +83,7 @@ async fn create_handler<S: HasPool + Send + Sync>(
     org: OrgCtx,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
+    org.require(Permission::WebhooksManage)?;
     let Json(body) = body.map_err(json_rejection)?;
     let events = match body.events {
         None => vec!["*".to_string()],
@@ -109,6 +111,7 @@ async fn list_handler<S: HasPool + Send + Sync>(
     State(state): State<S>,
     org: OrgCtx,
 ) -> ApiResult<Json<serde_json::Value>> {
+    org.require(Permission::WebhooksManage)?;
     let endpoints = list_endpoints(state.pool(), &org.org_id).await?;
     Ok(Json(
         json!({ "data": endpoints.iter().map(endpoint_json).collect::<Vec<_>>() }),
@@ -120,6 +123,7 @@ async fn delete_handler<S: HasPool + Send + Sync>(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::WebhooksManage)?;
     if delete_endpoint(state.pool(), &org.org_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -139,6 +143,7 @@ async fn deliveries_handler<S: HasPool + Send + Sync>(
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    org.require(Permission::WebhooksManage)?;
     let Query(page) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -166,6 +171,7 @@ async fn redeliver_handler<S: HasPool + Send + Sync>(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    org.require(Permission::WebhooksManage)?;
     let delivery = redeliver(state.pool(), &org.org_id, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)).into_response())
 }
