@@ -134,9 +134,9 @@ pub fn line_of<'a>(lines: &'a [PlacedLine], phrase: &PlacedPhrase) -> &'a Placed
     lines
         .iter()
         .find(|l| {
-            l.phrases
-                .iter()
-                .any(|p| std::ptr::eq(p, phrase) || (p.start_ms == phrase.start_ms && p.text == phrase.text))
+            l.phrases.iter().any(|p| {
+                std::ptr::eq(p, phrase) || (p.start_ms == phrase.start_ms && p.text == phrase.text)
+            })
         })
         .expect("phrase of the script")
 }

@@ -152,7 +152,10 @@ fn render_phrase(dir: &Path, name: &str, who: Who, said: &str) -> Vec<f32> {
         .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
         .collect();
     let loud = |x: &f32| x.abs() > 0.01;
-    let first = samples.iter().position(loud).expect("espeak rendered silence");
+    let first = samples
+        .iter()
+        .position(loud)
+        .expect("espeak rendered silence");
     let last = samples.iter().rposition(loud).unwrap();
     samples[first..=last].to_vec()
 }
