@@ -157,5 +157,5 @@ pub fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    ds.len() >= 13 && sum % 10 == 0
+    ds.len() >= 13 && sum.is_multiple_of(10)
 }
