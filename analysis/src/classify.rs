@@ -96,6 +96,11 @@ const MAX_SIGNAL_WEIGHT: f32 = 1_000.0;
 const FULL_EVIDENCE: f32 = 3.0;
 /// An agent's words count for less than a customer's: the customer says why they call.
 const AGENT_CUE_WEIGHT: f32 = 0.6;
+/// A cue in the customer's opening turns states why they called: the strongest evidence of
+/// the call's type there is.
+const OPENING_CUE_WEIGHT: f32 = 2.0;
+/// The customer's first turns with text that count as the opening.
+const OPENING_TURNS: usize = 2;
 
 fn def(name: &str, aliases: &[&str], cues: &[&str]) -> CallTypeDef {
     CallTypeDef {
@@ -267,9 +272,24 @@ impl CallTypeSet {
 /// Keyword-cue signals of the transcript: each cue phrase of each type counts once per call,
 /// with the customer's (or unknown speaker's) weight 1 and the agent's lower.
 pub fn keyword_signals(turns: &[Turn], types: &CallTypeSet) -> Vec<ClassificationSignal> {
-    let turn_words: Vec<(Role, Vec<String>)> = turns
+    let mut customer_turns_seen = 0;
+    let turn_words: Vec<(f32, Vec<String>)> = turns
         .iter()
-        .map(|t| (t.role, words_lower(&t.text)))
+        .map(|t| {
+            let weight = match t.role {
+                Role::Agent => AGENT_CUE_WEIGHT,
+                Role::Customer if !t.text.trim().is_empty() => {
+                    customer_turns_seen += 1;
+                    if customer_turns_seen <= OPENING_TURNS {
+                        OPENING_CUE_WEIGHT
+                    } else {
+                        1.0
+                    }
+                }
+                _ => 1.0,
+            };
+            (weight, words_lower(&t.text))
+        })
         .collect();
     let mut out = Vec::new();
     for t in &types.types {
@@ -285,13 +305,7 @@ pub fn keyword_signals(turns: &[Turn], types: &CallTypeSet) -> Vec<Classificatio
                         .windows(cue_words.len())
                         .any(|w| w == cue_words.as_slice())
                 })
-                .map(|(role, _)| {
-                    if *role == Role::Agent {
-                        AGENT_CUE_WEIGHT
-                    } else {
-                        1.0
-                    }
-                })
+                .map(|(weight, _)| *weight)
                 .fold(0.0f32, f32::max);
             if best > 0.0 {
                 out.push(ClassificationSignal {

@@ -188,6 +188,7 @@ pub fn analyze_call(
             &config.smart_trackers,
             &tracker_hits,
             &compliance,
+            &sentiment,
         ),
         types,
     ) {
@@ -336,28 +337,66 @@ fn summary_signals(
     signals
 }
 
-/// Tracker hits as evidence for a call type: the tracker's category is the label (pricing and
-/// competitor count for sales, objection for complaint, in the default list).
+/// How much one tracker that fired says about the call's type. Trackers are the
+/// organization's own and their categories (pricing, competitor, objection...) map only
+/// loosely to a type: a customer complaining about a price rise names prices and rivals too.
+const TRACKER_TYPE_WEIGHT: f32 = 0.5;
+/// A customer who is negative over the whole call is the mark of a complaint.
+const NEGATIVE_CUSTOMER_WEIGHT: f32 = 2.0;
+
+/// Evidence for a call type from the other analysers: each tracker and rule that fired counts
+/// once (however often it fired, as the list's own keyword cues do), labelled by its
+/// category (pricing, competitor and objection count for sales in the default list;
+/// escalation and profanity for complaint); a customer negative overall adds
+/// `negative_sentiment`.
 fn classification_signals(
     smart: &SmartTracking,
     trackers: &[SmartTracker],
     keyword: &[TrackerHit],
     flags: &[RuleFlag],
+    sentiment: &CallSentiment,
 ) -> Vec<ClassificationSignal> {
-    let mut signals: Vec<ClassificationSignal> = keyword
-        .iter()
-        .map(|h| ClassificationSignal {
+    let mut signals: Vec<ClassificationSignal> = Vec::new();
+    let mut push_once = |signal: ClassificationSignal| {
+        match signals
+            .iter_mut()
+            .find(|s| s.source == signal.source && s.label == signal.label)
+        {
+            Some(seen) => seen.weight = seen.weight.max(signal.weight),
+            None => signals.push(signal),
+        }
+    };
+    for h in keyword {
+        push_once(ClassificationSignal {
             label: category_name(&h.category),
-            weight: 1.0,
+            weight: TRACKER_TYPE_WEIGHT,
             source: SignalSource::Tracker(h.tracker_id.clone()),
-        })
-        .collect();
-    signals.extend(flags.iter().map(|f| ClassificationSignal {
-        label: f.category.clone(),
-        weight: 1.0,
-        source: SignalSource::Rule(f.rule_id.clone()),
-    }));
-    signals.extend(smart_signals(smart, trackers));
+        });
+    }
+    for f in flags {
+        push_once(ClassificationSignal {
+            label: f.category.clone(),
+            weight: 1.0,
+            source: SignalSource::Rule(f.rule_id.clone()),
+        });
+    }
+    for s in smart_signals(smart, trackers) {
+        push_once(ClassificationSignal {
+            weight: s.weight * TRACKER_TYPE_WEIGHT,
+            ..s
+        });
+    }
+    let customer_negative = sentiment.per_role.iter().any(|r| {
+        r.role == crate::types::Role::Customer
+            && r.sentiment.label == crate::types::SentimentLabel::Negative
+    });
+    if customer_negative {
+        signals.push(ClassificationSignal {
+            label: "negative_sentiment".into(),
+            weight: NEGATIVE_CUSTOMER_WEIGHT,
+            source: SignalSource::Other("customer sentiment".into()),
+        });
+    }
     signals
 }
 

@@ -667,8 +667,8 @@ async fn scripted_calls_carry_every_insight_at_its_time() {
     let tomorrow = said_at.date_naive() + chrono::Days::new(1);
     assert_eq!(item["due"]["date"], tomorrow.to_string(), "{item}");
 
-    // The customer's own word for the call counts for the complaint type (whether it wins is
-    // `complaint_call_is_classified_as_complaint`, a known gap); the summary says why.
+    // The customer's own word for the call counts for the complaint type (that it wins is
+    // `complaint_call_is_classified_as_complaint`); the summary says why.
     let complaint_score = a["call_type"]["scores"]
         .as_array()
         .unwrap()
@@ -705,12 +705,9 @@ async fn scripted_calls_carry_every_insight_at_its_time() {
 }
 
 /// The customer opens with "I want to make a complaint about my bill", is negative, wants a
-/// refund: a complaint. Today the classifier says "sales": every keyword-tracker hit counts
-/// 1.0 per hit (two competitor, two objection, two pricing hits = 6.0, plus the agent's
-/// "discount" and "price" cues) against 1.0 for the customer's own "complaint", and the
-/// `negative_sentiment` label the default list expects for complaints is never emitted.
+/// refund: a complaint, although the call also names prices and rivals (pricing, competitor
+/// and objection trackers fire) and the agent offers a discount.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: tracker hits outweigh the customer's stated reason in call-type classification"]
 async fn complaint_call_is_classified_as_complaint() {
     let s = scenario().await;
     let id = s.call["id"].as_str().unwrap();
