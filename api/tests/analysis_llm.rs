@@ -189,9 +189,7 @@ async fn chat_completions(
         Behaviour::WrongShape => {
             axum::Json(completion("{\"verdict\": \"fine\", \"items\": 3}")).into_response()
         }
-        Behaviour::Oversize => {
-            axum::Json(completion(&"a".repeat(300 * 1024))).into_response()
-        }
+        Behaviour::Oversize => axum::Json(completion(&"a".repeat(300 * 1024))).into_response(),
     }
 }
 
@@ -256,7 +254,14 @@ async fn add_trackers(s: &TestServer, key: &str) {
                "threshold": 0.35,
                "examples": ["I was charged twice", "there is a wrong charge on my bill"]}),
     ] {
-        let (st, body) = send(s, reqwest::Method::POST, key, "/api/v1/trackers", Some(tracker)).await;
+        let (st, body) = send(
+            s,
+            reqwest::Method::POST,
+            key,
+            "/api/v1/trackers",
+            Some(tracker),
+        )
+        .await;
         assert_eq!(st, 201, "{body}");
     }
 }
@@ -271,7 +276,9 @@ async fn processed_call(s: &TestServer, key: &str) -> String {
         ("duration_seconds", "8"),
         ("call_timestamp", "2026-11-20T10:00:00Z"),
     ];
-    let (st, created) = s.upload(key, "call.wav", wav, &fields, Some(CALL_VTT)).await;
+    let (st, created) = s
+        .upload(key, "call.wav", wav, &fields, Some(CALL_VTT))
+        .await;
     assert_eq!(st, 202, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     let call = s.wait_done(key, &id).await;
@@ -280,7 +287,9 @@ async fn processed_call(s: &TestServer, key: &str) -> String {
 }
 
 async fn analysis(s: &TestServer, key: &str, id: &str) -> Value {
-    let (st, a) = s.get_json(key, &format!("/api/v1/calls/{id}/analysis")).await;
+    let (st, a) = s
+        .get_json(key, &format!("/api/v1/calls/{id}/analysis"))
+        .await;
     assert_eq!(st, 200, "{a}");
     a
 }
@@ -394,7 +403,12 @@ async fn the_model_fills_summary_action_items_resolution_and_confirms_smart_hits
                     .unwrap()
                     .contains(needle)
             })
-            .map(|r| r.body["messages"][1]["content"].as_str().unwrap().to_string())
+            .map(|r| {
+                r.body["messages"][1]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .unwrap_or_else(|| panic!("no {needle} request"))
     };
     let transcript = user_of("summarise");
@@ -402,7 +416,10 @@ async fn the_model_fills_summary_action_items_resolution_and_confirms_smart_hits
         transcript.contains("customer: I was charged twice") && transcript.contains("[PCI]"),
         "{transcript}"
     );
-    assert!(transcript.contains("#0 [00:00] agent: Hello"), "{transcript}");
+    assert!(
+        transcript.contains("#0 [00:00] agent: Hello"),
+        "{transcript}"
+    );
     assert!(user_of("action items").contains("[PCI]"));
     assert!(user_of("resolved").contains("[PCI]"));
 
@@ -424,7 +441,10 @@ async fn the_model_fills_summary_action_items_resolution_and_confirms_smart_hits
         "{summary}"
     );
     assert_eq!(summary["reason_for_call"], "LLM: double charge");
-    assert!(!summary["sentences"].as_array().unwrap().is_empty(), "extractive sentences stay");
+    assert!(
+        !summary["sentences"].as_array().unwrap().is_empty(),
+        "extractive sentences stay"
+    );
     let items = a["action_items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["trigger"], "language_model");
@@ -458,17 +478,28 @@ async fn the_model_fills_summary_action_items_resolution_and_confirms_smart_hits
         let hits = a["smart_trackers"]["hits"].as_array().unwrap();
         let rejected = lm["rejected_smart_hits"].as_array().unwrap();
         assert_eq!(confirmations.len(), hits.len() + rejected.len());
-        assert!(!hits.is_empty() && !rejected.is_empty(), "{hits:?} {rejected:?}");
+        assert!(
+            !hits.is_empty() && !rejected.is_empty(),
+            "{hits:?} {rejected:?}"
+        );
         let churn_id = tracker_id(&s, &key, "Churn risk").await;
         let billing_id = tracker_id(&s, &key, "Billing").await;
-        assert!(hits.iter().all(|h| h["tracker_id"] == churn_id.as_str()), "{hits:?}");
         assert!(
-            rejected.iter().all(|h| h["tracker_id"] == billing_id.as_str()),
+            hits.iter().all(|h| h["tracker_id"] == churn_id.as_str()),
+            "{hits:?}"
+        );
+        assert!(
+            rejected
+                .iter()
+                .all(|h| h["tracker_id"] == billing_id.as_str()),
             "{rejected:?}"
         );
         for c in &confirmations {
             let user = c.body["messages"][1]["content"].as_str().unwrap();
-            assert!(user.contains("Sentence: ") && !user.contains("4111"), "{user}");
+            assert!(
+                user.contains("Sentence: ") && !user.contains("4111"),
+                "{user}"
+            );
         }
     } else {
         eprintln!("MiniLM not installed here: no smart hits to confirm");
@@ -509,7 +540,10 @@ async fn every_model_failure_falls_back_to_the_default_analysers() {
         double.set(behaviour);
         double.clear();
         let (a, took) = reanalysed(&s, &key, &id).await;
-        eprintln!("{behaviour:?}: re-analysed in {took:?}, {} requests", double.requests().len());
+        eprintln!(
+            "{behaviour:?}: re-analysed in {took:?}, {} requests",
+            double.requests().len()
+        );
         // The call is analysed all the same, with the default results.
         assert_eq!(a["version"], 1);
         assert!(a["stats"]["per_role"].as_array().unwrap().len() >= 2);
@@ -543,7 +577,11 @@ async fn every_model_failure_falls_back_to_the_default_analysers() {
     // And back to a working model: the same call gets the model's parts again.
     double.set(Behaviour::Answer);
     let (a, _) = reanalysed(&s, &key, &id).await;
-    assert_eq!(a["language_model"]["summary"], "llm", "{}", a["language_model"]);
+    assert_eq!(
+        a["language_model"]["summary"], "llm",
+        "{}",
+        a["language_model"]
+    );
     assert_eq!(a["resolution"]["source"], "llm");
 }
 
@@ -587,7 +625,12 @@ async fn nothing_is_sent_when_the_organization_switch_is_off() {
     let a = analysis(&s, &key, &id).await;
     assert_eq!(double.requests().len(), 0, "{:?}", double.requests());
     let lm = &a["language_model"];
-    for part in ["summary", "action_items", "resolution", "smart_tracker_confirmation"] {
+    for part in [
+        "summary",
+        "action_items",
+        "resolution",
+        "smart_tracker_confirmation",
+    ] {
         assert_eq!(lm[part], "off", "{lm}");
     }
     assert_eq!(lm["model"], Value::Null);

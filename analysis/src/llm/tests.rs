@@ -384,7 +384,7 @@ mod in_the_report {
     use super::*;
     use crate::llm::{LanguageModelUse, LlmFeatures, MAX_SMART_CONFIRMATIONS, PartSource};
     use crate::report::{
-        AnalysisConfig, Analysers, CallInput, Degraded, analyze_call,
+        Analysers, AnalysisConfig, CallInput, Degraded, analyze_call,
         analyze_call_with_language_model,
     };
     use crate::smart::{SmartHit, SmartTracker, SmartTracking};
@@ -441,7 +441,11 @@ mod in_the_report {
     #[test]
     fn without_a_model_every_part_is_off_and_resolution_comes_from_the_rules() {
         let turns = call();
-        let out = analyze_call(&input(&turns), &AnalysisConfig::default(), &Analysers::default());
+        let out = analyze_call(
+            &input(&turns),
+            &AnalysisConfig::default(),
+            &Analysers::default(),
+        );
         let a = out.analysis;
         assert_eq!(a.language_model, LanguageModelReport::default());
         assert_eq!(a.resolution.source, ResolutionSource::Rules);
@@ -471,12 +475,18 @@ mod in_the_report {
         let turns = call_with_card();
         let model = ScriptedLanguageModelDouble::new(vec![
             Ok(r#"{"summary": "Double charge refunded.", "reason_for_call": "Double charge"}"#),
-            Ok(r#"[{"owner": "agent", "text": "I'll refund it today", "turn": 2, "due": "2026-11-18"}]"#),
+            Ok(
+                r#"[{"owner": "agent", "text": "I'll refund it today", "turn": 2, "due": "2026-11-18"}]"#,
+            ),
             Ok(r#"{"resolution_score": 0.9}"#),
         ]);
         let a = run(&turns, &model, ALL).analysis;
         let prompts = model.prompts.borrow();
-        assert_eq!(prompts.len(), 3, "no smart hits to confirm without an encoder");
+        assert_eq!(
+            prompts.len(),
+            3,
+            "no smart hits to confirm without an encoder"
+        );
         for (system, user) in prompts.iter() {
             assert!(!user.contains("4111") && !system.contains("4111"), "{user}");
             assert!(user.contains("[PCI]"), "{user}");
@@ -491,7 +501,10 @@ mod in_the_report {
             "smart trackers are unavailable: nothing to confirm"
         );
         assert_eq!(a.summary.method, SummaryMethod::Abstractive);
-        assert_eq!(a.summary.abstractive.as_deref(), Some("Double charge refunded."));
+        assert_eq!(
+            a.summary.abstractive.as_deref(),
+            Some("Double charge refunded.")
+        );
         assert_eq!(a.action_items.len(), 1);
         assert_eq!(a.action_items[0].trigger, "language_model");
         assert_eq!(
@@ -507,8 +520,12 @@ mod in_the_report {
     #[test]
     fn every_failure_falls_back_to_the_default_with_its_reason() {
         let turns = call_with_card();
-        let plain = analyze_call(&input(&turns), &AnalysisConfig::default(), &Analysers::default())
-            .analysis;
+        let plain = analyze_call(
+            &input(&turns),
+            &AnalysisConfig::default(),
+            &Analysers::default(),
+        )
+        .analysis;
         let model = ScriptedLanguageModelDouble::new(vec![
             Err(LlmError::Timeout { after_ms: 1_000 }),
             Ok("I cannot help with that."),
@@ -518,7 +535,11 @@ mod in_the_report {
         assert_eq!(a.summary, plain.summary);
         assert_eq!(a.action_items, plain.action_items);
         assert_eq!(a.resolution, plain.resolution);
-        for part in [&a.language_model.summary, &a.language_model.action_items, &a.language_model.resolution] {
+        for part in [
+            &a.language_model.summary,
+            &a.language_model.action_items,
+            &a.language_model.resolution,
+        ] {
             assert_eq!(*part, PartSource::Fallback);
         }
         let notes = llm_notes(&a.degraded);
@@ -528,8 +549,15 @@ mod in_the_report {
             .collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
         assert_eq!(reasons[0].0, "llm_summary");
-        assert!(reasons[0].1.contains("did not answer within 1000 ms"), "{reasons:?}");
-        assert!(reasons[0].1.ends_with("the extractive summary was used instead"));
+        assert!(
+            reasons[0].1.contains("did not answer within 1000 ms"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[0]
+                .1
+                .ends_with("the extractive summary was used instead")
+        );
         assert_eq!(reasons[1].0, "llm_action_items");
         assert!(reasons[1].1.contains("no JSON value"), "{reasons:?}");
         assert_eq!(reasons[2].0, "llm_resolution");
@@ -613,7 +641,13 @@ mod in_the_report {
             .map(|i| hit(if i % 2 == 0 { "a" } else { "b" }, i))
             .collect();
         let mut answers: Vec<Result<&str, LlmError>> = (0..MAX_SMART_CONFIRMATIONS)
-            .map(|i| Ok(if i % 2 == 0 { "{\"match\": true}" } else { "No." }))
+            .map(|i| {
+                Ok(if i % 2 == 0 {
+                    "{\"match\": true}"
+                } else {
+                    "No."
+                })
+            })
             .collect();
         answers[3] = Err(LlmError::Http {
             status: 502,
@@ -640,18 +674,30 @@ mod in_the_report {
         // b hits 1, 5, 7, … 19 rejected (9 of them); b hit 3 kept (the model failed); hits 20
         // and 21 never asked, kept.
         assert_eq!(report.rejected_smart_hits.len(), 9);
-        assert!(report.rejected_smart_hits.iter().all(|h| h.tracker_id == "b"));
+        assert!(
+            report
+                .rejected_smart_hits
+                .iter()
+                .all(|h| h.tracker_id == "b")
+        );
         assert_eq!(kept.len(), 13);
         assert!(kept.iter().any(|h| h.turn == 3) && kept.iter().any(|h| h.turn == 21));
         assert_eq!(report.smart_tracker_confirmation, PartSource::Fallback);
         assert_eq!(report.model.as_deref(), Some("m1"));
         assert_eq!(degraded.len(), 2, "{degraded:?}");
-        assert!(degraded[0].reason.starts_with("1 of 20 smart-tracker hits"), "{degraded:?}");
+        assert!(
+            degraded[0].reason.starts_with("1 of 20 smart-tracker hits"),
+            "{degraded:?}"
+        );
         assert!(degraded[0].reason.contains("HTTP 502"));
         assert!(degraded[1].reason.contains("only the first 20"));
         // The prompt names the tracker and its examples, and the matched sentence.
         let prompts = model.prompts.borrow();
-        assert!(prompts[1].1.starts_with("Topic: Tracker b\nExamples:\n- example of b\n"));
+        assert!(
+            prompts[1]
+                .1
+                .starts_with("Topic: Tracker b\nExamples:\n- example of b\n")
+        );
         assert!(prompts[1].1.ends_with("Sentence: sentence 1"));
     }
 
@@ -671,12 +717,20 @@ mod in_the_report {
         let tracking = SmartTracking::Available {
             hits: vec![hit("a", 0)],
         };
-        let out = use_.confirm_smart_hits(tracking.clone(), &[tracker("a")], &mut report, &mut degraded);
+        let out = use_.confirm_smart_hits(
+            tracking.clone(),
+            &[tracker("a")],
+            &mut report,
+            &mut degraded,
+        );
         assert_eq!(out, tracking);
         let unavailable = SmartTracking::Unavailable {
             reason: "no model".into(),
         };
-        let on = LanguageModelUse { features: ALL, ..use_ };
+        let on = LanguageModelUse {
+            features: ALL,
+            ..use_
+        };
         let out = on.confirm_smart_hits(unavailable.clone(), &[], &mut report, &mut degraded);
         assert_eq!(out, unavailable);
         assert_eq!(model.calls(), 0);

@@ -70,8 +70,8 @@ pub fn request_body(model: &str, system: &str, user: &str, max_tokens: u32) -> V
 /// The assistant's text from a chat-completion reply: `choices[0].message.content`, a string
 /// or (some servers) a list of text parts.
 pub fn reply_text(body: &[u8]) -> Result<String, LlmError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| LlmError::BadReply(format!("not JSON ({e})")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| LlmError::BadReply(format!("not JSON ({e})")))?;
     if let Some(message) = value.pointer("/error/message").and_then(Value::as_str) {
         return Err(LlmError::BadReply(format!(
             "the endpoint reported an error: {}",
@@ -394,7 +394,10 @@ mod tests {
             http_error_message(br#"{"error":{"message":"bad key","type":"auth"}}"#),
             "bad key"
         );
-        assert_eq!(http_error_message(br#"{"error":"overloaded"}"#), "overloaded");
+        assert_eq!(
+            http_error_message(br#"{"error":"overloaded"}"#),
+            "overloaded"
+        );
         assert_eq!(http_error_message(b"  upstream down \n"), "upstream down");
         assert_eq!(http_error_message(b""), "no message");
         let long = "x".repeat(500);

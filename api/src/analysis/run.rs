@@ -13,8 +13,8 @@ use serde_json::json;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::config_routes::load_active;
-use super::llm_client::MissingLanguageModel;
 use super::definitions::{RuleDefinition, TemplateDefinition, TrackerDefinition};
+use super::llm_client::MissingLanguageModel;
 use super::settings::{OrgAnalysisSettings, SentimentChoice};
 use crate::http::state::AppState;
 use crate::store::calls::Call;
