@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions::{self, ActionItem, ActionOptions, DateOrder};
 use crate::classify::{self, CallTypeSet, Classification, ClassificationSignal, SignalSource};
+use crate::llm::{LanguageModelReport, LanguageModelUse, Refinable, Resolution};
 use crate::redact::{self, Redaction, RedactionConfig};
 use crate::rules::{self, CategorySummary, Rule, RuleFlag, RuleInputs};
 use crate::scorecard::{self, Scorecard, ScorecardTemplate, ScoringFacts};
@@ -104,6 +105,13 @@ pub struct CallAnalysis {
     pub action_items: Vec<ActionItem>,
     /// Suggested scores for each configured scorecard template.
     pub scorecard_suggestions: Vec<Scorecard>,
+    /// How resolved the customer's issue is: the language model's score when the
+    /// organization uses it, the rule-based estimate otherwise.
+    #[serde(default)]
+    pub resolution: Resolution,
+    /// Which parts the optional language model wrote (`off` when not asked).
+    #[serde(default)]
+    pub language_model: LanguageModelReport,
     /// Optional parts that failed, and what was used instead.
     pub degraded: Vec<Degraded>,
 }
@@ -123,7 +131,21 @@ pub fn analyze_call(
     config: &AnalysisConfig,
     analysers: &Analysers<'_>,
 ) -> Analysed {
+    analyze_call_with_language_model(call, config, analysers, None)
+}
+
+/// [`analyze_call`] with the optional language model: it confirms smart-tracker hits before
+/// anything reads them, then writes the summary, action items and resolution score, each
+/// only when `language_model.features` asks for it. It sees only the redacted turns; every
+/// failure falls back to the default analysers' result and is listed in `degraded`.
+pub fn analyze_call_with_language_model(
+    call: &CallInput<'_>,
+    config: &AnalysisConfig,
+    analysers: &Analysers<'_>,
+    language_model: Option<&LanguageModelUse<'_>>,
+) -> Analysed {
     let mut degraded = Vec::new();
+    let mut model_report = LanguageModelReport::default();
     let redacted = redact::redact(call.turns, &config.redaction);
     let turns = redacted.turns.as_slice();
     let call = &CallInput { turns, ..*call };
@@ -161,6 +183,15 @@ pub fn analyze_call(
             }
         }
     };
+    let smart_trackers = match language_model {
+        Some(lm) => lm.confirm_smart_hits(
+            smart_trackers,
+            &config.smart_trackers,
+            &mut model_report,
+            &mut degraded,
+        ),
+        None => smart_trackers,
+    };
     let action_items = actions::extract_action_items(
         turns,
         &ActionOptions {
@@ -173,6 +204,28 @@ pub fn analyze_call(
         &summary_signals(&sentiment, &smart_trackers, &tracker_hits, &compliance),
         &config.summary,
     );
+    let defaults = Refinable {
+        summary,
+        action_items,
+        resolution: Resolution {
+            score: summary::resolution_estimate(turns),
+            ..Resolution::default()
+        },
+    };
+    let Refinable {
+        summary,
+        action_items,
+        resolution,
+    } = match language_model {
+        Some(lm) => lm.refine(
+            turns,
+            call.started_at,
+            defaults,
+            &mut model_report,
+            &mut degraded,
+        ),
+        None => defaults,
+    };
     let default_types;
     let types = match &config.call_types {
         Some(t) => t,
@@ -230,6 +283,8 @@ pub fn analyze_call(
             summary,
             action_items,
             scorecard_suggestions,
+            resolution,
+            language_model: model_report,
             degraded,
         },
         redacted_turns: redacted.turns,

@@ -65,6 +65,57 @@ pub struct AnalysisSettings {
     /// The ONNX Runtime library (`libonnxruntime.so`); default: `ORT_DYLIB_PATH`, else the
     /// PyPI wheel `onnxruntime` in the venv.
     pub onnx_runtime: Option<PathBuf>,
+    /// `[analysis.llm]`: an optional OpenAI-compatible chat endpoint.
+    pub llm: LlmSettings,
+}
+
+/// `[analysis.llm]`: an OpenAI-compatible chat-completions endpoint (OpenAI, Ollama's `/v1`,
+/// vLLM, llama.cpp's server…) for abstractive summaries, action items, a resolution score and
+/// smart-tracker confirmation. Unused unless `base_url` and `model` are set AND an
+/// organization turns features on in its analysis settings.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmSettings {
+    /// e.g. `http://127.0.0.1:11434/v1`; requests go to `{base_url}/chat/completions`.
+    pub base_url: Option<String>,
+    /// The model name the endpoint knows (`llama3.1:8b`, `gpt-4o-mini`…).
+    pub model: Option<String>,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub api_key: Option<String>,
+    /// Longest wait for one answer, connection included.
+    pub timeout_ms: u64,
+    /// Longest total time of all requests for one call's analysis; requests left when it is
+    /// spent fall back without being sent.
+    pub call_budget_ms: u64,
+    /// `max_tokens` of each request.
+    pub max_tokens: u32,
+}
+
+/// By hand so the API key never reaches a log line.
+impl std::fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmSettings")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("call_budget_ms", &self.call_budget_ms)
+            .field("max_tokens", &self.max_tokens)
+            .finish()
+    }
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        LlmSettings {
+            base_url: None,
+            model: None,
+            api_key: None,
+            timeout_ms: 20_000,
+            call_budget_ms: 60_000,
+            max_tokens: 800,
+        }
+    }
 }
 
 /// `[agent]`: agents' web sessions.
@@ -398,6 +449,19 @@ impl Config {
             "CALLSCOPE_ANALYSIS_ONNX_RUNTIME" => {
                 self.analysis.onnx_runtime = optional(value).map(PathBuf::from)
             }
+            "CALLSCOPE_ANALYSIS_LLM_BASE_URL" => self.analysis.llm.base_url = optional(value),
+            "CALLSCOPE_ANALYSIS_LLM_MODEL" => self.analysis.llm.model = optional(value),
+            "CALLSCOPE_ANALYSIS_LLM_API_KEY" => self.analysis.llm.api_key = optional(value),
+            "CALLSCOPE_ANALYSIS_LLM_TIMEOUT_MS" => {
+                self.analysis.llm.timeout_ms = parse("CALLSCOPE_ANALYSIS_LLM_TIMEOUT_MS", value)?
+            }
+            "CALLSCOPE_ANALYSIS_LLM_CALL_BUDGET_MS" => {
+                self.analysis.llm.call_budget_ms =
+                    parse("CALLSCOPE_ANALYSIS_LLM_CALL_BUDGET_MS", value)?
+            }
+            "CALLSCOPE_ANALYSIS_LLM_MAX_TOKENS" => {
+                self.analysis.llm.max_tokens = parse("CALLSCOPE_ANALYSIS_LLM_MAX_TOKENS", value)?
+            }
             "CALLSCOPE_ASR_MODEL_PATH" => self.asr.model_path = optional(value).map(PathBuf::from),
             "CALLSCOPE_ASR_LANGUAGE" => self.asr.language = optional(value),
             "CALLSCOPE_ASR_THREADS" => {
@@ -625,6 +689,42 @@ mod tests {
     }
 
     #[test]
+    fn llm_settings_from_file_and_env() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(c.analysis.llm.base_url, None);
+        assert_eq!(c.analysis.llm.timeout_ms, 20_000);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[analysis.llm]\nbase_url = \"http://127.0.0.1:11434/v1\"\nmodel = \"llama3.1:8b\"\ntimeout_ms = 5000\n",
+        )
+        .unwrap();
+        let env = vec![
+            (
+                "CALLSCOPE_ANALYSIS_LLM_API_KEY".to_string(),
+                "sk-test".to_string(),
+            ),
+            (
+                "CALLSCOPE_ANALYSIS_LLM_MAX_TOKENS".to_string(),
+                "300".to_string(),
+            ),
+        ];
+        let c = Config::load_with_env(Some(&f), env).unwrap();
+        let llm = &c.analysis.llm;
+        assert_eq!(llm.base_url.as_deref(), Some("http://127.0.0.1:11434/v1"));
+        assert_eq!(llm.model.as_deref(), Some("llama3.1:8b"));
+        assert_eq!(llm.api_key.as_deref(), Some("sk-test"));
+        assert_eq!((llm.timeout_ms, llm.max_tokens), (5000, 300));
+        let bad = vec![(
+            "CALLSCOPE_ANALYSIS_LLM_TIMEOUT_MS".to_string(),
+            "soon".to_string(),
+        )];
+        let err = Config::load_with_env(None, bad).unwrap_err();
+        assert!(err.to_string().contains("LLM_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
     fn bad_values_are_reported() {
         let env = vec![("CALLSCOPE_WORKERS".to_string(), "many".to_string())];
         let err = Config::load_with_env(None, env).unwrap_err();
@@ -653,5 +753,11 @@ mod example_file {
         assert_eq!(c.data_dir, d.data_dir);
         assert_eq!(c.jobs.max_attempts, d.jobs.max_attempts);
         assert_eq!(c.asr.model_path, None);
+        let (l, dl) = (&c.analysis.llm, &d.analysis.llm);
+        assert_eq!(l.base_url, None);
+        assert_eq!(
+            (l.timeout_ms, l.call_budget_ms, l.max_tokens),
+            (dl.timeout_ms, dl.call_budget_ms, dl.max_tokens)
+        );
     }
 }

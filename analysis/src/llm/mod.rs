@@ -5,12 +5,17 @@
 //! and the fallback: when there is no model, it fails, times out or answers something
 //! unreadable, the default (rule-based) result is used and the reason recorded.
 
+mod apply;
 mod parse;
 mod prompt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use apply::{
+    LanguageModelReport, LanguageModelUse, LlmFeatures, MAX_SMART_CONFIRMATIONS, PartSource,
+    Refinable, Resolution, ResolutionSource,
+};
 pub use parse::{
     AbstractiveSummary, ParseError, parse_action_items, parse_confirmation, parse_resolution,
     parse_summary,
@@ -33,11 +38,20 @@ pub enum LlmError {
     Unavailable(String),
     #[error("the language model answered HTTP {status}: {message}")]
     Http { status: u16, message: String },
+    /// The endpoint answered, but not with a chat completion (not JSON, no choices, no
+    /// message text, or larger than the client accepts).
+    #[error("the language model's reply is unusable: {0}")]
+    BadReply(String),
     #[error("the language model failed: {0}")]
     Other(String),
+    /// There is no model to ask (the server has none configured), said in the caller's words.
+    #[error("{0}")]
+    NotConfigured(String),
 }
 
-/// A chat model: one system and one user message in, the assistant's text out.
+/// A chat model: one system and one user message in, the assistant's text out. Blocking:
+/// the implementation bounds the time it takes (the analysis runs on a blocking thread), so
+/// the trait stays synchronous and this crate free of any async runtime.
 pub trait LanguageModel {
     fn complete(&self, system: &str, user: &str) -> Result<String, LlmError>;
 }

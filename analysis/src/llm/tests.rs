@@ -377,3 +377,364 @@ fn serialises_snake_case() {
     assert_eq!(json["source"], "default");
     assert_eq!(json["fallback_reason"], "no language model is configured");
 }
+
+// ---- the language model in the whole analysis ----
+
+mod in_the_report {
+    use super::*;
+    use crate::llm::{LanguageModelUse, LlmFeatures, MAX_SMART_CONFIRMATIONS, PartSource};
+    use crate::report::{
+        Analysers, AnalysisConfig, CallInput, Degraded, analyze_call,
+        analyze_call_with_language_model,
+    };
+    use crate::smart::{SmartHit, SmartTracker, SmartTracking};
+    use crate::types::TimeSpan;
+
+    const ALL: LlmFeatures = LlmFeatures {
+        summary: true,
+        action_items: true,
+        resolution: true,
+        smart_tracker_confirmation: true,
+    };
+
+    /// The call with a card number said by the customer.
+    fn call_with_card() -> Vec<Turn> {
+        let mut turns = call();
+        turns[1].text =
+            "I was charged twice on card 4111 1111 1111 1111 for my subscription.".into();
+        turns
+    }
+
+    fn input(turns: &[Turn]) -> CallInput<'_> {
+        CallInput {
+            turns,
+            duration_ms: Some(16_000),
+            started_at: start(),
+            manual_call_type: None,
+        }
+    }
+
+    fn run(
+        turns: &[Turn],
+        model: &dyn LanguageModel,
+        features: LlmFeatures,
+    ) -> crate::report::Analysed {
+        analyze_call_with_language_model(
+            &input(turns),
+            &AnalysisConfig::default(),
+            &Analysers::default(),
+            Some(&LanguageModelUse {
+                model: Some(model),
+                model_name: Some("m1"),
+                features,
+            }),
+        )
+    }
+
+    fn llm_notes(degraded: &[Degraded]) -> Vec<&Degraded> {
+        degraded
+            .iter()
+            .filter(|d| d.part.starts_with("llm_"))
+            .collect()
+    }
+
+    #[test]
+    fn without_a_model_every_part_is_off_and_resolution_comes_from_the_rules() {
+        let turns = call();
+        let out = analyze_call(
+            &input(&turns),
+            &AnalysisConfig::default(),
+            &Analysers::default(),
+        );
+        let a = out.analysis;
+        assert_eq!(a.language_model, LanguageModelReport::default());
+        assert_eq!(a.resolution.source, ResolutionSource::Rules);
+        assert_eq!(
+            a.resolution.score,
+            crate::summary::resolution_estimate(&out.redacted_turns)
+        );
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            json["language_model"],
+            serde_json::json!({"model": null, "summary": "off", "action_items": "off",
+                "resolution": "off", "smart_tracker_confirmation": "off", "rejected_smart_hits": []})
+        );
+        assert_eq!(json["resolution"]["source"], "rules");
+        // Analyses stored before these fields existed still load.
+        let mut old = json.clone();
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("language_model");
+        obj.remove("resolution");
+        let back: crate::report::CallAnalysis = serde_json::from_value(old).unwrap();
+        assert_eq!(back.language_model, LanguageModelReport::default());
+        assert_eq!(back.resolution, Resolution::default());
+    }
+
+    #[test]
+    fn the_model_writes_its_parts_from_the_redacted_turns() {
+        let turns = call_with_card();
+        let model = ScriptedLanguageModelDouble::new(vec![
+            Ok(r#"{"summary": "Double charge refunded.", "reason_for_call": "Double charge"}"#),
+            Ok(
+                r#"[{"owner": "agent", "text": "I'll refund it today", "turn": 2, "due": "2026-11-18"}]"#,
+            ),
+            Ok(r#"{"resolution_score": 0.9}"#),
+        ]);
+        let a = run(&turns, &model, ALL).analysis;
+        let prompts = model.prompts.borrow();
+        assert_eq!(
+            prompts.len(),
+            3,
+            "no smart hits to confirm without an encoder"
+        );
+        for (system, user) in prompts.iter() {
+            assert!(!user.contains("4111") && !system.contains("4111"), "{user}");
+            assert!(user.contains("[PCI]"), "{user}");
+        }
+        assert_eq!(a.language_model.model.as_deref(), Some("m1"));
+        assert_eq!(a.language_model.summary, PartSource::Llm);
+        assert_eq!(a.language_model.action_items, PartSource::Llm);
+        assert_eq!(a.language_model.resolution, PartSource::Llm);
+        assert_eq!(
+            a.language_model.smart_tracker_confirmation,
+            PartSource::Off,
+            "smart trackers are unavailable: nothing to confirm"
+        );
+        assert_eq!(a.summary.method, SummaryMethod::Abstractive);
+        assert_eq!(
+            a.summary.abstractive.as_deref(),
+            Some("Double charge refunded.")
+        );
+        assert_eq!(a.action_items.len(), 1);
+        assert_eq!(a.action_items[0].trigger, "language_model");
+        assert_eq!(
+            a.resolution,
+            Resolution {
+                score: Some(0.9),
+                source: ResolutionSource::Llm
+            }
+        );
+        assert!(llm_notes(&a.degraded).is_empty(), "{:?}", a.degraded);
+    }
+
+    #[test]
+    fn every_failure_falls_back_to_the_default_with_its_reason() {
+        let turns = call_with_card();
+        let plain = analyze_call(
+            &input(&turns),
+            &AnalysisConfig::default(),
+            &Analysers::default(),
+        )
+        .analysis;
+        let model = ScriptedLanguageModelDouble::new(vec![
+            Err(LlmError::Timeout { after_ms: 1_000 }),
+            Ok("I cannot help with that."),
+            Ok("2.5"),
+        ]);
+        let a = run(&turns, &model, ALL).analysis;
+        assert_eq!(a.summary, plain.summary);
+        assert_eq!(a.action_items, plain.action_items);
+        assert_eq!(a.resolution, plain.resolution);
+        for part in [
+            &a.language_model.summary,
+            &a.language_model.action_items,
+            &a.language_model.resolution,
+        ] {
+            assert_eq!(*part, PartSource::Fallback);
+        }
+        let notes = llm_notes(&a.degraded);
+        let reasons: Vec<(&str, &str)> = notes
+            .iter()
+            .map(|d| (d.part.as_str(), d.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert_eq!(reasons[0].0, "llm_summary");
+        assert!(
+            reasons[0].1.contains("did not answer within 1000 ms"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[0]
+                .1
+                .ends_with("the extractive summary was used instead")
+        );
+        assert_eq!(reasons[1].0, "llm_action_items");
+        assert!(reasons[1].1.contains("no JSON value"), "{reasons:?}");
+        assert_eq!(reasons[2].0, "llm_resolution");
+        assert!(reasons[2].1.contains("not in [0, 1]"), "{reasons:?}");
+    }
+
+    #[test]
+    fn only_the_parts_turned_on_are_asked() {
+        let turns = call();
+        let model = ScriptedLanguageModelDouble::answering("0.4");
+        let only_resolution = LlmFeatures {
+            resolution: true,
+            ..LlmFeatures::default()
+        };
+        let a = run(&turns, &model, only_resolution).analysis;
+        assert_eq!(model.calls(), 1);
+        assert!(model.prompts.borrow()[0].0.contains("resolved"));
+        assert_eq!(a.resolution.score, Some(0.4));
+        assert_eq!(a.language_model.summary, PartSource::Off);
+        assert_eq!(a.language_model.action_items, PartSource::Off);
+        assert_eq!(a.summary.method, SummaryMethod::Extractive);
+    }
+
+    #[test]
+    fn features_without_a_model_fall_back_and_say_so() {
+        let turns = call();
+        let a = analyze_call_with_language_model(
+            &input(&turns),
+            &AnalysisConfig::default(),
+            &Analysers::default(),
+            Some(&LanguageModelUse {
+                model: None,
+                model_name: None,
+                features: ALL,
+            }),
+        )
+        .analysis;
+        assert_eq!(a.language_model.summary, PartSource::Fallback);
+        assert_eq!(a.language_model.model, None);
+        assert!(
+            llm_notes(&a.degraded)
+                .iter()
+                .all(|d| d.reason.starts_with("no language model is configured")),
+            "{:?}",
+            a.degraded
+        );
+    }
+
+    fn tracker(id: &str) -> SmartTracker {
+        SmartTracker {
+            id: id.into(),
+            name: format!("Tracker {id}"),
+            category: "custom".into(),
+            active: true,
+            examples: vec![format!("example of {id}")],
+            threshold: 0.5,
+            role: None,
+        }
+    }
+
+    fn hit(tracker_id: &str, turn: usize) -> SmartHit {
+        SmartHit {
+            tracker_id: tracker_id.into(),
+            turn,
+            role: Role::Customer,
+            speaker: "Customer".into(),
+            example: format!("example of {tracker_id}"),
+            matched_text: format!("sentence {turn}"),
+            similarity: 0.6,
+            time: TimeSpan {
+                start_ms: 0,
+                end_ms: 1_000,
+            },
+        }
+    }
+
+    #[test]
+    fn smart_hits_are_confirmed_rejected_or_kept_on_failure_and_capped() {
+        // 22 hits alternating trackers a and b; the model says yes to a, no to b, fails once.
+        let hits: Vec<SmartHit> = (0..22)
+            .map(|i| hit(if i % 2 == 0 { "a" } else { "b" }, i))
+            .collect();
+        let mut answers: Vec<Result<&str, LlmError>> = (0..MAX_SMART_CONFIRMATIONS)
+            .map(|i| {
+                Ok(if i % 2 == 0 {
+                    "{\"match\": true}"
+                } else {
+                    "No."
+                })
+            })
+            .collect();
+        answers[3] = Err(LlmError::Http {
+            status: 502,
+            message: "bad gateway".into(),
+        });
+        let model = ScriptedLanguageModelDouble::new(answers);
+        let use_ = LanguageModelUse {
+            model: Some(&model),
+            model_name: Some("m1"),
+            features: ALL,
+        };
+        let mut report = LanguageModelReport::default();
+        let mut degraded = Vec::new();
+        let out = use_.confirm_smart_hits(
+            SmartTracking::Available { hits },
+            &[tracker("a"), tracker("b")],
+            &mut report,
+            &mut degraded,
+        );
+        assert_eq!(model.calls(), MAX_SMART_CONFIRMATIONS, "capped");
+        let SmartTracking::Available { hits: kept } = out else {
+            panic!("still available")
+        };
+        // b hits 1, 5, 7, … 19 rejected (9 of them); b hit 3 kept (the model failed); hits 20
+        // and 21 never asked, kept.
+        assert_eq!(report.rejected_smart_hits.len(), 9);
+        assert!(
+            report
+                .rejected_smart_hits
+                .iter()
+                .all(|h| h.tracker_id == "b")
+        );
+        assert_eq!(kept.len(), 13);
+        assert!(kept.iter().any(|h| h.turn == 3) && kept.iter().any(|h| h.turn == 21));
+        assert_eq!(report.smart_tracker_confirmation, PartSource::Fallback);
+        assert_eq!(report.model.as_deref(), Some("m1"));
+        assert_eq!(degraded.len(), 2, "{degraded:?}");
+        assert!(
+            degraded[0].reason.starts_with("1 of 20 smart-tracker hits"),
+            "{degraded:?}"
+        );
+        assert!(degraded[0].reason.contains("HTTP 502"));
+        assert!(degraded[1].reason.contains("only the first 20"));
+        // The prompt names the tracker and its examples, and the matched sentence.
+        let prompts = model.prompts.borrow();
+        assert!(
+            prompts[1]
+                .1
+                .starts_with("Topic: Tracker b\nExamples:\n- example of b\n")
+        );
+        assert!(prompts[1].1.ends_with("Sentence: sentence 1"));
+    }
+
+    #[test]
+    fn smart_hits_untouched_when_confirmation_is_off_or_unavailable() {
+        let model = ScriptedLanguageModelDouble::answering("no");
+        let use_ = LanguageModelUse {
+            model: Some(&model),
+            model_name: Some("m1"),
+            features: LlmFeatures {
+                smart_tracker_confirmation: false,
+                ..ALL
+            },
+        };
+        let mut report = LanguageModelReport::default();
+        let mut degraded = Vec::new();
+        let tracking = SmartTracking::Available {
+            hits: vec![hit("a", 0)],
+        };
+        let out = use_.confirm_smart_hits(
+            tracking.clone(),
+            &[tracker("a")],
+            &mut report,
+            &mut degraded,
+        );
+        assert_eq!(out, tracking);
+        let unavailable = SmartTracking::Unavailable {
+            reason: "no model".into(),
+        };
+        let on = LanguageModelUse {
+            features: ALL,
+            ..use_
+        };
+        let out = on.confirm_smart_hits(unavailable.clone(), &[], &mut report, &mut degraded);
+        assert_eq!(out, unavailable);
+        assert_eq!(model.calls(), 0);
+        assert_eq!(report, LanguageModelReport::default());
+        assert!(degraded.is_empty());
+    }
+}

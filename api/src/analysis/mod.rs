@@ -5,6 +5,7 @@
 
 pub mod config_routes;
 pub mod definitions;
+pub mod llm_client;
 pub mod models;
 pub mod review_routes;
 pub mod routes;

@@ -7,20 +7,43 @@ use std::sync::{Arc, OnceLock};
 
 use callscope_inference::{MiniLmEncoder, OnnxSentimentClassifier, WordPieceTokenizer};
 
+use super::llm_client::ChatCompletionsClient;
 use crate::config::AnalysisSettings;
 
 pub struct AnalysisModels {
     settings: AnalysisSettings,
     encoder: OnceLock<Result<Arc<MiniLmEncoder>, String>>,
     sentiment: OnceLock<Result<Arc<OnnxSentimentClassifier>, String>>,
+    /// The `[analysis.llm]` endpoint, or why it cannot be used (a bad `base_url`).
+    language_model: Result<Option<Arc<ChatCompletionsClient>>, String>,
 }
 
 impl AnalysisModels {
     pub fn new(settings: AnalysisSettings) -> Self {
+        let language_model = ChatCompletionsClient::from_settings(&settings.llm)
+            .map(|c| c.map(Arc::new))
+            .inspect_err(|e| tracing::warn!(error = %e, "the language model is not usable"));
+        if let Ok(Some(c)) = &language_model {
+            tracing::info!(endpoint = %c.endpoint(), model = c.model(), "language model configured for call analysis");
+        }
         AnalysisModels {
             settings,
             encoder: OnceLock::new(),
             sentiment: OnceLock::new(),
+            language_model,
+        }
+    }
+
+    /// The chat-completions endpoint for organizations that turn LLM features on, or why
+    /// there is none.
+    pub fn language_model(&self) -> Result<Arc<ChatCompletionsClient>, String> {
+        match &self.language_model {
+            Ok(Some(c)) => Ok(c.clone()),
+            Ok(None) => Err(
+                "no language model is configured on the server ([analysis.llm] base_url and model)"
+                    .into(),
+            ),
+            Err(e) => Err(e.clone()),
         }
     }
 

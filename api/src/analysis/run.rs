@@ -3,6 +3,7 @@
 //! the post-call job (right after transcription, in its transaction) and by re-analysis jobs.
 
 use callscope_analysis::classify::{CallTypeDef, CallTypeSet};
+use callscope_analysis::llm::{LanguageModel, LanguageModelUse};
 use callscope_analysis::redact::RedactionConfig;
 use callscope_analysis::report::{self, Analysed, Analysers, AnalysisConfig, CallInput};
 use callscope_analysis::smart::SentenceEncoder;
@@ -13,6 +14,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::config_routes::load_active;
 use super::definitions::{RuleDefinition, TemplateDefinition, TrackerDefinition};
+use super::llm_client::MissingLanguageModel;
 use super::settings::{OrgAnalysisSettings, SentimentChoice};
 use crate::http::state::AppState;
 use crate::store::calls::Call;
@@ -136,8 +138,11 @@ pub async fn analyze(
     let manual_call_type = call_analyses::call_type_override(&state.pool, org_id, &call.id).await?;
     let started_ms = call.started_at.unwrap_or(call.created_at);
     let started_at = chrono::DateTime::from_timestamp_millis(started_ms).unwrap_or_default();
+    let call_id = call.id.clone();
     let state = state.clone();
     let keep = settings.clone();
+    // The language model's client blocks on this runtime from the analysis thread.
+    let runtime = tokio::runtime::Handle::current();
     let analysed = tokio::task::spawn_blocking(move || {
         let encoder = if config.smart_trackers.is_empty() {
             None
@@ -158,7 +163,35 @@ pub async fn analyze(
                 .map(|m| m as &dyn callscope_analysis::sentiment::SentimentAnalyser),
             encoder: encoder.as_deref().map(|e| e as &dyn SentenceEncoder),
         };
-        let mut analysed = report::analyze_call(
+        // The language model only for organizations that turned a feature on: nothing is
+        // sent anywhere otherwise.
+        let features = settings.llm;
+        let client = features
+            .any()
+            .then(|| state.analysis_models.language_model());
+        let call_model = match &client {
+            Some(Ok(c)) => Some(c.for_call(runtime)),
+            _ => None,
+        };
+        let missing = match &client {
+            Some(Err(reason)) => Some(MissingLanguageModel(reason.clone())),
+            _ => None,
+        };
+        let model: Option<&dyn LanguageModel> = match (&call_model, &missing) {
+            (Some(m), _) => Some(m),
+            (None, Some(m)) => Some(m),
+            (None, None) => None,
+        };
+        let language_model = LanguageModelUse {
+            model,
+            model_name: match &client {
+                Some(Ok(c)) => Some(c.model()),
+                _ => None,
+            },
+            features,
+        };
+        let analysis_started = std::time::Instant::now();
+        let mut analysed = report::analyze_call_with_language_model(
             &CallInput {
                 turns: &turns,
                 duration_ms,
@@ -167,7 +200,12 @@ pub async fn analyze(
             },
             &config,
             &analysers,
+            features.any().then_some(&language_model),
         );
+        if features.any() {
+            tracing::debug!(call_id = %call_id, elapsed_ms = analysis_started.elapsed().as_millis() as u64,
+                degraded = analysed.analysis.degraded.len(), "analysis with the language model");
+        }
         if let Some(reason) = unavailable {
             analysed.analysis.degraded.push(report::Degraded {
                 part: "sentiment".into(),

@@ -1,6 +1,8 @@
 //! An organization's analysis settings (`GET/PUT /api/v1/settings/analysis`): which sentiment
-//! analyser it uses, what is redacted and whether unredacted text is kept, its call types.
+//! analyser it uses, what is redacted and whether unredacted text is kept, its call types,
+//! and what the optional language model may do.
 
+use callscope_analysis::llm::LlmFeatures;
 use serde::{Deserialize, Serialize};
 
 /// Which analyser scores sentiment.
@@ -31,6 +33,10 @@ pub struct OrgAnalysisSettings {
     /// The organization's own call types instead of the defaults (sales, support, complaint,
     /// inquiry, follow-up, general).
     pub call_types: Option<Vec<String>>,
+    /// What the server's language model (`[analysis.llm]`) does for this organization's
+    /// calls: `summary`, `action_items`, `resolution`, `smart_tracker_confirmation`. All off
+    /// by default (turning one on sends the redacted transcript to that endpoint).
+    pub llm: LlmFeatures,
 }
 
 impl Default for OrgAnalysisSettings {
@@ -42,6 +48,7 @@ impl Default for OrgAnalysisSettings {
             keep_unredacted: false,
             default_rules: true,
             call_types: None,
+            llm: LlmFeatures::default(),
         }
     }
 }
