@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod messaging;
 pub mod metadata_fields;
 pub mod model_fetch;
 pub mod remote_fetch;
