@@ -153,7 +153,7 @@ async fn inbound_messages_are_idempotent_and_thread_into_one_conversation() {
     let (_, c) = s
         .get_json(&key, &format!("/api/v1/contacts/{contact}"))
         .await;
-    assert_eq!(c["phone_e164"], "+14155552671");
+    assert_eq!(c["phone"], "+14155552671");
     assert_eq!(c["display_name"], "Ada");
 
     // An email-only contact is another person, with their own conversation.

@@ -306,7 +306,7 @@ async fn signed_text_and_media_create_one_conversation_with_events() {
     let (_, contact) = s
         .get_json(&key, &format!("/api/v1/contacts/{contact_id}"))
         .await;
-    assert_eq!(contact["phone_e164"], "+14155552671", "{contact}");
+    assert_eq!(contact["phone"], "+14155552671", "{contact}");
     assert_eq!(contact["display_name"], "Ada Lovelace", "{contact}");
 
     let (st, msgs) = s
@@ -967,7 +967,7 @@ async fn a_call_from_a_number_that_messaged_us_lands_in_the_same_contact() {
             None,
         )
         .await;
-    assert_eq!(st, 201, "{call}");
+    assert_eq!(st, 202, "{call}");
     let call = s.wait_done(&key, call["id"].as_str().unwrap()).await;
     assert_eq!(call["contact_id"], contact.as_str(), "{call}");
     let (_, timeline) = s
