@@ -196,11 +196,11 @@ fn parse_message(m: &Value) -> Option<InboundMessage> {
         attachments: Vec::new(),
         attributes: Map::new(),
     };
-    if let Some(ctx) = m.get("context").filter(|c| c.is_object()) {
-        if let Some(replied_to) = id_field(ctx, "id") {
-            msg.attributes
-                .insert("in_reply_to".into(), Value::String(replied_to));
-        }
+    if let Some(ctx) = m.get("context").filter(|c| c.is_object())
+        && let Some(replied_to) = id_field(ctx, "id")
+    {
+        msg.attributes
+            .insert("in_reply_to".into(), Value::String(replied_to));
     }
     match kind {
         "text" => {
