@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod messaging;
 pub mod metadata_fields;
 pub mod permissions;
 pub mod model_fetch;

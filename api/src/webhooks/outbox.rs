@@ -75,6 +75,13 @@ impl Subscribers {
                 .collect(),
         ))
     }
+
+    /// One endpoint that receives whatever it is handed, whatever it subscribes to: for
+    /// endpoints whose events are addressed rather than subscribed (the callback URL of a
+    /// messaging API channel).
+    pub fn only(endpoint_id: &str) -> Self {
+        Self(vec![(endpoint_id.to_string(), vec!["*".to_string()])])
+    }
 }
 
 /// [`enqueue_event_in`] with the organization's subscribers already loaded.

@@ -1,0 +1,7 @@
+//! WhatsApp Cloud API: Meta's webhook (verification handshake, signed notifications) and
+//! sends through the Graph API.
+
+pub mod graph;
+pub mod payload;
+pub mod signature;
+pub mod webhook;

@@ -1,0 +1,207 @@
+//! `GET /api/v1/webhooks/whatsapp` (Meta's verification handshake) and `POST` (signed
+//! notifications). One URL serves every organization: `metadata.phone_number_id` names the
+//! channel, and that channel's app secret must have signed the body.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::payload::{self, Change, InboundMessage};
+use super::signature;
+use crate::error::ApiError;
+use crate::http::state::AppState;
+use crate::ids::now_ms;
+use crate::messaging::MessagingError;
+use crate::messaging::channels::{self, Channel};
+use crate::messaging::events::Emitter;
+use crate::messaging::inbound::{self, Ingested, Sender};
+use crate::messaging::messages::{self, NewMessage, StatusChange};
+use crate::messaging::model::{DeliveryStatus, Direction, SenderType};
+use crate::store::contacts::normalize_phone;
+
+/// Meta's challenges are short numbers; anything long is not a handshake.
+const MAX_CHALLENGE_CHARS: usize = 256;
+
+/// The handshake: `hub.mode=subscribe` and a verify token some WhatsApp channel uses →
+/// `hub.challenge` echoed as text/plain; anything else → 403.
+pub async fn verify(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let forbidden = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "verification_failed",
+            "hub.mode must be subscribe and hub.verify_token must match a WhatsApp channel",
+        )
+    };
+    let mode = q.get("hub.mode").map(String::as_str);
+    let token = q.get("hub.verify_token").map(String::as_str).unwrap_or("");
+    let challenge = q.get("hub.challenge").map(String::as_str).unwrap_or("");
+    if mode != Some("subscribe")
+        || token.is_empty()
+        || challenge.is_empty()
+        || challenge.chars().count() > MAX_CHALLENGE_CHARS
+    {
+        return Err(forbidden());
+    }
+    if !channels::verify_token_exists(&state.pool, token).await? {
+        tracing::warn!("WhatsApp webhook verification with an unknown verify token");
+        return Err(forbidden());
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        challenge.to_string(),
+    )
+        .into_response())
+}
+
+/// A notification: verify, then store everything in one transaction. Answers 200 quickly
+/// (Meta retries anything else for days), also for phone numbers we do not know.
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let presented = headers
+        .get(signature::HEADER)
+        .map(|v| v.to_str().unwrap_or(""));
+    let mac = signature::parse_header(presented).map_err(|e| {
+        tracing::warn!(error = %e, "WhatsApp webhook refused");
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
+    })?;
+    let notification = payload::parse(&body)
+        .map_err(|e| ApiError::bad_request(e.to_string()).with_code("invalid_payload"))?;
+
+    // The channels this POST concerns, each looked up once.
+    let mut known: HashMap<String, Channel> = HashMap::new();
+    for change in &notification.changes {
+        if known.contains_key(&change.phone_number_id) {
+            continue;
+        }
+        match channels::find_whatsapp_by_phone_number_id(&state.pool, &change.phone_number_id)
+            .await?
+        {
+            Some(c) => {
+                known.insert(change.phone_number_id.clone(), c);
+            }
+            None => tracing::warn!(
+                phone_number_id = %change.phone_number_id,
+                "WhatsApp notification for an unknown phone_number_id ignored"
+            ),
+        }
+    }
+    // Every channel concerned must have signed it; otherwise nothing is stored.
+    for c in known.values() {
+        let secret = c.wa_app_secret.as_deref().unwrap_or("");
+        if secret.is_empty() || signature::verify(secret, &mac, &body).is_err() {
+            tracing::warn!(channel = %c.id, org = %c.org_id, "WhatsApp webhook signature mismatch");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_signature",
+                "X-Hub-Signature-256 does not match the body",
+            ));
+        }
+    }
+    if notification.skipped > 0 {
+        tracing::warn!(
+            skipped = notification.skipped,
+            "WhatsApp notification items that could not be read"
+        );
+    }
+    if !known.is_empty() {
+        store(&state, &notification.changes, &known)
+            .await
+            .map_err(ApiError::from)?;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn store(
+    state: &AppState,
+    changes: &[Change],
+    known: &HashMap<String, Channel>,
+) -> Result<(), MessagingError> {
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut emitters: HashMap<String, Emitter> = HashMap::new();
+    let (mut created, mut duplicates, mut statuses) = (0u64, 0u64, 0u64);
+    for change in changes {
+        let Some(channel) = known.get(&change.phone_number_id) else {
+            continue;
+        };
+        if !emitters.contains_key(&channel.org_id) {
+            let e = Emitter::load(&mut tx, &channel.org_id).await?;
+            emitters.insert(channel.org_id.clone(), e);
+        }
+        let Some(emitter) = emitters.get(&channel.org_id) else {
+            continue;
+        };
+        for m in &change.messages {
+            let sender = Sender {
+                source_id: m.from.clone(),
+                phone_e164: normalize_phone(&format!("+{}", m.from), &state.config.default_region),
+                name: change.profile_name(&m.from).map(str::to_owned),
+            };
+            match inbound::ingest(&mut tx, emitter, channel, &sender, new_message(m)).await? {
+                Ingested::Created(_) => created += 1,
+                Ingested::Duplicate(_) => duplicates += 1,
+            }
+        }
+        for s in &change.statuses {
+            let Some(message) = messages::find_by_external_id(&mut tx, &channel.id, &s.id).await?
+            else {
+                tracing::debug!(wamid = %s.id, "status for a message callscope did not send");
+                continue;
+            };
+            if message.direction != Direction::Outbound.as_str() {
+                continue;
+            }
+            let at = s
+                .timestamp_s
+                .and_then(|t| t.checked_mul(1000))
+                .unwrap_or_else(now_ms);
+            messages::apply_status(
+                &mut tx,
+                emitter,
+                &channel.kind,
+                message,
+                StatusChange {
+                    status: s.status,
+                    at,
+                    error_code: s.error_code.clone(),
+                    error_message: s.error_message.clone(),
+                    external_id: None,
+                },
+            )
+            .await?;
+            statuses += 1;
+        }
+    }
+    tx.commit().await?;
+    metrics::counter!("callscope_whatsapp_messages_received_total").increment(created);
+    metrics::counter!("callscope_whatsapp_messages_replayed_total").increment(duplicates);
+    metrics::counter!("callscope_whatsapp_statuses_received_total").increment(statuses);
+    Ok(())
+}
+
+fn new_message(m: &InboundMessage) -> NewMessage {
+    NewMessage {
+        direction: Direction::Inbound,
+        sender_type: SenderType::Contact,
+        sender_id: None,
+        content: m.text.clone(),
+        content_type: m.content_type,
+        attachments: m.attachments.clone(),
+        attributes: m.attributes.clone(),
+        status: DeliveryStatus::Received,
+        external_id: Some(m.id.clone()),
+        occurred_at: m
+            .timestamp_s
+            .and_then(|t| t.checked_mul(1000))
+            .unwrap_or_else(now_ms),
+    }
+}
