@@ -49,7 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::sip::http::routes())
         .merge(crate::sip::recording_settings::routes())
         .merge(crate::agent::http::routes())
-        .merge(crate::analysis::routes());
+        .merge(crate::analysis::routes())
+        .merge(crate::crm::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
