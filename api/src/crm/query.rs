@@ -35,20 +35,39 @@ pub fn fold(text: &str) -> String {
         .to_lowercase()
 }
 
-/// The words of a name as they are indexed: folded, split on anything that is not a letter
-/// or a digit, deduplicated, bounded in number and length.
+/// Apostrophes inside names ("O'Brien", "N’Diaye").
+fn is_apostrophe(c: char) -> bool {
+    matches!(c, '\'' | '’' | '`' | 'ʼ')
+}
+
+/// The words of a name as they are indexed: folded, split on anything that is not a letter,
+/// a digit or an apostrophe, deduplicated, bounded in number and length. A word with an
+/// apostrophe is indexed joined ("obrien") and by its parts ("o", "brien"), so "obri" and
+/// "brien" both find "O'Brien".
 pub fn name_tokens<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    words(names, true)
+}
+
+fn words<'a>(names: impl IntoIterator<Item = &'a str>, with_parts: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    let mut push = |w: &str, out: &mut Vec<String>| {
+        let w: String = w.chars().take(MAX_TOKEN_CHARS).collect();
+        if !w.is_empty() && !out.contains(&w) {
+            out.push(w);
+        }
+    };
     for name in names {
-        for word in fold(name).split(|c: char| !c.is_alphanumeric()) {
-            if word.is_empty() {
-                continue;
-            }
-            let word: String = word.chars().take(MAX_TOKEN_CHARS).collect();
-            if !out.contains(&word) {
-                out.push(word);
+        let folded = fold(name);
+        for chunk in folded.split(|c: char| !(c.is_alphanumeric() || is_apostrophe(c))) {
+            let joined: String = chunk.chars().filter(|c| !is_apostrophe(*c)).collect();
+            push(&joined, &mut out);
+            if with_parts && chunk.chars().any(is_apostrophe) {
+                for part in chunk.split(is_apostrophe) {
+                    push(part, &mut out);
+                }
             }
             if out.len() >= MAX_NAME_TOKENS {
+                out.truncate(MAX_NAME_TOKENS);
                 return out;
             }
         }
@@ -84,11 +103,14 @@ pub fn parse_query(q: &str, region: &str) -> ContactQuery {
     if q.contains('@') {
         return ContactQuery::Email(q.to_lowercase());
     }
-    let words: Vec<String> = name_tokens([q]).into_iter().take(MAX_QUERY_WORDS).collect();
-    if words.is_empty() {
+    let found: Vec<String> = words([q], false)
+        .into_iter()
+        .take(MAX_QUERY_WORDS)
+        .collect();
+    if found.is_empty() {
         ContactQuery::Nothing
     } else {
-        ContactQuery::Name(words)
+        ContactQuery::Name(found)
     }
 }
 
@@ -144,7 +166,7 @@ mod tests {
         );
         assert_eq!(
             parse_query("Zoë  O'Brien", "US"),
-            ContactQuery::Name(vec!["zoe".into(), "o".into(), "brien".into()])
+            ContactQuery::Name(vec!["zoe".into(), "obrien".into()])
         );
         assert_eq!(
             parse_query("ÉLODIE", "US"),
@@ -161,6 +183,15 @@ mod tests {
 
     #[test]
     fn tokens_are_folded_deduplicated_and_bounded() {
+        assert_eq!(
+            name_tokens(["O’Brien-Núñez"]),
+            vec![
+                "obrien".to_string(),
+                "o".into(),
+                "brien".into(),
+                "nunez".into()
+            ]
+        );
         assert_eq!(
             name_tokens(["José", "García", "José García"]),
             vec!["jose".to_string(), "garcia".to_string()]
