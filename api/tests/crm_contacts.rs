@@ -172,45 +172,48 @@ async fn create_with_several_phones_then_search_by_every_format_and_by_name() {
     ] {
         assert_eq!(
             search_ids(&s, &key, &format!("q={}", enc(q))).await,
-            [zoe_id.clone()],
+            [zoe_id.as_str()],
             "{q}"
         );
     }
     assert_eq!(
         search_ids(&s, &key, "q=4155550199").await,
-        [other_id.clone()]
+        [other_id.as_str()]
     );
     assert!(search_ids(&s, &key, "q=4155550123").await.is_empty());
     // Names: case- and accent-insensitive word prefixes, several words narrow.
     for q in ["zoe", "ZOË", "Zoë", "obri", "nunez", "zoe nun", "NÚÑ"] {
         assert_eq!(
             search_ids(&s, &key, &format!("q={}", enc(q))).await,
-            [zoe_id.clone()],
+            [zoe_id.as_str()],
             "{q}"
         );
     }
     let both = search_ids(&s, &key, "q=zo").await;
-    assert_eq!(both, [other_id.clone(), zoe_id.clone()], "newest first");
-    assert_eq!(search_ids(&s, &key, "q=petrovic").await, [other_id.clone()]);
+    assert_eq!(both, [other_id.as_str(), zoe_id.as_str()], "newest first");
+    assert_eq!(
+        search_ids(&s, &key, "q=petrovic").await,
+        [other_id.as_str()]
+    );
     assert!(search_ids(&s, &key, "q=zoe%20petrovic").await.is_empty());
     // Emails (case-insensitive, prefix).
     assert_eq!(
         search_ids(&s, &key, &format!("q={}", enc("ZOE@example.COM"))).await,
-        [zoe_id.clone()]
+        [zoe_id.as_str()]
     );
     assert_eq!(
         search_ids(&s, &key, &format!("q={}", enc("zoe.obrien@"))).await,
-        [zoe_id.clone()]
+        [zoe_id.as_str()]
     );
     // Tag and company filters, alone and with a query.
     assert_eq!(
         search_ids(&s, &key, "tag=billing").await,
-        [other_id.clone(), zoe_id.clone()]
+        [other_id.as_str(), zoe_id.as_str()]
     );
-    assert_eq!(search_ids(&s, &key, "tag=vip").await, [zoe_id.clone()]);
+    assert_eq!(search_ids(&s, &key, "tag=vip").await, [zoe_id.as_str()]);
     assert_eq!(
         search_ids(&s, &key, &format!("company_id={company_id}")).await,
-        [zoe_id.clone()]
+        [zoe_id.as_str()]
     );
     assert!(search_ids(&s, &key, "tag=vip&q=zoran").await.is_empty());
     let (st, per_company) = s
@@ -462,10 +465,10 @@ async fn merge_moves_calls_notes_tasks_and_timelines() {
     }
     assert_eq!(
         search_ids(&s, &key, "q=smith").await,
-        [a_id.clone()],
+        [a_id.as_str()],
         "names reindexed"
     );
-    assert_eq!(search_ids(&s, &key, "q=4155550103").await, [a_id.clone()]);
+    assert_eq!(search_ids(&s, &key, "q=4155550103").await, [a_id.as_str()]);
     let (_, notes) = s
         .get_json(&key, &format!("/api/v1/notes?contact_id={a_id}"))
         .await;

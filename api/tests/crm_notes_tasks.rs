@@ -272,11 +272,11 @@ async fn task_lifecycle_and_filters() {
     let (_, by_alice) = s
         .get_json(&key, &format!("/api/v1/tasks?assignee={alice}"))
         .await;
-    assert_eq!(ids(&by_alice), [id1.clone()]);
+    assert_eq!(ids(&by_alice), [id1.as_str()]);
     let (_, due) = s
         .get_json(&key, "/api/v1/tasks?due_before=2026-04-15T00:00:00Z")
         .await;
-    assert_eq!(ids(&due), [id1.clone()]);
+    assert_eq!(ids(&due), [id1.as_str()]);
     let (_, open) = s.get_json(&key, "/api/v1/tasks?done=false").await;
     assert_eq!(ids(&open).len(), 3);
 
@@ -310,7 +310,7 @@ async fn task_lifecycle_and_filters() {
     );
     assert!(kinds.contains(&"task.completed".to_string()));
     let (_, done_list) = s.get_json(&key, "/api/v1/tasks?done=true").await;
-    assert_eq!(ids(&done_list), [id1.clone()]);
+    assert_eq!(ids(&done_list), [id1.as_str()]);
 
     // Patch: reassign, reprioritise, clear the due date, reopen.
     let (st, patched) = send(

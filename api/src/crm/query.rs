@@ -50,7 +50,7 @@ pub fn name_tokens<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> 
 
 fn words<'a>(names: impl IntoIterator<Item = &'a str>, with_parts: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut push = |w: &str, out: &mut Vec<String>| {
+    let push = |w: &str, out: &mut Vec<String>| {
         let w: String = w.chars().take(MAX_TOKEN_CHARS).collect();
         if !w.is_empty() && !out.contains(&w) {
             out.push(w);
