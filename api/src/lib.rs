@@ -6,6 +6,7 @@ pub mod agent;
 pub mod analysis;
 pub mod auth;
 pub mod config;
+pub mod crm;
 pub mod error;
 pub mod http;
 pub mod ids;

@@ -312,6 +312,8 @@ pub async fn run_reanalysis(state: &AppState, job: &jobs::Job) -> Result<(), Job
         segments::replace_for_call(&mut tx, org_id, &call_id, &segs).await?;
     }
     store(&mut tx, org_id, &call_id, &analysed, &settings, &turns).await?;
+    let items = &analysed.analysis.action_items;
+    crate::crm::action_tasks::on_analysis_stored(&mut tx, org_id, &call_id, items).await?;
     jobs::complete(&mut *tx, org_id, &job.id).await?;
     tx.commit().await?;
     tracing::info!(call_id = %call_id, org_id, "call re-analysed");

@@ -1,4 +1,5 @@
-//! `GET /api/v1/contacts/{id}` and its timeline.
+//! `GET /api/v1/contacts/{id}` (the full CRM view: phones, emails, tags, attributes, consent)
+//! and its timeline. The other contact routes are in `crate::crm`.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -16,10 +17,11 @@ pub async fn get_contact(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let c = contacts::get_contact(&state.pool, &org.org_id, &id)
+    let mut conn = state.pool.acquire().await?;
+    let c = crate::crm::contacts::get_full(&mut conn, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
-    Ok(Json(views::contact(&c)))
+    Ok(Json(crate::crm::contacts::view(&c)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::analysis::routes())
         .merge(api_keys::routes())
         .merge(crate::messaging::routes())
+        .merge(crate::crm::routes())
         // Layers run outside-in from the last: rate limit, then idempotency, then the route.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

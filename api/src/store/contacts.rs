@@ -32,30 +32,81 @@ pub struct Contact {
     pub updated_at: i64,
 }
 
-/// The contact with this phone, created if new. Safe under concurrency: the unique
-/// (org_id, phone_e164) index decides, then we read back whichever row won.
+/// The contact with this phone (any of its phones, not only the primary), created if new.
+/// Safe under concurrency: the unique (org_id, phone_e164) indexes decide, then we read back
+/// whichever row won. A new contact is announced with `contact.created` on `conn` (inside the
+/// caller's transaction when there is one).
 pub async fn find_or_create_by_phone(
     conn: &mut SqliteConnection,
     org_id: &str,
     phone_e164: &str,
 ) -> Result<Contact, sqlx::Error> {
+    if let Some(c) = find_by_any_phone(conn, org_id, phone_e164).await? {
+        return Ok(c);
+    }
     let now = now_ms();
-    sqlx::query(
+    let id = new_id();
+    let inserted = sqlx::query(
         "INSERT INTO contacts (id, org_id, phone_e164, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (org_id, phone_e164) DO NOTHING",
     )
-    .bind(new_id())
+    .bind(&id)
     .bind(org_id)
     .bind(phone_e164)
     .bind(now)
     .bind(now)
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        sqlx::query(
+            "INSERT INTO contact_phones (org_id, contact_id, phone_e164, is_primary, created_at)
+             VALUES ($1, $2, $3, 1, $4) ON CONFLICT (org_id, phone_e164) DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(&id)
+        .bind(phone_e164)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        // The same body as a contact created through the API.
+        let as_sqlx = |e: crate::crm::CrmError| match e {
+            crate::crm::CrmError::Db(e) => e,
+            crate::crm::CrmError::Webhook(crate::webhooks::WebhookError::Db(e)) => e,
+            // Only a serialisation failure is left; carried as an encode error.
+            other => sqlx::Error::Encode(Box::new(other)),
+        };
+        let data = crate::crm::contacts::get_full(conn, org_id, &id)
+            .await
+            .map_err(as_sqlx)?
+            .map(|c| crate::crm::contacts::view(&c))
+            .unwrap_or_default();
+        crate::webhooks::enqueue_event_in(conn, org_id, crate::crm::CONTACT_CREATED, data)
+            .await
+            .map_err(|e| as_sqlx(e.into()))?;
+    }
     sqlx::query_as("SELECT * FROM contacts WHERE org_id = $1 AND phone_e164 = $2")
         .bind(org_id)
         .bind(phone_e164)
         .fetch_one(&mut *conn)
         .await
+}
+
+/// The contact that has this phone among its phones.
+pub async fn find_by_any_phone(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    phone_e164: &str,
+) -> Result<Option<Contact>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.* FROM contact_phones p JOIN contacts c ON c.id = p.contact_id
+         WHERE p.org_id = $1 AND p.phone_e164 = $2 AND c.org_id = $1",
+    )
+    .bind(org_id)
+    .bind(phone_e164)
+    .fetch_optional(&mut *conn)
+    .await
 }
 
 /// The contact with this phone, if there is one (never creates).
@@ -64,11 +115,8 @@ pub async fn find_by_phone(
     org_id: &str,
     phone_e164: &str,
 ) -> Result<Option<Contact>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM contacts WHERE org_id = $1 AND phone_e164 = $2")
-        .bind(org_id)
-        .bind(phone_e164)
-        .fetch_optional(pool)
-        .await
+    let mut conn = pool.acquire().await?;
+    find_by_any_phone(&mut conn, org_id, phone_e164).await
 }
 
 pub async fn get_contact(

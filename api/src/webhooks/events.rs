@@ -27,6 +27,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "note.created",
     "task.created",
     "task.updated",
+    "task.completed",
     "compliance.flagged",
     "scorecard.saved",
     "webhook.test",

@@ -136,6 +136,8 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     let mut tx = state.pool.begin().await?;
     store_outcome(&mut tx, state, org_id, &call, &output).await?;
     crate::analysis::run::store(&mut tx, org_id, &call.id, &analysed, &settings, &turns).await?;
+    let items = &analysed.analysis.action_items;
+    crate::crm::action_tasks::on_analysis_stored(&mut tx, org_id, &call.id, items).await?;
     jobs::complete(&mut *tx, org_id, &job.id).await?;
     tx.commit().await?;
     tracing::info!(call_id = %call.id, org_id, segments = output.segments.len(),

@@ -1,0 +1,153 @@
+//! Contacts over HTTP: list and search, create, patch, merge, erase. (`GET /contacts/{id}` and
+//! the timeline are in `crate::http::contacts`.)
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::SqliteConnection;
+
+use super::contacts::{self, ContactFilter, ContactInput};
+use super::query::parse_query;
+use super::validate::{self, MAX_ID_CHARS, MAX_TAG_CHARS};
+use super::{CONTACT_CREATED, CONTACT_UPDATED, CrmError, CrmResult, body, erase, merge, settings};
+use crate::auth::OrgCtx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::cursor;
+use crate::http::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+    /// A phone in any format, an email (or its start), or the start of a name.
+    pub q: Option<String>,
+    pub tag: Option<String>,
+    pub company_id: Option<String>,
+}
+
+/// One page of contacts matching `filter`, `{data, next_cursor}`.
+pub async fn contact_page(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    mut filter: ContactFilter,
+    q: &PageQuery,
+) -> CrmResult<Value> {
+    filter.before_id = q
+        .cursor
+        .as_deref()
+        .map(cursor::decode::<String>)
+        .transpose()
+        .map_err(|_| CrmError::invalid("cursor: invalid"))?;
+    let limit = cursor::limit(q.limit);
+    let mut ids = contacts::search(conn, org_id, &filter, limit + 1).await?;
+    let has_more = ids.len() as i64 > limit;
+    ids.truncate(limit as usize);
+    let next = if has_more {
+        ids.last().map(cursor::encode)
+    } else {
+        None
+    };
+    let rows = contacts::load_many(conn, org_id, &ids).await?;
+    Ok(json!({
+        "data": rows.iter().map(contacts::view).collect::<Vec<_>>(),
+        "next_cursor": next,
+    }))
+}
+
+/// `GET /contacts?q=&tag=&company_id=&cursor=&limit=`
+pub async fn list_contacts(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let mut conn = state.pool.acquire().await?;
+    let region = settings::region(&mut conn, &org.org_id, &state.config.default_region).await?;
+    let filter = ContactFilter {
+        query: q.q.as_deref().map(|s| parse_query(s, &region)),
+        tag: validate::text("tag", q.tag.as_deref(), MAX_TAG_CHARS)?,
+        company_id: validate::text("company_id", q.company_id.as_deref(), MAX_ID_CHARS)?,
+        before_id: None,
+    };
+    Ok(Json(
+        contact_page(&mut conn, &org.org_id, filter, &q).await?,
+    ))
+}
+
+async fn full_view(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CrmResult<Value> {
+    contacts::get_full(conn, org_id, id)
+        .await?
+        .map(|c| contacts::view(&c))
+        .ok_or(CrmError::NotFound("contact"))
+}
+
+pub async fn create_contact(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let input: ContactInput = body::parse(&bytes)?;
+    let mut tx = state.pool.begin().await?;
+    let region = settings::region(&mut tx, &org.org_id, &state.config.default_region).await?;
+    let id = contacts::create(&mut tx, &org.org_id, input, &region).await?;
+    let view = full_view(&mut tx, &org.org_id, &id).await?;
+    crate::webhooks::enqueue_event_in(&mut tx, &org.org_id, CONTACT_CREATED, view.clone()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub async fn update_contact(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    let mut tx = state.pool.begin().await?;
+    // 404 before 422: a caller learns nothing about other organizations' ids from errors.
+    if !contacts::exists(&mut tx, &org.org_id, &id).await? {
+        return Err(ApiError::not_found("contact"));
+    }
+    let input: ContactInput = body::parse(&bytes)?;
+    let region = settings::region(&mut tx, &org.org_id, &state.config.default_region).await?;
+    contacts::apply(&mut tx, &org.org_id, &id, input, &region).await?;
+    let view = full_view(&mut tx, &org.org_id, &id).await?;
+    crate::webhooks::enqueue_event_in(&mut tx, &org.org_id, CONTACT_UPDATED, view.clone()).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    from: String,
+}
+
+/// `POST /contacts/{id}/merge {"from": other}`: `other` is merged into `id` and deleted.
+pub async fn merge_contact(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: MergeBody = body::parse(&bytes)?;
+    let from = validate::id("from", &b.from)?;
+    let mut tx = state.pool.begin().await?;
+    let moved = merge::merge(&mut tx, &org.org_id, &id, &from).await?;
+    let view = full_view(&mut tx, &org.org_id, &id).await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({ "contact": view, "merged_from": from, "moved": moved }),
+    ))
+}
+
+/// `DELETE /contacts/{id}`: the contact and everything that belongs to it (see [`erase`]).
+pub async fn delete_contact(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let report = erase::erase_contact(&state.pool, &state.recordings_dir, &org.org_id, &id).await?;
+    Ok(Json(report))
+}

@@ -1,0 +1,141 @@
+//! The organization's CRM settings: the region for phone numbers written without a country
+//! code, and what becomes of the analysis's action items (`off`, `suggest`: a task on one
+//! click, `auto`: tasks made as soon as the analysis is stored).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::SqliteConnection;
+
+use super::body::{self, nullable};
+use super::{CrmError, CrmResult};
+use crate::auth::OrgCtx;
+use crate::error::ApiResult;
+use crate::http::state::AppState;
+use crate::ids::now_ms;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionItemTasks {
+    Off,
+    #[default]
+    Suggest,
+    Auto,
+}
+
+impl ActionItemTasks {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Suggest => "suggest",
+            Self::Auto => "auto",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "off" => Self::Off,
+            "auto" => Self::Auto,
+            _ => Self::Suggest,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CrmSettings {
+    /// `None`: the server's `default_region`.
+    pub default_region: Option<String>,
+    pub action_item_tasks: ActionItemTasks,
+}
+
+pub async fn load(conn: &mut SqliteConnection, org_id: &str) -> CrmResult<CrmSettings> {
+    let row: Option<(Option<String>, String)> = sqlx::query_as(
+        "SELECT default_region, action_item_tasks FROM crm_settings WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row
+        .map(|(default_region, tasks)| CrmSettings {
+            default_region,
+            action_item_tasks: ActionItemTasks::parse(&tasks),
+        })
+        .unwrap_or_default())
+}
+
+/// The region that reads this organization's national numbers.
+pub async fn region(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    server_default: &str,
+) -> CrmResult<String> {
+    Ok(load(conn, org_id)
+        .await?
+        .default_region
+        .unwrap_or_else(|| server_default.to_string()))
+}
+
+fn view(s: &CrmSettings, server_default: &str) -> Value {
+    json!({
+        "default_region": s.default_region.as_deref().unwrap_or(server_default),
+        "default_region_is_server_default": s.default_region.is_none(),
+        "action_item_tasks": s.action_item_tasks,
+    })
+}
+
+pub async fn get_route(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    let mut conn = state.pool.acquire().await?;
+    let s = load(&mut conn, &org.org_id).await?;
+    Ok(Json(view(&s, &state.config.default_region)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsPatch {
+    #[serde(default, deserialize_with = "nullable")]
+    default_region: Option<Option<String>>,
+    action_item_tasks: Option<ActionItemTasks>,
+}
+
+pub async fn put_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    let patch: SettingsPatch = body::parse(&bytes)?;
+    let mut tx = state.pool.begin().await?;
+    let mut s = load(&mut tx, &org.org_id).await?;
+    if let Some(region) = patch.default_region {
+        s.default_region = match region {
+            None => None,
+            Some(r) => {
+                let r = r.trim().to_ascii_uppercase();
+                if r.parse::<phonenumber::country::Id>().is_err() {
+                    return Err(CrmError::invalid(format!(
+                        "default_region: {r:?} is not a region code such as US or GB"
+                    ))
+                    .into());
+                }
+                Some(r)
+            }
+        };
+    }
+    if let Some(t) = patch.action_item_tasks {
+        s.action_item_tasks = t;
+    }
+    sqlx::query(
+        "INSERT INTO crm_settings (org_id, default_region, action_item_tasks, updated_at)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (org_id) DO UPDATE SET default_region = excluded.default_region,
+            action_item_tasks = excluded.action_item_tasks, updated_at = excluded.updated_at",
+    )
+    .bind(&org.org_id)
+    .bind(&s.default_region)
+    .bind(s.action_item_tasks.as_str())
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(view(&s, &state.config.default_region)))
+}

@@ -1,0 +1,491 @@
+//! Tasks: typed by hand or made from the analysis's action items. A task links to a contact,
+//! a conversation and/or a call (the contact is derived from the others when not given, so it
+//! shows on the contact's timeline and goes when the contact is erased), has an assignee (a
+//! user), a due time, a priority and a done state. `task.created` and `task.completed` are
+//! timeline events and webhooks.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::SqliteConnection;
+
+use super::body::nullable;
+use super::notes::{conversation_contact, user_exists};
+use super::validate::{self, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_TITLE_CHARS};
+use super::{CrmError, CrmResult, TASK_COMPLETED, TASK_CREATED, body};
+use crate::auth::OrgCtx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::cursor;
+use crate::http::state::AppState;
+use crate::ids::{ms_to_rfc3339, new_id, now_ms};
+use crate::store::timeline;
+
+pub const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub contact_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub call_id: Option<String>,
+    pub assignee_user_id: Option<String>,
+    pub due_at: Option<i64>,
+    pub priority: String,
+    pub done: bool,
+    pub done_at: Option<i64>,
+    pub source: String,
+    pub action_item_index: Option<i64>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, title, description, contact_id, conversation_id, call_id, \
+     assignee_user_id, due_at, priority, done, done_at, source, action_item_index, created_by, \
+     created_at, updated_at";
+
+pub fn view(t: &TaskRow) -> Value {
+    json!({
+        "id": t.id,
+        "title": t.title,
+        "description": t.description,
+        "contact_id": t.contact_id,
+        "conversation_id": t.conversation_id,
+        "call_id": t.call_id,
+        "assignee_user_id": t.assignee_user_id,
+        "due_at": t.due_at.map(ms_to_rfc3339),
+        "priority": t.priority,
+        "done": t.done,
+        "done_at": t.done_at.map(ms_to_rfc3339),
+        "source": t.source,
+        "action_item_index": t.action_item_index,
+        "created_by": t.created_by,
+        "created_at": ms_to_rfc3339(t.created_at),
+        "updated_at": ms_to_rfc3339(t.updated_at),
+    })
+}
+
+pub async fn get(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CrmResult<TaskRow> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2"
+    )))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(CrmError::NotFound("task"))
+}
+
+/// A task to insert; links already checked to be the organization's.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub title: String,
+    pub description: Option<String>,
+    pub contact_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub call_id: Option<String>,
+    pub assignee_user_id: Option<String>,
+    pub due_at: Option<i64>,
+    pub priority: String,
+    /// `Some(index)`: made from the call's action item `index` (source 'analysis').
+    pub action_item_index: Option<i64>,
+    pub created_by: Option<String>,
+}
+
+/// The contact and conversation of a call of the organization.
+pub async fn call_links(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    call_id: &str,
+) -> CrmResult<(Option<String>, Option<String>)> {
+    sqlx::query_as("SELECT contact_id, conversation_id FROM calls WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(call_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(CrmError::NotFound("call"))
+}
+
+/// Inserts the task with its `task.created` timeline event and webhook. `None` when it is an
+/// action item's task that exists already (a re-analysis, a second click).
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    t: &NewTask,
+) -> CrmResult<Option<TaskRow>> {
+    let id = new_id();
+    let now = now_ms();
+    let source = if t.action_item_index.is_some() {
+        "analysis"
+    } else {
+        "manual"
+    };
+    let done = sqlx::query(
+        "INSERT INTO tasks (id, org_id, title, description, contact_id, conversation_id, call_id,
+             assignee_user_id, due_at, priority, source, action_item_index, created_by,
+             created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+         ON CONFLICT (call_id, action_item_index) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(&t.title)
+    .bind(&t.description)
+    .bind(&t.contact_id)
+    .bind(&t.conversation_id)
+    .bind(&t.call_id)
+    .bind(&t.assignee_user_id)
+    .bind(t.due_at)
+    .bind(&t.priority)
+    .bind(source)
+    .bind(t.action_item_index)
+    .bind(&t.created_by)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let row = get(conn, org_id, &id).await?;
+    announce(conn, org_id, &row, TASK_CREATED, now).await?;
+    Ok(Some(row))
+}
+
+/// The timeline event and webhook of a task change.
+async fn announce(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    row: &TaskRow,
+    kind: &str,
+    at: i64,
+) -> CrmResult<()> {
+    let v = view(row);
+    timeline::record_event(
+        conn,
+        org_id,
+        &timeline::NewEvent {
+            contact_id: row.contact_id.as_deref(),
+            conversation_id: row.conversation_id.as_deref(),
+            kind,
+            ref_id: &row.id,
+            payload: &v,
+            occurred_at: at,
+        },
+    )
+    .await?;
+    crate::webhooks::enqueue_event_in(conn, org_id, kind, v).await?;
+    Ok(())
+}
+
+fn priority(v: Option<&str>) -> CrmResult<String> {
+    let p = v.unwrap_or("normal");
+    if PRIORITIES.contains(&p) {
+        Ok(p.to_string())
+    } else {
+        Err(CrmError::invalid(format!(
+            "priority: {p:?} is not one of {}",
+            PRIORITIES.join(", ")
+        )))
+    }
+}
+
+async fn check_assignee(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    v: Option<&str>,
+) -> CrmResult<Option<String>> {
+    let Some(u) = validate::text("assignee_user_id", v, MAX_ID_CHARS)? else {
+        return Ok(None);
+    };
+    if !user_exists(conn, org_id, &u).await? {
+        return Err(CrmError::NotFound("user"));
+    }
+    Ok(Some(u))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskInput {
+    title: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    contact_id: Option<String>,
+    conversation_id: Option<String>,
+    call_id: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    assignee_user_id: Option<Option<String>>,
+    /// RFC 3339.
+    #[serde(default, deserialize_with = "nullable")]
+    due_at: Option<Option<String>>,
+    priority: Option<String>,
+    done: Option<bool>,
+}
+
+pub async fn create_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let i: TaskInput = body::parse(&bytes)?;
+    let org_id = org.org_id.as_str();
+    let title = validate::required_text("title", i.title.as_deref(), MAX_TITLE_CHARS)?;
+    let description = validate::text(
+        "description",
+        i.description.flatten().as_deref(),
+        MAX_DESCRIPTION_CHARS,
+    )?;
+    let priority = priority(i.priority.as_deref())?;
+    let due_at = i
+        .due_at
+        .flatten()
+        .map(|d| validate::time("due_at", &d))
+        .transpose()?;
+    if i.done.is_some() {
+        return Err(CrmError::invalid("done: a new task is open; complete it afterwards").into());
+    }
+    let mut tx = state.pool.begin().await?;
+    let mut contact_id = validate::text("contact_id", i.contact_id.as_deref(), MAX_ID_CHARS)?;
+    if let Some(c) = &contact_id
+        && !super::contacts::exists(&mut tx, org_id, c).await?
+    {
+        return Err(ApiError::not_found("contact"));
+    }
+    let mut conversation_id = validate::text(
+        "conversation_id",
+        i.conversation_id.as_deref(),
+        MAX_ID_CHARS,
+    )?;
+    if let Some(conv) = &conversation_id {
+        let owner = conversation_contact(&mut tx, org_id, conv).await?;
+        contact_id = contact_id.or(owner);
+    }
+    let call_id = validate::text("call_id", i.call_id.as_deref(), MAX_ID_CHARS)?;
+    if let Some(call) = &call_id {
+        let (owner, conv) = call_links(&mut tx, org_id, call).await?;
+        contact_id = contact_id.or(owner);
+        conversation_id = conversation_id.or(conv);
+    }
+    let assignee = check_assignee(&mut tx, org_id, i.assignee_user_id.flatten().as_deref()).await?;
+    let row = insert(
+        &mut tx,
+        org_id,
+        &NewTask {
+            title,
+            description,
+            contact_id,
+            conversation_id,
+            call_id,
+            assignee_user_id: assignee,
+            due_at,
+            priority,
+            action_item_index: None,
+            created_by: Some(org.api_key_id.clone()),
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::internal("a manual task conflicted"))?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view(&row))))
+}
+
+pub async fn get_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(view(&get(&mut conn, &org.org_id, &id).await?)))
+}
+
+/// Marks the task done (or open again); completing sends `task.completed` once.
+async fn set_done(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    row: &TaskRow,
+    done: bool,
+) -> CrmResult<()> {
+    if row.done == done {
+        return Ok(());
+    }
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE tasks SET done = $3, done_at = $4, updated_at = $5 WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org_id)
+    .bind(&row.id)
+    .bind(done)
+    .bind(done.then_some(now))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if done {
+        let row = get(conn, org_id, &row.id).await?;
+        announce(conn, org_id, &row, TASK_COMPLETED, now).await?;
+    } else {
+        // Reopened: the timeline no longer says it was completed.
+        sqlx::query("DELETE FROM timeline_events WHERE org_id = $1 AND kind = $3 AND ref_id = $2")
+            .bind(org_id)
+            .bind(&row.id)
+            .bind(TASK_COMPLETED)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn update_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    let org_id = org.org_id.as_str();
+    let mut tx = state.pool.begin().await?;
+    let mut row = get(&mut tx, org_id, &id).await?;
+    let i: TaskInput = body::parse(&bytes)?;
+    if i.contact_id.is_some() || i.conversation_id.is_some() || i.call_id.is_some() {
+        return Err(CrmError::invalid(
+            "contact_id, conversation_id, call_id: a task's links are set when it is created",
+        )
+        .into());
+    }
+    if let Some(t) = &i.title {
+        row.title = validate::required_text("title", Some(t.as_str()), MAX_TITLE_CHARS)?;
+    }
+    if let Some(d) = i.description {
+        row.description = validate::text("description", d.as_deref(), MAX_DESCRIPTION_CHARS)?;
+    }
+    if let Some(p) = &i.priority {
+        row.priority = priority(Some(p.as_str()))?;
+    }
+    if let Some(d) = i.due_at {
+        row.due_at = d.map(|d| validate::time("due_at", &d)).transpose()?;
+    }
+    if let Some(a) = i.assignee_user_id {
+        row.assignee_user_id = check_assignee(&mut tx, org_id, a.as_deref()).await?;
+    }
+    sqlx::query(
+        "UPDATE tasks SET title = $3, description = $4, priority = $5, due_at = $6,
+            assignee_user_id = $7, updated_at = $8 WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org_id)
+    .bind(&id)
+    .bind(&row.title)
+    .bind(&row.description)
+    .bind(&row.priority)
+    .bind(row.due_at)
+    .bind(&row.assignee_user_id)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    if let Some(done) = i.done {
+        set_done(&mut tx, org_id, &row, done).await?;
+    }
+    let row = get(&mut tx, org_id, &id).await?;
+    tx.commit().await?;
+    Ok(Json(view(&row)))
+}
+
+/// `POST /tasks/{id}/complete` (idempotent: a done task stays as it is).
+pub async fn complete_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut tx = state.pool.begin().await?;
+    let row = get(&mut tx, &org.org_id, &id).await?;
+    set_done(&mut tx, &org.org_id, &row, true).await?;
+    let row = get(&mut tx, &org.org_id, &id).await?;
+    tx.commit().await?;
+    Ok(Json(view(&row)))
+}
+
+pub async fn delete_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.pool.begin().await?;
+    let done = sqlx::query("DELETE FROM tasks WHERE org_id = $1 AND id = $2")
+        .bind(&org.org_id)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::not_found("task"));
+    }
+    sqlx::query(
+        "DELETE FROM timeline_events WHERE org_id = $1 AND ref_id = $2 AND kind IN ($3, $4)",
+    )
+    .bind(&org.org_id)
+    .bind(&id)
+    .bind(TASK_CREATED)
+    .bind(TASK_COMPLETED)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TaskQuery {
+    pub assignee: Option<String>,
+    pub done: Option<bool>,
+    /// RFC 3339: tasks due before it (tasks without a due time are left out).
+    pub due_before: Option<String>,
+    pub contact_id: Option<String>,
+    pub call_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /tasks?assignee=&done=&due_before=&contact_id=&call_id=`, newest first.
+pub async fn list_route(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Query(q): Query<TaskQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = cursor::limit(q.limit);
+    let before: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
+    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+        "SELECT {COLUMNS} FROM tasks WHERE org_id = "
+    ));
+    qb.push_bind(org.org_id.clone());
+    if let Some(a) = validate::text("assignee", q.assignee.as_deref(), MAX_ID_CHARS)? {
+        qb.push(" AND assignee_user_id = ").push_bind(a);
+    }
+    if let Some(d) = q.done {
+        qb.push(" AND done = ").push_bind(d);
+    }
+    if let Some(d) = &q.due_before {
+        qb.push(" AND due_at < ")
+            .push_bind(validate::time("due_before", d)?);
+    }
+    if let Some(c) = validate::text("contact_id", q.contact_id.as_deref(), MAX_ID_CHARS)? {
+        qb.push(" AND contact_id = ").push_bind(c);
+    }
+    if let Some(c) = validate::text("call_id", q.call_id.as_deref(), MAX_ID_CHARS)? {
+        qb.push(" AND call_id = ").push_bind(c);
+    }
+    if let Some(b) = before {
+        qb.push(" AND id < ").push_bind(b);
+    }
+    qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
+    let mut rows: Vec<TaskRow> = qb.build_query_as().fetch_all(&state.pool).await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = if has_more {
+        rows.last().map(|r| cursor::encode(&r.id))
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "data": rows.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
