@@ -69,13 +69,14 @@ async fn main() -> Result<()> {
             use callscope_api::permissions::Permissions;
             let permissions = match permissions {
                 None => Permissions::all(),
-                Some(names) => Permissions::parse(names.iter().map(String::as_str))
-                    .map_err(|bad| {
+                Some(names) => {
+                    Permissions::parse(names.iter().map(String::as_str)).map_err(|bad| {
                         anyhow::anyhow!(
                             "unknown permission {bad:?}; known: {}",
                             Permissions::all().names().join(", ")
                         )
-                    })?,
+                    })?
+                }
             };
             let pool = server::open_database(&config).await?;
             anyhow::ensure!(

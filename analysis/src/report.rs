@@ -412,14 +412,12 @@ fn classification_signals(
     sentiment: &CallSentiment,
 ) -> Vec<ClassificationSignal> {
     let mut signals: Vec<ClassificationSignal> = Vec::new();
-    let mut push_once = |signal: ClassificationSignal| {
-        match signals
-            .iter_mut()
-            .find(|s| s.source == signal.source && s.label == signal.label)
-        {
-            Some(seen) => seen.weight = seen.weight.max(signal.weight),
-            None => signals.push(signal),
-        }
+    let mut push_once = |signal: ClassificationSignal| match signals
+        .iter_mut()
+        .find(|s| s.source == signal.source && s.label == signal.label)
+    {
+        Some(seen) => seen.weight = seen.weight.max(signal.weight),
+        None => signals.push(signal),
     };
     for h in keyword {
         push_once(ClassificationSignal {

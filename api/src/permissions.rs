@@ -43,10 +43,12 @@ pub enum Permission {
     ApiKeysManage,
     /// Organization-wide reports and exports.
     AnalyticsRead,
+    /// Messaging channels (API inboxes, WhatsApp numbers) and their secrets.
+    ChannelsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::CallsReadAll,
         Permission::CallsReadOwn,
         Permission::CallsWrite,
@@ -62,6 +64,7 @@ impl Permission {
         Permission::WebhooksManage,
         Permission::ApiKeysManage,
         Permission::AnalyticsRead,
+        Permission::ChannelsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +84,7 @@ impl Permission {
             Permission::WebhooksManage => "webhooks.manage",
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::AnalyticsRead => "analytics.read",
+            Permission::ChannelsManage => "channels.manage",
         }
     }
 
@@ -139,7 +143,10 @@ impl Permissions {
 
     /// Reads the stored form; unknown names (from a newer version) are skipped, never widened.
     pub fn from_stored(stored: &str) -> Self {
-        stored.split_whitespace().filter_map(Permission::parse).collect()
+        stored
+            .split_whitespace()
+            .filter_map(Permission::parse)
+            .collect()
     }
 }
 

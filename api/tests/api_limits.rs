@@ -22,17 +22,17 @@ async fn each_credential_has_its_own_bucket_and_is_told_where_it_stands() {
         let r = s.get(&key, "/api/v1/calls").await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(header(&r, "x-ratelimit-limit").as_deref(), Some("5"));
-        assert_eq!(
-            header(&r, "x-ratelimit-remaining"),
-            Some(left.to_string())
-        );
+        assert_eq!(header(&r, "x-ratelimit-remaining"), Some(left.to_string()));
         let reset: u64 = header(&r, "x-ratelimit-reset").unwrap().parse().unwrap();
         assert!(reset <= 60, "{reset}");
     }
     let r = s.get(&key, "/api/v1/calls").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
-    assert!((1..=12).contains(&retry), "one token comes back every 12 s: {retry}");
+    assert!(
+        (1..=12).contains(&retry),
+        "one token comes back every 12 s: {retry}"
+    );
     assert_eq!(header(&r, "x-ratelimit-remaining").as_deref(), Some("0"));
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "rate_limited", "{body}");

@@ -140,10 +140,13 @@ async fn agents_see_their_own_calls_supervisors_see_all_and_configure() {
     let r = server
         .http
         .get(server.url(&format!("/api/v1/calls/{alice_call}/transcript.txt")))
-        .header(header::COOKIE, match &alice {
-            Cred::Cookie(c) => *c,
-            Cred::Key(_) => unreachable!(),
-        })
+        .header(
+            header::COOKIE,
+            match &alice {
+                Cred::Cookie(c) => *c,
+                Cred::Key(_) => unreachable!(),
+            },
+        )
         .send()
         .await
         .unwrap();
@@ -176,10 +179,7 @@ async fn agents_see_their_own_calls_supervisors_see_all_and_configure() {
         (Method::GET, "/api/v1/users".to_string()),
         (Method::GET, "/api/v1/api-keys".to_string()),
         (Method::PUT, "/api/v1/settings/analysis".to_string()),
-        (
-            Method::PUT,
-            format!("/api/v1/calls/{alice_call}/call-type"),
-        ),
+        (Method::PUT, format!("/api/v1/calls/{alice_call}/call-type")),
     ] {
         let (st, body) = call(&server, &alice, method, &path, Some(json!({}))).await;
         assert_eq!(st, 403, "{path}: {body}");
@@ -198,7 +198,14 @@ async fn agents_see_their_own_calls_supervisors_see_all_and_configure() {
     let mut both = vec![alice_call.clone(), bob_call.clone()];
     both.sort();
     assert_eq!(seen, both);
-    let (st, body) = call(&server, &sue, Method::POST, "/api/v1/trackers", Some(tracker)).await;
+    let (st, body) = call(
+        &server,
+        &sue,
+        Method::POST,
+        "/api/v1/trackers",
+        Some(tracker),
+    )
+    .await;
     assert_eq!(st, 201, "{body}");
     let (st, body) = call(
         &server,
@@ -216,9 +223,7 @@ async fn agents_see_their_own_calls_supervisors_see_all_and_configure() {
     // An admin manages users, but appoints nobody above admin.
     let adam = sign_in(&server, "acme.example", "3001").await;
     let adam = Cred::Cookie(&adam);
-    let new_user = |role: &str, ext: &str| {
-        json!({"name": format!("New {role}"), "extension": ext, "password": "another long password", "role": role})
-    };
+    let new_user = |role: &str, ext: &str| json!({"name": format!("New {role}"), "extension": ext, "password": "another long password", "role": role});
     let (st, body) = call(
         &server,
         &adam,

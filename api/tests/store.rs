@@ -102,9 +102,15 @@ async fn another_organization_sees_nothing_through_the_store() {
             .unwrap()
             .is_none()
     );
-    let all = calls::list_calls(&pool, &calls::CallAccess::all(&b), &calls::CallFilter::default(), None, 50)
-        .await
-        .unwrap();
+    let all = calls::list_calls(
+        &pool,
+        &calls::CallAccess::all(&b),
+        &calls::CallFilter::default(),
+        None,
+        50,
+    )
+    .await
+    .unwrap();
     assert!(all.is_empty());
     // Writes scoped too: B cannot fail A's call.
     calls::mark_failed(&pool, &b, &call.id, "x", "y")

@@ -19,6 +19,7 @@ use super::{CrmError, CrmResult};
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
+use crate::permissions::Permission;
 use crate::store::call_analyses;
 use crate::worker::JobError;
 
@@ -131,6 +132,8 @@ pub async fn create_route(
     org: OrgCtx,
     Path((call_id, index)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::ContactsWrite)?;
+    org.require(Permission::IntelligenceRead)?;
     let org_id = org.org_id.as_str();
     let mut tx = state.pool.begin().await?;
     call_links(&mut tx, org_id, &call_id).await?;

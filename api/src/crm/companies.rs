@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
 use crate::http::state::AppState;
 use crate::ids::{ms_to_rfc3339, new_id, now_ms};
+use crate::permissions::Permission;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CompanyRow {
@@ -122,6 +123,7 @@ pub async fn create_route(
     org: OrgCtx,
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::ContactsWrite)?;
     let input: CompanyInput = body::parse(&bytes)?;
     let name = validate::required_text("name", input.name.as_deref(), MAX_NAME_CHARS)?;
     let domain = input.domain.flatten().map(|d| domain(&d)).transpose()?;
@@ -157,6 +159,7 @@ pub async fn get_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(view(&get(&mut conn, &org.org_id, &id).await?)))
 }
@@ -167,6 +170,7 @@ pub async fn update_route(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsWrite)?;
     let input: CompanyInput = body::parse(&bytes)?;
     let mut tx = state.pool.begin().await?;
     let mut row = get(&mut tx, &org.org_id, &id).await?;
@@ -209,6 +213,7 @@ pub async fn delete_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::ContactsWrite)?;
     let done = sqlx::query("DELETE FROM companies WHERE org_id = $1 AND id = $2")
         .bind(&org.org_id)
         .bind(&id)
@@ -225,6 +230,7 @@ pub async fn list_route(
     org: OrgCtx,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let limit = cursor::limit(q.limit);
     let before: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
     let rows: Vec<CompanyRow> = sqlx::query_as(
@@ -257,6 +263,7 @@ pub async fn contacts_route(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     if !exists(&mut conn, &org.org_id, &id).await? {
         return Err(ApiError::not_found("company"));

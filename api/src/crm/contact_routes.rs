@@ -17,6 +17,7 @@ use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
 use crate::http::state::AppState;
+use crate::permissions::Permission;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
@@ -63,6 +64,7 @@ pub async fn list_contacts(
     org: OrgCtx,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     let region = settings::region(&mut conn, &org.org_id, &state.config.default_region).await?;
     let filter = ContactFilter {
@@ -88,6 +90,7 @@ pub async fn create_contact(
     org: OrgCtx,
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::ContactsWrite)?;
     let input: ContactInput = body::parse(&bytes)?;
     let mut tx = state.pool.begin().await?;
     let region = settings::region(&mut tx, &org.org_id, &state.config.default_region).await?;
@@ -104,6 +107,7 @@ pub async fn update_contact(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsWrite)?;
     let mut tx = state.pool.begin().await?;
     // 404 before 422: a caller learns nothing about other organizations' ids from errors.
     if !contacts::exists(&mut tx, &org.org_id, &id).await? {
@@ -131,6 +135,7 @@ pub async fn merge_contact(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsWrite)?;
     let b: MergeBody = body::parse(&bytes)?;
     let from = validate::id("from", &b.from)?;
     let mut tx = state.pool.begin().await?;
@@ -148,6 +153,7 @@ pub async fn delete_contact(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsWrite)?;
     let report = erase::erase_contact(&state.pool, &state.recordings_dir, &org.org_id, &id).await?;
     Ok(Json(report))
 }

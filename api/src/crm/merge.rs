@@ -19,6 +19,8 @@ const REPOINTED: &[&str] = &[
     "timeline_events",
     "notes",
     "tasks",
+    // How a channel knows the person (WhatsApp id, an API channel's identifier).
+    "channel_contacts",
 ];
 
 pub async fn merge(

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
 use crate::http::state::AppState;
 use crate::ids::{ms_to_rfc3339, new_id, now_ms};
+use crate::permissions::Permission;
 use crate::store::timeline;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -101,6 +102,7 @@ pub async fn create_route(
     org: OrgCtx,
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::ContactsWrite)?;
     let n: NewNote = body::parse(&bytes)?;
     let org_id = org.org_id.as_str();
     let text = validate::required_text("body", n.body.as_deref(), MAX_NOTE_CHARS)?;
@@ -174,6 +176,7 @@ pub async fn get_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(view(&get(&mut conn, &org.org_id, &id).await?)))
 }
@@ -190,6 +193,7 @@ pub async fn update_route(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsWrite)?;
     let mut tx = state.pool.begin().await?;
     get(&mut tx, &org.org_id, &id).await?;
     let p: NotePatch = body::parse(&bytes)?;
@@ -223,6 +227,7 @@ pub async fn delete_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::ContactsWrite)?;
     let mut tx = state.pool.begin().await?;
     let done = sqlx::query("DELETE FROM notes WHERE org_id = $1 AND id = $2")
         .bind(&org.org_id)
@@ -256,6 +261,7 @@ pub async fn list_route(
     org: OrgCtx,
     Query(q): Query<NoteQuery>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let limit = cursor::limit(q.limit);
     let before: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
     let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(

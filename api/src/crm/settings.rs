@@ -15,6 +15,7 @@ use crate::auth::OrgCtx;
 use crate::error::ApiResult;
 use crate::http::state::AppState;
 use crate::ids::now_ms;
+use crate::permissions::Permission;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -85,6 +86,7 @@ fn view(s: &CrmSettings, server_default: &str) -> Value {
 }
 
 pub async fn get_route(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     let s = load(&mut conn, &org.org_id).await?;
     Ok(Json(view(&s, &state.config.default_region)))
@@ -103,6 +105,7 @@ pub async fn put_route(
     org: OrgCtx,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::CallSettingsManage)?;
     let patch: SettingsPatch = body::parse(&bytes)?;
     let mut tx = state.pool.begin().await?;
     let mut s = load(&mut tx, &org.org_id).await?;

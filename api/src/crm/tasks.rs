@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
 use crate::http::state::AppState;
 use crate::ids::{ms_to_rfc3339, new_id, now_ms};
+use crate::permissions::Permission;
 use crate::store::timeline;
 
 pub const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
@@ -231,6 +232,7 @@ pub async fn create_route(
     org: OrgCtx,
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::ContactsWrite)?;
     let i: TaskInput = body::parse(&bytes)?;
     let org_id = org.org_id.as_str();
     let title = validate::required_text("title", i.title.as_deref(), MAX_TITLE_CHARS)?;
@@ -298,6 +300,7 @@ pub async fn get_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(view(&get(&mut conn, &org.org_id, &id).await?)))
 }
@@ -344,6 +347,7 @@ pub async fn update_route(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsWrite)?;
     let org_id = org.org_id.as_str();
     let mut tx = state.pool.begin().await?;
     let mut row = get(&mut tx, org_id, &id).await?;
@@ -397,6 +401,7 @@ pub async fn complete_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsWrite)?;
     let mut tx = state.pool.begin().await?;
     let row = get(&mut tx, &org.org_id, &id).await?;
     set_done(&mut tx, &org.org_id, &row, true).await?;
@@ -410,6 +415,7 @@ pub async fn delete_route(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::ContactsWrite)?;
     let mut tx = state.pool.begin().await?;
     let done = sqlx::query("DELETE FROM tasks WHERE org_id = $1 AND id = $2")
         .bind(&org.org_id)
@@ -450,6 +456,7 @@ pub async fn list_route(
     org: OrgCtx,
     Query(q): Query<TaskQuery>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let limit = cursor::limit(q.limit);
     let before: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
     let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(

@@ -84,7 +84,9 @@ async fn list_keys(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json
     .bind(&org.org_id)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(json!({ "data": rows.iter().map(view).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "data": rows.iter().map(view).collect::<Vec<_>>() }),
+    ))
 }
 
 async fn create_key(

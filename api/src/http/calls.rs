@@ -64,14 +64,8 @@ pub async fn list_calls(
     let limit = cursor::limit(q.limit);
     // One extra row tells whether there is a next page.
     let access = org.call_access()?;
-    let mut rows = calls::list_calls(
-        &state.pool,
-        &access,
-        &filter,
-        after.as_deref(),
-        limit + 1,
-    )
-    .await?;
+    let mut rows =
+        calls::list_calls(&state.pool, &access, &filter, after.as_deref(), limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = if has_more {

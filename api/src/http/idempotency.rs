@@ -74,7 +74,10 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     let (mut parts, body) = request.into_parts();
     // Only a caller that authenticates gets a key remembered: a stranger with made-up
     // credentials must not be able to write rows.
-    if OrgCtx::from_request_parts(&mut parts, &state).await.is_err() {
+    if OrgCtx::from_request_parts(&mut parts, &state)
+        .await
+        .is_err()
+    {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let mut fingerprint = Sha256::new();
@@ -96,8 +99,7 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                 Body::from(bytes)
             }
             Err(_) => {
-                return ApiError::bad_request("the request body could not be read")
-                    .into_response();
+                return ApiError::bad_request("the request body could not be read").into_response();
             }
         }
     } else {

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod recording_webhook;
 pub mod state;
+pub mod timeline;
 pub mod transcript;
 pub mod upload;
 pub mod views;
@@ -48,7 +49,11 @@ pub fn router(state: AppState) -> Router {
         .route("/calls/{id}/recording", get(download::download_recording))
         .route("/calls/{id}/{file}", get(transcript::get_transcript))
         .route("/contacts/{id}", get(contacts::get_contact))
-        .route("/contacts/{id}/timeline", get(contacts::get_timeline))
+        .route("/contacts/{id}/timeline", get(timeline::contact_timeline))
+        .route(
+            "/conversations/{id}/timeline",
+            get(timeline::conversation_timeline),
+        )
         .merge(crate::sip::http::routes())
         .merge(crate::sip::recording_settings::routes())
         .merge(crate::agent::http::routes())

@@ -176,7 +176,11 @@ mod tests {
         // One token a second comes back.
         let later = limiter.check(client, t0 + Duration::from_millis(1_000));
         assert!(later.allowed);
-        assert!(!limiter.check(client, t0 + Duration::from_millis(1_001)).allowed);
+        assert!(
+            !limiter
+                .check(client, t0 + Duration::from_millis(1_001))
+                .allowed
+        );
         // Another client has its own bucket.
         assert!(limiter.check([2u8; 32], t0).allowed);
     }

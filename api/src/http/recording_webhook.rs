@@ -12,11 +12,11 @@ use axum::{Json, response::IntoResponse, response::Response};
 use serde_json::{Value, json};
 
 use super::state::AppState;
-use crate::permissions::Permission;
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::FetchRecordingPayload;
 use crate::metadata_fields::{CallFields, validate};
+use crate::permissions::Permission;
 use crate::store::calls::{self, CallStatus};
 use crate::store::jobs;
 use crate::twilio::{RecordingWebhook, TwilioOutcome};

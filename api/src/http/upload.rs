@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::state::AppState;
-use crate::permissions::Permission;
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::{self, Accepted, IncomingFile, IncomingTranscript, TranscriptKind};
 use crate::metadata_fields::{self, CallFields};
+use crate::permissions::Permission;
 
 /// Room for the metadata fields and multipart framing on top of the file itself.
 pub const BODY_OVERHEAD_BYTES: u64 = 1024 * 1024;

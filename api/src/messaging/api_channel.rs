@@ -23,6 +23,7 @@ use crate::error::ApiResult;
 use crate::http::state::AppState;
 use crate::ids::now_ms;
 use crate::metadata_fields::parse_timestamp_ms;
+use crate::permissions::Permission;
 use crate::store::contacts::normalize_phone;
 
 const MAX_ATTACHMENTS: usize = 10;
@@ -182,6 +183,7 @@ pub async fn post_inbound(
     Path(id): Path<String>,
     Json(body): Json<InboundBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::MessagesWrite)?;
     let channel = api_channel(&state, &org.org_id, &id).await?;
     let external_id = bounded("message_id", &body.message_id, MAX_ID_CHARS)?;
     let sender = sender(&body.contact, &state.config.default_region)?;
@@ -284,6 +286,7 @@ pub async fn post_status(
     Path(id): Path<String>,
     Json(body): Json<StatusBody>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::MessagesWrite)?;
     let channel = api_channel(&state, &org.org_id, &id).await?;
     let status = DeliveryStatus::parse(&body.status)
         .filter(|s| !matches!(s, DeliveryStatus::Received | DeliveryStatus::Queued))

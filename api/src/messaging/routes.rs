@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
 use crate::http::state::AppState;
 use crate::metadata_fields::parse_timestamp_ms;
+use crate::permissions::Permission;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -52,6 +53,7 @@ async fn create_channel(
     org: OrgCtx,
     Json(input): Json<ChannelInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::ChannelsManage)?;
     let created = channels::create(&state.pool, &org.org_id, input).await?;
     let mut v = channels::view(&created.channel);
     if let (Some(obj), Some(secret)) = (v.as_object_mut(), created.callback_secret) {
@@ -62,6 +64,7 @@ async fn create_channel(
 }
 
 async fn list_channels(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
+    org.require(Permission::ChannelsManage)?;
     let rows = channels::list(&state.pool, &org.org_id).await?;
     Ok(Json(
         json!({ "data": rows.iter().map(channels::view).collect::<Vec<_>>() }),
@@ -73,6 +76,7 @@ async fn get_channel(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ChannelsManage)?;
     let mut conn = state.pool.acquire().await?;
     let c = channels::get(&mut conn, &org.org_id, &id)
         .await?
@@ -86,6 +90,7 @@ async fn patch_channel(
     Path(id): Path<String>,
     Json(input): Json<ChannelInput>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ChannelsManage)?;
     let c = channels::update(&state.pool, &org.org_id, &id, input).await?;
     Ok(Json(channels::view(&c)))
 }
@@ -95,6 +100,7 @@ async fn delete_channel(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    org.require(Permission::ChannelsManage)?;
     if channels::delete(&state.pool, &org.org_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -120,6 +126,7 @@ async fn list_conversations(
     org: OrgCtx,
     Query(q): Query<ListConversationsQuery>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let status = q
         .status
         .as_deref()
@@ -175,6 +182,7 @@ async fn get_conversation(
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     conversations::wake_due_snoozes(&state.pool, &org.org_id).await?;
     let mut conn = state.pool.acquire().await?;
     let c = conversations::get(&mut conn, &org.org_id, &id)
@@ -253,6 +261,7 @@ async fn patch_conversation(
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsWrite)?;
     let patch = parse_patch(&body)?;
     let c = conversations::update(
         &state.pool,
@@ -277,6 +286,7 @@ async fn list_messages(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Value>> {
+    org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     let c = conversations::get(&mut conn, &org.org_id, &id)
         .await?
@@ -324,6 +334,7 @@ async fn send_message(
     Path(id): Path<String>,
     Json(body): Json<SendBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    org.require(Permission::MessagesWrite)?;
     let content_type = match body.content_type.as_deref() {
         None if body.template.is_some() => ContentType::Template,
         None => ContentType::Text,

@@ -19,10 +19,10 @@ use super::trunks::{self, NewTrunk, TrunkError, TrunkWithAcl};
 use super::users::{self, NewUser, Role, User, UserError};
 use super::{call_records, numbers};
 use crate::auth::{Actor, OrgCtx};
-use crate::permissions::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
 use crate::ids::ms_to_rfc3339;
+use crate::permissions::Permission;
 
 /// Routes relative to `/api/v1` (merged into the API router). `POST /calls` lives next to
 /// `GET /calls` in `http::router`.

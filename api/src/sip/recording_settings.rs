@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::json_body;
-use crate::permissions::Permission;
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
+use crate::permissions::Permission;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -218,7 +218,7 @@ impl CallAccess {
     }
 
     /// Appends the condition (for a `calls` row aliased `calls`) to a query.
-    fn push_condition(&self, q: &mut QueryBuilder<Sqlite>) {
+    pub(crate) fn push_condition(&self, q: &mut QueryBuilder<Sqlite>) {
         q.push(" calls.org_id = ");
         q.push_bind(self.org_id.clone());
         if let Some(user) = &self.owner {
@@ -230,9 +230,7 @@ impl CallAccess {
             q.push_bind(user.clone());
             q.push(" OR s.agent_user_id = ");
             q.push_bind(user.clone());
-            q.push(
-                ")) OR EXISTS (SELECT 1 FROM users u WHERE u.org_id = calls.org_id AND u.id = ",
-            );
+            q.push(")) OR EXISTS (SELECT 1 FROM users u WHERE u.org_id = calls.org_id AND u.id = ");
             q.push_bind(user.clone());
             q.push(" AND calls.agent_identifier IN (u.extension, u.id)))");
         }

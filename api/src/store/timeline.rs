@@ -1,7 +1,9 @@
 //! The timeline: an append-only log of what happened with a contact.
 
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+
+use super::calls::CallAccess;
 
 use crate::ids::{new_id, now_ms};
 
@@ -95,4 +97,84 @@ pub async fn list_for_contact(
             .await
         }
     }
+}
+
+/// Whose timeline.
+#[derive(Debug, Clone)]
+pub enum TimelineOf {
+    Contact(String),
+    Conversation(String),
+}
+
+/// Where a page starts: the newest events, those older than a cursor, or those newer than one.
+#[derive(Debug, Clone)]
+pub enum PageFrom {
+    Newest,
+    Before(i64, String),
+    After(i64, String),
+}
+
+/// One page of a timeline, for a reader who may see `access`'s calls.
+#[derive(Debug, Clone)]
+pub struct TimelineQuery {
+    pub of: TimelineOf,
+    pub from: PageFrom,
+    /// Kind families (`call`, `message`, `note`, `task`, `conversation`, `contact`) or exact
+    /// kinds (`call.processed`); empty: all.
+    pub kinds: Vec<String>,
+    pub limit: i64,
+    pub access: CallAccess,
+}
+
+/// A page, newest first whichever way it was read.
+pub async fn list(pool: &SqlitePool, q: &TimelineQuery) -> Result<Vec<TimelineEvent>, sqlx::Error> {
+    let mut b: QueryBuilder<Sqlite> =
+        QueryBuilder::new("SELECT * FROM timeline_events WHERE org_id = ");
+    b.push_bind(q.access.org_id.clone());
+    match &q.of {
+        TimelineOf::Contact(id) => b.push(" AND contact_id = ").push_bind(id.clone()),
+        TimelineOf::Conversation(id) => b.push(" AND conversation_id = ").push_bind(id.clone()),
+    };
+    if !q.kinds.is_empty() {
+        b.push(" AND (");
+        for (i, kind) in q.kinds.iter().enumerate() {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push("kind = ").push_bind(kind.clone());
+            b.push(" OR kind LIKE ").push_bind(format!("{kind}.%"));
+        }
+        b.push(")");
+    }
+    if q.access.owner.is_some() {
+        // Someone who sees only their own calls sees only those calls' events here too.
+        b.push(" AND (kind NOT LIKE 'call.%' OR ref_id IN (SELECT calls.id FROM calls WHERE");
+        q.access.push_condition(&mut b);
+        b.push("))");
+    }
+    let ascending = matches!(q.from, PageFrom::After(..));
+    match &q.from {
+        PageFrom::Newest => {}
+        PageFrom::Before(at, id) => {
+            b.push(" AND (occurred_at < ").push_bind(*at);
+            b.push(" OR (occurred_at = ").push_bind(*at);
+            b.push(" AND id < ").push_bind(id.clone()).push("))");
+        }
+        PageFrom::After(at, id) => {
+            b.push(" AND (occurred_at > ").push_bind(*at);
+            b.push(" OR (occurred_at = ").push_bind(*at);
+            b.push(" AND id > ").push_bind(id.clone()).push("))");
+        }
+    }
+    b.push(if ascending {
+        " ORDER BY occurred_at ASC, id ASC LIMIT "
+    } else {
+        " ORDER BY occurred_at DESC, id DESC LIMIT "
+    });
+    b.push_bind(q.limit);
+    let mut rows: Vec<TimelineEvent> = b.build_query_as().fetch_all(pool).await?;
+    if ascending {
+        rows.reverse();
+    }
+    Ok(rows)
 }

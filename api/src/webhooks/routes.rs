@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::endpoints::{Endpoint, NewEndpoint, create_endpoint, delete_endpoint, list_endpoints};
 use super::outbox::{list_deliveries, redeliver};
-use crate::permissions::Permission;
 use crate::auth::{HasPool, OrgCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::ms_to_rfc3339;
+use crate::permissions::Permission;
 
 pub fn routes<S>() -> Router<S>
 where
