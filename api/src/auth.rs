@@ -56,6 +56,14 @@ impl OrgCtx {
         }
     }
 
+    /// Who acts, for authorship and audit: `("user", user id)` or `("api_key", key id)`.
+    pub fn principal(&self) -> (&'static str, &str) {
+        match &self.actor {
+            Actor::User { id, .. } => ("user", id),
+            Actor::ApiKey { id } => ("api_key", id),
+        }
+    }
+
     /// The user behind a session, if it is one.
     pub fn user_id(&self) -> Option<&str> {
         match &self.actor {

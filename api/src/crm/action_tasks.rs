@@ -161,7 +161,7 @@ pub async fn create_route(
         &call_id,
         index,
         item,
-        Some(org.api_key_id.as_str()),
+        Some(org.principal().1),
     )
     .await?;
     tx.commit().await?;

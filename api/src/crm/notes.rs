@@ -134,7 +134,10 @@ pub async fn create_route(
             }
             ("user", u)
         }
-        None => ("api_key", org.api_key_id.clone()),
+        None => {
+            let (kind, id) = org.principal();
+            (kind, id.to_string())
+        }
     };
     let id = new_id();
     let now = now_ms();

@@ -286,7 +286,7 @@ pub async fn create_route(
             due_at,
             priority,
             action_item_index: None,
-            created_by: Some(org.api_key_id.clone()),
+            created_by: Some(org.principal().1.to_string()),
         },
     )
     .await?

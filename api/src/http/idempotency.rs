@@ -163,6 +163,9 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// request hash, status (NULL while running), content type, body.
+type KeptAnswer = (String, Option<i64>, Option<String>, Option<Vec<u8>>);
+
 enum Claim {
     Fresh,
     Replay(Response),
@@ -198,7 +201,7 @@ async fn claim(
     if inserted.rows_affected() == 1 {
         return Ok(Claim::Fresh);
     }
-    let row: Option<(String, Option<i64>, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+    let row: Option<KeptAnswer> = sqlx::query_as(
         "SELECT request_hash, status, content_type, body FROM idempotency_keys \
          WHERE credential_hash = $1 AND idem_key = $2",
     )

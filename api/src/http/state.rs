@@ -74,6 +74,7 @@ impl AppState {
         let recordings_dir = std::fs::canonicalize(&dir)?;
         std::fs::create_dir_all(recordings_dir.join(".incoming"))?;
         let analysis_models = crate::analysis::models::AnalysisModels::new(config.analysis.clone());
+        let rate_limiter = super::rate_limit::RateLimiter::new(config.http.rate_limit_per_minute);
         Ok(AppState(Arc::new(Inner {
             pool,
             config,
@@ -86,7 +87,7 @@ impl AppState {
             presence: crate::agent::presence::PresenceBoard::default(),
             agent_calls: crate::agent::calls::AgentCalls::default(),
             analysis_models,
-            rate_limiter: super::rate_limit::RateLimiter::new(config.http.rate_limit_per_minute),
+            rate_limiter,
         })))
     }
 

@@ -169,6 +169,9 @@ async fn page(
     })))
 }
 
+/// id, status, claimed duration, recorded duration, stored analysis.
+type CallRow = (String, String, Option<i64>, Option<i64>, Option<String>);
+
 /// For the page's call events: duration, outcome, overall and customer sentiment, compliance
 /// flags and call type, from the call row and its stored analysis.
 async fn call_insights(
@@ -197,8 +200,7 @@ async fn call_insights(
         list.push_bind(id.to_string());
     }
     b.push(")");
-    let found: Vec<(String, String, Option<i64>, Option<i64>, Option<String>)> =
-        b.build_query_as().fetch_all(&state.pool).await?;
+    let found: Vec<CallRow> = b.build_query_as().fetch_all(&state.pool).await?;
     for (id, status, claimed_ms, recorded_ms, analysis) in found {
         let analysis: Value = analysis
             .as_deref()

@@ -78,6 +78,13 @@ impl Actor {
             id: None,
         }
     }
+    /// The caller of a request: a user or an API key (`OrgCtx::principal`).
+    pub fn principal((kind, id): (&'static str, &str)) -> Self {
+        Self {
+            kind,
+            id: Some(id.to_string()),
+        }
+    }
     pub fn api_key(id: &str) -> Self {
         Self {
             kind: "api_key",

@@ -268,7 +268,7 @@ async fn patch_conversation(
         &org.org_id,
         &id,
         patch,
-        &Actor::api_key(&org.api_key_id),
+        &Actor::principal(org.principal()),
     )
     .await?;
     Ok(Json(conversations::view(&c)))
@@ -358,7 +358,10 @@ async fn send_message(
             }
             (SenderType::User, Some(user))
         }
-        None => (SenderType::ApiKey, Some(org.api_key_id.clone())),
+        None => match &org.actor {
+            crate::auth::Actor::User { id, .. } => (SenderType::User, Some(id.clone())),
+            crate::auth::Actor::ApiKey { id } => (SenderType::ApiKey, Some(id.clone())),
+        },
     };
     let req = OutboundRequest {
         content_type,
