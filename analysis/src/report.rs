@@ -398,6 +398,8 @@ fn summary_signals(
 const TRACKER_TYPE_WEIGHT: f32 = 0.5;
 /// A customer who is negative over the whole call is the mark of a complaint.
 const NEGATIVE_CUSTOMER_WEIGHT: f32 = 2.0;
+/// The customer's first turns: where they say why they call.
+const OPENING_CUSTOMER_TURNS: usize = 2;
 
 /// Evidence for a call type from the other analysers: each tracker and rule that fired counts
 /// once (however often it fired, as the list's own keyword cues do), labelled by its
@@ -439,10 +441,21 @@ fn classification_signals(
             ..s
         });
     }
-    let customer_negative = sentiment.per_role.iter().any(|r| {
-        r.role == crate::types::Role::Customer
-            && r.sentiment.label == crate::types::SentimentLabel::Negative
-    });
+    // Negative overall, or negative when stating why they call (the first customer turns): a
+    // complaint that the agent resolved ends on a friendlier note than it began.
+    let customer = crate::types::Role::Customer;
+    let negative = crate::types::SentimentLabel::Negative;
+    let negative_overall = sentiment
+        .per_role
+        .iter()
+        .any(|r| r.role == customer && r.sentiment.label == negative);
+    let negative_opening = sentiment
+        .turns
+        .iter()
+        .filter(|t| t.role == customer)
+        .take(OPENING_CUSTOMER_TURNS)
+        .any(|t| t.sentiment.label == negative);
+    let customer_negative = negative_overall || negative_opening;
     if customer_negative {
         signals.push(ClassificationSignal {
             label: "negative_sentiment".into(),

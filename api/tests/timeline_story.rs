@@ -45,6 +45,16 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     let s = TestServer::start(|_| {}).await;
     let (org, key) = s.org("acme").await;
     let post = reqwest::Method::POST;
+    // Everything that happens is also announced by webhook.
+    let (st, endpoint) = send(
+        &s,
+        &key,
+        post.clone(),
+        "/api/v1/webhook-endpoints",
+        json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+    )
+    .await;
+    assert_eq!(st, 201, "{endpoint}");
 
     // 1. A WhatsApp message from +1 415 555 2671.
     let (st, channel) = send(
@@ -177,6 +187,37 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     );
     assert!(insights["sentiment"]["label"].is_string(), "{insights}");
     assert!(insights["flags"].is_array(), "{insights}");
+
+    // The webhooks of the story, in the outbox with the timeline rows.
+    let events: Vec<(String,)> = sqlx::query_as(
+        "SELECT event FROM webhook_outbox WHERE org_id = $1 ORDER BY created_at, id",
+    )
+    .bind(&org)
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    let events: Vec<String> = events.into_iter().map(|(e,)| e).collect();
+    let flagged = !call_event["insights"]["flags"]
+        .as_array()
+        .unwrap()
+        .is_empty();
+    for wanted in [
+        "message.created",
+        "call.processed",
+        "note.created",
+        "task.created",
+        "task.completed",
+    ] {
+        assert!(
+            events.iter().any(|e| e == wanted),
+            "{wanted} not in {events:?}"
+        );
+    }
+    assert_eq!(
+        events.iter().any(|e| e == "compliance.flagged"),
+        flagged,
+        "compliance.flagged exactly when the call has flags: {events:?}"
+    );
 
     // Filters by kind family.
     let (_, only) = s

@@ -234,8 +234,9 @@ async fn put_scorecard(
     }
     .map_err(|e| ApiError::validation(e.to_string()))?;
     let result = serde_json::to_string(&card).map_err(ApiError::internal)?;
+    let mut tx = state.pool.begin().await?;
     call_analyses::save_scorecard(
-        &state.pool,
+        &mut *tx,
         &org.org_id,
         &id,
         &template_id,
@@ -244,6 +245,21 @@ async fn put_scorecard(
         card.totals.percent,
     )
     .await?;
+    let (actor_kind, actor_id) = org.principal();
+    crate::webhooks::enqueue_event_in(
+        &mut tx,
+        &org.org_id,
+        "scorecard.saved",
+        json!({
+            "call_id": id,
+            "template_id": template_id,
+            "scorecard": card,
+            "saved_by": { "kind": actor_kind, "id": actor_id },
+        }),
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    tx.commit().await?;
     let stored = call_analyses::scorecard(&state.pool, &org.org_id, &id, &template_id).await?;
     Ok(Json(card_view(
         &id,

@@ -250,6 +250,18 @@ pub async fn store(
         unredacted.as_deref(),
     )
     .await?;
+    // In the same transaction as the analysis: the webhook exists if and only if the flags do.
+    if !analysis.compliance.is_empty() {
+        let data = json!({
+            "call_id": call_id,
+            "analysis_version": analysis.version,
+            "flags": analysis.compliance,
+            "categories": analysis.compliance_categories,
+        });
+        crate::webhooks::enqueue_event_in(conn, org_id, "compliance.flagged", data)
+            .await
+            .map_err(|e| JobError::Transient(format!("queueing compliance.flagged: {e}")))?;
+    }
     Ok(())
 }
 
