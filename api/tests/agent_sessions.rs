@@ -161,8 +161,9 @@ async fn login_presence_logout_and_isolation() {
     assert_ne!(other["user"]["id"], me["user"]["id"]);
     assert_eq!(other["presence"], "away");
 
-    // A session cookie is no API key, and a made-up token is nobody.
-    let (status, _) = with_cookie(
+    // A session reads the REST API as its user, with the agent role's permissions: their own
+    // calls (none yet), and no configuring. A made-up token is nobody.
+    let (status, calls) = with_cookie(
         &server,
         reqwest::Method::GET,
         "/api/v1/calls",
@@ -170,7 +171,18 @@ async fn login_presence_logout_and_isolation() {
         None,
     )
     .await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 200, "{calls}");
+    assert_eq!(calls["data"], json!([]), "{calls}");
+    let (status, refused) = with_cookie(
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/users",
+        &cookie,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["details"]["permission"], "users.manage");
     let (status, v) = with_cookie(
         &server,
         reqwest::Method::GET,
