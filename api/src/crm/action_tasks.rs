@@ -135,7 +135,7 @@ pub async fn create_route(
     org.require(Permission::ContactsWrite)?;
     org.require(Permission::IntelligenceRead)?;
     let org_id = org.org_id.as_str();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     call_links(&mut tx, org_id, &call_id).await?;
     let stored = call_analyses::get(&mut *tx, org_id, &call_id)
         .await?

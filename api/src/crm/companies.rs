@@ -132,7 +132,7 @@ pub async fn create_route(
         None => Map::new(),
     };
     let id = new_id();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     if let Some(d) = &domain {
         check_domain_free(&mut tx, &org.org_id, &id, d).await?;
     }
@@ -172,7 +172,7 @@ pub async fn update_route(
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsWrite)?;
     let input: CompanyInput = body::parse(&bytes)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut row = get(&mut tx, &org.org_id, &id).await?;
     if let Some(n) = input.name {
         row.name = validate::required_text("name", Some(n.as_str()), MAX_NAME_CHARS)?;

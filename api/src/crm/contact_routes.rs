@@ -92,7 +92,7 @@ pub async fn create_contact(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     org.require(Permission::ContactsWrite)?;
     let input: ContactInput = body::parse(&bytes)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let region = settings::region(&mut tx, &org.org_id, &state.config.default_region).await?;
     let id = contacts::create(&mut tx, &org.org_id, input, &region).await?;
     let view = full_view(&mut tx, &org.org_id, &id).await?;
@@ -108,7 +108,7 @@ pub async fn update_contact(
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsWrite)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     // 404 before 422: a caller learns nothing about other organizations' ids from errors.
     if !contacts::exists(&mut tx, &org.org_id, &id).await? {
         return Err(ApiError::not_found("contact"));
@@ -138,7 +138,7 @@ pub async fn merge_contact(
     org.require(Permission::ContactsWrite)?;
     let b: MergeBody = body::parse(&bytes)?;
     let from = validate::id("from", &b.from)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let moved = merge::merge(&mut tx, &org.org_id, &id, &from).await?;
     let view = full_view(&mut tx, &org.org_id, &id).await?;
     tx.commit().await?;

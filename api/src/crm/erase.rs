@@ -122,7 +122,7 @@ pub async fn erase_contact(
     org_id: &str,
     id: &str,
 ) -> CrmResult<Value> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     if !super::contacts::exists(&mut tx, org_id, id).await? {
         return Err(CrmError::NotFound("contact"));
     }

@@ -112,7 +112,7 @@ pub async fn create_route(
         n.conversation_id.as_deref(),
         MAX_ID_CHARS,
     )?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     if let Some(c) = &contact_id
         && !super::contacts::exists(&mut tx, org_id, c).await?
     {
@@ -197,7 +197,7 @@ pub async fn update_route(
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsWrite)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     get(&mut tx, &org.org_id, &id).await?;
     let p: NotePatch = body::parse(&bytes)?;
     if let Some(b) = p.body {
@@ -231,7 +231,7 @@ pub async fn delete_route(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     org.require(Permission::ContactsWrite)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let done = sqlx::query("DELETE FROM notes WHERE org_id = $1 AND id = $2")
         .bind(&org.org_id)
         .bind(&id)

@@ -107,7 +107,7 @@ pub async fn put_route(
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::CallSettingsManage)?;
     let patch: SettingsPatch = body::parse(&bytes)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut s = load(&mut tx, &org.org_id).await?;
     if let Some(region) = patch.default_region {
         s.default_region = match region {

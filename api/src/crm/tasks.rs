@@ -250,7 +250,7 @@ pub async fn create_route(
     if i.done.is_some() {
         return Err(CrmError::invalid("done: a new task is open; complete it afterwards").into());
     }
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut contact_id = validate::text("contact_id", i.contact_id.as_deref(), MAX_ID_CHARS)?;
     if let Some(c) = &contact_id
         && !super::contacts::exists(&mut tx, org_id, c).await?
@@ -349,7 +349,7 @@ pub async fn update_route(
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsWrite)?;
     let org_id = org.org_id.as_str();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut row = get(&mut tx, org_id, &id).await?;
     let i: TaskInput = body::parse(&bytes)?;
     if i.contact_id.is_some() || i.conversation_id.is_some() || i.call_id.is_some() {
@@ -402,7 +402,7 @@ pub async fn complete_route(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsWrite)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let row = get(&mut tx, &org.org_id, &id).await?;
     set_done(&mut tx, &org.org_id, &row, true).await?;
     let row = get(&mut tx, &org.org_id, &id).await?;
@@ -416,7 +416,7 @@ pub async fn delete_route(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     org.require(Permission::ContactsWrite)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let done = sqlx::query("DELETE FROM tasks WHERE org_id = $1 AND id = $2")
         .bind(&org.org_id)
         .bind(&id)
