@@ -34,11 +34,7 @@ const MAX_KEY_LEN: usize = 255;
 pub const TTL_MS: i64 = 24 * 3600 * 1000;
 
 fn credential_hash(headers: &HeaderMap) -> Option<String> {
-    let credential = headers
-        .get("x-api-key")
-        .or_else(|| headers.get(header::AUTHORIZATION))
-        .or_else(|| headers.get(header::COOKIE))?;
-    Some(hex::encode(Sha256::digest(credential.as_bytes())))
+    super::rate_limit::client_key(headers).map(hex::encode)
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<usize> {

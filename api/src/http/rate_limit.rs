@@ -102,8 +102,8 @@ impl RateLimiter {
 }
 
 /// The presented credential, hashed: API key header, bearer/basic authorization, or the
-/// session cookie. `None` for anonymous requests (they are refused by authentication).
-fn client_key(headers: &HeaderMap) -> Option<[u8; 32]> {
+/// session cookie (also the scope of idempotency keys). `None` for anonymous requests (they are refused by authentication).
+pub(super) fn client_key(headers: &HeaderMap) -> Option<[u8; 32]> {
     let credential = headers
         .get("x-api-key")
         .or_else(|| headers.get(axum::http::header::AUTHORIZATION))

@@ -85,12 +85,6 @@ impl Actor {
             id: Some(id.to_string()),
         }
     }
-    pub fn api_key(id: &str) -> Self {
-        Self {
-            kind: "api_key",
-            id: Some(id.to_string()),
-        }
-    }
     fn json(&self) -> Value {
         json!({ "type": self.kind, "id": self.id })
     }
