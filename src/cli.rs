@@ -232,9 +232,14 @@ pub struct TranscribeArgs {
     pub file: PathBuf,
     #[arg(long, value_enum, default_value = "json")]
     pub format: OutputFormat,
-    /// Treat a stereo file's channels as these speakers; mono (one unknown speaker) if omitted.
+    /// Treat a stereo file's channels as these speakers; mono (speakers found by clustering)
+    /// if omitted.
     #[arg(long, value_enum)]
     pub stereo_roles: Option<StereoRoles>,
+    /// ONNX speaker-embedding model for clustering mono speakers (default:
+    /// diarization.speaker_model from the config; without one, voice statistics).
+    #[arg(long)]
+    pub speaker_model: Option<PathBuf>,
     /// whisper ggml model (default: asr.model_path from the config).
     #[arg(long)]
     pub model: Option<PathBuf>,

@@ -51,9 +51,21 @@ pub async fn run(config: &Config, args: TranscribeArgs) -> Result<()> {
             "note: no ASR model (--model or asr.model_path): segments carry speakers and times only"
         );
     }
+    let mut diarization = config.diarization.clone();
+    if let Some(path) = &args.speaker_model {
+        diarization.speaker_model = Some(path.clone());
+    }
+    let speaker_embedder = if layout == ChannelLayout::Mono {
+        callscope_api::http::state::load_speaker_embedder(&diarization, config)
+            .map_err(anyhow::Error::msg)?
+    } else {
+        None
+    };
     let opts = PipelineOptions {
         layout,
         language,
+        diarize: Some(diarization.params()),
+        speaker_embedder,
         ..Default::default()
     };
     let file = args.file.clone();

@@ -46,6 +46,46 @@ pub struct Config {
     pub sip: SipSettings,
     pub agent: AgentSettings,
     pub analysis: AnalysisSettings,
+    pub diarization: DiarizationSettings,
+}
+
+/// `[diarization]`: speaker clustering of mono recordings. By default it clusters voice
+/// statistics (no model); a speaker-embedding model makes it cluster the model's vectors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiarizationSettings {
+    /// An ONNX speaker-embedding network (filter-bank or waveform input; see
+    /// models/README.md). Loaded at start-up: a model that cannot load stops the server.
+    /// The ONNX Runtime library is `[analysis] onnx_runtime`'s.
+    pub speaker_model: Option<PathBuf>,
+    /// Clusters whose mean embeddings' cosine similarity is below this stay apart. Depends
+    /// on the model: 0.5 suits WeSpeaker-style ResNets.
+    pub similarity_threshold: f32,
+    /// Gaussian re-segmentation passes after clustering (they move turn boundaries onto the
+    /// voice changes; 0 keeps the clusters' own 1 s pieces).
+    pub resegment_passes: usize,
+}
+
+impl Default for DiarizationSettings {
+    fn default() -> Self {
+        let params = callscope_transcription::diarize::DiarizeParams::default();
+        Self {
+            speaker_model: None,
+            similarity_threshold: params.embedding_threshold,
+            resegment_passes: params.resegment_passes,
+        }
+    }
+}
+
+impl DiarizationSettings {
+    /// The diarizer's parameters with these settings applied.
+    pub fn params(&self) -> callscope_transcription::diarize::DiarizeParams {
+        callscope_transcription::diarize::DiarizeParams {
+            embedding_threshold: self.similarity_threshold,
+            resegment_passes: self.resegment_passes,
+            ..Default::default()
+        }
+    }
 }
 
 /// `[analysis]`: the models call analysis may use. Both are optional: without the sentence
@@ -355,6 +395,7 @@ impl Default for Config {
             agent: AgentSettings::default(),
             sip: SipSettings::default(),
             analysis: AnalysisSettings::default(),
+            diarization: DiarizationSettings::default(),
         }
     }
 }
@@ -461,6 +502,17 @@ impl Config {
             }
             "CALLSCOPE_ANALYSIS_LLM_MAX_TOKENS" => {
                 self.analysis.llm.max_tokens = parse("CALLSCOPE_ANALYSIS_LLM_MAX_TOKENS", value)?
+            }
+            "CALLSCOPE_DIARIZATION_SPEAKER_MODEL" => {
+                self.diarization.speaker_model = optional(value).map(PathBuf::from)
+            }
+            "CALLSCOPE_DIARIZATION_SIMILARITY_THRESHOLD" => {
+                self.diarization.similarity_threshold =
+                    parse("CALLSCOPE_DIARIZATION_SIMILARITY_THRESHOLD", value)?
+            }
+            "CALLSCOPE_DIARIZATION_RESEGMENT_PASSES" => {
+                self.diarization.resegment_passes =
+                    parse("CALLSCOPE_DIARIZATION_RESEGMENT_PASSES", value)?
             }
             "CALLSCOPE_ASR_MODEL_PATH" => self.asr.model_path = optional(value).map(PathBuf::from),
             "CALLSCOPE_ASR_LANGUAGE" => self.asr.language = optional(value),
@@ -631,6 +683,36 @@ mod tests {
         assert_eq!(c.max_upload_bytes, 2048);
         assert_eq!(c.asr.language.as_deref(), Some("de"));
         assert_eq!(c.asr.model_path, Some(PathBuf::from("/m.bin")));
+    }
+
+    #[test]
+    fn diarization_settings_from_file_and_env() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(c.diarization.speaker_model, None);
+        assert_eq!(c.diarization.params(), Default::default());
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[diarization]\nspeaker_model = \"/m/wespeaker.onnx\"\nsimilarity_threshold = 0.4\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "CALLSCOPE_DIARIZATION_RESEGMENT_PASSES".to_string(),
+            "0".to_string(),
+        )];
+        let c = Config::load_with_env(Some(&f), env).unwrap();
+        assert_eq!(
+            c.diarization.speaker_model,
+            Some(PathBuf::from("/m/wespeaker.onnx"))
+        );
+        let p = c.diarization.params();
+        assert_eq!((p.embedding_threshold, p.resegment_passes), (0.4, 0));
+        let bad = vec![(
+            "CALLSCOPE_DIARIZATION_SIMILARITY_THRESHOLD".to_string(),
+            "high".to_string(),
+        )];
+        assert!(Config::load_with_env(None, bad).is_err());
     }
 
     #[test]

@@ -56,14 +56,24 @@ pub fn locate_onnxruntime(explicit: Option<&Path>) -> Option<PathBuf> {
     None
 }
 
+/// The project venv: `$CALLSCOPE_VENV`, else `$HOME/.cache/callscope-venv`.
+pub fn venv_dir() -> Option<PathBuf> {
+    match std::env::var_os("CALLSCOPE_VENV").filter(|p| !p.is_empty()) {
+        Some(v) => Some(PathBuf::from(v)),
+        None => std::env::var_os("HOME")
+            .map(|home| Path::new(&home).join(".cache").join("callscope-venv")),
+    }
+}
+
+/// The venv's Python interpreter (tests drive reference implementations through it).
+pub fn venv_python() -> PathBuf {
+    venv_dir().unwrap_or_default().join("bin").join("python")
+}
+
 /// `lib/python3.*/site-packages` folders of the project venv.
 fn site_packages() -> Vec<PathBuf> {
-    let venv = match std::env::var_os("CALLSCOPE_VENV").filter(|p| !p.is_empty()) {
-        Some(v) => PathBuf::from(v),
-        None => match std::env::var_os("HOME") {
-            Some(home) => Path::new(&home).join(".cache").join("callscope-venv"),
-            None => return Vec::new(),
-        },
+    let Some(venv) = venv_dir() else {
+        return Vec::new();
     };
     let Ok(entries) = std::fs::read_dir(venv.join("lib")) else {
         return Vec::new();

@@ -5,17 +5,24 @@
 //!   trackers, implementing [`callscope_analysis::smart::SentenceEncoder`].
 //! - [`OnnxSentimentClassifier`]: a transformer sentiment classifier exported to ONNX, run
 //!   by ONNX Runtime loaded at run time (ort `load-dynamic`).
+//! - [`OnnxSpeakerEmbedder`]: a speaker-embedding network exported to ONNX, for the mono
+//!   diarizer (implements [`callscope_transcription::diarize::SpeakerEmbedder`]), with the
+//!   Kaldi-compatible filter banks ([`fbank`]) such networks take.
 
 pub mod discovery;
+pub mod fbank;
 pub mod minilm;
 pub mod onnx_sentiment;
+pub mod onnx_speaker;
+mod ort_runtime;
 pub mod wordpiece;
 
 use std::path::PathBuf;
 
-pub use discovery::{locate_minilm_dir, locate_onnxruntime};
+pub use discovery::{locate_minilm_dir, locate_onnxruntime, venv_python};
 pub use minilm::MiniLmEncoder;
 pub use onnx_sentiment::{LabelOrder, OnnxSentimentClassifier};
+pub use onnx_speaker::{OnnxSpeakerEmbedder, SpeakerInput};
 pub use wordpiece::WordPieceTokenizer;
 
 #[derive(Debug, thiserror::Error)]

@@ -12,14 +12,14 @@
 //! gives the label order).
 
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use callscope_analysis::{SentimentLabel, SentimentScore};
 use ort::session::Session;
 use ort::value::Tensor;
 
 use crate::InferenceError;
-use crate::discovery::locate_onnxruntime;
+use crate::ort_runtime::open_session;
 use crate::wordpiece::WordPieceTokenizer;
 
 /// Inputs longer than this are cut (the usual BERT limit).
@@ -125,33 +125,6 @@ impl std::fmt::Debug for OnnxSentimentClassifier {
     }
 }
 
-/// The process's ONNX Runtime environment. The library can be loaded only once per
-/// process, so the first successful load decides which one is used.
-fn environment(runtime: Option<&Path>) -> Result<ort::environment::Environment, InferenceError> {
-    static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
-    if let Some(env) = ENVIRONMENT.get() {
-        return Ok(env.clone());
-    }
-    let library = locate_onnxruntime(runtime).ok_or_else(|| {
-        InferenceError::NotFound(
-            "the ONNX Runtime library (install the PyPI package onnxruntime with scripts/setup, or set ORT_DYLIB_PATH)"
-                .into(),
-        )
-    })?;
-    if !library.is_file() {
-        return Err(InferenceError::NotFound(format!(
-            "ONNX Runtime library {}",
-            library.display()
-        )));
-    }
-    let env = ort::init_from(&library)
-        .map_err(|e| InferenceError::Onnx(format!("{}: {e}", library.display())))?
-        .with_name("callscope")
-        .build()
-        .map_err(|e| InferenceError::Onnx(e.to_string()))?;
-    Ok(ENVIRONMENT.get_or_init(|| env).clone())
-}
-
 impl OnnxSentimentClassifier {
     /// Loads `model_path` with the ONNX Runtime found by [`locate_onnxruntime`]. The label
     /// order comes from `config.json` next to the model (`id2label`) when it names the
@@ -167,18 +140,7 @@ impl OnnxSentimentClassifier {
         tokenizer: WordPieceTokenizer,
         runtime: Option<&Path>,
     ) -> Result<Self, InferenceError> {
-        if !model_path.is_file() {
-            return Err(InferenceError::NotFound(model_path.display().to_string()));
-        }
-        let env = environment(runtime)?;
-        let onnx_error =
-            |e: ort::Error| InferenceError::Onnx(format!("{}: {e}", model_path.display()));
-        let session = Session::builder(&env)
-            .map_err(onnx_error)?
-            .with_intra_threads(1)
-            .map_err(|e| onnx_error(e.into()))?
-            .commit_from_file(model_path)
-            .map_err(onnx_error)?;
+        let session = open_session(model_path, runtime)?;
 
         let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input_ids", "attention_mask"] {

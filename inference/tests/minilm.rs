@@ -3,12 +3,14 @@
 //! Hugging Face tokenizers from the same venv, offline), semantic sanity, and smart
 //! trackers end to end. Each test says why and returns early when the model is missing.
 
+mod python;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use callscope_analysis::smart::{SmartTracker, find_smart_hits};
 use callscope_analysis::{Role, Turn};
 use callscope_inference::{MiniLmEncoder, WordPieceTokenizer, locate_minilm_dir};
+use python::python_json;
 
 fn model_dir() -> Option<PathBuf> {
     let dir = locate_minilm_dir(None).filter(|d| d.join("model.safetensors").is_file());
@@ -18,49 +20,6 @@ fn model_dir() -> Option<PathBuf> {
         );
     }
     dir
-}
-
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("CALLSCOPE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/callscope-venv")
-        });
-    venv.join("bin").join("python")
-}
-
-/// Runs a Python snippet offline with `args` as `sys.argv[1:]`; `None` (with the reason
-/// printed) when the venv lacks what the snippet imports.
-fn python_json(script: &str, args: &[&str]) -> Option<serde_json::Value> {
-    let output = Command::new(venv_python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("TRANSFORMERS_OFFLINE", "1")
-        .output();
-    match output {
-        Ok(o) if o.status.success() => Some(serde_json::from_slice(&o.stdout).unwrap()),
-        Ok(o) => {
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            assert!(
-                stderr.contains("ModuleNotFoundError"),
-                "python reference failed: {stderr}"
-            );
-            eprintln!(
-                "SKIPPED python comparison: {}",
-                stderr.lines().last().unwrap_or("")
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!(
-                "SKIPPED python comparison: cannot run {:?}: {e}",
-                venv_python()
-            );
-            None
-        }
-    }
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -4,13 +4,15 @@
 //! here). The graph sums a per-token 3-class score table over the attended tokens, so the
 //! expected probabilities are known, and Python's onnxruntime computes them too.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod python;
+
+use std::path::Path;
 
 use callscope_analysis::SentimentLabel;
 use callscope_inference::{
     LabelOrder, OnnxSentimentClassifier, WordPieceTokenizer, locate_onnxruntime,
 };
+use python::python_json;
 
 const VOCAB: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "i", "love", "this", "thanks", "terrible", "angry",
@@ -71,15 +73,6 @@ for ids in rows:
 print(json.dumps(out))
 "#;
 
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("CALLSCOPE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/callscope-venv")
-        });
-    venv.join("bin").join("python")
-}
-
 fn tokenizer() -> WordPieceTokenizer {
     WordPieceTokenizer::from_vocab(VOCAB.iter().map(|s| s.to_string())).unwrap()
 }
@@ -94,25 +87,16 @@ fn build_model(dir: &Path, texts: &[&str], with_token_types: bool) -> Option<Vec
         .iter()
         .map(|t| tokenizer().encode(t, 512).ids)
         .collect();
-    let output = Command::new(venv_python())
-        .arg("-c")
-        .arg(BUILD_AND_RUN)
-        .arg(dir.join("model.onnx"))
-        .arg(VOCAB.len().to_string())
-        .arg(serde_json::to_string(&rows).unwrap())
-        .arg(if with_token_types { "1" } else { "0" })
-        .output()
-        .expect("run the venv's python");
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains("ModuleNotFoundError"),
-            "building the model failed: {stderr}"
-        );
-        eprintln!("SKIPPED: {}", stderr.lines().last().unwrap_or(""));
-        return None;
-    }
-    Some(serde_json::from_slice(&output.stdout).unwrap())
+    let reference = python_json(
+        BUILD_AND_RUN,
+        &[
+            dir.join("model.onnx").display().to_string(),
+            VOCAB.len().to_string(),
+            serde_json::to_string(&rows).unwrap(),
+            if with_token_types { "1" } else { "0" }.to_string(),
+        ],
+    )?;
+    Some(serde_json::from_value(reference).unwrap())
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use crate::decode::StreamDecoder;
 use crate::diarize::features::FeatureExtractor;
-use crate::diarize::{Diarization, DiarizeParams, diarize};
+use crate::diarize::{Diarization, DiarizeParams, EmbedderRef, EmbeddingCollector, diarize_with};
 use crate::resample::StreamResampler;
 use crate::segment::{FinishedUtterance, SegmentParams, Segmenter};
 use crate::types::*;
@@ -36,6 +36,8 @@ pub struct PipelineOptions {
     /// layouts never use it (the channels are the speakers). Not applied to imported
     /// transcripts, which name their own speakers.
     pub diarize: Option<DiarizeParams>,
+    /// A speaker-embedding model for that clustering (`None`: voice statistics only).
+    pub speaker_embedder: Option<EmbedderRef>,
 }
 
 impl Default for PipelineOptions {
@@ -46,6 +48,7 @@ impl Default for PipelineOptions {
             vad: VadParams::default(),
             segment: SegmentParams::default(),
             diarize: Some(DiarizeParams::default()),
+            speaker_embedder: None,
         }
     }
 }
@@ -137,9 +140,9 @@ pub fn run_file(
             (bare, AsrOutcome::Unavailable)
         }
     };
-    if let (Some(fx), Some(params)) = (features, opts.diarize.as_ref()) {
+    if let (Some(tap), Some(params)) = (features, opts.diarize.as_ref()) {
         let spans: Vec<(u64, u64)> = utterances.iter().map(|u| (u.start_ms, u.end_ms)).collect();
-        let diarization = diarize(&fx.finish(), &spans, params);
+        let diarization = tap.finish(&spans, params);
         segments = apply_diarization(segments, &diarization);
     }
     segments.sort_by_key(|s| (s.start_ms, s.channel, s.end_ms));
@@ -181,12 +184,12 @@ pub fn diarize_file(
         ..opts.clone()
     };
     let mut spans = Vec::new();
-    let mut fx = FeatureExtractor::new();
+    let mut tap = DiarizeTap::new(&mono);
     let info = stream_utterances(
         path,
         &mono,
         false,
-        Some(&mut fx),
+        Some(&mut tap),
         progress,
         &mut |_, utt, _| {
             spans.push((utt.start_ms(), utt.end_ms()));
@@ -194,14 +197,55 @@ pub fn diarize_file(
         },
     )?;
     spans.sort_unstable();
-    let params = mono.diarize.unwrap_or_default();
-    Ok((info, diarize(&fx.finish(), &spans, &params)))
+    let params = mono.diarize.clone().unwrap_or_default();
+    Ok((info, tap.finish(&spans, &params)))
 }
 
-/// The feature stream for diarization, when this run will use it.
-fn diarize_features(opts: &PipelineOptions, no_import: bool) -> Option<FeatureExtractor> {
+/// What the mono diarizer takes from the audio as it streams past: the voice features, and
+/// the speaker-embedding windows when a model is configured.
+struct DiarizeTap {
+    features: FeatureExtractor,
+    embeddings: Option<EmbeddingCollector>,
+}
+
+impl DiarizeTap {
+    fn new(opts: &PipelineOptions) -> Self {
+        let windows = opts
+            .diarize
+            .as_ref()
+            .map(|p| p.embedding_windows.clone())
+            .unwrap_or_default();
+        Self {
+            features: FeatureExtractor::new(),
+            embeddings: opts
+                .speaker_embedder
+                .clone()
+                .map(|e| EmbeddingCollector::new(e, &windows)),
+        }
+    }
+
+    fn push(&mut self, mono: &[f32]) {
+        self.features.push(mono);
+        if let Some(e) = self.embeddings.as_mut() {
+            e.push(mono);
+        }
+    }
+
+    fn finish(self, utterances: &[(u64, u64)], params: &DiarizeParams) -> Diarization {
+        let embeddings = self.embeddings.map(EmbeddingCollector::finish);
+        diarize_with(
+            &self.features.finish(),
+            utterances,
+            params,
+            embeddings.as_ref(),
+        )
+    }
+}
+
+/// The diarizer's tap on the stream, when this run will use it.
+fn diarize_features(opts: &PipelineOptions, no_import: bool) -> Option<DiarizeTap> {
     (opts.layout == ChannelLayout::Mono && opts.diarize.is_some() && no_import)
-        .then(FeatureExtractor::new)
+        .then(|| DiarizeTap::new(opts))
 }
 
 /// Relabel mono segments with the diarized speakers: segments without words (no ASR) are cut
@@ -243,7 +287,7 @@ fn stream_utterances(
     path: &Path,
     opts: &PipelineOptions,
     keep_audio: bool,
-    mut features: Option<&mut FeatureExtractor>,
+    mut features: Option<&mut DiarizeTap>,
     progress: &mut dyn FnMut(Progress),
     sink: &mut UtteranceSink<'_>,
 ) -> Result<AudioInfo> {
@@ -333,7 +377,7 @@ fn stream_utterances(
 type Finished = (u16, FinishedUtterance);
 
 /// Diarization features are taken from the one mono track.
-fn feed_features(features: &mut Option<&mut FeatureExtractor>, audio: &[Vec<f32>]) {
+fn feed_features(features: &mut Option<&mut DiarizeTap>, audio: &[Vec<f32>]) {
     if let (Some(fx), [mono]) = (features.as_deref_mut(), audio) {
         fx.push(mono);
     }

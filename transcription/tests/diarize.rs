@@ -4,7 +4,7 @@
 
 mod common;
 
-use callscope_transcription::diarize::der::{self, LabelledSpan};
+use callscope_transcription::diarize::der;
 use callscope_transcription::diarize::{DiarizeParams, RoleRule};
 use callscope_transcription::pipeline::{PipelineOptions, diarize_file, run_file};
 use callscope_transcription::*;
@@ -111,15 +111,7 @@ fn two_generated_voices_are_separated_and_the_first_is_the_agent() {
     }
 
     // DER of the turns against the script (collar 0.25 s).
-    let reference: Vec<LabelledSpan> = call
-        .turns
-        .iter()
-        .map(|t| LabelledSpan {
-            start_s: t.start_ms as f64 / 1000.0,
-            end_s: t.end_ms as f64 / 1000.0,
-            speaker: if t.channel == 0 { "agent" } else { "customer" }.into(),
-        })
-        .collect();
+    let reference = call.reference_spans();
     let (_, d) =
         diarize_file(&call.master, &PipelineOptions::default(), &mut |_| {}).expect("diarize");
     let report = der::score(&reference, &d.spans(), 0.25);

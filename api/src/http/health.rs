@@ -19,6 +19,10 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_j
             "message": "no ASR model configured (asr.model_path): calls end as transcription_unavailable with untranscribed speech segments"
         }),
     };
+    let diarization = match &state.speaker_embedder {
+        Some(e) => json!({ "clustering": "speaker_embeddings", "model": e.0.name() }),
+        None => json!({ "clustering": "voice_statistics", "model": null }),
+    };
     let status = if db_ok {
         StatusCode::OK
     } else {
@@ -30,6 +34,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_j
             "status": if db_ok { "ok" } else { "degraded" },
             "database": if db_ok { "ok" } else { "unreachable" },
             "asr": asr,
+            "diarization": diarization,
             "sip": {
                 "enabled": state.sip.enabled(),
                 "call_events_pending": state.sip.events_pending(),

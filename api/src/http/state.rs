@@ -48,6 +48,8 @@ pub struct Inner {
     pub analysis_models: crate::analysis::models::AnalysisModels,
     /// Requests per credential on `/api/v1`.
     pub rate_limiter: super::rate_limit::RateLimiter,
+    /// The speaker-embedding model of the mono diarizer (`[diarization] speaker_model`).
+    pub speaker_embedder: Option<callscope_transcription::diarize::EmbedderRef>,
 }
 
 #[derive(Clone)]
@@ -67,8 +69,11 @@ impl HasPool for AppState {
 }
 
 impl AppState {
-    /// Builds the state; creates the recordings directory.
+    /// Builds the state; creates the recordings directory and loads the configured speaker
+    /// model (a configured model that cannot load is an error, not a silent fallback).
     pub fn new(pool: SqlitePool, config: Config, asr: AsrState) -> std::io::Result<Self> {
+        let speaker_embedder =
+            load_speaker_embedder(&config.diarization, &config).map_err(std::io::Error::other)?;
         let dir = config.recordings_dir();
         std::fs::create_dir_all(&dir)?;
         let recordings_dir = std::fs::canonicalize(&dir)?;
@@ -88,6 +93,7 @@ impl AppState {
             agent_calls: crate::agent::calls::AgentCalls::default(),
             analysis_models,
             rate_limiter,
+            speaker_embedder,
         })))
     }
 
@@ -95,4 +101,24 @@ impl AppState {
     pub fn incoming_dir(&self) -> PathBuf {
         self.recordings_dir.join(".incoming")
     }
+}
+
+/// The `speaker_model` of `settings`, loaded with `[analysis] onnx_runtime`.
+pub fn load_speaker_embedder(
+    settings: &crate::config::DiarizationSettings,
+    config: &Config,
+) -> Result<Option<callscope_transcription::diarize::EmbedderRef>, String> {
+    let Some(path) = settings.speaker_model.as_deref() else {
+        return Ok(None);
+    };
+    let model = callscope_inference::OnnxSpeakerEmbedder::load(
+        path,
+        config.analysis.onnx_runtime.as_deref(),
+    )
+    .map_err(|e| format!("[diarization] speaker_model: {e}"))?;
+    tracing::info!(model = %path.display(), input = ?model.input(),
+        "speaker-embedding model loaded for diarization");
+    Ok(Some(callscope_transcription::diarize::EmbedderRef(
+        Arc::new(model),
+    )))
 }

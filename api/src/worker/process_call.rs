@@ -89,6 +89,8 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
             .language
             .clone()
             .or_else(|| state.config.asr.language.clone()),
+        diarize: Some(state.config.diarization.params()),
+        speaker_embedder: state.speaker_embedder.clone(),
         ..Default::default()
     };
     let engine = state.asr.engine();

@@ -192,4 +192,32 @@ pub fn stereo_call(dir: &Path) -> PathBuf {
     out
 }
 
+/// A two-voice call down-mixed to one channel: a higher voice (en-us+f3, the agent) at 0.5 s,
+/// a lower one (en-us+m3, the customer) at 5 s; 9 s, 16 kHz mono.
+pub fn mono_two_voice_call(dir: &Path) -> PathBuf {
+    let agent = voice(
+        dir,
+        "mono-agent",
+        "en-us+f3",
+        "Thank you for calling Acme support, how can I help you today?",
+        0.5,
+        9.0,
+    );
+    let customer = voice(
+        dir,
+        "mono-customer",
+        "en-us+m3",
+        "Hi, my internet has been down since this morning.",
+        5.0,
+        9.0,
+    );
+    let out = dir.join("mono-call.wav");
+    run(Command::new("sox")
+        .arg("-m")
+        .arg(&agent)
+        .arg(&customer)
+        .arg(&out));
+    out
+}
+
 pub const CALL_VTT: &str = "WEBVTT\n\n00:00.500 --> 00:03.000\n<v Agent>Hello, thank you for calling. How can I help?\n\n00:04.000 --> 00:06.500\n<v Customer>Hi, I have a question about my bill.\n";

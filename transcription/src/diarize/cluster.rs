@@ -1,6 +1,7 @@
 //! Speech selection, feature normalisation, change detection + agglomerative clustering, and
 //! turning frame labels back into timed turns.
 
+use super::embedded::{self, WindowEmbedding};
 use super::features::{DIMS, Features};
 use super::gaussian::{GaussStats, delta_bic};
 use super::{DiarizeParams, SpeakerTurn};
@@ -147,25 +148,8 @@ impl Segment {
 /// Speaker label per speech frame after change detection and agglomerative clustering.
 pub fn initial_labels(x: &[f32], speech: &[usize], params: &DiarizeParams) -> Vec<usize> {
     let n = speech.len();
-    let piece = ((params.piece_ms / FRAME_MS) as usize).max(8);
-
-    // 1. Pieces: cut at pauses and every `piece` frames; a short remainder joins its piece.
-    let mut bounds: Vec<(usize, usize)> = Vec::new();
-    let mut start = 0;
-    for t in 1..=n {
-        let pause = t == n || speech[t] - speech[t - 1] > PIECE_BREAK_FRAMES;
-        if pause || t - start >= piece {
-            match bounds.last_mut() {
-                Some(last)
-                    if last.1 == start && t - start < piece / 2 && !pause_before(speech, start) =>
-                {
-                    last.1 = t
-                }
-                _ => bounds.push((start, t)),
-            }
-            start = t;
-        }
-    }
+    // 1. Pieces: cut at pauses and every `piece_ms`.
+    let bounds = pieces(speech, params);
 
     // 2. Change detection: merge adjacent pieces while one Gaussian fits both better.
     let mut segments: Vec<Segment> = Vec::new();
@@ -238,6 +222,63 @@ pub fn initial_labels(x: &[f32], speech: &[usize], params: &DiarizeParams) -> Ve
         }
     }
     labels
+}
+
+/// Speech cut into pieces (index ranges into `speech`) at pauses and every `piece_ms`; a
+/// short remainder joins its piece.
+fn pieces(speech: &[usize], params: &DiarizeParams) -> Vec<(usize, usize)> {
+    let n = speech.len();
+    let piece = ((params.piece_ms / FRAME_MS) as usize).max(8);
+    let mut bounds: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    for t in 1..=n {
+        let pause = t == n || speech[t] - speech[t - 1] > PIECE_BREAK_FRAMES;
+        if pause || t - start >= piece {
+            match bounds.last_mut() {
+                Some(last)
+                    if last.1 == start && t - start < piece / 2 && !pause_before(speech, start) =>
+                {
+                    last.1 = t
+                }
+                _ => bounds.push((start, t)),
+            }
+            start = t;
+        }
+    }
+    bounds
+}
+
+/// Speaker label per speech frame from a speaker-embedding model's windows: the same pieces
+/// as [`initial_labels`], clustered by [`embedded::labels`]. `None` without windows.
+pub fn embedding_labels(
+    speech: &[usize],
+    windows: &[WindowEmbedding],
+    params: &DiarizeParams,
+) -> Option<Vec<usize>> {
+    let bounds = pieces(speech, params);
+    let spans: Vec<(u64, u64)> = bounds
+        .iter()
+        .map(|&(a, b)| {
+            (
+                Features::frame_start_ms(speech[a]),
+                Features::frame_start_ms(speech[b - 1]) + FRAME_MS,
+            )
+        })
+        .collect();
+    let piece_labels = embedded::labels(
+        &spans,
+        windows,
+        params.embedding_threshold,
+        params.min_speakers,
+        params.max_speakers,
+    )?;
+    let mut labels = vec![0usize; speech.len()];
+    for (&(a, b), &k) in bounds.iter().zip(&piece_labels) {
+        for l in labels.get_mut(a..b).unwrap_or(&mut []) {
+            *l = k;
+        }
+    }
+    Some(labels)
 }
 
 fn pause_before(speech: &[usize], t: usize) -> bool {

@@ -14,10 +14,13 @@
 //! 5. speakers are numbered in order of first speech and given roles by [`RoleRule`].
 //!
 //! [`der`] scores the result against an RTTM reference. [`SpeakerEmbedder`] is the plug for a
-//! neural speaker-embedding model (e.g. ONNX) in a later step.
+//! neural speaker-embedding model (e.g. ONNX): when one is configured, [`embedded`] replaces
+//! steps 2–3 (the pieces are clustered by the cosine similarity of their embeddings); the
+//! re-segmentation still places the boundaries.
 
 mod cluster;
 pub mod der;
+pub mod embedded;
 pub mod features;
 mod gaussian;
 mod resegment;
@@ -26,6 +29,7 @@ pub mod roles;
 use crate::types::SpeakerRole;
 use features::Features;
 
+pub use embedded::{EmbedderRef, EmbeddingCollector, EmbeddingWindows, Embeddings};
 pub use roles::RoleRule;
 
 /// Tuning of the diarizer. The defaults were chosen on the AMI fixtures and generated calls
@@ -49,6 +53,11 @@ pub struct DiarizeParams {
     pub switch_penalty: f32,
     /// Same-speaker speech separated by less than this forms one turn.
     pub bridge_gap_ms: u64,
+    /// With a speaker-embedding model: clusters whose centroids' cosine similarity is below
+    /// this stay apart (model-dependent; 0.5 suits WeSpeaker-style ResNet models).
+    pub embedding_threshold: f32,
+    /// With a speaker-embedding model: how the audio is windowed for it.
+    pub embedding_windows: EmbeddingWindows,
 }
 
 impl Default for DiarizeParams {
@@ -64,6 +73,8 @@ impl Default for DiarizeParams {
             resegment_passes: 2,
             switch_penalty: 80.0,
             bridge_gap_ms: 1_000,
+            embedding_threshold: 0.5,
+            embedding_windows: EmbeddingWindows::default(),
         }
     }
 }
@@ -206,8 +217,8 @@ impl Diarization {
 
 /// Plug for a neural speaker-embedding model (e.g. an ONNX x-vector/ECAPA network run with
 /// `ort`): given a stretch of 16 kHz mono audio, a fixed-size vector whose cosine similarity
-/// is high for the same speaker. Not used by the default pipeline (no model can be shipped);
-/// a configured embedder would replace the Gaussian statistics of the clustering step.
+/// is high for the same speaker. Not used by default (no model can be shipped); a
+/// configured embedder replaces the Gaussian statistics of the clustering step.
 pub trait SpeakerEmbedder: Send + Sync {
     /// A short name for logs, e.g. "onnx:wespeaker-resnet34".
     fn name(&self) -> &str;
@@ -224,12 +235,25 @@ pub fn diarize(
     utterances: &[(u64, u64)],
     params: &DiarizeParams,
 ) -> Diarization {
+    diarize_with(features, utterances, params, None)
+}
+
+/// As [`diarize`], clustering by a speaker-embedding model's windows when `embeddings` has
+/// any (else, e.g. when the model failed, by the Gaussian statistics).
+pub fn diarize_with(
+    features: &Features,
+    utterances: &[(u64, u64)],
+    params: &DiarizeParams,
+    embeddings: Option<&Embeddings>,
+) -> Diarization {
     let speech = cluster::speech_frames(features, utterances, params.energy_margin_db);
     if speech.is_empty() {
         return Diarization::default();
     }
     let normalised = cluster::normalise(features, &speech);
-    let mut labels = cluster::initial_labels(&normalised, &speech, params);
+    let mut labels = embeddings
+        .and_then(|e| cluster::embedding_labels(&speech, &e.windows, params))
+        .unwrap_or_else(|| cluster::initial_labels(&normalised, &speech, params));
     for _ in 0..params.resegment_passes {
         labels = resegment::viterbi_relabel(&normalised, &labels, params.switch_penalty);
     }

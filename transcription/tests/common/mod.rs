@@ -153,6 +153,20 @@ fn build(dir: &Path) -> ScriptedCall {
     }
 }
 
+impl ScriptedCall {
+    /// The script's turns as a diarization reference ("agent" / "customer").
+    pub fn reference_spans(&self) -> Vec<callscope_transcription::diarize::der::LabelledSpan> {
+        self.turns
+            .iter()
+            .map(|t| callscope_transcription::diarize::der::LabelledSpan {
+                start_s: t.start_ms as f64 / 1000.0,
+                end_s: t.end_ms as f64 / 1000.0,
+                speaker: if t.channel == 0 { "agent" } else { "customer" }.into(),
+            })
+            .collect()
+    }
+}
+
 /// The call, generated once per test binary into that binary's own directory under cargo's
 /// test scratch space (replaced on every run, so nothing accumulates in /tmp and test binaries
 /// running in parallel never share files).
