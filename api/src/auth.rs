@@ -196,12 +196,11 @@ async fn authenticate_session(
 /// The key from `X-API-Key`, `Authorization: Bearer`, or the password of
 /// `Authorization: Basic` (for senders that cannot set headers but can put credentials in a
 /// URL, such as Twilio's status callbacks).
-fn presented_key(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts.headers.get("x-api-key") {
+fn presented_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get("x-api-key") {
         return v.to_str().ok().map(str::to_owned);
     }
-    let auth = parts
-        .headers
+    let auth = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -229,26 +228,45 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        // An API key wins when both are present: an integration's explicit credential.
-        if let Some(key) = presented_key(parts) {
-            return authenticate(state.pool(), &key)
-                .await?
-                .ok_or_else(ApiError::unauthorized);
+        let credential =
+            Credential::presented(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        credential
+            .authenticate(state.pool())
+            .await?
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// What a request presented to authenticate with, kept by long-lived connections (the
+/// event socket) to check now and then that it is still valid.
+#[derive(Clone)]
+pub enum Credential {
+    ApiKey(String),
+    Session(String),
+}
+
+impl Credential {
+    /// An API key wins when both are present: an integration's explicit credential. Else
+    /// the web app's session; its cookie is SameSite=Strict, so no other site's page can
+    /// make the browser send it (no CSRF through this path).
+    pub fn presented(headers: &axum::http::HeaderMap) -> Option<Self> {
+        if let Some(key) = presented_key(headers) {
+            return Some(Credential::ApiKey(key));
         }
-        // The web app's session. Its cookie is SameSite=Strict, so no other site's page can
-        // make the browser send it (no CSRF through this path).
-        let token = parts
-            .headers
+        headers
             .get_all(axum::http::header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(crate::agent::sessions::token_from_cookie_header)
-            .map(str::to_owned);
-        match token {
-            Some(token) => authenticate_session(state.pool(), &token)
-                .await?
-                .ok_or_else(ApiError::unauthorized),
-            None => Err(ApiError::unauthorized()),
+            .map(|t| Credential::Session(t.to_owned()))
+    }
+
+    /// The caller it stands for now: `None` once the key is revoked or expired, or the
+    /// session logged out.
+    pub async fn authenticate(&self, pool: &SqlitePool) -> Result<Option<OrgCtx>, sqlx::Error> {
+        match self {
+            Credential::ApiKey(key) => authenticate(pool, key).await,
+            Credential::Session(token) => authenticate_session(pool, token).await,
         }
     }
 }

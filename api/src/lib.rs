@@ -15,6 +15,7 @@ pub mod messaging;
 pub mod metadata_fields;
 pub mod model_fetch;
 pub mod permissions;
+pub mod realtime;
 pub mod remote_fetch;
 pub mod server;
 pub mod sip;

@@ -108,6 +108,7 @@ pub async fn start_with(
     let mut workers = crate::worker::spawn_workers(state.clone(), stop_rx.clone());
     let client = crate::webhooks::default_http_client()
         .map_err(|e| StartError::Io(std::io::Error::other(e)))?;
+    workers.push(state.events.spawn_tail(state.pool.clone(), stop_rx.clone()));
     let mut hook_stop = stop_rx.clone();
     workers.push(crate::webhooks::spawn_delivery_worker(
         state.pool.clone(),

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use callscope_api::webhooks::verify_signature;
-use common::TestServer;
+use common::{TestServer, post_json};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -70,19 +70,6 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-async fn post_json(s: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .http
-        .post(s.url(path))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn count(s: &TestServer, table: &str) -> i64 {

@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use callscope_api::messaging::whatsapp::signature::sign;
-use common::TestServer;
+use common::{TestServer, post_json};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -94,30 +94,8 @@ impl GraphApiDouble {
     }
 }
 
-async fn post_json(s: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .http
-        .post(s.url(path))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn patch_json(s: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .http
-        .patch(s.url(path))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    common::request_json(s, key, reqwest::Method::PATCH, path, body).await
 }
 
 async fn create_channel(s: &TestServer, key: &str, phone_number_id: &str, graph: &str) -> Value {

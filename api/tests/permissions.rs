@@ -5,7 +5,7 @@
 mod common;
 
 use callscope_api::sip::{domains, users};
-use common::{CALL_VTT, TestServer, stereo_call};
+use common::{CALL_VTT, TestServer, sign_in, stereo_call};
 use reqwest::{Method, header};
 use serde_json::{Value, json};
 
@@ -42,26 +42,6 @@ async fn org_with_users(server: &TestServer, name: &str, realm: &str) -> Org {
 }
 
 /// Signs in and returns the session cookie (`name=value`).
-async fn sign_in(server: &TestServer, realm: &str, extension: &str) -> String {
-    let r = server
-        .http
-        .post(server.url("/api/v1/agent/login"))
-        .json(&json!({"domain": realm, "extension": extension, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.headers()
-        .get(header::SET_COOKIE)
-        .expect("Set-Cookie")
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 enum Cred<'a> {
     Key(&'a str),
     Cookie(&'a str),
@@ -124,7 +104,7 @@ async fn agents_see_their_own_calls_supervisors_see_all_and_configure() {
     let alice_call = call_of(&server, &org.key, "1001").await;
     let bob_call = call_of(&server, &org.key, "1002").await;
 
-    let alice = sign_in(&server, "acme.example", "1001").await;
+    let alice = sign_in(&server, "acme.example", "1001", PASSWORD).await;
     let alice = Cred::Cookie(&alice);
     let (st, list) = call(&server, &alice, Method::GET, "/api/v1/calls", None).await;
     assert_eq!(st, 200, "{list}");
@@ -189,7 +169,7 @@ async fn agents_see_their_own_calls_supervisors_see_all_and_configure() {
     assert_eq!(trackers["items"], json!([]), "nothing was created");
 
     // The supervisor (QA manager) reads every call and configures trackers.
-    let sue = sign_in(&server, "acme.example", "2001").await;
+    let sue = sign_in(&server, "acme.example", "2001", PASSWORD).await;
     let sue = Cred::Cookie(&sue);
     let (st, list) = call(&server, &sue, Method::GET, "/api/v1/calls", None).await;
     assert_eq!(st, 200);
@@ -221,7 +201,7 @@ async fn agents_see_their_own_calls_supervisors_see_all_and_configure() {
     assert_eq!(st, 403);
 
     // An admin manages users, but appoints nobody above admin.
-    let adam = sign_in(&server, "acme.example", "3001").await;
+    let adam = sign_in(&server, "acme.example", "3001", PASSWORD).await;
     let adam = Cred::Cookie(&adam);
     let new_user = |role: &str, ext: &str| json!({"name": format!("New {role}"), "extension": ext, "password": "another long password", "role": role});
     let (st, body) = call(

@@ -1,35 +1,17 @@
-//! The end-to-end story of issue 7 over REST: a WhatsApp message arrives (signed webhook),
-//! a call from the same number is uploaded, a note is added and a task completed — one
-//! contact, one timeline, in order; paged both ways, filtered by kind; calls with their
-//! insights; an agent who sees only their own calls sees none of the others' here either.
+//! The end-to-end story of issue 7 over REST and the realtime socket: a WhatsApp message
+//! arrives (signed webhook), a call from the same number is uploaded, a note is added and a
+//! task completed — one contact, one timeline, in order, also pushed over the WebSocket as it
+//! happens; paged both ways, filtered by kind; calls with their insights; an agent who sees
+//! only their own calls sees none of the others' here either.
 
 mod common;
 
 use callscope_api::messaging::whatsapp::signature::sign;
-use callscope_api::sip::{domains, users};
-use common::{CALL_VTT, TestServer, stereo_call};
+use common::events::{events_until, names};
+use common::{CALL_VTT, TestServer, request_json, stereo_call};
 use serde_json::{Value, json};
 
 const APP_SECRET: &str = "story-app-secret-42";
-
-async fn send(
-    s: &TestServer,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Value,
-) -> (u16, Value) {
-    let r = s
-        .http
-        .request(method, s.url(path))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
-}
 
 fn kinds(page: &Value) -> Vec<String> {
     page["data"]
@@ -46,7 +28,7 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     let (org, key) = s.org("acme").await;
     let post = reqwest::Method::POST;
     // Everything that happens is also announced by webhook.
-    let (st, endpoint) = send(
+    let (st, endpoint) = request_json(
         &s,
         &key,
         post.clone(),
@@ -55,9 +37,11 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     )
     .await;
     assert_eq!(st, 201, "{endpoint}");
+    // And pushed over the realtime socket as it happens.
+    let (mut socket, ready_seq) = common::events::open(&s, &key, "").await;
 
     // 1. A WhatsApp message from +1 415 555 2671.
-    let (st, channel) = send(
+    let (st, channel) = request_json(
         &s,
         &key,
         post.clone(),
@@ -119,7 +103,7 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     assert_eq!(call["contact_id"], contact.as_str(), "{call}");
 
     // 3. A note, and 4. a task created then completed.
-    let (st, note) = send(
+    let (st, note) = request_json(
         &s,
         &key,
         post.clone(),
@@ -128,7 +112,7 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     )
     .await;
     assert_eq!(st, 201, "{note}");
-    let (st, task) = send(
+    let (st, task) = request_json(
         &s,
         &key,
         post.clone(),
@@ -138,7 +122,7 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     .await;
     assert_eq!(st, 201, "{task}");
     let task_id = task["id"].as_str().unwrap();
-    let (st, done) = send(
+    let (st, done) = request_json(
         &s,
         &key,
         post.clone(),
@@ -147,6 +131,50 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     )
     .await;
     assert_eq!(st, 200, "{done}");
+
+    // The socket saw the story as it happened, in the same order, each event once.
+    let pushed = events_until(&mut socket, std::time::Duration::from_secs(20), |got| {
+        names(got).iter().any(|n| n == "task.completed")
+    })
+    .await;
+    let pushed_names = names(&pushed);
+    let at = |k: &str| {
+        pushed_names
+            .iter()
+            .position(|n| n == k)
+            .unwrap_or_else(|| panic!("{k} not pushed: {pushed_names:?}"))
+    };
+    assert!(
+        at("message.created") < at("call.processed"),
+        "{pushed_names:?}"
+    );
+    assert!(
+        at("call.processed") < at("note.created"),
+        "{pushed_names:?}"
+    );
+    assert!(at("note.created") < at("task.created"), "{pushed_names:?}");
+    assert!(
+        at("task.created") < at("task.completed"),
+        "{pushed_names:?}"
+    );
+    let seqs: Vec<i64> = pushed.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.first().is_some_and(|s| *s > ready_seq), "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let message = &pushed[at("message.created")];
+    assert_eq!(
+        message["data"]["conversation"]["contact_id"],
+        contact.as_str(),
+        "{message}"
+    );
+    assert_eq!(
+        pushed[at("call.processed")]["data"]["call"]["id"],
+        call_id.as_str()
+    );
+    assert_eq!(
+        pushed[at("task.completed")]["data"]["id"],
+        task_id,
+        "{pushed:?}"
+    );
 
     // One timeline, newest first: what happened, in the order it happened.
     let (st, page) = s
@@ -306,35 +334,7 @@ async fn one_contact_one_timeline_for_messages_calls_notes_and_tasks() {
     );
 
     // An agent who is not 1001 sees the contact but not the other agent's call.
-    domains::set_realm(s.pool(), &org, "acme.example")
-        .await
-        .unwrap();
-    users::create_user(
-        s.pool(),
-        &org,
-        &users::NewUser {
-            name: "Bob",
-            extension: "1002",
-            password: "correct horse battery",
-            role: users::Role::Agent,
-        },
-    )
-    .await
-    .unwrap();
-    let r = s
-        .http
-        .post(s.url("/api/v1/agent/login"))
-        .json(&json!({"domain": "acme.example", "extension": "1002", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = common::agent_session(&s, &org, "acme.example", "1002").await;
     let r = s
         .http
         .get(s.url(&format!("/api/v1/contacts/{contact}/timeline")))

@@ -102,7 +102,7 @@ fn control_error(e: &ControlError) -> &'static str {
 }
 
 /// The `Origin` of a browser request must name the host the request was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/calls/{id}/{file}", get(transcript::get_transcript))
         .route("/contacts/{id}", get(contacts::get_contact))
         .route("/contacts/{id}/timeline", get(timeline::contact_timeline))
+        .route("/events/ws", get(crate::realtime::ws::events_socket))
         .route(
             "/conversations/{id}/timeline",
             get(timeline::conversation_timeline),

@@ -50,6 +50,8 @@ pub struct Inner {
     pub rate_limiter: super::rate_limit::RateLimiter,
     /// The speaker-embedding model of the mono diarizer (`[diarization] speaker_model`).
     pub speaker_embedder: Option<callscope_transcription::diarize::EmbedderRef>,
+    /// Committed events fanned out to the realtime sockets.
+    pub events: Arc<crate::realtime::EventBus>,
 }
 
 #[derive(Clone)]
@@ -94,6 +96,7 @@ impl AppState {
             analysis_models,
             rate_limiter,
             speaker_embedder,
+            events: Arc::default(),
         })))
     }
 

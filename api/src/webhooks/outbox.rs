@@ -57,8 +57,10 @@ pub async fn enqueue_event_in(
 
 /// An organization's active endpoints and what each subscribes to, read once for callers
 /// that enqueue many events in one transaction (which the endpoints cannot change under).
+/// `addressed` marks a delivery to one named endpoint ([`Subscribers::only`]) rather than an
+/// organization-wide event.
 #[derive(Debug, Clone, Default)]
-pub struct Subscribers(Vec<(String, Vec<String>)>);
+pub struct Subscribers(Vec<(String, Vec<String>)>, bool);
 
 impl Subscribers {
     pub async fn load(conn: &mut SqliteConnection, org_id: &str) -> Result<Self, sqlx::Error> {
@@ -73,6 +75,7 @@ impl Subscribers {
                 .into_iter()
                 .map(|(id, events)| (id, parse_events(&events)))
                 .collect(),
+            false,
         ))
     }
 
@@ -80,7 +83,7 @@ impl Subscribers {
     /// endpoints whose events are addressed rather than subscribed (the callback URL of a
     /// messaging API channel).
     pub fn only(endpoint_id: &str) -> Self {
-        Self(vec![(endpoint_id.to_string(), vec!["*".to_string()])])
+        Self(vec![(endpoint_id.to_string(), vec!["*".to_string()])], true)
     }
 }
 
@@ -99,6 +102,12 @@ pub async fn enqueue_event_to(
         ));
     }
     let event_id = new_id();
+    let now = now_ms();
+    if !subscribers.1 {
+        // The realtime stream carries every organization-wide event, subscribed or not;
+        // addressed deliveries (a channel's callback) are not events of their own.
+        crate::realtime::log::append(&mut *conn, org_id, &event_id, event, &data, now).await?;
+    }
     // Collected before any await: a closure-based iterator held across one makes the future
     // not `Send` for every lifetime.
     let mut matching: Vec<&str> = Vec::new();
@@ -110,7 +119,6 @@ pub async fn enqueue_event_to(
     if matching.is_empty() {
         return Ok(event_id);
     }
-    let now = now_ms();
     let envelope = serde_json::json!({
         "id": event_id,
         "event": event,

@@ -2,6 +2,8 @@
 //! and real audio made with espeak-ng and sox.
 #![allow(dead_code)]
 
+pub mod events;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -218,6 +220,77 @@ pub fn mono_two_voice_call(dir: &Path) -> PathBuf {
         .arg(&customer)
         .arg(&out));
     out
+}
+
+/// POST a JSON body with an API key; the status and the JSON answer.
+pub async fn post_json(s: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
+    request_json(s, key, reqwest::Method::POST, path, body).await
+}
+
+/// Any method with a JSON body and an API key; the status and the JSON answer.
+pub async fn request_json(
+    s: &TestServer,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let r = s
+        .http
+        .request(method, s.url(path))
+        .header("x-api-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Logs a SIP user in through the REST API; their session cookie (`cs_session=…`).
+pub async fn sign_in(s: &TestServer, realm: &str, extension: &str, password: &str) -> String {
+    let r = s
+        .http
+        .post(s.url("/api/v1/agent/login"))
+        .json(&serde_json::json!({"domain": realm, "extension": extension, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "login of {extension}@{realm}");
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A signed-in agent's session cookie (`cs_session=…`): gives the organization the SIP
+/// domain `realm` when it has none, creates the user, logs in through the REST API.
+pub async fn agent_session(s: &TestServer, org: &str, realm: &str, extension: &str) -> String {
+    use callscope_api::sip::{domains, users};
+    if domains::realm_of_org(s.pool(), org)
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        domains::set_realm(s.pool(), org, realm).await.unwrap();
+    }
+    users::create_user(
+        s.pool(),
+        org,
+        &users::NewUser {
+            name: extension,
+            extension,
+            password: "correct horse battery",
+            role: users::Role::Agent,
+        },
+    )
+    .await
+    .unwrap();
+    sign_in(s, realm, extension, "correct horse battery").await
 }
 
 pub const CALL_VTT: &str = "WEBVTT\n\n00:00.500 --> 00:03.000\n<v Agent>Hello, thank you for calling. How can I help?\n\n00:04.000 --> 00:06.500\n<v Customer>Hi, I have a question about my bill.\n";
