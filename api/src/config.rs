@@ -47,6 +47,25 @@ pub struct Config {
     pub agent: AgentSettings,
     pub analysis: AnalysisSettings,
     pub diarization: DiarizationSettings,
+    pub egress: EgressSettings,
+}
+
+/// `[egress]`: where the server may connect on an organization's behalf (recording
+/// downloads, webhook deliveries, WhatsApp sends). See `crate::egress`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressSettings {
+    /// Allow loopback, private and link-local destinations (a PBX or receiver on the LAN).
+    /// Off by default: an API key must not make the server reach its own network.
+    pub allow_private_networks: bool,
+}
+
+impl EgressSettings {
+    pub fn policy(&self) -> crate::egress::EgressPolicy {
+        crate::egress::EgressPolicy {
+            allow_private_networks: self.allow_private_networks,
+        }
+    }
 }
 
 /// `[diarization]`: speaker clustering of mono recordings. By default it clusters voice
@@ -396,6 +415,7 @@ impl Default for Config {
             sip: SipSettings::default(),
             analysis: AnalysisSettings::default(),
             diarization: DiarizationSettings::default(),
+            egress: EgressSettings::default(),
         }
     }
 }
@@ -502,6 +522,10 @@ impl Config {
             }
             "CALLSCOPE_ANALYSIS_LLM_MAX_TOKENS" => {
                 self.analysis.llm.max_tokens = parse("CALLSCOPE_ANALYSIS_LLM_MAX_TOKENS", value)?
+            }
+            "CALLSCOPE_EGRESS_ALLOW_PRIVATE_NETWORKS" => {
+                self.egress.allow_private_networks =
+                    parse("CALLSCOPE_EGRESS_ALLOW_PRIVATE_NETWORKS", value)?
             }
             "CALLSCOPE_DIARIZATION_SPEAKER_MODEL" => {
                 self.diarization.speaker_model = optional(value).map(PathBuf::from)

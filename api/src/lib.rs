@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod auth;
 pub mod config;
 pub mod crm;
+pub mod egress;
 pub mod error;
 pub mod http;
 pub mod ids;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+use crate::egress::{EgressPolicy, EgressRefused};
 use tokio::io::AsyncWriteExt;
 
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ pub struct FetchConfig {
     /// Whole download, headers and body.
     pub total_timeout: Duration,
     pub max_redirects: usize,
+    /// Which addresses may be fetched from (public only by default).
+    pub egress: EgressPolicy,
 }
 
 impl Default for FetchConfig {
@@ -28,6 +32,9 @@ impl Default for FetchConfig {
             read_timeout: Duration::from_secs(30),
             total_timeout: Duration::from_secs(300),
             max_redirects: 5,
+            egress: EgressPolicy {
+                allow_private_networks: false,
+            },
         }
     }
 }
@@ -92,6 +99,8 @@ pub enum FetchError {
     Io(#[from] std::io::Error),
     #[error("HTTP client could not be built: {0}")]
     Client(String),
+    #[error("refused: {0}")]
+    Forbidden(#[from] EgressRefused),
 }
 
 impl FetchError {
@@ -107,7 +116,8 @@ impl FetchError {
             | FetchError::UnsupportedScheme(_)
             | FetchError::TooManyRedirects { .. }
             | FetchError::TooLarge { .. }
-            | FetchError::Client(_) => false,
+            | FetchError::Client(_)
+            | FetchError::Forbidden(_) => false,
         }
     }
 }
@@ -140,6 +150,11 @@ fn classify(e: reqwest::Error, config: &FetchConfig) -> FetchError {
         }
         if let Some(RedirectScheme(s)) = inner.downcast_ref::<RedirectScheme>() {
             return FetchError::UnsupportedScheme(s.clone());
+        }
+        // From the redirect policy, or from the resolver: the name only had forbidden
+        // addresses. Not a network failure, so not worth retrying.
+        if let Some(refused) = inner.downcast_ref::<EgressRefused>() {
+            return FetchError::Forbidden(refused.clone());
         }
         source = inner.source();
     }
@@ -178,17 +193,23 @@ pub struct RemoteFetcher {
 impl RemoteFetcher {
     pub fn new(config: FetchConfig) -> Result<Self, FetchError> {
         let max = config.max_redirects;
+        let egress = config.egress;
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > max {
                 attempt.error(RedirectLimit(max))
             } else if !matches!(attempt.url().scheme(), "http" | "https") {
                 let scheme = attempt.url().scheme().to_string();
                 attempt.error(RedirectScheme(scheme))
+            } else if let Err(refused) = egress.check_url(attempt.url()) {
+                // A redirect to an IP literal never reaches the guarded resolver.
+                attempt.error(refused)
             } else {
                 attempt.follow()
             }
         });
-        let client = reqwest::Client::builder()
+        let client = config
+            .egress
+            .client_builder()
             .redirect(policy)
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
@@ -207,6 +228,7 @@ impl RemoteFetcher {
     /// file there is untouched) and no temporary file remains.
     pub async fn fetch(&self, req: &FetchRequest) -> Result<FetchedFile, FetchError> {
         let url = check_url(&req.url)?;
+        self.config.egress.check_url(&url)?;
         let mut request = self.client.get(url);
         if let Some(auth) = &req.basic_auth {
             request = request.basic_auth(&auth.username, Some(&auth.password));

@@ -106,14 +106,17 @@ pub async fn start_with(
     sweep_incoming(&state.incoming_dir());
     let (stop, stop_rx) = watch::channel(false);
     let mut workers = crate::worker::spawn_workers(state.clone(), stop_rx.clone());
-    let client = crate::webhooks::default_http_client()
+    let client = crate::webhooks::default_http_client(state.config.egress.policy())
         .map_err(|e| StartError::Io(std::io::Error::other(e)))?;
     workers.push(state.events.spawn_tail(state.pool.clone(), stop_rx.clone()));
     let mut hook_stop = stop_rx.clone();
     workers.push(crate::webhooks::spawn_delivery_worker(
         state.pool.clone(),
         client,
-        crate::webhooks::DeliveryConfig::default(),
+        crate::webhooks::DeliveryConfig {
+            egress: state.config.egress.policy(),
+            ..Default::default()
+        },
         async move {
             let _ = hook_stop.wait_for(|s| *s).await;
         },

@@ -10,6 +10,7 @@ use axum::extract::Path as UrlPath;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use callscope_api::egress::EgressPolicy;
 use callscope_api::remote_fetch::{
     BasicAuth, FetchConfig, FetchError, FetchRequest, RemoteFetcher,
 };
@@ -111,6 +112,10 @@ fn fetcher() -> RemoteFetcher {
         read_timeout: Duration::from_secs(10),
         total_timeout: Duration::from_millis(1500),
         max_redirects: 5,
+        // The test servers listen on loopback.
+        egress: EgressPolicy {
+            allow_private_networks: true,
+        },
     })
     .unwrap()
 }

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use callscope_api::auth::{HasPool, create_api_key};
+use callscope_api::egress::EgressPolicy;
 use callscope_api::webhooks::{
     self, DeliveryConfig, claim_due, enqueue_event, spawn_delivery_worker, verify_signature,
 };
@@ -127,10 +128,16 @@ impl Receiver {
     }
 }
 
+/// The receivers listen on loopback, which deliveries refuse by default.
+const LOOPBACK_OK: EgressPolicy = EgressPolicy {
+    allow_private_networks: true,
+};
+
 fn fast_config(max_attempts: u32) -> DeliveryConfig {
     DeliveryConfig {
         poll_interval: Duration::from_millis(20),
         request_timeout: Duration::from_secs(5),
+        egress: LOOPBACK_OK,
         ..DeliveryConfig::exponential(Duration::from_millis(50), 2, max_attempts)
     }
 }
@@ -226,7 +233,7 @@ async fn delivered_on_third_attempt_with_valid_signatures_and_a_log() {
         .unwrap();
 
     let (stop, shutdown) = shutdown_signal();
-    let client = webhooks::default_http_client().unwrap();
+    let client = webhooks::default_http_client(LOOPBACK_OK).unwrap();
     let worker = spawn_delivery_worker(db.pool.clone(), client, fast_config(5), shutdown);
     wait_for_status(&db.pool, &event_id, "delivered").await;
     stop.send(()).unwrap();
@@ -316,7 +323,7 @@ async fn always_failing_receiver_goes_dead_then_redelivery_succeeds() {
         .await
         .unwrap();
     let (stop, shutdown) = shutdown_signal();
-    let client = webhooks::default_http_client().unwrap();
+    let client = webhooks::default_http_client(LOOPBACK_OK).unwrap();
     let worker = spawn_delivery_worker(db.pool.clone(), client, fast_config(4), shutdown);
     wait_for_status(&db.pool, &event_id, "dead").await;
     // Give the worker a few more polls: a dead row must not be attempted again.
@@ -402,7 +409,7 @@ async fn events_of_one_organization_never_reach_another() {
     let (stop, shutdown) = shutdown_signal();
     let worker = spawn_delivery_worker(
         db.pool.clone(),
-        webhooks::default_http_client().unwrap(),
+        webhooks::default_http_client(LOOPBACK_OK).unwrap(),
         fast_config(3),
         shutdown,
     );
@@ -519,7 +526,7 @@ async fn a_claimed_row_whose_lease_expired_is_retried_once() {
     let (stop, shutdown) = shutdown_signal();
     let worker = spawn_delivery_worker(
         db.pool.clone(),
-        webhooks::default_http_client().unwrap(),
+        webhooks::default_http_client(LOOPBACK_OK).unwrap(),
         fast_config(5),
         shutdown,
     );
@@ -582,7 +589,7 @@ async fn two_workers_never_send_the_same_row() {
     }
     let mut config = fast_config(3);
     config.batch_size = 4;
-    let client = webhooks::default_http_client().unwrap();
+    let client = webhooks::default_http_client(LOOPBACK_OK).unwrap();
     let (stop1, s1) = shutdown_signal();
     let (stop2, s2) = shutdown_signal();
     let w1 = spawn_delivery_worker(db.pool.clone(), client.clone(), config.clone(), s1);
@@ -765,7 +772,7 @@ async fn a_hanging_receiver_times_out_and_is_retried() {
     let (stop, shutdown) = shutdown_signal();
     let worker = spawn_delivery_worker(
         db.pool.clone(),
-        webhooks::default_http_client().unwrap(),
+        webhooks::default_http_client(LOOPBACK_OK).unwrap(),
         config,
         shutdown,
     );

@@ -18,6 +18,7 @@ use super::events::Emitter;
 use super::messages::{self, Message, NewMessage, StatusChange};
 use super::model::{ChannelKind, ContentType, DeliveryStatus, Direction, SenderType};
 use super::whatsapp::graph::{self, Outgoing};
+use crate::egress::EgressPolicy;
 use crate::ids::now_ms;
 use crate::webhooks::{Subscribers, enqueue_event_to};
 
@@ -137,6 +138,7 @@ pub async fn send(
     org_id: &str,
     conversation_id: &str,
     req: OutboundRequest,
+    egress: EgressPolicy,
 ) -> Result<(Message, String), MessagingError> {
     req.validate()?;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -221,6 +223,7 @@ pub async fn send(
         channel.wa_access_token.as_deref().unwrap_or(""),
         &to,
         &outgoing,
+        egress,
     )
     .await;
     let change = match result {

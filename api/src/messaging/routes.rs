@@ -374,6 +374,13 @@ async fn send_message(
         sender_type,
         sender_id,
     };
-    let (m, kind) = outbound::send(&state.pool, &org.org_id, &id, req).await?;
+    let (m, kind) = outbound::send(
+        &state.pool,
+        &org.org_id,
+        &id,
+        req,
+        state.config.egress.policy(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(messages::view(&m, &kind))))
 }

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::WebhookError;
 use super::outbox::{AfterFailure, AttemptOutcome, ClaimedDelivery, claim_due, record_attempt};
 use super::signature::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header};
+use crate::egress::EgressPolicy;
 use crate::ids::now_ms;
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,9 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// Bytes of the response body kept in the log.
     pub snippet_bytes: usize,
+    /// Destinations allowed; the client's resolver enforces it for host names, this for
+    /// endpoints registered with an IP literal.
+    pub egress: EgressPolicy,
 }
 
 impl Default for DeliveryConfig {
@@ -53,6 +57,9 @@ impl Default for DeliveryConfig {
             batch_size: 32,
             concurrency: 8,
             snippet_bytes: 1024,
+            egress: EgressPolicy {
+                allow_private_networks: false,
+            },
         }
     }
 }
@@ -103,9 +110,10 @@ fn ms(d: Duration) -> i64 {
 
 /// An HTTP client suited to deliveries: no redirects (a receiver that moved must be
 /// re-registered; following would re-send signed bodies to wherever a 3xx points), bounded
-/// connect time.
-pub fn default_http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// connect time, and only the destinations `egress` allows.
+pub fn default_http_client(egress: EgressPolicy) -> Result<reqwest::Client, reqwest::Error> {
+    egress
+        .client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("callscope-webhooks/", env!("CARGO_PKG_VERSION")))
@@ -152,6 +160,13 @@ async fn send_once(
         response_snippet: None,
         error: None,
     };
+    // An IP-literal URL never reaches the client's guarded resolver.
+    if let Ok(url) = reqwest::Url::parse(&delivery.url)
+        && let Err(refused) = config.egress.check_url(&url)
+    {
+        outcome.error = Some(refused.to_string());
+        return outcome;
+    }
     match request.send().await {
         Ok(mut response) => {
             outcome.status_code = Some(response.status().as_u16());

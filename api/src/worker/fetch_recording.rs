@@ -45,8 +45,11 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     let original_name = url_file_name(&payload.url);
     let ext = ingest::safe_extension(original_name.as_deref()).unwrap_or_else(|| "bin".into());
     let dest = state.incoming_dir().join(format!("fetch-{}.{ext}", job.id));
-    let fetcher = RemoteFetcher::new(FetchConfig::default())
-        .map_err(|e| JobError::Transient(e.to_string()))?;
+    let fetcher = RemoteFetcher::new(FetchConfig {
+        egress: state.config.egress.policy(),
+        ..FetchConfig::default()
+    })
+    .map_err(|e| JobError::Transient(e.to_string()))?;
     let req = FetchRequest {
         url: payload.url.clone(),
         dest: dest.clone(),
@@ -63,6 +66,7 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
         Err(e) => {
             let code = match e {
                 crate::remote_fetch::FetchError::TooLarge { .. } => "payload_too_large",
+                crate::remote_fetch::FetchError::Forbidden(_) => "recording_url_forbidden",
                 _ => "recording_fetch_failed",
             };
             calls::mark_failed(&state.pool, org_id, &call.id, code, &e.to_string()).await?;

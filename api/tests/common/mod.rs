@@ -30,6 +30,9 @@ pub fn test_config(dir: &Path) -> Config {
     c.workers = 2;
     c.jobs.poll_ms = 50;
     c.jobs.retry_base_ms = 100;
+    // The tests' receivers and recording servers listen on loopback, which the server
+    // refuses by default (api/tests/egress.rs tests that refusal).
+    c.egress.allow_private_networks = true;
     c
 }
 

@@ -7,15 +7,24 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::egress::EgressPolicy;
+
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com/v21.0";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_ERROR_CHARS: usize = 1000;
 
-/// One client for all sends: it pools connections to the Graph host.
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
+/// One client per egress policy for all sends: it pools connections to the Graph host.
+fn client(egress: EgressPolicy) -> &'static reqwest::Client {
+    static PUBLIC_ONLY: OnceLock<reqwest::Client> = OnceLock::new();
+    static ANY: OnceLock<reqwest::Client> = OnceLock::new();
+    let slot = if egress.allow_private_networks {
+        &ANY
+    } else {
+        &PUBLIC_ONLY
+    };
+    slot.get_or_init(|| {
+        egress
+            .client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .timeout(REQUEST_TIMEOUT)
@@ -111,13 +120,24 @@ pub async fn send(
     access_token: &str,
     to: &str,
     msg: &Outgoing<'_>,
+    egress: EgressPolicy,
 ) -> Result<String, SendError> {
     let url = format!(
         "{}/{}/messages",
         base_url.trim_end_matches('/'),
         phone_number_id
     );
-    let response = client()
+    // The channel's Graph base URL is an organization's setting: the same destination rules
+    // as webhooks (an IP literal never reaches the guarded resolver).
+    if let Ok(parsed) = reqwest::Url::parse(&url)
+        && let Err(refused) = egress.check_url(&parsed)
+    {
+        return Err(SendError {
+            code: "forbidden_destination".into(),
+            message: cut(&refused.to_string()),
+        });
+    }
+    let response = client(egress)
         .post(&url)
         .bearer_auth(access_token)
         .json(&request_body(to, msg))
