@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod analysis;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod crm;
@@ -16,6 +17,7 @@ pub mod metadata_fields;
 pub mod model_fetch;
 pub mod permissions;
 pub mod remote_fetch;
+pub mod retention;
 pub mod server;
 pub mod sip;
 pub mod store;
