@@ -291,6 +291,15 @@ async fn purge_applies_each_period_separately_and_spares_held_calls_and_other_or
     );
     let (st, _) = status_of(&server, key, &format!("/api/v1/calls/{old}/analysis")).await;
     assert_eq!(st, 200, "insights kept forever");
+    let (st, e) = call(
+        &server,
+        &Cred::Key(key),
+        Method::POST,
+        &format!("/api/v1/calls/{old}/reanalyze"),
+        None,
+    )
+    .await;
+    assert_eq!((st, e["code"].as_str()), (410, Some("transcript_purged")), "{e}");
     let (st, detail) = status_of(&server, key, &format!("/api/v1/calls/{old}")).await;
     assert_eq!(st, 200, "the call row stays");
     assert!(detail["recording"].is_null());

@@ -72,6 +72,15 @@ async fn reanalyze_call(
     {
         return Err(ApiError::not_found("call"));
     }
+    // With its transcript purged there is nothing left to analyse.
+    let kept = crate::retention::call_state::get(&state.pool, &org.org_id, &id).await?;
+    if let Some(at) = kept.transcript_purged_at {
+        return Err(crate::retention::routes::purged(
+            "transcript",
+            "transcript_purged",
+            at,
+        ));
+    }
     let job_id = run::enqueue_reanalysis(&state.pool, &org.org_id, &id).await?;
     state.jobs_ready.notify_waiters();
     Ok((

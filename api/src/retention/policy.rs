@@ -109,7 +109,7 @@ pub async fn get<'e>(
     ex: impl SqliteExecutor<'e>,
     org_id: &str,
 ) -> Result<(RetentionPolicy, Option<i64>), sqlx::Error> {
-    let row: Option<(Option<i64>, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+    let row: Option<PolicyRow> = sqlx::query_as(
         "SELECT recordings_days, transcripts_days, insights_days, updated_at
          FROM retention_policies WHERE org_id = $1",
     )
@@ -117,16 +117,16 @@ pub async fn get<'e>(
     .fetch_optional(ex)
     .await?;
     Ok(match row {
-        Some((r, t, i, at)) => (
-            RetentionPolicy {
-                recordings_days: r,
-                transcripts_days: t,
-                insights_days: i,
-            },
-            Some(at),
-        ),
+        Some(r) => (r.policy, Some(r.updated_at)),
         None => (RetentionPolicy::default(), None),
     })
+}
+
+#[derive(sqlx::FromRow)]
+struct PolicyRow {
+    #[sqlx(flatten)]
+    policy: RetentionPolicy,
+    updated_at: i64,
 }
 
 pub async fn put<'e>(
