@@ -299,7 +299,11 @@ async fn purge_applies_each_period_separately_and_spares_held_calls_and_other_or
         None,
     )
     .await;
-    assert_eq!((st, e["code"].as_str()), (410, Some("transcript_purged")), "{e}");
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (410, Some("transcript_purged")),
+        "{e}"
+    );
     let (st, detail) = status_of(&server, key, &format!("/api/v1/calls/{old}")).await;
     assert_eq!(st, 200, "the call row stays");
     assert!(detail["recording"].is_null());
@@ -543,6 +547,49 @@ async fn audit_log_records_sign_ins_settings_downloads_and_keys_per_organization
     .await;
     assert_eq!(st, 204);
 
+    // A tracker and a user, each created then deleted.
+    let (st, t) = call(
+        &server,
+        &admin,
+        Method::POST,
+        "/api/v1/trackers",
+        Some(
+            json!({"kind": "smart", "name": "Churn risk", "category": "objection",
+                    "active": true, "examples": ["I want to cancel my subscription"]}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
+    let tracker = t["id"].as_str().unwrap().to_string();
+    let (st, _) = call(
+        &server,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/trackers/{tracker}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, u) = call(
+        &server,
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"name": "Temp", "extension": "4001", "password": "a long enough password", "role": "agent"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{u}");
+    let user = u["id"].as_str().unwrap().to_string();
+    let (st, _) = call(
+        &server,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/users/{user}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
+
     let all = audit_all(&server, &admin, "").await;
     let acts = actions(&all);
     for wanted in [
@@ -555,6 +602,10 @@ async fn audit_log_records_sign_ins_settings_downloads_and_keys_per_organization
         "settings.recording.updated",
         "api_key.created",
         "api_key.revoked",
+        "analysis_config.created",
+        "analysis_config.deleted",
+        "user.created",
+        "user.deleted",
     ] {
         assert!(
             acts.iter().any(|a| a == wanted),
@@ -571,6 +622,18 @@ async fn audit_log_records_sign_ins_settings_downloads_and_keys_per_organization
     let text = serde_json::to_string(&all).unwrap();
     assert!(!text.contains("not the password at all") && !text.contains(PASSWORD));
     assert!(!text.contains(&new_key));
+    assert!(!text.contains("a long enough password"));
+    let created = all.iter().find(|e| e["action"] == "user.created").unwrap();
+    assert_eq!(created["target"], json!({"type": "user", "id": user}));
+    assert_eq!(created["details"]["role"], "agent");
+    let tracker_entry = all
+        .iter()
+        .find(|e| e["action"] == "analysis_config.created")
+        .unwrap();
+    assert_eq!(
+        tracker_entry["target"],
+        json!({"type": "tracker", "id": tracker})
+    );
 
     let failed: Vec<&Value> = all
         .iter()
