@@ -136,6 +136,13 @@ async fn age(server: &TestServer, call_id: &str, days: i64) {
     assert_eq!(n, 1);
 }
 
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 async fn recording_path(server: &TestServer, call_id: &str) -> std::path::PathBuf {
     let p: String = sqlx::query_scalar("SELECT path FROM recordings WHERE call_id = $1")
         .bind(call_id)
@@ -209,13 +216,31 @@ async fn purge_applies_each_period_separately_and_spares_held_calls_and_other_or
     let held = processed_call(&server, key).await;
     let new = processed_call(&server, key).await;
     let other = processed_call(&server, &b.key).await;
-    for (id, days) in [(&old, 100), (&mid, 45), (&held, 100), (&other, 100)] {
+    let busy = processed_call(&server, key).await;
+    for (id, days) in [
+        (&old, 100),
+        (&mid, 45),
+        (&held, 100),
+        (&other, 100),
+        (&busy, 100),
+    ] {
         age(&server, id, days).await;
     }
     let mut files = Vec::new();
-    for id in [&old, &mid, &held, &new, &other] {
+    for id in [&old, &mid, &held, &new, &other, &busy] {
         files.push(recording_path(&server, id).await);
     }
+    // A call with work queued for it (a re-analysis due tomorrow) is still in the pipeline.
+    sqlx::query(
+        "INSERT INTO jobs (id, org_id, kind, payload, status, run_after, created_at, updated_at)
+         VALUES ('job-busy', $1, 'analyze_call', $2, 'queued', $3, $3, $3)",
+    )
+    .bind(&a.id)
+    .bind(json!({ "call_id": busy }).to_string())
+    .bind(chrono_now_ms() + DAY_MS)
+    .execute(server.pool())
+    .await
+    .unwrap();
     assert!(files.iter().all(|f| f.exists()));
     let (st, analysis) = status_of(&server, key, &format!("/api/v1/calls/{old}/analysis")).await;
     assert_eq!(
@@ -245,6 +270,9 @@ async fn purge_applies_each_period_separately_and_spares_held_calls_and_other_or
     assert_eq!(st, 200, "{h}");
     assert_eq!(h["legal_hold"]["held"], true);
 
+    // A file already gone (removed by hand, or by a run that crashed after its commit) is
+    // counted, not an error.
+    std::fs::remove_file(&files[1]).unwrap();
     let (st, run) = call(
         &server,
         &Cred::Key(key),
@@ -262,13 +290,15 @@ async fn purge_applies_each_period_separately_and_spares_held_calls_and_other_or
         "{run}"
     );
     assert_eq!(purged["insights_calls"], 0, "insights are kept: {run}");
-    // The recording files, and the uploaded transcript file of the old call.
-    assert_eq!(purged["files"]["removed"], 3, "{run}");
+    // Old's recording and its uploaded transcript file; mid's recording was already gone.
+    assert_eq!(purged["files"]["removed"], 2, "{run}");
+    assert_eq!(purged["files"]["already_missing"], 1, "{run}");
     assert_eq!(purged["files"]["failed"], 0, "{run}");
 
     // Files: gone for old and mid, kept for the held, the new and the other org's call.
     assert!(!files[0].exists() && !files[1].exists());
     assert!(files[2].exists() && files[3].exists() && files[4].exists());
+    assert!(files[5].exists(), "a call with queued work is left alone");
 
     // Rows and the API's answers.
     let (st, e) = status_of(&server, key, &format!("/api/v1/calls/{old}/recording")).await;

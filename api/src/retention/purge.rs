@@ -20,9 +20,15 @@ use super::policy::{self, DataKind, RetentionPolicy};
 use crate::audit::{self, AuditActor, Target};
 use crate::ids::now_ms;
 
-/// Calls still in the pipeline are left alone: their job reads the recording and writes
-/// the transcript and analysis.
-const SETTLED: &str = "c.status NOT IN ('received', 'transcribing', 'analyzing')";
+/// Calls still in the pipeline are left alone: a queued or running job reads the recording
+/// and writes the transcript and analysis, and a SIP call still up is being recorded. (Not
+/// the status alone: a SIP call's row says `received` until its recording is processed, and
+/// one that was never recorded keeps it.)
+const SETTLED: &str = "c.status NOT IN ('transcribing', 'analyzing')
+    AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = c.org_id
+        AND j.status IN ('queued', 'running')
+        AND CASE WHEN json_valid(j.payload) THEN json_extract(j.payload, '$.call_id') END = c.id)
+    AND NOT EXISTS (SELECT 1 FROM call_sip s WHERE s.call_id = c.id AND s.end_at IS NULL)";
 const NOT_HELD: &str = "NOT EXISTS (SELECT 1 FROM call_retention h
     WHERE h.call_id = c.id AND h.legal_hold = 1)";
 /// Bounds one run per organization and kind (batches × batch size calls); the rest waits
@@ -305,4 +311,34 @@ async fn remove_files(recordings_dir: &Path, paths: &[String]) -> FileCounts {
         }
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_files_inside_the_recordings_directory_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let recordings = dir.path().join("recordings");
+        std::fs::create_dir_all(&recordings).unwrap();
+        let inside = recordings.join("a.wav");
+        let outside = dir.path().join("elsewhere.wav");
+        std::fs::write(&inside, b"x").unwrap();
+        std::fs::write(&outside, b"x").unwrap();
+        let sneaky = recordings.join("..").join("elsewhere.wav");
+        let paths = [&inside, &outside, &sneaky, &recordings.join("gone.wav")]
+            .map(|p| p.to_string_lossy().into_owned());
+        let c = remove_files(&recordings, &paths).await;
+        assert_eq!(
+            c,
+            FileCounts {
+                removed: 1,
+                already_missing: 1,
+                failed: 2
+            }
+        );
+        assert!(!inside.exists());
+        assert!(outside.exists());
+    }
 }
