@@ -887,6 +887,82 @@ async fn roles_without_the_right_are_refused_and_bad_input_changes_nothing() {
     )
     .await;
     assert_eq!((st, e["code"].as_str()), (422, Some("validation_error")));
+    // A held call's contact cannot be erased until the hold is released.
+    let wav = std::fs::read(stereo_call(server.dir.path())).unwrap();
+    let (st, created) = server
+        .upload(
+            &a.key,
+            "call.wav",
+            wav,
+            &[("customer_phone", "+14155550123")],
+            None,
+        )
+        .await;
+    assert_eq!(st, 202, "{created}");
+    let with_contact = created["id"].as_str().unwrap().to_string();
+    let detail = server.wait_done(&a.key, &with_contact).await;
+    let contact = detail["contact_id"].as_str().unwrap().to_string();
+    let (st, _) = call(
+        &server,
+        &Cred::Key(&a.key),
+        Method::PUT,
+        &format!("/api/v1/calls/{with_contact}/legal-hold"),
+        Some(json!({"held": true, "reason": "litigation"})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, e) = call(
+        &server,
+        &Cred::Key(&a.key),
+        Method::DELETE,
+        &format!("/api/v1/contacts/{contact}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 409, "{e}");
+    assert_eq!(e["details"]["reason"], "legal_hold");
+    assert_eq!(e["details"]["held_calls"], json!([with_contact]));
+    let r = server
+        .get(&a.key, &format!("/api/v1/calls/{with_contact}/recording"))
+        .await;
+    assert_eq!(r.status(), 200, "nothing was deleted");
+    let (st, _) = call(
+        &server,
+        &Cred::Key(&a.key),
+        Method::PUT,
+        &format!("/api/v1/calls/{with_contact}/legal-hold"),
+        Some(json!({"held": false})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, e) = call(
+        &server,
+        &Cred::Key(&a.key),
+        Method::DELETE,
+        &format!("/api/v1/contacts/{contact}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{e}");
+    let erased = audit_all(&server, &Cred::Key(&a.key), "action=contact.deleted").await;
+    assert_eq!(erased.len(), 1);
+    assert_eq!(
+        erased[0]["target"],
+        json!({"type": "contact", "id": contact})
+    );
+    assert_eq!(erased[0]["details"]["deleted"]["calls"], 1);
+    let holds = audit_all(&server, &Cred::Key(&a.key), "target_type=call").await;
+    assert_eq!(
+        actions(&holds),
+        vec![
+            "call.legal_hold.released",
+            "recording.downloaded",
+            "call.legal_hold.set",
+            "call.legal_hold.set"
+        ],
+        "{holds:?}"
+    );
+
     let (st, _) = call(
         &server,
         &Cred::Key(&a.key),
