@@ -48,6 +48,7 @@ pub struct Config {
     pub analysis: AnalysisSettings,
     pub diarization: DiarizationSettings,
     pub egress: EgressSettings,
+    pub retention: RetentionSettings,
 }
 
 /// `[egress]`: where the server may connect on an organization's behalf (recording
@@ -64,6 +65,27 @@ impl EgressSettings {
     pub fn policy(&self) -> crate::egress::EgressPolicy {
         crate::egress::EgressPolicy {
             allow_private_networks: self.allow_private_networks,
+        }
+    }
+}
+
+/// `[retention]`: the scheduled purge of data past each organization's retention periods
+/// (the periods themselves are per organization: `/api/v1/settings/retention`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Seconds between purge runs; the first runs this long after start-up. 0 turns the
+    /// scheduled purge off (the manual `POST /api/v1/settings/retention/run` still works).
+    pub purge_interval_s: u64,
+    /// Calls handled per transaction, so a large backlog never holds the write lock long.
+    pub batch_calls: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            purge_interval_s: 3_600,
+            batch_calls: 200,
         }
     }
 }
@@ -416,6 +438,7 @@ impl Default for Config {
             analysis: AnalysisSettings::default(),
             diarization: DiarizationSettings::default(),
             egress: EgressSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -537,6 +560,14 @@ impl Config {
             "CALLSCOPE_DIARIZATION_RESEGMENT_PASSES" => {
                 self.diarization.resegment_passes =
                     parse("CALLSCOPE_DIARIZATION_RESEGMENT_PASSES", value)?
+            }
+            "CALLSCOPE_RETENTION_PURGE_INTERVAL_S" => {
+                self.retention.purge_interval_s =
+                    parse("CALLSCOPE_RETENTION_PURGE_INTERVAL_S", value)?
+            }
+            "CALLSCOPE_RETENTION_BATCH_CALLS" => {
+                let n: u32 = parse("CALLSCOPE_RETENTION_BATCH_CALLS", value)?;
+                self.retention.batch_calls = n.max(1);
             }
             "CALLSCOPE_ASR_MODEL_PATH" => self.asr.model_path = optional(value).map(PathBuf::from),
             "CALLSCOPE_ASR_LANGUAGE" => self.asr.language = optional(value),
@@ -843,6 +874,34 @@ mod tests {
             Err(ConfigError::Parse { .. })
         ));
     }
+    #[test]
+    fn retention_settings_from_file_and_env() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(c.retention.purge_interval_s, 3_600);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[retention]\npurge_interval_s = 600\nbatch_calls = 50\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&f), Vec::new()).unwrap();
+        assert_eq!(
+            (c.retention.purge_interval_s, c.retention.batch_calls),
+            (600, 50)
+        );
+        let env = vec![(
+            "CALLSCOPE_RETENTION_PURGE_INTERVAL_S".to_string(),
+            "0".to_string(),
+        )];
+        let c = Config::load_with_env(Some(&f), env).unwrap();
+        assert_eq!(c.retention.purge_interval_s, 0);
+        let bad = vec![(
+            "CALLSCOPE_RETENTION_PURGE_INTERVAL_S".to_string(),
+            "hourly".to_string(),
+        )];
+        assert!(Config::load_with_env(None, bad).is_err());
+    }
 }
 
 #[cfg(test)]
@@ -864,6 +923,10 @@ mod example_file {
         assert_eq!(
             (l.timeout_ms, l.call_budget_ms, l.max_tokens),
             (dl.timeout_ms, dl.call_budget_ms, dl.max_tokens)
+        );
+        assert_eq!(
+            (c.retention.purge_interval_s, c.retention.batch_calls),
+            (d.retention.purge_interval_s, d.retention.batch_calls)
         );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod analysis;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod crm;
@@ -18,6 +19,7 @@ pub mod model_fetch;
 pub mod permissions;
 pub mod realtime;
 pub mod remote_fetch;
+pub mod retention;
 pub mod server;
 pub mod sip;
 pub mod store;

@@ -45,10 +45,16 @@ pub enum Permission {
     AnalyticsRead,
     /// Messaging channels (API inboxes, WhatsApp numbers) and their secrets.
     ChannelsManage,
+    /// The organization's retention policy and running its purge (deletes data).
+    RetentionManage,
+    /// Put calls on legal hold and release them (a held call is never purged).
+    LegalHoldManage,
+    /// Read the audit log.
+    AuditRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 19] = [
         Permission::CallsReadAll,
         Permission::CallsReadOwn,
         Permission::CallsWrite,
@@ -65,6 +71,9 @@ impl Permission {
         Permission::ApiKeysManage,
         Permission::AnalyticsRead,
         Permission::ChannelsManage,
+        Permission::RetentionManage,
+        Permission::LegalHoldManage,
+        Permission::AuditRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +94,9 @@ impl Permission {
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::AnalyticsRead => "analytics.read",
             Permission::ChannelsManage => "channels.manage",
+            Permission::RetentionManage => "retention.manage",
+            Permission::LegalHoldManage => "legal_hold.manage",
+            Permission::AuditRead => "audit.read",
         }
     }
 
@@ -214,6 +226,7 @@ impl Role {
                 ContactsWrite,
                 MessagesWrite,
                 AnalyticsRead,
+                LegalHoldManage,
             ]
             .into_iter()
             .collect(),

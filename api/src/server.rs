@@ -106,6 +106,10 @@ pub async fn start_with(
     sweep_incoming(&state.incoming_dir());
     let (stop, stop_rx) = watch::channel(false);
     let mut workers = crate::worker::spawn_workers(state.clone(), stop_rx.clone());
+    workers.extend(crate::retention::spawn_purge_worker(
+        state.clone(),
+        stop_rx.clone(),
+    ));
     let client = crate::webhooks::default_http_client(state.config.egress.policy())
         .map_err(|e| StartError::Io(std::io::Error::other(e)))?;
     workers.push(state.events.spawn_tail(state.pool.clone(), stop_rx.clone()));
@@ -127,11 +131,15 @@ pub async fn start_with(
     let app = crate::http::router(state.clone());
     let mut http_stop = stop_rx;
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
+        // The peer address reaches handlers (audit entries record it).
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await
     });
     tracing::info!(%addr, "callscope listening");
     Ok(Running {

@@ -139,10 +139,23 @@ async fn login(
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
         .await
         .map_err(ApiError::internal)?;
-    let Some(user) = user.filter(|_| matches) else {
-        metrics::counter!("callscope_agent_login_failures_total").increment(1);
-        return Err(invalid_credentials());
+    let user = match user {
+        Some(u) if matches => u,
+        other => {
+            metrics::counter!("callscope_agent_login_failures_total").increment(1);
+            audit_failed_login(&state, org.as_deref(), other.as_ref(), &body.extension).await;
+            return Err(invalid_credentials());
+        }
     };
+    crate::audit::record_as(
+        &state.pool,
+        &user.org_id,
+        &crate::audit::AuditActor::User(user.id.clone()),
+        crate::audit::actions::LOGIN_SUCCEEDED,
+        crate::audit::Target::new("user", &user.id),
+        json!({ "extension": user.extension }),
+    )
+    .await;
     let ttl_ms = i64::try_from(state.config.agent.session_ttl_hours)
         .unwrap_or(12)
         .saturating_mul(3_600_000);
@@ -176,8 +189,47 @@ async fn login(
     Ok(response)
 }
 
+/// A failed sign-in is recorded in the organization whose domain was given (an unknown
+/// domain belongs to no organization: only the log and the metric see it). Never the password.
+async fn audit_failed_login(
+    state: &AppState,
+    org_id: Option<&str>,
+    user: Option<&users::User>,
+    extension: &str,
+) {
+    let Some(org_id) = org_id else {
+        tracing::info!("agent login failed: unknown domain");
+        return;
+    };
+    let extension: String = extension.trim().chars().take(64).collect();
+    crate::audit::record_as(
+        &state.pool,
+        org_id,
+        &crate::audit::AuditActor::Anonymous,
+        crate::audit::actions::LOGIN_FAILED,
+        crate::audit::Target {
+            kind: "user",
+            id: user.map(|u| u.id.as_str()),
+        },
+        json!({
+            "extension": extension,
+            "reason": if user.is_some() { "wrong_password" } else { "unknown_extension" },
+        }),
+    )
+    .await;
+}
+
 async fn logout(State(state): State<AppState>, agent: AgentCtx) -> ApiResult<Response> {
     sessions::revoke(&state.pool, &agent.token).await?;
+    crate::audit::record_as(
+        &state.pool,
+        &agent.session.org_id,
+        &crate::audit::AuditActor::User(agent.session.user_id.clone()),
+        crate::audit::actions::LOGOUT,
+        crate::audit::Target::new("user", &agent.session.user_id),
+        json!({}),
+    )
+    .await;
     presence::set(
         &state.pool,
         &state.presence,

@@ -83,6 +83,25 @@ async fn show<T: Configured>(
     Ok(Json(view(&row)?))
 }
 
+/// One audit entry per change of a tracker, rule or scorecard template.
+async fn audit_change<T: Configured>(
+    state: &AppState,
+    org: &OrgCtx,
+    action: &str,
+    id: &str,
+    name: Option<&str>,
+) {
+    let kind = T::KIND.noun().replace(' ', "_");
+    crate::audit::record(
+        &state.pool,
+        org,
+        action,
+        crate::audit::Target::new(&kind, id),
+        json!({ "name": name }),
+    )
+    .await;
+}
+
 async fn create<T: Configured>(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -110,6 +129,14 @@ async fn create<T: Configured>(
     let row = store::get(&state.pool, T::KIND, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::internal("created object vanished"))?;
+    audit_change::<T>(
+        &state,
+        &org,
+        "analysis_config.created",
+        &id,
+        Some(&cols.name),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(view(&row)?)))
 }
 
@@ -143,6 +170,14 @@ async fn replace<T: Configured>(
     let row = store::get(&state.pool, T::KIND, &org.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(T::KIND.noun()))?;
+    audit_change::<T>(
+        &state,
+        &org,
+        "analysis_config.updated",
+        &id,
+        Some(&cols.name),
+    )
+    .await;
     Ok(Json(view(&row)?))
 }
 
@@ -153,6 +188,7 @@ async fn remove<T: Configured>(
 ) -> ApiResult<StatusCode> {
     org.require(Permission::CallSettingsManage)?;
     if store::delete(&state.pool, T::KIND, &org.org_id, &id).await? {
+        audit_change::<T>(&state, &org, "analysis_config.deleted", &id, None).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(T::KIND.noun()))

@@ -42,9 +42,13 @@ async fn get_analysis(
     {
         return Err(ApiError::not_found("call"));
     }
-    let stored = call_analyses::get(&state.pool, &org.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("analysis").with_code("not_analysed"))?;
+    let Some(stored) = call_analyses::get(&state.pool, &org.org_id, &id).await? else {
+        let kept = crate::retention::call_state::get(&state.pool, &org.org_id, &id).await?;
+        return Err(match kept.insights_purged_at {
+            Some(at) => crate::retention::routes::purged("analysis", "insights_purged", at),
+            None => ApiError::not_found("analysis").with_code("not_analysed"),
+        });
+    };
     let mut result: Value = serde_json::from_str(&stored.result).map_err(ApiError::internal)?;
     if let Some(obj) = result.as_object_mut() {
         obj.insert("call_id".into(), json!(id));
@@ -67,6 +71,15 @@ async fn reanalyze_call(
         .is_none()
     {
         return Err(ApiError::not_found("call"));
+    }
+    // With its transcript purged there is nothing left to analyse.
+    let kept = crate::retention::call_state::get(&state.pool, &org.org_id, &id).await?;
+    if let Some(at) = kept.transcript_purged_at {
+        return Err(crate::retention::routes::purged(
+            "transcript",
+            "transcript_purged",
+            at,
+        ));
     }
     let job_id = run::enqueue_reanalysis(&state.pool, &org.org_id, &id).await?;
     state.jobs_ready.notify_waiters();
@@ -145,7 +158,14 @@ async fn put_settings(
     settings.check().map_err(ApiError::validation)?;
     let text = serde_json::to_string(&settings).map_err(ApiError::internal)?;
     call_analyses::put_settings(&state.pool, &org.org_id, &text).await?;
-    Ok(Json(
-        serde_json::to_value(settings).map_err(ApiError::internal)?,
-    ))
+    let after = serde_json::to_value(settings).map_err(ApiError::internal)?;
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::ANALYSIS_SETTINGS_UPDATED,
+        crate::audit::Target::kind("settings"),
+        json!({ "after": after }),
+    )
+    .await;
+    Ok(Json(after))
 }

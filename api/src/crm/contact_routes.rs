@@ -155,5 +155,13 @@ pub async fn delete_contact(
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsWrite)?;
     let report = erase::erase_contact(&state.pool, &state.recordings_dir, &org.org_id, &id).await?;
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::CONTACT_DELETED,
+        crate::audit::Target::new("contact", &id),
+        serde_json::json!({ "deleted": report["deleted"], "files": report["files"] }),
+    )
+    .await;
     Ok(Json(report))
 }

@@ -127,6 +127,22 @@ pub async fn erase_contact(
         return Err(CrmError::NotFound("contact"));
     }
     let calls = calls_sub();
+    // A call on legal hold must survive (docs/retention.md); erasing the contact would delete
+    // it, so the erasure waits until the holds are released. Nothing is changed.
+    let held: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT call_id FROM call_retention WHERE org_id = $1 AND legal_hold = 1 AND call_id IN ({calls})"
+    )))
+    .bind(org_id)
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !held.is_empty() {
+        return Err(CrmError::Conflict {
+            message: "the contact has calls on legal hold; release the holds before erasing it"
+                .into(),
+            details: json!({ "reason": "legal_hold", "held_calls": held }),
+        });
+    }
     let mut files: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT path FROM recordings WHERE org_id = $1 AND call_id IN ({calls})"
     )))

@@ -140,5 +140,14 @@ pub async fn put_route(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Json(view(&s, &state.config.default_region)))
+    let after = view(&s, &state.config.default_region);
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::CRM_SETTINGS_UPDATED,
+        crate::audit::Target::kind("settings"),
+        serde_json::json!({ "after": after }),
+    )
+    .await;
+    Ok(Json(after))
 }

@@ -133,6 +133,14 @@ async fn create_key(
     .bind(&created.id)
     .fetch_one(&state.pool)
     .await?;
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::API_KEY_CREATED,
+        crate::audit::Target::new("api_key", &created.id),
+        json!({ "name": name, "permissions": wanted.names(), "expires_at": b.expires_at }),
+    )
+    .await;
     let mut body = view(&row);
     // Shown this once.
     body["key"] = json!(created.key);
@@ -154,6 +162,14 @@ async fn revoke_key(
     .execute(&state.pool)
     .await?;
     if done.rows_affected() == 1 {
+        crate::audit::record(
+            &state.pool,
+            &org,
+            crate::audit::actions::API_KEY_REVOKED,
+            crate::audit::Target::new("api_key", &id),
+            json!({}),
+        )
+        .await;
         return Ok(StatusCode::NO_CONTENT);
     }
     // Already revoked is done; someone else's (or nobody's) is not found.

@@ -95,6 +95,10 @@ pub async fn get_call(
         .map(views::recording)
         .unwrap_or(Value::Null);
     body["segments"] = Value::Array(segs.iter().map(views::segment).collect());
+    let (hold, retention) =
+        crate::retention::routes::call_fields(&state, &org.org_id, &id, call.created_at).await?;
+    body["legal_hold"] = hold;
+    body["retention"] = retention;
     if call.source == "sip" {
         let sip = crate::sip::call_records::get(&state.pool, &org.org_id, &id).await?;
         body["sip"] = sip

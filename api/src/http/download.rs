@@ -98,18 +98,33 @@ pub async fn download_recording(
     crate::store::calls::get_visible_call(&state.pool, &org.call_access()?, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("recording"))?;
-    let rec = recordings::get_for_call(&state.pool, &org.org_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("recording"))?;
+    let Some(rec) = recordings::get_for_call(&state.pool, &org.org_id, &id).await? else {
+        let kept = crate::retention::call_state::get(&state.pool, &org.org_id, &id).await?;
+        return Err(match kept.recording_purged_at {
+            Some(at) => crate::retention::routes::purged("recording", "recording_purged", at),
+            None => ApiError::not_found("recording"),
+        });
+    };
     let mut file = tokio::fs::File::open(&rec.path).await.map_err(|e| {
         tracing::error!(call_id = %id, path = %rec.path, error = %e, "recording file missing");
         ApiError::not_found("recording")
     })?;
     let size = file.metadata().await.map_err(ApiError::internal)?.len();
-    let range = parse_range(
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
-        size,
-    );
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = parse_range(range_header, size);
+    // A player seeks with Range requests; a download takes the whole file.
+    let action = match range_header {
+        Some(_) => crate::audit::actions::RECORDING_PLAYED,
+        None => crate::audit::actions::RECORDING_DOWNLOADED,
+    };
+    crate::audit::record(
+        &state.pool,
+        &org,
+        action,
+        crate::audit::Target::new("call", &id),
+        serde_json::json!({ "range": range_header.map(|r| r.chars().take(100).collect::<String>()) }),
+    )
+    .await;
     let ctype = HeaderValue::from_static(content_type(rec.format.as_deref()));
     let (status, start, len) = match range {
         RangeRequest::Full => (StatusCode::OK, 0, size),

@@ -62,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::routes())
         .merge(crate::messaging::routes())
         .merge(crate::crm::routes())
+        .merge(crate::retention::routes::routes())
+        .merge(crate::audit::routes::routes())
         // Layers run outside-in from the last: rate limit, then idempotency, then the route.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -79,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         // The agents' softphone page (GET / redirects to it).
         .merge(crate::web::routes::<AppState>())
         .layer(axum::middleware::from_fn(metrics::track))
+        // The client's address for audit entries (crate::audit).
+        .layer(axum::middleware::from_fn(crate::audit::capture_client_ip))
         // One INFO span per request (method, path) and one line per response with status and
         // latency: visible at the default log level.
         .layer(

@@ -19,7 +19,16 @@ pub async fn get_transcript(
     let ext = file
         .strip_prefix("transcript.")
         .ok_or_else(|| ApiError::not_found("resource"))?;
-    render(&state, &org.call_access()?, &id, ext).await
+    let response = render(&state, &org.call_access()?, &id, ext).await?;
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::TRANSCRIPT_DOWNLOADED,
+        crate::audit::Target::new("call", &id),
+        serde_json::json!({ "format": ext }),
+    )
+    .await;
+    Ok(response)
 }
 
 /// Render the call's stored segments in `ext` (json, vtt, srt or txt).
@@ -40,6 +49,16 @@ pub async fn render(
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
     let rows = segments::list_for_call(&state.pool, &access.org_id, call_id).await?;
+    if rows.is_empty() {
+        let kept = crate::retention::call_state::get(&state.pool, &access.org_id, call_id).await?;
+        if let Some(at) = kept.transcript_purged_at {
+            return Err(crate::retention::routes::purged(
+                "transcript",
+                "transcript_purged",
+                at,
+            ));
+        }
+    }
     let segs: Vec<_> = rows.iter().map(|r| r.to_segment()).collect();
     Ok(([(header::CONTENT_TYPE, ctype)], render(&segs)).into_response())
 }

@@ -160,6 +160,14 @@ async fn create_user(
         },
     )
     .await?;
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::USER_CREATED,
+        crate::audit::Target::new("user", &user.id),
+        json!({ "extension": user.extension, "role": role.as_str() }),
+    )
+    .await;
     let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
     Ok((
         StatusCode::CREATED,
@@ -193,10 +201,18 @@ async fn delete_user(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     org.require(Permission::UsersManage)?;
-    deleted(
-        users::delete_user(&state.pool, &org.org_id, &id).await?,
-        "user",
-    )
+    let removed = users::delete_user(&state.pool, &org.org_id, &id).await?;
+    if removed {
+        crate::audit::record(
+            &state.pool,
+            &org,
+            crate::audit::actions::USER_DELETED,
+            crate::audit::Target::new("user", &id),
+            json!({}),
+        )
+        .await;
+    }
+    deleted(removed, "user")
 }
 
 // ---------------------------------------------------------------- trunks

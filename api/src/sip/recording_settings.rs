@@ -71,6 +71,14 @@ async fn put_org_setting(
         .execute(&state.pool)
         .await?;
     reload(&state).await?;
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::RECORDING_SETTINGS_UPDATED,
+        crate::audit::Target::kind("settings"),
+        json!({ "record_calls": body.record_calls }),
+    )
+    .await;
     Ok(Json(org_view(&state, &org.org_id).await?))
 }
 
@@ -120,7 +128,17 @@ async fn put_trunk_setting(
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::CallSettingsManage)?;
     let body = json_body(body)?;
-    put_row_setting(&state, &org.org_id, &id, Scope::Trunk, body).await
+    let record_calls = body.record_calls;
+    let out = put_row_setting(&state, &org.org_id, &id, Scope::Trunk, body).await?;
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::RECORDING_SETTINGS_UPDATED,
+        crate::audit::Target::new("trunk", &id),
+        json!({ "record_calls": record_calls }),
+    )
+    .await;
+    Ok(out)
 }
 
 async fn put_route_setting(
@@ -131,5 +149,15 @@ async fn put_route_setting(
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::CallSettingsManage)?;
     let body = json_body(body)?;
-    put_row_setting(&state, &org.org_id, &id, Scope::Route, body).await
+    let record_calls = body.record_calls;
+    let out = put_row_setting(&state, &org.org_id, &id, Scope::Route, body).await?;
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::RECORDING_SETTINGS_UPDATED,
+        crate::audit::Target::new("route", &id),
+        json!({ "record_calls": record_calls }),
+    )
+    .await;
+    Ok(out)
 }

@@ -101,6 +101,18 @@ async fn create_handler<S: HasPool + Send + Sync>(
         },
     )
     .await?;
+    // The host only: a URL's path, query or user info may carry a token.
+    let host = reqwest::Url::parse(&created.endpoint.url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    crate::audit::record(
+        state.pool(),
+        &org,
+        crate::audit::actions::WEBHOOK_ENDPOINT_CREATED,
+        crate::audit::Target::new("webhook_endpoint", &created.endpoint.id),
+        json!({ "host": host, "events": created.endpoint.events }),
+    )
+    .await;
     let mut out = endpoint_json(&created.endpoint);
     // The only response that ever carries the secret.
     out["secret"] = json!(created.secret);
@@ -125,6 +137,14 @@ async fn delete_handler<S: HasPool + Send + Sync>(
 ) -> ApiResult<StatusCode> {
     org.require(Permission::WebhooksManage)?;
     if delete_endpoint(state.pool(), &org.org_id, &id).await? {
+        crate::audit::record(
+            state.pool(),
+            &org,
+            crate::audit::actions::WEBHOOK_ENDPOINT_DELETED,
+            crate::audit::Target::new("webhook_endpoint", &id),
+            json!({}),
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("webhook endpoint"))
