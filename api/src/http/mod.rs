@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::routes())
         .merge(crate::messaging::routes())
         .merge(crate::crm::routes())
+        .merge(crate::analytics::routes())
         // Layers run outside-in from the last: rate limit, then idempotency, then the route.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
