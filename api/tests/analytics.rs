@@ -968,3 +968,94 @@ async fn minute_quota_warns_once_and_refuses_when_used_up() {
         .await;
     assert_eq!(st, 202, "{created}");
 }
+
+/// Scale check (run on demand: `--ignored`): 100 000 calls of one organization, a third of
+/// them with analysis facts, plus 100 000 of another; every report and the full export are
+/// timed. Seeded with SQL straight into the store (uploading 100 000 recordings is not the
+/// point here).
+#[tokio::test]
+#[ignore]
+async fn reports_and_export_at_100k_calls() {
+    let server = TestServer::start(|_| {}).await;
+    let (org, key) = server.org("big").await;
+    let (other, _) = server.org("other").await;
+    let base = ms("2026-06-01T00:00:00Z");
+    let started = Instant::now();
+    for (o, n) in [(&org, 100_000i64), (&other, 100_000)] {
+        let mut tx = server.pool().begin().await.unwrap();
+        for i in 0..n {
+            let id = format!("{o}-{i:06}");
+            sqlx::query(
+                "INSERT INTO calls (id, org_id, external_id, source, direction, agent_identifier, \
+                 started_at, duration_ms, status, metadata, created_at, updated_at) \
+                 VALUES ($1, $2, $1, 'webhook', $3, $4, $5, $6, 'completed', '{}', $5, $5)",
+            )
+            .bind(&id)
+            .bind(o)
+            .bind(if i % 2 == 0 { "inbound" } else { "outbound" })
+            .bind(format!("{}", 1000 + i % 50))
+            .bind(base + i * 150_000)
+            .bind(30_000 + (i % 600) * 1000)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            if i % 3 == 0 {
+                let doc = json!({
+                    "sentiment": {"overall": {"score": ((i % 7) as f64 - 3.0) / 5.0, "label": "neutral"}},
+                    "tracker_hits": [{"tracker_id": format!("t{}", i % 5), "tracker_name": "T"}],
+                    "compliance": if i % 4 == 0 { json!([{"rule_id": "recording-disclosure", "category": "Compliance", "severity": "high"}]) } else { json!([]) },
+                    "scorecard_suggestions": [{"totals": {"percent": (i % 100) as f64}}],
+                });
+                sqlx::query(
+                    "INSERT INTO call_analyses (call_id, org_id, version, result, analysed_at) \
+                     VALUES ($1, $2, 1, $3, $4)",
+                )
+                .bind(&id)
+                .bind(o)
+                .bind(doc.to_string())
+                .bind(base + i)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+    }
+    eprintln!("seeded 200 000 calls in {:?}", started.elapsed());
+    let window = "from=2026-06-01&to=2026-12-01";
+    for path in [
+        "analytics/calls",
+        "analytics/calls",
+        "analytics/agents",
+        "analytics/trackers",
+        "analytics/compliance",
+    ] {
+        let t = Instant::now();
+        let (st, body) = server
+            .get_json(&key, &format!("/api/v1/{path}?{window}"))
+            .await;
+        assert_eq!(st, 200, "{body}");
+        eprintln!("{path}: {:?}", t.elapsed());
+        if path == "analytics/calls" {
+            assert_eq!(body["totals"]["calls"], 100_000);
+        }
+        if path == "analytics/compliance" {
+            assert_eq!(body["analysed_calls"], 33_334);
+        }
+    }
+    let t = Instant::now();
+    let mut resp = server
+        .get(&key, &format!("/api/v1/calls/export.csv?{window}"))
+        .await;
+    let (mut bytes, mut lines, mut chunks) = (0usize, 0usize, 0usize);
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        bytes += chunk.len();
+        chunks += 1;
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    assert_eq!(lines, 100_001);
+    eprintln!(
+        "export.csv: {lines} lines, {bytes} bytes in {chunks} chunks, {:?}",
+        t.elapsed()
+    );
+}

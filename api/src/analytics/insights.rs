@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use sqlx::SqlitePool;
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 /// At most this many analyses are extracted per transaction, and at most `MAX_BATCHES` per
 /// request (500 000 analyses): a first report over a huge backlog stays bounded.
@@ -213,33 +213,51 @@ pub fn extract(result: &str) -> CallFacts {
 
 /// Brings the organization's facts up to date with its stored analyses.
 pub async fn refresh(pool: &SqlitePool, org_id: &str) -> Result<(), sqlx::Error> {
+    let watermark: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(analysed_at) FROM call_insights WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_one(pool)
+            .await?;
+    // Keyset pagination over (analysed_at, call_id) from the look-back point: each analysis
+    // is looked at once per refresh, however many are stale.
+    let mut after: (i64, String) = (
+        watermark.map_or(i64::MIN, |w| w.saturating_sub(LOOK_BACK_MS)),
+        String::new(),
+    );
     for _ in 0..MAX_BATCHES {
-        let watermark: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(analysed_at) FROM call_insights WHERE org_id = $1")
-                .bind(org_id)
-                .fetch_one(pool)
-                .await?;
         // The NOT EXISTS skips those of the look-back window already extracted.
-        let stale: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT a.call_id, a.result, a.analysed_at FROM call_analyses a \
-             WHERE a.org_id = $1 AND a.analysed_at >= $2 \
+        let stale: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT a.call_id, a.analysed_at FROM call_analyses a \
+             WHERE a.org_id = $1 \
+               AND (a.analysed_at > $2 OR (a.analysed_at = $2 AND a.call_id > $3)) \
                AND NOT EXISTS (SELECT 1 FROM call_insights i \
                                WHERE i.call_id = a.call_id AND i.analysed_at = a.analysed_at) \
-             ORDER BY a.analysed_at, a.call_id LIMIT $3",
+             ORDER BY a.analysed_at, a.call_id LIMIT $4",
         )
         .bind(org_id)
-        .bind(watermark.map_or(i64::MIN, |w| w.saturating_sub(LOOK_BACK_MS)))
+        .bind(after.0)
+        .bind(&after.1)
         .bind(BATCH)
         .fetch_all(pool)
         .await?;
-        if stale.is_empty() {
+        let Some(last) = stale.last() else {
             return Ok(());
-        }
-        let mut tx = pool.begin().await?;
-        for (call_id, result, analysed_at) in &stale {
-            let facts = extract(result);
-            write(&mut tx, org_id, call_id, *analysed_at, &facts).await?;
-        }
+        };
+        after = (last.1, last.0.clone());
+        let ids: Vec<&str> = stale.iter().map(|(id, _)| id.as_str()).collect();
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Read again inside the transaction: the newest version is the one extracted.
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT call_id, result, analysed_at FROM call_analyses WHERE org_id = ",
+        );
+        q.push_bind(org_id.to_string());
+        push_in(&mut q, "call_id", &ids);
+        let rows: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+        let extracted: Vec<(String, i64, CallFacts)> = rows
+            .into_iter()
+            .map(|(id, result, at)| (id, at, extract(&result)))
+            .collect();
+        write_batch(&mut tx, org_id, &ids, &extracted).await?;
         tx.commit().await?;
         if (stale.len() as i64) < BATCH {
             return Ok(());
@@ -248,70 +266,104 @@ pub async fn refresh(pool: &SqlitePool, org_id: &str) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-async fn write(
+/// `AND <column> IN (…)` with the values bound.
+fn push_in(q: &mut QueryBuilder<Sqlite>, column: &str, values: &[&str]) {
+    q.push(format!(" AND {column} IN ("));
+    let mut list = q.separated(", ");
+    for v in values {
+        list.push_bind(v.to_string());
+    }
+    q.push(")");
+}
+
+/// Rows per multi-row INSERT: 5 columns × 1 000 stays far below SQLite's bound-parameter limit.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Replaces the facts of `ids` with `facts` in a handful of statements (one per table, not
+/// one per call: a backlog of 100 000 analyses is extracted in seconds, not minutes).
+async fn write_batch(
     conn: &mut sqlx::SqliteConnection,
     org_id: &str,
-    call_id: &str,
-    analysed_at: i64,
-    f: &CallFacts,
+    ids: &[&str],
+    facts: &[(String, i64, CallFacts)],
 ) -> Result<(), sqlx::Error> {
-    for delete in [
-        "DELETE FROM call_insight_flags WHERE org_id = $1 AND call_id = $2",
-        "DELETE FROM call_insight_trackers WHERE org_id = $1 AND call_id = $2",
-        "DELETE FROM call_insights WHERE org_id = $1 AND call_id = $2",
+    for table in [
+        "call_insight_flags",
+        "call_insight_trackers",
+        "call_insights",
     ] {
-        sqlx::query(delete)
-            .bind(org_id)
-            .bind(call_id)
-            .execute(&mut *conn)
-            .await?;
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM ");
+        q.push(table);
+        q.push(" WHERE org_id = ");
+        q.push_bind(org_id.to_string());
+        push_in(&mut q, "call_id", ids);
+        q.build().execute(&mut *conn).await?;
     }
-    sqlx::query(
-        "INSERT INTO call_insights (call_id, org_id, analysed_at, sentiment_score, sentiment_label, \
-         call_type, agent_talk_ms, flags, disclosure_missing, tracker_hits, suggested_qa_percent, \
-         flag_summary, tracker_summary) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(call_id)
-    .bind(org_id)
-    .bind(analysed_at)
-    .bind(f.sentiment_score)
-    .bind(&f.sentiment_label)
-    .bind(&f.call_type)
-    .bind(f.agent_talk_ms)
-    .bind(f.flags)
-    .bind(i64::from(f.disclosure_missing))
-    .bind(f.tracker_hits())
-    .bind(f.suggested_qa_percent)
-    .bind(f.flag_summary())
-    .bind(f.tracker_summary())
-    .execute(&mut *conn)
-    .await?;
-    for ((category, severity), n) in &f.flags_by_category {
-        sqlx::query(
-            "INSERT INTO call_insight_flags (call_id, org_id, category, severity, flags) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(call_id)
-        .bind(org_id)
-        .bind(category)
-        .bind(severity)
-        .bind(n)
-        .execute(&mut *conn)
-        .await?;
+    // 13 columns: at most BATCH (500) rows per statement.
+    if !facts.is_empty() {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO call_insights (call_id, org_id, analysed_at, sentiment_score, \
+             sentiment_label, call_type, agent_talk_ms, flags, disclosure_missing, tracker_hits, \
+             suggested_qa_percent, flag_summary, tracker_summary) ",
+        );
+        q.push_values(facts, |mut row, (call_id, analysed_at, f)| {
+            row.push_bind(call_id.clone())
+                .push_bind(org_id.to_string())
+                .push_bind(*analysed_at)
+                .push_bind(f.sentiment_score)
+                .push_bind(f.sentiment_label.clone())
+                .push_bind(f.call_type.clone())
+                .push_bind(f.agent_talk_ms)
+                .push_bind(f.flags)
+                .push_bind(i64::from(f.disclosure_missing))
+                .push_bind(f.tracker_hits())
+                .push_bind(f.suggested_qa_percent)
+                .push_bind(f.flag_summary())
+                .push_bind(f.tracker_summary());
+        });
+        q.build().execute(&mut *conn).await?;
     }
-    for (tracker_id, (name, n)) in &f.trackers {
-        sqlx::query(
-            "INSERT INTO call_insight_trackers (call_id, org_id, tracker_id, tracker_name, hits) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(call_id)
-        .bind(org_id)
-        .bind(tracker_id)
-        .bind(name)
-        .bind(n)
-        .execute(&mut *conn)
-        .await?;
+    let flags: Vec<(&str, &str, &str, i64)> = facts
+        .iter()
+        .flat_map(|(id, _, f)| {
+            f.flags_by_category
+                .iter()
+                .map(move |((c, s), n)| (id.as_str(), c.as_str(), s.as_str(), *n))
+        })
+        .collect();
+    for chunk in flags.chunks(ROWS_PER_INSERT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO call_insight_flags (call_id, org_id, category, severity, flags) ",
+        );
+        q.push_values(chunk, |mut row, (id, category, severity, n)| {
+            row.push_bind(id.to_string())
+                .push_bind(org_id.to_string())
+                .push_bind(category.to_string())
+                .push_bind(severity.to_string())
+                .push_bind(*n);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    let trackers: Vec<(&str, &str, Option<&str>, i64)> = facts
+        .iter()
+        .flat_map(|(id, _, f)| {
+            f.trackers
+                .iter()
+                .map(move |(t, (name, n))| (id.as_str(), t.as_str(), name.as_deref(), *n))
+        })
+        .collect();
+    for chunk in trackers.chunks(ROWS_PER_INSERT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO call_insight_trackers (call_id, org_id, tracker_id, tracker_name, hits) ",
+        );
+        q.push_values(chunk, |mut row, (id, tracker, name, n)| {
+            row.push_bind(id.to_string())
+                .push_bind(org_id.to_string())
+                .push_bind(tracker.to_string())
+                .push_bind(name.map(str::to_string))
+                .push_bind(*n);
+        });
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
