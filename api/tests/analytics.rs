@@ -255,6 +255,23 @@ async fn reports_are_exact_scoped_and_exported() {
     assert_eq!(st, 201);
     let tracker: Value = tracker.json().await.unwrap();
     let tracker_id = tracker["id"].as_str().unwrap().to_string();
+    // A scorecard answered by the tracker: every call naming the bill is suggested 100 %.
+    let r = server
+        .http
+        .post(server.url("/api/v1/scorecard-templates"))
+        .header("x-api-key", &key)
+        .json(&json!({
+            "name": "Billing QA",
+            "criteria": [{"id": "price", "title": "Price discussed", "weight": 1.0, "max_score": 1.0,
+                "answer_type": {"type": "yes_no"},
+                "binding": {"kind": "tracker_hit", "tracker_id": tracker_id, "present": true}}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let template: Value = r.json().await.unwrap();
+    let template_id = template["id"].as_str().unwrap().to_string();
 
     // Acme: three uploaded calls (8 s recordings), two PBX calls in the window, one outside,
     // and one refused upload.
@@ -297,6 +314,18 @@ async fn reports_are_exact_scoped_and_exported() {
         let (_, call) = server.get_json(&key, &format!("/api/v1/calls/{id}")).await;
         assert_eq!(call["recording"]["duration_seconds"], json!(8.0), "{call}");
     }
+    // A reviewer scores U1 0 %: her reviewed card wins over the suggestion.
+    let r = server
+        .http
+        .put(server.url(&format!("/api/v1/calls/{u1}/scorecards/{template_id}")))
+        .header("x-api-key", &key)
+        .json(&json!({"reviewer": "qa", "answers": [{"criterion_id": "price", "answer": {"type": "no"}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let card: Value = r.json().await.unwrap();
+    assert_eq!(card["totals"]["percent"], json!(0.0), "{card}");
     let s1 = store_call(
         &server,
         &acme,
@@ -461,6 +490,14 @@ async fn reports_are_exact_scoped_and_exported() {
     assert_eq!(alice["calls"], 2);
     assert_eq!(alice["analysed_calls"], 2);
     assert_eq!(alice["handle_time_seconds"], json!(16.0));
+    assert_eq!(
+        alice["mean_qa_percent"],
+        json!(50.0),
+        "reviewed 0 and suggested 100"
+    );
+    assert_eq!(alice["scored_calls"], 2);
+    assert_eq!(bob["mean_qa_percent"], json!(100.0));
+    assert_eq!(bob["scored_calls"], 1);
     assert!(
         alice["agent_talk_seconds"].as_f64().unwrap() > 0.0,
         "{alice}"
@@ -657,8 +694,10 @@ async fn reports_are_exact_scoped_and_exported() {
     assert_eq!(r1[col("disclosure_missing")], "1");
     assert!(r1[col("trackers")].starts_with("Billing:"), "{r1:?}");
     assert!(!r1[col("sentiment_label")].is_empty());
+    assert_eq!(r1[col("qa_percent")], "0.00");
     let r2 = row_of(&u2);
     assert_eq!(r2[col("disclosure_missing")], "0");
+    assert_eq!(r2[col("qa_percent")], "100.00");
     let r5 = row_of(&s2);
     // Quoting and formula neutralisation together.
     assert_eq!(r5[col("external_id")], "'=1+2,\"quoted\"");
@@ -692,6 +731,52 @@ async fn reports_are_exact_scoped_and_exported() {
     let rows = parse_csv(&csv);
     let r3 = rows.iter().find(|r| r[0] == u3).unwrap();
     assert_eq!(r3[col("call_type")], "sales");
+
+    // A re-analysis with a new tracker replaces the call's facts in the reports.
+    let r = server
+        .http
+        .post(server.url("/api/v1/trackers"))
+        .header("x-api-key", &key)
+        .json(
+            &json!({"kind": "keyword", "name": "Help", "category": "custom", "phrases": ["help"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let help: Value = r.json().await.unwrap();
+    let help_id = help["id"].as_str().unwrap().to_string();
+    let r = server
+        .http
+        .post(server.url(&format!("/api/v1/calls/{u1}/reanalyze")))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, a) = server
+            .get_json(&key, &format!("/api/v1/calls/{u1}/analysis"))
+            .await;
+        let hits = a["tracker_hits"].as_array().cloned().unwrap_or_default();
+        if hits.iter().any(|h| h["tracker_id"] == help_id.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "re-analysis did not finish: {a}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, r) = server
+        .get_json(&key, &format!("/api/v1/analytics/trackers?{WINDOW}"))
+        .await;
+    let trackers = by_key(&r["trackers"], "tracker_id");
+    assert_eq!(trackers[&help_id]["name"], "Help");
+    assert_eq!(
+        trackers[&help_id]["calls"], 1,
+        "only U1 was re-analysed: {r}"
+    );
+    assert_eq!(trackers[&tracker_id]["calls"], 3);
+    assert_eq!(trackers[&tracker_id]["hits"], want_hits);
 }
 
 /// A local webhook receiver: every envelope it is sent.
