@@ -645,6 +645,18 @@ async fn reports_are_exact_scoped_and_exported() {
         assert_eq!(st, 422, "{q}: {body}");
         assert_eq!(body["code"], "validation_error");
     }
+    let (st, body) = server
+        .get_json(
+            &key,
+            "/api/v1/analytics/calls?from=2026-11-01&from=2026-11-02",
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["code"], "bad_request");
+    let (st, body) = server
+        .get_json(&key, "/api/v1/analytics/agents?limit=0")
+        .await;
+    assert_eq!(st, 422, "{body}");
 
     // --- The CSV export, parsed back.
     let resp = server

@@ -13,7 +13,7 @@ pub mod quota;
 pub mod reports;
 pub mod window;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -56,6 +56,12 @@ pub fn report_access(org: &OrgCtx) -> Result<CallAccess, ApiError> {
     }
 }
 
+/// A query string that does not parse (a repeated parameter, bad encoding): 400 in the API's
+/// error shape rather than axum's plain-text rejection.
+fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::bad_request(format!("invalid query string: {}", e.body_text()))
+}
+
 fn scope_view(access: &CallAccess) -> Value {
     json!(if access.owner.is_some() {
         "own_calls"
@@ -83,8 +89,9 @@ fn with_scope(mut body: Value, access: &CallAccess) -> Json<Value> {
 async fn calls_report(
     State(state): State<AppState>,
     org: OrgCtx,
-    Query(q): Query<WindowQuery>,
+    q: Result<Query<WindowQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(query_error)?;
     let (access, w) = prepare(&state, &org, &q).await?;
     let body = reports::overview(&state.pool, &access, &w).await?;
     Ok(with_scope(body, &access))
@@ -100,8 +107,9 @@ struct AgentsQuery {
 async fn agents_report(
     State(state): State<AppState>,
     org: OrgCtx,
-    Query(q): Query<AgentsQuery>,
+    q: Result<Query<AgentsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(query_error)?;
     let limit = match q.limit.as_deref() {
         None => 100,
         Some(s) => s
@@ -124,8 +132,9 @@ async fn agents_report(
 async fn trackers_report(
     State(state): State<AppState>,
     org: OrgCtx,
-    Query(q): Query<WindowQuery>,
+    q: Result<Query<WindowQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(query_error)?;
     let (access, w) = prepare(&state, &org, &q).await?;
     let body = reports::trackers(&state.pool, &access, &w).await?;
     Ok(with_scope(body, &access))
@@ -134,8 +143,9 @@ async fn trackers_report(
 async fn compliance_report(
     State(state): State<AppState>,
     org: OrgCtx,
-    Query(q): Query<WindowQuery>,
+    q: Result<Query<WindowQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(query_error)?;
     let (access, w) = prepare(&state, &org, &q).await?;
     let body = reports::compliance(&state.pool, &access, &w).await?;
     Ok(with_scope(body, &access))
@@ -144,8 +154,9 @@ async fn compliance_report(
 async fn export_csv(
     State(state): State<AppState>,
     org: OrgCtx,
-    Query(q): Query<WindowQuery>,
+    q: Result<Query<WindowQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
+    let Query(q) = q.map_err(query_error)?;
     let (access, w) = prepare(&state, &org, &q).await?;
     // audit: export
     tracing::info!(org_id = %org.org_id, principal = ?org.principal(), from = w.from_ms,
