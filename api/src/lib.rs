@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod analysis;
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod config;

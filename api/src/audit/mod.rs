@@ -155,4 +155,6 @@ pub mod actions {
     pub const LEGAL_HOLD_RELEASED: &str = "call.legal_hold.released";
     pub const CONTACT_DELETED: &str = "contact.deleted";
     pub const RETENTION_PURGE: &str = "retention.purge";
+    pub const CALLS_EXPORTED: &str = "export.calls_csv";
+    pub const QUOTA_SETTINGS_UPDATED: &str = "settings.quota.updated";
 }

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::crm::routes())
         .merge(crate::retention::routes::routes())
         .merge(crate::audit::routes::routes())
+        .merge(crate::analytics::routes())
         // Layers run outside-in from the last: rate limit, then idempotency, then the route.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -27,6 +27,8 @@ pub async fn call_recording(
     req: Request,
 ) -> ApiResult<Response> {
     org.require(Permission::CallsWrite)?;
+    // Before the body is read: an exhausted quota creates no call and fetches nothing.
+    crate::analytics::quota::ensure_available(&state.pool, &org.org_id).await?;
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -114,6 +116,7 @@ pub async fn call_recording(
     tx.commit().await?;
     state.jobs_ready.notify_one();
     tracing::info!(call_id = %call.id, org_id = %org.org_id, "recording announced by webhook");
+    crate::analytics::quota::announce_after_intake(&state.pool, &org.org_id).await;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": call.id, "status": call.status, "duplicate": false })),

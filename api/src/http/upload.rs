@@ -42,6 +42,8 @@ pub async fn upload_recording(
     mut multipart: Multipart,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     org.require(Permission::CallsWrite)?;
+    // Before a byte of the body is read: an exhausted quota stores nothing.
+    crate::analytics::quota::ensure_available(&state.pool, &org.org_id).await?;
     let limit = state.config.max_upload_bytes;
     // Refuse by the declared length before reading a byte of the body.
     if let Some(len) = headers
@@ -99,10 +101,13 @@ pub async fn upload_recording(
     let new_call = metadata_fields::validate(call_fields, "upload", &state.config.default_region)?;
 
     match ingest::accept(&state, &org.org_id, new_call, file, transcript).await? {
-        Accepted::Created(call) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "id": call.id, "status": call.status, "duplicate": false })),
-        )),
+        Accepted::Created(call) => {
+            crate::analytics::quota::announce_after_intake(&state.pool, &org.org_id).await;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "id": call.id, "status": call.status, "duplicate": false })),
+            ))
+        }
         Accepted::Existing(call) => Ok((
             StatusCode::OK,
             Json(json!({ "id": call.id, "status": call.status, "duplicate": true })),

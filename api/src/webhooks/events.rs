@@ -30,6 +30,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "task.completed",
     "compliance.flagged",
     "scorecard.saved",
+    "quota.warning",
+    "quota.exhausted",
     "webhook.test",
 ];
 

@@ -144,6 +144,8 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     tx.commit().await?;
     tracing::info!(call_id = %call.id, org_id, segments = output.segments.len(),
         outcome = outcome_name(output.asr), "call processed");
+    // The measured length is known now (a webhook's call had only the PBX's claim).
+    crate::analytics::quota::announce_after_intake(&state.pool, org_id).await;
     Ok(())
 }
 
