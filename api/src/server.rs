@@ -113,6 +113,10 @@ pub async fn start_with(
     let client = crate::webhooks::default_http_client(state.config.egress.policy())
         .map_err(|e| StartError::Io(std::io::Error::other(e)))?;
     workers.push(state.events.spawn_tail(state.pool.clone(), stop_rx.clone()));
+    workers.push(crate::messaging::snooze_sweep::spawn(
+        state.pool.clone(),
+        stop_rx.clone(),
+    ));
     let mut hook_stop = stop_rx.clone();
     workers.push(crate::webhooks::spawn_delivery_worker(
         state.pool.clone(),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use callscope_api::permissions::{Permission, Permissions};
 use callscope_api::sip::{domains, users};
 use callscope_api::store::calls::{self, CallStatus, NewCall};
-use common::{CALL_VTT, TestServer, stereo_call};
+use common::{CALL_VTT, TestServer, sign_in, stereo_call};
 use reqwest::header;
 use serde_json::{Value, json};
 
@@ -49,26 +49,6 @@ async fn add_users(server: &TestServer, org: &str, realm: &str) {
         .await
         .unwrap();
     }
-}
-
-async fn sign_in(server: &TestServer, realm: &str, extension: &str) -> String {
-    let r = server
-        .http
-        .post(server.url("/api/v1/agent/login"))
-        .json(&json!({"domain": realm, "extension": extension, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.headers()
-        .get(header::SET_COOKIE)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 async fn get_cookie(server: &TestServer, cookie: &str, path: &str) -> (u16, String) {
@@ -577,7 +557,7 @@ async fn reports_are_exact_scoped_and_exported() {
     );
 
     // --- An agent's numbers are her own calls only.
-    let alice_cookie = sign_in(&server, "acme.example", "1001").await;
+    let alice_cookie = sign_in(&server, "acme.example", "1001", PASSWORD).await;
     let (st, body) = get_cookie(
         &server,
         &alice_cookie,

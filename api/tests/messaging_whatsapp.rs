@@ -964,3 +964,139 @@ async fn a_call_from_a_number_that_messaged_us_lands_in_the_same_contact() {
     assert!(kinds.iter().any(|k| k.starts_with("call.")), "{kinds:?}");
     s.running.shutdown().await;
 }
+
+/// Consent, merge and snooze rules of the inbox: a contact who opted out of WhatsApp gets
+/// nothing (422, nothing stored or sent); merging two contacts that each have an open
+/// conversation on the same channel keeps one open and resolves the other; a snooze ends on
+/// time with no one reading, and says so by webhook.
+#[tokio::test]
+async fn opt_outs_merges_and_snoozes_follow_the_inbox_rules() {
+    let graph = GraphApiDouble::default();
+    let graph_base = graph.start().await;
+    let s = TestServer::start(|_| {}).await;
+    let (org, key) = s.org("acme").await;
+    subscribe_everything(&s, &org).await;
+    create_channel(&s, &key, "PN-1", &graph_base).await;
+    for (wa_id, name, wamid) in [
+        ("14155552671", "Ada", "wamid.A1"),
+        ("14155552672", "Ada L.", "wamid.B1"),
+    ] {
+        let body = notification("PN-1", text_from(wa_id, name, wamid, "hello"));
+        assert_eq!(deliver_signed(&s, &body).await, 200);
+    }
+    let (_, list) = s.get_json(&key, "/api/v1/conversations").await;
+    let convs = list["data"].as_array().unwrap().clone();
+    assert_eq!(convs.len(), 2, "{list}");
+    let contact_of = |c: &Value| c["contact_id"].as_str().unwrap().to_string();
+    let (conv_a, conv_b) = (
+        convs[0]["id"].as_str().unwrap(),
+        convs[1]["id"].as_str().unwrap(),
+    );
+    let (contact_a, contact_b) = (contact_of(&convs[0]), contact_of(&convs[1]));
+
+    // 1. Opted out: refused, nothing stored, nothing sent.
+    let (st, _) = patch_json(
+        &s,
+        &key,
+        &format!("/api/v1/contacts/{contact_a}"),
+        json!({"consent": {"whatsapp": {"status": "opted_out", "source": "replied STOP"}}}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let messages_before = count(&s, "messages").await;
+    let (st, refused) = post_json(
+        &s,
+        &key,
+        &format!("/api/v1/conversations/{conv_a}/messages"),
+        json!({"content": "A special offer!"}),
+    )
+    .await;
+    assert_eq!(st, 422, "{refused}");
+    assert_eq!(refused["code"], "contact_opted_out");
+    assert_eq!(refused["details"]["channel"], "whatsapp");
+    assert_eq!(count(&s, "messages").await, messages_before);
+    assert!(graph.all().await.is_empty());
+    // Opted back in: sent.
+    patch_json(
+        &s,
+        &key,
+        &format!("/api/v1/contacts/{contact_a}"),
+        json!({"consent": {"whatsapp": {"status": "opted_in"}}}),
+    )
+    .await;
+    let (st, sent) = post_json(
+        &s,
+        &key,
+        &format!("/api/v1/conversations/{conv_a}/messages"),
+        json!({"content": "Thanks for opting in"}),
+    )
+    .await;
+    assert_eq!((st, sent["status"].as_str()), (201, Some("sent")), "{sent}");
+
+    // 2. Merge B into A: both had an open WhatsApp conversation on PN-1.
+    let (st, merged) = post_json(
+        &s,
+        &key,
+        &format!("/api/v1/contacts/{contact_a}/merge"),
+        json!({"from": contact_b}),
+    )
+    .await;
+    assert_eq!(st, 200, "{merged}");
+    assert_eq!(merged["moved"]["conversations_resolved"], 1, "{merged}");
+    let (_, a) = s
+        .get_json(&key, &format!("/api/v1/conversations/{conv_a}"))
+        .await;
+    let (_, b) = s
+        .get_json(&key, &format!("/api/v1/conversations/{conv_b}"))
+        .await;
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("open"), Some("resolved"))
+    );
+    assert_eq!(b["contact_id"], contact_a.as_str());
+    // The merged contact's next message joins the open conversation.
+    let body = notification(
+        "PN-1",
+        text_from("14155552672", "Ada L.", "wamid.B2", "again"),
+    );
+    assert_eq!(deliver_signed(&s, &body).await, 200);
+    let (_, open) = s.get_json(&key, "/api/v1/conversations?status=open").await;
+    let open = open["data"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["id"], conv_a);
+
+    // 3. A snooze that ran out reopens by itself, announced, without any read.
+    let (st, _) = patch_json(
+        &s,
+        &key,
+        &format!("/api/v1/conversations/{conv_a}"),
+        json!({"status": "snoozed", "snoozed_until": chrono::Utc::now().checked_add_signed(chrono::TimeDelta::seconds(1)).unwrap().to_rfc3339()}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    // The server's own sweeper (every 15 s) may have got there first on a slow machine.
+    let reopened = callscope_api::messaging::snooze_sweep::sweep_once(s.pool())
+        .await
+        .unwrap();
+    assert!(reopened <= 1, "{reopened}");
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM conversations WHERE id = $1")
+        .bind(conv_a)
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "open");
+    let events = outbox_events(&s, &org).await;
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("conversation.status_changed"),
+        "{events:?}"
+    );
+    assert_eq!(
+        callscope_api::messaging::snooze_sweep::sweep_once(s.pool())
+            .await
+            .unwrap(),
+        0
+    );
+    s.running.shutdown().await;
+}

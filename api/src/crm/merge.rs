@@ -1,7 +1,8 @@
 //! Merging a duplicate contact into another, in the caller's transaction: phones, emails,
 //! tags, consent, attributes and empty fields move to the target (the target wins every
 //! conflict); conversations, calls, timeline events, notes and tasks are re-pointed, so the
-//! two timelines become one; the source is deleted; a `contact.merged` timeline event and
+//! two timelines become one (a source conversation still open on a channel where the target
+//! has one open too is resolved first); the source is deleted; a `contact.merged` timeline event and
 //! webhook record it.
 
 use serde_json::{Map, Value, json};
@@ -102,6 +103,25 @@ pub async fn merge(
     .bind(target)
     .execute(&mut *conn)
     .await?;
+
+    // One open conversation per contact and channel: where both have one on the same
+    // channel, the target's stays open and the source's is resolved (its messages stay on
+    // the merged timeline); the next inbound message joins the target's.
+    let resolved = sqlx::query(
+        "UPDATE conversations SET status = 'resolved', snoozed_until = NULL, updated_at = $4
+         WHERE org_id = $1 AND contact_id = $2 AND channel_id IS NOT NULL AND status <> 'resolved'
+           AND EXISTS (SELECT 1 FROM conversations t
+                       WHERE t.org_id = $1 AND t.contact_id = $3
+                         AND t.channel_id = conversations.channel_id AND t.status <> 'resolved')",
+    )
+    .bind(org_id)
+    .bind(source)
+    .bind(target)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    moved.insert("conversations_resolved".into(), json!(resolved));
 
     for table in REPOINTED {
         let n = sqlx::query(sqlx::AssertSqlSafe(format!(

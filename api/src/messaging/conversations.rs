@@ -414,7 +414,8 @@ pub async fn update(
 }
 
 /// Wake the organization's conversations whose snooze ran out. Called before reads, so a
-/// list never shows an expired snooze; bounded per call.
+/// list never shows an expired snooze, and by the sweeper (`snooze_sweep`) every 15 s, so
+/// the reopening is announced on time; bounded per call.
 pub async fn wake_due_snoozes(pool: &SqlitePool, org_id: &str) -> Result<usize, MessagingError> {
     let now = now_ms();
     let due: Vec<Conversation> = sqlx::query_as(

@@ -19,6 +19,7 @@ pub mod messages;
 pub mod model;
 pub mod outbound;
 pub mod routes;
+pub mod snooze_sweep;
 pub mod whatsapp;
 
 pub use routes::routes;
@@ -43,6 +44,9 @@ pub enum MessagingError {
     /// A conflict with an existing resource whose id the caller may want.
     #[error("{0} ({1})")]
     ConflictWith(&'static str, String),
+    /// The contact withdrew consent for the channel: nothing is sent or stored.
+    #[error("the contact has opted out of {0} messages")]
+    OptedOut(&'static str),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("webhook outbox: {0}")]
@@ -73,6 +77,12 @@ impl From<MessagingError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", msg)
                     .with_details(serde_json::json!({ "existing_id": id }))
             }
+            MessagingError::OptedOut(channel) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "contact_opted_out",
+                format!("the contact has opted out of {channel} messages"),
+            )
+            .with_details(serde_json::json!({ "channel": channel })),
             MessagingError::Db(e) => ApiError::internal(e),
             MessagingError::Webhook(e) => e.into(),
             MessagingError::Serialize(e) => ApiError::internal(e),

@@ -100,6 +100,29 @@ async fn channel_of(
         .ok_or_else(|| MessagingError::invalid("conversation", "its channel was deleted"))
 }
 
+/// A contact whose WhatsApp consent is `opted_out` gets nothing from us on that channel (the
+/// consent is set through the contact API, e.g. after they asked to stop).
+async fn refuse_if_opted_out(
+    conn: &mut sqlx::SqliteConnection,
+    channel: &Channel,
+    contact_id: Option<&str>,
+) -> Result<(), MessagingError> {
+    let Some(contact_id) = contact_id else {
+        return Ok(());
+    };
+    let status: Option<(String,)> = sqlx::query_as(
+        "SELECT status FROM contact_consents WHERE org_id = $1 AND contact_id = $2 AND channel = 'whatsapp'",
+    )
+    .bind(&channel.org_id)
+    .bind(contact_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match status {
+        Some((s,)) if s == "opted_out" => Err(MessagingError::OptedOut("whatsapp")),
+        _ => Ok(()),
+    }
+}
+
 /// Where WhatsApp should deliver: the wa_id the contact wrote from, else their phone.
 async fn whatsapp_recipient(
     conn: &mut sqlx::SqliteConnection,
@@ -151,6 +174,7 @@ pub async fn send(
         .ok_or_else(|| MessagingError::invalid("conversation", "unknown channel kind"))?;
     let recipient = match kind {
         ChannelKind::Whatsapp => {
+            refuse_if_opted_out(&mut tx, &channel, conversation.contact_id.as_deref()).await?;
             Some(whatsapp_recipient(&mut tx, &channel, conversation.contact_id.as_deref()).await?)
         }
         ChannelKind::Api => None,
