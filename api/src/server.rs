@@ -104,6 +104,10 @@ pub async fn start_with(
     let addr = listener.local_addr()?;
     let state = AppState::new(pool, config, asr)?;
     sweep_incoming(&state.incoming_dir());
+    // Before anything can send: what a stop cut off is marked, not left `queued`.
+    if let Err(e) = crate::messaging::interrupted::fail_interrupted_sends(&state.pool).await {
+        tracing::warn!(error = %e, "checking for interrupted WhatsApp sends failed");
+    }
     let (stop, stop_rx) = watch::channel(false);
     let mut workers = crate::worker::spawn_workers(state.clone(), stop_rx.clone());
     workers.extend(crate::retention::spawn_purge_worker(

@@ -1100,3 +1100,77 @@ async fn opt_outs_merges_and_snoozes_follow_the_inbox_rules() {
     );
     s.running.shutdown().await;
 }
+
+/// A WhatsApp send cut off by a stop (committed `queued`, the Graph API's answer never
+/// stored) is marked `failed` with `send_interrupted` at the next start, announced by
+/// `message.updated`, and not sent again.
+#[tokio::test]
+async fn a_send_cut_off_by_a_stop_is_marked_failed_at_the_next_start() {
+    let graph = GraphApiDouble::default();
+    let graph_base = graph.start().await;
+    let s = TestServer::start(|_| {}).await;
+    let (org, key) = s.org("acme").await;
+    subscribe_everything(&s, &org).await;
+    create_channel(&s, &key, "PN-1", &graph_base).await;
+    let body = notification(
+        "PN-1",
+        text_from("14155552671", "Ada", "wamid.IN1", "hello?"),
+    );
+    assert_eq!(deliver_signed(&s, &body).await, 200);
+    let (_, list) = s.get_json(&key, "/api/v1/conversations").await;
+    let conv = list["data"][0]["id"].as_str().unwrap().to_string();
+    let (st, sent) = post_json(
+        &s,
+        &key,
+        &format!("/api/v1/conversations/{conv}/messages"),
+        json!({"content": "We are on it."}),
+    )
+    .await;
+    assert_eq!(st, 201, "{sent}");
+    let id = sent["id"].as_str().unwrap().to_string();
+    // The state a crash between the commit and Meta's answer leaves.
+    sqlx::query(
+        "UPDATE messages SET status = 'queued', sent_at = NULL, external_id = NULL WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(s.pool())
+    .await
+    .unwrap();
+    let pool = s.pool().clone();
+    let dir = s.dir.path().to_path_buf();
+    s.running.shutdown().await;
+
+    let restarted = callscope_api::server::start_with(
+        pool.clone(),
+        common::test_config(&dir),
+        callscope_api::http::state::AsrState::NotConfigured,
+    )
+    .await
+    .unwrap();
+    let (status, code): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error_code FROM messages WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), code.as_deref()),
+        ("failed", Some("send_interrupted"))
+    );
+    let updated: Vec<(String,)> = sqlx::query_as(
+        "SELECT payload FROM webhook_outbox WHERE org_id = $1 AND event = 'message.updated'",
+    )
+    .bind(&org)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        updated
+            .iter()
+            .any(|(p,)| p.contains(&id) && p.contains("send_interrupted")),
+        "{updated:?}"
+    );
+    // Sent once (before the "crash"), never again.
+    assert_eq!(graph.all().await.len(), 1);
+    restarted.shutdown().await;
+}

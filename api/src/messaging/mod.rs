@@ -15,6 +15,7 @@ pub mod channels;
 pub mod conversations;
 pub mod events;
 pub mod inbound;
+pub mod interrupted;
 pub mod messages;
 pub mod model;
 pub mod outbound;
