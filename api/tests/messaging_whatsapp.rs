@@ -176,6 +176,23 @@ async fn subscribe_everything(s: &TestServer, org: &str) {
     .unwrap();
 }
 
+/// A server with a WhatsApp channel `PN-1` pointed at `graph`, every event subscribed, and a
+/// conversation opened by an inbound text from `wa_id`; returns (org, key, conversation id).
+async fn inbox_with_conversation(
+    s: &TestServer,
+    graph_base: &str,
+    wa_id: &str,
+) -> (String, String, String) {
+    let (org, key) = s.org("acme").await;
+    subscribe_everything(s, &org).await;
+    create_channel(s, &key, "PN-1", graph_base).await;
+    let body = notification("PN-1", text_from(wa_id, "Ada", "wamid.IN1", "hello?"));
+    assert_eq!(deliver_signed(s, &body).await, 200);
+    let (_, list) = s.get_json(&key, "/api/v1/conversations").await;
+    let conv = list["data"][0]["id"].as_str().unwrap().to_string();
+    (org, key, conv)
+}
+
 async fn outbox_events(s: &TestServer, org: &str) -> Vec<String> {
     sqlx::query_as::<_, (String,)>(
         "SELECT event FROM webhook_outbox WHERE org_id = $1 ORDER BY created_at, id",
@@ -465,16 +482,7 @@ async fn outbound_text_and_template_reach_the_graph_api_and_statuses_update_them
     let graph = GraphApiDouble::default();
     let graph_base = graph.start().await;
     let s = TestServer::start(|_| {}).await;
-    let (org, key) = s.org("acme").await;
-    subscribe_everything(&s, &org).await;
-    create_channel(&s, &key, "PN-1", &graph_base).await;
-    let body = notification(
-        "PN-1",
-        text_from("14155552671", "Ada", "wamid.IN1", "hello?"),
-    );
-    assert_eq!(deliver_signed(&s, &body).await, 200);
-    let (_, list) = s.get_json(&key, "/api/v1/conversations").await;
-    let conv = list["data"][0]["id"].as_str().unwrap().to_string();
+    let (org, key, conv) = inbox_with_conversation(&s, &graph_base, "14155552671").await;
 
     let (st, text) = post_json(
         &s,
@@ -1109,16 +1117,7 @@ async fn a_send_cut_off_by_a_stop_is_marked_failed_at_the_next_start() {
     let graph = GraphApiDouble::default();
     let graph_base = graph.start().await;
     let s = TestServer::start(|_| {}).await;
-    let (org, key) = s.org("acme").await;
-    subscribe_everything(&s, &org).await;
-    create_channel(&s, &key, "PN-1", &graph_base).await;
-    let body = notification(
-        "PN-1",
-        text_from("14155552671", "Ada", "wamid.IN1", "hello?"),
-    );
-    assert_eq!(deliver_signed(&s, &body).await, 200);
-    let (_, list) = s.get_json(&key, "/api/v1/conversations").await;
-    let conv = list["data"][0]["id"].as_str().unwrap().to_string();
+    let (org, key, conv) = inbox_with_conversation(&s, &graph_base, "14155552671").await;
     let (st, sent) = post_json(
         &s,
         &key,
