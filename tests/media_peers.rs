@@ -40,9 +40,11 @@ fn expected_for(codec: &str) -> Match {
     let m = if codec == "Opus" { OPUS } else { EXACT };
     Match {
         // One stall of the machine delays packets by however long it lasts; the buffer
-        // grows by that many whole frames at once (two were seen under a parallel load).
+        // grows by that many whole frames at once: two, and once five (100 ms, with a
+        // release build and a benchmark sharing the 2 cores), were seen. The windows
+        // around the step must still be the source at full correlation.
         frame_steps: 2,
-        frames_per_step: 3,
+        frames_per_step: 5,
         ..m
     }
 }
