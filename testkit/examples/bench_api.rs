@@ -31,6 +31,7 @@
 //! - `BENCH_API_WARMUP_SECS` (5)
 //! - `BENCH_API_CONCURRENCY`: ingestion steps, e.g. `4,16,64` (default); `BENCH_API_INGEST_SECS` (30)
 //! - `BENCH_API_SENDERS`: distinct WhatsApp senders (20000)
+//! - `BENCH_API_KEEP_DB`: a path to copy the seeded database to, for looking into it later
 
 use callscope_testkit::bench::{Window, WindowFigures, env_list, env_or, machine};
 use callscope_testkit::callscope::Callscope;
@@ -132,6 +133,11 @@ fn run() -> Res<()> {
     );
     for (what, plan) in rt.block_on(query_plans(&db, cs.org_id(), &seeded.contacts[0]))? {
         println!("- query plan, {what}: {plan}");
+    }
+    if let Ok(keep) = std::env::var("BENCH_API_KEEP_DB") {
+        // For looking into a run afterwards (sqlite3, EXPLAIN, a manual `serve`).
+        std::fs::copy(&db, &keep).map_err(err("copying the database"))?;
+        println!("- database copied to {keep}, API key {}", cs.api_key());
     }
     cs.restart().map_err(err("restarting callscope"))?;
     let pid = cs.pid().ok_or("callscope is not running")?;
