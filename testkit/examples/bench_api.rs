@@ -99,7 +99,9 @@ fn run() -> Res<()> {
         senders: env_or("BENCH_API_SENDERS", 20_000u64).max(1),
     };
     if k.events < k.heavy + (k.contacts - 1) {
-        return Err("BENCH_API_EVENTS must cover the heavy contact and one event per other contact".into());
+        return Err(
+            "BENCH_API_EVENTS must cover the heavy contact and one event per other contact".into(),
+        );
     }
     println!("# callscope API benchmark\n");
     println!("- machine: {}", machine());
@@ -201,12 +203,15 @@ fn run() -> Res<()> {
     for (label, url) in &scenarios {
         if k.warmup_secs > 0.0 {
             eprintln!("bench-api: warm-up: {label}");
-            rt.block_on(open_loop(&client, &key, k.rate, k.warmup_secs, url.as_ref()));
+            rt.block_on(open_loop(
+                &client,
+                &key,
+                k.rate,
+                k.warmup_secs,
+                url.as_ref(),
+            ));
         }
-        eprintln!(
-            "bench-api: {label}: {} req/s for {} s",
-            k.rate, k.secs
-        );
+        eprintln!("bench-api: {label}: {} req/s for {} s", k.rate, k.secs);
         let w = Window::start(pid, &[std::process::id()]).map_err(|e| e.to_string())?;
         let r = rt.block_on(open_loop(&client, &key, k.rate, k.secs, url.as_ref()));
         let f = w.finish().map_err(|e| e.to_string())?;
@@ -221,7 +226,10 @@ fn run() -> Res<()> {
     for (step, &n) in k.concurrency.iter().enumerate() {
         let n = n.clamp(1, 1024);
         let before = rt.block_on(count_messages(&db, &channel))?;
-        eprintln!("bench-api: ingestion, {n} concurrent senders for {} s", k.ingest_secs);
+        eprintln!(
+            "bench-api: ingestion, {n} concurrent senders for {} s",
+            k.ingest_secs
+        );
         let w = Window::start(pid, &[std::process::id()]).map_err(|e| e.to_string())?;
         let r = rt.block_on(ingest(&client, &base, n, k.ingest_secs, step, k.senders));
         let f = w.finish().map_err(|e| e.to_string())?;
@@ -239,8 +247,13 @@ fn run() -> Res<()> {
     let end = rt.block_on(count_messages(&db, &channel))?;
     let contacts_now = rt.block_on(count_contacts(&db))?;
 
-    println!("\n## Timeline reads: GET /api/v1/contacts/{{id}}/timeline, open loop at {} req/s for {} s each\n", k.rate, k.secs);
-    println!("| scenario | sent | ok | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | callscope CPU % of a core | client CPU % | callscope RSS MB |");
+    println!(
+        "\n## Timeline reads: GET /api/v1/contacts/{{id}}/timeline, open loop at {} req/s for {} s each\n",
+        k.rate, k.secs
+    );
+    println!(
+        "| scenario | sent | ok | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | callscope CPU % of a core | client CPU % | callscope RSS MB |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (label, r, f) in &timeline_rows {
         let lat = &r.latencies_ms;
@@ -259,13 +272,27 @@ fn run() -> Res<()> {
             f.rss_bytes as f64 / 1e6
         );
     }
-    print_threads(&timeline_rows.iter().map(|(l, _, f)| (l.clone(), f)).collect::<Vec<_>>());
+    for (label, r, _) in &timeline_rows {
+        let slow = r.latencies_ms.iter().filter(|&&l| l > 20.0).count();
+        println!(
+            "\n- {label}: {slow} requests over 20 ms, due in seconds {:?} of the window",
+            r.slow_seconds
+        );
+    }
+    print_threads(
+        &timeline_rows
+            .iter()
+            .map(|(l, _, f)| (l.clone(), f))
+            .collect::<Vec<_>>(),
+    );
 
     println!(
         "\n## WhatsApp ingestion: signed POST /api/v1/webhooks/whatsapp, one message each, closed loop, {} s per step\n",
         k.ingest_secs
     );
-    println!("| concurrency | posted | accepted (200) | errors | stored messages | stored msg/s | p50 ms | p90 ms | p99 ms | max ms | callscope CPU % of a core | client CPU % | callscope RSS MB |");
+    println!(
+        "| concurrency | posted | accepted (200) | errors | stored messages | stored msg/s | p50 ms | p90 ms | p99 ms | max ms | callscope CPU % of a core | client CPU % | callscope RSS MB |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (n, r, f, stored) in &ingest_rows {
         let lat = &r.latencies_ms;
@@ -294,7 +321,10 @@ fn run() -> Res<()> {
         "\n- stored check: {accepted_total} accepted notifications → {} message rows, {} distinct wamids, {} `message.created` timeline events for them; contacts now {contacts_now}",
         end.0, end.1, end.2
     );
-    println!("- load average after the timeline runs: {loadavg_mid}; at the end: {}", loadavg());
+    println!(
+        "- load average after the timeline runs: {loadavg_mid}; at the end: {}",
+        loadavg()
+    );
     let errors: Vec<String> = cs
         .log()
         .lines()
@@ -305,7 +335,8 @@ fn run() -> Res<()> {
     if !errors.is_empty() {
         println!("- callscope logged errors, first ones: {errors:?}");
     }
-    cs.stop(Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    cs.stop(Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -468,8 +499,12 @@ async fn seed_database(db: &Path, org: &str, k: &Knobs) -> Res<Seeded> {
         conversations.push(uuid7(at, &mut rng));
         created.push(at);
     }
-    const FIRST: [&str; 8] = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus"];
-    const LAST: [&str; 8] = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Torvalds"];
+    const FIRST: [&str; 8] = [
+        "Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus",
+    ];
+    const LAST: [&str; 8] = [
+        "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Torvalds",
+    ];
     for chunk in (0..k.contacts).collect::<Vec<_>>().chunks(SEED_BATCH) {
         let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO contacts (id, org_id, phone_e164, display_name, first_name, last_name, attributes, created_at, updated_at) ",
@@ -486,7 +521,10 @@ async fn seed_database(db: &Path, org: &str, k: &Knobs) -> Res<Seeded> {
                 .push_bind(created[j])
                 .push_bind(created[j]);
         });
-        b.build().execute(&mut *tx).await.map_err(err("inserting contacts"))?;
+        b.build()
+            .execute(&mut *tx)
+            .await
+            .map_err(err("inserting contacts"))?;
         // The phone index the server keeps beside each contact (matching looks here).
         let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO contact_phones (org_id, contact_id, phone_e164, is_primary, created_at) ",
@@ -498,7 +536,10 @@ async fn seed_database(db: &Path, org: &str, k: &Knobs) -> Res<Seeded> {
                 .push_bind(1i64)
                 .push_bind(created[j]);
         });
-        b.build().execute(&mut *tx).await.map_err(err("inserting contact phones"))?;
+        b.build()
+            .execute(&mut *tx)
+            .await
+            .map_err(err("inserting contact phones"))?;
         let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO conversations (id, org_id, contact_id, channel, started_at, last_activity_at, created_at, updated_at) ",
         );
@@ -512,7 +553,10 @@ async fn seed_database(db: &Path, org: &str, k: &Knobs) -> Res<Seeded> {
                 .push_bind(created[j])
                 .push_bind(now);
         });
-        b.build().execute(&mut *tx).await.map_err(err("inserting conversations"))?;
+        b.build()
+            .execute(&mut *tx)
+            .await
+            .map_err(err("inserting conversations"))?;
     }
 
     // Events: the heavy contact first, then the rest spread evenly over the others.
@@ -523,7 +567,11 @@ async fn seed_database(db: &Path, org: &str, k: &Knobs) -> Res<Seeded> {
     let mut calls = Vec::with_capacity(SEED_BATCH);
     let (mut n_events, mut n_calls) = (0usize, 0usize);
     for j in 0..k.contacts {
-        let count = if j == 0 { k.heavy } else { base + usize::from(j - 1 < extra) };
+        let count = if j == 0 {
+            k.heavy
+        } else {
+            base + usize::from(j - 1 < extra)
+        };
         for e in 0..count {
             let at = now - rng.below(two_years as u64) as i64;
             let id = uuid7(at, &mut rng);
@@ -542,13 +590,31 @@ async fn seed_database(db: &Path, org: &str, k: &Knobs) -> Res<Seeded> {
                     calls.push(c);
                     p
                 }
-                "message.created" => message_payload(&ref_id, &contacts[j], &conversations[j], at, created[j], &mut rng),
-                "note.created" => note_payload(&ref_id, &contacts[j], &conversations[j], at, &mut rng),
+                "message.created" => message_payload(
+                    &ref_id,
+                    &contacts[j],
+                    &conversations[j],
+                    at,
+                    created[j],
+                    &mut rng,
+                ),
+                "note.created" => {
+                    note_payload(&ref_id, &contacts[j], &conversations[j], at, &mut rng)
+                }
                 _ => task_payload(&ref_id, &contacts[j], &conversations[j], at, &mut rng),
             };
-            events.push(EventRow { id, contact: j, conversation: j, kind, ref_id, payload, at });
+            events.push(EventRow {
+                id,
+                contact: j,
+                conversation: j,
+                kind,
+                ref_id,
+                payload,
+                at,
+            });
             if events.len() == SEED_BATCH {
-                n_events += flush_events(&mut tx, org, &contacts, &conversations, &mut events).await?;
+                n_events +=
+                    flush_events(&mut tx, org, &contacts, &conversations, &mut events).await?;
             }
             if calls.len() == SEED_BATCH {
                 n_calls += flush_calls(&mut tx, org, &contacts, &conversations, &mut calls).await?;
@@ -564,7 +630,11 @@ async fn seed_database(db: &Path, org: &str, k: &Knobs) -> Res<Seeded> {
         .await
         .map_err(err("checkpoint"))?;
     conn.close().await.map_err(err("closing the database"))?;
-    Ok(Seeded { contacts, events: n_events, calls: n_calls })
+    Ok(Seeded {
+        contacts,
+        events: n_events,
+        calls: n_calls,
+    })
 }
 
 async fn flush_events(
@@ -591,7 +661,10 @@ async fn flush_events(
             .push_bind(e.at)
             .push_bind(e.at);
     });
-    b.build().execute(&mut *tx).await.map_err(err("inserting timeline events"))?;
+    b.build()
+        .execute(&mut *tx)
+        .await
+        .map_err(err("inserting timeline events"))?;
     let n = rows.len();
     rows.clear();
     Ok(n)
@@ -629,7 +702,10 @@ async fn flush_calls(
             .push_bind(c.started + c.duration_ms + 20_000)
             .push_bind(c.started + c.duration_ms + 20_000);
     });
-    b.build().execute(&mut *tx).await.map_err(err("inserting calls"))?;
+    b.build()
+        .execute(&mut *tx)
+        .await
+        .map_err(err("inserting calls"))?;
     let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT INTO call_analyses (call_id, org_id, version, result, analysed_at) ",
     );
@@ -640,7 +716,10 @@ async fn flush_calls(
             .push_bind(&c.analysis)
             .push_bind(c.started + c.duration_ms + 20_000);
     });
-    b.build().execute(&mut *tx).await.map_err(err("inserting analyses"))?;
+    b.build()
+        .execute(&mut *tx)
+        .await
+        .map_err(err("inserting analyses"))?;
     let n = rows.len();
     rows.clear();
     Ok(n)
@@ -731,7 +810,14 @@ fn call_payload(c: &CallRow, contact: &str, conversation: &str, _org: &str) -> S
     .to_string()
 }
 
-fn message_payload(id: &str, contact: &str, conversation: &str, at: i64, started: i64, rng: &mut Rng) -> String {
+fn message_payload(
+    id: &str,
+    contact: &str,
+    conversation: &str,
+    at: i64,
+    started: i64,
+    rng: &mut Rng,
+) -> String {
     let inbound = rng.below(2) == 0;
     json!({
         "message": {
@@ -832,7 +918,12 @@ async fn walk_timeline(
             None => format!("{base}/api/v1/contacts/{contact}/timeline"),
             Some(c) => format!("{base}/api/v1/contacts/{contact}/timeline?before={c}"),
         };
-        let r = client.get(&url).header("x-api-key", key).send().await.map_err(err("timeline page"))?;
+        let r = client
+            .get(&url)
+            .header("x-api-key", key)
+            .send()
+            .await
+            .map_err(err("timeline page"))?;
         let status = r.status().as_u16();
         let v: Value = r.json().await.map_err(err("timeline page body"))?;
         if status != 200 {
@@ -844,7 +935,9 @@ async fn walk_timeline(
                 return Err(format!("timeline walk: event {id} seen twice"));
             }
             kinds.insert(e["kind"].as_str().unwrap_or_default().to_string());
-            if e.get("insights").is_some_and(|i| i["sentiment"].is_string()) {
+            if e.get("insights")
+                .is_some_and(|i| i["sentiment"].is_string())
+            {
                 insights += 1;
             }
         }
@@ -857,15 +950,22 @@ async fn walk_timeline(
         }
     }
     if seen.len() != expected {
-        return Err(format!("timeline walk: {} events, expected {expected}", seen.len()));
+        return Err(format!(
+            "timeline walk: {} events, expected {expected}",
+            seen.len()
+        ));
     }
     if kinds.len() < 4 || insights == 0 {
-        return Err(format!("timeline walk: kinds {kinds:?}, {insights} call events with insights"));
+        return Err(format!(
+            "timeline walk: kinds {kinds:?}, {insights} call events with insights"
+        ));
     }
     Ok(cursors)
 }
 
 struct LoadResult {
+    /// Seconds into the window (by due time) in which some request took over 20 ms.
+    slow_seconds: Vec<u64>,
     sent: u64,
     ok: u64,
     wall_s: f64,
@@ -892,18 +992,29 @@ async fn open_loop(
                 Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok_and(|b| !b.is_empty()),
                 Err(_) => false,
             };
-            (due.elapsed().as_secs_f64() * 1000.0, ok)
+            (due.elapsed().as_secs_f64() * 1000.0, ok, i)
         }));
     }
     let mut latencies_ms = Vec::with_capacity(n as usize);
     let mut ok = 0;
+    let mut slow_seconds = Vec::new();
     for h in handles {
-        if let Ok((lat, good)) = h.await {
+        if let Ok((lat, good, i)) = h.await {
             latencies_ms.push(lat);
             ok += u64::from(good);
+            let second = (i as f64 / rate) as u64;
+            if lat > 20.0 && slow_seconds.last() != Some(&second) {
+                slow_seconds.push(second);
+            }
         }
     }
-    LoadResult { sent: n, ok, wall_s: t0.elapsed().as_secs_f64().max(1e-3), latencies_ms }
+    LoadResult {
+        slow_seconds,
+        sent: n,
+        ok,
+        wall_s: t0.elapsed().as_secs_f64().max(1e-3),
+        latencies_ms,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -933,9 +1044,15 @@ async fn create_channel(client: &reqwest::Client, base: &str, key: &str) -> Res<
 /// Sender `s`'s wa_id: the even ones are numbers of seeded contacts, the odd ones new.
 fn sender_wa_id(s: u64) -> String {
     if s % 2 == 0 {
-        contact_phone((s / 2) as usize % 100_000).trim_start_matches('+').to_string()
+        contact_phone((s / 2) as usize % 100_000)
+            .trim_start_matches('+')
+            .to_string()
     } else {
-        format!("1628{:03}{:04}", 200 + (s / 2) / 10_000 % 800, (s / 2) % 10_000)
+        format!(
+            "1628{:03}{:04}",
+            200 + (s / 2) / 10_000 % 800,
+            (s / 2) % 10_000
+        )
     }
 }
 
@@ -962,7 +1079,14 @@ fn sign(body: &[u8]) -> String {
 }
 
 /// `n` workers post notifications back to back until `secs` pass.
-async fn ingest(client: &reqwest::Client, base: &str, n: u64, secs: f64, step: usize, senders: u64) -> LoadResult {
+async fn ingest(
+    client: &reqwest::Client,
+    base: &str,
+    n: u64,
+    secs: f64,
+    step: usize,
+    senders: u64,
+) -> LoadResult {
     let url = Arc::new(format!("{base}/api/v1/webhooks/whatsapp"));
     let seq = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
@@ -1005,7 +1129,13 @@ async fn ingest(client: &reqwest::Client, base: &str, n: u64, secs: f64, step: u
             }
         }
     }
-    LoadResult { sent, ok, wall_s: t0.elapsed().as_secs_f64(), latencies_ms }
+    LoadResult {
+        slow_seconds: Vec::new(),
+        sent,
+        ok,
+        wall_s: t0.elapsed().as_secs_f64(),
+        latencies_ms,
+    }
 }
 
 /// (message rows, distinct wamids, `message.created` timeline events) of the channel.
@@ -1056,7 +1186,7 @@ async fn query_plans(db: &Path, org: &str, contact: &str) -> Res<Vec<(&'static s
         ),
         (
             "call insights",
-            "SELECT c.id, c.status, c.duration_ms, r.duration_ms, a.result FROM calls c LEFT JOIN recordings r ON r.call_id = c.id LEFT JOIN call_analyses a ON a.call_id = c.id WHERE c.org_id = $1 AND c.id IN ($2, 'b')",
+            "SELECT c.org_id, c.id, c.status, c.duration_ms, r.duration_ms, a.result FROM calls c LEFT JOIN recordings r ON r.call_id = c.id LEFT JOIN call_analyses a ON a.call_id = c.id WHERE c.id IN ($1, $2, 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l')",
         ),
     ];
     let mut out = Vec::new();

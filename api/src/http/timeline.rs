@@ -170,7 +170,14 @@ async fn page(
 }
 
 /// org id, id, status, claimed duration, recorded duration, stored analysis.
-type CallRow = (String, String, String, Option<i64>, Option<i64>, Option<String>);
+type CallRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
 
 /// For the page's call events: duration, outcome, overall and customer sentiment, compliance
 /// flags and call type, from the call row and its stored analysis.
