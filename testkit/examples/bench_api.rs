@@ -48,6 +48,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 type Res<T> = Result<T, String>;
+/// The URL of request `i` of a scenario.
+type UrlFor = Box<dyn Fn(u64) -> String>;
 
 const PHONE_NUMBER_ID: &str = "PN-BENCH-1";
 const APP_SECRET: &str = "bench-app-secret";
@@ -167,7 +169,7 @@ fn run() -> Res<()> {
     );
 
     let mut timeline_rows = Vec::new();
-    let scenarios: [(&str, Box<dyn Fn(u64) -> String>); 3] = [
+    let scenarios: [(&str, UrlFor); 3] = [
         (
             "heavy contact (10,000 events), first page",
             Box::new({
@@ -585,8 +587,8 @@ async fn seed_database(db: &Path, org: &str, k: &Knobs) -> Res<Seeded> {
             };
             let payload = match kind {
                 "call.processed" => {
-                    let c = call_row(&ref_id, j, &contacts, &conversations, at, &mut rng);
-                    let p = call_payload(&c, &contacts[j], &conversations[j], org);
+                    let c = call_row(&ref_id, j, at, &mut rng);
+                    let p = call_payload(&c, &contacts[j], &conversations[j]);
                     calls.push(c);
                     p
                 }
@@ -728,14 +730,7 @@ async fn flush_calls(
 const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
 const SENTIMENTS: [&str; 3] = ["positive", "neutral", "negative"];
 
-fn call_row(
-    id: &str,
-    j: usize,
-    _contacts: &[String],
-    _conversations: &[String],
-    at: i64,
-    rng: &mut Rng,
-) -> CallRow {
+fn call_row(id: &str, j: usize, at: i64, rng: &mut Rng) -> CallRow {
     let duration_ms = 30_000 + rng.below(900_000) as i64;
     let overall = SENTIMENTS[rng.below(3) as usize];
     let customer = SENTIMENTS[rng.below(3) as usize];
@@ -777,7 +772,7 @@ fn call_row(
     }
 }
 
-fn call_payload(c: &CallRow, contact: &str, conversation: &str, _org: &str) -> String {
+fn call_payload(c: &CallRow, contact: &str, conversation: &str) -> String {
     let done = c.started + c.duration_ms + 20_000;
     json!({
         "call": {
@@ -1043,7 +1038,7 @@ async fn create_channel(client: &reqwest::Client, base: &str, key: &str) -> Res<
 
 /// Sender `s`'s wa_id: the even ones are numbers of seeded contacts, the odd ones new.
 fn sender_wa_id(s: u64) -> String {
-    if s % 2 == 0 {
+    if s.is_multiple_of(2) {
         contact_phone((s / 2) as usize % 100_000)
             .trim_start_matches('+')
             .to_string()
