@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use callscope_api::permissions::{Permission, Permissions};
 use callscope_api::sip::{domains, users};
 use callscope_api::store::calls::{self, CallStatus, NewCall};
-use common::{CALL_VTT, TestServer, sign_in, stereo_call};
+use common::{CALL_VTT, TestServer, processed_upload, sign_in, stereo_call};
 use reqwest::header;
 use serde_json::{Value, json};
 
@@ -69,17 +69,7 @@ async fn upload_call(
     fields: &[(&str, &str)],
     transcript: &str,
 ) -> String {
-    let wav = std::fs::read(stereo_call(server.dir.path())).unwrap();
-    let mut all = vec![("channel_layout", "stereo_agent_left")];
-    all.extend_from_slice(fields);
-    let (st, created) = server
-        .upload(key, "call.wav", wav, &all, Some(transcript))
-        .await;
-    assert_eq!(st, 202, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
-    let done = server.wait_done(key, &id).await;
-    assert_eq!(done["status"], "completed", "{done}");
-    id
+    processed_upload(server, key, fields, transcript).await
 }
 
 /// A call as a PBX webhook would leave it (claimed duration, no recording), straight into

@@ -193,6 +193,17 @@ async fn inbox_with_conversation(
     (org, key, conv)
 }
 
+/// Posts an outbound message to conversation `conv`; the status and the JSON answer.
+async fn send_message(s: &TestServer, key: &str, conv: &str, body: Value) -> (u16, Value) {
+    post_json(
+        s,
+        key,
+        &format!("/api/v1/conversations/{conv}/messages"),
+        body,
+    )
+    .await
+}
+
 async fn outbox_events(s: &TestServer, org: &str) -> Vec<String> {
     sqlx::query_as::<_, (String,)>(
         "SELECT event FROM webhook_outbox WHERE org_id = $1 ORDER BY created_at, id",
@@ -484,13 +495,7 @@ async fn outbound_text_and_template_reach_the_graph_api_and_statuses_update_them
     let s = TestServer::start(|_| {}).await;
     let (org, key, conv) = inbox_with_conversation(&s, &graph_base, "14155552671").await;
 
-    let (st, text) = post_json(
-        &s,
-        &key,
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"content": "We are on it, Ada."}),
-    )
-    .await;
+    let (st, text) = send_message(&s, &key, &conv, json!({"content": "We are on it, Ada."})).await;
     assert_eq!(st, 201, "{text}");
     assert_eq!(text["status"], "sent");
     assert_eq!(text["direction"], "outbound");
@@ -498,14 +503,8 @@ async fn outbound_text_and_template_reach_the_graph_api_and_statuses_update_them
     assert_eq!(text["sender"]["type"], "api_key");
 
     let components = json!([{"type": "body", "parameters": [{"type": "text", "text": "A-1001"}]}]);
-    let (st, tpl) = post_json(
-        &s,
-        &key,
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"content_type": "template",
-               "template": {"name": "order_update", "language": "en_US", "components": components}}),
-    )
-    .await;
+    let (st, tpl) = send_message(&s, &key, &conv, json!({"content_type": "template",
+               "template": {"name": "order_update", "language": "en_US", "components": components}})).await;
     assert_eq!(st, 201, "{tpl}");
     assert_eq!(tpl["status"], "sent");
     assert_eq!(tpl["content_type"], "template");
@@ -573,13 +572,7 @@ async fn a_refused_send_is_kept_as_failed_with_metas_error() {
     assert_eq!(deliver_signed(&s, &body).await, 200);
     let (_, list) = s.get_json(&key, "/api/v1/conversations").await;
     let conv = list["data"][0]["id"].as_str().unwrap().to_string();
-    let (st, m) = post_json(
-        &s,
-        &key,
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"content": "hello Bob"}),
-    )
-    .await;
+    let (st, m) = send_message(&s, &key, &conv, json!({"content": "hello Bob"})).await;
     assert_eq!(st, 201, "{m}");
     assert_eq!(m["status"], "failed");
     assert_eq!(m["error"]["code"], "131030");
@@ -597,21 +590,9 @@ async fn a_refused_send_is_kept_as_failed_with_metas_error() {
     assert_eq!(graph.all().await.len(), 1);
 
     // Validation: empty text, unknown type.
-    let (st, _) = post_json(
-        &s,
-        &key,
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"content": "  "}),
-    )
-    .await;
+    let (st, _) = send_message(&s, &key, &conv, json!({"content": "  "})).await;
     assert_eq!(st, 422);
-    let (st, _) = post_json(
-        &s,
-        &key,
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"content_type": "image"}),
-    )
-    .await;
+    let (st, _) = send_message(&s, &key, &conv, json!({"content_type": "image"})).await;
     assert_eq!(st, 422);
     assert_eq!(graph.all().await.len(), 1);
     s.running.shutdown().await;
@@ -1118,13 +1099,7 @@ async fn a_send_cut_off_by_a_stop_is_marked_failed_at_the_next_start() {
     let graph_base = graph.start().await;
     let s = TestServer::start(|_| {}).await;
     let (org, key, conv) = inbox_with_conversation(&s, &graph_base, "14155552671").await;
-    let (st, sent) = post_json(
-        &s,
-        &key,
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"content": "We are on it."}),
-    )
-    .await;
+    let (st, sent) = send_message(&s, &key, &conv, json!({"content": "We are on it."})).await;
     assert_eq!(st, 201, "{sent}");
     let id = sent["id"].as_str().unwrap().to_string();
     // The state a crash between the commit and Meta's answer leaves.

@@ -5,7 +5,7 @@
 mod common;
 
 use callscope_api::sip::{domains, users};
-use common::{CALL_VTT, TestServer, sign_in, stereo_call};
+use common::{CALL_VTT, Cred, TestServer, call, processed_upload, sign_in};
 use reqwest::{Method, header};
 use serde_json::{Value, json};
 
@@ -41,51 +41,9 @@ async fn org_with_users(server: &TestServer, name: &str, realm: &str) -> Org {
     Org { id, key }
 }
 
-/// Signs in and returns the session cookie (`name=value`).
-enum Cred<'a> {
-    Key(&'a str),
-    Cookie(&'a str),
-}
-
-async fn call(
-    server: &TestServer,
-    cred: &Cred<'_>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = server.http.request(method, server.url(path));
-    req = match cred {
-        Cred::Key(k) => req.header("x-api-key", *k),
-        Cred::Cookie(c) => req.header(header::COOKIE, *c),
-    };
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// Uploads the test call attributed to `agent` and waits until it is processed.
 async fn call_of(server: &TestServer, key: &str, agent: &str) -> String {
-    let wav = std::fs::read(stereo_call(server.dir.path())).unwrap();
-    let (st, created) = server
-        .upload(
-            key,
-            "call.wav",
-            wav,
-            &[
-                ("channel_layout", "stereo_agent_left"),
-                ("agent_identifier", agent),
-            ],
-            Some(CALL_VTT),
-        )
-        .await;
-    assert_eq!(st, 202, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
-    server.wait_done(key, &id).await;
-    id
+    processed_upload(server, key, &[("agent_identifier", agent)], CALL_VTT).await
 }
 
 fn ids(list: &Value) -> Vec<String> {

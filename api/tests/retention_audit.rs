@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use callscope_api::sip::{domains, users};
-use common::{CALL_VTT, TestServer, stereo_call};
+use common::{CALL_VTT, Cred, TestServer, call, processed_upload, stereo_call};
 use reqwest::{Method, header};
 use serde_json::{Value, json};
 
@@ -80,48 +80,9 @@ async fn sign_in(server: &TestServer, realm: &str, extension: &str) -> String {
     cookie
 }
 
-enum Cred<'a> {
-    Key(&'a str),
-    Cookie(&'a str),
-}
-
-async fn call(
-    server: &TestServer,
-    cred: &Cred<'_>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = server.http.request(method, server.url(path));
-    req = match cred {
-        Cred::Key(k) => req.header("x-api-key", *k),
-        Cred::Cookie(c) => req.header(header::COOKIE, *c),
-    };
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// Uploads the generated two-voice call with its transcript and waits until processed.
 async fn processed_call(server: &TestServer, key: &str) -> String {
-    let wav = std::fs::read(stereo_call(server.dir.path())).unwrap();
-    let (st, created) = server
-        .upload(
-            key,
-            "call.wav",
-            wav,
-            &[("channel_layout", "stereo_agent_left")],
-            Some(CALL_VTT),
-        )
-        .await;
-    assert_eq!(st, 202, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
-    let done = server.wait_done(key, &id).await;
-    assert_eq!(done["status"], "completed", "{done}");
-    id
+    processed_upload(server, key, &[], CALL_VTT).await
 }
 
 /// Makes a call look `days` old: the clock cannot be waited out.

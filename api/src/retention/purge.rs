@@ -165,12 +165,7 @@ async fn purge_recordings(
     );
     for _ in 0..MAX_BATCHES {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(select.as_str()))
-            .bind(org_id)
-            .bind(cutoff)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows: Vec<(String, String)> = due(&mut tx, &select, org_id, cutoff, batch).await?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -187,6 +182,26 @@ async fn purge_recordings(
         counts.recordings += rows.len() as u64;
     }
     Ok(())
+}
+
+/// One batch of due rows (`select` binds the organization, the cutoff and the batch size),
+/// read inside the purge's own write transaction so nothing changes under it.
+async fn due<T>(
+    tx: &mut sqlx::SqliteConnection,
+    select: &str,
+    org_id: &str,
+    cutoff: i64,
+    batch: i64,
+) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    sqlx::query_as(sqlx::AssertSqlSafe(select))
+        .bind(org_id)
+        .bind(cutoff)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await
 }
 
 async fn purge_transcripts(
@@ -206,16 +221,11 @@ async fn purge_transcripts(
     );
     for _ in 0..MAX_BATCHES {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let calls: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.as_str()))
-            .bind(org_id)
-            .bind(cutoff)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
+        let calls: Vec<(String,)> = due(&mut tx, &select, org_id, cutoff, batch).await?;
         if calls.is_empty() {
             return Ok(());
         }
-        for call_id in &calls {
+        for (call_id,) in &calls {
             let done =
                 sqlx::query("DELETE FROM transcript_segments WHERE org_id = $1 AND call_id = $2")
                     .bind(org_id)
@@ -259,16 +269,11 @@ async fn purge_insights(
     );
     for _ in 0..MAX_BATCHES {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let calls: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.as_str()))
-            .bind(org_id)
-            .bind(cutoff)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
+        let calls: Vec<(String,)> = due(&mut tx, &select, org_id, cutoff, batch).await?;
         if calls.is_empty() {
             return Ok(());
         }
-        for call_id in &calls {
+        for (call_id,) in &calls {
             let a = sqlx::query("DELETE FROM call_analyses WHERE org_id = $1 AND call_id = $2")
                 .bind(org_id)
                 .bind(call_id)

@@ -269,6 +269,52 @@ pub async fn sign_in(s: &TestServer, realm: &str, extension: &str, password: &st
         .to_string()
 }
 
+/// How a test request authenticates: an API key, or a signed-in user's session cookie.
+pub enum Cred<'a> {
+    Key(&'a str),
+    Cookie(&'a str),
+}
+
+/// Any request as `cred`, with an optional JSON body; the status and the JSON answer.
+pub async fn call(
+    s: &TestServer,
+    cred: &Cred<'_>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = s.http.request(method, s.url(path));
+    req = match cred {
+        Cred::Key(k) => req.header("x-api-key", *k),
+        Cred::Cookie(c) => req.header(reqwest::header::COOKIE, *c),
+    };
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Uploads the generated two-voice stereo call (agent left) with `transcript` and the extra
+/// form `fields`, waits until it is processed and checks it completed; its id.
+pub async fn processed_upload(
+    s: &TestServer,
+    key: &str,
+    fields: &[(&str, &str)],
+    transcript: &str,
+) -> String {
+    let wav = std::fs::read(stereo_call(s.dir.path())).unwrap();
+    let mut all = vec![("channel_layout", "stereo_agent_left")];
+    all.extend_from_slice(fields);
+    let (st, created) = s.upload(key, "call.wav", wav, &all, Some(transcript)).await;
+    assert_eq!(st, 202, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let done = s.wait_done(key, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    id
+}
+
 /// A signed-in agent's session cookie (`cs_session=…`): gives the organization the SIP
 /// domain `realm` when it has none, creates the user, logs in through the REST API.
 pub async fn agent_session(s: &TestServer, org: &str, realm: &str, extension: &str) -> String {
