@@ -6,10 +6,12 @@
 //! only from this origin, no inline code, no framing. The page holds a session that can
 //! place calls, so injected script or clickjacking must find nothing to run or frame.
 
-use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+const TAG: &str = crate::http::openapi::tags::AGENTS;
 
 const INDEX_HTML: &str = include_str!("../web/softphone/index.html");
 const APP_JS: &str = include_str!("../web/softphone/app.js");
@@ -23,34 +25,58 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      frame-ancestors 'none'";
 
 /// The softphone's routes, at the root of the server (not under `/api/v1`).
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/", get(to_softphone))
-        .route("/softphone", get(to_softphone))
-        .route("/softphone/", get(index))
-        .route("/softphone/index.html", get(index))
-        .route("/softphone/app.js", get(app_js))
-        .route("/softphone/app.css", get(app_css))
+pub fn routes<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(routes!(root_redirect))
+        .routes(routes!(softphone_redirect))
+        .routes(routes!(index))
+        .routes(routes!(index_html))
+        .routes(routes!(app_js))
+        .routes(routes!(app_css))
 }
 
-async fn to_softphone() -> Redirect {
+#[utoipa::path(get, path = "/", tag = TAG, security(()),
+    responses((status = 303, description = "To the softphone page.")))]
+async fn root_redirect() -> Redirect {
+    to_softphone()
+}
+
+#[utoipa::path(get, path = "/softphone", tag = TAG, security(()),
+    responses((status = 303, description = "To the softphone page.")))]
+async fn softphone_redirect() -> Redirect {
+    to_softphone()
+}
+
+fn to_softphone() -> Redirect {
     // 303: whatever the method was, the browser GETs the page.
     Redirect::to("/softphone/")
 }
 
+#[utoipa::path(get, path = "/softphone/", tag = TAG, security(()),
+    responses((status = 200, description = "The agents' softphone page.", content_type = "text/html")))]
 async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
+#[utoipa::path(get, path = "/softphone/index.html", tag = TAG, security(()),
+    responses((status = 200, description = "The agents' softphone page.", content_type = "text/html")))]
+async fn index_html() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+#[utoipa::path(get, path = "/softphone/app.js", tag = TAG, security(()),
+    responses((status = 200, description = "The softphone's script.", content_type = "text/javascript")))]
 async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
+#[utoipa::path(get, path = "/softphone/app.css", tag = TAG, security(()),
+    responses((status = 200, description = "The softphone's style sheet.", content_type = "text/css")))]
 async fn app_css() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response {
     let headers: [(HeaderName, HeaderValue); 7] = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         // Revalidate every time: a new callscope must never run yesterday's script.

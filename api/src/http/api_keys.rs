@@ -2,14 +2,15 @@
 //! (never more than its creator holds), may expire, can be revoked, and shows when it was
 //! last used. The key itself is shown once, at creation; only its hash is stored.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::FromRow;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::state::AppState;
 use crate::auth::{self, OrgCtx};
@@ -18,13 +19,13 @@ use crate::ids::{ms_to_rfc3339, now_ms};
 use crate::permissions::{Permission, Permissions};
 use crate::sip::http::json_body;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api-keys", get(list_keys).post(create_key))
-        .route("/api-keys/{id}", delete(revoke_key))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateKeyBody {
     name: String,
@@ -75,6 +76,13 @@ fn view(row: &KeyRow) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "The organization's API keys (never the keys themselves)",
+    responses((status = 200, description = "`{data: [key]}`", body = Object)),
+)]
 async fn list_keys(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::ApiKeysManage)?;
     let rows: Vec<KeyRow> = sqlx::query_as(
@@ -89,6 +97,14 @@ async fn list_keys(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Create an API key; the key is in this response only",
+    request_body = CreateKeyBody,
+    responses((status = 201, description = "The key, with `key` shown this once.", body = Object)),
+)]
 async fn create_key(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -147,6 +163,14 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Revoke an API key (idempotent)",
+    params(("id" = String, Path, description = "The key's id.")),
+    responses((status = 204, description = "Revoked.")),
+)]
 async fn revoke_key(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -14,7 +14,8 @@ use crate::store::calls::{self, CallFilter, CallStatus};
 use crate::store::contacts::normalize_phone;
 use crate::store::{recordings, segments};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub direction: Option<String>,
@@ -29,6 +30,14 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/calls",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "List calls, newest first",
+    params(ListQuery),
+    responses((status = 200, description = "`{data: [call], next_cursor}`", body = Object)),
+)]
 pub async fn list_calls(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -79,6 +88,14 @@ pub async fn list_calls(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/calls/{id}",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "A call with its recording, quality and transcript segments",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses((status = 200, description = "The call.", body = Object)),
+)]
 pub async fn get_call(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -10,6 +10,14 @@ use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::permissions::Permission;
 
+#[utoipa::path(
+    get,
+    path = "/contacts/{id}",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "A contact: phones, emails, tags, attributes, consent, company",
+    params(("id" = String, Path, description = "The contact's id.")),
+    responses((status = 200, description = "The contact.", body = Object)),
+)]
 pub async fn get_contact(
     State(state): State<AppState>,
     org: OrgCtx,

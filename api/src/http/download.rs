@@ -89,6 +89,22 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
 
 const CHUNK: usize = 64 * 1024;
 
+#[utoipa::path(
+    get,
+    path = "/calls/{id}/recording",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "Download or stream the call's recording (HTTP ranges supported)",
+    params(
+        ("id" = String, Path, description = "The call's id."),
+        ("Range" = Option<String>, Header, description = "`bytes=start-end`."),
+    ),
+    responses(
+        (status = 200, description = "The whole file.", content_type = "audio/wav"),
+        (status = 206, description = "The requested range.", content_type = "audio/wav"),
+        (status = 410, description = "Purged by the retention policy.", body = crate::http::openapi::ErrorBody),
+        (status = 416, description = "The range lies outside the file."),
+    ),
+)]
 pub async fn download_recording(
     State(state): State<AppState>,
     org: OrgCtx,

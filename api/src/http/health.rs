@@ -7,6 +7,17 @@ use serde_json::json;
 
 use super::state::{AppState, AsrState};
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = crate::http::openapi::tags::SERVICE,
+    summary = "Liveness: database, speech model, diarization, SIP",
+    security(()),
+    responses(
+        (status = 200, description = "Healthy.", body = Object),
+        (status = 503, description = "The database does not answer.", body = Object),
+    ),
+)]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let db_ok = sqlx::query_scalar::<_, i64>("SELECT 1")
         .fetch_one(&state.pool)

@@ -34,6 +34,14 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = crate::http::openapi::tags::SERVICE,
+    summary = "Prometheus metrics",
+    security(()),
+    responses((status = 200, description = "Prometheus text format 0.0.4.", content_type = "text/plain")),
+)]
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(depth) = crate::store::jobs::queue_depth(&state.pool).await {
         metrics::gauge!(QUEUE_DEPTH).set(depth as f64);

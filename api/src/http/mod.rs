@@ -8,6 +8,7 @@ pub mod download;
 pub mod health;
 pub mod idempotency;
 pub mod metrics;
+pub mod openapi;
 pub mod rate_limit;
 pub mod recording_webhook;
 pub mod state;
@@ -18,11 +19,67 @@ pub mod views;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::error::ApiError;
 use state::AppState;
+
+/// The routes under `/api/v1`, each registered with its documentation (see `openapi`).
+/// `upload_body_limit` bounds the recording upload's body; it does not change the document.
+fn api_routes(upload_body_limit: usize) -> OpenApiRouter<AppState> {
+    let (schemas, paths, upload) = routes!(upload::upload_recording);
+    let upload = (
+        schemas,
+        paths,
+        upload.layer(DefaultBodyLimit::max(upload_body_limit)),
+    );
+    OpenApiRouter::new()
+        .routes(upload)
+        .routes(routes!(recording_webhook::call_recording))
+        .routes(routes!(calls::list_calls, crate::sip::http::click_to_call))
+        .routes(routes!(calls::get_call))
+        .routes(routes!(download::download_recording))
+        .routes(routes!(transcript::get_transcript))
+        .routes(routes!(contacts::get_contact))
+        .routes(routes!(timeline::contact_timeline))
+        .routes(routes!(timeline::conversation_timeline))
+        .routes(routes!(crate::realtime::ws::events_socket))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs_page))
+        .routes(routes!(openapi::docs_script))
+        .routes(routes!(openapi::docs_style))
+        .merge(OpenApiRouter::from(crate::sip::http::routes()))
+        .merge(OpenApiRouter::from(crate::sip::recording_settings::routes()))
+        .merge(OpenApiRouter::from(crate::agent::http::routes()))
+        .merge(OpenApiRouter::from(crate::analysis::routes()))
+        .merge(api_keys::routes())
+        .merge(OpenApiRouter::from(crate::messaging::routes()))
+        .merge(OpenApiRouter::from(crate::crm::routes()))
+        .merge(OpenApiRouter::from(crate::retention::routes::routes()))
+        .merge(OpenApiRouter::from(crate::audit::routes::routes()))
+        .merge(OpenApiRouter::from(crate::analytics::routes()))
+}
+
+/// The routes outside `/api/v1`: health, metrics, webhook administration and the softphone.
+fn root_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(metrics::render))
+        .merge(OpenApiRouter::from(crate::webhooks::routes::<AppState>()))
+        // The agents' softphone page (GET / redirects to it).
+        .merge(crate::web::routes::<AppState>())
+}
+
+/// Every route with its documentation, as `openapi::document` describes it.
+pub(crate) fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .nest("/api/v1", api_routes(usize::MAX))
+        .merge(root_routes())
+}
 
 pub fn router(state: AppState) -> Router {
     let upload_body_limit = usize::try_from(
@@ -32,39 +89,8 @@ pub fn router(state: AppState) -> Router {
             .saturating_add(upload::BODY_OVERHEAD_BYTES),
     )
     .unwrap_or(usize::MAX);
-    let api = Router::new()
-        .route(
-            "/recordings",
-            post(upload::upload_recording).layer(DefaultBodyLimit::max(upload_body_limit)),
-        )
-        .route(
-            "/webhooks/call-recording",
-            post(recording_webhook::call_recording),
-        )
-        .route(
-            "/calls",
-            get(calls::list_calls).post(crate::sip::http::click_to_call),
-        )
-        .route("/calls/{id}", get(calls::get_call))
-        .route("/calls/{id}/recording", get(download::download_recording))
-        .route("/calls/{id}/{file}", get(transcript::get_transcript))
-        .route("/contacts/{id}", get(contacts::get_contact))
-        .route("/contacts/{id}/timeline", get(timeline::contact_timeline))
-        .route("/events/ws", get(crate::realtime::ws::events_socket))
-        .route(
-            "/conversations/{id}/timeline",
-            get(timeline::conversation_timeline),
-        )
-        .merge(crate::sip::http::routes())
-        .merge(crate::sip::recording_settings::routes())
-        .merge(crate::agent::http::routes())
-        .merge(crate::analysis::routes())
-        .merge(api_keys::routes())
-        .merge(crate::messaging::routes())
-        .merge(crate::crm::routes())
-        .merge(crate::retention::routes::routes())
-        .merge(crate::audit::routes::routes())
-        .merge(crate::analytics::routes())
+    let (api, _) = api_routes(upload_body_limit).split_for_parts();
+    let api = api
         // Layers run outside-in from the last: rate limit, then idempotency, then the route.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -74,13 +100,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             rate_limit::limit,
         ));
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::render))
-        .nest("/api/v1", api)
-        .merge(crate::webhooks::routes::<AppState>())
-        // The agents' softphone page (GET / redirects to it).
-        .merge(crate::web::routes::<AppState>())
+    let (root, _) = root_routes().split_for_parts();
+    root.nest("/api/v1", api)
+        // A path nothing serves gets the API's error shape, so a client (and the route
+        // coverage test) can tell "no such route" from "no such record".
+        .fallback(route_not_found)
         .layer(axum::middleware::from_fn(metrics::track))
         // The client's address for audit entries (crate::audit).
         .layer(axum::middleware::from_fn(crate::audit::capture_client_ip))
@@ -92,4 +116,13 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(state)
+}
+
+async fn route_not_found() -> Response {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such route",
+    )
+    .into_response()
 }

@@ -21,6 +21,18 @@ use crate::store::calls::{self, CallStatus};
 use crate::store::jobs;
 use crate::twilio::{RecordingWebhook, TwilioOutcome};
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/call-recording",
+    tag = crate::http::openapi::tags::RECORDINGS,
+    summary = "Announce a finished recording by URL (PBX JSON or Twilio callback)",
+    request_body(content = Object, description = "JSON `{recording_url, external_call_id, ...}` or Twilio's RecordingStatusCallback form."),
+    responses(
+        (status = 202, description = "The call is created and the download queued.", body = Object),
+        (status = 200, description = "Already known (same external call id).", body = Object),
+        (status = 402, description = "The organization's minute quota is exhausted.", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn call_recording(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -25,7 +25,8 @@ use crate::store::timeline::{self, PageFrom, TimelineEvent, TimelineOf, Timeline
 /// Most kinds one filter may name.
 const MAX_KINDS: usize = 20;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineParams {
     /// Older than this cursor (the same as `before`; kept for existing clients).
     pub cursor: Option<String>,
@@ -37,6 +38,14 @@ pub struct TimelineParams {
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/contacts/{id}/timeline",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "The contact's timeline: calls, messages, notes, tasks, status changes",
+    params(("id" = String, Path, description = "The contact's id."), TimelineParams),
+    responses((status = 200, description = "`{data: [event], next_cursor, prev_cursor}`, newest first.", body = Object)),
+)]
 pub async fn contact_timeline(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -51,6 +60,14 @@ pub async fn contact_timeline(
     page(&state, &org, TimelineOf::Contact(id), q).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}/timeline",
+    tag = crate::http::openapi::tags::CONVERSATIONS,
+    summary = "The conversation's timeline: calls, messages, notes, tasks, status changes",
+    params(("id" = String, Path, description = "The conversation's id."), TimelineParams),
+    responses((status = 200, description = "`{data: [event], next_cursor, prev_cursor}`, newest first.", body = Object)),
+)]
 pub async fn conversation_timeline(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -11,6 +11,20 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::{calls, segments};
 
 /// axum matches `{file}` as the last path segment: `transcript.vtt` etc.
+#[utoipa::path(
+    get,
+    path = "/calls/{id}/{file}",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "The call's transcript as JSON, WebVTT, SRT or text",
+    params(
+        ("id" = String, Path, description = "The call's id."),
+        ("file" = String, Path, description = "`transcript.json`, `transcript.vtt`, `transcript.srt` or `transcript.txt`."),
+    ),
+    responses(
+        (status = 200, description = "The transcript in the asked format."),
+        (status = 410, description = "Purged by the retention policy.", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_transcript(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -35,6 +35,23 @@ pub fn too_large(limit: u64) -> ApiError {
     .with_details(json!({ "max_upload_bytes": limit }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/recordings",
+    tag = crate::http::openapi::tags::RECORDINGS,
+    summary = "Upload a finished call recording for analysis",
+    description = "multipart/form-data: `file` (WAV, MP3, FLAC, Ogg/Opus, M4A...), metadata fields \
+        (`external_call_id`, `direction`, `agent`, `customer_phone`, `channel_layout`, `language`, \
+        `started_at`...) and an optional `transcript`. The file is streamed to disk; processing is queued.",
+    request_body(content = String, content_type = "multipart/form-data", description = "The recording and its metadata."),
+    responses(
+        (status = 202, description = "Accepted: the call and its processing job.", body = Object),
+        (status = 200, description = "The same file was already uploaded for this external call id.", body = Object),
+        (status = 402, description = "The organization's minute quota is exhausted.", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "Larger than the upload limit.", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "Not a supported audio format.", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn upload_recording(
     State(state): State<AppState>,
     org: OrgCtx,

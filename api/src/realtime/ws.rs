@@ -50,14 +50,30 @@ const CATCH_UP_BATCH: i64 = 500;
 const CATCH_UP_ROUNDS: usize = 100;
 const MAX_PATTERNS: usize = 32;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Comma-separated event names or patterns (`message.*`); all the caller may see if absent.
     events: Option<String>,
+    /// Only events about this contact.
     contact_id: Option<String>,
+    /// Only events about this conversation.
     conversation_id: Option<String>,
+    /// Replay what came after this sequence number (a reconnecting client's last `seq`).
     after: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/events/ws",
+    tag = crate::http::openapi::tags::REALTIME,
+    summary = "WebSocket of the organization's events (see docs/realtime.md)",
+    params(StreamQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 426, description = "Not a WebSocket upgrade request."),
+    ),
+)]
 pub async fn events_socket(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -530,7 +530,7 @@ fn control(state: &AppState) -> ApiResult<std::sync::Arc<dyn callscope_sip::cont
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClickToCallBody {
     agent_user_id: Option<String>,
@@ -541,6 +541,14 @@ pub struct ClickToCallBody {
 /// `POST /api/v1/calls`: ring the agent's phone, then dial `number` (an extension of the
 /// organization or a phone number, normalised to E.164). 202 with the call's id: the call
 /// record appears as the call progresses (call.* events).
+#[utoipa::path(
+    post,
+    path = "/calls",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "Click-to-call: ring the agent, then dial the number",
+    request_body = ClickToCallBody,
+    responses((status = 202, description = "Dialling: `{id}` of the call to come.", body = Object)),
+)]
 pub async fn click_to_call(
     State(state): State<AppState>,
     org: OrgCtx,

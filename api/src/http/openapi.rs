@@ -1,0 +1,271 @@
+//! The OpenAPI 3.1 document of the HTTP API, generated from the handlers themselves.
+//!
+//! Every route is registered through `utoipa_axum`'s `OpenApiRouter` with `routes!`, which
+//! takes the path and method from the handler's `#[utoipa::path]` annotation: a route cannot
+//! be served without being documented, and a documented path cannot differ from the served
+//! one. `api/tests/openapi.rs` checks the rest (the document validates, every documented
+//! operation is routed, nothing is registered around `routes!`).
+//!
+//! What every operation shares is added here once rather than on ~120 annotations: the
+//! error responses in the one `{error, code, details}` shape, the rate-limit headers and the
+//! two ways to authenticate.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi, Ref, RefOr};
+use utoipa::{OpenApi as _, ToSchema};
+
+/// The error body of every failed request.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documentation only: errors are built by `crate::error::ApiError`.
+pub struct ErrorBody {
+    /// Human-readable message.
+    error: String,
+    /// Stable machine-readable code, e.g. `not_found`, `validation_error`, `rate_limited`.
+    code: String,
+    /// Structured context (the missing permission, the offending field...), or null.
+    details: serde_json::Value,
+}
+
+/// Tag names, so annotations cannot misspell a group.
+pub mod tags {
+    pub const CALLS: &str = "calls";
+    pub const RECORDINGS: &str = "recordings";
+    pub const CONTACTS: &str = "contacts";
+    pub const CONVERSATIONS: &str = "conversations";
+    pub const CHANNELS: &str = "channels";
+    pub const NOTES_TASKS: &str = "notes and tasks";
+    pub const TELEPHONY: &str = "telephony";
+    pub const AGENTS: &str = "agents";
+    pub const ANALYSIS: &str = "analysis";
+    pub const ANALYTICS: &str = "analytics";
+    pub const WEBHOOKS: &str = "webhooks";
+    pub const ADMIN: &str = "administration";
+    pub const REALTIME: &str = "realtime";
+    pub const SERVICE: &str = "service";
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "callscope",
+        description = "Telephony and call intelligence: calls, recordings, transcripts and \
+            insights; contacts, conversations and messages on one timeline. Authenticate with \
+            an API key (`Authorization: Bearer cs_...`) or an agent's session cookie. Errors \
+            are `{error, code, details}`. POSTs that create things accept `Idempotency-Key`.",
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// The base document (title, shared schemas) that the routers' paths are merged into.
+pub fn base() -> OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Fills in what every operation shares. `public` operations (health, the softphone page,
+/// signed inbound webhooks, sign-in) are left without a security requirement.
+pub fn finish(mut doc: OpenApi) -> OpenApi {
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An organization's API key (`cs_...`)."))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "api_key_header",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-Key",
+            "The same API key in its own header.",
+        ))),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "callscope_session",
+            "An agent's session, from `POST /api/v1/agent/login`.",
+        ))),
+    );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for op in operations.into_iter().flatten() {
+            add_shared_responses(path, op);
+        }
+    }
+    doc
+}
+
+fn add_shared_responses(path: &str, op: &mut Operation) {
+    let authenticated = op.security.is_none();
+    if authenticated {
+        op.security = Some(vec![
+            utoipa::openapi::security::SecurityRequirement::new("api_key", Vec::<String>::new()),
+            utoipa::openapi::security::SecurityRequirement::new(
+                "api_key_header",
+                Vec::<String>::new(),
+            ),
+            utoipa::openapi::security::SecurityRequirement::new("session", Vec::<String>::new()),
+        ]);
+    } else {
+        // `security(())` in an annotation: no credential needed.
+        op.security = Some(vec![
+            utoipa::openapi::security::SecurityRequirement::default(),
+        ]);
+    }
+    let mut errors: Vec<(&str, &str)> = vec![
+        ("400", "The request is malformed."),
+        ("422", "The request is well-formed but invalid."),
+        ("500", "An internal error (logged on the server)."),
+    ];
+    if authenticated {
+        errors.push(("401", "Missing, invalid, expired or revoked credential."));
+        errors.push(("403", "The credential lacks the permission this needs."));
+        errors.push(("429", "Too many requests with this credential."));
+    }
+    if path.contains('{') {
+        errors.push(("404", "Not found in the caller's organization."));
+    }
+    let mut responses = std::mem::replace(&mut op.responses, ResponsesBuilder::new().build());
+    for (status, description) in errors {
+        responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::T(error_response(description)));
+    }
+    if authenticated {
+        for (status, response) in responses.responses.iter_mut() {
+            if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                add_rate_limit_headers(response);
+            }
+        }
+    }
+    op.responses = responses;
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+fn add_rate_limit_headers(response: &mut utoipa::openapi::Response) {
+    let header = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer),
+            ))
+            .description(Some(description))
+            .build()
+    };
+    for (name, description) in [
+        (
+            "X-RateLimit-Limit",
+            "Requests allowed a minute with this credential.",
+        ),
+        (
+            "X-RateLimit-Remaining",
+            "Requests left in the current window.",
+        ),
+        ("X-RateLimit-Reset", "Seconds until the window resets."),
+    ] {
+        response
+            .headers
+            .entry(name.to_string())
+            .or_insert_with(|| RefOr::T(header(description)));
+    }
+}
+
+/// The served document, built once from the same routers the server runs.
+pub fn document() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let doc = finish(super::documented_routes().split_for_parts().1);
+        doc.to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    })
+}
+
+/// `GET /api/v1/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = tags::SERVICE,
+    security(()),
+    responses((status = 200, description = "This document (OpenAPI 3.1).", content_type = "application/json")),
+)]
+pub async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}
+
+const DOCS_HTML: &str = include_str!("../../web/api-docs/index.html");
+const DOCS_JS: &str = include_str!("../../web/api-docs/docs.js");
+const DOCS_CSS: &str = include_str!("../../web/api-docs/docs.css");
+
+/// `GET /api/v1/docs`: the document rendered for people, from files compiled in (no CDN).
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = tags::SERVICE,
+    security(()),
+    responses((status = 200, description = "Browsable API reference.", content_type = "text/html")),
+)]
+pub async fn docs_page() -> Response {
+    crate::web::asset("text/html; charset=utf-8", DOCS_HTML)
+}
+
+/// `GET /api/v1/docs/docs.js`: the reference page's script.
+#[utoipa::path(
+    get,
+    path = "/docs/docs.js",
+    tag = tags::SERVICE,
+    security(()),
+    responses((status = 200, description = "The reference page's script.", content_type = "text/javascript")),
+)]
+pub async fn docs_script() -> Response {
+    crate::web::asset("text/javascript; charset=utf-8", DOCS_JS)
+}
+
+/// `GET /api/v1/docs/docs.css`: the reference page's style sheet.
+#[utoipa::path(
+    get,
+    path = "/docs/docs.css",
+    tag = tags::SERVICE,
+    security(()),
+    responses((status = 200, description = "The reference page's style sheet.", content_type = "text/css")),
+)]
+pub async fn docs_style() -> Response {
+    crate::web::asset("text/css; charset=utf-8", DOCS_CSS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_is_json_with_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(super::document()).expect("json");
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/api/v1/calls/{id}"]["get"].is_object());
+    }
+}
