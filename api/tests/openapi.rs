@@ -144,6 +144,25 @@ async fn every_documented_operation_is_routed_and_guarded() {
             ));
         }
     }
+    // And nothing more is routed on a documented path: handlers of different paths given to
+    // one `routes!` would serve each other's methods on both paths.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS.iter().filter(|m| item.get(**m).is_none()) {
+            let url = server.url(&concrete(path));
+            let response = server
+                .http
+                .request(method.to_uppercase().parse().unwrap(), &url)
+                .send()
+                .await
+                .unwrap();
+            if response.status() != 405 {
+                failures.push(format!(
+                    "{method} {path}: undocumented, yet answered {}",
+                    response.status()
+                ));
+            }
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // The control: the probe does tell a missing route apart.
