@@ -5,6 +5,7 @@ pub mod calls;
 pub mod contacts;
 pub mod cursor;
 pub mod download;
+pub mod error_shape;
 pub mod health;
 pub mod idempotency;
 pub mod metrics;
@@ -105,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         // A path nothing serves gets the API's error shape, so a client (and the route
         // coverage test) can tell "no such route" from "no such record".
         .fallback(route_not_found)
+        // axum's own rejections (bad query, wrong method...) in the same `{error, code, details}`.
+        .layer(axum::middleware::map_response(error_shape::uniform_errors))
         .layer(axum::middleware::from_fn(metrics::track))
         // The client's address for audit entries (crate::audit).
         .layer(axum::middleware::from_fn(crate::audit::capture_client_ip))

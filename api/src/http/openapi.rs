@@ -92,7 +92,7 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
     components.add_security_scheme(
         "session",
         SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-            "callscope_session",
+            "cs_session",
             "An agent's session, from `POST /api/v1/agent/login`.",
         ))),
     );
@@ -137,6 +137,13 @@ fn add_shared_responses(path: &str, op: &mut Operation) {
         errors.push(("401", "Missing, invalid, expired or revoked credential."));
         errors.push(("403", "The credential lacks the permission this needs."));
         errors.push(("429", "Too many requests with this credential."));
+    }
+    if op.request_body.is_some() {
+        errors.push(("413", "The body is larger than this operation accepts."));
+        errors.push((
+            "415",
+            "The body's content type is not one this operation accepts.",
+        ));
     }
     if path.contains('{') {
         errors.push(("404", "Not found in the caller's organization."));
