@@ -60,6 +60,8 @@ pub async fn open_database(config: &Config) -> Result<sqlx::SqlitePool, StartErr
     }
     let pool = crate::store::connect(&config.database_url()).await?;
     crate::store::migrate(&pool).await?;
+    // Statistics for the query planner before the first request (see store::optimize).
+    crate::store::optimize::at_start(&pool).await?;
     Ok(pool)
 }
 
@@ -117,6 +119,10 @@ pub async fn start_with(
     let client = crate::webhooks::default_http_client(state.config.egress.policy())
         .map_err(|e| StartError::Io(std::io::Error::other(e)))?;
     workers.push(state.events.spawn_tail(state.pool.clone(), stop_rx.clone()));
+    workers.push(crate::store::optimize::spawn(
+        state.pool.clone(),
+        stop_rx.clone(),
+    ));
     workers.push(crate::messaging::snooze_sweep::spawn(
         state.pool.clone(),
         stop_rx.clone(),

@@ -8,6 +8,7 @@ pub mod calls;
 pub mod contacts;
 pub mod db;
 pub mod jobs;
+pub mod optimize;
 pub mod orgs;
 pub mod recordings;
 pub mod segments;
