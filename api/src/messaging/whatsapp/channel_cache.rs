@@ -53,10 +53,8 @@ impl ChannelCache {
                 if e.by_phone_number_id.len() >= MAX_ENTRIES {
                     e.by_phone_number_id.clear();
                 }
-                e.by_phone_number_id.insert(
-                    phone_number_id.to_string(),
-                    (Instant::now(), found.clone()),
-                );
+                e.by_phone_number_id
+                    .insert(phone_number_id.to_string(), (Instant::now(), found.clone()));
             }
         }
         Ok(Some(found))

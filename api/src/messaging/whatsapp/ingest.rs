@@ -200,9 +200,7 @@ fn is_own_fault(e: &MessagingError) -> bool {
             let code = d.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
             matches!(code & 0xff, 18 | 19 | 20 | 25)
         }
-        sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => {
-            true
-        }
+        sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => true,
         _ => false,
     }
 }

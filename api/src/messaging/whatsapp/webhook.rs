@@ -10,12 +10,12 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::ingest::{IngestError, Item};
 use super::payload::{self, Change, InboundMessage};
 use super::signature;
 use crate::error::ApiError;
 use crate::http::state::AppState;
 use crate::ids::now_ms;
-use super::ingest::{IngestError, Item};
 use crate::messaging::channels::{self, Channel};
 use crate::messaging::inbound::Sender;
 use crate::messaging::messages::NewMessage;
@@ -119,28 +119,29 @@ pub async fn receive(
     }
     let items = items(&state, notification.changes, &known);
     if !items.is_empty() {
-        queue
-            .store(&state.pool, items)
-            .await
-            .map_err(|e| match e {
-                IngestError::Refused(_) => ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "notification_not_stored",
-                    e.to_string(),
-                ),
-                IngestError::Unavailable(_) => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ingest_unavailable",
-                    e.to_string(),
-                ),
-            })?;
+        queue.store(&state.pool, items).await.map_err(|e| match e {
+            IngestError::Refused(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "notification_not_stored",
+                e.to_string(),
+            ),
+            IngestError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ingest_unavailable",
+                e.to_string(),
+            ),
+        })?;
     }
     Ok(StatusCode::OK.into_response())
 }
 
 /// What to store, in the notification's order, prepared here (phone numbers normalised) so
 /// that work runs on the request's thread, not the single writer's.
-fn items(state: &AppState, changes: Vec<Change>, known: &HashMap<String, Arc<Channel>>) -> Vec<Item> {
+fn items(
+    state: &AppState,
+    changes: Vec<Change>,
+    known: &HashMap<String, Arc<Channel>>,
+) -> Vec<Item> {
     let mut out = Vec::new();
     for change in changes {
         let Some(channel) = known.get(&change.phone_number_id) else {
