@@ -48,14 +48,14 @@ impl ChannelCache {
             return Ok(None);
         };
         let found = Arc::new(found);
-        if let Ok(mut e) = self.inner.lock() {
-            if e.epoch == epoch {
-                if e.by_phone_number_id.len() >= MAX_ENTRIES {
-                    e.by_phone_number_id.clear();
-                }
-                e.by_phone_number_id
-                    .insert(phone_number_id.to_string(), (Instant::now(), found.clone()));
+        if let Ok(mut e) = self.inner.lock()
+            && e.epoch == epoch
+        {
+            if e.by_phone_number_id.len() >= MAX_ENTRIES {
+                e.by_phone_number_id.clear();
             }
+            e.by_phone_number_id
+                .insert(phone_number_id.to_string(), (Instant::now(), found.clone()));
         }
         Ok(Some(found))
     }
