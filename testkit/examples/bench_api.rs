@@ -32,6 +32,8 @@
 //! - `BENCH_API_CONCURRENCY`: ingestion steps, e.g. `4,16,64` (default); `BENCH_API_INGEST_SECS` (30)
 //! - `BENCH_API_SENDERS`: distinct WhatsApp senders (20000)
 //! - `BENCH_API_KEEP_DB`: a path to copy the seeded database to, for looking into it later
+//! - `BENCH_API_ONLY`: `ingest` skips the timeline reads (the database is still seeded: half
+//!   the senders are its contacts)
 
 use callscope_testkit::bench::{Window, WindowFigures, env_list, env_or, machine};
 use callscope_testkit::callscope::Callscope;
@@ -82,6 +84,8 @@ struct Knobs {
     concurrency: Vec<u64>,
     ingest_secs: f64,
     senders: u64,
+    /// Only the ingestion steps (`BENCH_API_ONLY=ingest`).
+    ingest_only: bool,
 }
 
 fn run() -> Res<()> {
@@ -99,6 +103,7 @@ fn run() -> Res<()> {
         concurrency: env_list("BENCH_API_CONCURRENCY", "4,16,64"),
         ingest_secs: env_or("BENCH_API_INGEST_SECS", 30.0f64).clamp(1.0, 600.0),
         senders: env_or("BENCH_API_SENDERS", 20_000u64).max(1),
+        ingest_only: std::env::var("BENCH_API_ONLY").is_ok_and(|v| v == "ingest"),
     };
     if k.events < k.heavy + (k.contacts - 1) {
         return Err(
@@ -161,12 +166,18 @@ fn run() -> Res<()> {
 
     // The heavy contact, checked and walked once: every page, every event exactly once.
     let heavy = seeded.contacts[0].clone();
-    let cursors = rt.block_on(walk_timeline(&client, &base, &key, &heavy, k.heavy))?;
-    println!(
-        "- walked the heavy contact's timeline: {} events in {} pages of 50, none missing or repeated",
-        k.heavy,
-        cursors.len() + 1
-    );
+    let cursors = if k.ingest_only {
+        vec![String::new()]
+    } else {
+        rt.block_on(walk_timeline(&client, &base, &key, &heavy, k.heavy))?
+    };
+    if !k.ingest_only {
+        println!(
+            "- walked the heavy contact's timeline: {} events in {} pages of 50, none missing or repeated",
+            k.heavy,
+            cursors.len() + 1
+        );
+    }
 
     let mut timeline_rows = Vec::new();
     let scenarios: [(&str, UrlFor); 3] = [
@@ -202,7 +213,8 @@ fn run() -> Res<()> {
             }),
         ),
     ];
-    for (label, url) in &scenarios {
+    let scenarios: &[(&str, UrlFor)] = if k.ingest_only { &[] } else { &scenarios };
+    for (label, url) in scenarios {
         if k.warmup_secs > 0.0 {
             eprintln!("bench-api: warm-up: {label}");
             rt.block_on(open_loop(
@@ -244,62 +256,64 @@ fn run() -> Res<()> {
                 r.ok, after.0, after.1, after.2
             ));
         }
-        ingest_rows.push((n, r, f, stored));
+        ingest_rows.push((n, r, f, stored, loadavg()));
     }
     let end = rt.block_on(count_messages(&db, &channel))?;
     let contacts_now = rt.block_on(count_contacts(&db))?;
 
-    println!(
-        "\n## Timeline reads: GET /api/v1/contacts/{{id}}/timeline, open loop at {} req/s for {} s each\n",
-        k.rate, k.secs
-    );
-    println!(
-        "| scenario | sent | ok | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | callscope CPU % of a core | client CPU % | callscope RSS MB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (label, r, f) in &timeline_rows {
-        let lat = &r.latencies_ms;
+    if !timeline_rows.is_empty() {
         println!(
-            "| {label} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} |",
-            r.sent,
-            r.ok,
-            r.sent - r.ok,
-            r.ok as f64 / r.wall_s,
-            ms(percentile(lat, 50.0)),
-            ms(percentile(lat, 90.0)),
-            ms(percentile(lat, 99.0)),
-            ms(percentile(lat, 100.0)),
-            f.cpu_pct,
-            f.peers_pct.first().copied().unwrap_or(0.0),
-            f.rss_bytes as f64 / 1e6
+            "\n## Timeline reads: GET /api/v1/contacts/{{id}}/timeline, open loop at {} req/s for {} s each\n",
+            k.rate, k.secs
+        );
+        println!(
+            "| scenario | sent | ok | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | callscope CPU % of a core | client CPU % | callscope RSS MB |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for (label, r, f) in &timeline_rows {
+            let lat = &r.latencies_ms;
+            println!(
+                "| {label} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} |",
+                r.sent,
+                r.ok,
+                r.sent - r.ok,
+                r.ok as f64 / r.wall_s,
+                ms(percentile(lat, 50.0)),
+                ms(percentile(lat, 90.0)),
+                ms(percentile(lat, 99.0)),
+                ms(percentile(lat, 100.0)),
+                f.cpu_pct,
+                f.peers_pct.first().copied().unwrap_or(0.0),
+                f.rss_bytes as f64 / 1e6
+            );
+        }
+        for (label, r, _) in &timeline_rows {
+            let slow = r.latencies_ms.iter().filter(|&&l| l > 20.0).count();
+            println!(
+                "\n- {label}: {slow} requests over 20 ms, due in seconds {:?} of the window",
+                r.slow_seconds
+            );
+        }
+        print_threads(
+            &timeline_rows
+                .iter()
+                .map(|(l, _, f)| (l.clone(), f))
+                .collect::<Vec<_>>(),
         );
     }
-    for (label, r, _) in &timeline_rows {
-        let slow = r.latencies_ms.iter().filter(|&&l| l > 20.0).count();
-        println!(
-            "\n- {label}: {slow} requests over 20 ms, due in seconds {:?} of the window",
-            r.slow_seconds
-        );
-    }
-    print_threads(
-        &timeline_rows
-            .iter()
-            .map(|(l, _, f)| (l.clone(), f))
-            .collect::<Vec<_>>(),
-    );
 
     println!(
         "\n## WhatsApp ingestion: signed POST /api/v1/webhooks/whatsapp, one message each, closed loop, {} s per step\n",
         k.ingest_secs
     );
     println!(
-        "| concurrency | posted | accepted (200) | errors | stored messages | stored msg/s | p50 ms | p90 ms | p99 ms | max ms | callscope CPU % of a core | client CPU % | callscope RSS MB |"
+        "| concurrency | posted | accepted (200) | errors | stored messages | stored msg/s | p50 ms | p90 ms | p99 ms | max ms | callscope CPU % of a core | client CPU % | callscope RSS MB | load average after |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (n, r, f, stored) in &ingest_rows {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (n, r, f, stored, load) in &ingest_rows {
         let lat = &r.latencies_ms;
         println!(
-            "| {n} | {} | {} | {} | {stored} | {:.0} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} |",
+            "| {n} | {} | {} | {} | {stored} | {:.0} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {load} |",
             r.sent,
             r.ok,
             r.sent - r.ok,
@@ -316,7 +330,7 @@ fn run() -> Res<()> {
     print_threads(
         &ingest_rows
             .iter()
-            .map(|(n, _, f, _)| (format!("ingestion, concurrency {n}"), f))
+            .map(|(n, _, f, _, _)| (format!("ingestion, concurrency {n}"), f))
             .collect::<Vec<_>>(),
     );
     println!(

@@ -52,6 +52,8 @@ pub struct Inner {
     pub speaker_embedder: Option<callscope_transcription::diarize::EmbedderRef>,
     /// Committed events fanned out to the realtime sockets.
     pub events: Arc<crate::realtime::EventBus>,
+    /// The WhatsApp webhook's group-commit writer and channel cache.
+    pub whatsapp_ingest: crate::messaging::whatsapp::ingest::IngestQueue,
 }
 
 #[derive(Clone)]
@@ -97,6 +99,7 @@ impl AppState {
             rate_limiter,
             speaker_embedder,
             events: Arc::default(),
+            whatsapp_ingest: Default::default(),
         })))
     }
 

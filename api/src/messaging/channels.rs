@@ -1,6 +1,8 @@
 //! Channels ("inboxes"): one row per configured API or WhatsApp channel of an organization.
 //! Secrets are write-only: views show a short prefix.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::{Value, json};
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -12,6 +14,20 @@ use crate::webhooks::endpoints::{generate_secret, validate_url};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_CHANNELS_PER_ORG: i64 = 100;
+
+/// Channel writes committed by this process, so caches of channels (the WhatsApp webhook's)
+/// know to drop what they read before.
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// How many channel writes this process has committed; a cache compares it with the value it
+/// read its entries under.
+pub fn changes() -> u64 {
+    CHANGES.load(Ordering::Acquire)
+}
+
+fn changed() {
+    CHANGES.fetch_add(1, Ordering::AcqRel);
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Channel {
@@ -249,6 +265,7 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    changed();
     Ok(CreatedChannel {
         channel: c,
         callback_secret,
@@ -417,6 +434,7 @@ pub async fn update(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    changed();
     Ok(c)
 }
 
@@ -444,6 +462,7 @@ pub async fn delete(pool: &SqlitePool, org_id: &str, id: &str) -> Result<bool, M
         .await?;
     }
     tx.commit().await?;
+    changed();
     Ok(true)
 }
 

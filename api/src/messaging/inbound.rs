@@ -36,15 +36,19 @@ pub async fn resolve_contact(
     channel: &Channel,
     sender: &Sender,
 ) -> Result<String, MessagingError> {
-    let linked: Option<(String,)> = sqlx::query_as(
-        "SELECT contact_id FROM channel_contacts WHERE channel_id = $1 AND source_id = $2",
+    // The link and whether its contact still lacks a name, in one read: a returning sender
+    // (the common case) then costs no write here.
+    let linked: Option<(String, Option<bool>)> = sqlx::query_as(
+        "SELECT l.contact_id, c.display_name IS NULL FROM channel_contacts l
+         LEFT JOIN contacts c ON c.id = l.contact_id
+         WHERE l.channel_id = $1 AND l.source_id = $2",
     )
     .bind(&channel.id)
     .bind(&sender.source_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let contact_id = match linked {
-        Some((id,)) => id,
+    let (contact_id, unnamed) = match linked {
+        Some((id, unnamed)) => (id, unnamed.unwrap_or(false)),
         None => {
             let id = match &sender.phone_e164 {
                 Some(phone) => {
@@ -79,10 +83,12 @@ pub async fn resolve_contact(
             .bind(now_ms())
             .execute(&mut *conn)
             .await?;
-            id
+            // A contact found by phone may have no name yet; the UPDATE's own condition
+            // decides.
+            (id, true)
         }
     };
-    if let Some(name) = &sender.name {
+    if unnamed && let Some(name) = &sender.name {
         // The profile name only fills a gap: a name an agent typed wins.
         sqlx::query(
             "UPDATE contacts SET display_name = $1, updated_at = $2

@@ -3,22 +3,22 @@
 //! channel, and that channel's app secret must have signed the body.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::ingest::{IngestError, Item};
 use super::payload::{self, Change, InboundMessage};
 use super::signature;
 use crate::error::ApiError;
 use crate::http::state::AppState;
 use crate::ids::now_ms;
-use crate::messaging::MessagingError;
 use crate::messaging::channels::{self, Channel};
-use crate::messaging::events::Emitter;
-use crate::messaging::inbound::{self, Ingested, Sender};
-use crate::messaging::messages::{self, NewMessage, StatusChange};
+use crate::messaging::inbound::Sender;
+use crate::messaging::messages::NewMessage;
 use crate::messaging::model::{DeliveryStatus, Direction, SenderType};
 use crate::store::contacts::normalize_phone;
 
@@ -60,8 +60,9 @@ pub async fn verify(
         .into_response())
 }
 
-/// A notification: verify, then store everything in one transaction. Answers 200 quickly
-/// (Meta retries anything else for days), also for phone numbers we do not know.
+/// A notification: verify, then hand it to the ingestion writer, which stores it with the
+/// others waiting in one transaction (`ingest`). Answers 200 once it is committed (Meta
+/// retries anything else for days), also for phone numbers we do not know.
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -77,13 +78,16 @@ pub async fn receive(
     let notification = payload::parse(&body)
         .map_err(|e| ApiError::bad_request(e.to_string()).with_code("invalid_payload"))?;
 
-    // The channels this POST concerns, each looked up once.
-    let mut known: HashMap<String, Channel> = HashMap::new();
+    // The channels this POST concerns, each looked up once (from the cache, mostly).
+    let queue = &state.whatsapp_ingest;
+    let mut known: HashMap<String, Arc<Channel>> = HashMap::new();
     for change in &notification.changes {
         if known.contains_key(&change.phone_number_id) {
             continue;
         }
-        match channels::find_whatsapp_by_phone_number_id(&state.pool, &change.phone_number_id)
+        match queue
+            .channels
+            .find(&state.pool, &change.phone_number_id)
             .await?
         {
             Some(c) => {
@@ -113,31 +117,34 @@ pub async fn receive(
             "WhatsApp notification items that could not be read"
         );
     }
-    if !known.is_empty() {
-        store(&state, &notification.changes, &known)
-            .await
-            .map_err(ApiError::from)?;
+    let items = items(&state, notification.changes, &known);
+    if !items.is_empty() {
+        queue.store(&state.pool, items).await.map_err(|e| match e {
+            IngestError::Refused(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "notification_not_stored",
+                e.to_string(),
+            ),
+            IngestError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ingest_unavailable",
+                e.to_string(),
+            ),
+        })?;
     }
     Ok(StatusCode::OK.into_response())
 }
 
-async fn store(
+/// What to store, in the notification's order, prepared here (phone numbers normalised) so
+/// that work runs on the request's thread, not the single writer's.
+fn items(
     state: &AppState,
-    changes: &[Change],
-    known: &HashMap<String, Channel>,
-) -> Result<(), MessagingError> {
-    let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut emitters: HashMap<String, Emitter> = HashMap::new();
-    let (mut created, mut duplicates, mut statuses) = (0u64, 0u64, 0u64);
+    changes: Vec<Change>,
+    known: &HashMap<String, Arc<Channel>>,
+) -> Vec<Item> {
+    let mut out = Vec::new();
     for change in changes {
         let Some(channel) = known.get(&change.phone_number_id) else {
-            continue;
-        };
-        if !emitters.contains_key(&channel.org_id) {
-            let e = Emitter::load(&mut tx, &channel.org_id).await?;
-            emitters.insert(channel.org_id.clone(), e);
-        }
-        let Some(emitter) = emitters.get(&channel.org_id) else {
             continue;
         };
         for m in &change.messages {
@@ -146,46 +153,20 @@ async fn store(
                 phone_e164: normalize_phone(&format!("+{}", m.from), &state.config.default_region),
                 name: change.profile_name(&m.from).map(str::to_owned),
             };
-            match inbound::ingest(&mut tx, emitter, channel, &sender, new_message(m)).await? {
-                Ingested::Created(_) => created += 1,
-                Ingested::Duplicate(_) => duplicates += 1,
-            }
+            out.push(Item::Message {
+                channel: channel.clone(),
+                sender,
+                message: new_message(m),
+            });
         }
-        for s in &change.statuses {
-            let Some(message) = messages::find_by_external_id(&mut tx, &channel.id, &s.id).await?
-            else {
-                tracing::debug!(wamid = %s.id, "status for a message callscope did not send");
-                continue;
-            };
-            if message.direction != Direction::Outbound.as_str() {
-                continue;
-            }
-            let at = s
-                .timestamp_s
-                .and_then(|t| t.checked_mul(1000))
-                .unwrap_or_else(now_ms);
-            messages::apply_status(
-                &mut tx,
-                emitter,
-                &channel.kind,
-                message,
-                StatusChange {
-                    status: s.status,
-                    at,
-                    error_code: s.error_code.clone(),
-                    error_message: s.error_message.clone(),
-                    external_id: None,
-                },
-            )
-            .await?;
-            statuses += 1;
+        for report in change.statuses {
+            out.push(Item::Status {
+                channel: channel.clone(),
+                report,
+            });
         }
     }
-    tx.commit().await?;
-    metrics::counter!("callscope_whatsapp_messages_received_total").increment(created);
-    metrics::counter!("callscope_whatsapp_messages_replayed_total").increment(duplicates);
-    metrics::counter!("callscope_whatsapp_statuses_received_total").increment(statuses);
-    Ok(())
+    out
 }
 
 fn new_message(m: &InboundMessage) -> NewMessage {
