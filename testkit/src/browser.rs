@@ -261,6 +261,15 @@ impl Softphones {
         if let Some(wav) = mic_wav {
             args["mic_wav"] = wav.display().to_string().into();
         }
+        self.open_with(args)
+    }
+
+    /// Opens `agent`'s browser on another page of the server (`path`, e.g. `/api/v1/docs`).
+    pub fn open_page(&mut self, agent: &str, base_url: &str, path: &str) -> Result<Value> {
+        self.open_with(json!({ "agent": agent, "base_url": base_url, "path": path }))
+    }
+
+    fn open_with(&mut self, args: Value) -> Result<Value> {
         let reply = self.command("open", args, DEFAULT_TIMEOUT)?;
         if let Some(pids) = reply["browser_pids"].as_array() {
             self.browser_pids.extend(

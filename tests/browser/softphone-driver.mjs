@@ -129,7 +129,9 @@ async function open(cmd) {
   await page.waitForFunction(() => document.getElementById('app')?.dataset.view !== 'loading', null, {
     timeout: timeoutOf(cmd),
   });
-  return { browser_pids: browserPids, view: await attr(page, '#app', 'data-view') };
+  // Other pages of the server (the API reference) have no softphone view to report.
+  const view = (await page.locator('#app').count()) > 0 ? await attr(page, '#app', 'data-view') : null;
+  return { browser_pids: browserPids, view };
 }
 
 async function attr(page, selector, name) {

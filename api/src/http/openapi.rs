@@ -96,6 +96,7 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
             "An agent's session, from `POST /api/v1/agent/login`.",
         ))),
     );
+    unique_operation_ids(&mut doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
             item.get.as_mut(),
@@ -109,6 +110,49 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
         }
     }
     doc
+}
+
+/// OpenAPI requires operation ids to be unique; utoipa takes them from handler names, and
+/// modules reuse names such as `list_route`. A repeated id becomes `<method>_<path words>`
+/// (`get_api_v1_notes_id`), so clients generated from the document get distinct methods.
+fn unique_operation_ids(doc: &mut OpenApi) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for item in doc.paths.paths.values() {
+        for op in operations_of(item) {
+            if let Some(id) = &op.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let methods = [
+            ("get", item.get.as_mut()),
+            ("put", item.put.as_mut()),
+            ("post", item.post.as_mut()),
+            ("delete", item.delete.as_mut()),
+            ("patch", item.patch.as_mut()),
+        ];
+        for (method, op) in methods {
+            let Some(op) = op else { continue };
+            let repeated = op
+                .operation_id
+                .as_ref()
+                .is_none_or(|id| seen.get(id).copied().unwrap_or(0) > 1);
+            if repeated {
+                let words: Vec<&str> = path
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                op.operation_id = Some(format!("{method}_{}", words.join("_")));
+            }
+        }
+    }
+}
+
+fn operations_of(item: &utoipa::openapi::PathItem) -> impl Iterator<Item = &Operation> {
+    [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+        .into_iter()
+        .filter_map(Option::as_ref)
 }
 
 fn add_shared_responses(path: &str, op: &mut Operation) {
@@ -269,6 +313,20 @@ pub async fn docs_style() -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc: serde_json::Value = serde_json::from_str(super::document()).expect("json");
+        let mut ids = std::collections::HashSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"]
+                    .as_str()
+                    .expect("every operation has an id");
+                assert!(ids.insert(id.to_string()), "{id} twice");
+            }
+        }
+    }
+
     #[test]
     fn the_document_is_json_with_the_routes() {
         let doc: serde_json::Value = serde_json::from_str(super::document()).expect("json");
