@@ -130,6 +130,7 @@ struct StoredItems {
 #[utoipa::path(
     post,
     path = "/calls/{id}/action-items/{index}/task",
+    operation_id = "create_task_from_action_item",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Make a task from an action item of the call's analysis",
     params(

@@ -137,6 +137,7 @@ async fn check_domain_free(
 #[utoipa::path(
     post,
     path = "/companies",
+    operation_id = "create_company",
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "Create a company",
     request_body = CompanyInput,
@@ -184,6 +185,7 @@ pub async fn create_route(
 #[utoipa::path(
     get,
     path = "/companies/{id}",
+    operation_id = "get_company",
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "A company",
     params(("id" = String, Path, description = "The company's id.")),
@@ -202,6 +204,7 @@ pub async fn get_route(
 #[utoipa::path(
     patch,
     path = "/companies/{id}",
+    operation_id = "update_company",
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "Change a company",
     params(("id" = String, Path, description = "The company's id.")),
@@ -258,6 +261,7 @@ pub async fn update_route(
 #[utoipa::path(
     delete,
     path = "/companies/{id}",
+    operation_id = "delete_company",
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "Delete a company; its contacts stay, without a company",
     params(("id" = String, Path, description = "The company's id.")),
@@ -283,6 +287,7 @@ pub async fn delete_route(
 #[utoipa::path(
     get,
     path = "/companies",
+    operation_id = "list_companies",
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "List companies, newest first",
     params(CursorQuery),
@@ -323,6 +328,7 @@ pub async fn list_route(
 #[utoipa::path(
     get,
     path = "/companies/{id}/contacts",
+    operation_id = "list_company_contacts",
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "The company's contacts, newest first",
     params(("id" = String, Path, description = "The company's id."), CursorQuery),

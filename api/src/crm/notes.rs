@@ -104,6 +104,7 @@ struct NewNote {
 #[utoipa::path(
     post,
     path = "/notes",
+    operation_id = "create_note",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Write a note on a contact or a conversation",
     request_body = NewNote,
@@ -189,6 +190,7 @@ pub async fn create_route(
 #[utoipa::path(
     get,
     path = "/notes/{id}",
+    operation_id = "get_note",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "A note",
     params(("id" = String, Path, description = "The note's id.")),
@@ -214,6 +216,7 @@ struct NotePatch {
 #[utoipa::path(
     patch,
     path = "/notes/{id}",
+    operation_id = "update_note",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Change a note's text",
     params(("id" = String, Path, description = "The note's id.")),
@@ -258,6 +261,7 @@ pub async fn update_route(
 #[utoipa::path(
     delete,
     path = "/notes/{id}",
+    operation_id = "delete_note",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Delete a note and its timeline event",
     params(("id" = String, Path, description = "The note's id.")),
@@ -305,6 +309,7 @@ pub struct NoteQuery {
 #[utoipa::path(
     get,
     path = "/notes",
+    operation_id = "list_notes",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "List notes, newest first",
     params(NoteQuery),

@@ -90,6 +90,7 @@ fn view(s: &CrmSettings, server_default: &str) -> Value {
 #[utoipa::path(
     get,
     path = "/settings/crm",
+    operation_id = "get_crm_settings",
     tag = crate::http::openapi::tags::ADMIN,
     summary = "The organization's CRM settings",
     responses((status = 200, description = "`{default_region, default_region_is_server_default, action_item_tasks}`", body = Object)),
@@ -115,6 +116,7 @@ struct SettingsPatch {
 #[utoipa::path(
     put,
     path = "/settings/crm",
+    operation_id = "put_crm_settings",
     tag = crate::http::openapi::tags::ADMIN,
     summary = "Change the organization's CRM settings",
     request_body = SettingsPatch,

@@ -241,6 +241,7 @@ struct TaskInput {
 #[utoipa::path(
     post,
     path = "/tasks",
+    operation_id = "create_task",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Create a task",
     request_body = TaskInput,
@@ -317,6 +318,7 @@ pub async fn create_route(
 #[utoipa::path(
     get,
     path = "/tasks/{id}",
+    operation_id = "get_task",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "A task",
     params(("id" = String, Path, description = "The task's id.")),
@@ -371,6 +373,7 @@ async fn set_done(
 #[utoipa::path(
     patch,
     path = "/tasks/{id}",
+    operation_id = "update_task",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Change a task, complete it or open it again",
     params(("id" = String, Path, description = "The task's id.")),
@@ -435,6 +438,7 @@ pub async fn update_route(
 #[utoipa::path(
     post,
     path = "/tasks/{id}/complete",
+    operation_id = "complete_task",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Complete a task (a done task stays as it is)",
     params(("id" = String, Path, description = "The task's id.")),
@@ -457,6 +461,7 @@ pub async fn complete_route(
 #[utoipa::path(
     delete,
     path = "/tasks/{id}",
+    operation_id = "delete_task",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Delete a task and its timeline events",
     params(("id" = String, Path, description = "The task's id.")),
@@ -513,6 +518,7 @@ pub struct TaskQuery {
 #[utoipa::path(
     get,
     path = "/tasks",
+    operation_id = "list_tasks",
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "List tasks, newest first",
     params(TaskQuery),

@@ -180,6 +180,7 @@ async fn api_channel(state: &AppState, org_id: &str, id: &str) -> Result<Channel
 #[utoipa::path(
     post,
     path = "/channels/{id}/messages",
+    operation_id = "api_channel_inbound_message",
     tag = crate::http::openapi::tags::CHANNELS,
     summary = "An API channel's inbound message (idempotent on `message_id`)",
     description = "The external system behind an API channel posts what its users send, with \
@@ -298,6 +299,7 @@ pub struct StatusBody {
 #[utoipa::path(
     post,
     path = "/channels/{id}/statuses",
+    operation_id = "api_channel_delivery_status",
     tag = crate::http::openapi::tags::CHANNELS,
     summary = "An API channel's delivery report for an outbound message",
     params(("id" = String, Path, description = "The API channel's id.")),

@@ -316,10 +316,10 @@ fn parse_patch(body: &Value) -> Result<ConversationPatch, MessagingError> {
     Ok(p)
 }
 
-/// The fields `PATCH /conversations/{id}` accepts (read by hand in `parse_patch`, where an
-/// explicit `null` differs from an absent field); documentation only.
+/// The fields `PATCH /conversations/{id}` accepts; any other field is refused (422). Read by
+/// hand in `parse_patch`, where an explicit `null` differs from an absent field, so this type
+/// is documentation only.
 #[derive(utoipa::ToSchema)]
-#[schema(additional_properties = false)]
 #[allow(dead_code)]
 struct ConversationPatchDoc {
     /// `open`, `pending`, `resolved` or `snoozed`.

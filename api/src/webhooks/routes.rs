@@ -73,6 +73,7 @@ fn endpoint_json(e: &Endpoint) -> serde_json::Value {
 #[utoipa::path(
     post,
     path = "/api/v1/webhook-endpoints",
+    operation_id = "create_webhook_endpoint",
     tag = crate::http::openapi::tags::WEBHOOKS,
     summary = "Register a webhook endpoint",
     description = "Events are POSTed to `url`, signed with the endpoint's secret, and retried \
@@ -124,6 +125,7 @@ async fn create_handler(
 #[utoipa::path(
     get,
     path = "/api/v1/webhook-endpoints",
+    operation_id = "list_webhook_endpoints",
     tag = crate::http::openapi::tags::WEBHOOKS,
     summary = "The organization's webhook endpoints",
     responses((status = 200, description = "`{data: [{id, url, events, secret_prefix, description, created_at}]}`", body = Object)),
@@ -142,6 +144,7 @@ async fn list_handler(
 #[utoipa::path(
     delete,
     path = "/api/v1/webhook-endpoints/{id}",
+    operation_id = "delete_webhook_endpoint",
     tag = crate::http::openapi::tags::WEBHOOKS,
     summary = "Delete a webhook endpoint",
     params(("id" = String, Path, description = "The endpoint's id.")),
@@ -180,6 +183,7 @@ struct PageQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/webhook-endpoints/{id}/deliveries",
+    operation_id = "list_webhook_deliveries",
     tag = crate::http::openapi::tags::WEBHOOKS,
     summary = "An endpoint's deliveries and their attempts, newest first",
     params(("id" = String, Path, description = "The endpoint's id."), PageQuery),
@@ -217,6 +221,7 @@ async fn deliveries_handler(
 #[utoipa::path(
     post,
     path = "/api/v1/webhook-deliveries/{id}/redeliver",
+    operation_id = "redeliver_webhook_delivery",
     tag = crate::http::openapi::tags::WEBHOOKS,
     summary = "Send a delivery again (also one that went dead)",
     params(("id" = String, Path, description = "The delivery's id.")),

@@ -30,6 +30,7 @@ const MAX_CHALLENGE_CHARS: usize = 256;
 #[utoipa::path(
     get,
     path = "/webhooks/whatsapp",
+    operation_id = "whatsapp_webhook_verify",
     tag = crate::http::openapi::tags::CHANNELS,
     summary = "WhatsApp (Meta) webhook verification handshake",
     description = "Public: no API key. Meta proves the subscription with the verify token of a \
@@ -83,6 +84,7 @@ pub async fn verify(
 #[utoipa::path(
     post,
     path = "/webhooks/whatsapp",
+    operation_id = "whatsapp_webhook_receive",
     tag = crate::http::openapi::tags::CHANNELS,
     summary = "WhatsApp (Meta) webhook notifications: inbound messages and delivery statuses",
     description = "Public: no API key. Authenticated by `X-Hub-Signature-256`, the HMAC-SHA256 of \
