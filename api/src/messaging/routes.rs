@@ -33,7 +33,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_conversations))
         .routes(routes!(get_conversation, patch_conversation))
         .routes(routes!(list_messages, send_message))
-        .routes(routes!(whatsapp::webhook::verify, whatsapp::webhook::receive))
+        .routes(routes!(
+            whatsapp::webhook::verify,
+            whatsapp::webhook::receive
+        ))
 }
 
 const CHANNEL_FIELDS: &str = "`kind` (`api` or `whatsapp`, required to create), `name` \

@@ -1,10 +1,10 @@
 //! HTTP surface for webhook endpoints and deliveries. Every handler takes the organization
 //! from the API key; another organization's ids answer 404.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
