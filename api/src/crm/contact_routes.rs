@@ -159,6 +159,7 @@ pub async fn update_contact(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ContactMerge)]
 #[serde(deny_unknown_fields)]
 struct MergeBody {
     /// The duplicate: merged into the contact of the path, then deleted.

@@ -104,6 +104,7 @@ pub async fn get_route(State(state): State<AppState>, org: OrgCtx) -> ApiResult<
 
 /// Absent fields stay as they are.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CrmSettingsPatch)]
 #[serde(deny_unknown_fields)]
 struct SettingsPatch {
     /// The region (`US`, `GB`...) that reads national phone numbers; `null`: the server's.

@@ -31,6 +31,7 @@ const MAX_CONTENT_CHARS: usize = 16_384;
 const MAX_ID_CHARS: usize = 256;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApiChannelContact)]
 #[serde(deny_unknown_fields)]
 pub struct InboundContact {
     /// The external system's id of the person (preferred identity).
@@ -41,6 +42,7 @@ pub struct InboundContact {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApiChannelInboundMessage)]
 #[serde(deny_unknown_fields)]
 pub struct InboundBody {
     /// The external system's message id: a repeated POST with the same id changes nothing.
@@ -284,6 +286,7 @@ pub async fn post_inbound(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApiChannelStatusReport)]
 #[serde(deny_unknown_fields)]
 pub struct StatusBody {
     /// callscope's message id (as in the callback payload).

@@ -319,16 +319,16 @@ fn parse_patch(body: &Value) -> Result<ConversationPatch, MessagingError> {
     Ok(p)
 }
 
-/// The fields `PATCH /conversations/{id}` accepts; any other field is refused (422). Read by
-/// hand in `parse_patch`, where an explicit `null` differs from an absent field, so this type
-/// is documentation only.
+// Documentation only: `parse_patch` reads the body by hand, because an explicit `null`
+// differs from an absent field there.
+/// The fields a conversation's PATCH accepts; any other field is refused (422).
 #[derive(utoipa::ToSchema)]
+#[schema(as = ConversationPatch)]
 #[allow(dead_code)]
 struct ConversationPatchDoc {
     /// `open`, `pending`, `resolved` or `snoozed`.
     status: Option<String>,
     /// With status `snoozed` (or on a snoozed conversation): RFC 3339 or Unix seconds.
-    #[schema(value_type = Option<String>)]
     snoozed_until: Option<Value>,
     /// A user id; `null` unassigns.
     assignee_id: Option<String>,
@@ -417,6 +417,7 @@ async fn list_messages(
 
 /// A WhatsApp message template approved in the business account.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = WhatsappTemplate)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     pub name: String,
@@ -428,6 +429,7 @@ pub struct TemplateBody {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = SendMessage)]
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
     /// The text (1 to 4096 characters) of a `text` message.

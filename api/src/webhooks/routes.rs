@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// `events` may be a list or the single string `"*"`.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookEvents)]
 #[serde(untagged)]
 enum EventsField {
     One(String),
@@ -36,6 +37,7 @@ enum EventsField {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookEndpointInput)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     /// Where events are POSTed (http or https).
