@@ -10,8 +10,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use callscope_api::auth::{HasPool, create_api_key};
+use callscope_api::auth::create_api_key;
+use callscope_api::config::Config;
 use callscope_api::egress::EgressPolicy;
+use callscope_api::http::state::{AppState, AsrState};
 use callscope_api::webhooks::{
     self, DeliveryConfig, claim_due, enqueue_event, spawn_delivery_worker, verify_signature,
 };
@@ -20,19 +22,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use tokio::sync::Mutex;
 
-#[derive(Clone)]
-struct TestState {
-    pool: SqlitePool,
-}
-impl HasPool for TestState {
-    fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-}
-
 struct Db {
     pool: SqlitePool,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn db() -> Db {
@@ -46,7 +38,7 @@ async fn db() -> Db {
         .run(&pool)
         .await
         .unwrap();
-    Db { pool, _dir: dir }
+    Db { pool, dir }
 }
 
 /// An organization and an API key for it.
@@ -72,8 +64,15 @@ async fn serve(router: Router) -> String {
     format!("http://{addr}")
 }
 
-async fn api(pool: &SqlitePool) -> String {
-    serve(webhooks::routes::<TestState>().with_state(TestState { pool: pool.clone() })).await
+/// The webhook routes alone (no rate limit or idempotency layers), on the database `db`.
+async fn api(db: &Db) -> String {
+    let config = Config {
+        data_dir: db.dir.path().join("data"),
+        ..Config::default()
+    };
+    let state = AppState::new(db.pool.clone(), config, AsrState::NotConfigured).unwrap();
+    let (router, _) = webhooks::routes().split_for_parts();
+    serve(router.with_state(state)).await
 }
 
 #[derive(Clone, Debug)]
@@ -214,7 +213,7 @@ fn python_hmac_hex(secret: &str, message: &[u8]) -> String {
 async fn delivered_on_third_attempt_with_valid_signatures_and_a_log() {
     let db = db().await;
     let (org_id, key) = org(&db.pool, "acme").await;
-    let base = api(&db.pool).await;
+    let base = api(&db).await;
     let receiver = Receiver::new(2);
     let url = receiver.start().await;
     let created = create_endpoint_http(&base, &key, &url, json!(["call.processed"])).await;
@@ -312,7 +311,7 @@ async fn delivered_on_third_attempt_with_valid_signatures_and_a_log() {
 async fn always_failing_receiver_goes_dead_then_redelivery_succeeds() {
     let db = db().await;
     let (org_id, key) = org(&db.pool, "acme").await;
-    let base = api(&db.pool).await;
+    let base = api(&db).await;
     let receiver = Receiver::new(0);
     receiver.always_fail.store(true, Ordering::SeqCst);
     let url = receiver.start().await;
@@ -394,7 +393,7 @@ async fn events_of_one_organization_never_reach_another() {
     let db = db().await;
     let (org_a, key_a) = org(&db.pool, "a").await;
     let (_org_b, key_b) = org(&db.pool, "b").await;
-    let base = api(&db.pool).await;
+    let base = api(&db).await;
     let recv_a = Receiver::new(0);
     let recv_b = Receiver::new(0);
     let url_a = recv_a.start().await;
@@ -503,7 +502,7 @@ async fn events_of_one_organization_never_reach_another() {
 async fn a_claimed_row_whose_lease_expired_is_retried_once() {
     let db = db().await;
     let (org_id, key) = org(&db.pool, "acme").await;
-    let base = api(&db.pool).await;
+    let base = api(&db).await;
     let receiver = Receiver::new(0);
     let url = receiver.start().await;
     create_endpoint_http(&base, &key, &url, json!(["call.*"])).await;
@@ -575,7 +574,7 @@ async fn a_claimed_row_whose_lease_expired_is_retried_once() {
 async fn two_workers_never_send_the_same_row() {
     let db = db().await;
     let (org_id, key) = org(&db.pool, "acme").await;
-    let base = api(&db.pool).await;
+    let base = api(&db).await;
     let receiver = Receiver::new(0);
     let url = receiver.start().await;
     create_endpoint_http(&base, &key, &url, json!("*")).await;
@@ -623,7 +622,7 @@ async fn two_workers_never_send_the_same_row() {
 async fn registration_validates_input_and_hides_the_secret() {
     let db = db().await;
     let (org_id, key) = org(&db.pool, "acme").await;
-    let base = api(&db.pool).await;
+    let base = api(&db).await;
     let http = reqwest::Client::new();
     let post = |body: Value| {
         http.post(format!("{base}/api/v1/webhook-endpoints"))
@@ -742,7 +741,7 @@ async fn registration_validates_input_and_hides_the_secret() {
 async fn a_hanging_receiver_times_out_and_is_retried() {
     let db = db().await;
     let (org_id, key) = org(&db.pool, "acme").await;
-    let base = api(&db.pool).await;
+    let base = api(&db).await;
     let hits = Arc::new(AtomicUsize::new(0));
     async fn hook(State(hits): State<Arc<AtomicUsize>>) -> StatusCode {
         if hits.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -835,7 +834,7 @@ async fn a_hanging_receiver_times_out_and_is_retried() {
 async fn deliveries_are_paged_newest_first() {
     let db = db().await;
     let (org_id, key) = org(&db.pool, "acme").await;
-    let base = api(&db.pool).await;
+    let base = api(&db).await;
     let ep = create_endpoint_http(&base, &key, "https://example.invalid/hook", json!("*")).await;
     let ep_id = ep["id"].as_str().unwrap();
     let mut events = Vec::new();

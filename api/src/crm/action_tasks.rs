@@ -127,6 +127,23 @@ struct StoredItems {
 
 /// `POST /calls/{id}/action-items/{index}/task`: 201 with the new task, 200 with the one
 /// made before.
+#[utoipa::path(
+    post,
+    path = "/calls/{id}/action-items/{index}/task",
+    operation_id = "create_task_from_action_item",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "Make a task from an action item of the call's analysis",
+    params(
+        ("id" = String, Path, description = "The call's id."),
+        ("index" = String, Path, description = "The action item's position in the analysis, from 0."),
+    ),
+    responses(
+        (status = 201, description = "The new task.", body = Object),
+        (status = 200, description = "The task made from this item before (one task an item).", body = Object),
+        (status = 404, description = "No such call, analysis (`not_analysed`) or action item.", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "Tasks from action items are off for the organization (`action_item_tasks_off`).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_route(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -86,13 +86,29 @@ fn domain(v: &str) -> CrmResult<String> {
     }
 }
 
-#[derive(Deserialize)]
+/// A company's fields. Creating needs `name`; in a patch an absent field stays, a `null`
+/// `domain` clears it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CompanyInput {
     name: Option<String>,
+    /// A domain name (a URL is reduced to its host, without `www.`), unique in the organization.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     domain: Option<Option<String>>,
+    /// Custom attributes, merged key by key; a `null` value removes the key.
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Value>,
+}
+
+/// A page of a list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CursorQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items a page (default 50, at most 200).
+    pub limit: Option<i64>,
 }
 
 async fn check_domain_free(
@@ -118,6 +134,18 @@ async fn check_domain_free(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/companies",
+    operation_id = "create_company",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "Create a company",
+    request_body = CompanyInput,
+    responses(
+        (status = 201, description = "The company.", body = Object),
+        (status = 409, description = "The domain belongs to another company.", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -154,6 +182,15 @@ pub async fn create_route(
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/companies/{id}",
+    operation_id = "get_company",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "A company",
+    params(("id" = String, Path, description = "The company's id.")),
+    responses((status = 200, description = "`{id, name, domain, attributes, created_at, updated_at}`", body = Object)),
+)]
 pub async fn get_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -164,6 +201,19 @@ pub async fn get_route(
     Ok(Json(view(&get(&mut conn, &org.org_id, &id).await?)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/companies/{id}",
+    operation_id = "update_company",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "Change a company",
+    params(("id" = String, Path, description = "The company's id.")),
+    request_body = CompanyInput,
+    responses(
+        (status = 200, description = "The company as it is now.", body = Object),
+        (status = 409, description = "The domain belongs to another company.", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn update_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -208,6 +258,15 @@ pub async fn update_route(
 }
 
 /// Deletes the company; its contacts stay, without a company.
+#[utoipa::path(
+    delete,
+    path = "/companies/{id}",
+    operation_id = "delete_company",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "Delete a company; its contacts stay, without a company",
+    params(("id" = String, Path, description = "The company's id.")),
+    responses((status = 204, description = "Deleted.")),
+)]
 pub async fn delete_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -225,10 +284,19 @@ pub async fn delete_route(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/companies",
+    operation_id = "list_companies",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "List companies, newest first",
+    params(CursorQuery),
+    responses((status = 200, description = "`{data: [company], next_cursor}`", body = Object)),
+)]
 pub async fn list_route(
     State(state): State<AppState>,
     org: OrgCtx,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<CursorQuery>,
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsRead)?;
     let limit = cursor::limit(q.limit);
@@ -257,11 +325,20 @@ pub async fn list_route(
 }
 
 /// `GET /companies/{id}/contacts`
+#[utoipa::path(
+    get,
+    path = "/companies/{id}/contacts",
+    operation_id = "list_company_contacts",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "The company's contacts, newest first",
+    params(("id" = String, Path, description = "The company's id."), CursorQuery),
+    responses((status = 200, description = "`{data: [contact], next_cursor}`", body = Object)),
+)]
 pub async fn contacts_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<CursorQuery>,
 ) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
@@ -273,6 +350,16 @@ pub async fn contacts_route(
         ..ContactFilter::default()
     };
     Ok(Json(
-        contact_page(&mut conn, &org.org_id, filter, &q).await?,
+        contact_page(
+            &mut conn,
+            &org.org_id,
+            filter,
+            &PageQuery {
+                cursor: q.cursor,
+                limit: q.limit,
+                ..PageQuery::default()
+            },
+        )
+        .await?,
     ))
 }

@@ -19,13 +19,18 @@ use crate::http::cursor;
 use crate::http::state::AppState;
 use crate::permissions::Permission;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Contacts a page (default 50, at most 200).
     pub limit: Option<i64>,
     /// A phone in any format, an email (or its start), or the start of a name.
     pub q: Option<String>,
+    /// Only contacts with this tag.
     pub tag: Option<String>,
+    /// Only contacts of this company.
     pub company_id: Option<String>,
 }
 
@@ -59,6 +64,14 @@ pub async fn contact_page(
 }
 
 /// `GET /contacts?q=&tag=&company_id=&cursor=&limit=`
+#[utoipa::path(
+    get,
+    path = "/contacts",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "List or search contacts, newest first",
+    params(PageQuery),
+    responses((status = 200, description = "`{data: [contact], next_cursor}`", body = Object)),
+)]
 pub async fn list_contacts(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -85,6 +98,17 @@ async fn full_view(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CrmRe
         .ok_or(CrmError::NotFound("contact"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/contacts",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "Create a contact",
+    request_body = ContactInput,
+    responses(
+        (status = 201, description = "The contact (the `contact.created` webhook event carries the same).", body = Object),
+        (status = 409, description = "A phone, email or external id belongs to another contact (`details` names it).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_contact(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -101,6 +125,18 @@ pub async fn create_contact(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/contacts/{id}",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "Change a contact: absent fields stay, `null` clears",
+    params(("id" = String, Path, description = "The contact's id.")),
+    request_body = ContactInput,
+    responses(
+        (status = 200, description = "The contact as it is now.", body = Object),
+        (status = 409, description = "A phone, email or external id belongs to another contact (`details` names it).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn update_contact(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -122,13 +158,27 @@ pub async fn update_contact(
     Ok(Json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ContactMerge)]
 #[serde(deny_unknown_fields)]
 struct MergeBody {
+    /// The duplicate: merged into the contact of the path, then deleted.
     from: String,
 }
 
 /// `POST /contacts/{id}/merge {"from": other}`: `other` is merged into `id` and deleted.
+#[utoipa::path(
+    post,
+    path = "/contacts/{id}/merge",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "Merge a duplicate contact into this one",
+    description = "Phones, emails, tags, consent, attributes and empty fields of `from` move to \
+        the contact of the path (which wins every conflict); its conversations, calls, timeline, \
+        notes and tasks are re-pointed; `from` is deleted and a `contact.merged` event recorded.",
+    params(("id" = String, Path, description = "The contact that stays.")),
+    request_body = MergeBody,
+    responses((status = 200, description = "`{contact, merged_from, moved: {table: count}}`: the merged contact and what moved.", body = Object)),
+)]
 pub async fn merge_contact(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -148,6 +198,19 @@ pub async fn merge_contact(
 }
 
 /// `DELETE /contacts/{id}`: the contact and everything that belongs to it (see [`erase`]).
+#[utoipa::path(
+    delete,
+    path = "/contacts/{id}",
+    tag = crate::http::openapi::tags::CONTACTS,
+    summary = "Erase a contact and everything that belongs to it",
+    description = "The contact, its conversations and messages, its calls with their recordings, \
+        transcripts and analyses, its notes, tasks and timeline: the right to be forgotten.",
+    params(("id" = String, Path, description = "The contact's id.")),
+    responses(
+        (status = 200, description = "What was erased: `{id, deleted: {table: count}, files: {removed, already_missing, failed}}`.", body = Object),
+        (status = 409, description = "A call of the contact is on legal hold (`details.held_calls`); nothing was erased.", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete_contact(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -110,19 +110,24 @@ pub fn view(c: &ContactFull) -> Value {
     })
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A phone number in any format (read with the organization's default region), alone or
+/// with its flags.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PhoneIn {
     Plain(String),
     Full {
         number: String,
+        /// The number calls and messages use first; the first number when none is.
         #[serde(default)]
         primary: bool,
+        /// e.g. `mobile`, `work`.
         label: Option<String>,
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// An email address, alone or with its flag.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum EmailIn {
     Plain(String),
@@ -133,10 +138,13 @@ pub enum EmailIn {
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Consent for one channel (`voice`, `sms`, `whatsapp` or `email`).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentIn {
+    /// `opted_in`, `opted_out` or `unknown`.
     pub status: String,
+    /// Where the consent was given or withdrawn (a form, a call...).
     pub source: Option<String>,
 }
 
@@ -144,23 +152,36 @@ pub struct ConsentIn {
 /// left alone, `null` clears it; `phones`, `emails` and `tags` replace the whole list;
 /// `attributes` are merged key by key (a `null` value removes the key); `consent` is set per
 /// channel named.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
+    /// Replaces every phone of the contact.
     pub phones: Option<Vec<PhoneIn>>,
+    /// Replaces every email of the contact.
     pub emails: Option<Vec<EmailIn>>,
+    /// Replaces every tag of the contact.
     pub tags: Option<Vec<String>>,
+    /// Custom attributes, merged key by key; a `null` value removes the key.
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<Value>,
+    /// A company of the organization; `null` detaches the contact.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub company_id: Option<Option<String>>,
+    /// The contact's id in another system, unique in the organization.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub external_id: Option<Option<String>>,
+    /// Consent per channel named; channels not named are left alone.
     pub consent: Option<std::collections::BTreeMap<String, ConsentIn>>,
 }
 

@@ -17,9 +17,9 @@ pub mod settings;
 pub mod tasks;
 pub mod validate;
 
-use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::http::state::AppState;
@@ -76,47 +76,32 @@ pub type CrmResult<T> = Result<T, CrmError>;
 
 /// The CRM's routes (under `/api/v1`). `GET /contacts/{id}` and its timeline are in the
 /// router already (crate::http::contacts); these add the other methods.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> OpenApiRouter<AppState> {
     use contact_routes as c;
-    Router::new()
-        .route("/contacts", get(c::list_contacts).post(c::create_contact))
-        .route(
-            "/contacts/{id}",
-            axum::routing::patch(c::update_contact).delete(c::delete_contact),
-        )
-        .route("/contacts/{id}/merge", post(c::merge_contact))
-        .route(
-            "/companies",
-            get(companies::list_route).post(companies::create_route),
-        )
-        .route(
-            "/companies/{id}",
-            get(companies::get_route)
-                .patch(companies::update_route)
-                .delete(companies::delete_route),
-        )
-        .route("/companies/{id}/contacts", get(companies::contacts_route))
-        .route("/notes", get(notes::list_route).post(notes::create_route))
-        .route(
-            "/notes/{id}",
-            get(notes::get_route)
-                .patch(notes::update_route)
-                .delete(notes::delete_route),
-        )
-        .route("/tasks", get(tasks::list_route).post(tasks::create_route))
-        .route(
-            "/tasks/{id}",
-            get(tasks::get_route)
-                .patch(tasks::update_route)
-                .delete(tasks::delete_route),
-        )
-        .route("/tasks/{id}/complete", post(tasks::complete_route))
-        .route(
-            "/calls/{id}/action-items/{index}/task",
-            post(action_tasks::create_route),
-        )
-        .route(
-            "/settings/crm",
-            get(settings::get_route).put(settings::put_route),
-        )
+    OpenApiRouter::new()
+        .routes(routes!(c::list_contacts, c::create_contact))
+        .routes(routes!(c::update_contact, c::delete_contact))
+        .routes(routes!(c::merge_contact))
+        .routes(routes!(companies::list_route, companies::create_route))
+        .routes(routes!(
+            companies::get_route,
+            companies::update_route,
+            companies::delete_route
+        ))
+        .routes(routes!(companies::contacts_route))
+        .routes(routes!(notes::list_route, notes::create_route))
+        .routes(routes!(
+            notes::get_route,
+            notes::update_route,
+            notes::delete_route
+        ))
+        .routes(routes!(tasks::list_route, tasks::create_route))
+        .routes(routes!(
+            tasks::get_route,
+            tasks::update_route,
+            tasks::delete_route
+        ))
+        .routes(routes!(tasks::complete_route))
+        .routes(routes!(action_tasks::create_route))
+        .routes(routes!(settings::get_route, settings::put_route))
 }

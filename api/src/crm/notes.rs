@@ -87,16 +87,29 @@ pub async fn user_exists(
     Ok(n > 0)
 }
 
-#[derive(Deserialize)]
+/// A new note: `body` and at least one of `contact_id`, `conversation_id`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewNote {
+    /// The contact it is about.
     contact_id: Option<String>,
+    /// The conversation it is about (the note joins its contact's timeline too).
     conversation_id: Option<String>,
+    /// The text (required).
     body: Option<String>,
     /// The user who wrote it; without it the note is the API key's.
     author_user_id: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/notes",
+    operation_id = "create_note",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "Write a note on a contact or a conversation",
+    request_body = NewNote,
+    responses((status = 201, description = "The note (also a `note.created` timeline event and webhook).", body = Object)),
+)]
 pub async fn create_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -174,6 +187,15 @@ pub async fn create_route(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/notes/{id}",
+    operation_id = "get_note",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "A note",
+    params(("id" = String, Path, description = "The note's id.")),
+    responses((status = 200, description = "`{id, contact_id, conversation_id, body, author: {kind, id}, created_at, updated_at}`", body = Object)),
+)]
 pub async fn get_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -184,12 +206,23 @@ pub async fn get_route(
     Ok(Json(view(&get(&mut conn, &org.org_id, &id).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NotePatch {
+    /// The new text; the note stays as it is without it.
     body: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/notes/{id}",
+    operation_id = "update_note",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "Change a note's text",
+    params(("id" = String, Path, description = "The note's id.")),
+    request_body = NotePatch,
+    responses((status = 200, description = "The note as it reads now (so does its timeline event).", body = Object)),
+)]
 pub async fn update_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -225,6 +258,15 @@ pub async fn update_route(
     Ok(Json(note))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/notes/{id}",
+    operation_id = "delete_note",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "Delete a note and its timeline event",
+    params(("id" = String, Path, description = "The note's id.")),
+    responses((status = 204, description = "Deleted.")),
+)]
 pub async fn delete_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -250,15 +292,29 @@ pub async fn delete_route(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NoteQuery {
+    /// Only notes on this contact.
     pub contact_id: Option<String>,
+    /// Only notes on this conversation.
     pub conversation_id: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Notes a page (default 50, at most 200).
     pub limit: Option<i64>,
 }
 
 /// `GET /notes?contact_id=|conversation_id=`, newest first.
+#[utoipa::path(
+    get,
+    path = "/notes",
+    operation_id = "list_notes",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "List notes, newest first",
+    params(NoteQuery),
+    responses((status = 200, description = "`{data: [note], next_cursor}`", body = Object)),
+)]
 pub async fn list_route(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -17,7 +17,9 @@ use crate::http::state::AppState;
 use crate::ids::now_ms;
 use crate::permissions::Permission;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// What the analysis's action items become: nothing (`off`), suggestions a person turns
+/// into tasks (`suggest`), or tasks at once (`auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionItemTasks {
     Off,
@@ -85,6 +87,14 @@ fn view(s: &CrmSettings, server_default: &str) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/settings/crm",
+    operation_id = "get_crm_settings",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "The organization's CRM settings",
+    responses((status = 200, description = "`{default_region, default_region_is_server_default, action_item_tasks}`", body = Object)),
+)]
 pub async fn get_route(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
@@ -92,14 +102,27 @@ pub async fn get_route(State(state): State<AppState>, org: OrgCtx) -> ApiResult<
     Ok(Json(view(&s, &state.config.default_region)))
 }
 
-#[derive(Deserialize)]
+/// Absent fields stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CrmSettingsPatch)]
 #[serde(deny_unknown_fields)]
 struct SettingsPatch {
+    /// The region (`US`, `GB`...) that reads national phone numbers; `null`: the server's.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     default_region: Option<Option<String>>,
     action_item_tasks: Option<ActionItemTasks>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/settings/crm",
+    operation_id = "put_crm_settings",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Change the organization's CRM settings",
+    request_body = SettingsPatch,
+    responses((status = 200, description = "The settings as they are now.", body = Object)),
+)]
 pub async fn put_route(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -209,24 +209,44 @@ async fn check_assignee(
     Ok(Some(u))
 }
 
-#[derive(Deserialize)]
+/// A task's fields. Creating needs `title` and takes no `done`; a patch cannot change the
+/// links (`contact_id`, `conversation_id`, `call_id`); in a patch `null` clears a field.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TaskInput {
     title: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
+    /// Creation only. Derived from the conversation or the call when absent.
     contact_id: Option<String>,
+    /// Creation only. Derived from the call when absent.
     conversation_id: Option<String>,
+    /// Creation only.
     call_id: Option<String>,
+    /// A user of the organization.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     assignee_user_id: Option<Option<String>>,
     /// RFC 3339.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     due_at: Option<Option<String>>,
+    /// `low`, `normal` (default), `high` or `urgent`.
     priority: Option<String>,
+    /// Patch only: `true` completes the task, `false` opens it again.
     done: Option<bool>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/tasks",
+    operation_id = "create_task",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "Create a task",
+    request_body = TaskInput,
+    responses((status = 201, description = "The task (also a `task.created` timeline event and webhook).", body = Object)),
+)]
 pub async fn create_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -295,6 +315,15 @@ pub async fn create_route(
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}",
+    operation_id = "get_task",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "A task",
+    params(("id" = String, Path, description = "The task's id.")),
+    responses((status = 200, description = "`{id, title, description, contact_id, conversation_id, call_id, assignee_user_id, due_at, priority, done, done_at, source, action_item_index, created_by, created_at, updated_at}`", body = Object)),
+)]
 pub async fn get_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -341,6 +370,16 @@ async fn set_done(
     Ok(())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/tasks/{id}",
+    operation_id = "update_task",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "Change a task, complete it or open it again",
+    params(("id" = String, Path, description = "The task's id.")),
+    request_body = TaskInput,
+    responses((status = 200, description = "The task as it is now.", body = Object)),
+)]
 pub async fn update_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -396,6 +435,15 @@ pub async fn update_route(
 }
 
 /// `POST /tasks/{id}/complete` (idempotent: a done task stays as it is).
+#[utoipa::path(
+    post,
+    path = "/tasks/{id}/complete",
+    operation_id = "complete_task",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "Complete a task (a done task stays as it is)",
+    params(("id" = String, Path, description = "The task's id.")),
+    responses((status = 200, description = "The task, done (`task.completed` is sent once).", body = Object)),
+)]
 pub async fn complete_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -410,6 +458,15 @@ pub async fn complete_route(
     Ok(Json(view(&row)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/tasks/{id}",
+    operation_id = "delete_task",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "Delete a task and its timeline events",
+    params(("id" = String, Path, description = "The task's id.")),
+    responses((status = 204, description = "Deleted.")),
+)]
 pub async fn delete_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -438,19 +495,35 @@ pub async fn delete_route(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TaskQuery {
+    /// Only tasks assigned to this user.
     pub assignee: Option<String>,
+    /// Only done (`true`) or open (`false`) tasks.
     pub done: Option<bool>,
     /// RFC 3339: tasks due before it (tasks without a due time are left out).
     pub due_before: Option<String>,
+    /// Only tasks of this contact.
     pub contact_id: Option<String>,
+    /// Only tasks of this call.
     pub call_id: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Tasks a page (default 50, at most 200).
     pub limit: Option<i64>,
 }
 
 /// `GET /tasks?assignee=&done=&due_before=&contact_id=&call_id=`, newest first.
+#[utoipa::path(
+    get,
+    path = "/tasks",
+    operation_id = "list_tasks",
+    tag = crate::http::openapi::tags::NOTES_TASKS,
+    summary = "List tasks, newest first",
+    params(TaskQuery),
+    responses((status = 200, description = "`{data: [task], next_cursor}`", body = Object)),
+)]
 pub async fn list_route(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -58,8 +58,8 @@ fn api_routes(upload_body_limit: usize) -> OpenApiRouter<AppState> {
         .merge(OpenApiRouter::from(crate::agent::http::routes()))
         .merge(OpenApiRouter::from(crate::analysis::routes()))
         .merge(api_keys::routes())
-        .merge(OpenApiRouter::from(crate::messaging::routes()))
-        .merge(OpenApiRouter::from(crate::crm::routes()))
+        .merge(crate::messaging::routes())
+        .merge(crate::crm::routes())
         .merge(OpenApiRouter::from(crate::retention::routes::routes()))
         .merge(OpenApiRouter::from(crate::audit::routes::routes()))
         .merge(OpenApiRouter::from(crate::analytics::routes()))
@@ -70,7 +70,7 @@ fn root_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(metrics::render))
-        .merge(OpenApiRouter::from(crate::webhooks::routes::<AppState>()))
+        .merge(crate::webhooks::routes())
         // The agents' softphone page (GET / redirects to it).
         .merge(crate::web::routes::<AppState>())
 }

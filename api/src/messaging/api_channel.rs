@@ -30,7 +30,8 @@ const MAX_ATTACHMENTS: usize = 10;
 const MAX_CONTENT_CHARS: usize = 16_384;
 const MAX_ID_CHARS: usize = 256;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApiChannelContact)]
 #[serde(deny_unknown_fields)]
 pub struct InboundContact {
     /// The external system's id of the person (preferred identity).
@@ -40,7 +41,8 @@ pub struct InboundContact {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApiChannelInboundMessage)]
 #[serde(deny_unknown_fields)]
 pub struct InboundBody {
     /// The external system's message id: a repeated POST with the same id changes nothing.
@@ -177,6 +179,22 @@ async fn api_channel(state: &AppState, org_id: &str, id: &str) -> Result<Channel
     Ok(c)
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels/{id}/messages",
+    operation_id = "api_channel_inbound_message",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "An API channel's inbound message (idempotent on `message_id`)",
+    description = "The external system behind an API channel posts what its users send, with \
+        an API key of the organization. The sender (identifier, else email, else phone) is \
+        matched to a contact or becomes one; the message joins the conversation found or opened.",
+    params(("id" = String, Path, description = "The API channel's id.")),
+    request_body = InboundBody,
+    responses(
+        (status = 201, description = "`{duplicate: false, message, conversation}`", body = Object),
+        (status = 200, description = "`{duplicate: true, message, conversation}`: this `message_id` was posted before; nothing changed.", body = Object),
+    ),
+)]
 pub async fn post_inbound(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -267,7 +285,8 @@ pub async fn post_inbound(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApiChannelStatusReport)]
 #[serde(deny_unknown_fields)]
 pub struct StatusBody {
     /// callscope's message id (as in the callback payload).
@@ -280,6 +299,16 @@ pub struct StatusBody {
     pub timestamp: Option<Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels/{id}/statuses",
+    operation_id = "api_channel_delivery_status",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "An API channel's delivery report for an outbound message",
+    params(("id" = String, Path, description = "The API channel's id.")),
+    request_body = StatusBody,
+    responses((status = 200, description = "`{changed, message}`: `changed` is false when the report moved nothing (a status never goes back).", body = Object)),
+)]
 pub async fn post_status(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -99,7 +99,7 @@ pub fn view(c: &Channel) -> Value {
 }
 
 /// What the API accepts to create or change a channel. For PATCH every field is optional.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelInput {
     pub kind: Option<String>,

@@ -3,10 +3,8 @@
 //! another organization's ids answer 404.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -23,31 +21,40 @@ use crate::http::cursor;
 use crate::http::state::AppState;
 use crate::metadata_fields::parse_timestamp_ms;
 use crate::permissions::Permission;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/channels", post(create_channel).get(list_channels))
-        .route(
-            "/channels/{id}",
-            get(get_channel).patch(patch_channel).delete(delete_channel),
-        )
-        .route("/channels/{id}/messages", post(api_channel::post_inbound))
-        .route("/channels/{id}/statuses", post(api_channel::post_status))
-        .route("/conversations", get(list_conversations))
-        .route(
-            "/conversations/{id}",
-            get(get_conversation).patch(patch_conversation),
-        )
-        .route(
-            "/conversations/{id}/messages",
-            get(list_messages).post(send_message),
-        )
-        .route(
-            "/webhooks/whatsapp",
-            get(whatsapp::webhook::verify).post(whatsapp::webhook::receive),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_channel, list_channels))
+        .routes(routes!(get_channel, patch_channel, delete_channel))
+        .routes(routes!(api_channel::post_inbound))
+        .routes(routes!(api_channel::post_status))
+        .routes(routes!(list_conversations))
+        .routes(routes!(get_conversation, patch_conversation))
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(
+            whatsapp::webhook::verify,
+            whatsapp::webhook::receive
+        ))
 }
 
+const CHANNEL_FIELDS: &str = "`kind` (`api` or `whatsapp`, required to create), `name` \
+    (required to create); an API channel: `callback_url` (required), `callback_secret` (16+ \
+    characters, generated when absent); a WhatsApp channel: `phone_number_id`, `verify_token`, \
+    `app_secret`, `access_token` (required), `business_account_id`, `graph_base_url`.";
+
+#[utoipa::path(
+    post,
+    path = "/channels",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "Create a messaging channel (API or WhatsApp)",
+    request_body(content = ChannelInput, description = CHANNEL_FIELDS),
+    responses(
+        (status = 201, description = "The channel; an API channel's `callback_secret` is shown in this response only.", body = Object),
+        (status = 409, description = "A WhatsApp channel with this `phone_number_id` exists.", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 async fn create_channel(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -63,6 +70,13 @@ async fn create_channel(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "The organization's channels",
+    responses((status = 200, description = "`{data: [channel]}` (credentials are never shown).", body = Object)),
+)]
 async fn list_channels(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::ChannelsManage)?;
     let rows = channels::list(&state.pool, &org.org_id).await?;
@@ -71,6 +85,14 @@ async fn list_channels(State(state): State<AppState>, org: OrgCtx) -> ApiResult<
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels/{id}",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "A channel",
+    params(("id" = String, Path, description = "The channel's id.")),
+    responses((status = 200, description = "The channel (credentials are never shown).", body = Object)),
+)]
 async fn get_channel(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -84,6 +106,18 @@ async fn get_channel(
     Ok(Json(channels::view(&c)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/channels/{id}",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "Change a channel's name, callback URL or credentials",
+    params(("id" = String, Path, description = "The channel's id.")),
+    request_body(
+        content = ChannelInput,
+        description = "Every field is optional; `kind`, `phone_number_id` and `callback_secret` cannot change.",
+    ),
+    responses((status = 200, description = "The channel as it is now.", body = Object)),
+)]
 async fn patch_channel(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -95,6 +129,14 @@ async fn patch_channel(
     Ok(Json(channels::view(&c)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/channels/{id}",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "Delete a channel (its conversations stay)",
+    params(("id" = String, Path, description = "The channel's id.")),
+    responses((status = 204, description = "Deleted.")),
+)]
 async fn delete_channel(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -108,19 +150,33 @@ async fn delete_channel(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListConversationsQuery {
+    /// `open`, `pending`, `resolved` or `snoozed`.
     pub status: Option<String>,
     /// A user id, or `none` for unassigned conversations.
     pub assignee: Option<String>,
     /// `voice`, `api` or `whatsapp`.
     pub channel: Option<String>,
+    /// Only conversations of this channel.
     pub channel_id: Option<String>,
+    /// Only conversations with this contact.
     pub contact_id: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Conversations a page (default 50, at most 200).
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations",
+    tag = crate::http::openapi::tags::CONVERSATIONS,
+    summary = "List conversations, most recent first",
+    params(ListConversationsQuery),
+    responses((status = 200, description = "`{data: [conversation], next_cursor}`", body = Object)),
+)]
 async fn list_conversations(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -177,6 +233,14 @@ async fn list_conversations(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}",
+    tag = crate::http::openapi::tags::CONVERSATIONS,
+    summary = "A conversation",
+    params(("id" = String, Path, description = "The conversation's id.")),
+    responses((status = 200, description = "The conversation (status, assignee, priority, labels, contact, channel...).", body = Object)),
+)]
 async fn get_conversation(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -255,6 +319,37 @@ fn parse_patch(body: &Value) -> Result<ConversationPatch, MessagingError> {
     Ok(p)
 }
 
+// Documentation only: `parse_patch` reads the body by hand, because an explicit `null`
+// differs from an absent field there.
+/// The fields a conversation's PATCH accepts; any other field is refused (422).
+#[derive(utoipa::ToSchema)]
+#[schema(as = ConversationPatch)]
+#[allow(dead_code)]
+struct ConversationPatchDoc {
+    /// `open`, `pending`, `resolved` or `snoozed`.
+    status: Option<String>,
+    /// With status `snoozed` (or on a snoozed conversation): RFC 3339 or Unix seconds.
+    snoozed_until: Option<Value>,
+    /// A user id; `null` unassigns.
+    assignee_id: Option<String>,
+    /// `none`, `low`, `medium`, `high` or `urgent`.
+    priority: Option<String>,
+    /// Replaces every label.
+    labels: Option<Vec<String>>,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/conversations/{id}",
+    tag = crate::http::openapi::tags::CONVERSATIONS,
+    summary = "Change a conversation's status, snooze, assignee, priority or labels",
+    params(("id" = String, Path, description = "The conversation's id.")),
+    request_body = ConversationPatchDoc,
+    responses(
+        (status = 200, description = "The conversation as it is now.", body = Object),
+        (status = 409, description = "Reopening it would give the contact a second unresolved conversation on the channel (`details.existing_id`).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 async fn patch_conversation(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -274,12 +369,23 @@ async fn patch_conversation(
     Ok(Json(conversations::view(&c)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Messages a page (default 50, at most 200).
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}/messages",
+    tag = crate::http::openapi::tags::CONVERSATIONS,
+    summary = "A conversation's messages, newest first",
+    params(("id" = String, Path, description = "The conversation's id."), PageQuery),
+    responses((status = 200, description = "`{data: [message], next_cursor}`", body = Object)),
+)]
 async fn list_messages(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -309,17 +415,24 @@ async fn list_messages(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+/// A WhatsApp message template approved in the business account.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = WhatsappTemplate)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     pub name: String,
+    /// e.g. `en_US`.
     pub language: String,
+    /// The template's components (parameters), as WhatsApp's API takes them.
+    #[schema(value_type = Option<Vec<Object>>)]
     pub components: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = SendMessage)]
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
+    /// The text (1 to 4096 characters) of a `text` message.
     pub content: Option<String>,
     /// `text` (default) or `template`.
     pub content_type: Option<String>,
@@ -328,6 +441,20 @@ pub struct SendBody {
     pub sender_user_id: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/conversations/{id}/messages",
+    tag = crate::http::openapi::tags::CONVERSATIONS,
+    summary = "Send a message on the conversation's channel",
+    description = "Text, or a WhatsApp template (`content_type: template` with `template`). \
+        The sender is `sender_user_id`, else the caller.",
+    params(("id" = String, Path, description = "The conversation's id.")),
+    request_body = SendBody,
+    responses(
+        (status = 201, description = "The message.", body = Object),
+        (status = 422, description = "Invalid, or the contact opted out of the channel (`contact_opted_out`).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 async fn send_message(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -1,57 +1,51 @@
 //! HTTP surface for webhook endpoints and deliveries. Every handler takes the organization
 //! from the API key; another organization's ids answer 404.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::endpoints::{Endpoint, NewEndpoint, create_endpoint, delete_endpoint, list_endpoints};
 use super::outbox::{list_deliveries, redeliver};
 use crate::auth::{HasPool, OrgCtx};
 use crate::error::{ApiError, ApiResult};
+use crate::http::state::AppState;
 use crate::ids::ms_to_rfc3339;
 use crate::permissions::Permission;
 
-pub fn routes<S>() -> Router<S>
-where
-    S: HasPool + Clone + Send + Sync + 'static,
-{
-    Router::new()
-        .route(
-            "/api/v1/webhook-endpoints",
-            post(create_handler::<S>).get(list_handler::<S>),
-        )
-        .route(
-            "/api/v1/webhook-endpoints/{id}",
-            delete(delete_handler::<S>),
-        )
-        .route(
-            "/api/v1/webhook-endpoints/{id}/deliveries",
-            get(deliveries_handler::<S>),
-        )
-        .route(
-            "/api/v1/webhook-deliveries/{id}/redeliver",
-            post(redeliver_handler::<S>),
-        )
+/// Mounted at the root of the server, hence the full paths.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_handler, list_handler))
+        .routes(routes!(delete_handler))
+        .routes(routes!(deliveries_handler))
+        .routes(routes!(redeliver_handler))
 }
 
 /// `events` may be a list or the single string `"*"`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookEvents)]
 #[serde(untagged)]
 enum EventsField {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookEndpointInput)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
+    /// Where events are POSTed (http or https).
     url: String,
+    /// Event names (`contact.created`, `message.created`...) or `"*"` for every event (the
+    /// default).
     events: Option<EventsField>,
+    /// The signing secret; generated when absent.
     secret: Option<String>,
     description: Option<String>,
 }
@@ -78,8 +72,19 @@ fn endpoint_json(e: &Endpoint) -> serde_json::Value {
     })
 }
 
-async fn create_handler<S: HasPool + Send + Sync>(
-    State(state): State<S>,
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints",
+    operation_id = "create_webhook_endpoint",
+    tag = crate::http::openapi::tags::WEBHOOKS,
+    summary = "Register a webhook endpoint",
+    description = "Events are POSTed to `url`, signed with the endpoint's secret, and retried \
+        with backoff until the receiver answers 2xx.",
+    request_body = CreateBody,
+    responses((status = 201, description = "The endpoint, with its `secret` (shown in this response only).", body = Object)),
+)]
+async fn create_handler(
+    State(state): State<AppState>,
     org: OrgCtx,
     body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
@@ -119,8 +124,16 @@ async fn create_handler<S: HasPool + Send + Sync>(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-async fn list_handler<S: HasPool + Send + Sync>(
-    State(state): State<S>,
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints",
+    operation_id = "list_webhook_endpoints",
+    tag = crate::http::openapi::tags::WEBHOOKS,
+    summary = "The organization's webhook endpoints",
+    responses((status = 200, description = "`{data: [{id, url, events, secret_prefix, description, created_at}]}`", body = Object)),
+)]
+async fn list_handler(
+    State(state): State<AppState>,
     org: OrgCtx,
 ) -> ApiResult<Json<serde_json::Value>> {
     org.require(Permission::WebhooksManage)?;
@@ -130,8 +143,17 @@ async fn list_handler<S: HasPool + Send + Sync>(
     ))
 }
 
-async fn delete_handler<S: HasPool + Send + Sync>(
-    State(state): State<S>,
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhook-endpoints/{id}",
+    operation_id = "delete_webhook_endpoint",
+    tag = crate::http::openapi::tags::WEBHOOKS,
+    summary = "Delete a webhook endpoint",
+    params(("id" = String, Path, description = "The endpoint's id.")),
+    responses((status = 204, description = "Deleted.")),
+)]
+async fn delete_handler(
+    State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -151,14 +173,26 @@ async fn delete_handler<S: HasPool + Send + Sync>(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Deliveries a page, 1 to 200 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     before: Option<String>,
 }
 
-async fn deliveries_handler<S: HasPool + Send + Sync>(
-    State(state): State<S>,
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints/{id}/deliveries",
+    operation_id = "list_webhook_deliveries",
+    tag = crate::http::openapi::tags::WEBHOOKS,
+    summary = "An endpoint's deliveries and their attempts, newest first",
+    params(("id" = String, Path, description = "The endpoint's id."), PageQuery),
+    responses((status = 200, description = "`{data: [delivery], next_cursor}`", body = Object)),
+)]
+async fn deliveries_handler(
+    State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
@@ -186,8 +220,20 @@ async fn deliveries_handler<S: HasPool + Send + Sync>(
     ))
 }
 
-async fn redeliver_handler<S: HasPool + Send + Sync>(
-    State(state): State<S>,
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-deliveries/{id}/redeliver",
+    operation_id = "redeliver_webhook_delivery",
+    tag = crate::http::openapi::tags::WEBHOOKS,
+    summary = "Send a delivery again (also one that went dead)",
+    params(("id" = String, Path, description = "The delivery's id.")),
+    responses(
+        (status = 202, description = "The delivery, pending again with a fresh retry cycle.", body = Object),
+        (status = 409, description = "An attempt is in flight right now (`delivery_in_flight`).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
+async fn redeliver_handler(
+    State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {

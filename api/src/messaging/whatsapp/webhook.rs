@@ -27,6 +27,25 @@ const MAX_CHALLENGE_CHARS: usize = 256;
 
 /// The handshake: `hub.mode=subscribe` and a verify token some WhatsApp channel uses →
 /// `hub.challenge` echoed as text/plain; anything else → 403.
+#[utoipa::path(
+    get,
+    path = "/webhooks/whatsapp",
+    operation_id = "whatsapp_webhook_verify",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "WhatsApp (Meta) webhook verification handshake",
+    description = "Public: no API key. Meta proves the subscription with the verify token of a \
+        WhatsApp channel; the challenge is echoed back as text.",
+    security(()),
+    params(
+        ("hub.mode" = String, Query, description = "Must be `subscribe`."),
+        ("hub.verify_token" = String, Query, description = "The `verify_token` of one of the server's WhatsApp channels."),
+        ("hub.challenge" = String, Query, description = "Echoed back (at most 256 characters)."),
+    ),
+    responses(
+        (status = 200, description = "`hub.challenge`, as text.", body = String, content_type = "text/plain"),
+        (status = 403, description = "Not `subscribe`, or no channel has this verify token (`verification_failed`).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn verify(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -63,6 +82,28 @@ pub async fn verify(
 /// A notification: verify, then hand it to the ingestion writer, which stores it with the
 /// others waiting in one transaction (`ingest`). Answers 200 once it is committed (Meta
 /// retries anything else for days), also for phone numbers we do not know.
+#[utoipa::path(
+    post,
+    path = "/webhooks/whatsapp",
+    operation_id = "whatsapp_webhook_receive",
+    tag = crate::http::openapi::tags::CHANNELS,
+    summary = "WhatsApp (Meta) webhook notifications: inbound messages and delivery statuses",
+    description = "Public: no API key. Authenticated by `X-Hub-Signature-256`, the HMAC-SHA256 of \
+        the raw body with the app secret of the channel that `metadata.phone_number_id` names; \
+        nothing is stored unless every channel concerned signed it. Unknown phone numbers are \
+        ignored with 200 (Meta retries anything else).",
+    security(()),
+    params(("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the raw body with the channel's app secret.")),
+    request_body(content = Object, description = "Meta's notification (`object: whatsapp_business_account`, `entry[].changes[].value`).", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or ignored for a phone number no channel has)."),
+        (status = 422, description = "One notification of the batch could not be stored (`notification_not_stored`); the others were.", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The store is unavailable (`ingest_unavailable`); Meta redelivers and nothing is stored twice.", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "The body is not a WhatsApp notification (`invalid_payload`).", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "The signature header is missing or malformed (`invalid_signature`).", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The signature does not match the body (`invalid_signature`).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
