@@ -212,7 +212,9 @@ fn routes_are_registered_only_through_documented_handlers() {
             if line.trim_start().starts_with("//") {
                 continue;
             }
-            if let Some(b) = bypasses.iter().find(|b| line.contains(*b)) {
+            // `OpenApiRouter::new()` is the documented router; only a bare axum one counts.
+            let line_without_ours = line.replace("OpenApiRouter::new()", "");
+            if let Some(b) = bypasses.iter().find(|b| line_without_ours.contains(*b)) {
                 found.push(format!(
                     "{}:{}: `{b}`: {}",
                     file.strip_prefix(&src).unwrap().display(),
