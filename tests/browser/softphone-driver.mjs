@@ -191,6 +191,8 @@ async function readState(page) {
     const quality = $('quality');
     const incoming = $('incoming');
     const num = (v) => (v === '' || v === undefined ? null : Number(v));
+    // Another page of the server (the API reference): no softphone state to read.
+    if (!$('app')) return null;
     return {
       view: $('app').dataset.view,
       login_error: $('login-error').hidden ? null : $('login-error').textContent,
