@@ -112,8 +112,13 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
 }
 
 fn add_shared_responses(path: &str, op: &mut Operation) {
-    let authenticated = op.security.is_none();
-    if authenticated {
+    // `security(())` in an annotation: no credential needed. Another declared requirement
+    // (the agent's routes take the session cookie only) is kept as it is.
+    let authenticated = !op.security.as_ref().is_some_and(|s| {
+        s.iter()
+            .any(|r| *r == utoipa::openapi::security::SecurityRequirement::default())
+    });
+    if op.security.is_none() {
         op.security = Some(vec![
             utoipa::openapi::security::SecurityRequirement::new("api_key", Vec::<String>::new()),
             utoipa::openapi::security::SecurityRequirement::new(
@@ -121,11 +126,6 @@ fn add_shared_responses(path: &str, op: &mut Operation) {
                 Vec::<String>::new(),
             ),
             utoipa::openapi::security::SecurityRequirement::new("session", Vec::<String>::new()),
-        ]);
-    } else {
-        // `security(())` in an annotation: no credential needed.
-        op.security = Some(vec![
-            utoipa::openapi::security::SecurityRequirement::default(),
         ]);
     }
     let mut errors: Vec<(&str, &str)> = vec![
