@@ -268,4 +268,17 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["paths"]["/api/v1/calls/{id}"]["get"].is_object());
     }
+
+    #[test]
+    fn a_declared_requirement_is_kept_and_a_public_operation_stays_public() {
+        let doc: serde_json::Value = serde_json::from_str(super::document()).expect("json");
+        let me = &doc["paths"]["/api/v1/agent/me"]["get"];
+        assert_eq!(me["security"], serde_json::json!([{ "session": [] }]));
+        assert!(me["responses"]["401"].is_object(), "{me}");
+        let login = &doc["paths"]["/api/v1/agent/login"]["post"];
+        assert_eq!(login["security"], serde_json::json!([{}]));
+        assert!(login["responses"]["429"].is_null(), "{login}");
+        let calls = &doc["paths"]["/api/v1/calls"]["get"]["security"];
+        assert_eq!(calls.as_array().map(Vec::len), Some(3), "{calls}");
+    }
 }
