@@ -8,15 +8,16 @@
 
 use std::sync::OnceLock;
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::presence::{self, Presence};
 use super::sessions::{self, AgentSession, COOKIE};
@@ -27,13 +28,13 @@ use crate::sip::http::json_body;
 use crate::sip::{domains, users};
 
 /// Routes relative to `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agent/login", post(login))
-        .route("/agent/logout", post(logout))
-        .route("/agent/me", get(me))
-        .route("/agent/presence", put(put_presence))
-        .route("/agent/ws", get(super::ws::agent_ws))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(put_presence))
+        .routes(routes!(crate::agent::ws::agent_ws))
 }
 
 /// The agent behind a request's session cookie.
@@ -70,12 +71,14 @@ impl FromRequestParts<AppState> for AgentCtx {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     /// The organization's SIP domain (e.g. "acme.example").
     domain: String,
+    /// The agent's extension.
     extension: String,
+    /// The agent's password.
     password: String,
 }
 
@@ -117,6 +120,18 @@ pub(super) async fn user_view(state: &AppState, session: &AgentSession) -> ApiRe
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/agent/login",
+    tag = crate::http::openapi::tags::AGENTS,
+    summary = "Sign an agent in; sets the session cookie",
+    security(()),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "`{user, presence, session_expires_at}`, with `Set-Cookie: callscope_session=...`.", body = Object),
+        (status = 401, description = "Unknown domain or extension, or wrong password (`invalid_credentials`)."),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -219,6 +234,16 @@ async fn audit_failed_login(
     .await;
 }
 
+#[utoipa::path(
+    post,
+    path = "/agent/logout",
+    tag = crate::http::openapi::tags::AGENTS,
+    summary = "Sign out: the session ends and the agent goes offline",
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared."),
+    ),
+)]
 async fn logout(State(state): State<AppState>, agent: AgentCtx) -> ApiResult<Response> {
     sessions::revoke(&state.pool, &agent.token).await?;
     crate::audit::record_as(
@@ -245,16 +270,39 @@ async fn logout(State(state): State<AppState>, agent: AgentCtx) -> ApiResult<Res
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/agent/me",
+    tag = crate::http::openapi::tags::AGENTS,
+    summary = "The signed-in agent, their presence and when the session expires",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{user, presence, session_expires_at}`", body = Object),
+    ),
+)]
 async fn me(State(state): State<AppState>, agent: AgentCtx) -> ApiResult<Json<Value>> {
     Ok(Json(user_view(&state, &agent.session).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PresenceBody {
+    /// `available` or `away` (busy, wrap-up and offline are set by the server).
     status: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/agent/presence",
+    tag = crate::http::openapi::tags::AGENTS,
+    summary = "Set the agent's presence (available or away)",
+    security(("session" = [])),
+    request_body = PresenceBody,
+    responses(
+        (status = 200, description = "`{user, presence, session_expires_at}`", body = Object),
+        (status = 409, description = "The agent is on a call (`on_a_call`)."),
+    ),
+)]
 async fn put_presence(
     State(state): State<AppState>,
     agent: AgentCtx,

@@ -114,6 +114,18 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
 }
 
+#[utoipa::path(
+    get,
+    path = "/agent/ws",
+    tag = crate::http::openapi::tags::AGENTS,
+    summary = "The softphone's WebSocket (see docs/softphone-protocol.md)",
+    security(("session" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 403, description = "The page opening it is not this server's (`cross_origin`)."),
+        (status = 426, description = "Not a WebSocket upgrade request."),
+    ),
+)]
 pub async fn agent_ws(
     State(state): State<AppState>,
     agent: AgentCtx,

@@ -12,12 +12,12 @@ pub mod routes;
 pub mod run;
 pub mod settings;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::http::state::AppState;
 
 /// Every analysis route, to be nested under `/api/v1`.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> OpenApiRouter<AppState> {
     config_routes::routes()
         .merge(routes::routes())
         .merge(review_routes::routes())

@@ -3,15 +3,16 @@
 //! re-analysis: the override is applied to every new classification, and a stored
 //! scorecard's reviewer answers are merged over each fresh suggestion when it is read.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use callscope_analysis::classify;
 use callscope_analysis::report::CallAnalysis;
 use callscope_analysis::scorecard::{self, ManualReview, Scorecard, ScorecardTemplate};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::definitions::TemplateDefinition;
 use crate::auth::OrgCtx;
@@ -23,14 +24,11 @@ use crate::sip::http::json_body;
 use crate::store::analysis_config::{self as config_store, ConfigKind};
 use crate::store::{call_analyses, calls};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/calls/{id}/call-type", put(put_call_type))
-        .route("/calls/{id}/scorecards", get(list_scorecards))
-        .route(
-            "/calls/{id}/scorecards/{template_id}",
-            get(get_scorecard).put(put_scorecard),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_call_type))
+        .routes(routes!(list_scorecards))
+        .routes(routes!(get_scorecard, put_scorecard))
 }
 
 /// The call exists for this caller, who may read its intelligence.
@@ -57,7 +55,7 @@ async fn stored_analysis(state: &AppState, org_id: &str, id: &str) -> ApiResult<
     serde_json::from_str(&stored.result).map_err(ApiError::internal)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CallTypeBody {
     /// The type to show; `null` removes the override (the computed type shows again).
@@ -65,6 +63,17 @@ struct CallTypeBody {
 }
 
 /// Sets the manager's call type. The stored analysis is updated at once; re-analyses keep it.
+#[utoipa::path(
+    put,
+    path = "/calls/{id}/call-type",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "Override a call's type (null removes the override); kept across re-analyses",
+    params(("id" = String, Path, description = "The call's id.")),
+    request_body = CallTypeBody,
+    responses(
+        (status = 200, description = "`{call_id, call_type}`", body = Object),
+    ),
+)]
 async fn put_call_type(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -159,6 +168,16 @@ fn card_view(call_id: &str, card: &Scorecard, times: Option<(i64, i64)>) -> Valu
     v
 }
 
+#[utoipa::path(
+    get,
+    path = "/calls/{id}/scorecards",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "A call's scorecards, one per active template: the review merged over the suggestion",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses(
+        (status = 200, description = "`{items: [scorecard]}`", body = Object),
+    ),
+)]
 async fn list_scorecards(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -183,6 +202,16 @@ async fn list_scorecards(
     Ok(Json(json!({ "items": items })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/calls/{id}/scorecards/{template_id}",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "A call's scorecard for one template",
+    params(("id" = String, Path, description = "The call's id."), ("template_id" = String, Path, description = "The scorecard template's id.")),
+    responses(
+        (status = 200, description = "The scorecard, with `call_id`, `stored` and, once reviewed, `created_at` and `updated_at`.", body = Object),
+    ),
+)]
 async fn get_scorecard(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -196,18 +225,47 @@ async fn get_scorecard(
 
 /// A review: answers (with notes) from a reviewer, or `accept: true` to take the suggestions
 /// as they are.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewBody {
+    /// Who reviewed (a name or a user id).
     reviewer: String,
+    /// Take the suggested answers as they are.
     #[serde(default)]
     accept: bool,
     #[serde(default)]
     overall_comment: Option<String>,
+    /// Answers that replace the suggestions.
     #[serde(default)]
+    #[schema(value_type = Vec<ManualAnswerDoc>)]
     answers: Vec<scorecard::ManualAnswer>,
 }
 
+/// A reviewer's answer to one criterion (`callscope_analysis::scorecard::ManualAnswer`, which
+/// has no schema of its own): documentation only.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(as = ManualAnswer)]
+struct ManualAnswerDoc {
+    /// The template criterion answered.
+    criterion_id: String,
+    /// `{"type": "yes"}`, `{"type": "no"}`, `{"type": "scale", "value": 4}` or
+    /// `{"type": "not_applicable"}`, as the criterion's `answer_type` allows.
+    answer: serde_json::Value,
+    note: Option<String>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/calls/{id}/scorecards/{template_id}",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "Review a call's scorecard: answers with notes, or accept the suggestions",
+    params(("id" = String, Path, description = "The call's id."), ("template_id" = String, Path, description = "The scorecard template's id.")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "The scorecard as stored.", body = Object),
+    ),
+)]
 async fn put_scorecard(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -1,13 +1,14 @@
 //! The analysis of calls over HTTP: read it, have it redone (one call or a date range), and
 //! the organization's analysis settings.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::run;
 use super::settings::OrgAnalysisSettings;
@@ -22,14 +23,25 @@ use crate::store::{call_analyses, calls};
 /// Most calls one date-range re-analysis may queue.
 const MAX_RANGE_CALLS: i64 = 10_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/calls/{id}/analysis", get(get_analysis))
-        .route("/calls/{id}/reanalyze", post(reanalyze_call))
-        .route("/calls/reanalyze", post(reanalyze_range))
-        .route("/settings/analysis", get(get_settings).put(put_settings))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_analysis))
+        .routes(routes!(reanalyze_call))
+        .routes(routes!(reanalyze_range))
+        .routes(routes!(get_settings, put_settings))
 }
 
+#[utoipa::path(
+    get,
+    path = "/calls/{id}/analysis",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "A call's analysis: summary, sentiment, trackers, compliance flags, call type, scorecard suggestions",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses(
+        (status = 200, description = "The analysis with `call_id` and `analysed_at`; 404 `not_analysed` while there is none.", body = Object),
+        (status = 410, description = "The call's insights was deleted by the retention policy (`insights_purged`)."),
+    ),
+)]
 async fn get_analysis(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -60,6 +72,17 @@ async fn get_analysis(
     Ok(Json(result))
 }
 
+#[utoipa::path(
+    post,
+    path = "/calls/{id}/reanalyze",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "Redo a call's analysis (queued)",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses(
+        (status = 202, description = "`{call_id, job_id, status: \"queued\"}`", body = Object),
+        (status = 410, description = "The call's transcript was deleted by the retention policy (`transcript_purged`)."),
+    ),
+)]
 async fn reanalyze_call(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -89,7 +112,7 @@ async fn reanalyze_call(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RangeBody {
     /// RFC 3339; calls that started at or after this.
@@ -98,6 +121,16 @@ struct RangeBody {
     to: chrono::DateTime<chrono::Utc>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/calls/reanalyze",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "Redo the analysis of every transcribed call started in a date range (at most 10 000)",
+    request_body = RangeBody,
+    responses(
+        (status = 202, description = "`{queued, call_ids}`", body = Object),
+    ),
+)]
 async fn reanalyze_range(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -140,6 +173,16 @@ async fn reanalyze_range(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/settings/analysis",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "The organization's analysis settings",
+    operation_id = "get_analysis_settings",
+    responses(
+        (status = 200, description = "The settings.", body = OrgAnalysisSettings),
+    ),
+)]
 async fn get_settings(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::CallSettingsManage)?;
     let settings = run::org_settings(&state.pool, &org.org_id).await?;
@@ -148,6 +191,17 @@ async fn get_settings(State(state): State<AppState>, org: OrgCtx) -> ApiResult<J
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/settings/analysis",
+    tag = crate::http::openapi::tags::ANALYSIS,
+    summary = "Replace the organization's analysis settings (absent fields take their defaults)",
+    operation_id = "put_analysis_settings",
+    request_body = OrgAnalysisSettings,
+    responses(
+        (status = 200, description = "The settings as stored.", body = OrgAnalysisSettings),
+    ),
+)]
 async fn put_settings(
     State(state): State<AppState>,
     org: OrgCtx,

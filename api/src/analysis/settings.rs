@@ -6,7 +6,7 @@ use callscope_analysis::llm::LlmFeatures;
 use serde::{Deserialize, Serialize};
 
 /// Which analyser scores sentiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SentimentChoice {
     /// The embedded lexicon and rules.
@@ -17,7 +17,7 @@ pub enum SentimentChoice {
     Model,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrgAnalysisSettings {
     pub sentiment: SentimentChoice,
@@ -36,7 +36,29 @@ pub struct OrgAnalysisSettings {
     /// What the server's language model (`[analysis.llm]`) does for this organization's
     /// calls: `summary`, `action_items`, `resolution`, `smart_tracker_confirmation`. All off
     /// by default (turning one on sends the redacted transcript to that endpoint).
+    #[schema(value_type = LlmFeaturesDoc)]
     pub llm: LlmFeatures,
+}
+
+/// `callscope_analysis::llm::LlmFeatures` in the OpenAPI document (that crate has no schemas):
+/// documentation only.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(as = LlmFeatures)]
+#[serde(default)]
+struct LlmFeaturesDoc {
+    /// An abstractive summary on top of the extractive one.
+    #[schema(default = false)]
+    summary: bool,
+    /// The model's action items instead of the rule-based ones.
+    #[schema(default = false)]
+    action_items: bool,
+    /// The model's resolution score instead of the rule-based estimate.
+    #[schema(default = false)]
+    resolution: bool,
+    /// A yes/no from the model on each smart-tracker hit; rejected hits are removed.
+    #[schema(default = false)]
+    smart_tracker_confirmation: bool,
 }
 
 impl Default for OrgAnalysisSettings {

@@ -13,13 +13,14 @@ pub mod quota;
 pub mod reports;
 pub mod window;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Actor, OrgCtx};
 use crate::error::{ApiError, ApiResult};
@@ -29,15 +30,15 @@ use crate::store::calls::CallAccess;
 use window::{Window, WindowQuery};
 
 /// Every analytics route, to be nested under `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/analytics/calls", get(calls_report))
-        .route("/analytics/agents", get(agents_report))
-        .route("/analytics/trackers", get(trackers_report))
-        .route("/analytics/compliance", get(compliance_report))
-        .route("/calls/export.csv", get(export_csv))
-        .route("/settings/quota", get(get_quota).put(put_quota))
-        .route("/usage", get(get_usage))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(calls_report))
+        .routes(routes!(agents_report))
+        .routes(routes!(trackers_report))
+        .routes(routes!(compliance_report))
+        .routes(routes!(export_csv))
+        .routes(routes!(get_quota, put_quota))
+        .routes(routes!(get_usage))
 }
 
 /// Which calls the caller's reports count (see the module comment).
@@ -86,6 +87,16 @@ fn with_scope(mut body: Value, access: &CallAccess) -> Json<Value> {
     Json(body)
 }
 
+#[utoipa::path(
+    get,
+    path = "/analytics/calls",
+    tag = crate::http::openapi::tags::ANALYTICS,
+    summary = "Call volume, durations, outcomes and sentiment over a window",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "The report with its `scope` (`organization` or `own_calls`); see docs/analytics.md.", body = Object),
+    ),
+)]
 async fn calls_report(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -104,6 +115,16 @@ struct AgentsQuery {
     limit: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/analytics/agents",
+    tag = crate::http::openapi::tags::ANALYTICS,
+    summary = "Per-agent figures over a window",
+    params(WindowQuery, ("limit" = Option<i64>, Query, description = "Most agents returned, 1 to 500 (default 100).")),
+    responses(
+        (status = 200, description = "The report with its `scope`; see docs/analytics.md.", body = Object),
+    ),
+)]
 async fn agents_report(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -129,6 +150,16 @@ async fn agents_report(
     Ok(with_scope(body, &access))
 }
 
+#[utoipa::path(
+    get,
+    path = "/analytics/trackers",
+    tag = crate::http::openapi::tags::ANALYTICS,
+    summary = "Tracker hits over a window",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "The report with its `scope`; see docs/analytics.md.", body = Object),
+    ),
+)]
 async fn trackers_report(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -140,6 +171,16 @@ async fn trackers_report(
     Ok(with_scope(body, &access))
 }
 
+#[utoipa::path(
+    get,
+    path = "/analytics/compliance",
+    tag = crate::http::openapi::tags::ANALYTICS,
+    summary = "Compliance flags over a window",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "The report with its `scope`; see docs/analytics.md.", body = Object),
+    ),
+)]
 async fn compliance_report(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -151,6 +192,16 @@ async fn compliance_report(
     Ok(with_scope(body, &access))
 }
 
+#[utoipa::path(
+    get,
+    path = "/calls/export.csv",
+    tag = crate::http::openapi::tags::ANALYTICS,
+    summary = "The calls of a window with their insights, as CSV (streamed)",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "One row per call.", content_type = "text/csv", body = String),
+    ),
+)]
 async fn export_csv(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -179,12 +230,41 @@ fn require_usage_reader(org: &OrgCtx) -> Result<(), ApiError> {
     org.require(Permission::AnalyticsRead)
 }
 
+#[utoipa::path(
+    get,
+    path = "/settings/quota",
+    tag = crate::http::openapi::tags::ANALYTICS,
+    summary = "The organization's monthly minute quota",
+    responses(
+        (status = 200, description = "`{monthly_minutes}`; null is unlimited.", body = Object),
+    ),
+)]
 async fn get_quota(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     require_usage_reader(&org)?;
     let minutes = quota::quota_minutes(&state.pool, &org.org_id).await?;
     Ok(Json(json!({ "monthly_minutes": minutes })))
 }
 
+/// The `PUT /settings/quota` body, validated by hand in `put_quota` (so that a wrong value
+/// gets the field-naming 422): documentation only.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct QuotaBody {
+    /// Minutes a month, 0 to 60 000 000; null for unlimited. Required (give null explicitly).
+    #[schema(required = true)]
+    monthly_minutes: Option<i64>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/settings/quota",
+    tag = crate::http::openapi::tags::ANALYTICS,
+    summary = "Set the monthly minute quota (null: unlimited)",
+    request_body = QuotaBody,
+    responses(
+        (status = 200, description = "`{monthly_minutes, usage}`", body = Object),
+    ),
+)]
 async fn put_quota(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -228,6 +308,15 @@ async fn put_quota(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = crate::http::openapi::tags::ANALYTICS,
+    summary = "This month's processed minutes against the quota",
+    responses(
+        (status = 200, description = "The month's usage.", body = Object),
+    ),
+)]
 async fn get_usage(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     require_usage_reader(&org)?;
     let usage = quota::usage(&state.pool, &org.org_id).await?;

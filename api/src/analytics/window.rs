@@ -18,10 +18,15 @@ pub const MAX_DAYS: i64 = 366;
 /// UTC−14:00 … UTC+14:00 are the offsets in use.
 const MAX_OFFSET_MINUTES: i64 = 14 * 60;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WindowQuery {
+    /// Start: RFC 3339, Unix seconds, or a date (local midnight at the offset). Default:
+    /// 30 days before `to`.
     pub from: Option<String>,
+    /// End: RFC 3339, Unix seconds, or a date (the end of that local day). Default: now.
     pub to: Option<String>,
+    /// The viewer's UTC offset in minutes (-840 to 840) for days and dates. Default 0.
     pub tz_offset_minutes: Option<String>,
 }
 

@@ -1,11 +1,12 @@
 //! `GET /api/v1/audit-log`: the organization's audit entries, newest first, with cursor
 //! pagination and filters (`action`, `actor_id`, `target_type`, `target_id`, `from`, `to`).
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::store::{self, AuditCursor, AuditEntry, AuditFilter};
 use crate::auth::OrgCtx;
@@ -16,22 +17,29 @@ use crate::ids::ms_to_rfc3339;
 use crate::metadata_fields::parse_timestamp_ms;
 use crate::permissions::Permission;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/audit-log", get(list_route))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_route))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only this action, e.g. `user.created`.
     action: Option<String>,
     /// A user id or an API key id.
     actor_id: Option<String>,
+    /// Only entries about this kind of object, e.g. `call`, `user`, `settings`.
     target_type: Option<String>,
+    /// Only entries about this object.
     target_id: Option<String>,
-    /// RFC 3339 or Unix seconds.
+    /// Entries at or after this time: RFC 3339 or Unix seconds.
     from: Option<String>,
+    /// Entries before this time: RFC 3339 or Unix seconds.
     to: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size (default 50, at most 200).
     limit: Option<i64>,
 }
 
@@ -57,6 +65,17 @@ fn time(v: &Option<String>, name: &str) -> ApiResult<Option<i64>> {
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit-log",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "The organization's audit entries, newest first",
+    operation_id = "list_audit_log",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{data: [entry], next_cursor}`", body = Object),
+    ),
+)]
 async fn list_route(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -53,16 +53,16 @@ fn api_routes(upload_body_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::docs_page))
         .routes(routes!(openapi::docs_script))
         .routes(routes!(openapi::docs_style))
-        .merge(OpenApiRouter::from(crate::sip::http::routes()))
-        .merge(OpenApiRouter::from(crate::sip::recording_settings::routes()))
-        .merge(OpenApiRouter::from(crate::agent::http::routes()))
-        .merge(OpenApiRouter::from(crate::analysis::routes()))
+        .merge(crate::sip::http::routes())
+        .merge(crate::sip::recording_settings::routes())
+        .merge(crate::agent::http::routes())
+        .merge(crate::analysis::routes())
         .merge(api_keys::routes())
         .merge(crate::messaging::routes())
         .merge(crate::crm::routes())
-        .merge(OpenApiRouter::from(crate::retention::routes::routes()))
-        .merge(OpenApiRouter::from(crate::audit::routes::routes()))
-        .merge(OpenApiRouter::from(crate::analytics::routes()))
+        .merge(crate::retention::routes::routes())
+        .merge(crate::audit::routes::routes())
+        .merge(crate::analytics::routes())
 }
 
 /// The routes outside `/api/v1`: health, metrics, webhook administration and the softphone.

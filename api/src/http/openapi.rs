@@ -156,8 +156,13 @@ fn operations_of(item: &utoipa::openapi::PathItem) -> impl Iterator<Item = &Oper
 }
 
 fn add_shared_responses(path: &str, op: &mut Operation) {
-    let authenticated = op.security.is_none();
-    if authenticated {
+    // `security(())` in an annotation: no credential needed. Another declared requirement
+    // (the agent's routes take the session cookie only) is kept as it is.
+    let authenticated = !op.security.as_ref().is_some_and(|s| {
+        s.iter()
+            .any(|r| *r == utoipa::openapi::security::SecurityRequirement::default())
+    });
+    if op.security.is_none() {
         op.security = Some(vec![
             utoipa::openapi::security::SecurityRequirement::new("api_key", Vec::<String>::new()),
             utoipa::openapi::security::SecurityRequirement::new(
@@ -165,11 +170,6 @@ fn add_shared_responses(path: &str, op: &mut Operation) {
                 Vec::<String>::new(),
             ),
             utoipa::openapi::security::SecurityRequirement::new("session", Vec::<String>::new()),
-        ]);
-    } else {
-        // `security(())` in an annotation: no credential needed.
-        op.security = Some(vec![
-            utoipa::openapi::security::SecurityRequirement::default(),
         ]);
     }
     let mut errors: Vec<(&str, &str)> = vec![
@@ -332,5 +332,18 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(super::document()).expect("json");
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["paths"]["/api/v1/calls/{id}"]["get"].is_object());
+    }
+
+    #[test]
+    fn a_declared_requirement_is_kept_and_a_public_operation_stays_public() {
+        let doc: serde_json::Value = serde_json::from_str(super::document()).expect("json");
+        let me = &doc["paths"]["/api/v1/agent/me"]["get"];
+        assert_eq!(me["security"], serde_json::json!([{ "session": [] }]));
+        assert!(me["responses"]["401"].is_object(), "{me}");
+        let login = &doc["paths"]["/api/v1/agent/login"]["post"];
+        assert_eq!(login["security"], serde_json::json!([{}]));
+        assert!(login["responses"]["429"].is_null(), "{login}");
+        let calls = &doc["paths"]["/api/v1/calls"]["get"]["security"];
+        assert_eq!(calls.as_array().map(Vec::len), Some(3), "{calls}");
     }
 }

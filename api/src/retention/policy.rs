@@ -78,14 +78,20 @@ impl RetentionPolicy {
 }
 
 /// A `PUT` body: an absent field keeps its value, `null` means "keep forever".
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyChange {
+    /// Days recordings are kept (1 to 366); null keeps them forever.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
     pub recordings_days: Option<Option<i64>>,
+    /// Days transcripts are kept (1 to 366); null keeps them forever.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
     pub transcripts_days: Option<Option<i64>>,
+    /// Days insights (analyses, scorecards) are kept (1 to 366); null keeps them forever.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
     pub insights_days: Option<Option<i64>>,
 }
 

@@ -1,12 +1,13 @@
 //! `/api/v1/settings/retention` (the policy), `/api/v1/settings/retention/run` (a purge now)
 //! and `/api/v1/calls/{id}/legal-hold`.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::call_state;
 use super::policy::{self, MAX_DAYS, PolicyChange, RetentionPolicy};
@@ -19,11 +20,11 @@ use crate::ids::ms_to_rfc3339;
 use crate::permissions::Permission;
 use crate::sip::http::json_body;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/settings/retention", get(get_settings).put(put_settings))
-        .route("/settings/retention/run", post(run_now))
-        .route("/calls/{id}/legal-hold", put(put_legal_hold))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(run_now))
+        .routes(routes!(put_legal_hold))
 }
 
 /// Longest legal-hold reason kept (a case reference and a sentence).
@@ -41,12 +42,33 @@ fn settings_view(state: &AppState, p: &RetentionPolicy, updated_at: Option<i64>)
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/settings/retention",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "The organization's retention policy",
+    operation_id = "get_retention_settings",
+    responses(
+        (status = 200, description = "`{recordings_days, transcripts_days, insights_days, updated_at, defaults, limits, purge_interval_s}`; null days keep forever.", body = Object),
+    ),
+)]
 async fn get_settings(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::RetentionManage)?;
     let (p, at) = policy::get(&state.pool, &org.org_id).await?;
     Ok(Json(settings_view(&state, &p, at)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/settings/retention",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Change the retention policy (absent fields keep their value, null keeps forever)",
+    operation_id = "put_retention_settings",
+    request_body = PolicyChange,
+    responses(
+        (status = 200, description = "The policy as stored.", body = Object),
+    ),
+)]
 async fn put_settings(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -70,6 +92,16 @@ async fn put_settings(
 }
 
 /// Purges the caller's organization now and answers with what was removed.
+#[utoipa::path(
+    post,
+    path = "/settings/retention/run",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Purge what the policy expires now, for this organization",
+    operation_id = "run_retention_purge",
+    responses(
+        (status = 200, description = "`{policy, purged}`: the policy applied and what was removed.", body = Object),
+    ),
+)]
 async fn run_now(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::RetentionManage)?;
     let actor = AuditActor::of(&org);
@@ -84,14 +116,26 @@ async fn run_now(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<V
     Ok(Json(json!({ "policy": run.policy, "purged": run.purged })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HoldBody {
+    /// true places the hold, false releases it.
     held: bool,
     /// Required when placing a hold (why, e.g. a case reference).
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/calls/{id}/legal-hold",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Place or release a legal hold on a call (a held call is never purged)",
+    params(("id" = String, Path, description = "The call's id.")),
+    request_body = HoldBody,
+    responses(
+        (status = 200, description = "`{call_id, legal_hold, retention}`", body = Object),
+    ),
+)]
 async fn put_legal_hold(
     State(state): State<AppState>,
     org: OrgCtx,

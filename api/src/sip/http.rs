@@ -2,16 +2,17 @@
 //! (click-to-call, hangup, hold, resume, transfer). Every handler takes the organization from
 //! the API key; another organization's ids answer 404. Passwords are write-only.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use callscope_sip::control::ControlError;
 use callscope_sip::directory::{RingStrategy, RouteTarget};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::domains::{self, DomainError};
 use super::routes::{self as sip_routes, Route, RouteError};
@@ -26,21 +27,21 @@ use crate::permissions::Permission;
 
 /// Routes relative to `/api/v1` (merged into the API router). `POST /calls` lives next to
 /// `GET /calls` in `http::router`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users", post(create_user).get(list_users))
-        .route("/users/{id}", get(get_user).delete(delete_user))
-        .route("/trunks", post(create_trunk).get(list_trunks))
-        .route("/trunks/{id}", get(get_trunk).delete(delete_trunk))
-        .route("/routes", post(create_route).get(list_routes))
-        .route("/routes/{id}", get(get_route).delete(delete_route))
-        .route("/sip/domain", get(get_domain).put(put_domain))
-        .route("/calls/{id}/hangup", post(hangup))
-        .route("/calls/{id}/hold", post(hold))
-        .route("/calls/{id}/resume", post(resume))
-        .route("/calls/{id}/transfer", post(transfer))
-        .route("/calls/{id}/recording/pause", post(pause_recording))
-        .route("/calls/{id}/recording/resume", post(resume_recording))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, delete_user))
+        .routes(routes!(create_trunk, list_trunks))
+        .routes(routes!(get_trunk, delete_trunk))
+        .routes(routes!(create_route, list_routes))
+        .routes(routes!(get_route, delete_route))
+        .routes(routes!(get_domain, put_domain))
+        .routes(routes!(hangup))
+        .routes(routes!(hold))
+        .routes(routes!(resume))
+        .routes(routes!(transfer))
+        .routes(routes!(pause_recording))
+        .routes(routes!(resume_recording))
 }
 
 /// axum's JSON rejections (400 syntax, 415 content type, 422 shape) in our error format.
@@ -80,12 +81,15 @@ fn data_list<T>(rows: &[T], view: impl Fn(&T) -> Value) -> Json<Value> {
 
 // ---------------------------------------------------------------- users
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUserBody {
     name: String,
+    /// The user's extension (digits), also their SIP username.
     extension: String,
+    /// The SIP and sign-in password (write-only).
     password: String,
+    /// `agent` (the default), `supervisor`, `admin` or `owner`; never above the creator's own.
     role: Option<String>,
 }
 
@@ -128,6 +132,17 @@ impl From<DomainError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Create a user: an agent with an extension and SIP credentials",
+    request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "The user (the password is never returned).", body = Object),
+        (status = 409, description = "The extension is taken (`extension_taken`)."),
+    ),
+)]
 async fn create_user(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -175,6 +190,15 @@ async fn create_user(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "The organization's users",
+    responses(
+        (status = 200, description = "`{data: [user]}`", body = Object),
+    ),
+)]
 async fn list_users(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::UsersManage)?;
     let rows = users::list_users(&state.pool, &org.org_id).await?;
@@ -182,6 +206,16 @@ async fn list_users(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Jso
     Ok(data_list(&rows, |u| user_view(u, realm.as_deref())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "A user",
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user.", body = Object),
+    ),
+)]
 async fn get_user(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -195,6 +229,17 @@ async fn get_user(
     Ok(Json(user_view(&u, realm.as_deref())))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Delete a user",
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 409, description = "The user is still referenced, e.g. by a route (`user_in_use`)."),
+    ),
+)]
 async fn delete_user(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -217,15 +262,19 @@ async fn delete_user(
 
 // ---------------------------------------------------------------- trunks
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTrunkBody {
     name: String,
     /// `host[:port]`
     host: String,
+    /// `udp` (the default) or `tcp`.
     transport: Option<String>,
+    /// Digest username for registering and outbound calls.
     username: Option<String>,
+    /// Digest password (write-only).
     password: Option<String>,
+    /// Addresses or CIDR ranges inbound calls may come from (at most 100).
     #[serde(default)]
     inbound_acl: Vec<String>,
 }
@@ -254,6 +303,17 @@ impl From<TrunkError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/trunks",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Create a SIP trunk",
+    request_body = CreateTrunkBody,
+    responses(
+        (status = 201, description = "The trunk (its password is never returned: `has_password`).", body = Object),
+        (status = 409, description = "The name is taken (`trunk_name_taken`)."),
+    ),
+)]
 async fn create_trunk(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -280,12 +340,31 @@ async fn create_trunk(
     Ok((StatusCode::CREATED, Json(trunk_view(&t))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/trunks",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "The organization's SIP trunks",
+    responses(
+        (status = 200, description = "`{data: [trunk]}`", body = Object),
+    ),
+)]
 async fn list_trunks(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::TelephonyManage)?;
     let rows = trunks::list_trunks(&state.pool, &org.org_id).await?;
     Ok(data_list(&rows, trunk_view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/trunks/{id}",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "A SIP trunk",
+    params(("id" = String, Path, description = "The trunk's id.")),
+    responses(
+        (status = 200, description = "The trunk.", body = Object),
+    ),
+)]
 async fn get_trunk(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -298,6 +377,16 @@ async fn get_trunk(
     Ok(Json(trunk_view(&t)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/trunks/{id}",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Delete a SIP trunk",
+    params(("id" = String, Path, description = "The trunk's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 async fn delete_trunk(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -312,28 +401,34 @@ async fn delete_trunk(
 
 // ---------------------------------------------------------------- routes
 
-#[derive(Deserialize)]
+/// Where an inbound call goes, told apart by `kind`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 enum TargetBody {
+    /// One user, by `user_id` or `extension`.
     User {
         user_id: Option<String>,
         extension: Option<String>,
     },
+    /// Several users rung together (`ring_all`, the default) or in turn (`longest_idle`).
     RingGroup {
         /// User ids or extensions.
         members: Vec<String>,
+        /// `ring_all` or `longest_idle`.
         strategy: Option<String>,
+        /// How long each member rings (default 20 s).
         member_timeout_s: Option<u32>,
+        /// How long the group rings in all.
         total_timeout_s: Option<u32>,
     },
-    Reject {
-        status: u16,
-    },
+    /// Refuse the call with this SIP status.
+    Reject { status: u16 },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateRouteBody {
+    /// The inbound number, normalised to E.164.
     did: String,
     target: TargetBody,
 }
@@ -373,6 +468,18 @@ impl From<RouteError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/routes",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Route an inbound number (DID) to a user, a ring group or a rejection",
+    operation_id = "create_inbound_route",
+    request_body = CreateRouteBody,
+    responses(
+        (status = 201, description = "The route.", body = Object),
+        (status = 409, description = "The number already has a route (`did_taken`)."),
+    ),
+)]
 async fn create_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -447,12 +554,33 @@ pub fn default_total_timeout(strategy: RingStrategy, member_timeout_s: u32, memb
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/routes",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "The organization's inbound routes",
+    operation_id = "list_inbound_routes",
+    responses(
+        (status = 200, description = "`{data: [route]}`", body = Object),
+    ),
+)]
 async fn list_routes(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::TelephonyManage)?;
     let rows = sip_routes::list_routes(&state.pool, &org.org_id).await?;
     Ok(data_list(&rows, route_view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/routes/{id}",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "An inbound route",
+    operation_id = "get_inbound_route",
+    params(("id" = String, Path, description = "The route's id.")),
+    responses(
+        (status = 200, description = "The route.", body = Object),
+    ),
+)]
 async fn get_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -465,6 +593,17 @@ async fn get_route(
     Ok(Json(route_view(&r)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/routes/{id}",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Delete an inbound route",
+    operation_id = "delete_inbound_route",
+    params(("id" = String, Path, description = "The route's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 async fn delete_route(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -479,12 +618,22 @@ async fn delete_route(
 
 // ---------------------------------------------------------------- SIP domain
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DomainBody {
+    /// The SIP realm agents register under, e.g. `acme.example`.
     realm: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/sip/domain",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "The organization's SIP domain (realm), assigned on first read",
+    responses(
+        (status = 200, description = "`{realm}`", body = Object),
+    ),
+)]
 async fn get_domain(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::TelephonyManage)?;
     let mut conn = state.pool.acquire().await?;
@@ -492,6 +641,17 @@ async fn get_domain(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Jso
     Ok(Json(json!({ "realm": realm })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/sip/domain",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Set the organization's SIP domain",
+    request_body = DomainBody,
+    responses(
+        (status = 200, description = "`{realm}`", body = Object),
+        (status = 409, description = "Another organization has the realm (`realm_taken`), or users registered under the current one (`realm_in_use`)."),
+    ),
+)]
 async fn put_domain(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -645,6 +805,19 @@ async fn own_sip_call(state: &AppState, org: &OrgCtx, call_id: &str) -> ApiResul
         .ok_or_else(|| ApiError::not_found("call"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/calls/{id}/hangup",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "Hang up a live SIP call",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses(
+        (status = 202, description = "Hung up, or still under way (the outcome arrives as call events)."),
+        (status = 409, description = "The call is not in a state for this (`invalid_call_state`)."),
+        (status = 502, description = "The B2BUA failed to carry the command out (`call_control_failed`)."),
+        (status = 503, description = "SIP is not enabled on this server (`sip_disabled`)."),
+    ),
+)]
 async fn hangup(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -718,6 +891,18 @@ async fn set_recording_paused(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/calls/{id}/recording/pause",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "Pause a live call's recording (the gap is kept as silence)",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses(
+        (status = 200, description = "`{id, recording: \"paused\"}`", body = Object),
+        (status = 409, description = "Already paused (`recording_state`), no live media (`call_not_live`) or not recorded (`not_recording`)."),
+        (status = 503, description = "SIP is not enabled on this server (`sip_disabled`)."),
+    ),
+)]
 async fn pause_recording(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -726,6 +911,18 @@ async fn pause_recording(
     set_recording_paused(&state, &org, &id, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/calls/{id}/recording/resume",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "Resume a live call's paused recording",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses(
+        (status = 200, description = "`{id, recording: \"recording\"}`", body = Object),
+        (status = 409, description = "Not paused (`recording_state`), no live media (`call_not_live`) or not recorded (`not_recording`)."),
+        (status = 503, description = "SIP is not enabled on this server (`sip_disabled`)."),
+    ),
+)]
 async fn resume_recording(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -734,6 +931,19 @@ async fn resume_recording(
     set_recording_paused(&state, &org, &id, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/calls/{id}/hold",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "Put a live SIP call on hold",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses(
+        (status = 202, description = "Held, or still under way (the outcome arrives as call events)."),
+        (status = 409, description = "The call is not in a state for this (`invalid_call_state`)."),
+        (status = 502, description = "The B2BUA failed to carry the command out (`call_control_failed`)."),
+        (status = 503, description = "SIP is not enabled on this server (`sip_disabled`)."),
+    ),
+)]
 async fn hold(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -745,6 +955,19 @@ async fn hold(
     run_control("hold", id, async move { ctl.hold(&org_id, &call_id).await }).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/calls/{id}/resume",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "Take a held SIP call off hold",
+    params(("id" = String, Path, description = "The call's id.")),
+    responses(
+        (status = 202, description = "Resumed, or still under way (the outcome arrives as call events)."),
+        (status = 409, description = "The call is not in a state for this (`invalid_call_state`)."),
+        (status = 502, description = "The B2BUA failed to carry the command out (`call_control_failed`)."),
+        (status = 503, description = "SIP is not enabled on this server (`sip_disabled`)."),
+    ),
+)]
 async fn resume(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -761,13 +984,27 @@ async fn resume(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TransferBody {
     /// An extension of the organization or a phone number.
     target: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/calls/{id}/transfer",
+    tag = crate::http::openapi::tags::CALLS,
+    summary = "Transfer a live SIP call (blind) to an extension or a number",
+    params(("id" = String, Path, description = "The call's id.")),
+    request_body = TransferBody,
+    responses(
+        (status = 202, description = "Transferring (the outcome arrives as call events)."),
+        (status = 409, description = "The call is not in a state for this (`invalid_call_state`)."),
+        (status = 502, description = "The B2BUA failed to carry the command out (`call_control_failed`)."),
+        (status = 503, description = "SIP is not enabled on this server (`sip_disabled`)."),
+    ),
+)]
 async fn transfer(
     State(state): State<AppState>,
     org: OrgCtx,

@@ -2,12 +2,13 @@
 //! are recorded. `null` removes the override (inherit). Every change reloads the in-memory
 //! policy the B2BUA consults at answer time.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::http::json_body;
 use crate::auth::OrgCtx;
@@ -15,17 +16,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
 use crate::permissions::Permission;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/settings/recording",
-            get(get_org_setting).put(put_org_setting),
-        )
-        .route("/trunks/{id}/recording", put(put_trunk_setting))
-        .route("/routes/{id}/recording", put(put_route_setting))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_org_setting, put_org_setting))
+        .routes(routes!(put_trunk_setting))
+        .routes(routes!(put_route_setting))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RecordingBody {
     /// true/false to decide, null to inherit.
@@ -53,11 +51,30 @@ async fn org_view(state: &AppState, org_id: &str) -> ApiResult<Value> {
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/settings/recording",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Whether the organization's calls are recorded",
+    responses(
+        (status = 200, description = "`{record_calls, server_default, effective}`: `record_calls` null means the server default applies.", body = Object),
+    ),
+)]
 async fn get_org_setting(State(state): State<AppState>, org: OrgCtx) -> ApiResult<Json<Value>> {
     org.require(Permission::CallSettingsManage)?;
     Ok(Json(org_view(&state, &org.org_id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/settings/recording",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Record the organization's calls or not (null: the server default)",
+    request_body = RecordingBody,
+    responses(
+        (status = 200, description = "`{record_calls, server_default, effective}`", body = Object),
+    ),
+)]
 async fn put_org_setting(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -120,6 +137,17 @@ async fn put_row_setting(
     Ok(Json(json!({ "id": id, "record_calls": body.record_calls })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/trunks/{id}/recording",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Record one trunk's calls or not (null: inherit)",
+    params(("id" = String, Path, description = "The trunk's id.")),
+    request_body = RecordingBody,
+    responses(
+        (status = 200, description = "`{id, record_calls}`", body = Object),
+    ),
+)]
 async fn put_trunk_setting(
     State(state): State<AppState>,
     org: OrgCtx,
@@ -141,6 +169,18 @@ async fn put_trunk_setting(
     Ok(out)
 }
 
+#[utoipa::path(
+    put,
+    path = "/routes/{id}/recording",
+    tag = crate::http::openapi::tags::TELEPHONY,
+    summary = "Record one inbound route's calls or not (null: inherit)",
+    operation_id = "put_inbound_route_recording",
+    params(("id" = String, Path, description = "The route's id.")),
+    request_body = RecordingBody,
+    responses(
+        (status = 200, description = "`{id, record_calls}`", body = Object),
+    ),
+)]
 async fn put_route_setting(
     State(state): State<AppState>,
     org: OrgCtx,
