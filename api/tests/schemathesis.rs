@@ -103,7 +103,7 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
     )
     .unwrap();
 
-    let examples = std::env::var("CALLSCOPE_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "8".into());
+    let examples = std::env::var("CALLSCOPE_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
     let venv_bin = callscope_inference::venv_python()
         .parent()
         .expect("the venv's bin directory")

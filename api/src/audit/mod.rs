@@ -148,6 +148,7 @@ pub mod actions {
     pub const API_KEY_REVOKED: &str = "api_key.revoked";
     pub const USER_CREATED: &str = "user.created";
     pub const USER_DELETED: &str = "user.deleted";
+    pub const USER_UPDATED: &str = "user.updated";
     pub const RECORDING_DOWNLOADED: &str = "recording.downloaded";
     pub const RECORDING_PLAYED: &str = "recording.played";
     pub const TRANSCRIPT_DOWNLOADED: &str = "transcript.downloaded";

@@ -106,6 +106,7 @@ async fn full_view(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CrmRe
     request_body = ContactInput,
     responses(
         (status = 201, description = "The contact (the `contact.created` webhook event carries the same).", body = Object),
+        (status = 404, description = "`company_id` names no company of this organization.", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "A phone, email or external id belongs to another contact (`details` names it).", body = crate::http::openapi::ErrorBody),
     ),
 )]

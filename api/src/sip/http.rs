@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use super::domains::{self, DomainError};
 use super::routes::{self as sip_routes, Route, RouteError};
 use super::trunks::{self, NewTrunk, TrunkError, TrunkWithAcl};
-use super::users::{self, NewUser, Role, User, UserError};
+use super::users::{self, NewUser, Role, User, UserChange, UserError};
 use super::{call_records, numbers};
 use crate::auth::{Actor, OrgCtx};
 use crate::error::{ApiError, ApiResult};
@@ -30,7 +30,7 @@ use crate::permissions::Permission;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_user, list_users))
-        .routes(routes!(get_user, delete_user))
+        .routes(routes!(get_user, update_user, delete_user))
         .routes(routes!(create_trunk, list_trunks))
         .routes(routes!(get_trunk, delete_trunk))
         .routes(routes!(create_route, list_routes))
@@ -110,6 +110,7 @@ impl From<UserError> for ApiError {
         match e {
             UserError::ExtensionTaken(_) => conflict("extension_taken", e.to_string()),
             UserError::InUse => conflict("user_in_use", e.to_string()),
+            UserError::LastOwner => conflict("last_owner", e.to_string()),
             UserError::Db(e) => e.into(),
             UserError::Domain(d) => d.into(),
             UserError::Credential(super::credentials::CredentialError::Hash(h)) => {
@@ -227,6 +228,104 @@ async fn get_user(
         .ok_or_else(|| ApiError::not_found("user"))?;
     let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
     Ok(Json(user_view(&u, realm.as_deref())))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateUserBody {
+    name: Option<String>,
+    /// `agent`, `supervisor`, `admin` or `owner`: never above the caller's own role, and not
+    /// for a user whose role is above it.
+    role: Option<String>,
+    /// A new SIP and sign-in password (write-only); ends the user's browser sessions.
+    password: Option<String>,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = crate::http::openapi::tags::ADMIN,
+    summary = "Change a user's name, role or password",
+    params(("id" = String, Path, description = "The user's id.")),
+    request_body = UpdateUserBody,
+    responses(
+        (status = 200, description = "The user as changed.", body = Object),
+        (status = 409, description = "The organization's last owner cannot stop being one (`last_owner`).", body = crate::http::openapi::ErrorBody),
+    ),
+)]
+async fn update_user(
+    State(state): State<AppState>,
+    org: OrgCtx,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateUserBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    org.require(Permission::UsersManage)?;
+    let b = json_body(body)?;
+    let role = b
+        .role
+        .as_deref()
+        .map(|r| {
+            Role::parse(r).ok_or_else(|| {
+                ApiError::validation("role must be agent, supervisor, admin or owner")
+            })
+        })
+        .transpose()?;
+    let current = users::get_user(&state.pool, &org.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    // A signed-in user changes only users at or below what they may appoint, and appoints
+    // only up to that (an admin can neither demote an owner nor make one). An API key with
+    // `users.manage` is the organization's own integration and may.
+    if let Actor::User { role: own, .. } = &org.actor {
+        let target_role = Role::parse(&current.role).unwrap_or(Role::Owner);
+        for (which, r) in [("current", Some(target_role)), ("new", role)] {
+            if let Some(r) = r
+                && !own.may_assign(r)
+            {
+                return Err(ApiError::forbidden(Permission::UsersManage).with_details(
+                    json!({ "role": r.as_str(), "which": which, "reason": "above your own role" }),
+                ));
+            }
+        }
+    }
+    let user = users::update_user(
+        &state.pool,
+        &org.org_id,
+        &id,
+        &UserChange {
+            name: b.name.as_deref(),
+            role,
+            password: b.password.as_deref(),
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut changes = serde_json::Map::new();
+    if b.name.is_some() {
+        changes.insert(
+            "name".into(),
+            json!({ "from": current.name, "to": user.name }),
+        );
+    }
+    if role.is_some() {
+        changes.insert(
+            "role".into(),
+            json!({ "from": current.role, "to": user.role }),
+        );
+    }
+    if b.password.is_some() {
+        changes.insert("password_changed".into(), json!(true));
+    }
+    crate::audit::record(
+        &state.pool,
+        &org,
+        crate::audit::actions::USER_UPDATED,
+        crate::audit::Target::new("user", &id),
+        Value::Object(changes),
+    )
+    .await;
+    let realm = domains::realm_of_org(&state.pool, &org.org_id).await?;
+    Ok(Json(user_view(&user, realm.as_deref())))
 }
 
 #[utoipa::path(

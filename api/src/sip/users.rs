@@ -51,6 +51,8 @@ pub enum UserError {
     ExtensionTaken(String),
     #[error("the user is a target of inbound routes; delete or change those routes first")]
     InUse,
+    #[error("the organization's last owner must stay an owner; make another owner first")]
+    LastOwner,
     #[error(transparent)]
     Domain(#[from] DomainError),
     #[error("database: {0}")]
@@ -147,6 +149,103 @@ pub async fn list_users(pool: &SqlitePool, org_id: &str) -> Result<Vec<User>, sq
         .bind(org_id)
         .fetch_all(pool)
         .await
+}
+
+/// What an administrator may change on a user; `None` leaves it as it is.
+pub struct UserChange<'a> {
+    pub name: Option<&'a str>,
+    pub role: Option<Role>,
+    pub password: Option<&'a str>,
+}
+
+/// Applies `change` to the user `id`; `Ok(None)` when it does not exist in this
+/// organization. A new password replaces the SIP digest credentials and the sign-in hash
+/// together and ends the user's browser sessions, so a leaked password stops working
+/// everywhere at once. The last owner cannot stop being one: an organization without an
+/// owner could never appoint one again.
+pub async fn update_user(
+    pool: &SqlitePool,
+    org_id: &str,
+    id: &str,
+    change: &UserChange<'_>,
+) -> Result<Option<User>, UserError> {
+    let name = change.name.map(str::trim);
+    if name.is_some_and(|n| n.is_empty() || n.chars().count() > 200) {
+        return Err(UserError::InvalidName);
+    }
+    let password_hash = match change.password {
+        Some(p) => {
+            credentials::validate_password(p)?;
+            let p = p.to_string();
+            let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&p))
+                .await
+                .map_err(|e| CredentialError::Hash(e.to_string()))??;
+            Some(hash)
+        }
+        None => None,
+    };
+
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let Some(current) =
+        sqlx::query_as::<_, User>("SELECT * FROM users WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        return Ok(None);
+    };
+    if current.role == Role::Owner.as_str() && change.role.is_some_and(|r| r != Role::Owner) {
+        let owners: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'owner'")
+                .bind(org_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if owners <= 1 {
+            return Err(UserError::LastOwner);
+        }
+    }
+    let now = now_ms();
+    if let (Some(password), Some(hash)) = (change.password, &password_hash) {
+        let realm = domains::ensure_realm(&mut tx, org_id).await?;
+        sqlx::query(
+            "UPDATE users SET sip_ha1_md5 = $1, sip_ha1_sha256 = $2, password_hash = $3
+             WHERE org_id = $4 AND id = $5",
+        )
+        .bind(credentials::ha1_md5(&current.extension, &realm, password))
+        .bind(credentials::ha1_sha256(
+            &current.extension,
+            &realm,
+            password,
+        ))
+        .bind(hash)
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE agent_sessions SET revoked_at = $1
+             WHERE org_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let user = sqlx::query_as(
+        "UPDATE users SET name = COALESCE($1, name), role = COALESCE($2, role), updated_at = $3
+         WHERE org_id = $4 AND id = $5 RETURNING *",
+    )
+    .bind(name)
+    .bind(change.role.map(Role::as_str))
+    .bind(now)
+    .bind(org_id)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(user))
 }
 
 /// Delete a user; `Ok(false)` when it does not exist in this organization. Refused while a
