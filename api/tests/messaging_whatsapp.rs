@@ -1148,3 +1148,86 @@ async fn a_send_cut_off_by_a_stop_is_marked_failed_at_the_next_start() {
     assert_eq!(graph.all().await.len(), 1);
     restarted.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_customer_writing_stop_opts_out_and_start_opts_back_in() {
+    let graph = GraphApiDouble::default();
+    let graph_base = graph.start().await;
+    let s = TestServer::start(|_| {}).await;
+    let (_org, key, conv) = inbox_with_conversation(&s, &graph_base, "14155550142").await;
+    let (_, conversation) = s
+        .get_json(&key, &format!("/api/v1/conversations/{conv}"))
+        .await;
+    let contact = conversation["contact_id"].as_str().unwrap().to_string();
+    let consent = |c: &Value| c["consent"]["whatsapp"]["status"].clone();
+
+    // A sentence that merely contains the word changes nothing.
+    let body = notification(
+        "PN-1",
+        text_from(
+            "14155550142",
+            "Ada",
+            "wamid.K1",
+            "please don't stop my plan",
+        ),
+    );
+    assert_eq!(deliver_signed(&s, &body).await, 200);
+    let (_, c) = s
+        .get_json(&key, &format!("/api/v1/contacts/{contact}"))
+        .await;
+    assert_ne!(consent(&c), "opted_out", "{c}");
+
+    // "Stop." alone: opted out, the message itself kept on the timeline, sends refused.
+    let body = notification(
+        "PN-1",
+        text_from("14155550142", "Ada", "wamid.K2", " Stop. "),
+    );
+    assert_eq!(deliver_signed(&s, &body).await, 200);
+    let (_, c) = s
+        .get_json(&key, &format!("/api/v1/contacts/{contact}"))
+        .await;
+    assert_eq!(consent(&c), "opted_out", "{c}");
+    assert_eq!(
+        c["consent"]["whatsapp"]["source"], "whatsapp keyword",
+        "{c}"
+    );
+    let (_, messages) = s
+        .get_json(&key, &format!("/api/v1/conversations/{conv}/messages"))
+        .await;
+    assert!(messages.to_string().contains(" Stop. "), "{messages}");
+    let (st, refused) =
+        send_message(&s, &key, &conv, json!({"content": "Sorry to see you go"})).await;
+    assert_eq!(st, 422, "{refused}");
+    assert_eq!(refused["code"], "contact_opted_out");
+    assert!(
+        graph.all().await.is_empty(),
+        "nothing reached the Graph API"
+    );
+
+    // A replay of the STOP after an opt-in through the API does not opt out again: the
+    // message is a duplicate and changes nothing.
+    patch_json(
+        &s,
+        &key,
+        &format!("/api/v1/contacts/{contact}"),
+        json!({"consent": {"whatsapp": {"status": "opted_in", "source": "phone call"}}}),
+    )
+    .await;
+    assert_eq!(deliver_signed(&s, &body).await, 200);
+    let (_, c) = s
+        .get_json(&key, &format!("/api/v1/contacts/{contact}"))
+        .await;
+    assert_eq!(consent(&c), "opted_in", "{c}");
+
+    // STOP again, then START: consent is back and sends go out.
+    let body = notification("PN-1", text_from("14155550142", "Ada", "wamid.K3", "STOP"));
+    assert_eq!(deliver_signed(&s, &body).await, 200);
+    let body = notification("PN-1", text_from("14155550142", "Ada", "wamid.K4", "start"));
+    assert_eq!(deliver_signed(&s, &body).await, 200);
+    let (_, c) = s
+        .get_json(&key, &format!("/api/v1/contacts/{contact}"))
+        .await;
+    assert_eq!(consent(&c), "opted_in", "{c}");
+    let (st, sent) = send_message(&s, &key, &conv, json!({"content": "Welcome back"})).await;
+    assert_eq!((st, sent["status"].as_str()), (201, Some("sent")), "{sent}");
+}

@@ -8,7 +8,7 @@ use super::channels::Channel;
 use super::conversations;
 use super::events::Emitter;
 use super::messages::{self, Message, NewMessage};
-use super::model::SenderType;
+use super::model::{Direction, SenderType};
 use crate::ids::{new_id, now_ms};
 use crate::store::contacts::find_or_create_by_phone;
 
@@ -125,6 +125,10 @@ pub async fn ingest(
     let (conversation, _) =
         conversations::find_or_open(conn, emitter, channel, &contact_id, message.occurred_at)
             .await?;
+    let text = (channel.kind == "whatsapp" && message.direction == Direction::Inbound)
+        .then(|| message.content.clone())
+        .flatten();
     let m = messages::insert(conn, emitter, channel, &conversation, message).await?;
+    super::keywords::apply(conn, &channel.org_id, &contact_id, text.as_deref()).await?;
     Ok(Ingested::Created(m))
 }

@@ -16,6 +16,7 @@ pub mod conversations;
 pub mod events;
 pub mod inbound;
 pub mod interrupted;
+pub mod keywords;
 pub mod messages;
 pub mod model;
 pub mod outbound;
