@@ -561,3 +561,66 @@ async fn one_bad_event_does_not_lose_its_batch() {
     // a and b: 4 webhooks each; bad: 3 (its end failed).
     assert_eq!(outbox_events(&pool, &f.org).await.len(), 11);
 }
+
+/// A SIP call that is never recorded still uses minutes: when its end is applied, the quota
+/// thresholds it crossed are announced then (quota.warning 80 and 95, quota.exhausted), not
+/// at the organization's next upload.
+#[tokio::test]
+async fn an_unrecorded_call_that_crosses_the_quota_announces_it_when_it_ends() {
+    let (_d, pool) = db().await;
+    let f = fixture(&pool).await;
+    callscope_api::analytics::quota::set_quota_minutes(&pool, &f.org, Some(1))
+        .await
+        .unwrap();
+    let thresholds = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT threshold FROM quota_warnings WHERE org_id = $1 ORDER BY threshold",
+        )
+        .bind(&f.org)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    // Answered, then 70 s of talk: more than the whole 1-minute quota.
+    let mut events = inbound_call(&f, "call-long");
+    events.retain(|e| !matches!(e, CallEvent::Held { .. } | CallEvent::Resumed { .. }));
+    let ended = events.pop().unwrap();
+    consumer::apply_batch(&pool, &events, "US").await;
+    assert!(
+        thresholds().await.is_empty(),
+        "nothing before the call ends"
+    );
+    let CallEvent::Ended {
+        call_id,
+        sip_status,
+        hangup_side,
+        cause,
+        ..
+    } = ended
+    else {
+        panic!("the last event ends the call")
+    };
+    let ended = CallEvent::Ended {
+        call_id,
+        at_ms: 1_700_000_072_000,
+        sip_status,
+        hangup_side,
+        cause,
+    };
+    consumer::apply_batch(&pool, std::slice::from_ref(&ended), "US").await;
+    assert_eq!(thresholds().await, vec![80, 95, 100]);
+    let stream: Vec<String> = sqlx::query_scalar(
+        "SELECT event FROM event_stream WHERE org_id = $1 AND event LIKE 'quota.%' ORDER BY seq",
+    )
+    .bind(&f.org)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        stream,
+        vec!["quota.warning", "quota.warning", "quota.exhausted"]
+    );
+    // A replayed end changes nothing and announces nothing again.
+    consumer::apply_batch(&pool, std::slice::from_ref(&ended), "US").await;
+    assert_eq!(thresholds().await, vec![80, 95, 100]);
+}

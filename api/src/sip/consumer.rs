@@ -11,7 +11,7 @@
 //! changes nothing (each step is guarded by the call's current state), which is what makes
 //! that replay safe.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use callscope_sip::events::CallEvent;
@@ -175,8 +175,8 @@ pub fn spawn_with_batch(
 /// Apply a batch in one transaction, in order; on any failure roll it all back and apply
 /// the events one transaction each (with retries), so one bad event costs only itself.
 pub async fn apply_batch(pool: &SqlitePool, batch: &[CallEvent], region: &str) {
-    let outcomes = match try_batch(pool, batch, region).await {
-        Ok(outcomes) => outcomes,
+    let (outcomes, ended_in) = match try_batch(pool, batch, region).await {
+        Ok(done) => done,
         Err(e) => {
             metrics::counter!(BATCH_FALLBACKS).increment(1);
             tracing::warn!(events = batch.len(), error = %e, "call-event batch failed; applying its events one by one");
@@ -189,23 +189,37 @@ pub async fn apply_batch(pool: &SqlitePool, batch: &[CallEvent], region: &str) {
     for (ev, applied) in batch.iter().zip(outcomes) {
         count(ev, applied);
     }
+    // Ended calls add minutes, recorded or not: the organization hears of a quota threshold
+    // when the call that crossed it ends, not at its next upload.
+    for org_id in ended_in {
+        crate::analytics::quota::announce_after_intake(pool, &org_id).await;
+    }
 }
 
+/// The batch's outcomes, and the organizations that had a call end in it.
 async fn try_batch(
     pool: &SqlitePool,
     batch: &[CallEvent],
     region: &str,
-) -> Result<Vec<Applied>, ConsumeError> {
+) -> Result<(Vec<Applied>, BTreeSet<String>), ConsumeError> {
     // IMMEDIATE: take the write lock up front (waiting up to the busy timeout) instead of
     // upgrading a read transaction mid-batch, which fails at once if another writer got in.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut cache = TxCache::default();
+    let mut ended_in = BTreeSet::new();
     for ev in batch {
-        outcomes.push(apply_in(&mut tx, &mut cache, ev, region).await?);
+        let applied = apply_in(&mut tx, &mut cache, ev, region).await?;
+        if applied == Applied::Changed
+            && matches!(ev, CallEvent::Ended { .. })
+            && let Some(org) = cache.org_of_call.get(call_id_of(ev))
+        {
+            ended_in.insert(org.clone());
+        }
+        outcomes.push(applied);
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok((outcomes, ended_in))
 }
 
 fn count(ev: &CallEvent, applied: Applied) {
