@@ -312,10 +312,17 @@ fn ring_all_over_a_phone_and_a_browser_the_phone_wins() {
     let mut agent = available_agent(&server);
     let mut phone = support::phone(&server, "1002", "bob-pw-00002", &src.a, &["PCMU"]);
     let mut customer = customer_phone(&src.b);
-    let call_id = ring_agent(&server, &mut agent, &mut customer);
+    customer
+        .dial(&format!("sip:{DID}@{}", server.sip_addr()))
+        .unwrap();
     phone.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
+    // The phone answers at once, so the page may be told the call ended before its ring
+    // (`incoming`) went out; either way it hears that another device took the call.
     let ended = agent.wait_for("ended", WAIT).unwrap();
-    assert_eq!(ended["call_id"], call_id.as_str());
+    assert!(
+        ended["call_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{ended}"
+    );
     assert_eq!(ended["reason"], "answered_elsewhere", "{ended}");
     customer.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
     customer.hangup().unwrap();
