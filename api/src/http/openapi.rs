@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi, Ref, RefOr};
 use utoipa::{OpenApi as _, ToSchema};
@@ -98,14 +98,7 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
     );
     unique_operation_ids(&mut doc);
     for (path, item) in doc.paths.paths.iter_mut() {
-        let operations = [
-            item.get.as_mut(),
-            item.put.as_mut(),
-            item.post.as_mut(),
-            item.delete.as_mut(),
-            item.patch.as_mut(),
-        ];
-        for op in operations.into_iter().flatten() {
+        for (_, op) in operations_mut(item) {
             add_shared_responses(path, op);
         }
     }
@@ -125,15 +118,7 @@ fn unique_operation_ids(doc: &mut OpenApi) {
         }
     }
     for (path, item) in doc.paths.paths.iter_mut() {
-        let methods = [
-            ("get", item.get.as_mut()),
-            ("put", item.put.as_mut()),
-            ("post", item.post.as_mut()),
-            ("delete", item.delete.as_mut()),
-            ("patch", item.patch.as_mut()),
-        ];
-        for (method, op) in methods {
-            let Some(op) = op else { continue };
+        for (method, op) in operations_mut(item) {
             let repeated = op
                 .operation_id
                 .as_ref()
@@ -153,6 +138,21 @@ fn operations_of(item: &utoipa::openapi::PathItem) -> impl Iterator<Item = &Oper
     [&item.get, &item.put, &item.post, &item.delete, &item.patch]
         .into_iter()
         .filter_map(Option::as_ref)
+}
+
+/// The operations of a path with their method names, for editing.
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", item.get.as_mut()),
+        ("put", item.put.as_mut()),
+        ("post", item.post.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
 }
 
 fn add_shared_responses(path: &str, op: &mut Operation) {
@@ -192,21 +192,19 @@ fn add_shared_responses(path: &str, op: &mut Operation) {
     if path.contains('{') {
         errors.push(("404", "Not found in the caller's organization."));
     }
-    let mut responses = std::mem::replace(&mut op.responses, ResponsesBuilder::new().build());
+    let responses = &mut op.responses.responses;
     for (status, description) in errors {
         responses
-            .responses
             .entry(status.to_string())
             .or_insert_with(|| RefOr::T(error_response(description)));
     }
     if authenticated {
-        for (status, response) in responses.responses.iter_mut() {
+        for (status, response) in responses.iter_mut() {
             if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
                 add_rate_limit_headers(response);
             }
         }
     }
-    op.responses = responses;
 }
 
 fn error_response(description: &str) -> utoipa::openapi::Response {

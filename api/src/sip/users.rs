@@ -66,6 +66,17 @@ pub fn is_valid_extension(ext: &str) -> bool {
     (2..=15).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Validates a new password and hashes it for sign-in. argon2 is deliberately slow (tens of
+/// ms), so it runs off the async threads.
+async fn checked_password_hash(password: &str) -> Result<String, UserError> {
+    credentials::validate_password(password)?;
+    let password = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
+        .await
+        .map_err(|e| CredentialError::Hash(e.to_string()))??;
+    Ok(hash)
+}
+
 pub async fn create_user(
     pool: &SqlitePool,
     org_id: &str,
@@ -78,12 +89,7 @@ pub async fn create_user(
     if !is_valid_extension(new.extension) {
         return Err(UserError::InvalidExtension);
     }
-    credentials::validate_password(new.password)?;
-    // argon2 is deliberately slow (tens of ms): off the async threads.
-    let password = new.password.to_string();
-    let password_hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password))
-        .await
-        .map_err(|e| CredentialError::Hash(e.to_string()))??;
+    let password_hash = checked_password_hash(new.password).await?;
 
     let mut tx = pool.begin().await?;
     let realm = domains::ensure_realm(&mut tx, org_id).await?;
@@ -174,14 +180,7 @@ pub async fn update_user(
         return Err(UserError::InvalidName);
     }
     let password_hash = match change.password {
-        Some(p) => {
-            credentials::validate_password(p)?;
-            let p = p.to_string();
-            let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&p))
-                .await
-                .map_err(|e| CredentialError::Hash(e.to_string()))??;
-            Some(hash)
-        }
+        Some(p) => Some(checked_password_hash(p).await?),
         None => None,
     };
 
