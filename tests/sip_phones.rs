@@ -480,3 +480,94 @@ fn linphonec_registers_with_a_sha256_digest() {
     bad.quit().unwrap();
     stop_cleanly(server);
 }
+
+/// An inbound number routed to a team rings whoever is in the team when the call comes:
+/// first Bob (1002); after Bob leaves and Carol (1003) joins, Carol — with no change to the
+/// route. Team and route are set up through the REST API, the calls are real baresip phones.
+#[test]
+fn a_number_routed_to_a_team_rings_its_members_of_the_moment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tone_wav(tmp.path());
+    let server = start_server(
+        &[
+            ("1001", "alice-pw-0001"),
+            ("1002", "bob-pw-00002"),
+            ("1003", "carol-pw-0003"),
+        ],
+        "",
+    );
+    let http = server.http();
+    let (bob, carol) = (
+        server.user_id("1002").unwrap().to_string(),
+        server.user_id("1003").unwrap().to_string(),
+    );
+    let (status, team) = http
+        .post(
+            "/api/v1/teams",
+            &serde_json::json!({"name": "Support", "members": [{"user_id": bob}]}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{team}");
+    let team_id = team["id"].as_str().unwrap().to_string();
+    let (status, route) = http
+        .post(
+            "/api/v1/routes",
+            &serde_json::json!({"did": "+14155550150", "target": {"kind": "team", "team_id": team_id}}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{route}");
+
+    let mut a = phone(&server, "1001", "alice-pw-0001", &wav, AnswerMode::Manual);
+    let mut b = phone(&server, "1002", "bob-pw-00002", &wav, AnswerMode::Manual);
+    let mut c = phone(&server, "1003", "carol-pw-0003", &wav, AnswerMode::Auto);
+    let did = format!("sip:+14155550150@{}", server.realm());
+
+    // Bob is the team: he rings, Carol does not; the caller gives up.
+    a.dial(&did).unwrap();
+    b.wait_event("CALL_INCOMING", WAIT)
+        .unwrap_or_else(|e| panic!("Bob never rang: {e}\n{}", server.log()));
+    a.hangup().unwrap();
+    b.wait_event("CALL_CLOSED", WAIT).unwrap();
+    assert!(
+        c.wait_event("CALL_INCOMING", Duration::from_secs(1))
+            .is_err(),
+        "Carol is not in the team"
+    );
+
+    // Bob leaves, Carol joins: Carol (auto-answer) takes the next call, Bob does not ring.
+    let (status, _) = http
+        .delete(&format!("/api/v1/teams/{team_id}/members/{bob}"))
+        .unwrap();
+    assert_eq!(status, 204);
+    let (status, _) = http
+        .put(
+            &format!("/api/v1/teams/{team_id}/members/{carol}"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+    assert_eq!(status, 201);
+    a.dial(&did).unwrap();
+    a.wait_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("Carol did not answer: {e}\n{}", server.log()));
+    assert!(
+        b.wait_event("CALL_INCOMING", Duration::from_secs(1))
+            .is_err(),
+        "Bob left the team"
+    );
+    a.hangup().unwrap();
+    c.wait_event("CALL_CLOSED", WAIT).unwrap();
+    let rows = server
+        .wait_rows(
+            "both calls ended",
+            "SELECT state, COALESCE(answered_by_user_id, '') FROM call_sip ORDER BY invite_at",
+            WAIT,
+            |r| r.len() == 2 && r.iter().all(|r| r[0] == "ended"),
+        )
+        .unwrap();
+    assert_eq!(rows[0][1], "", "the first call was never answered");
+    assert_eq!(rows[1][1], carol, "{rows:?}");
+    a.quit().unwrap();
+    b.quit().unwrap();
+    c.quit().unwrap();
+    stop_cleanly(server);
+}

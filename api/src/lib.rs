@@ -24,6 +24,7 @@ pub mod retention;
 pub mod server;
 pub mod sip;
 pub mod store;
+pub mod teams;
 pub mod twilio;
 pub mod web;
 pub mod webhooks;

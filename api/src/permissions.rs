@@ -35,6 +35,8 @@ pub enum Permission {
     MessagesWrite,
     /// Create and delete users, change roles.
     UsersManage,
+    /// Create, rename and delete teams; add and remove their members and leads.
+    TeamsManage,
     /// SIP trunks, routes and the SIP domain.
     TelephonyManage,
     /// Outbound webhook endpoints and their delivery log.
@@ -54,7 +56,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Permission::CallsReadAll,
         Permission::CallsReadOwn,
         Permission::CallsWrite,
@@ -66,6 +68,7 @@ impl Permission {
         Permission::ContactsWrite,
         Permission::MessagesWrite,
         Permission::UsersManage,
+        Permission::TeamsManage,
         Permission::TelephonyManage,
         Permission::WebhooksManage,
         Permission::ApiKeysManage,
@@ -89,6 +92,7 @@ impl Permission {
             Permission::ContactsWrite => "contacts.write",
             Permission::MessagesWrite => "messages.write",
             Permission::UsersManage => "users.manage",
+            Permission::TeamsManage => "teams.manage",
             Permission::TelephonyManage => "telephony.manage",
             Permission::WebhooksManage => "webhooks.manage",
             Permission::ApiKeysManage => "api_keys.manage",

@@ -119,6 +119,21 @@ async fn the_document_is_valid_openapi_3_1() {
         "openapi-spec-validator refused the document:\n{stdout}\n{stderr}"
     );
     assert!(ops.len() > 100, "only {} operations documented", ops.len());
+
+    // Typed answers name their schema, and the schema is in the document.
+    let team = &doc["paths"]["/api/v1/teams/{id}"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(team["$ref"], "#/components/schemas/TeamView", "{team}");
+    let team_schema = &doc["components"]["schemas"]["TeamView"];
+    for field in ["id", "name", "member_count", "members", "created_at"] {
+        assert!(
+            team_schema["properties"].get(field).is_some(),
+            "TeamView lacks {field}: {team_schema}"
+        );
+    }
+    let list = &doc["paths"]["/api/v1/teams"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert!(list.to_string().contains("TeamView"), "{list}");
 }
 
 #[tokio::test]

@@ -3,12 +3,14 @@
 //! wrong ones) and checks every answer:
 //! - `not_a_server_error`: no input makes the server fail with a 5xx;
 //! - `status_code_conformance`: every status it answers is one the document lists;
-//! - `content_type_conformance`: every answer has the content type the document lists.
+//! - `content_type_conformance`: every answer has the content type the document lists;
+//! - `response_schema_conformance`: every answer's body fits the schema the document gives
+//!   it (typed answers such as `TeamView` are checked field by field).
 //!
 //! The run is bounded (examples per operation, a fixed seed, a time budget) so CI stays
 //! short; `CALLSCOPE_SCHEMATHESIS_EXAMPLES` raises the bound for a longer local run. It
-//! runs with an owner's API key on an organization that holds a processed call, a contact
-//! and a conversation, so lists and lookups have something to return.
+//! runs with an owner's API key on an organization that holds a processed call, a contact,
+//! a conversation and a team, so lists and lookups have something to return.
 
 mod common;
 
@@ -69,6 +71,14 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
     )
     .await;
     assert_eq!(status, 201, "{contact}");
+    let (status, team) = post_json(
+        &server,
+        &key,
+        "/api/v1/teams",
+        json!({"name": "Seeded team", "description": "for lookups"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{team}");
 
     let document = server.dir.path().join("openapi.json");
     let body = server
@@ -88,6 +98,7 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
     // own logic (random ids alone only ever find 404). Deleting them is left to random ids.
     let config = server.dir.path().join("schemathesis.toml");
     let contact_id = contact["id"].as_str().unwrap();
+    let team_id = team["id"].as_str().unwrap();
     std::fs::write(
         &config,
         format!(
@@ -98,7 +109,11 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
              [[operations]]\n\
              include-path-regex = '^/api/v1/contacts/\\{{id\\}}'\n\
              include-method-regex = '^(GET|PUT|POST|PATCH)$'\n\
-             parameters = {{ 'path.id' = '{contact_id}' }}\n"
+             parameters = {{ 'path.id' = '{contact_id}' }}\n\n\
+             [[operations]]\n\
+             include-path-regex = '^/api/v1/teams/\\{{id\\}}'\n\
+             include-method-regex = '^(GET|PUT|PATCH)$'\n\
+             parameters = {{ 'path.id' = '{team_id}' }}\n"
         ),
     )
     .unwrap();
@@ -118,7 +133,7 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
         .args(["--header", &format!("Authorization: Bearer {key}")])
         .args([
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", &examples])

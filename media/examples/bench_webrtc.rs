@@ -6,7 +6,7 @@
 //! cached venv) plays espeak-ng speech over Opus/DTLS-SRTP into a WebRTC leg; the other leg
 //! is a plain RTP phone sending PCMU every 20 ms; the engine transcodes Opus ⇄ PCMU both
 //! ways and records both channels. The engine runs on its own single-worker runtime
-//! (`engine-rt`), recording threads are `callscope-rec`, the phones run on `phones`; CPU
+//! (`engine-rt`) and its media threads (`callscope-media`, counted with it), recording threads are `callscope-rec`, the phones run on `phones`; CPU
 //! is read per thread from /proc/self/task/*/schedstat, so aiortc's and the phones' work
 //! is not counted.
 
@@ -161,7 +161,7 @@ fn main() {
 
     std::thread::sleep(Duration::from_secs(2));
     let (e0, r0, p0) = (
-        thread_cpu_ns("engine-rt"),
+        thread_cpu_ns("engine-rt") + thread_cpu_ns("callscope-media"),
         thread_cpu_ns("callscope-rec"),
         thread_cpu_ns("phones"),
     );
@@ -169,7 +169,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(seconds));
     let wall = t0.elapsed().as_secs_f64();
     let (e1, r1, p1) = (
-        thread_cpu_ns("engine-rt"),
+        thread_cpu_ns("engine-rt") + thread_cpu_ns("callscope-media"),
         thread_cpu_ns("callscope-rec"),
         thread_cpu_ns("phones"),
     );

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use callscope_media::codec::CodecSpec;
-use callscope_media::engine::{LegSide, MediaDirection};
+use callscope_media::engine::{LegQuality, LegSide, MediaDirection, MediaEngine};
 use callscope_media::rtcp::{self, RtcpPacket};
 use phones::*;
 use tokio::net::UdpSocket;
@@ -400,9 +400,18 @@ async fn garbage_is_counted_and_never_panics() {
     let target: SocketAddr = alice.target;
     let rtcp_target = SocketAddr::new(LOCALHOST, pa + 1);
     // Deterministic pseudo-random bytes (xorshift) of every length, plus crafted headers.
+    // Sent in bursts, each waited for until the engine has counted it: 600 datagrams at
+    // once overflow the socket's default receive buffer (~208 KiB of kernel accounting)
+    // whenever the call's thread is descheduled, and the kernel's drops would look like
+    // lost counts.
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut malformed_sent = 0;
     for len in 0..300usize {
+        if len > 0 && len % 50 == 0 {
+            // RTP port garbage alone is one count per length past the first two.
+            let floor = len as u64 - 2;
+            counted(&engine, "garbage", |a| a.malformed >= floor).await;
+        }
         let mut d = Vec::with_capacity(len);
         for _ in 0..len {
             x ^= x << 13;
@@ -427,7 +436,7 @@ async fn garbage_is_counted_and_never_panics() {
     let frame = ulaw(&tone(300.0, 4000.0, 160));
     let wrong = alice.packet(&frame, false, 96);
     alice.sock.send_to(&wrong, target).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    counted(&engine, "garbage", |a| a.wrong_payload_type == 1).await;
     // The call still relays.
     for _ in 0..5 {
         alice.send_frame(&frame).await;
@@ -445,6 +454,18 @@ async fn garbage_is_counted_and_never_panics() {
         qa.malformed,
         malformed_sent * 2 + 2
     );
+}
+
+/// Waits (at most 5 s) until leg A's figures, as of the call's last housekeeping tick,
+/// satisfy `done`; the assertions after it then say what was wrong.
+async fn counted(engine: &MediaEngine, call: &str, done: impl Fn(&LegQuality) -> bool) {
+    for _ in 0..100 {
+        let snap = engine.snapshot(call).expect("call is open");
+        if snap.a.as_ref().is_some_and(&done) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

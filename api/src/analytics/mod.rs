@@ -76,7 +76,8 @@ async fn prepare(
     org: &OrgCtx,
     q: &WindowQuery,
 ) -> ApiResult<(CallAccess, Window)> {
-    let access = report_access(org)?;
+    let access =
+        crate::teams::narrow_access(state, org, report_access(org)?, q.team_id.as_deref()).await?;
     let window = Window::parse(q)?;
     insights::refresh(&state.pool, &org.org_id).await?;
     Ok((access, window))
@@ -84,6 +85,9 @@ async fn prepare(
 
 fn with_scope(mut body: Value, access: &CallAccess) -> Json<Value> {
     body["scope"] = scope_view(access);
+    if let Some(team) = &access.team {
+        body["team_id"] = json!(team);
+    }
     Json(body)
 }
 
@@ -94,6 +98,7 @@ fn with_scope(mut body: Value, access: &CallAccess) -> Json<Value> {
     summary = "Call volume, durations, outcomes and sentiment over a window",
     params(WindowQuery),
     responses(
+        (status = 404, description = "No team with this `team_id`.", body = crate::http::openapi::ErrorBody),
         (status = 200, description = "The report with its `scope` (`organization` or `own_calls`); see docs/analytics.md.", body = Object),
     ),
 )]
@@ -122,6 +127,7 @@ struct AgentsQuery {
     summary = "Per-agent figures over a window",
     params(WindowQuery, ("limit" = Option<i64>, Query, description = "Most agents returned, 1 to 500 (default 100).")),
     responses(
+        (status = 404, description = "No team with this `team_id`.", body = crate::http::openapi::ErrorBody),
         (status = 200, description = "The report with its `scope`; see docs/analytics.md.", body = Object),
     ),
 )]
@@ -157,6 +163,7 @@ async fn agents_report(
     summary = "Tracker hits over a window",
     params(WindowQuery),
     responses(
+        (status = 404, description = "No team with this `team_id`.", body = crate::http::openapi::ErrorBody),
         (status = 200, description = "The report with its `scope`; see docs/analytics.md.", body = Object),
     ),
 )]
@@ -178,6 +185,7 @@ async fn trackers_report(
     summary = "Compliance flags over a window",
     params(WindowQuery),
     responses(
+        (status = 404, description = "No team with this `team_id`.", body = crate::http::openapi::ErrorBody),
         (status = 200, description = "The report with its `scope`; see docs/analytics.md.", body = Object),
     ),
 )]
@@ -199,6 +207,7 @@ async fn compliance_report(
     summary = "The calls of a window with their insights, as CSV (streamed)",
     params(WindowQuery),
     responses(
+        (status = 404, description = "No team with this `team_id`.", body = crate::http::openapi::ErrorBody),
         (status = 200, description = "One row per call.", content_type = "text/csv", body = String),
     ),
 )]
@@ -216,7 +225,8 @@ async fn export_csv(
         &org,
         crate::audit::actions::CALLS_EXPORTED,
         crate::audit::Target::kind("calls"),
-        json!({ "from_ms": w.from_ms, "to_ms": w.to_ms, "own_calls_only": access.owner.is_some() }),
+        json!({ "from_ms": w.from_ms, "to_ms": w.to_ms, "own_calls_only": access.owner.is_some(),
+                "team_id": access.team }),
     )
     .await;
     Ok(export::stream(state.pool.clone(), access, w))

@@ -28,6 +28,8 @@ pub struct WindowQuery {
     pub to: Option<String>,
     /// The viewer's UTC offset in minutes (-840 to 840) for days and dates. Default 0.
     pub tz_offset_minutes: Option<String>,
+    /// Only the calls of this team's members (within what the caller may see).
+    pub team_id: Option<String>,
 }
 
 /// `[from_ms, to_ms)` and the offset in ms to add to a UTC time to get the viewer's local time.
@@ -134,6 +136,7 @@ mod tests {
             from: from.map(str::to_string),
             to: to.map(str::to_string),
             tz_offset_minutes: tz.map(str::to_string),
+            team_id: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct ListQuery {
     pub customer_phone: Option<String>,
     pub external_call_id: Option<String>,
     pub contact_id: Option<String>,
+    /// Only the calls of this team's members.
+    pub team_id: Option<String>,
     /// RFC 3339 or Unix seconds.
     pub from: Option<String>,
     pub to: Option<String>,
@@ -36,7 +38,7 @@ pub struct ListQuery {
     tag = crate::http::openapi::tags::CALLS,
     summary = "List calls, newest first",
     params(ListQuery),
-    responses((status = 200, description = "`{data: [call], next_cursor}`", body = Object)),
+    responses((status = 200, description = "`{data: [call], next_cursor}`", body = Object), (status = 404, description = "No team with this `team_id`.", body = crate::http::openapi::ErrorBody)),
 )]
 pub async fn list_calls(
     State(state): State<AppState>,
@@ -72,7 +74,8 @@ pub async fn list_calls(
     let after: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
     let limit = cursor::limit(q.limit);
     // One extra row tells whether there is a next page.
-    let access = org.call_access()?;
+    let access =
+        crate::teams::narrow_access(&state, &org, org.call_access()?, q.team_id.as_deref()).await?;
     let mut rows =
         calls::list_calls(&state.pool, &access, &filter, after.as_deref(), limit + 1).await?;
     let has_more = rows.len() as i64 > limit;

@@ -8,6 +8,7 @@ pub mod download;
 pub mod error_shape;
 pub mod health;
 pub mod idempotency;
+pub mod lists;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
@@ -60,6 +61,7 @@ fn api_routes(upload_body_limit: usize) -> OpenApiRouter<AppState> {
         .merge(api_keys::routes())
         .merge(crate::messaging::routes())
         .merge(crate::crm::routes())
+        .merge(crate::teams::routes())
         .merge(crate::retention::routes::routes())
         .merge(crate::audit::routes::routes())
         .merge(crate::analytics::routes())

@@ -38,6 +38,7 @@ pub mod tags {
     pub const RECORDINGS: &str = "recordings";
     pub const CONTACTS: &str = "contacts";
     pub const CONVERSATIONS: &str = "conversations";
+    pub const TEAMS: &str = "teams";
     pub const CHANNELS: &str = "channels";
     pub const NOTES_TASKS: &str = "notes and tasks";
     pub const TELEPHONY: &str = "telephony";

@@ -25,7 +25,9 @@ pub fn changes() -> u64 {
     CHANGES.load(Ordering::Acquire)
 }
 
-fn changed() {
+/// Marks every cached channel stale (also when something a channel refers to, such as its
+/// default team, goes away).
+pub(crate) fn changed() {
     CHANGES.fetch_add(1, Ordering::AcqRel);
 }
 
@@ -43,6 +45,8 @@ pub struct Channel {
     pub wa_app_secret: Option<String>,
     pub wa_access_token: Option<String>,
     pub wa_graph_base_url: Option<String>,
+    /// New conversations on the channel start in this team's queue.
+    pub default_team_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
@@ -74,6 +78,7 @@ pub fn view(c: &Channel) -> Value {
         "id": c.id,
         "kind": c.kind,
         "name": c.name,
+        "default_team_id": c.default_team_id,
         "created_at": ms_to_rfc3339(c.created_at),
         "updated_at": ms_to_rfc3339(c.updated_at),
     });
@@ -113,6 +118,10 @@ pub struct ChannelInput {
     pub app_secret: Option<String>,
     pub access_token: Option<String>,
     pub graph_base_url: Option<String>,
+    /// The team whose queue new conversations on this channel start in; `null` clears it.
+    #[serde(default, deserialize_with = "crate::crm::body::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub default_team_id: Option<Option<String>>,
 }
 
 fn clean_name(name: Option<&str>) -> Result<String, MessagingError> {
@@ -142,6 +151,23 @@ fn url(field: &'static str, v: &str) -> Result<String, MessagingError> {
     validate_url(v)
         .map(|u| u.to_string().trim_end_matches('/').to_string())
         .map_err(|e| MessagingError::invalid(field, e.to_string()))
+}
+
+/// A default team must be a team of the organization.
+async fn checked_team(
+    conn: &mut sqlx::SqliteConnection,
+    org_id: &str,
+    team_id: Option<String>,
+) -> Result<Option<String>, MessagingError> {
+    match team_id {
+        Some(t) if crate::teams::store::get(conn, org_id, &t).await?.is_none() => {
+            Err(MessagingError::invalid(
+                "default_team_id",
+                "no team with this id in the organization",
+            ))
+        }
+        other => Ok(other),
+    }
 }
 
 /// A new channel and, for an API channel, its callback secret (shown once).
@@ -177,6 +203,7 @@ pub async fn create(
         wa_app_secret: None,
         wa_access_token: None,
         wa_graph_base_url: None,
+        default_team_id: None,
         created_at: now,
         updated_at: now,
         deleted_at: None,
@@ -240,14 +267,15 @@ pub async fn create(
             ));
         }
     }
+    c.default_team_id = checked_team(&mut tx, org_id, input.default_team_id.flatten()).await?;
     if let (Some(cb), Some(secret)) = (&c.callback_url, &callback_secret) {
         c.callback_endpoint_id = Some(create_callback_endpoint(&mut tx, &c, cb, secret).await?);
     }
     sqlx::query(
         "INSERT INTO channels (id, org_id, kind, name, callback_url, callback_endpoint_id,
              wa_phone_number_id, wa_business_account_id, wa_verify_token, wa_app_secret,
-             wa_access_token, wa_graph_base_url, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+             wa_access_token, wa_graph_base_url, default_team_id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $13, $13)",
     )
     .bind(&c.id)
     .bind(org_id)
@@ -262,6 +290,7 @@ pub async fn create(
     .bind(&c.wa_access_token)
     .bind(&c.wa_graph_base_url)
     .bind(now)
+    .bind(&c.default_team_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -414,11 +443,14 @@ pub async fn update(
             c.wa_graph_base_url = Some(url("graph_base_url", v)?);
         }
     }
+    if let Some(team) = input.default_team_id {
+        c.default_team_id = checked_team(&mut tx, org_id, team).await?;
+    }
     c.updated_at = now_ms();
     sqlx::query(
         "UPDATE channels SET name = $1, callback_url = $2, wa_business_account_id = $3,
              wa_verify_token = $4, wa_app_secret = $5, wa_access_token = $6,
-             wa_graph_base_url = $7, updated_at = $8
+             wa_graph_base_url = $7, updated_at = $8, default_team_id = $11
          WHERE org_id = $9 AND id = $10",
     )
     .bind(&c.name)
@@ -431,6 +463,7 @@ pub async fn update(
     .bind(c.updated_at)
     .bind(org_id)
     .bind(id)
+    .bind(&c.default_team_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -28,6 +28,8 @@ pub struct Conversation {
     pub status: String,
     pub snoozed_until: Option<i64>,
     pub assignee_id: Option<String>,
+    /// The team whose queue the conversation is in.
+    pub team_id: Option<String>,
     pub priority: String,
     pub labels: String,
     pub started_at: i64,
@@ -55,6 +57,7 @@ pub fn view(c: &Conversation) -> Value {
         "status": c.status,
         "snoozed_until": c.snoozed_until.map(ms_to_rfc3339),
         "assignee_id": c.assignee_id,
+        "team_id": c.team_id,
         "priority": c.priority,
         "labels": c.labels(),
         "started_at": ms_to_rfc3339(c.started_at),
@@ -121,19 +124,7 @@ pub async fn find_or_open(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(c) = existing {
-        if c.status() == ConversationStatus::Snoozed {
-            let woken = set_status(
-                conn,
-                emitter,
-                c,
-                ConversationStatus::Open,
-                None,
-                &Actor::system(),
-            )
-            .await?;
-            return Ok((woken, false));
-        }
-        return Ok((c, false));
+        return Ok((woken_by_inbound(conn, emitter, c).await?, false));
     }
     let now = now_ms();
     let c = Conversation {
@@ -145,6 +136,7 @@ pub async fn find_or_open(
         status: ConversationStatus::Open.as_str().into(),
         snoozed_until: None,
         assignee_id: None,
+        team_id: channel.default_team_id.clone(),
         priority: Priority::None.as_str().into(),
         labels: "[]".into(),
         started_at: at,
@@ -154,8 +146,9 @@ pub async fn find_or_open(
     };
     sqlx::query(
         "INSERT INTO conversations (id, org_id, contact_id, channel, channel_id, status, priority,
-             labels, started_at, last_activity_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'open', 'none', '[]', $6, $6, $7, $7)",
+             labels, started_at, last_activity_at, created_at, updated_at, team_id)
+         VALUES ($1, $2, $3, $4, $5, 'open', 'none', '[]', $6, $6, $7, $7,
+                 (SELECT id FROM teams WHERE id = $8 AND org_id = $2))",
     )
     .bind(&c.id)
     .bind(&c.org_id)
@@ -164,6 +157,7 @@ pub async fn find_or_open(
     .bind(&c.channel_id)
     .bind(at)
     .bind(now)
+    .bind(&c.team_id)
     .execute(&mut *conn)
     .await?;
     emitter
@@ -175,6 +169,27 @@ pub async fn find_or_open(
         )
         .await?;
     Ok((c, true))
+}
+
+/// `c` as an inbound message finds it: a snoozed conversation wakes up (`open`, by
+/// `system`, with its status event); any other is returned as it is.
+pub async fn woken_by_inbound(
+    conn: &mut SqliteConnection,
+    emitter: &Emitter,
+    c: Conversation,
+) -> Result<Conversation, MessagingError> {
+    if c.status() != ConversationStatus::Snoozed {
+        return Ok(c);
+    }
+    set_status(
+        conn,
+        emitter,
+        c,
+        ConversationStatus::Open,
+        None,
+        &Actor::system(),
+    )
+    .await
 }
 
 /// Move a conversation to `status` (with its snooze time), with the timeline entry and the
@@ -233,12 +248,14 @@ pub async fn set_status(
     Ok(c)
 }
 
-/// A PATCH: absent fields stay; `assignee_id: null` unassigns.
+/// A PATCH: absent fields stay; `assignee_id: null` unassigns, `team_id: null` takes the
+/// conversation out of its team.
 #[derive(Debug, Default, Clone)]
 pub struct ConversationPatch {
     pub status: Option<ConversationStatus>,
     pub snoozed_until: Option<i64>,
     pub assignee_id: Option<Option<String>>,
+    pub team_id: Option<Option<String>>,
     pub priority: Option<Priority>,
     pub labels: Option<Vec<String>>,
 }
@@ -297,6 +314,16 @@ pub async fn update(
             ));
         }
     }
+    if let Some(Some(team)) = &patch.team_id
+        && crate::teams::store::get(&mut tx, org_id, team)
+            .await?
+            .is_none()
+    {
+        return Err(MessagingError::invalid(
+            "team_id",
+            "no team with this id in the organization",
+        ));
+    }
     if let Some(status) = patch.status {
         if status != ConversationStatus::Resolved && c.channel_id.is_some() {
             // Reopening must not create a second unresolved conversation for the contact.
@@ -337,40 +364,11 @@ pub async fn update(
     }
 
     let now = now_ms();
-    if let Some(assignee) = patch.assignee_id
-        && assignee != c.assignee_id
-    {
-        let previous = c.assignee_id.take();
-        c.assignee_id = assignee;
-        sqlx::query(
-            "UPDATE conversations SET assignee_id = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",
-        )
-        .bind(&c.assignee_id)
-        .bind(now)
-        .bind(org_id)
-        .bind(&c.id)
-        .execute(&mut *tx)
-        .await?;
-        c.updated_at = Some(now);
-        let change_id = new_id();
-        emitter
-            .emit(
-                &mut tx,
-                "conversation.assignee_changed",
-                Some(TimelineEntry {
-                    contact_id: c.contact_id.as_deref(),
-                    conversation_id: &c.id,
-                    ref_id: &change_id,
-                    occurred_at: now,
-                }),
-                json!({
-                    "conversation": view(&c),
-                    "previous_assignee_id": previous,
-                    "assignee_id": c.assignee_id,
-                    "changed_by": actor.json(),
-                }),
-            )
-            .await?;
+    if let Some(assignee) = patch.assignee_id {
+        hand_over(&mut tx, &emitter, &mut c, &ASSIGNEE, assignee, actor, now).await?;
+    }
+    if let Some(team) = patch.team_id {
+        hand_over(&mut tx, &emitter, &mut c, &TEAM, team, actor, now).await?;
     }
 
     let mut changed = Vec::new();
@@ -411,6 +409,76 @@ pub async fn update(
     }
     tx.commit().await?;
     Ok(c)
+}
+
+/// Who holds a conversation: its assignee or its team. Both change the same way (one column,
+/// one timeline entry, one event naming the old and new holder).
+struct Holder {
+    event: &'static str,
+    /// The column and the event's key for the new holder; the old one is `previous_<key>`.
+    key: &'static str,
+    field: fn(&mut Conversation) -> &mut Option<String>,
+}
+
+const ASSIGNEE: Holder = Holder {
+    event: "conversation.assignee_changed",
+    key: "assignee_id",
+    field: |c| &mut c.assignee_id,
+};
+
+const TEAM: Holder = Holder {
+    event: "conversation.team_changed",
+    key: "team_id",
+    field: |c| &mut c.team_id,
+};
+
+/// Gives the conversation to `holder` (`None`: to nobody), with its timeline entry and event.
+/// No-op when it already has that holder.
+async fn hand_over(
+    conn: &mut SqliteConnection,
+    emitter: &Emitter,
+    c: &mut Conversation,
+    holder: &Holder,
+    value: Option<String>,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), MessagingError> {
+    let slot = (holder.field)(c);
+    if *slot == value {
+        return Ok(());
+    }
+    let previous = std::mem::replace(slot, value.clone());
+    // `key` is one of two constants above, never input.
+    let sql = format!(
+        "UPDATE conversations SET {} = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",
+        holder.key
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&value)
+        .bind(now)
+        .bind(&c.org_id)
+        .bind(&c.id)
+        .execute(&mut *conn)
+        .await?;
+    c.updated_at = Some(now);
+    let change_id = new_id();
+    let mut data = json!({ "conversation": view(c), "changed_by": actor.json() });
+    data[format!("previous_{}", holder.key)] = json!(previous);
+    data[holder.key] = json!(value);
+    emitter
+        .emit(
+            conn,
+            holder.event,
+            Some(TimelineEntry {
+                contact_id: c.contact_id.as_deref(),
+                conversation_id: &c.id,
+                ref_id: &change_id,
+                occurred_at: now,
+            }),
+            data,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Wake the organization's conversations whose snooze ran out. Called before reads, so a
@@ -454,11 +522,22 @@ pub async fn wake_due_snoozes(pool: &SqlitePool, org_id: &str) -> Result<usize, 
     Ok(woken)
 }
 
+/// Which team's queue a listing shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TeamFilter {
+    Team(String),
+    /// Conversations in no team.
+    NoTeam,
+    /// Conversations in any team this user is in ("my teams' queue").
+    TeamsOf(String),
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct ConversationFilter {
     pub status: Option<ConversationStatus>,
     /// `Some(None)`: unassigned only.
     pub assignee_id: Option<Option<String>>,
+    pub team: Option<TeamFilter>,
     pub channel: Option<String>,
     pub channel_id: Option<String>,
     pub contact_id: Option<String>,
@@ -484,6 +563,20 @@ pub async fn list(
         }
         Some(None) => {
             q.push(" AND assignee_id IS NULL");
+        }
+        None => {}
+    }
+    match &f.team {
+        Some(TeamFilter::Team(t)) => {
+            q.push(" AND team_id = ").push_bind(t.clone());
+        }
+        Some(TeamFilter::NoTeam) => {
+            q.push(" AND team_id IS NULL");
+        }
+        Some(TeamFilter::TeamsOf(user)) => {
+            q.push(" AND team_id IN (SELECT team_id FROM team_members WHERE user_id = ")
+                .push_bind(user.clone())
+                .push(")");
         }
         None => {}
     }

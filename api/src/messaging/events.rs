@@ -3,10 +3,11 @@
 //! (what integrations receive). Either both exist with the change or none does.
 
 use serde_json::Value;
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::MessagingError;
-use crate::store::timeline::{NewEvent, record_event};
+use crate::store::timeline::{NewEvent, NewEventRow, push_record_events, record_event};
+use crate::webhooks::outbox::{BatchEvent, push_enqueue_events};
 use crate::webhooks::{Subscribers, enqueue_event_to};
 
 /// The organization's webhook subscribers, loaded once per transaction.
@@ -22,6 +23,15 @@ pub struct TimelineEntry<'a> {
     /// Unique per (kind, ref): the message id, or a fresh id per status change.
     pub ref_id: &'a str,
     pub occurred_at: i64,
+}
+
+/// One event of [`Emitter::push_emit_all`], its data already serialized once for both the
+/// timeline and the realtime stream.
+pub struct Emission<'a> {
+    pub event_id: &'a str,
+    pub timeline: Option<TimelineEntry<'a>>,
+    pub data: &'a Value,
+    pub data_json: &'a str,
 }
 
 impl Emitter {
@@ -56,6 +66,42 @@ impl Emitter {
             .await?;
         }
         enqueue_event_to(conn, &self.org_id, &self.subscribers, event, data).await?;
+        Ok(())
+    }
+
+    /// [`Self::emit`] for many events of one kind, appended to `b` as multi-row statements
+    /// (timeline, realtime and outbox rows) that the caller runs with its own in one round
+    /// trip.
+    pub fn push_emit_all(
+        &self,
+        b: &mut QueryBuilder<Sqlite>,
+        event: &str,
+        items: &[Emission<'_>],
+    ) -> Result<(), MessagingError> {
+        let rows: Vec<NewEventRow<'_>> = items
+            .iter()
+            .filter_map(|e| {
+                let t = e.timeline.as_ref()?;
+                Some(NewEventRow {
+                    contact_id: t.contact_id,
+                    conversation_id: Some(t.conversation_id),
+                    kind: event,
+                    ref_id: t.ref_id,
+                    payload_json: e.data_json,
+                    occurred_at: t.occurred_at,
+                })
+            })
+            .collect();
+        push_record_events(b, &self.org_id, &rows);
+        let events: Vec<BatchEvent<'_>> = items
+            .iter()
+            .map(|e| BatchEvent {
+                event_id: e.event_id,
+                data: e.data,
+                data_json: e.data_json,
+            })
+            .collect();
+        push_enqueue_events(b, &self.org_id, &self.subscribers, event, &events)?;
         Ok(())
     }
 }

@@ -37,6 +37,40 @@ pub struct Message {
 }
 
 impl Message {
+    /// The row `new` becomes in `conversation`: a fresh (time-ordered) id, the
+    /// conversation's contact, `created_at` the channel's time, `updated_at` = `now`.
+    pub fn new_row(
+        channel: &Channel,
+        conversation: &Conversation,
+        new: NewMessage,
+        now: i64,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Message {
+            id: new_id(),
+            org_id: channel.org_id.clone(),
+            conversation_id: conversation.id.clone(),
+            channel_id: channel.id.clone(),
+            contact_id: conversation.contact_id.clone(),
+            direction: new.direction.as_str().into(),
+            sender_type: new.sender_type.as_str().into(),
+            sender_id: new.sender_id,
+            content: new.content,
+            content_type: new.content_type.as_str().into(),
+            attachments: serde_json::to_string(&new.attachments)?,
+            content_attributes: serde_json::to_string(&new.attributes)?,
+            status: new.status.as_str().into(),
+            error_code: None,
+            error_message: None,
+            external_id: new.external_id,
+            sent_at: None,
+            delivered_at: None,
+            read_at: None,
+            failed_at: None,
+            created_at: new.occurred_at,
+            updated_at: now,
+        })
+    }
+
     pub fn status(&self) -> DeliveryStatus {
         DeliveryStatus::parse(&self.status).unwrap_or(DeliveryStatus::Queued)
     }
@@ -110,30 +144,7 @@ pub async fn insert(
     new: NewMessage,
 ) -> Result<Message, MessagingError> {
     let now = now_ms();
-    let m = Message {
-        id: new_id(),
-        org_id: channel.org_id.clone(),
-        conversation_id: conversation.id.clone(),
-        channel_id: channel.id.clone(),
-        contact_id: conversation.contact_id.clone(),
-        direction: new.direction.as_str().into(),
-        sender_type: new.sender_type.as_str().into(),
-        sender_id: new.sender_id,
-        content: new.content,
-        content_type: new.content_type.as_str().into(),
-        attachments: serde_json::to_string(&new.attachments)?,
-        content_attributes: serde_json::to_string(&new.attributes)?,
-        status: new.status.as_str().into(),
-        error_code: None,
-        error_message: None,
-        external_id: new.external_id,
-        sent_at: None,
-        delivered_at: None,
-        read_at: None,
-        failed_at: None,
-        created_at: new.occurred_at,
-        updated_at: now,
-    };
+    let m = Message::new_row(channel, conversation, new, now)?;
     sqlx::query(
         "INSERT INTO messages (id, org_id, conversation_id, channel_id, contact_id, direction,
              sender_type, sender_id, content, content_type, attachments, content_attributes,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::MessagingError;
 use super::channels::{self, ChannelInput};
-use super::conversations::{self, Actor, ConversationFilter, ConversationPatch};
+use super::conversations::{self, Actor, ConversationFilter, ConversationPatch, TeamFilter};
 use super::messages;
 use super::model::{ContentType, ConversationStatus, Priority, SenderType};
 use super::outbound::{self, OutboundRequest, TemplateSpec};
@@ -157,6 +157,9 @@ pub struct ListConversationsQuery {
     pub status: Option<String>,
     /// A user id, or `none` for unassigned conversations.
     pub assignee: Option<String>,
+    /// A team id; `none` for conversations in no team; `mine` for those in any team the
+    /// signed-in user is in.
+    pub team: Option<String>,
     /// `voice`, `api` or `whatsapp`.
     pub channel: Option<String>,
     /// Only conversations of this channel.
@@ -202,10 +205,23 @@ async fn list_conversations(
             "unknown channel {ch:?}; one of voice, api, whatsapp"
         )));
     }
+    let team = match q.team.as_deref() {
+        None => None,
+        Some("none") => Some(TeamFilter::NoTeam),
+        Some("mine") => Some(TeamFilter::TeamsOf(
+            org.user_id()
+                .ok_or_else(|| {
+                    ApiError::bad_request("team=mine needs a signed-in user, not an API key")
+                })?
+                .to_string(),
+        )),
+        Some(t) => Some(TeamFilter::Team(t.to_string())),
+    };
     conversations::wake_due_snoozes(&state.pool, &org.org_id).await?;
     let filter = ConversationFilter {
         status,
         assignee_id: q.assignee.map(|a| if a == "none" { None } else { Some(a) }),
+        team,
         channel: q.channel,
         channel_id: q.channel_id,
         contact_id: q.contact_id,
@@ -291,6 +307,15 @@ fn parse_patch(body: &Value) -> Result<ConversationPatch, MessagingError> {
                     }
                 });
             }
+            "team_id" => {
+                p.team_id = Some(match v {
+                    Value::Null => None,
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    _ => {
+                        return Err(MessagingError::invalid("team_id", "a team id or null"));
+                    }
+                });
+            }
             "priority" => {
                 let pr = v.as_str().and_then(Priority::parse).ok_or_else(|| {
                     MessagingError::invalid("priority", format!("one of {}", Priority::names()))
@@ -332,6 +357,8 @@ struct ConversationPatchDoc {
     snoozed_until: Option<Value>,
     /// A user id; `null` unassigns.
     assignee_id: Option<String>,
+    /// A team id (the team's queue); `null` takes the conversation out of its team.
+    team_id: Option<String>,
     /// `none`, `low`, `medium`, `high` or `urgent`.
     priority: Option<String>,
     /// Replaces every label.
@@ -342,7 +369,7 @@ struct ConversationPatchDoc {
     patch,
     path = "/conversations/{id}",
     tag = crate::http::openapi::tags::CONVERSATIONS,
-    summary = "Change a conversation's status, snooze, assignee, priority or labels",
+    summary = "Change a conversation's status, snooze, assignee, team, priority or labels",
     params(("id" = String, Path, description = "The conversation's id.")),
     request_body = ConversationPatchDoc,
     responses(

@@ -1,6 +1,6 @@
 //! What one socket may see and asked to see: the REST API's rules applied to events.
 //!
-//! - Contact, conversation, message, note and task events need `contacts.read`.
+//! - Contact, conversation, message, note, task and team events need `contacts.read`.
 //! - Call events need `calls.read_all`, or `calls.read_own` and the call being the user's
 //!   (checked against the database once per call, then remembered).
 //! - Compliance flags and scorecards are call intelligence: `intelligence.read` as well.
@@ -29,7 +29,7 @@ enum Needs {
 
 fn needs(event: &str) -> Needs {
     match event.split_once('.').map(|(family, _)| family) {
-        Some("contact" | "conversation" | "message" | "note" | "task") => Needs::Contacts,
+        Some("contact" | "conversation" | "message" | "note" | "task" | "team") => Needs::Contacts,
         Some("call") => Needs::Calls {
             intelligence: false,
         },

@@ -130,7 +130,7 @@ pub async fn set_realm(pool: &SqlitePool, org_id: &str, realm: &str) -> Result<(
     if !is_valid_realm(&realm) {
         return Err(DomainError::InvalidRealm);
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organizations WHERE id = $1")
         .bind(org_id)
         .fetch_one(&mut *tx)

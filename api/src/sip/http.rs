@@ -520,8 +520,28 @@ enum TargetBody {
         /// How long the group rings in all.
         total_timeout_s: Option<u32>,
     },
+    /// A team's members, as they are when a call arrives, rung together (`ring_all`, the
+    /// default) or in turn (`longest_idle`).
+    Team {
+        team_id: String,
+        /// `ring_all` or `longest_idle`.
+        strategy: Option<String>,
+        /// How long each member rings (default 20 s).
+        member_timeout_s: Option<u32>,
+        /// How long the team rings in all (default: the member timeout for `ring_all`, a
+        /// turn for every member present for `longest_idle`).
+        total_timeout_s: Option<u32>,
+    },
     /// Refuse the call with this SIP status.
     Reject { status: u16 },
+}
+
+fn ring_strategy(s: Option<&str>) -> Result<RingStrategy, ApiError> {
+    match s {
+        None => Ok(RingStrategy::RingAll),
+        Some(s) => sip_routes::parse_strategy(s)
+            .ok_or_else(|| ApiError::validation("strategy must be ring_all or longest_idle")),
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -553,6 +573,7 @@ fn route_view(r: &Route) -> Value {
         "id": r.id,
         "did": r.did,
         "target": r.target,
+        "team_id": r.team_id,
         "created_at": ms_to_rfc3339(r.created_at),
     })
 }
@@ -571,7 +592,7 @@ impl From<RouteError> for ApiError {
     post,
     path = "/routes",
     tag = crate::http::openapi::tags::TELEPHONY,
-    summary = "Route an inbound number (DID) to a user, a ring group or a rejection",
+    summary = "Route an inbound number (DID) to a user, a ring group, a team or a rejection",
     operation_id = "create_inbound_route",
     request_body = CreateRouteBody,
     responses(
@@ -614,12 +635,7 @@ async fn create_route(
             if members.len() > sip_routes::MAX_RING_GROUP_MEMBERS {
                 return Err(RouteError::InvalidMembers.into());
             }
-            let strategy = match strategy.as_deref() {
-                None => RingStrategy::RingAll,
-                Some(s) => sip_routes::parse_strategy(s).ok_or_else(|| {
-                    ApiError::validation("strategy must be ring_all or longest_idle")
-                })?,
-            };
+            let strategy = ring_strategy(strategy.as_deref())?;
             let mut ids = Vec::with_capacity(members.len());
             for m in members {
                 ids.push(user_ref(m).await?);
@@ -636,6 +652,24 @@ async fn create_route(
                 member_timeout_s,
                 total_timeout_s,
             }
+        }
+        TargetBody::Team {
+            team_id,
+            strategy,
+            member_timeout_s,
+            total_timeout_s,
+        } => {
+            let r = sip_routes::create_team_route(
+                &state.pool,
+                &org.org_id,
+                &did,
+                &team_id,
+                ring_strategy(strategy.as_deref())?,
+                member_timeout_s.unwrap_or(DEFAULT_MEMBER_TIMEOUT_S),
+                total_timeout_s,
+            )
+            .await?;
+            return Ok((StatusCode::CREATED, Json(route_view(&r))));
         }
         TargetBody::Reject { status } => RouteTarget::Reject { status },
     };

@@ -21,6 +21,7 @@ struct RouteRow {
     member_timeout_s: Option<i64>,
     total_timeout_s: Option<i64>,
     reject_status: Option<i64>,
+    team_id: Option<String>,
     created_at: i64,
 }
 
@@ -32,6 +33,8 @@ pub struct Route {
     pub org_id: String,
     pub did: String,
     pub target: RouteTarget,
+    /// A team route: the ring group's members are the team's, read when a call arrives.
+    pub team_id: Option<String>,
     pub created_at: i64,
 }
 
@@ -49,6 +52,8 @@ pub enum RouteError {
     InvalidRejectStatus,
     #[error("a route for {0} already exists")]
     DidTaken(String),
+    #[error("no team {0:?} in this organization")]
+    UnknownTeam(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -89,11 +94,8 @@ pub async fn create_route(
     did_e164: &str,
     target: &RouteTarget,
 ) -> Result<Route, RouteError> {
-    if !did_e164.starts_with('+') || did_e164.len() < 4 || did_e164.len() > 16 {
-        return Err(RouteError::InvalidDid);
-    }
-    let timeout_ok = |t: u32| (1..=MAX_TIMEOUT_S).contains(&t);
-    let mut tx = pool.begin().await?;
+    check_did(did_e164)?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = new_id();
     let (kind, user, strategy, member_t, total_t, reject) = match target {
         RouteTarget::User { user_id } => {
@@ -141,26 +143,20 @@ pub async fn create_route(
             ("reject", None, None, None, None, Some(i64::from(*status)))
         }
     };
-    let inserted = sqlx::query(
-        "INSERT INTO sip_routes (id, org_id, did_e164, target_kind, user_id, strategy,
-            member_timeout_s, total_timeout_s, reject_status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (org_id, did_e164) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(org_id)
-    .bind(did_e164)
-    .bind(kind)
-    .bind(user)
-    .bind(strategy)
-    .bind(member_t)
-    .bind(total_t)
-    .bind(reject)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    let row = RouteRow {
+        id: id.clone(),
+        org_id: org_id.to_string(),
+        did_e164: did_e164.to_string(),
+        target_kind: kind.to_string(),
+        user_id: user.map(str::to_string),
+        strategy: strategy.map(str::to_string),
+        member_timeout_s: member_t,
+        total_timeout_s: total_t,
+        reject_status: reject,
+        team_id: None,
+        created_at: now_ms(),
+    };
+    let inserted = insert_row(&mut tx, &row).await?;
     if !inserted {
         return Err(RouteError::DidTaken(did_e164.to_string()));
     }
@@ -182,33 +178,130 @@ pub async fn create_route(
         .ok_or(RouteError::Db(sqlx::Error::RowNotFound))
 }
 
+/// A DID as stored: E.164 (normalised by the caller), so `+` and 3 to 15 digits.
+fn check_did(did_e164: &str) -> Result<(), RouteError> {
+    if !did_e164.starts_with('+') || did_e164.len() < 4 || did_e164.len() > 16 {
+        return Err(RouteError::InvalidDid);
+    }
+    Ok(())
+}
+
+/// A ring timeout a route may have.
+fn timeout_ok(t: u32) -> bool {
+    (1..=MAX_TIMEOUT_S).contains(&t)
+}
+
+/// Inserts a route row; false when the number already has a route.
+async fn insert_row(conn: &mut SqliteConnection, r: &RouteRow) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO sip_routes (id, org_id, did_e164, target_kind, user_id, strategy,
+            member_timeout_s, total_timeout_s, reject_status, team_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (org_id, did_e164) DO NOTHING",
+    )
+    .bind(&r.id)
+    .bind(&r.org_id)
+    .bind(&r.did_e164)
+    .bind(&r.target_kind)
+    .bind(&r.user_id)
+    .bind(&r.strategy)
+    .bind(r.member_timeout_s)
+    .bind(r.total_timeout_s)
+    .bind(r.reject_status)
+    .bind(&r.team_id)
+    .bind(r.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Create a route for `did_e164` that rings a team: whoever is in the team when a call
+/// arrives, together (`ring_all`) or in turn (`longest_idle`). Without `total_timeout_s`, a
+/// longest-idle team route gives every member present at call time a turn.
+pub async fn create_team_route(
+    pool: &SqlitePool,
+    org_id: &str,
+    did_e164: &str,
+    team_id: &str,
+    strategy: RingStrategy,
+    member_timeout_s: u32,
+    total_timeout_s: Option<u32>,
+) -> Result<Route, RouteError> {
+    check_did(did_e164)?;
+    if !timeout_ok(member_timeout_s) || !total_timeout_s.is_none_or(timeout_ok) {
+        return Err(RouteError::InvalidTimeout);
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if crate::teams::store::get(&mut tx, org_id, team_id)
+        .await?
+        .is_none()
+    {
+        return Err(RouteError::UnknownTeam(team_id.to_string()));
+    }
+    let row = RouteRow {
+        id: new_id(),
+        org_id: org_id.to_string(),
+        did_e164: did_e164.to_string(),
+        target_kind: "ring_group".into(),
+        user_id: None,
+        strategy: Some(strategy_str(strategy).into()),
+        member_timeout_s: Some(i64::from(member_timeout_s)),
+        total_timeout_s: total_timeout_s.map(i64::from),
+        reject_status: None,
+        team_id: Some(team_id.to_string()),
+        created_at: now_ms(),
+    };
+    if !insert_row(&mut tx, &row).await? {
+        return Err(RouteError::DidTaken(did_e164.to_string()));
+    }
+    tx.commit().await?;
+    get_route(pool, org_id, &row.id)
+        .await?
+        .ok_or(RouteError::Db(sqlx::Error::RowNotFound))
+}
+
 async fn resolve(pool: &SqlitePool, row: RouteRow) -> Result<Route, sqlx::Error> {
     let target = match row.target_kind.as_str() {
         "user" => RouteTarget::User {
             user_id: row.user_id.unwrap_or_default(),
         },
         "ring_group" => {
-            let members: Vec<String> = sqlx::query_scalar(
-                "SELECT user_id FROM sip_route_members WHERE route_id = $1 ORDER BY position",
-            )
-            .bind(&row.id)
-            .fetch_all(pool)
-            .await?;
+            let members: Vec<String> = match &row.team_id {
+                Some(team) => {
+                    let mut conn = pool.acquire().await?;
+                    crate::teams::store::member_ids(&mut conn, team).await?
+                }
+                None => sqlx::query_scalar(
+                    "SELECT user_id FROM sip_route_members WHERE route_id = $1 ORDER BY position",
+                )
+                .bind(&row.id)
+                .fetch_all(pool)
+                .await?,
+            };
+            let strategy = row
+                .strategy
+                .as_deref()
+                .and_then(parse_strategy)
+                .unwrap_or(RingStrategy::RingAll);
+            let member_timeout_s = row
+                .member_timeout_s
+                .and_then(|t| u32::try_from(t).ok())
+                .unwrap_or(20);
+            let total_timeout_s = match row.total_timeout_s {
+                Some(t) => u32::try_from(t).unwrap_or(60),
+                // A team route without a total: fitted to the members present now.
+                None if row.team_id.is_some() => crate::sip::http::default_total_timeout(
+                    strategy,
+                    member_timeout_s,
+                    members.len().max(1),
+                ),
+                None => 60,
+            };
             RouteTarget::RingGroup {
                 members,
-                strategy: row
-                    .strategy
-                    .as_deref()
-                    .and_then(parse_strategy)
-                    .unwrap_or(RingStrategy::RingAll),
-                member_timeout_s: row
-                    .member_timeout_s
-                    .and_then(|t| u32::try_from(t).ok())
-                    .unwrap_or(20),
-                total_timeout_s: row
-                    .total_timeout_s
-                    .and_then(|t| u32::try_from(t).ok())
-                    .unwrap_or(60),
+                strategy,
+                member_timeout_s,
+                total_timeout_s,
             }
         }
         _ => RouteTarget::Reject {
@@ -223,6 +316,7 @@ async fn resolve(pool: &SqlitePool, row: RouteRow) -> Result<Route, sqlx::Error>
         org_id: row.org_id,
         did: row.did_e164,
         target,
+        team_id: row.team_id,
         created_at: row.created_at,
     })
 }

@@ -194,7 +194,7 @@ pub async fn create_trunk(
         }
     }
 
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = new_id();
     let inserted = sqlx::query(
         "INSERT INTO sip_trunks (id, org_id, name, host, port, transport, username, password, created_at)

@@ -91,7 +91,7 @@ pub async fn create_user(
     }
     let password_hash = checked_password_hash(new.password).await?;
 
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let realm = domains::ensure_realm(&mut tx, org_id).await?;
     let id = new_id();
     let now = now_ms();
@@ -250,7 +250,10 @@ pub async fn update_user(
 /// Delete a user; `Ok(false)` when it does not exist in this organization. Refused while a
 /// route sends calls to the user, so that no DID silently starts answering 404.
 pub async fn delete_user(pool: &SqlitePool, org_id: &str, id: &str) -> Result<bool, UserError> {
-    let mut tx = pool.begin().await?;
+    // IMMEDIATE: the check reads before the delete writes, and a deferred transaction's
+    // upgrade to a writer fails at once ("database is locked") when another writer commits
+    // in between, busy timeout or not.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let used: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM sip_routes WHERE org_id = $1 AND user_id = $2)
               + (SELECT COUNT(*) FROM sip_route_members m JOIN sip_routes r ON r.id = m.route_id

@@ -193,13 +193,17 @@ pub fn is_rejected(call: &Call) -> bool {
 }
 
 /// Which calls a reader may see: the organization's, and within it either all or one user's
-/// own. Every read on behalf of a caller goes through this, so a handler cannot forget the
-/// "own calls only" rule.
+/// own (with those of the members of every team the user leads). Every read on behalf of a
+/// caller goes through this, so a handler cannot forget the "own calls only" rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallAccess {
     pub org_id: String,
-    /// `Some(user)`: only the calls this user took part in.
+    /// `Some(user)`: only the calls this user took part in, and those of the members of the
+    /// teams they lead.
     pub owner: Option<String>,
+    /// `Some(team)`: of those, only the calls of the team's members (a report or a list
+    /// narrowed to one team; never wider than `owner` allows).
+    pub team: Option<String>,
 }
 
 impl CallAccess {
@@ -207,6 +211,7 @@ impl CallAccess {
         CallAccess {
             org_id: org_id.to_string(),
             owner: None,
+            team: None,
         }
     }
 
@@ -214,7 +219,14 @@ impl CallAccess {
         CallAccess {
             org_id: org_id.to_string(),
             owner: Some(user_id.to_string()),
+            team: None,
         }
+    }
+
+    /// The same access narrowed to the calls of one team's members.
+    pub fn in_team(mut self, team_id: &str) -> Self {
+        self.team = Some(team_id.to_string());
+        self
     }
 
     /// Appends the condition (for a `calls` row aliased `calls`) to a query.
@@ -222,19 +234,41 @@ impl CallAccess {
         q.push(" calls.org_id = ");
         q.push_bind(self.org_id.clone());
         if let Some(user) = &self.owner {
-            // A user's own calls: answered or assigned to them live, or attributed to their
-            // extension or id by the PBX that posted the recording.
+            // The users whose calls the reader sees: themselves, and every member of a team
+            // they lead.
+            q.push(" AND EXISTS (SELECT 1 FROM (SELECT ");
+            q.push_bind(user.clone());
             q.push(
-                " AND (EXISTS (SELECT 1 FROM call_sip s WHERE s.call_id = calls.id AND s.org_id = calls.org_id AND (s.answered_by_user_id = ",
+                " AS user_id UNION SELECT m.user_id FROM team_members lead \
+                 JOIN team_members m ON m.team_id = lead.team_id \
+                 WHERE lead.role = 'lead' AND lead.user_id = ",
             );
             q.push_bind(user.clone());
-            q.push(" OR s.agent_user_id = ");
-            q.push_bind(user.clone());
-            q.push(")) OR EXISTS (SELECT 1 FROM users u WHERE u.org_id = calls.org_id AND u.id = ");
-            q.push_bind(user.clone());
-            q.push(" AND calls.agent_identifier IN (u.extension, u.id)))");
+            q.push(") seen WHERE ");
+            push_call_of(q, "seen.user_id");
+            q.push(")");
+        }
+        if let Some(team) = &self.team {
+            q.push(" AND EXISTS (SELECT 1 FROM team_members tm WHERE tm.team_id = ");
+            q.push_bind(team.clone());
+            q.push(" AND ");
+            push_call_of(q, "tm.user_id");
+            q.push(")");
         }
     }
+}
+
+/// Whether the `calls` row is the call of the user whose id is `user_column`: answered or
+/// assigned to them live, or attributed to their extension or id by the PBX that posted the
+/// recording.
+fn push_call_of(q: &mut QueryBuilder<Sqlite>, user_column: &'static str) {
+    q.push(format!(
+        "(EXISTS (SELECT 1 FROM call_sip s WHERE s.call_id = calls.id \
+         AND s.org_id = calls.org_id \
+         AND (s.answered_by_user_id = {user_column} OR s.agent_user_id = {user_column})) \
+         OR EXISTS (SELECT 1 FROM users u WHERE u.org_id = calls.org_id \
+         AND u.id = {user_column} AND calls.agent_identifier IN (u.extension, u.id)))"
+    ));
 }
 
 /// A call the reader may see; `None` when it does not exist for them (another organization's,

@@ -3,6 +3,7 @@
 //! layer"). Runtime queries only (no compile-time macros needing a live database).
 
 pub mod analysis_config;
+pub mod batch;
 pub mod call_analyses;
 pub mod calls;
 pub mod contacts;

@@ -60,6 +60,44 @@ pub async fn record_event(
     Ok(())
 }
 
+/// A timeline row of a batch for [`push_record_events`], its payload already JSON text.
+pub struct NewEventRow<'a> {
+    pub contact_id: Option<&'a str>,
+    pub conversation_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub ref_id: &'a str,
+    pub payload_json: &'a str,
+    pub occurred_at: i64,
+}
+
+/// [`record_event`] for many rows, appended to `b` as multi-row INSERT statements (same
+/// replace-on-conflict rule) in chunks of [`super::batch::CHUNK_SIZES`] rows, each ended by
+/// `;`: the caller runs them with its other statements in one round trip.
+pub fn push_record_events(b: &mut QueryBuilder<Sqlite>, org_id: &str, rows: &[NewEventRow<'_>]) {
+    let now = now_ms();
+    for range in super::batch::chunks(rows.len()) {
+        b.push(
+            "INSERT INTO timeline_events (id, org_id, contact_id, conversation_id, kind, ref_id, payload, occurred_at, created_at) ",
+        );
+        b.push_values(&rows[range], |mut row, e| {
+            row.push_bind(new_id())
+                .push_bind(org_id.to_string())
+                .push_bind(e.contact_id.map(str::to_string))
+                .push_bind(e.conversation_id.map(str::to_string))
+                .push_bind(e.kind.to_string())
+                .push_bind(e.ref_id.to_string())
+                .push_bind(e.payload_json.to_string())
+                .push_bind(e.occurred_at)
+                .push_bind(now);
+        });
+        b.push(
+            " ON CONFLICT (org_id, kind, ref_id) DO UPDATE SET
+                contact_id = excluded.contact_id, conversation_id = excluded.conversation_id,
+                payload = excluded.payload, occurred_at = excluded.occurred_at;\n",
+        );
+    }
+}
+
 /// A contact's events, newest first. The cursor is the last event of the previous page as
 /// `(occurred_at, id)`, so events with equal times are neither skipped nor repeated.
 pub async fn list_for_contact(

@@ -145,6 +145,90 @@ pub async fn enqueue_event_to(
     Ok(event_id)
 }
 
+/// One event of a batch for [`push_enqueue_events`]: its id, its data, and that data as JSON text
+/// (serialized once by the caller, who writes the same text to the timeline).
+pub struct BatchEvent<'a> {
+    pub event_id: &'a str,
+    pub data: &'a serde_json::Value,
+    pub data_json: &'a str,
+}
+
+/// [`enqueue_event_to`] for many events of one kind, appended to `b` as multi-row INSERT
+/// statements (realtime rows, then outbox rows; chunks of
+/// [`crate::store::batch::CHUNK_SIZES`] rows, each ended by `;`), so the caller stores a
+/// batch of events with its other statements in one round trip. Rows are in `events` order,
+/// so the realtime stream keeps it.
+pub fn push_enqueue_events(
+    b: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
+    org_id: &str,
+    subscribers: &Subscribers,
+    event: &str,
+    events: &[BatchEvent<'_>],
+) -> Result<(), WebhookError> {
+    if event.is_empty() || event.len() > MAX_EVENT_NAME_LEN || event.contains('*') {
+        return Err(WebhookError::invalid(
+            "event",
+            "must be a concrete event name such as call.processed",
+        ));
+    }
+    let now = now_ms();
+    if !subscribers.1 {
+        for range in crate::store::batch::chunks(events.len()) {
+            b.push("INSERT INTO event_stream (id, org_id, event, data, created_at) ");
+            b.push_values(&events[range], |mut row, e| {
+                row.push_bind(e.event_id.to_string())
+                    .push_bind(org_id.to_string())
+                    .push_bind(event.to_string())
+                    .push_bind(e.data_json.to_string())
+                    .push_bind(now);
+            });
+            b.push(";\n");
+        }
+    }
+    let matching: Vec<&str> = subscribers
+        .0
+        .iter()
+        .filter(|(_, patterns)| subscription_matches(patterns, event))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if matching.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<(&str, &str, String)> = Vec::with_capacity(events.len() * matching.len());
+    for e in events {
+        let envelope = serde_json::json!({
+            "id": e.event_id,
+            "event": event,
+            "created_at": ms_to_rfc3339(now),
+            "data": e.data,
+        });
+        let payload = serde_json::to_string(&envelope)?;
+        for endpoint_id in &matching {
+            rows.push((endpoint_id, e.event_id, payload.clone()));
+        }
+    }
+    for range in crate::store::batch::chunks(rows.len()) {
+        b.push(
+            "INSERT INTO webhook_outbox (id, org_id, endpoint_id, event_id, event, payload, status,
+                 next_attempt_at, created_at, updated_at) ",
+        );
+        b.push_values(&rows[range], |mut row, (endpoint_id, event_id, payload)| {
+            row.push_bind(new_id())
+                .push_bind(org_id.to_string())
+                .push_bind(endpoint_id.to_string())
+                .push_bind(event_id.to_string())
+                .push_bind(event.to_string())
+                .push_bind(payload.clone())
+                .push("'pending'")
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        b.push(";\n");
+    }
+    Ok(())
+}
+
 /// A delivery a worker holds the lease on, with what it needs to send it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {

@@ -18,8 +18,8 @@
 //! 44/107/131/185 µs at 48 kHz. Encoding dominates any Opus transcode, so a G.711 peer's
 //! audio should go in at 8 kHz and the complexity is configurable.
 //!
-//! Safety: with `engine/recv_batch.rs` (one `recvmmsg`), the only `unsafe` in the media
-//! crate. Every pointer handed to libopus comes from a live slice whose length is passed
+//! Safety: with `engine/recv_batch.rs` (one `recvmmsg`) and `engine/socket.rs` (one
+//! reactor registration), the only `unsafe` in the media crate. Every pointer handed to libopus comes from a live slice whose length is passed
 //! alongside (capacity checked before the call), every return code is checked, and the
 //! states are freed exactly once in `Drop`.
 

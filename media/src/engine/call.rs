@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use std::task::{Context, Poll};
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
@@ -30,9 +29,10 @@ use super::disk::DiskWriter;
 use super::generate::{GenPacket, Generator, SentDigit};
 use super::grid;
 use super::leg::{Leg, SourceVerdict};
-use super::ports::LegSockets;
+use super::ports::{BoundPair, LegSockets};
 use super::recv_batch::{DATAGRAM, ReadOutcome, RecvBatch};
 use super::rtcp_session;
+use super::socket::MediaSocket;
 use super::transcode::{SYNTHETIC_SSRC, Transcoder};
 use super::types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, LegParams, LegSide, MediaEvent,
@@ -49,7 +49,7 @@ const PACING: Duration = grid::GRID;
 const GENERATED_SSRC: u32 = 0x7c0d_9e00;
 
 pub enum Control {
-    AddLeg(LegSide, LegSockets),
+    AddLeg(LegSide, BoundPair),
     /// Makes an added leg a WebRTC leg with what its offer/answer settled.
     AttachWebRtc(LegSide, Box<WebRtcSession>, LegParams),
     RemoteCandidate(LegSide, Candidate),
@@ -181,6 +181,31 @@ fn poll_sockets(
     Poll::Pending
 }
 
+/// Most batches `read_queued` takes before a playout tick (bounds a flooded socket's hold).
+const QUEUED_BATCHES: usize = 8;
+
+/// Reads, without waiting, what the sockets already hold. The sockets are polled with a
+/// no-op waker: harmless, because the call's loop polls them again with its own waker
+/// before it next waits.
+fn read_queued(
+    state: &mut State,
+    sockets: &[Option<LegSockets>; 2],
+    batch: &mut RecvBatch,
+    start: &mut usize,
+) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    for _ in 0..QUEUED_BATCHES {
+        let Poll::Ready((side, port, r)) = poll_sockets(&mut cx, sockets, batch, start) else {
+            break;
+        };
+        if r.is_ok() {
+            for (data, src) in batch.datagrams() {
+                state.on_datagram(side, port, src, data, sockets);
+            }
+        }
+    }
+}
+
 impl CallTask {
     pub async fn run(self) {
         let CallTask {
@@ -219,6 +244,8 @@ impl CallTask {
             released_legs: Vec::new(),
         };
         let mut sockets: [Option<LegSockets>; 2] = [None, None];
+        // Ports whose sockets never became a leg: handed back with the others at close.
+        let mut unadopted_ports: Vec<u16> = Vec::new();
         let mut batch = RecvBatch::default();
         let mut start = 0usize;
         // Both periodic timers tick on the process-wide grid (see `grid`), so every call's
@@ -257,12 +284,22 @@ impl CallTask {
                 msg = control.recv() => match msg {
                     None => break None,
                     Some(Control::Close(reply)) => break Some(reply),
-                    Some(Control::AddLeg(side, socks)) => {
+                    Some(Control::AddLeg(side, pair)) => {
                         let slot = &mut sockets[side.index()];
                         if slot.is_none() {
-                            state.legs[side.index()] =
-                                Some(Leg::new(state.next_seed(), Instant::now()));
-                            *slot = Some(socks);
+                            match LegSockets::adopt(pair) {
+                                Ok(socks) => {
+                                    state.legs[side.index()] =
+                                        Some(Leg::new(state.next_seed(), Instant::now()));
+                                    *slot = Some(socks);
+                                }
+                                Err((port, error)) => {
+                                    tracing::warn!(%error, port, "cannot register leg sockets");
+                                    unadopted_ports.push(port);
+                                }
+                            }
+                        } else {
+                            unadopted_ports.push(pair.port);
                         }
                     }
                     Some(Control::AttachWebRtc(side, session, params)) => {
@@ -286,7 +323,12 @@ impl CallTask {
                     }
                 }
                 _ = housekeeping.tick() => state.housekeeping(&sockets),
-                _ = pacing.tick(), if pacing_on => state.pace(&sockets),
+                _ = pacing.tick(), if pacing_on => {
+                    // Datagrams that arrived with this tick belong before its playout: read
+                    // them first, so the jitter buffer does not find them late.
+                    read_queued(&mut state, &sockets, &mut batch, &mut start);
+                    state.pace(&sockets);
+                }
                 _ = &mut webrtc_timer, if webrtc_deadline.is_some() => {
                     webrtc_deadline = None;
                     state.webrtc_timeout(&sockets);
@@ -295,7 +337,8 @@ impl CallTask {
         };
         state.close_webrtc(&sockets);
         let report = state.close().await;
-        let ports: Vec<u16> = sockets.iter().flatten().map(|s| s.port).collect();
+        let mut ports: Vec<u16> = sockets.iter().flatten().map(|s| s.port).collect();
+        ports.append(&mut unadopted_ports);
         // Sockets closed before the ports are handed back.
         drop(sockets);
         if let Some(reply) = reply {
@@ -1249,7 +1292,7 @@ fn ts_after(a: u32, b: u32) -> bool {
 /// Hands one packet to the socket without waiting; counts refusals. True if it went out.
 fn send(
     leg: &mut Leg,
-    socket: Option<&UdpSocket>,
+    socket: Option<&MediaSocket>,
     packet: &[u8],
     dest: SocketAddr,
     payload_len: usize,

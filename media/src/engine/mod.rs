@@ -35,6 +35,7 @@
 //! - `types`: the public vocabulary (config, leg parameters, events, reports).
 //! - `ports`: RTP/RTCP port pairs from the configured range.
 //! - `call`: the per-call task (sockets + control channel + timers in one select).
+//! - `threads`: the media threads the call tasks run on (or the caller's runtime).
 //! - `grid`: the process-wide 20 ms grid every call's timers tick on.
 //! - `leg`: per-leg state (latching, stats, outbound stream, DTMF).
 //! - `rewrite`: the continuous outbound stream (SSRC/sequence/timestamp rewriting).
@@ -42,6 +43,7 @@
 //! - `generate`: what callscope itself sends a leg (sent digits, tones, mute silence).
 //! - `audio`, `disk`: recording timeline + taps, and the writer thread.
 //! - `recv_batch`: batched socket reads (`recvmmsg`) that clear readiness themselves.
+//! - `socket`: a leg's UDP socket, registered with the reactor for reading only.
 //! - `rtcp_session`: our reports and what the far end's reports tell us.
 //! - `resample`: sample-rate conversion for those paths (`codec::Resampler` inside).
 //! - `webrtc`: a WebRTC leg's str0m session (ICE-lite, DTLS-SRTP, RTP mode).
@@ -60,6 +62,8 @@ mod recv_batch;
 pub mod resample;
 mod rewrite;
 mod rtcp_session;
+mod socket;
+mod threads;
 mod transcode;
 mod types;
 mod webrtc;
@@ -86,6 +90,7 @@ pub const MAX_DTMF_DIGITS: usize = 32;
 
 use call::{CallTask, Control};
 use ports::PortPool;
+use threads::Spawner;
 
 struct CallEntry {
     control: mpsc::UnboundedSender<Control>,
@@ -109,6 +114,8 @@ struct Inner {
     /// RTP packets sent to the far leg by all calls (each call adds its count every
     /// housekeeping tick and at close).
     relayed: Arc<AtomicU64>,
+    /// Where call tasks run (declared last: dropped after everything above).
+    spawner: Spawner,
 }
 
 /// Handle to the media engine; cheap to clone.
@@ -127,6 +134,7 @@ impl MediaEngine {
                 tracing::error!(error = %e, "media port range unusable");
                 PortPool::empty(config.bind_ip, config.port_min, config.port_max)
             });
+        let spawner = Spawner::new(config.media_threads);
         let inner = Inner {
             config: Arc::new(config),
             webrtc_identity: std::sync::OnceLock::new(),
@@ -135,6 +143,7 @@ impl MediaEngine {
             events,
             seeds: RandomState::new(),
             relayed: Arc::new(AtomicU64::new(0)),
+            spawner,
         };
         (
             MediaEngine {
@@ -170,7 +179,7 @@ impl MediaEngine {
         if let Ok(Some(port)) = self.with_call(call_id, |e| Ok(e.ports[side.index()])) {
             return Ok(port);
         }
-        let sockets = self.inner.ports.allocate().await?;
+        let sockets = self.inner.ports.allocate()?;
         let port = sockets.port;
         let mut calls = self
             .inner
@@ -189,7 +198,7 @@ impl MediaEngine {
                 seed: self.inner.seeds.hash_one(call_id),
                 relayed_total: self.inner.relayed.clone(),
             };
-            tokio::spawn(task.run());
+            self.inner.spawner.spawn(task.run());
             CallEntry {
                 control,
                 ports: [None, None],

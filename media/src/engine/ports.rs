@@ -9,16 +9,44 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-use tokio::net::UdpSocket;
-
+use super::socket::MediaSocket;
 use super::types::EngineError;
+
+/// A leg's two sockets as bound, not yet tied to any runtime: the call's task adopts them
+/// on the runtime it runs on (the engine's media threads, or the caller's), so readiness
+/// is reported to the thread that reads them.
+#[derive(Debug)]
+pub struct BoundPair {
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
+    pub port: u16,
+}
 
 /// The two sockets of one leg.
 #[derive(Debug)]
 pub struct LegSockets {
-    pub rtp: UdpSocket,
-    pub rtcp: UdpSocket,
+    pub rtp: MediaSocket,
+    pub rtcp: MediaSocket,
     pub port: u16,
+}
+
+impl LegSockets {
+    /// Registers a bound pair with the current runtime's reactor (call from inside the
+    /// task that reads them). On failure the sockets are closed and the port is returned
+    /// so it can go back to the pool.
+    pub fn adopt(pair: BoundPair) -> Result<LegSockets, (u16, std::io::Error)> {
+        let BoundPair { rtp, rtcp, port } = pair;
+        let rtp = MediaSocket::adopt(rtp).map_err(|e| (port, e))?;
+        let rtcp = MediaSocket::adopt(rtcp).map_err(|e| (port, e))?;
+        Ok(LegSockets { rtp, rtcp, port })
+    }
+}
+
+/// Binds one non-blocking UDP socket (as the reactor needs it).
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 #[derive(Debug)]
@@ -79,20 +107,20 @@ impl PortPool {
     }
 
     /// Binds the next free pair; tries each free pair at most once.
-    pub async fn allocate(&self) -> Result<LegSockets, EngineError> {
+    pub fn allocate(&self) -> Result<BoundPair, EngineError> {
         let attempts = self.free.lock().map(|f| f.len()).unwrap_or(0);
         for _ in 0..attempts {
             let Some(port) = self.take_candidate() else {
                 break;
             };
-            let rtp = UdpSocket::bind(SocketAddr::new(self.bind_ip, port)).await;
-            let rtcp = UdpSocket::bind(SocketAddr::new(self.bind_ip, port.wrapping_add(1))).await;
+            let rtp = bind(SocketAddr::new(self.bind_ip, port));
+            let rtcp = bind(SocketAddr::new(self.bind_ip, port.wrapping_add(1)));
             match (rtp, rtcp) {
                 (Ok(rtp), Ok(rtcp)) => {
                     if let Ok(mut n) = self.in_use.lock() {
                         *n += 2;
                     }
-                    return Ok(LegSockets { rtp, rtcp, port });
+                    return Ok(BoundPair { rtp, rtcp, port });
                 }
                 (rtp, rtcp) => {
                     tracing::debug!(

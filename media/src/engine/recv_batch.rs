@@ -13,7 +13,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::UdpSocket;
+use super::socket::MediaSocket;
 
 /// Largest datagram we read (anything longer is truncated and then fails to parse).
 pub const DATAGRAM: usize = 2048;
@@ -63,10 +63,10 @@ impl RecvBatch {
     }
 
     /// Reads what `socket` holds, up to a batch; call when tokio said it is readable.
-    pub fn read(&mut self, socket: &UdpSocket) -> ReadOutcome {
+    pub fn read(&mut self, socket: &MediaSocket) -> ReadOutcome {
         self.count = 0;
         let mut got = 0usize;
-        let result = socket.try_io(tokio::io::Interest::READABLE, || {
+        let result = socket.try_read(|| {
             got = read_now(socket, &mut self.bufs, &mut self.meta)?;
             if SHORT_READ_MEANS_EMPTY && got < BATCH {
                 // Fewer than asked: the queue is empty. Saying WouldBlock makes tokio
@@ -95,7 +95,7 @@ impl RecvBatch {
 /// (`WouldBlock` when nothing is queued).
 #[cfg(target_os = "linux")]
 fn read_now(
-    socket: &UdpSocket,
+    socket: &MediaSocket,
     bufs: &mut [[u8; DATAGRAM]; BATCH],
     meta: &mut [(usize, Option<SocketAddr>); BATCH],
 ) -> io::Result<usize> {
@@ -121,7 +121,7 @@ fn read_now(
     // the call and are not otherwise borrowed during it; the lengths given are theirs.
     let n = unsafe {
         libc::recvmmsg(
-            socket.as_raw_fd(),
+            socket.std().as_raw_fd(),
             msgs.as_mut_ptr(),
             BATCH as libc::c_uint,
             libc::MSG_DONTWAIT,
@@ -176,7 +176,7 @@ fn socket_addr(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<So
 /// socket empty.
 #[cfg(not(target_os = "linux"))]
 fn read_now(
-    socket: &UdpSocket,
+    socket: &MediaSocket,
     bufs: &mut [[u8; DATAGRAM]; BATCH],
     meta: &mut [(usize, Option<SocketAddr>); BATCH],
 ) -> io::Result<usize> {

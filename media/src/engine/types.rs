@@ -37,6 +37,15 @@ pub struct EngineConfig {
     /// libopus complexity (0..=10) when transcoding narrowband audio (G.711, G.722) to Opus.
     /// That encoder is most of a transcoded call's cost; see `examples/bench_webrtc.rs`.
     pub transcode_opus_complexity: u8,
+    /// Threads dedicated to call tasks (see `threads.rs`); 0 runs them on the runtime of
+    /// whoever creates the calls. Default: one per two logical CPUs (at least one), so
+    /// media leaves room for signalling, the API and the post-call pipeline.
+    pub media_threads: usize,
+}
+
+/// One media thread per two logical CPUs, at least one.
+fn default_media_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 impl EngineConfig {
@@ -53,6 +62,7 @@ impl EngineConfig {
             event_capacity: 1024,
             webrtc_public_ip: None,
             transcode_opus_complexity: 1,
+            media_threads: default_media_threads(),
         }
     }
 }

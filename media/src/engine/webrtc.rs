@@ -203,7 +203,7 @@ impl WebRtcSession {
         &mut self,
         candidate: Candidate,
         now: Instant,
-        socket: &tokio::net::UdpSocket,
+        socket: &super::socket::MediaSocket,
     ) {
         self.rtc.add_remote_candidate(candidate);
         self.drain(now, Some(socket));
@@ -215,7 +215,7 @@ impl WebRtcSession {
         data: &[u8],
         source: SocketAddr,
         now: Instant,
-        socket: &tokio::net::UdpSocket,
+        socket: &super::socket::MediaSocket,
     ) {
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, data) else {
             self.rejected += 1;
@@ -233,7 +233,7 @@ impl WebRtcSession {
     }
 
     /// str0m's timer (ICE consent, DTLS retransmits, RTCP reports, stats).
-    pub fn on_timeout(&mut self, now: Instant, socket: &tokio::net::UdpSocket) {
+    pub fn on_timeout(&mut self, now: Instant, socket: &super::socket::MediaSocket) {
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             self.fail(e.to_string());
         }
@@ -246,7 +246,7 @@ impl WebRtcSession {
         &mut self,
         packet: &[u8],
         now: Instant,
-        socket: &tokio::net::UdpSocket,
+        socket: &super::socket::MediaSocket,
     ) -> bool {
         if self.state != WebRtcState::Connected {
             return false;
@@ -304,7 +304,7 @@ impl WebRtcSession {
     }
 
     /// Polls str0m until it only has a timeout left: sends its datagrams, keeps its RTP.
-    fn drain(&mut self, now: Instant, socket: Option<&tokio::net::UdpSocket>) {
+    fn drain(&mut self, now: Instant, socket: Option<&super::socket::MediaSocket>) {
         for _ in 0..MAX_OUTPUTS {
             let output = match self.rtc.poll_output() {
                 Ok(o) => o,
@@ -392,7 +392,7 @@ impl WebRtcSession {
     }
 
     /// Ends the session politely (DTLS close_notify, RTCP BYE) on the way out.
-    pub fn close(&mut self, now: Instant, socket: &tokio::net::UdpSocket) {
+    pub fn close(&mut self, now: Instant, socket: &super::socket::MediaSocket) {
         if self.rtc.close().is_ok() {
             self.drain(now, Some(socket));
         }

@@ -5,11 +5,17 @@
 //! once it is durable, and SQLite's single write lock is taken once per batch instead of
 //! once per notification, with no connections spinning in the busy handler meanwhile.
 //!
+//! Inside the transaction the batch's messages are written together ([`batch`]: one
+//! duplicate check, one read of links and of open conversations, multi-row INSERTs), since
+//! each statement is a round trip to the connection's SQLite thread.
+//!
 //! Failures: a notification that fails for a reason of its own (a constraint, a value the
 //! store refuses) is taken out and the rest of the batch is stored again without it, so it
-//! cannot cost the others their acknowledgement; it is answered with a clear refusal. Any
-//! other failure (I/O, a lock that never came) answers 503 to the whole batch: Meta
-//! redelivers, and replay detection on the wamid keeps exactly-once.
+//! cannot cost the others their acknowledgement; it is answered with a clear refusal. A
+//! multi-row statement cannot say which notification a refused row came from, so such a
+//! batch is rolled back and stored again one notification at a time (the per-message path),
+//! which does. Any other failure (I/O, a lock that never came) answers 503 to the whole
+//! batch: Meta redelivers, and replay detection on the wamid keeps exactly-once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -17,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::batch;
 use super::channel_cache::ChannelCache;
 use super::payload::StatusReport;
 use crate::ids::now_ms;
@@ -112,15 +119,30 @@ struct Counts {
 enum Failure {
     /// Job `index` failed for a reason of its own.
     One(usize, String),
+    /// A multi-row statement of the batched path failed for a reason of one of its rows;
+    /// which notification it was takes the one-by-one path to tell.
+    Unattributed(String),
     /// The transaction failed as a whole.
     All(String),
 }
 
+/// How a batch's messages are written.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// A few statements for the whole batch (`batch::store_messages`).
+    Batched,
+    /// One notification after the other, each message on the per-message path: what a
+    /// refusal needs to be pinned on its notification.
+    OneByOne,
+}
+
 /// Store `jobs` in one transaction and answer them. Each job refused for its own reason is
-/// removed and the rest stored again, so this ends after at most `jobs.len()` attempts.
+/// removed and the rest stored again, so this ends after at most `jobs.len() + 1` attempts
+/// (the batched one, then one-by-one ones).
 async fn commit_batch(pool: &SqlitePool, mut jobs: Vec<Job>) {
+    let mut mode = Mode::Batched;
     while !jobs.is_empty() {
-        match attempt(pool, &jobs).await {
+        match attempt(pool, &jobs, mode).await {
             Ok(c) => {
                 metrics::counter!("callscope_whatsapp_messages_received_total")
                     .increment(c.created);
@@ -142,6 +164,13 @@ async fn commit_batch(pool: &SqlitePool, mut jobs: Vec<Job>) {
                 tracing::warn!(%reason, "WhatsApp notification refused; the rest of its batch is stored again");
                 let _ = bad.reply.send(Err(IngestError::Refused(reason)));
             }
+            Err(Failure::Unattributed(reason)) => {
+                if mode == Mode::OneByOne {
+                    break;
+                }
+                tracing::info!(%reason, notifications = jobs.len(), "a row of the batch was refused; storing it one notification at a time");
+                mode = Mode::OneByOne;
+            }
             Err(Failure::All(reason)) => {
                 tracing::error!(%reason, notifications = jobs.len(), "WhatsApp notifications not stored");
                 for job in jobs {
@@ -153,28 +182,116 @@ async fn commit_batch(pool: &SqlitePool, mut jobs: Vec<Job>) {
             }
         }
     }
+    // Only reached on a failure the loop cannot act on (an index out of range, an
+    // unattributed refusal on the one-by-one path): never acknowledge what is not stored.
+    for job in jobs {
+        let _ = job.reply.send(Err(IngestError::Unavailable(
+            "the batch could not be stored".into(),
+        )));
+    }
 }
 
-async fn attempt(pool: &SqlitePool, jobs: &[Job]) -> Result<Counts, Failure> {
+async fn attempt(pool: &SqlitePool, jobs: &[Job], mode: Mode) -> Result<Counts, Failure> {
     let all = |e: sqlx::Error| Failure::All(e.to_string());
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(all)?;
-    let mut emitters: HashMap<String, Emitter> = HashMap::new();
-    let mut counts = Counts::default();
-    for (index, job) in jobs.iter().enumerate() {
-        if let Err(e) = store_items(&mut tx, &mut emitters, &job.items, &mut counts).await {
-            let failure = if is_own_fault(&e) {
-                Failure::One(index, e.to_string())
-            } else {
-                Failure::All(e.to_string())
-            };
+    let result = match mode {
+        Mode::Batched => store_batched(&mut tx, jobs).await,
+        Mode::OneByOne => store_one_by_one(&mut tx, jobs).await,
+    };
+    match result {
+        Ok(counts) => {
+            tx.commit().await.map_err(all)?;
+            Ok(counts)
+        }
+        Err(failure) => {
             // Dropping would roll back too, but later: make the lock free now.
             if let Err(e) = tx.rollback().await {
                 return Err(Failure::All(e.to_string()));
             }
-            return Err(failure);
+            Err(failure)
         }
     }
-    tx.commit().await.map_err(all)?;
+}
+
+/// The subscribers of every organization of `jobs`, read once per transaction: endpoints
+/// cannot change while the transaction holds the write lock.
+async fn load_emitters(
+    conn: &mut SqliteConnection,
+    jobs: &[Job],
+) -> Result<HashMap<String, Emitter>, MessagingError> {
+    let mut emitters: HashMap<String, Emitter> = HashMap::new();
+    for item in jobs.iter().flat_map(|j| &j.items) {
+        let channel = match item {
+            Item::Message { channel, .. } | Item::Status { channel, .. } => channel,
+        };
+        if !emitters.contains_key(&channel.org_id) {
+            let e = Emitter::load(conn, &channel.org_id).await?;
+            emitters.insert(channel.org_id.clone(), e);
+        }
+    }
+    Ok(emitters)
+}
+
+fn classify(index: Option<usize>, e: &MessagingError) -> Failure {
+    match (is_own_fault(e), index) {
+        (true, Some(i)) => Failure::One(i, e.to_string()),
+        (true, None) => Failure::Unattributed(e.to_string()),
+        (false, _) => Failure::All(e.to_string()),
+    }
+}
+
+/// Delivery reports one by one (rare, and each names its own message), then every message
+/// of the batch together.
+async fn store_batched(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Counts, Failure> {
+    let emitters = load_emitters(conn, jobs)
+        .await
+        .map_err(|e| Failure::All(e.to_string()))?;
+    let mut counts = Counts::default();
+    let mut incoming = Vec::new();
+    for (index, job) in jobs.iter().enumerate() {
+        for item in &job.items {
+            match item {
+                Item::Message {
+                    channel,
+                    sender,
+                    message,
+                } => incoming.push(batch::Incoming {
+                    channel,
+                    sender,
+                    message,
+                }),
+                Item::Status { channel, report } => {
+                    let Some(emitter) = emitters.get(&channel.org_id) else {
+                        continue;
+                    };
+                    if apply_report(conn, emitter, channel, report)
+                        .await
+                        .map_err(|e| classify(Some(index), &e))?
+                    {
+                        counts.statuses += 1;
+                    }
+                }
+            }
+        }
+    }
+    let stored = batch::store_messages(conn, &emitters, &incoming)
+        .await
+        .map_err(|e| classify(None, &e))?;
+    counts.created = stored.created;
+    counts.duplicates = stored.duplicates;
+    Ok(counts)
+}
+
+async fn store_one_by_one(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Counts, Failure> {
+    let emitters = load_emitters(conn, jobs)
+        .await
+        .map_err(|e| Failure::All(e.to_string()))?;
+    let mut counts = Counts::default();
+    for (index, job) in jobs.iter().enumerate() {
+        store_items(conn, &emitters, &job.items, &mut counts)
+            .await
+            .map_err(|e| classify(Some(index), &e))?;
+    }
     Ok(counts)
 }
 
@@ -205,10 +322,10 @@ fn is_own_fault(e: &MessagingError) -> bool {
     }
 }
 
-/// One notification's items, in the batch's transaction.
+/// One notification's items, in the batch's transaction, each on the per-message path.
 async fn store_items(
     conn: &mut SqliteConnection,
-    emitters: &mut HashMap<String, Emitter>,
+    emitters: &HashMap<String, Emitter>,
     items: &[Item],
     counts: &mut Counts,
 ) -> Result<(), MessagingError> {
@@ -216,12 +333,6 @@ async fn store_items(
         let channel = match item {
             Item::Message { channel, .. } | Item::Status { channel, .. } => channel,
         };
-        // The subscribers are read once per organization and transaction: endpoints cannot
-        // change while the transaction holds the write lock.
-        if !emitters.contains_key(&channel.org_id) {
-            let e = Emitter::load(conn, &channel.org_id).await?;
-            emitters.insert(channel.org_id.clone(), e);
-        }
         let Some(emitter) = emitters.get(&channel.org_id) else {
             continue;
         };
