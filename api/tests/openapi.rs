@@ -134,6 +134,60 @@ async fn the_document_is_valid_openapi_3_1() {
     let list = &doc["paths"]["/api/v1/teams"]["get"]["responses"]["200"]["content"]["application/json"]
         ["schema"];
     assert!(list.to_string().contains("TeamView"), "{list}");
+
+    // The CRM's answers are typed the same way: one item, and the cursor page of a list.
+    for (path, view, fields) in [
+        (
+            "/api/v1/conversations/{id}",
+            "ConversationView",
+            &["id", "status", "team_id", "labels", "last_activity_at"][..],
+        ),
+        (
+            "/api/v1/contacts/{id}",
+            "ContactView",
+            &["id", "phones", "emails", "consent", "attributes"][..],
+        ),
+        (
+            "/api/v1/tasks/{id}",
+            "TaskView",
+            &["id", "title", "due_at", "done", "source"][..],
+        ),
+        (
+            "/api/v1/notes/{id}",
+            "NoteView",
+            &["id", "body", "author", "created_at"][..],
+        ),
+    ] {
+        let schema =
+            &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            schema["$ref"],
+            format!("#/components/schemas/{view}"),
+            "{path}: {schema}"
+        );
+        let properties = &doc["components"]["schemas"][view]["properties"];
+        for field in fields {
+            assert!(
+                properties.get(field).is_some(),
+                "{view} lacks {field}: {properties}"
+            );
+        }
+    }
+    for (path, view) in [
+        ("/api/v1/conversations", "ConversationView"),
+        ("/api/v1/conversations/{id}/messages", "MessageView"),
+        ("/api/v1/contacts", "ContactView"),
+        ("/api/v1/tasks", "TaskView"),
+        ("/api/v1/notes", "NoteView"),
+    ] {
+        let page =
+            doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                .to_string();
+        assert!(
+            page.contains(view) && page.contains("CursorPage"),
+            "{path}: {page}"
+        );
+    }
 }
 
 #[tokio::test]

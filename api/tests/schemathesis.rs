@@ -5,12 +5,14 @@
 //! - `status_code_conformance`: every status it answers is one the document lists;
 //! - `content_type_conformance`: every answer has the content type the document lists;
 //! - `response_schema_conformance`: every answer's body fits the schema the document gives
-//!   it (typed answers such as `TeamView` are checked field by field).
+//!   it (typed answers such as `TeamView`, `ConversationView`, `ContactView`, `TaskView` and
+//!   `NoteView` are checked field by field).
 //!
 //! The run is bounded (examples per operation, a fixed seed, a time budget) so CI stays
 //! short; `CALLSCOPE_SCHEMATHESIS_EXAMPLES` raises the bound for a longer local run. It
 //! runs with an owner's API key on an organization that holds a processed call, a contact,
-//! a conversation and a team, so lists and lookups have something to return.
+//! a team, an API channel's conversation with a message, a task and a note, so lists and
+//! lookups have something to return.
 
 mod common;
 
@@ -79,6 +81,44 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
     )
     .await;
     assert_eq!(status, 201, "{team}");
+    // A conversation with a message (through an API channel), a task and a note, so the
+    // typed answers of those lookups are checked against their schemas too.
+    let (status, channel) = post_json(
+        &server,
+        &key,
+        "/api/v1/channels",
+        json!({"kind": "api", "name": "Seeded chat", "callback_url": "http://127.0.0.1:9/unused"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{channel}");
+    let (status, inbound) = post_json(
+        &server,
+        &key,
+        &format!(
+            "/api/v1/channels/{}/messages",
+            channel["id"].as_str().unwrap()
+        ),
+        json!({"message_id": "seed-1", "contact": {"identifier": "seed", "name": "Ada"},
+               "content": "Where is my parcel?"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{inbound}");
+    let (status, task) = post_json(
+        &server,
+        &key,
+        "/api/v1/tasks",
+        json!({"title": "Call back", "contact_id": contact["id"], "due_at": "2030-01-01T09:00:00Z"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{task}");
+    let (status, note) = post_json(
+        &server,
+        &key,
+        "/api/v1/notes",
+        json!({"body": "Prefers mornings", "contact_id": contact["id"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{note}");
 
     let document = server.dir.path().join("openapi.json");
     let body = server
@@ -99,6 +139,9 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
     let config = server.dir.path().join("schemathesis.toml");
     let contact_id = contact["id"].as_str().unwrap();
     let team_id = team["id"].as_str().unwrap();
+    let conversation_id = inbound["conversation"]["id"].as_str().unwrap();
+    let task_id = task["id"].as_str().unwrap();
+    let note_id = note["id"].as_str().unwrap();
     std::fs::write(
         &config,
         format!(
@@ -113,7 +156,19 @@ async fn generated_requests_get_documented_answers_and_no_server_error() {
              [[operations]]\n\
              include-path-regex = '^/api/v1/teams/\\{{id\\}}'\n\
              include-method-regex = '^(GET|PUT|PATCH)$'\n\
-             parameters = {{ 'path.id' = '{team_id}' }}\n"
+             parameters = {{ 'path.id' = '{team_id}' }}\n\n\
+             [[operations]]\n\
+             include-path-regex = '^/api/v1/conversations/\\{{id\\}}'\n\
+             include-method-regex = '^(GET|PATCH)$'\n\
+             parameters = {{ 'path.id' = '{conversation_id}' }}\n\n\
+             [[operations]]\n\
+             include-path-regex = '^/api/v1/tasks/\\{{id\\}}'\n\
+             include-method-regex = '^(GET|PATCH|POST)$'\n\
+             parameters = {{ 'path.id' = '{task_id}' }}\n\n\
+             [[operations]]\n\
+             include-path-regex = '^/api/v1/notes/\\{{id\\}}'\n\
+             include-method-regex = '^(GET|PATCH)$'\n\
+             parameters = {{ 'path.id' = '{note_id}' }}\n"
         ),
     )
     .unwrap();

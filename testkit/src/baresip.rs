@@ -118,7 +118,27 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Baresip {
     /// Writes a config directory and starts baresip bound to 127.0.0.1 on free ports.
+    ///
+    /// A port found free can be taken by another process before baresip binds it (other
+    /// peers, SIPp or the server's RTP ports draw from the same ephemeral range). baresip
+    /// then exits with its errno as the status, 98 (EADDRINUSE); that start is retried on
+    /// fresh ports, at most three times in all.
     pub fn start(config: &BaresipConfig) -> Result<Self> {
+        const ADDRESS_IN_USE: &str = "exit status: 98";
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(config) {
+                Err(Error::ExitedEarly { status, .. })
+                    if status == ADDRESS_IN_USE && attempt < 3 =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(config: &BaresipConfig) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("baresip-")
             .tempdir()

@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use callscope_analysis::actions::{ActionItem, ActionKind, DuePrecision};
 use serde::Deserialize;
-use serde_json::Value;
 use sqlx::SqliteConnection;
 
 use super::settings::{self, ActionItemTasks};
@@ -138,8 +137,8 @@ struct StoredItems {
         ("index" = String, Path, description = "The action item's position in the analysis, from 0."),
     ),
     responses(
-        (status = 201, description = "The new task.", body = Object),
-        (status = 200, description = "The task made from this item before (one task an item).", body = Object),
+        (status = 201, description = "The new task.", body = super::tasks::TaskView),
+        (status = 200, description = "The task made from this item before (one task an item).", body = super::tasks::TaskView),
         (status = 404, description = "No such call, analysis (`not_analysed`) or action item.", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "Tasks from action items are off for the organization (`action_item_tasks_off`).", body = crate::http::openapi::ErrorBody),
     ),
@@ -148,7 +147,7 @@ pub async fn create_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Path((call_id, index)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<super::tasks::TaskView>)> {
     org.require(Permission::ContactsWrite)?;
     org.require(Permission::IntelligenceRead)?;
     let org_id = org.org_id.as_str();

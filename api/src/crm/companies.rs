@@ -11,11 +11,13 @@ use sqlx::SqliteConnection;
 use super::body::{self, nullable};
 use super::contact_routes::{PageQuery, contact_page};
 use super::contacts::ContactFilter;
+use super::contacts::ContactView;
 use super::validate::{self, MAX_NAME_CHARS};
 use super::{CrmError, CrmResult};
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
+use crate::http::lists::CursorPage;
 use crate::http::state::AppState;
 use crate::ids::{ms_to_rfc3339, new_id, now_ms};
 use crate::permissions::Permission;
@@ -332,14 +334,14 @@ pub async fn list_route(
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "The company's contacts, newest first",
     params(("id" = String, Path, description = "The company's id."), CursorQuery),
-    responses((status = 200, description = "`{data: [contact], next_cursor}`", body = Object)),
+    responses((status = 200, description = "One page of the company's contacts.", body = CursorPage<ContactView>)),
 )]
 pub async fn contacts_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
     Query(q): Query<CursorQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CursorPage<ContactView>>> {
     org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     if !exists(&mut conn, &org.org_id, &id).await? {

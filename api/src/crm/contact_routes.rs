@@ -9,13 +9,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::SqliteConnection;
 
-use super::contacts::{self, ContactFilter, ContactInput};
+use super::contacts::{self, ContactFilter, ContactInput, ContactView};
 use super::query::parse_query;
 use super::validate::{self, MAX_ID_CHARS, MAX_TAG_CHARS};
 use super::{CONTACT_CREATED, CONTACT_UPDATED, CrmError, CrmResult, body, erase, merge, settings};
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
+use crate::http::lists::CursorPage;
 use crate::http::state::AppState;
 use crate::permissions::Permission;
 
@@ -40,7 +41,7 @@ pub async fn contact_page(
     org_id: &str,
     mut filter: ContactFilter,
     q: &PageQuery,
-) -> CrmResult<Value> {
+) -> CrmResult<CursorPage<ContactView>> {
     filter.before_id = q
         .cursor
         .as_deref()
@@ -57,10 +58,10 @@ pub async fn contact_page(
         None
     };
     let rows = contacts::load_many(conn, org_id, &ids).await?;
-    Ok(json!({
-        "data": rows.iter().map(contacts::view).collect::<Vec<_>>(),
-        "next_cursor": next,
-    }))
+    Ok(CursorPage {
+        data: rows.iter().map(contacts::view).collect(),
+        next_cursor: next,
+    })
 }
 
 /// `GET /contacts?q=&tag=&company_id=&cursor=&limit=`
@@ -70,13 +71,13 @@ pub async fn contact_page(
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "List or search contacts, newest first",
     params(PageQuery),
-    responses((status = 200, description = "`{data: [contact], next_cursor}`", body = Object)),
+    responses((status = 200, description = "One page of contacts.", body = CursorPage<ContactView>)),
 )]
 pub async fn list_contacts(
     State(state): State<AppState>,
     org: OrgCtx,
     Query(q): Query<PageQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CursorPage<ContactView>>> {
     org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     let region = settings::region(&mut conn, &org.org_id, &state.config.default_region).await?;
@@ -91,7 +92,7 @@ pub async fn list_contacts(
     ))
 }
 
-async fn full_view(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CrmResult<Value> {
+async fn full_view(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CrmResult<ContactView> {
     contacts::get_full(conn, org_id, id)
         .await?
         .map(|c| contacts::view(&c))
@@ -105,7 +106,7 @@ async fn full_view(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CrmRe
     summary = "Create a contact",
     request_body = ContactInput,
     responses(
-        (status = 201, description = "The contact (the `contact.created` webhook event carries the same).", body = Object),
+        (status = 201, description = "The contact (the `contact.created` webhook event carries the same).", body = ContactView),
         (status = 404, description = "`company_id` names no company of this organization.", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "A phone, email or external id belongs to another contact (`details` names it).", body = crate::http::openapi::ErrorBody),
     ),
@@ -114,14 +115,14 @@ pub async fn create_contact(
     State(state): State<AppState>,
     org: OrgCtx,
     bytes: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ContactView>)> {
     org.require(Permission::ContactsWrite)?;
     let input: ContactInput = body::parse(&bytes)?;
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let region = settings::region(&mut tx, &org.org_id, &state.config.default_region).await?;
     let id = contacts::create(&mut tx, &org.org_id, input, &region).await?;
     let view = full_view(&mut tx, &org.org_id, &id).await?;
-    crate::webhooks::enqueue_event_in(&mut tx, &org.org_id, CONTACT_CREATED, view.clone()).await?;
+    crate::webhooks::enqueue_event_in(&mut tx, &org.org_id, CONTACT_CREATED, json!(view)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -134,7 +135,7 @@ pub async fn create_contact(
     params(("id" = String, Path, description = "The contact's id.")),
     request_body = ContactInput,
     responses(
-        (status = 200, description = "The contact as it is now.", body = Object),
+        (status = 200, description = "The contact as it is now.", body = ContactView),
         (status = 409, description = "A phone, email or external id belongs to another contact (`details` names it).", body = crate::http::openapi::ErrorBody),
     ),
 )]
@@ -143,7 +144,7 @@ pub async fn update_contact(
     org: OrgCtx,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ContactView>> {
     org.require(Permission::ContactsWrite)?;
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     // 404 before 422: a caller learns nothing about other organizations' ids from errors.
@@ -154,7 +155,7 @@ pub async fn update_contact(
     let region = settings::region(&mut tx, &org.org_id, &state.config.default_region).await?;
     contacts::apply(&mut tx, &org.org_id, &id, input, &region).await?;
     let view = full_view(&mut tx, &org.org_id, &id).await?;
-    crate::webhooks::enqueue_event_in(&mut tx, &org.org_id, CONTACT_UPDATED, view.clone()).await?;
+    crate::webhooks::enqueue_event_in(&mut tx, &org.org_id, CONTACT_UPDATED, json!(view)).await?;
     tx.commit().await?;
     Ok(Json(view))
 }

@@ -2,7 +2,9 @@
 //! `contacts.phone_e164` mirrors the primary phone so the code that predates the CRM (call
 //! ingestion, the softphone's lookup) keeps working; `contact_phones` has every phone.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -65,8 +67,64 @@ pub struct ContactFull {
     pub consents: Vec<ConsentRow>,
 }
 
+/// One of a contact's phone numbers.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PhoneView {
+    /// E.164.
+    pub phone: String,
+    pub primary: bool,
+    pub label: Option<String>,
+}
+
+/// One of a contact's email addresses.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EmailView {
+    pub email: String,
+    pub primary: bool,
+}
+
+/// A contact's consent on one channel.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConsentView {
+    /// `opted_in`, `opted_out` or `unknown`.
+    pub status: String,
+    /// How it was given or withdrawn (e.g. `stop_keyword`, `api`).
+    pub source: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
+/// A contact as the API and its events show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ContactView {
+    pub id: String,
+    /// `display_name`, else first and last name.
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    /// The primary phone (E.164).
+    pub phone: Option<String>,
+    pub phones: Vec<PhoneView>,
+    /// The primary email.
+    pub email: Option<String>,
+    pub emails: Vec<EmailView>,
+    pub tags: Vec<String>,
+    /// The organization's custom attributes.
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+    pub company_id: Option<String>,
+    pub external_id: Option<String>,
+    /// Per channel: `voice`, `sms`, `whatsapp` and `email`.
+    pub consent: BTreeMap<String, ConsentView>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
 /// The API shape of a contact.
-pub fn view(c: &ContactFull) -> Value {
+pub fn view(c: &ContactFull) -> ContactView {
     let r = &c.row;
     let name = r.display_name.clone().or_else(|| {
         let full = [r.first_name.as_deref(), r.last_name.as_deref()]
@@ -76,38 +134,61 @@ pub fn view(c: &ContactFull) -> Value {
             .join(" ");
         (!full.is_empty()).then_some(full)
     });
-    let mut consent = Map::new();
-    for ch in CHANNELS {
-        let v = match c.consents.iter().find(|x| x.channel == *ch) {
-            Some(x) => json!({
-                "status": x.status, "source": x.source, "updated_at": ms_to_rfc3339(x.updated_at),
-            }),
-            None => json!({ "status": "unknown", "source": null, "updated_at": null }),
-        };
-        consent.insert((*ch).to_string(), v);
+    let consent = CHANNELS
+        .iter()
+        .map(|ch| {
+            let v = match c.consents.iter().find(|x| x.channel == *ch) {
+                Some(x) => ConsentView {
+                    status: x.status.clone(),
+                    source: x.source.clone(),
+                    updated_at: Some(ms_to_rfc3339(x.updated_at)),
+                },
+                None => ConsentView {
+                    status: "unknown".into(),
+                    source: None,
+                    updated_at: None,
+                },
+            };
+            ((*ch).to_string(), v)
+        })
+        .collect();
+    ContactView {
+        id: r.id.clone(),
+        name,
+        first_name: r.first_name.clone(),
+        last_name: r.last_name.clone(),
+        display_name: r.display_name.clone(),
+        phone: r.phone_e164.clone(),
+        phones: c
+            .phones
+            .iter()
+            .map(|p| PhoneView {
+                phone: p.phone_e164.clone(),
+                primary: p.is_primary,
+                label: p.label.clone(),
+            })
+            .collect(),
+        email: c
+            .emails
+            .iter()
+            .find(|e| e.is_primary)
+            .map(|e| e.email.clone()),
+        emails: c
+            .emails
+            .iter()
+            .map(|e| EmailView {
+                email: e.email.clone(),
+                primary: e.is_primary,
+            })
+            .collect(),
+        tags: c.tags.clone(),
+        attributes: serde_json::from_str::<Value>(&r.attributes).unwrap_or_else(|_| json!({})),
+        company_id: r.company_id.clone(),
+        external_id: r.external_id.clone(),
+        consent,
+        created_at: ms_to_rfc3339(r.created_at),
+        updated_at: ms_to_rfc3339(r.updated_at),
     }
-    json!({
-        "id": r.id,
-        "name": name,
-        "first_name": r.first_name,
-        "last_name": r.last_name,
-        "display_name": r.display_name,
-        "phone": r.phone_e164,
-        "phones": c.phones.iter().map(|p| json!({
-            "phone": p.phone_e164, "primary": p.is_primary, "label": p.label,
-        })).collect::<Vec<_>>(),
-        "email": c.emails.iter().find(|e| e.is_primary).map(|e| e.email.clone()),
-        "emails": c.emails.iter().map(|e| json!({
-            "email": e.email, "primary": e.is_primary,
-        })).collect::<Vec<_>>(),
-        "tags": c.tags,
-        "attributes": serde_json::from_str::<Value>(&r.attributes).unwrap_or_else(|_| json!({})),
-        "company_id": r.company_id,
-        "external_id": r.external_id,
-        "consent": consent,
-        "created_at": ms_to_rfc3339(r.created_at),
-        "updated_at": ms_to_rfc3339(r.updated_at),
-    })
 }
 
 /// A phone number in any format (read with the organization's default region), alone or

@@ -181,7 +181,7 @@ pub async fn merge(
     .await?;
     let view = contacts::get_full(conn, org_id, target)
         .await?
-        .map(|c| contacts::view(&c))
+        .map(|c| json!(contacts::view(&c)))
         .unwrap_or(Value::Null);
     crate::webhooks::enqueue_event_in(
         conn,

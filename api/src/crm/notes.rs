@@ -5,8 +5,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::SqliteConnection;
 
 use super::validate::{self, MAX_ID_CHARS, MAX_NOTE_CHARS};
@@ -14,6 +14,7 @@ use super::{CrmError, CrmResult, NOTE_CREATED, body};
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
+use crate::http::lists::CursorPage;
 use crate::http::state::AppState;
 use crate::ids::{ms_to_rfc3339, new_id, now_ms};
 use crate::permissions::Permission;
@@ -31,16 +32,41 @@ pub struct NoteRow {
     pub updated_at: i64,
 }
 
-pub fn view(n: &NoteRow) -> Value {
-    json!({
-        "id": n.id,
-        "contact_id": n.contact_id,
-        "conversation_id": n.conversation_id,
-        "body": n.body,
-        "author": { "kind": n.author_kind, "id": n.author_id },
-        "created_at": ms_to_rfc3339(n.created_at),
-        "updated_at": ms_to_rfc3339(n.updated_at),
-    })
+/// Who wrote a note.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NoteAuthor {
+    /// `user` or `api_key`.
+    pub kind: String,
+    pub id: String,
+}
+
+/// A note as the API, the timeline and the webhooks show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NoteView {
+    pub id: String,
+    pub contact_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub body: String,
+    pub author: NoteAuthor,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+pub fn view(n: &NoteRow) -> NoteView {
+    NoteView {
+        id: n.id.clone(),
+        contact_id: n.contact_id.clone(),
+        conversation_id: n.conversation_id.clone(),
+        body: n.body.clone(),
+        author: NoteAuthor {
+            kind: n.author_kind.clone(),
+            id: n.author_id.clone(),
+        },
+        created_at: ms_to_rfc3339(n.created_at),
+        updated_at: ms_to_rfc3339(n.updated_at),
+    }
 }
 
 const COLUMNS: &str =
@@ -108,13 +134,13 @@ struct NewNote {
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Write a note on a contact or a conversation",
     request_body = NewNote,
-    responses((status = 201, description = "The note (also a `note.created` timeline event and webhook).", body = Object)),
+    responses((status = 201, description = "The note (also a `note.created` timeline event and webhook).", body = NoteView)),
 )]
 pub async fn create_route(
     State(state): State<AppState>,
     org: OrgCtx,
     bytes: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<NoteView>)> {
     org.require(Permission::ContactsWrite)?;
     let n: NewNote = body::parse(&bytes)?;
     let org_id = org.org_id.as_str();
@@ -169,6 +195,7 @@ pub async fn create_route(
     .execute(&mut *tx)
     .await?;
     let note = view(&get(&mut tx, org_id, &id).await?);
+    let payload = json!(note);
     timeline::record_event(
         &mut tx,
         org_id,
@@ -177,12 +204,12 @@ pub async fn create_route(
             conversation_id: conversation_id.as_deref(),
             kind: NOTE_CREATED,
             ref_id: &id,
-            payload: &note,
+            payload: &payload,
             occurred_at: now,
         },
     )
     .await?;
-    crate::webhooks::enqueue_event_in(&mut tx, org_id, NOTE_CREATED, note.clone()).await?;
+    crate::webhooks::enqueue_event_in(&mut tx, org_id, NOTE_CREATED, payload).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(note)))
 }
@@ -194,13 +221,13 @@ pub async fn create_route(
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "A note",
     params(("id" = String, Path, description = "The note's id.")),
-    responses((status = 200, description = "`{id, contact_id, conversation_id, body, author: {kind, id}, created_at, updated_at}`", body = Object)),
+    responses((status = 200, description = "The note.", body = NoteView)),
 )]
 pub async fn get_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NoteView>> {
     org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(view(&get(&mut conn, &org.org_id, &id).await?)))
@@ -221,14 +248,14 @@ struct NotePatch {
     summary = "Change a note's text",
     params(("id" = String, Path, description = "The note's id.")),
     request_body = NotePatch,
-    responses((status = 200, description = "The note as it reads now (so does its timeline event).", body = Object)),
+    responses((status = 200, description = "The note as it reads now (so does its timeline event).", body = NoteView)),
 )]
 pub async fn update_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NoteView>> {
     org.require(Permission::ContactsWrite)?;
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     get(&mut tx, &org.org_id, &id).await?;
@@ -250,7 +277,7 @@ pub async fn update_route(
     )
     .bind(&org.org_id)
     .bind(&id)
-    .bind(note.to_string())
+    .bind(json!(note).to_string())
     .bind(NOTE_CREATED)
     .execute(&mut *tx)
     .await?;
@@ -313,13 +340,13 @@ pub struct NoteQuery {
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "List notes, newest first",
     params(NoteQuery),
-    responses((status = 200, description = "`{data: [note], next_cursor}`", body = Object)),
+    responses((status = 200, description = "One page of notes.", body = CursorPage<NoteView>)),
 )]
 pub async fn list_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Query(q): Query<NoteQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CursorPage<NoteView>>> {
     org.require(Permission::ContactsRead)?;
     let limit = cursor::limit(q.limit);
     let before: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
@@ -349,8 +376,8 @@ pub async fn list_route(
     } else {
         None
     };
-    Ok(Json(json!({
-        "data": rows.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(CursorPage {
+        data: rows.iter().map(view).collect(),
+        next_cursor: next,
+    }))
 }

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::SqliteConnection;
 
 use super::body::nullable;
@@ -19,6 +19,7 @@ use super::{CrmError, CrmResult, TASK_COMPLETED, TASK_CREATED, body};
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
+use crate::http::lists::CursorPage;
 use crate::http::state::AppState;
 use crate::ids::{ms_to_rfc3339, new_id, now_ms};
 use crate::permissions::Permission;
@@ -50,25 +51,53 @@ const COLUMNS: &str = "id, title, description, contact_id, conversation_id, call
      assignee_user_id, due_at, priority, done, done_at, source, action_item_index, created_by, \
      created_at, updated_at";
 
-pub fn view(t: &TaskRow) -> Value {
-    json!({
-        "id": t.id,
-        "title": t.title,
-        "description": t.description,
-        "contact_id": t.contact_id,
-        "conversation_id": t.conversation_id,
-        "call_id": t.call_id,
-        "assignee_user_id": t.assignee_user_id,
-        "due_at": t.due_at.map(ms_to_rfc3339),
-        "priority": t.priority,
-        "done": t.done,
-        "done_at": t.done_at.map(ms_to_rfc3339),
-        "source": t.source,
-        "action_item_index": t.action_item_index,
-        "created_by": t.created_by,
-        "created_at": ms_to_rfc3339(t.created_at),
-        "updated_at": ms_to_rfc3339(t.updated_at),
-    })
+/// A task as the API, the timeline and the webhooks show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TaskView {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub contact_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub call_id: Option<String>,
+    pub assignee_user_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub due_at: Option<String>,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub priority: String,
+    pub done: bool,
+    #[schema(format = DateTime)]
+    pub done_at: Option<String>,
+    /// `manual`, or `analysis` for a task made from a call's action item.
+    pub source: String,
+    /// Which of the call's action items it came from.
+    pub action_item_index: Option<i64>,
+    pub created_by: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+pub fn view(t: &TaskRow) -> TaskView {
+    TaskView {
+        id: t.id.clone(),
+        title: t.title.clone(),
+        description: t.description.clone(),
+        contact_id: t.contact_id.clone(),
+        conversation_id: t.conversation_id.clone(),
+        call_id: t.call_id.clone(),
+        assignee_user_id: t.assignee_user_id.clone(),
+        due_at: t.due_at.map(ms_to_rfc3339),
+        priority: t.priority.clone(),
+        done: t.done,
+        done_at: t.done_at.map(ms_to_rfc3339),
+        source: t.source.clone(),
+        action_item_index: t.action_item_index,
+        created_by: t.created_by.clone(),
+        created_at: ms_to_rfc3339(t.created_at),
+        updated_at: ms_to_rfc3339(t.updated_at),
+    }
 }
 
 pub async fn get(conn: &mut SqliteConnection, org_id: &str, id: &str) -> CrmResult<TaskRow> {
@@ -165,7 +194,7 @@ async fn announce(
     kind: &str,
     at: i64,
 ) -> CrmResult<()> {
-    let v = view(row);
+    let v = json!(view(row));
     timeline::record_event(
         conn,
         org_id,
@@ -245,13 +274,13 @@ struct TaskInput {
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Create a task",
     request_body = TaskInput,
-    responses((status = 201, description = "The task (also a `task.created` timeline event and webhook).", body = Object)),
+    responses((status = 201, description = "The task (also a `task.created` timeline event and webhook).", body = TaskView)),
 )]
 pub async fn create_route(
     State(state): State<AppState>,
     org: OrgCtx,
     bytes: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<TaskView>)> {
     org.require(Permission::ContactsWrite)?;
     let i: TaskInput = body::parse(&bytes)?;
     let org_id = org.org_id.as_str();
@@ -322,13 +351,13 @@ pub async fn create_route(
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "A task",
     params(("id" = String, Path, description = "The task's id.")),
-    responses((status = 200, description = "`{id, title, description, contact_id, conversation_id, call_id, assignee_user_id, due_at, priority, done, done_at, source, action_item_index, created_by, created_at, updated_at}`", body = Object)),
+    responses((status = 200, description = "The task.", body = TaskView)),
 )]
 pub async fn get_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TaskView>> {
     org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(view(&get(&mut conn, &org.org_id, &id).await?)))
@@ -378,14 +407,14 @@ async fn set_done(
     summary = "Change a task, complete it or open it again",
     params(("id" = String, Path, description = "The task's id.")),
     request_body = TaskInput,
-    responses((status = 200, description = "The task as it is now.", body = Object)),
+    responses((status = 200, description = "The task as it is now.", body = TaskView)),
 )]
 pub async fn update_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TaskView>> {
     org.require(Permission::ContactsWrite)?;
     let org_id = org.org_id.as_str();
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -442,13 +471,13 @@ pub async fn update_route(
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "Complete a task (a done task stays as it is)",
     params(("id" = String, Path, description = "The task's id.")),
-    responses((status = 200, description = "The task, done (`task.completed` is sent once).", body = Object)),
+    responses((status = 200, description = "The task, done (`task.completed` is sent once).", body = TaskView)),
 )]
 pub async fn complete_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TaskView>> {
     org.require(Permission::ContactsWrite)?;
     let mut tx = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let row = get(&mut tx, &org.org_id, &id).await?;
@@ -522,13 +551,13 @@ pub struct TaskQuery {
     tag = crate::http::openapi::tags::NOTES_TASKS,
     summary = "List tasks, newest first",
     params(TaskQuery),
-    responses((status = 200, description = "`{data: [task], next_cursor}`", body = Object)),
+    responses((status = 200, description = "One page of tasks.", body = CursorPage<TaskView>)),
 )]
 pub async fn list_route(
     State(state): State<AppState>,
     org: OrgCtx,
     Query(q): Query<TaskQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CursorPage<TaskView>>> {
     org.require(Permission::ContactsRead)?;
     let limit = cursor::limit(q.limit);
     let before: Option<String> = q.cursor.as_deref().map(cursor::decode).transpose()?;
@@ -564,8 +593,8 @@ pub async fn list_route(
     } else {
         None
     };
-    Ok(Json(json!({
-        "data": rows.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(CursorPage {
+        data: rows.iter().map(view).collect(),
+        next_cursor: next,
+    }))
 }

@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::Value;
 
 use super::state::AppState;
 use crate::auth::OrgCtx;
@@ -16,13 +15,13 @@ use crate::permissions::Permission;
     tag = crate::http::openapi::tags::CONTACTS,
     summary = "A contact: phones, emails, tags, attributes, consent, company",
     params(("id" = String, Path, description = "The contact's id.")),
-    responses((status = 200, description = "The contact.", body = Object)),
+    responses((status = 200, description = "The contact.", body = crate::crm::contacts::ContactView)),
 )]
 pub async fn get_contact(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<crate::crm::contacts::ContactView>> {
     org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     let c = crate::crm::contacts::get_full(&mut conn, &org.org_id, &id)

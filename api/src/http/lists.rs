@@ -8,3 +8,11 @@ use serde::Serialize;
 pub struct List<T> {
     pub data: Vec<T>,
 }
+
+/// One page of a listing read by cursor (`{data, next_cursor}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CursorPage<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}

@@ -6,6 +6,7 @@
 //! if snoozed); once it is resolved, the next inbound message starts a new conversation, so
 //! a resolved case keeps its history closed.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
@@ -48,23 +49,51 @@ impl Conversation {
     }
 }
 
-pub fn view(c: &Conversation) -> Value {
-    json!({
-        "id": c.id,
-        "contact_id": c.contact_id,
-        "channel": c.channel,
-        "channel_id": c.channel_id,
-        "status": c.status,
-        "snoozed_until": c.snoozed_until.map(ms_to_rfc3339),
-        "assignee_id": c.assignee_id,
-        "team_id": c.team_id,
-        "priority": c.priority,
-        "labels": c.labels(),
-        "started_at": ms_to_rfc3339(c.started_at),
-        "last_activity_at": ms_to_rfc3339(c.last_activity_at),
-        "created_at": ms_to_rfc3339(c.created_at),
-        "updated_at": ms_to_rfc3339(c.updated_at.unwrap_or(c.created_at)),
-    })
+/// A conversation as the API and its events show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConversationView {
+    pub id: String,
+    pub contact_id: Option<String>,
+    /// `voice`, `api` or `whatsapp`.
+    pub channel: String,
+    pub channel_id: Option<String>,
+    /// `open`, `pending`, `resolved` or `snoozed`.
+    pub status: String,
+    #[schema(format = DateTime)]
+    pub snoozed_until: Option<String>,
+    pub assignee_id: Option<String>,
+    /// The team whose queue it is in.
+    pub team_id: Option<String>,
+    /// `none`, `low`, `medium`, `high` or `urgent`.
+    pub priority: String,
+    pub labels: Vec<String>,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    #[schema(format = DateTime)]
+    pub last_activity_at: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+pub fn view(c: &Conversation) -> ConversationView {
+    ConversationView {
+        id: c.id.clone(),
+        contact_id: c.contact_id.clone(),
+        channel: c.channel.clone(),
+        channel_id: c.channel_id.clone(),
+        status: c.status.clone(),
+        snoozed_until: c.snoozed_until.map(ms_to_rfc3339),
+        assignee_id: c.assignee_id.clone(),
+        team_id: c.team_id.clone(),
+        priority: c.priority.clone(),
+        labels: c.labels(),
+        started_at: ms_to_rfc3339(c.started_at),
+        last_activity_at: ms_to_rfc3339(c.last_activity_at),
+        created_at: ms_to_rfc3339(c.created_at),
+        updated_at: ms_to_rfc3339(c.updated_at.unwrap_or(c.created_at)),
+    }
 }
 
 /// Who made a change, as events report it.

@@ -1,5 +1,6 @@
 //! Messages: storing inbound and outbound ones, delivery-status updates and listing.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -80,29 +81,90 @@ fn json_text(s: &str, default: Value) -> Value {
     serde_json::from_str(s).unwrap_or(default)
 }
 
-pub fn view(m: &Message, channel_kind: &str) -> Value {
-    json!({
-        "id": m.id,
-        "conversation_id": m.conversation_id,
-        "channel_id": m.channel_id,
-        "channel": channel_kind,
-        "contact_id": m.contact_id,
-        "direction": m.direction,
-        "sender": { "type": m.sender_type, "id": m.sender_id },
-        "content": m.content,
-        "content_type": m.content_type,
-        "attachments": json_text(&m.attachments, json!([])),
-        "content_attributes": json_text(&m.content_attributes, json!({})),
-        "status": m.status,
-        "error": m.error_code.as_ref().map(|code| json!({ "code": code, "message": m.error_message })),
-        "external_id": m.external_id,
-        "sent_at": m.sent_at.map(ms_to_rfc3339),
-        "delivered_at": m.delivered_at.map(ms_to_rfc3339),
-        "read_at": m.read_at.map(ms_to_rfc3339),
-        "failed_at": m.failed_at.map(ms_to_rfc3339),
-        "created_at": ms_to_rfc3339(m.created_at),
-        "updated_at": ms_to_rfc3339(m.updated_at),
-    })
+/// Who sent a message.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SenderView {
+    /// `contact`, `user`, `api_key` or `system`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<String>,
+}
+
+/// Why a message failed, as its channel said.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryErrorView {
+    pub code: String,
+    pub message: Option<String>,
+}
+
+/// A message as the API and its events show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    pub id: String,
+    pub conversation_id: String,
+    pub channel_id: String,
+    /// The channel's kind: `api` or `whatsapp`.
+    pub channel: String,
+    pub contact_id: Option<String>,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    pub sender: SenderView,
+    pub content: Option<String>,
+    /// `text`, `template`, `image`, `audio`, `video`, `document`, `sticker`, `location`,
+    /// `contacts`, `interactive`, `button`, `reaction` or `unsupported`.
+    pub content_type: String,
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: Value,
+    #[schema(value_type = Object)]
+    pub content_attributes: Value,
+    /// `queued`, `sent`, `delivered`, `read`, `failed` (outbound) or `received` (inbound).
+    pub status: String,
+    pub error: Option<DeliveryErrorView>,
+    /// The channel's own id of the message (e.g. WhatsApp's wamid).
+    pub external_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub sent_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub delivered_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub read_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub failed_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+pub fn view(m: &Message, channel_kind: &str) -> MessageView {
+    MessageView {
+        id: m.id.clone(),
+        conversation_id: m.conversation_id.clone(),
+        channel_id: m.channel_id.clone(),
+        channel: channel_kind.to_string(),
+        contact_id: m.contact_id.clone(),
+        direction: m.direction.clone(),
+        sender: SenderView {
+            kind: m.sender_type.clone(),
+            id: m.sender_id.clone(),
+        },
+        content: m.content.clone(),
+        content_type: m.content_type.clone(),
+        attachments: json_text(&m.attachments, json!([])),
+        content_attributes: json_text(&m.content_attributes, json!({})),
+        status: m.status.clone(),
+        error: m.error_code.as_ref().map(|code| DeliveryErrorView {
+            code: code.clone(),
+            message: m.error_message.clone(),
+        }),
+        external_id: m.external_id.clone(),
+        sent_at: m.sent_at.map(ms_to_rfc3339),
+        delivered_at: m.delivered_at.map(ms_to_rfc3339),
+        read_at: m.read_at.map(ms_to_rfc3339),
+        failed_at: m.failed_at.map(ms_to_rfc3339),
+        created_at: ms_to_rfc3339(m.created_at),
+        updated_at: ms_to_rfc3339(m.updated_at),
+    }
 }
 
 /// A message to store (inbound from a channel, or outbound before it is sent).

@@ -10,14 +10,17 @@ use serde_json::{Value, json};
 
 use super::MessagingError;
 use super::channels::{self, ChannelInput};
-use super::conversations::{self, Actor, ConversationFilter, ConversationPatch, TeamFilter};
-use super::messages;
+use super::conversations::{
+    self, Actor, ConversationFilter, ConversationPatch, ConversationView, TeamFilter,
+};
+use super::messages::{self, MessageView};
 use super::model::{ContentType, ConversationStatus, Priority, SenderType};
 use super::outbound::{self, OutboundRequest, TemplateSpec};
 use super::{api_channel, whatsapp};
 use crate::auth::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cursor;
+use crate::http::lists::CursorPage;
 use crate::http::state::AppState;
 use crate::metadata_fields::parse_timestamp_ms;
 use crate::permissions::Permission;
@@ -178,13 +181,13 @@ pub struct ListConversationsQuery {
     tag = crate::http::openapi::tags::CONVERSATIONS,
     summary = "List conversations, most recent first",
     params(ListConversationsQuery),
-    responses((status = 200, description = "`{data: [conversation], next_cursor}`", body = Object)),
+    responses((status = 200, description = "One page of conversations.", body = CursorPage<ConversationView>)),
 )]
 async fn list_conversations(
     State(state): State<AppState>,
     org: OrgCtx,
     Query(q): Query<ListConversationsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CursorPage<ConversationView>>> {
     org.require(Permission::ContactsRead)?;
     let status = q
         .status
@@ -243,10 +246,10 @@ async fn list_conversations(
     } else {
         None
     };
-    Ok(Json(json!({
-        "data": rows.iter().map(conversations::view).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(CursorPage {
+        data: rows.iter().map(conversations::view).collect(),
+        next_cursor: next,
+    }))
 }
 
 #[utoipa::path(
@@ -255,13 +258,13 @@ async fn list_conversations(
     tag = crate::http::openapi::tags::CONVERSATIONS,
     summary = "A conversation",
     params(("id" = String, Path, description = "The conversation's id.")),
-    responses((status = 200, description = "The conversation (status, assignee, priority, labels, contact, channel...).", body = Object)),
+    responses((status = 200, description = "The conversation (status, assignee, priority, labels, contact, channel...).", body = ConversationView)),
 )]
 async fn get_conversation(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConversationView>> {
     org.require(Permission::ContactsRead)?;
     conversations::wake_due_snoozes(&state.pool, &org.org_id).await?;
     let mut conn = state.pool.acquire().await?;
@@ -373,7 +376,7 @@ struct ConversationPatchDoc {
     params(("id" = String, Path, description = "The conversation's id.")),
     request_body = ConversationPatchDoc,
     responses(
-        (status = 200, description = "The conversation as it is now.", body = Object),
+        (status = 200, description = "The conversation as it is now.", body = ConversationView),
         (status = 409, description = "Reopening it would give the contact a second unresolved conversation on the channel (`details.existing_id`).", body = crate::http::openapi::ErrorBody),
     ),
 )]
@@ -382,7 +385,7 @@ async fn patch_conversation(
     org: OrgCtx,
     Path(id): Path<String>,
     Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConversationView>> {
     org.require(Permission::ContactsWrite)?;
     let patch = parse_patch(&body)?;
     let c = conversations::update(
@@ -411,14 +414,14 @@ pub struct PageQuery {
     tag = crate::http::openapi::tags::CONVERSATIONS,
     summary = "A conversation's messages, newest first",
     params(("id" = String, Path, description = "The conversation's id."), PageQuery),
-    responses((status = 200, description = "`{data: [message], next_cursor}`", body = Object)),
+    responses((status = 200, description = "One page of messages.", body = CursorPage<MessageView>)),
 )]
 async fn list_messages(
     State(state): State<AppState>,
     org: OrgCtx,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CursorPage<MessageView>>> {
     org.require(Permission::ContactsRead)?;
     let mut conn = state.pool.acquire().await?;
     let c = conversations::get(&mut conn, &org.org_id, &id)
@@ -436,10 +439,10 @@ async fn list_messages(
     } else {
         None
     };
-    Ok(Json(json!({
-        "data": rows.iter().map(|m| messages::view(m, &c.channel)).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(CursorPage {
+        data: rows.iter().map(|m| messages::view(m, &c.channel)).collect(),
+        next_cursor: next,
+    }))
 }
 
 /// A WhatsApp message template approved in the business account.
@@ -478,7 +481,7 @@ pub struct SendBody {
     params(("id" = String, Path, description = "The conversation's id.")),
     request_body = SendBody,
     responses(
-        (status = 201, description = "The message.", body = Object),
+        (status = 201, description = "The message.", body = MessageView),
         (status = 422, description = "Invalid, or the contact opted out of the channel (`contact_opted_out`).", body = crate::http::openapi::ErrorBody),
     ),
 )]
@@ -487,7 +490,7 @@ async fn send_message(
     org: OrgCtx,
     Path(id): Path<String>,
     Json(body): Json<SendBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<MessageView>)> {
     org.require(Permission::MessagesWrite)?;
     let content_type = match body.content_type.as_deref() {
         None if body.template.is_some() => ContentType::Template,

@@ -80,7 +80,7 @@ pub async fn find_or_create_by_phone(
         let data = crate::crm::contacts::get_full(conn, org_id, &id)
             .await
             .map_err(as_sqlx)?
-            .map(|c| crate::crm::contacts::view(&c))
+            .map(|c| serde_json::json!(crate::crm::contacts::view(&c)))
             .unwrap_or_default();
         crate::webhooks::enqueue_event_in(conn, org_id, crate::crm::CONTACT_CREATED, data)
             .await
