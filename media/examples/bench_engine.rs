@@ -196,6 +196,12 @@ fn main() {
         "loss into the engine      {lost} of {expected}; sent by phones {}",
         sent.load(Ordering::Relaxed)
     );
+    // Whole-run totals, for per-packet figures from counts taken over the whole process
+    // (callgrind): two runs of different lengths, differenced, cancel setup and teardown.
+    println!(
+        "relayed to phones (whole run) {}",
+        received.load(Ordering::Relaxed)
+    );
 }
 
 async fn phone_pair(

@@ -100,12 +100,38 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
 
 /// Decodes a µ-law payload, appending to `out`.
 pub fn decode_ulaw(payload: &[u8], out: &mut Vec<i16>) {
-    out.extend(payload.iter().map(|&c| ulaw_to_linear(c)));
+    decode_with(&ULAW_TO_LINEAR, payload, out);
 }
 
 /// Decodes an A-law payload, appending to `out`.
 pub fn decode_alaw(payload: &[u8], out: &mut Vec<i16>) {
-    out.extend(payload.iter().map(|&c| alaw_to_linear(c)));
+    decode_with(&ALAW_TO_LINEAR, payload, out);
+}
+
+/// Table lookup of every byte, eight at a time: every recorded G.711 packet goes through
+/// here, and fixed-size blocks let the compiler unroll the loop (no capacity or bounds
+/// check per sample; a `u8` index cannot leave a 256-entry table).
+fn decode_with(table: &[i16; 256], payload: &[u8], out: &mut Vec<i16>) {
+    const BLOCK: usize = 8;
+    let start = out.len();
+    out.resize(start + payload.len(), 0);
+    let Some(dst) = out.get_mut(start..) else {
+        return;
+    };
+    let mut src_blocks = payload.chunks_exact(BLOCK);
+    let mut dst_blocks = dst.chunks_exact_mut(BLOCK);
+    for (d, s) in (&mut dst_blocks).zip(&mut src_blocks) {
+        for (d, &c) in d.iter_mut().zip(s) {
+            *d = table[usize::from(c)];
+        }
+    }
+    for (d, &c) in dst_blocks
+        .into_remainder()
+        .iter_mut()
+        .zip(src_blocks.remainder())
+    {
+        *d = table[usize::from(c)];
+    }
 }
 
 /// Encodes samples as µ-law, appending to `out`.
@@ -262,6 +288,28 @@ mod tests {
             assert_eq!(u[i], linear_to_ulaw(samples[i]));
             assert_eq!(da[i], alaw_to_linear(a[i]));
             assert_eq!(du[i], ulaw_to_linear(u[i]));
+        }
+    }
+
+    #[test]
+    fn decoding_appends_any_length() {
+        // Lengths around the 8-byte blocks, appended after what `out` already holds.
+        let bytes: Vec<u8> = (0..=255u8).rev().collect();
+        for len in 0..=20 {
+            let payload = &bytes[100..100 + len];
+            let (mut du, mut da) = (vec![7i16, -7], vec![7i16, -7]);
+            decode_ulaw(payload, &mut du);
+            decode_alaw(payload, &mut da);
+            let want_u: Vec<i16> = [7, -7]
+                .into_iter()
+                .chain(payload.iter().map(|&c| ulaw_to_linear(c)))
+                .collect();
+            let want_a: Vec<i16> = [7, -7]
+                .into_iter()
+                .chain(payload.iter().map(|&c| alaw_to_linear(c)))
+                .collect();
+            assert_eq!(du, want_u, "µ-law, {len} bytes");
+            assert_eq!(da, want_a, "A-law, {len} bytes");
         }
     }
 }

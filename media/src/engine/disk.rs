@@ -74,7 +74,11 @@ impl DiskWriter {
     /// dropped if the disk lags).
     pub fn write(&mut self, interleaved: &[i16]) {
         if self.gathered.capacity() == 0 {
-            self.gathered.reserve_exact(self.chunk_samples);
+            // A chunk is sent once it holds `chunk_samples` or more, so it ends up to one
+            // release longer (a 200 ms tick's worth, 0.4 chunk): room for that from the
+            // start, or every chunk is reallocated (and copied) on its last release.
+            let slack = interleaved.len().max(self.chunk_samples / 2);
+            self.gathered.reserve_exact(self.chunk_samples + slack);
         }
         self.gathered.extend_from_slice(interleaved);
         if self.gathered.len() >= self.chunk_samples {
