@@ -311,7 +311,9 @@ impl TryFrom<u32> for OpusRecordingRate {
     fn try_from(hz: u32) -> Result<Self, Self::Error> {
         match hz {
             16000 | 48000 => Ok(Self(hz)),
-            _ => Err(format!("opus_recording_rate must be 16000 or 48000, not {hz}")),
+            _ => Err(format!(
+                "opus_recording_rate must be 16000 or 48000, not {hz}"
+            )),
         }
     }
 }
