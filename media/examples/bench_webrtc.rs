@@ -1,6 +1,8 @@
 //! CPU of the media engine per transcoded, recorded WebRTC ⇄ SIP call.
 //!
-//! `cargo run --release -p callscope-media --example bench_webrtc -- [calls] [seconds] [opus complexity]`
+//! `cargo run --release -p callscope-media --example bench_webrtc -- [calls] [seconds] [opus complexity] [opus recording rate]`
+//!
+//! The last argument is `EngineConfig::opus_recording_rate` (48000 or 16000).
 //!
 //! Each call: an aiortc peer (all peers in one Python process, from the test harness's
 //! cached venv) plays espeak-ng speech over Opus/DTLS-SRTP into a WebRTC leg; the other leg
@@ -54,6 +56,7 @@ fn main() {
     let calls: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(5);
     let seconds: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(20);
     let complexity: Option<u8> = args.get(3).and_then(|v| v.parse().ok());
+    let recording_rate: Option<u32> = args.get(4).and_then(|v| v.parse().ok());
     let dir = tempfile::tempdir().expect("tmp");
 
     let engine_rt = tokio::runtime::Builder::new_multi_thread()
@@ -75,10 +78,14 @@ fn main() {
     if let Some(c) = complexity {
         cfg.transcode_opus_complexity = c;
     }
+    if let Some(r) = recording_rate {
+        cfg.opus_recording_rate = r;
+    }
     println!(
         "opus complexity (G.711 → Opus) {}",
         cfg.transcode_opus_complexity
     );
+    println!("opus recording rate       {}", cfg.opus_recording_rate);
     let (engine, mut events) = engine_rt.block_on(async { MediaEngine::new(cfg) });
 
     let speech = callscope_testkit::audio_compare::speech_wav(

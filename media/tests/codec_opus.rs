@@ -5,7 +5,7 @@ mod common;
 
 use callscope_media::codec::{
     AudioDecoder, AudioEncoder, CodecError, CodecSpec, OpusDecoder, OpusEncoder, OpusEncoderConfig,
-    decoder_at_rate, decoder_for, encoder_at_rate, encoder_for,
+    decoder_at_rate, decoder_for, encoder_at_rate, encoder_for, packet_has_lbrr,
 };
 use common::{Rng, best_correlation, correlation_at, sine, speech};
 
@@ -215,6 +215,52 @@ fn concealment_returns_exactly_the_requested_length() {
         let energy: f64 = plc[start..].iter().map(|&s| f64::from(s).powi(2)).sum();
         assert!(energy > 0.0, "{rate} Hz: PLC produced pure silence");
     }
+}
+
+/// The transcoder's encoder toward a browser starts without FEC and follows the receiver's
+/// loss reports: LBRR data only while some loss is reported.
+#[test]
+fn reported_loss_switches_in_band_fec_on_and_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = speech(dir.path(), 8000);
+    let mut enc = OpusEncoder::new(OpusEncoderConfig {
+        rate: 8000,
+        complexity: 1,
+        inband_fec: false,
+        expected_loss_percent: 0,
+        ..OpusEncoderConfig::default()
+    })
+    .unwrap();
+    let third = source.len() / 3 / 160 * 160;
+    let lbrr_packets = |enc: &mut OpusEncoder, pcm: &[i16]| {
+        encode_all(enc, pcm)
+            .iter()
+            .filter(|p| packet_has_lbrr(p))
+            .count()
+    };
+    let frames = third / 160;
+    assert_eq!(
+        lbrr_packets(&mut enc, &source[..third]),
+        0,
+        "no loss: no FEC"
+    );
+    enc.set_reported_loss(5);
+    let with_loss = lbrr_packets(&mut enc, &source[third..2 * third]);
+    // Silence between words may go without LBRR; speech frames carry it.
+    assert!(
+        with_loss * 3 > frames,
+        "5 % loss: {with_loss} of {frames} packets carry FEC"
+    );
+    enc.set_reported_loss(0);
+    // The packet right after the switch may still carry the LBRR copy of the frame encoded
+    // before it (LBRR rides one packet late); none after that.
+    let after: Vec<bool> = encode_all(&mut enc, &source[2 * third..3 * third])
+        .iter()
+        .map(|p| packet_has_lbrr(p))
+        .collect();
+    let late = after.iter().skip(1).filter(|&&l| l).count();
+    assert_eq!(late, 0, "loss gone: FEC off again ({after:?})");
+    assert!(!packet_has_lbrr(&[]) && !packet_has_lbrr(&[0xff]));
 }
 
 #[test]

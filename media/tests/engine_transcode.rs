@@ -329,3 +329,89 @@ async fn recording_of_pcmu_and_opus_legs_is_at_48khz_with_both_voices() {
     // Sent together, so recorded together (within 2 packets).
     assert!(lag_l.abs_diff(lag_r) <= 320, "channels {lag_l} vs {lag_r}");
 }
+
+/// The Opus encoder toward a leg spends nothing on in-band FEC until that leg's receiver
+/// reports show loss, carries FEC while they do, and drops it when a report shows none.
+#[tokio::test]
+async fn opus_fec_follows_the_receivers_loss_reports() {
+    use callscope_media::codec::packet_has_lbrr;
+    use callscope_media::rtcp::{ReceiverReport, ReportBlock, RtcpPacket};
+
+    let id = "fec-follows-rr";
+    let (engine, _events) = engine();
+    let (pa, pb) = two_legs(&engine, id).await;
+    let mut alice = Phone::new(pa, 0xA, 0).await;
+    let bob = Phone::new(pb, 0xB, 111).await;
+    let opus = CodecSpec::opus(111);
+    engine
+        .configure_leg(
+            id,
+            LegSide::A,
+            params(Some(alice.addr()), CodecSpec::pcmu()),
+        )
+        .unwrap();
+    engine
+        .configure_leg(id, LegSide::B, params(Some(bob.addr()), opus))
+        .unwrap();
+    let rtcp_port = std::net::SocketAddr::new(LOCALHOST, pb + 1);
+    let report = |ssrc: u32, fraction_lost: u8| {
+        let mut out = Vec::new();
+        RtcpPacket::ReceiverReport(ReceiverReport {
+            ssrc: 0xB,
+            reports: vec![ReportBlock {
+                ssrc,
+                fraction_lost,
+                ..ReportBlock::default()
+            }],
+        })
+        .write(&mut out)
+        .unwrap();
+        out
+    };
+
+    // Three phases of 60 frames: no report, a report of 10 % loss, a report of none. Bob's
+    // packets are sorted into the phase in which they arrived.
+    let frames = 180;
+    let audio = chirp(300.0, 400.0, 8000.0, 160 * frames);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut phases: [Vec<Vec<u8>>; 3] = Default::default();
+    let mut engine_ssrc = None;
+    let mut buf = [0u8; 1500];
+    for i in 0..frames {
+        tick.tick().await;
+        alice
+            .send_frame(&ulaw(&audio[i * 160..(i + 1) * 160]))
+            .await;
+        while let Ok((n, _)) = bob.sock.try_recv_from(&mut buf) {
+            if let Ok(pkt) = callscope_media::rtp::RtpPacket::parse(&buf[..n])
+                && pkt.payload_type == 111
+            {
+                engine_ssrc = Some(pkt.ssrc);
+                phases[i / 60].push(pkt.payload.to_vec());
+            }
+        }
+        if i == 60 || i == 120 {
+            let ssrc = engine_ssrc.expect("Bob got Opus before the report");
+            let fraction = if i == 60 { 26 } else { 0 };
+            bob.sock
+                .send_to(&report(ssrc, fraction), rtcp_port)
+                .await
+                .unwrap();
+        }
+    }
+    engine.close_call(id).await.unwrap();
+    let with_fec = |p: &[Vec<u8>]| p.iter().filter(|p| packet_has_lbrr(p)).count();
+    let counts: Vec<(usize, usize)> = phases.iter().map(|p| (with_fec(p), p.len())).collect();
+    eprintln!("(packets with FEC, packets) per phase: {counts:?}");
+    assert!(counts.iter().all(|&(_, n)| n >= 40), "{counts:?}");
+    assert_eq!(counts[0].0, 0, "FEC before any loss was reported");
+    // The report reaches the engine a few packets into the phase; FEC starts then.
+    assert!(counts[1].0 * 2 >= counts[1].1, "too little FEC: {counts:?}");
+    // Packets already in flight when the second report went out may still carry it.
+    let late = phases[2]
+        .iter()
+        .skip(5)
+        .filter(|p| packet_has_lbrr(p))
+        .count();
+    assert_eq!(late, 0, "FEC after a report of no loss: {counts:?}");
+}

@@ -143,10 +143,21 @@ async fn run_phone(mut phone: Phone, pcm: Vec<i16>, frames: usize) -> (Vec<Recei
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
+    browser_to_pcmu_call(48000).await;
+}
+
+/// `opus_recording_rate = 16000`: Opus decoded at 16 kHz, the recording at 16 kHz; both
+/// directions and both channels must be as good as at 48 kHz.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_opus_bridged_to_pcmu_phone_recorded_at_16_khz() {
+    browser_to_pcmu_call(16000).await;
+}
+
+async fn browser_to_pcmu_call(opus_recording_rate: u32) {
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
     let (agent_src, agent_wav, customer_src) = voices(dir.path());
-    let (engine, mut events) = engine();
+    let (engine, mut events) = engine_with(|c| c.opus_recording_rate = opus_recording_rate);
     let call = "webrtc-pcmu";
 
     // The browser offers; its candidates come by trickle ICE after the answer.
@@ -294,6 +305,7 @@ async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
         let _ = std::fs::copy(&rec.path, std::path::Path::new(&keep).join("call.wav"));
     }
     assert_eq!(channels.len(), 2);
+    assert_eq!(channels[0].rate, opus_recording_rate, "recording rate");
     let left = best_lag(&agent_src, &channels[0], 3.0).expect("left");
     let right = best_lag(&customer_src, &channels[1], 3.0).expect("right");
     eprintln!(

@@ -18,7 +18,7 @@ use crate::g711;
 
 pub use g711_codec::{G711Decoder, G711Encoder, G711Law};
 pub use g722::{G722Decoder, G722Encoder};
-pub use opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
+pub use opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig, packet_has_lbrr};
 pub use resample::Resampler;
 
 /// Codecs the media path speaks (telephone-event is not audio and is handled by `dtmf`).
@@ -142,6 +142,11 @@ pub trait AudioEncoder: Send {
     fn frame_samples(&self) -> usize;
     /// Encodes exactly one frame; replaces `out`'s contents with the payload.
     fn encode(&mut self, frame: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
+    /// The loss the receiver reports, in percent (0: none). Codecs with in-band FEC (Opus)
+    /// spend bits and CPU on it only while there is loss; the others ignore it.
+    fn set_reported_loss(&mut self, percent: u8) {
+        let _ = percent;
+    }
 }
 
 /// Builds the decoder for a negotiated codec, producing PCM at [`CodecSpec::pcm_rate`].

@@ -70,6 +70,20 @@ fn decode_error(code: c_int) -> CodecError {
     }
 }
 
+/// Whether an Opus packet carries in-band FEC (LBRR) data for the frame before it.
+/// Malformed or empty packets carry none.
+pub fn packet_has_lbrr(packet: &[u8]) -> bool {
+    let Ok(len) = i32::try_from(packet.len()) else {
+        return false;
+    };
+    if len == 0 {
+        return false;
+    }
+    // SAFETY: pointer and length come from a live slice; libopus only reads `len` bytes and
+    // reports malformed packets with a negative code.
+    unsafe { ffi::opus_packet_has_lbrr(packet.as_ptr(), len) == 1 }
+}
+
 /// A mono Opus decoder.
 pub struct OpusDecoder {
     state: NonNull<ffi::OpusDecoder>,
@@ -121,7 +135,7 @@ impl OpusDecoder {
         fec: bool,
         out: &mut Vec<i16>,
     ) -> Result<usize, CodecError> {
-        let frame_size = frame_size.min(self.max_frame());
+        let mut frame_size = frame_size.min(self.max_frame());
         let (data, len) = match payload {
             Some(p) => {
                 let len = i32::try_from(p.len())
@@ -130,6 +144,19 @@ impl OpusDecoder {
             }
             None => (std::ptr::null(), 0),
         };
+        if payload.is_some() && !fec {
+            // Size the output to what the packet holds (20 ms, typically) instead of
+            // zero-filling room for 120 ms on every packet; a packet libopus cannot size is
+            // left to opus_decode to refuse.
+            // SAFETY: pointer/length from a live slice; libopus only reads the TOC bytes.
+            let samples =
+                unsafe { ffi::opus_decoder_get_nb_samples(self.state.as_ptr(), data, len) };
+            if let Ok(samples) = usize::try_from(samples)
+                && samples > 0
+            {
+                frame_size = frame_size.min(samples);
+            }
+        }
         let start = out.len();
         out.resize(start + frame_size, 0);
         let pcm = &mut out[start..];
@@ -256,6 +283,8 @@ pub struct OpusEncoder {
     rate: u32,
     channels: u8,
     scratch: Vec<u8>,
+    /// What [`OpusEncoder::set_loss`] last set (None: the configuration's FEC settings).
+    loss: Option<u8>,
 }
 
 // SAFETY: as for OpusDecoder: state owned by this value, only reached through `&mut self`.
@@ -296,6 +325,7 @@ impl OpusEncoder {
             rate: config.rate,
             channels,
             scratch: vec![0; MAX_PAYLOAD],
+            loss: None,
         };
         if error != ffi::OPUS_OK {
             return Err(library_error("opus_encoder_create", error));
@@ -339,6 +369,29 @@ impl OpusEncoder {
         } else {
             Err(library_error(what, result))
         }
+    }
+
+    /// Switches in-band FEC on, tuned for `percent` loss, or off when `percent` is 0. What
+    /// the receiver's reports show, not a guess: the LBRR copy is a second quantisation of
+    /// every frame (a fifth of a narrowband encode) and its bits come out of the primary
+    /// frame's. Only calls libopus when something changes.
+    pub fn set_loss(&mut self, percent: u8) -> Result<(), CodecError> {
+        let percent = percent.min(100);
+        if self.loss == Some(percent) {
+            return Ok(());
+        }
+        self.ctl(
+            "inband FEC",
+            ffi::OPUS_SET_INBAND_FEC_REQUEST,
+            c_int::from(percent > 0),
+        )?;
+        self.ctl(
+            "packet loss",
+            ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST,
+            c_int::from(percent),
+        )?;
+        self.loss = Some(percent);
+        Ok(())
     }
 
     /// Encoder look-ahead in samples at the encoder's rate: decoded audio lags the input by
@@ -405,6 +458,12 @@ impl AudioEncoder for OpusEncoder {
         out.clear();
         out.extend_from_slice(&self.scratch[..len]);
         Ok(())
+    }
+
+    fn set_reported_loss(&mut self, percent: u8) {
+        if let Err(e) = self.set_loss(percent) {
+            tracing::debug!(error = %e, "cannot retune Opus FEC");
+        }
     }
 }
 

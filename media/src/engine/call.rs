@@ -375,9 +375,10 @@ impl State {
                         .set_codec(params.codec, params.telephone_event_pt);
                     self.released_gap[side.index()] = false;
                 }
+                let rate = self.config.recording_pcm_rate(&params.codec);
                 let codec_changed = self.legs[side.index()]
                     .as_mut()
-                    .is_some_and(|leg| leg.configure(params));
+                    .is_some_and(|leg| leg.configure(params, rate));
                 if codec_changed && let Some(audio) = self.audio.as_mut() {
                     audio.restart_leg(side);
                 }
@@ -446,12 +447,17 @@ impl State {
         }
     }
 
-    /// The PCM rate of the timeline: the higher of the legs' native rates.
+    /// The PCM rate of the timeline: the higher of the legs' native rates (an Opus leg's
+    /// as `opus_recording_rate` says).
     fn audio_rate(&self) -> u32 {
         self.legs
             .iter()
             .flatten()
-            .filter_map(|l| l.params.as_ref().map(|p| p.codec.pcm_rate()))
+            .filter_map(|l| {
+                l.params
+                    .as_ref()
+                    .map(|p| self.config.recording_pcm_rate(&p.codec))
+            })
             .max()
             .unwrap_or(8000)
     }
@@ -523,14 +529,15 @@ impl State {
         // Rebuilt on every change (re-INVITEs are rare): fresh buffers for the new codecs.
         let jitter = &self.config.jitter;
         for (i, (from, to)) in [(a, b), (b, a)].iter().enumerate() {
-            self.transcoders[i] =
-                match Transcoder::new(from, to, jitter, self.config.transcode_opus_complexity) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot transcode");
-                        None
-                    }
-                };
+            let decode_rate = self.config.recording_pcm_rate(from);
+            let complexity = self.config.transcode_opus_complexity;
+            self.transcoders[i] = match Transcoder::new(from, to, jitter, complexity, decode_rate) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot transcode");
+                    None
+                }
+            };
         }
     }
 
@@ -566,6 +573,7 @@ impl State {
                     }
                     rtcp_session::on_rtcp(leg, data, now);
                 }
+                self.apply_loss_report(side);
             }
             (Port::Rtp, MuxedKind::Rtp) => self.on_rtp(side, src, data, now, sockets),
             _ => {
@@ -1178,6 +1186,12 @@ impl State {
         };
         let packets = session.take_inbound();
         let news = std::mem::take(&mut session.news);
+        if let Some(loss) = session.loss_report.take()
+            && let Some(leg) = self.legs[side.index()].as_mut()
+        {
+            leg.loss_report = Some(loss);
+            self.apply_loss_report(side);
+        }
         let had_news = !news.is_empty();
         for packet in &packets {
             self.on_rtp(side, src, packet, now, sockets);
@@ -1200,6 +1214,20 @@ impl State {
                 state,
                 error,
             });
+        }
+    }
+
+    /// Hands the loss `side`'s far end reported to the encoder of the direction that sends
+    /// to it (Opus turns in-band FEC on while there is loss, off when there is none).
+    fn apply_loss_report(&mut self, side: LegSide) {
+        let Some(loss) = self.legs[side.index()]
+            .as_mut()
+            .and_then(|l| l.loss_report.take())
+        else {
+            return;
+        };
+        if let Some(t) = self.transcoders[side.other().index()].as_mut() {
+            t.set_reported_loss(loss);
         }
     }
 

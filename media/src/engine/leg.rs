@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::codec::{AudioDecoder, CodecKind, decoder_for};
+use crate::codec::{AudioDecoder, CodecKind, decoder_at_rate};
 use crate::dtmf::DtmfDetector;
 use crate::mos::{self, CodecImpairment, QualityInput};
 use crate::stats::ReceiveStats;
@@ -45,6 +45,9 @@ pub struct Leg {
     /// The SR last received: its compact NTP time and when it arrived (for DLSR).
     pub last_sr: Option<(u32, Instant)>,
     pub rtt_ms: Option<f64>,
+    /// Loss (percent) in the far end's latest receiver report on what we send, not yet
+    /// handed to the transcoder encoding for this leg (it tunes Opus FEC to it).
+    pub loss_report: Option<u8>,
     pub next_rtcp: Instant,
     pub malformed: u64,
     pub wrong_payload_type: u64,
@@ -75,6 +78,7 @@ impl Leg {
             decoder: None,
             last_sr: None,
             rtt_ms: None,
+            loss_report: None,
             next_rtcp: now,
             malformed: 0,
             wrong_payload_type: 0,
@@ -91,7 +95,7 @@ impl Leg {
 
     /// Applies new SDP parameters (first answer or any re-INVITE); true when the codec
     /// changed (the leg's decoded stream starts afresh).
-    pub fn configure(&mut self, params: LegParams) -> bool {
+    pub fn configure(&mut self, params: LegParams, recording_rate: u32) -> bool {
         let old = self.params.take();
         let clock = params.codec.clock_rate.max(1);
         let far_end_moved = old
@@ -112,7 +116,7 @@ impl Leg {
             self.out.set_clock_rate(clock);
             self.dtmf = DtmfDetector::new(clock);
             self.dtmf_span = None;
-            self.decoder = decoder_for(&params.codec).ok();
+            self.decoder = decoder_at_rate(&params.codec, recording_rate).ok();
         }
         self.params = Some(params);
         codec_changed

@@ -473,17 +473,19 @@ impl MediaEngine {
 
     /// Starts the two-channel recording (`.part` file created now).
     pub fn start_recording(&self, call_id: &str, spec: RecordingSpec) -> Result<(), EngineError> {
-        let flush = self.inner.config.flush_interval;
+        let config = &self.inner.config;
+        let flush = config.flush_interval;
         self.with_call(call_id, |e| {
             if e.recording {
                 return Err(EngineError::AlreadyRecording(call_id.to_string()));
             }
-            // The legs' native rate; the lower-rate leg is resampled up to it.
+            // The legs' native rate (an Opus leg's as `opus_recording_rate` says); the
+            // lower-rate leg is resampled up to it. The call task's timeline picks the same.
             let rate = e
                 .codecs
                 .iter()
                 .flatten()
-                .map(CodecSpec::pcm_rate)
+                .map(|c| config.recording_pcm_rate(c))
                 .max()
                 .unwrap_or(8000);
             let mut cfg = WriterConfig::new(rate);

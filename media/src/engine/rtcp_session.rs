@@ -82,6 +82,16 @@ pub fn build_report(leg: &mut Leg, now: Instant, now_ms: u64, cname: &[u8], out:
     }
 }
 
+/// A reported fraction lost (0..=1) as whole percent, rounded up so that any loss at all
+/// counts (1/256 is 0.4 %).
+pub fn loss_percent(fraction: f32) -> u8 {
+    if fraction.is_nan() || fraction <= 0.0 {
+        0
+    } else {
+        (fraction.min(1.0) * 100.0).ceil() as u8
+    }
+}
+
 /// Takes in one RTCP compound from the leg's far end.
 pub fn on_rtcp(leg: &mut Leg, datagram: &[u8], now: Instant) {
     let ours = leg.out.ssrc();
@@ -104,6 +114,7 @@ pub fn on_rtcp(leg: &mut Leg, datagram: &[u8], now: Instant) {
             if let Some(rtt) = block.round_trip(rtcp::compact_ntp(ntp_now())) {
                 leg.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
             }
+            leg.loss_report = Some(loss_percent(f32::from(block.fraction_lost) / 256.0));
         }
     }
     if any {

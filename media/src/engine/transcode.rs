@@ -13,7 +13,7 @@
 
 use crate::codec::{
     AudioDecoder, AudioEncoder, CodecError, CodecKind, CodecSpec, OpusEncoder, OpusEncoderConfig,
-    decoder_for, encoder_for,
+    decoder_at_rate, decoder_for, encoder_for,
 };
 use crate::jitter::{Arrival, InsertOutcome, JitterBuffer, JitterConfig, Playout};
 
@@ -68,6 +68,7 @@ impl Transcoder {
         to: &CodecSpec,
         jitter: &JitterConfig,
         opus_complexity: u8,
+        opus_decode_rate: u32,
     ) -> Result<Self, CodecError> {
         // Opus takes any telephony rate: encode a narrower source at its own rate (a G.711
         // leg's 8 kHz) instead of resampling it up to 48 kHz, which is both a resampler less
@@ -77,6 +78,9 @@ impl Transcoder {
                 Box::new(OpusEncoder::new(OpusEncoderConfig {
                     rate: from.pcm_rate(),
                     complexity: opus_complexity,
+                    // No FEC until the receiver reports loss (`set_reported_loss`).
+                    inband_fec: false,
+                    expected_loss_percent: 0,
                     ..OpusEncoderConfig::default()
                 })?)
             }
@@ -85,8 +89,14 @@ impl Transcoder {
         // One decoder at the codec's own PCM rate. An Opus source is decoded on arrival
         // and shared with the recording (its full rate is what the recording wants); other
         // codecs decode at playout (cheap, and nothing to share).
+        // `opus_decode_rate`: the recording's rate for an Opus leg (see
+        // `EngineConfig::opus_recording_rate`); other codecs decode at their own.
         let decodes_on_arrival = from.kind == CodecKind::Opus;
-        let decoder = decoder_for(from)?;
+        let decoder = if decodes_on_arrival {
+            decoder_at_rate(from, opus_decode_rate)?
+        } else {
+            decoder_for(from)?
+        };
         let mut cfg = jitter.clone();
         cfg.clock_rate = from.clock_rate.max(1);
         let slot_samples = (decoder.sample_rate() * cfg.ptime_ms / 1000) as usize;
@@ -167,9 +177,9 @@ impl Transcoder {
             self.arrived_pcm.clear();
         }
         // An empty entry is a packet that did not decode: concealed at playout.
-        let mut bytes = Vec::with_capacity(self.arrived_pcm.len() * 2);
-        for s in &self.arrived_pcm {
-            bytes.extend_from_slice(&s.to_le_bytes());
+        let mut bytes = vec![0u8; self.arrived_pcm.len() * 2];
+        for (b, s) in bytes.chunks_exact_mut(2).zip(&self.arrived_pcm) {
+            b.copy_from_slice(&s.to_le_bytes());
         }
         self.jitter.insert(Arrival {
             ssrc,
@@ -179,6 +189,11 @@ impl Transcoder {
             payload: bytes,
         });
         decoded.then_some(self.arrived_pcm.as_slice())
+    }
+
+    /// The loss the receiving leg reports (percent): the encoder tunes its FEC to it.
+    pub fn set_reported_loss(&mut self, percent: u8) {
+        self.encoder.set_reported_loss(percent);
     }
 
     /// Packets the jitter buffer threw away so far.

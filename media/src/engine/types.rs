@@ -37,10 +37,28 @@ pub struct EngineConfig {
     /// libopus complexity (0..=10) when transcoding narrowband audio (G.711, G.722) to Opus.
     /// That encoder is most of a transcoded call's cost; see `examples/bench_webrtc.rs`.
     pub transcode_opus_complexity: u8,
+    /// PCM rate at which an Opus leg's audio is decoded for the recording and the taps, and
+    /// so the recording's rate when the call has an Opus leg: 48000 (default, Opus' native
+    /// rate) or 16000 (wideband: the voice band Opus carries for speech, a third of the
+    /// samples; libopus renders at 16 kHz for less than at 48 kHz, a G.711 leg is resampled
+    /// 8 → 16 kHz instead of 8 → 48 kHz, and the 16 kHz taps need no resampling). Other
+    /// values are taken as 48000.
+    pub opus_recording_rate: u32,
     /// Threads dedicated to call tasks (see `threads.rs`); 0 runs them on the runtime of
     /// whoever creates the calls. Default: one per two logical CPUs (at least one), so
     /// media leaves room for signalling, the API and the post-call pipeline.
     pub media_threads: usize,
+}
+
+impl EngineConfig {
+    /// The rate a leg speaking `codec` is decoded at for the recording and the taps: the
+    /// codec's own PCM rate, except Opus at [`EngineConfig::opus_recording_rate`].
+    pub(crate) fn recording_pcm_rate(&self, codec: &CodecSpec) -> u32 {
+        match (codec.kind, self.opus_recording_rate) {
+            (CodecKind::Opus, 16000) => 16000,
+            _ => codec.pcm_rate(),
+        }
+    }
 }
 
 /// One media thread per two logical CPUs, at least one.
@@ -62,6 +80,7 @@ impl EngineConfig {
             event_capacity: 1024,
             webrtc_public_ip: None,
             transcode_opus_complexity: 1,
+            opus_recording_rate: 48000,
             media_threads: default_media_threads(),
         }
     }

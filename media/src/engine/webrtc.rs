@@ -104,6 +104,9 @@ pub struct WebRtcSession {
     pub rejected: u64,
     /// RTT from RTCP as str0m measured it.
     pub rtt_ms: Option<f64>,
+    /// Loss (percent) the browser's receiver reports show on what we send, since the last
+    /// stats event; taken by the call task (see `Leg::loss_report`).
+    pub loss_report: Option<u8>,
     pub last_error: Option<String>,
 }
 
@@ -172,6 +175,7 @@ impl WebRtcSession {
             news: Vec::new(),
             rejected: 0,
             rtt_ms: None,
+            loss_report: None,
             last_error: None,
         };
         session.drain(now, None);
@@ -369,6 +373,10 @@ impl WebRtcSession {
             Event::MediaEgressStats(s) => {
                 if let Some(rtt) = s.rtt {
                     self.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+                }
+                // None: no receiver report since the last event; keep what we had.
+                if let Some(loss) = s.loss {
+                    self.loss_report = Some(super::rtcp_session::loss_percent(loss));
                 }
             }
             Event::MediaIngressStats(s) => {

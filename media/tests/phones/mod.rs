@@ -20,11 +20,19 @@ pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// An engine on loopback. Tests share one wide high range: a pair another test (or another
 /// program) holds is refused by the OS and skipped, which the engine must handle anyway.
 pub fn engine() -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
+    engine_with(|_| {})
+}
+
+/// [`engine`] with some of its configuration changed by `adjust`.
+pub fn engine_with(
+    adjust: impl FnOnce(&mut EngineConfig),
+) -> (MediaEngine, mpsc::Receiver<MediaEvent>) {
     let mut cfg = EngineConfig::local(LOCALHOST);
     cfg.port_min = 42000;
     cfg.port_max = 47999;
     cfg.rtcp_interval = Duration::from_millis(500);
     cfg.flush_interval = Duration::from_millis(500);
+    adjust(&mut cfg);
     MediaEngine::new(cfg)
 }
 
