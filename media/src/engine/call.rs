@@ -198,11 +198,7 @@ fn read_queued(
         let Poll::Ready((side, port, r)) = poll_sockets(&mut cx, sockets, batch, start) else {
             break;
         };
-        if r.is_ok() {
-            for (data, src) in batch.datagrams() {
-                state.on_datagram(side, port, src, data, sockets);
-            }
-        }
+        state.on_batch(side, port, &r, batch, sockets);
     }
 }
 
@@ -315,12 +311,7 @@ impl CallTask {
                     Some(other) => state.on_control(other),
                 },
                 (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start)) => {
-                    // Socket errors (ICMP port unreachable and the like): nothing to do.
-                    if r.is_ok() {
-                        for (data, src) in batch.datagrams() {
-                            state.on_datagram(side, port, src, data, &sockets);
-                        }
-                    }
+                    state.on_batch(side, port, &r, &batch, &sockets);
                 }
                 _ = housekeeping.tick() => state.housekeeping(&sockets),
                 _ = pacing.tick(), if pacing_on => {
@@ -444,6 +435,23 @@ impl State {
             | Control::RemoteCandidate(..)
             | Control::ReleaseLeg(..)
             | Control::Close(_) => {}
+        }
+    }
+
+    /// Takes in every datagram of a batch `poll_sockets` read from one socket. A failed
+    /// read (ICMP port unreachable and the like) leaves nothing to do.
+    fn on_batch(
+        &mut self,
+        side: LegSide,
+        port: Port,
+        read: &std::io::Result<()>,
+        batch: &RecvBatch,
+        sockets: &[Option<LegSockets>; 2],
+    ) {
+        if read.is_ok() {
+            for (data, src) in batch.datagrams() {
+                self.on_datagram(side, port, src, data, sockets);
+            }
         }
     }
 
