@@ -9,6 +9,8 @@
 //!   the browser at complexity 1 with in-band FEC always on);
 //! - `48k-c1`: FEC off (no loss reported);  `48k-c0`: and complexity 0;
 //! - `16k-c1`, `16k-c0`: the 16 kHz recording timeline (`opus_recording_rate = 16000`);
+//! - `-celt` after the complexity (`48k-c1-celt`, `16k-c0-celt`): the encoder toward the
+//!   browser pinned to CELT while no loss is reported (the engine's default since session 10);
 //! - `+taps` on any variant: also the two 16 kHz transcription taps.
 //!
 //! Per 20 ms: browser → SIP: one Opus packet decoded at the recording rate (that PCM is
@@ -41,12 +43,17 @@ struct Variant {
     complexity: u8,
     fec: bool,
     taps: bool,
+    celt: bool,
 }
 
 fn parse(name: &str) -> Option<Variant> {
     let (base, taps) = match name.strip_suffix("+taps") {
         Some(b) => (b, true),
         None => (name, false),
+    };
+    let (base, celt) = match base.strip_suffix("-celt") {
+        Some(b) => (b, true),
+        None => (base, false),
     };
     let (rate, complexity, fec) = match base {
         "48k-c1-fec" => (48000, 1, true),
@@ -62,6 +69,7 @@ fn parse(name: &str) -> Option<Variant> {
         complexity,
         fec,
         taps,
+        celt,
     })
 }
 
@@ -124,6 +132,7 @@ fn run(v: &Variant, opus: &[Vec<u8>], pcmu: &[Vec<u8>]) -> f64 {
         complexity: v.complexity,
         inband_fec: v.fec,
         expected_loss_percent: if v.fec { 10 } else { 0 },
+        celt_while_clean: v.celt,
         ..OpusEncoderConfig::default()
     })
     .expect("encoder");
@@ -176,10 +185,19 @@ fn run(v: &Variant, opus: &[Vec<u8>], pcmu: &[Vec<u8>]) -> f64 {
 fn main() {
     let names: Vec<String> = std::env::args().skip(1).collect();
     let variants: Vec<Variant> = if names.is_empty() {
-        ["48k-c1-fec", "48k-c1", "48k-c0", "16k-c1", "16k-c0"]
-            .iter()
-            .filter_map(|n| parse(n))
-            .collect()
+        [
+            "48k-c1-fec",
+            "48k-c1",
+            "48k-c1-celt",
+            "48k-c0",
+            "16k-c1",
+            "16k-c1-celt",
+            "16k-c0",
+            "16k-c0-celt",
+        ]
+        .iter()
+        .filter_map(|n| parse(n))
+        .collect()
     } else {
         names.iter().filter_map(|n| parse(n)).collect()
     };

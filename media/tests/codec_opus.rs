@@ -5,7 +5,8 @@ mod common;
 
 use callscope_media::codec::{
     AudioDecoder, AudioEncoder, CodecError, CodecSpec, OpusDecoder, OpusEncoder, OpusEncoderConfig,
-    decoder_at_rate, decoder_for, encoder_at_rate, encoder_for, packet_has_lbrr,
+    OpusMode, decoder_at_rate, decoder_for, encoder_at_rate, encoder_for, packet_has_lbrr,
+    packet_mode,
 };
 use common::{Rng, best_correlation, correlation_at, sine, speech};
 
@@ -26,6 +27,20 @@ fn decode_all(dec: &mut dyn AudioDecoder, payloads: &[Vec<u8>]) -> Vec<i16> {
         dec.decode(p, &mut out).unwrap();
     }
     out
+}
+
+/// The encoder a transcoder points at a browser: 8 kHz input, complexity 1, no FEC until
+/// loss is reported; `celt_while_clean` as the engine sets it (true) or not.
+fn narrowband_encoder(celt_while_clean: bool) -> OpusEncoder {
+    OpusEncoder::new(OpusEncoderConfig {
+        rate: 8000,
+        complexity: 1,
+        inband_fec: false,
+        expected_loss_percent: 0,
+        celt_while_clean,
+        ..OpusEncoderConfig::default()
+    })
+    .unwrap()
 }
 
 #[test]
@@ -223,14 +238,7 @@ fn concealment_returns_exactly_the_requested_length() {
 fn reported_loss_switches_in_band_fec_on_and_off() {
     let dir = tempfile::tempdir().unwrap();
     let source = speech(dir.path(), 8000);
-    let mut enc = OpusEncoder::new(OpusEncoderConfig {
-        rate: 8000,
-        complexity: 1,
-        inband_fec: false,
-        expected_loss_percent: 0,
-        ..OpusEncoderConfig::default()
-    })
-    .unwrap();
+    let mut enc = narrowband_encoder(false);
     let third = source.len() / 3 / 160 * 160;
     let lbrr_packets = |enc: &mut OpusEncoder, pcm: &[i16]| {
         encode_all(enc, pcm)
@@ -340,4 +348,73 @@ fn dtx_packets_and_empty_payloads_keep_the_timeline() {
     let before = out.len();
     assert_eq!(dec.decode(&[], &mut out), Ok(960));
     assert_eq!(out.len() - before, 960);
+}
+
+/// A transcoder's encoder toward a browser: CELT frames while the receiver reports no loss,
+/// SILK (or hybrid) with in-band FEC while it does, CELT again once the loss is gone. The
+/// CELT frames still carry the speech (checked by correlation at the best lag).
+#[test]
+fn celt_while_clean_gives_way_to_silk_fec_under_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = speech(dir.path(), 8000);
+    let mut enc = narrowband_encoder(true);
+    let third = source.len() / 3 / 160 * 160;
+    let frames = third / 160;
+    let modes = |payloads: &[Vec<u8>]| -> Vec<OpusMode> {
+        payloads.iter().filter_map(|p| packet_mode(p)).collect()
+    };
+
+    let clean = encode_all(&mut enc, &source[..third]);
+    assert_eq!(modes(&clean).len(), frames);
+    assert!(
+        modes(&clean).iter().all(|m| *m == OpusMode::Celt),
+        "no loss: CELT only ({:?})",
+        modes(&clean)
+    );
+    let mut dec = OpusDecoder::new(8000).unwrap();
+    let decoded = decode_all(&mut dec, &clean);
+    let (lag, corr) = best_correlation(&source[..third], &decoded, 800);
+    assert!(
+        corr >= 0.9,
+        "CELT at 8 kHz: correlation {corr:.3} at lag {lag}"
+    );
+
+    enc.set_reported_loss(5);
+    let lossy = encode_all(&mut enc, &source[third..2 * third]);
+    let silk = modes(&lossy)
+        .iter()
+        .filter(|m| **m != OpusMode::Celt)
+        .count();
+    let with_fec = lossy.iter().filter(|p| packet_has_lbrr(p)).count();
+    // The first packets after the switch are the mode transition; speech frames after it
+    // are SILK with their LBRR copy (silence between words may go without).
+    assert!(silk + 3 >= frames, "5 % loss: {silk} of {frames} SILK");
+    assert!(
+        with_fec * 3 > frames,
+        "5 % loss: {with_fec} of {frames} with FEC"
+    );
+
+    enc.set_reported_loss(0);
+    let again = encode_all(&mut enc, &source[2 * third..3 * third]);
+    let celt_again = modes(&again).iter().skip(2).all(|m| *m == OpusMode::Celt);
+    assert!(celt_again, "loss gone: CELT again ({:?})", modes(&again));
+
+    assert_eq!(packet_mode(&[]), None);
+}
+
+#[test]
+fn without_celt_while_clean_libopus_picks_silk_for_narrowband_speech() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = speech(dir.path(), 8000);
+    let mut enc = narrowband_encoder(false);
+    let payloads = encode_all(&mut enc, &source);
+    let silk = payloads
+        .iter()
+        .filter(|p| packet_mode(p) == Some(OpusMode::Silk))
+        .count();
+    assert!(
+        silk * 10 >= payloads.len() * 9,
+        "{silk} of {} SILK",
+        payloads.len()
+    );
 }

@@ -505,6 +505,28 @@ fn report(
     r.push_str(&format!(
         "\nExpected packets per direction per call: {PACKETS_PER_S} per second of call.\n"
     ));
+    // aiortc paces 50 peers from one Python event loop; when that loop falls behind it sends
+    // fewer packets, callscope has less Opus to decode, and the step's CPU per call reads
+    // low. Such a step is flagged rather than trusted.
+    for (_, w) in results {
+        let Some(peers) = w.browser.as_ref() else {
+            continue;
+        };
+        let sent: u64 = peers.iter().map(|p| p.packets_sent).sum();
+        let expected = w.n as f64 * call_s as f64 * PACKETS_PER_S;
+        let share = sent as f64 / expected.max(1.0) * 100.0;
+        r.push_str(&format!(
+            "- {} calls: aiortc sent {sent} packets, {share:.0} % of the {expected:.0} a \
+             browser would send in {call_s} s{}\n",
+            w.n,
+            if share < 90.0 {
+                "; **below 90 %: the browsers' side fell behind, callscope had less Opus to \
+                 decode than real browsers send, and this step's CPU per call reads low**"
+            } else {
+                ""
+            }
+        ));
+    }
     r.push_str(
         "\nReference G.711 quality (caller→callee / callee→caller): lost on arrival, \
          received not sent on, recording gaps:\n\n",

@@ -18,7 +18,9 @@ use crate::g711;
 
 pub use g711_codec::{G711Decoder, G711Encoder, G711Law};
 pub use g722::{G722Decoder, G722Encoder};
-pub use opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig, packet_has_lbrr};
+pub use opus::{
+    OpusDecoder, OpusEncoder, OpusEncoderConfig, OpusMode, packet_has_lbrr, packet_mode,
+};
 pub use resample::Resampler;
 
 /// Codecs the media path speaks (telephone-event is not audio and is handled by `dtmf`).

@@ -78,9 +78,12 @@ impl Transcoder {
                 Box::new(OpusEncoder::new(OpusEncoderConfig {
                     rate: from.pcm_rate(),
                     complexity: opus_complexity,
-                    // No FEC until the receiver reports loss (`set_reported_loss`).
+                    // No FEC until the receiver reports loss (`set_reported_loss`), and
+                    // until then CELT frames, the cheapest encode of narrowband audio;
+                    // SILK comes back with the FEC it alone can carry.
                     inband_fec: false,
                     expected_loss_percent: 0,
+                    celt_while_clean: true,
                     ..OpusEncoderConfig::default()
                 })?)
             }

@@ -105,6 +105,7 @@ impl OggOpusWriter {
                 expected_loss_percent: 0,
                 dtx: false,
                 complexity: 5,
+                celt_while_clean: false,
             },
             2,
         )
