@@ -11,12 +11,13 @@
 //! OPTIONS (`-aa`).
 //!
 //! WebRTC step (N calls): every agent logs in (`POST /api/v1/agent/login`) and opens its
-//! softphone socket; one aiortc process (an independent WebRTC stack, from PyPI) runs N
-//! peers, each offering Opus and sending a 300→3400 Hz sweep encoded once by ffmpeg as
-//! Ogg Opus (20 ms frames, 32 kbit/s) packet by packet: encoding it live costs aiortc
-//! about 6 % of a core per peer, more than two cores for 50 peers. What it receives it
-//! counts (loss, jitter) and drops undecoded, which halves its cost again; what callscope
-//! sent is checked in callscope's recordings instead. Each agent sends `dial` with its peer's offer to a number that goes out
+//! softphone socket; aiortc (an independent WebRTC stack, from PyPI), in
+//! `BENCH_AIORTC_PROCS` processes, runs N peers, each offering Opus and sending a
+//! 300→3400 Hz sweep encoded once by ffmpeg as Ogg Opus (20 ms frames, 32 kbit/s) packet
+//! by packet: encoding it live costs aiortc about 6 % of a core per peer, more than two
+//! cores for 50 peers. What it receives it counts (loss, jitter) and drops undecoded,
+//! which halves its cost again; what callscope sent is checked in callscope's recordings
+//! instead. Each agent sends `dial` with its peer's offer to a number that goes out
 //! through the trunk, and aiortc gets every answer. callscope runs ICE-lite + DTLS-SRTP on
 //! the browser leg, decodes Opus, encodes PCMU to the trunk and back (Opus encoder at
 //! `transcode_opus_complexity`), and records both channels. After the window every agent
@@ -40,6 +41,7 @@
 //! - `BENCH_RATE`: G.711 reference calls set up per second (default 20)
 //! - `BENCH_REFERENCE`: `0` skips the G.711 reference steps
 //! - `BENCH_KEEP_DIR`: keep one recording per step and callscope's log there
+//! - `BENCH_AIORTC_PROCS`: Python processes the aiortc peers are spread over (default 2)
 
 use callscope_testkit::agent_ws::{AgentSocket, login};
 use callscope_testkit::aiortc::{AiortcOptions, AiortcPeer, PeerRtpStats};
@@ -91,7 +93,7 @@ fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
 struct WebRtcStep {
     n: u64,
     answered: u64,
-    /// callscope over the window; `peers_pct` is [aiortc, SIPp UAS].
+    /// callscope over the window; `peers_pct` is [aiortc processes…, SIPp UAS].
     window: WindowFigures,
     /// Per call, with direction 0 = browser → trunk.
     calls: Vec<CallCheck>,
@@ -138,22 +140,35 @@ fn run_webrtc_step(
             .map_err(err("going available"))?;
         sockets.push(socket);
     }
-    let mut options = AiortcOptions::new(sweep, None, call_s as f64 + 5.0);
-    options.peers = n as usize;
-    options.passthrough = true;
-    options.no_decode = true;
-    options.stats = true;
-    let mut browser = rt.block_on(AiortcPeer::start_opts(&options));
-    if browser.offers.len() != n as usize {
-        return Err(format!(
-            "aiortc made {} offers for {n} peers",
-            browser.offers.len()
-        ));
+    // The browsers, split over `procs` Python processes: each peer's file reader is a
+    // thread pacing itself under one interpreter lock, and with 50 of them in one process
+    // the senders fell behind in most runs (see `docs/benchmarks.md`, session 10).
+    let procs = (env_or("BENCH_AIORTC_PROCS", 2u64).max(1)).min(n) as usize;
+    let mut browsers = Vec::with_capacity(procs);
+    for k in 0..procs {
+        let mut options = AiortcOptions::new(sweep, None, call_s as f64 + 5.0);
+        options.peers = n as usize / procs + usize::from(k < n as usize % procs);
+        options.passthrough = true;
+        options.no_decode = true;
+        options.stats = true;
+        let browser = rt.block_on(AiortcPeer::start_opts(&options));
+        if browser.offers.len() != options.peers {
+            return Err(format!(
+                "aiortc made {} offers for {} peers",
+                browser.offers.len(),
+                options.peers
+            ));
+        }
+        browsers.push(browser);
     }
-    let browser_pid = browser.pid().ok_or("aiortc exited")?;
+    let mut browser_pids = Vec::with_capacity(procs);
+    for b in &browsers {
+        browser_pids.push(b.pid().ok_or("aiortc exited")?);
+    }
+    let offers: Vec<String> = browsers.iter().flat_map(|b| b.offers.clone()).collect();
     let mut agents = Vec::with_capacity(n as usize);
     let mut answers = Vec::with_capacity(n as usize);
-    for (i, (mut socket, offer)) in sockets.into_iter().zip(&browser.offers).enumerate() {
+    for (i, (mut socket, offer)) in sockets.into_iter().zip(&offers).enumerate() {
         // Numbers of the trunk's customers; the UAS answers any.
         let number = format!("+1415555{:04}", i);
         let reply = socket
@@ -166,7 +181,12 @@ fn run_webrtc_step(
         answers.push(reply["sdp"].as_str().unwrap_or_default().to_string());
         agents.push(Agent { socket, call_id });
     }
-    rt.block_on(browser.answer_all(&answers));
+    let mut rest = answers.as_slice();
+    for b in &mut browsers {
+        let (mine, others) = rest.split_at(b.offers.len().min(rest.len()));
+        rt.block_on(b.answer_all(mine));
+        rest = others;
+    }
     let mut answered = 0;
     for agent in &mut agents {
         if agent.socket.wait_for("answered", SIGNAL_WAIT).is_ok() {
@@ -190,7 +210,10 @@ fn run_webrtc_step(
             "no steady window in calls of {call_s} s; raise BENCH_CALL_S"
         ));
     }
-    let measuring = Window::start(pid, &[browser_pid, uas_pid]).map_err(err("CPU"))?;
+    // Peers: the aiortc processes, then the SIPp UAS last.
+    let mut peer_pids = browser_pids.clone();
+    peer_pids.push(uas_pid);
+    let measuring = Window::start(pid, &peer_pids).map_err(err("CPU"))?;
     eprintln!(
         "bench-webrtc: {n} WebRTC calls up (setup {setup_s:.1} s); measuring for {:.0} s",
         window.as_secs_f64()
@@ -208,7 +231,14 @@ fn run_webrtc_step(
             eprintln!("bench-webrtc: hangup {}: {e}", agent.call_id);
         }
     }
-    let stats = rt.block_on(browser.finish_with_stats(Duration::from_secs(60)));
+    let mut stats = Some(Vec::new());
+    for b in browsers {
+        let got = rt.block_on(b.finish_with_stats(Duration::from_secs(60)));
+        stats = stats.zip(got).map(|(mut all, mut more)| {
+            all.append(&mut more);
+            all
+        });
+    }
     for agent in agents {
         agent.socket.drop_connection();
     }
@@ -230,6 +260,13 @@ fn run_webrtc_step(
         browser: stats,
         setup_s,
     })
+}
+
+/// The aiortc processes' CPU together: every peer figure but the last (the SIPp UAS).
+fn aiortc_pct(peers_pct: &[f64]) -> f64 {
+    peers_pct
+        .split_last()
+        .map_or(0.0, |(_, aiortc)| aiortc.iter().sum())
 }
 
 fn tail(log: &str) -> String {
@@ -407,7 +444,7 @@ fn report(
     let idle_mb = idle_rss as f64 / 1e6;
     let mut r = String::new();
     r.push_str(&format!(
-        "WebRTC: N aiortc peers (one Python process; each sends a 300→3400 Hz sweep encoded once \
+        "WebRTC: N aiortc peers (spread over `BENCH_AIORTC_PROCS` Python processes, default 2; each sends a 300→3400 Hz sweep encoded once \
          as Ogg Opus, 20 ms frames at 32 kbit/s, packet by packet, and counts what it receives without decoding it) → agents' `dial` \
          over `/api/v1/agent/ws` → callscope serve (ICE-lite, DTLS-SRTP, Opus ⇄ PCMU \
          transcoding, two-channel WAV recording) → trunk → SIPp uas (127.0.0.2, PCMU sweep \
@@ -450,8 +487,8 @@ fn report(
             w.window.cpu_pct / n,
             w.window.rss_bytes as f64 / 1e6,
             (w.window.rss_bytes as f64 / 1e6 - idle_mb) / n,
-            w.window.peers_pct.first().copied().unwrap_or(0.0),
-            w.window.peers_pct.get(1).copied().unwrap_or(0.0),
+            aiortc_pct(&w.window.peers_pct),
+            w.window.peers_pct.last().copied().unwrap_or(0.0),
             ratio,
         ));
     }

@@ -132,11 +132,14 @@ type Arrived = (LegSide, Port, std::io::Result<()>);
 /// Reads a batch from whichever of the call's sockets has datagrams. Polls the sockets'
 /// readiness directly (one waker per socket, no per-wait allocation or waiter list), and
 /// starts each round at the next socket so a flooded socket cannot starve the others.
+/// Clocked sockets (see [`clock_sockets`]) have no readiness: they are read, directly,
+/// only when `on_clock` says this is the pacing tick's read.
 fn poll_sockets(
     cx: &mut Context<'_>,
     sockets: &[Option<LegSockets>; 2],
     batch: &mut RecvBatch,
     start: &mut usize,
+    on_clock: bool,
 ) -> Poll<Arrived> {
     const ORDER: [(LegSide, Port); 4] = [
         (LegSide::A, Port::Rtp),
@@ -153,6 +156,18 @@ fn poll_sockets(
             Port::Rtp => &socks.rtp,
             Port::Rtcp => &socks.rtcp,
         };
+        if sock.is_clocked() {
+            if !on_clock {
+                continue;
+            }
+            let outcome = match batch.read(sock) {
+                ReadOutcome::Got => Ok(()),
+                ReadOutcome::Failed(e) => Err(e),
+                ReadOutcome::Empty => continue,
+            };
+            *start = (*start + i + 1) % ORDER.len();
+            return Poll::Ready((side, port, outcome));
+        }
         // Ready → read; a read that finds nothing cleared the readiness, so polling again
         // registers the waker. Bounded: readiness that keeps coming back empty (events
         // racing the reads) yields to the other sockets and retries at the next poll.
@@ -181,12 +196,31 @@ fn poll_sockets(
     Poll::Pending
 }
 
-/// Most batches `read_queued` takes before a playout tick (bounds a flooded socket's hold).
-const QUEUED_BATCHES: usize = 8;
+/// Takes the legs' RTP sockets off the reactor while the call transcodes, and puts them
+/// back when it relays again (see `socket.rs`): a transcoding call plays out on its pacing
+/// tick, which reads them first (`read_queued`), so a wake-up per arriving packet buys
+/// nothing. A relaying call forwards each packet as it comes, so its sockets stay on the
+/// reactor; RTCP sockets, a packet every few seconds, always do.
+fn clock_sockets(sockets: &mut [Option<LegSockets>; 2], clocked: bool) {
+    for socks in sockets.iter_mut().flatten() {
+        if socks.rtp.is_clocked() != clocked
+            && let Err(error) = socks.rtp.set_clocked(clocked)
+        {
+            // Registering again failed: the socket stays clocked and is still read on
+            // every pacing tick while there is one; say so once per attempt.
+            tracing::warn!(%error, port = socks.port, "cannot watch a media socket again");
+        }
+    }
+}
 
-/// Reads, without waiting, what the sockets already hold. The sockets are polled with a
-/// no-op waker: harmless, because the call's loop polls them again with its own waker
-/// before it next waits.
+/// Most batches `read_queued` takes before a playout tick (bounds a flooded socket's hold).
+/// A transcoding call's clocked sockets are read only there, so it must drain a burst
+/// (a sender catching up after a stall): 32 batches are up to 128 datagrams per tick.
+const QUEUED_BATCHES: usize = 32;
+
+/// Reads, without waiting, what the sockets already hold, clocked ones included. The
+/// sockets are polled with a no-op waker: harmless, because the call's loop polls them again
+/// with its own waker before it next waits.
 fn read_queued(
     state: &mut State,
     sockets: &[Option<LegSockets>; 2],
@@ -195,7 +229,8 @@ fn read_queued(
 ) {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     for _ in 0..QUEUED_BATCHES {
-        let Poll::Ready((side, port, r)) = poll_sockets(&mut cx, sockets, batch, start) else {
+        let Poll::Ready((side, port, r)) = poll_sockets(&mut cx, sockets, batch, start, true)
+        else {
             break;
         };
         state.on_batch(side, port, &r, batch, sockets);
@@ -267,6 +302,7 @@ impl CallTask {
                 pacing.reset_at(to_tokio(grid::after(Instant::now())));
             }
             was_pacing = pacing_on;
+            clock_sockets(&mut sockets, transcoding);
             let deadline = state.webrtc_deadline();
             if deadline != webrtc_deadline {
                 webrtc_deadline = deadline;
@@ -279,7 +315,12 @@ impl CallTask {
             tokio::select! {
                 msg = control.recv() => match msg {
                     None => break None,
-                    Some(Control::Close(reply)) => break Some(reply),
+                    Some(Control::Close(reply)) => {
+                        // What already arrived belongs to the call (a clocked socket still
+                        // holds up to a tick of it): take it in before the report.
+                        read_queued(&mut state, &sockets, &mut batch, &mut start);
+                        break Some(reply);
+                    }
                     Some(Control::AddLeg(side, pair)) => {
                         let slot = &mut sockets[side.index()];
                         if slot.is_none() {
@@ -310,7 +351,7 @@ impl CallTask {
                     }
                     Some(other) => state.on_control(other),
                 },
-                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start)) => {
+                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start, false)) => {
                     state.on_batch(side, port, &r, &batch, &sockets);
                 }
                 _ = housekeeping.tick() => state.housekeeping(&sockets),
@@ -449,8 +490,8 @@ impl State {
         sockets: &[Option<LegSockets>; 2],
     ) {
         if read.is_ok() {
-            for (data, src) in batch.datagrams() {
-                self.on_datagram(side, port, src, data, sockets);
+            for (data, src, arrived) in batch.datagrams() {
+                self.on_datagram(side, port, src, data, arrived, sockets);
             }
         }
     }
@@ -555,9 +596,12 @@ impl State {
         port: Port,
         src: SocketAddr,
         data: &[u8],
+        arrived: Instant,
         sockets: &[Option<LegSockets>; 2],
     ) {
-        let now = Instant::now();
+        // The packet's arrival (a clocked socket is read up to a tick later) for jitter,
+        // playout and the recording; str0m keeps its own clock and gets the present.
+        let now = arrived;
         if let Some(leg) = self.legs[side.index()].as_mut()
             && let Some(session) = leg.webrtc.as_mut()
         {
@@ -565,7 +609,7 @@ impl State {
             // its RTCP port is unused, so anything there is noise.
             match (port, sockets[side.index()].as_ref()) {
                 (Port::Rtp, Some(socks)) => {
-                    session.on_datagram(data, src, now, &socks.rtp);
+                    session.on_datagram(data, src, Instant::now(), &socks.rtp);
                     self.after_webrtc(side, src, now, sockets);
                 }
                 _ => leg.malformed += 1,

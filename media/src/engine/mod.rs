@@ -42,8 +42,10 @@
 //! - `transcode`: jitter buffer → decode → resample → encode for one direction.
 //! - `generate`: what callscope itself sends a leg (sent digits, tones, mute silence).
 //! - `audio`, `disk`: recording timeline + taps, and the writer thread.
-//! - `recv_batch`: batched socket reads (`recvmmsg`) that clear readiness themselves.
-//! - `socket`: a leg's UDP socket, registered with the reactor for reading only.
+//! - `recv_batch`: batched socket reads (`recvmmsg`) that clear readiness themselves, each
+//!   datagram stamped with its kernel arrival time.
+//! - `socket`: a leg's UDP socket, registered with the reactor for reading only, or, while
+//!   the call transcodes, off the reactor and read on the call's 20 ms playout tick.
 //! - `rtcp_session`: our reports and what the far end's reports tell us.
 //! - `resample`: sample-rate conversion for those paths (`codec::Resampler` inside).
 //! - `webrtc`: a WebRTC leg's str0m session (ICE-lite, DTLS-SRTP, RTP mode).

@@ -8,10 +8,18 @@
 //! and a datagram arriving later raises a new edge-triggered event, so none is missed).
 //! A full batch keeps the readiness and the caller simply comes back for more.
 //!
-//! Other systems read one datagram per call the portable way (as before).
+//! Each datagram comes with its arrival time: the kernel's receive timestamp
+//! (`SO_TIMESTAMPNS`, asked for on every media socket), brought onto the monotonic clock.
+//! A clocked socket (see `socket.rs`) is read up to 20 ms after its packets arrived, and
+//! jitter, the jitter buffer and the recording's placement need when they arrived, not when
+//! they were read.
+//!
+//! Other systems read one datagram per call the portable way (as before), stamped with the
+//! time of the read.
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use super::socket::MediaSocket;
 
@@ -24,11 +32,77 @@ pub const BATCH: usize = 4;
 /// Whether a read that returned fewer datagrams than asked has drained the socket.
 const SHORT_READ_MEANS_EMPTY: bool = cfg!(target_os = "linux");
 
-/// Up to [`BATCH`] datagrams from one read: payloads, lengths and sources.
+/// Oldest arrival a kernel timestamp may give: anything older (a clock stepped between
+/// the packet and the read) is taken as read now.
+const MAX_STAMP_AGE: Duration = Duration::from_secs(1);
+
+/// Receive buffer asked for on every media socket. The default (208 KiB, 256 small
+/// datagrams on Linux) is enough for a socket read as packets arrive, but a clocked one
+/// (`socket.rs`) holds up to a tick's worth, and a sender catching up after a stall can
+/// send seconds of audio at once. Memory is charged per queued datagram, not reserved; the
+/// kernel caps the figure at `net.core.rmem_max`.
+#[cfg(target_os = "linux")]
+const RECEIVE_BUFFER: libc::c_int = 1 << 20;
+
+/// Prepares a media socket's receive side: the kernel stamps each datagram with its arrival
+/// time, and queues up to [`RECEIVE_BUFFER`]. Best effort: without stamps datagrams are
+/// stamped when read, without the buffer the system default applies.
+pub fn prepare_receive(socket: &std::net::UdpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        let on: libc::c_int = 1;
+        set_int_option(
+            socket,
+            libc::SO_TIMESTAMPNS,
+            on,
+            "no kernel receive timestamps",
+        );
+        set_int_option(
+            socket,
+            libc::SO_RCVBUF,
+            RECEIVE_BUFFER,
+            "default receive buffer",
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
+#[cfg(target_os = "linux")]
+fn set_int_option(
+    socket: &std::net::UdpSocket,
+    option: libc::c_int,
+    value: libc::c_int,
+    failing: &str,
+) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain setsockopt on a live descriptor, with a pointer to a local int and its
+    // size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "{failing}");
+    }
+}
+
+/// Per datagram: length, source, and how long before the read it arrived (None: no kernel
+/// stamp, take the read's time).
+type Meta = (usize, Option<SocketAddr>, Option<Duration>);
+
+/// Up to [`BATCH`] datagrams from one read: payloads, lengths, sources and arrival times.
 pub struct RecvBatch {
     bufs: Box<[[u8; DATAGRAM]; BATCH]>,
-    meta: [(usize, Option<SocketAddr>); BATCH],
+    meta: [Meta; BATCH],
     count: usize,
+    /// When the last read returned.
+    read_at: Instant,
 }
 
 /// What one read of a ready socket gave.
@@ -45,21 +119,28 @@ impl Default for RecvBatch {
     fn default() -> Self {
         RecvBatch {
             bufs: Box::new([[0; DATAGRAM]; BATCH]),
-            meta: [(0, None); BATCH],
+            meta: [(0, None, None); BATCH],
             count: 0,
+            read_at: Instant::now(),
         }
     }
 }
 
 impl RecvBatch {
-    /// The datagrams of the last read, in arrival order, with their sources (a datagram
-    /// whose source could not be decoded is skipped).
-    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+    /// The datagrams of the last read, in arrival order, with their sources and arrival
+    /// times (a datagram whose source could not be decoded is skipped).
+    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr, Instant)> {
+        let read_at = self.read_at;
         self.bufs
             .iter()
             .zip(self.meta.iter())
             .take(self.count)
-            .filter_map(|(buf, (len, from))| Some((buf.get(..*len)?, (*from)?)))
+            .filter_map(move |(buf, (len, from, age))| {
+                let arrived = age
+                    .and_then(|age| read_at.checked_sub(age))
+                    .unwrap_or(read_at);
+                Some((buf.get(..*len)?, (*from)?, arrived))
+            })
     }
 
     /// Reads what `socket` holds, up to a batch; call when tokio said it is readable.
@@ -68,6 +149,7 @@ impl RecvBatch {
         let mut got = 0usize;
         let result = socket.try_read(|| {
             got = read_now(socket, &mut self.bufs, &mut self.meta)?;
+            self.read_at = Instant::now();
             if SHORT_READ_MEANS_EMPTY && got < BATCH {
                 // Fewer than asked: the queue is empty. Saying WouldBlock makes tokio
                 // clear the readiness now, instead of after one more (empty) read.
@@ -97,7 +179,7 @@ impl RecvBatch {
 fn read_now(
     socket: &MediaSocket,
     bufs: &mut [[u8; DATAGRAM]; BATCH],
-    meta: &mut [(usize, Option<SocketAddr>); BATCH],
+    meta: &mut [Meta; BATCH],
 ) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
 
@@ -105,10 +187,14 @@ fn read_now(
     let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
     let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
     let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    for ((buf, iov), (addr, msg)) in bufs
+    // Room for one SCM_TIMESTAMPNS message per datagram (16 header + 16 timespec bytes),
+    // u64s for cmsghdr's alignment.
+    let mut controls = [[0u64; CONTROL_WORDS]; BATCH];
+    for (((buf, iov), (addr, msg)), control) in bufs
         .iter_mut()
         .zip(iovs.iter_mut())
         .zip(addrs.iter_mut().zip(msgs.iter_mut()))
+        .zip(controls.iter_mut())
     {
         iov.iov_base = buf.as_mut_ptr().cast();
         iov.iov_len = DATAGRAM;
@@ -116,6 +202,8 @@ fn read_now(
         msg.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         msg.msg_hdr.msg_iov = iov;
         msg.msg_hdr.msg_iovlen = 1;
+        msg.msg_hdr.msg_control = control.as_mut_ptr().cast();
+        msg.msg_hdr.msg_controllen = std::mem::size_of_val(control) as _;
     }
     // SAFETY: every pointer in `msgs` points into `bufs`, `iovs` or `addrs`, which outlive
     // the call and are not otherwise borrowed during it; the lengths given are theirs.
@@ -132,13 +220,53 @@ fn read_now(
         return Err(io::Error::last_os_error());
     }
     let n = (n as usize).min(BATCH);
+    let wall_now = std::time::SystemTime::now();
     for ((msg, addr), slot) in msgs.iter().zip(addrs.iter()).zip(meta.iter_mut()).take(n) {
+        let age = arrival_stamp(&msg.msg_hdr)
+            .and_then(|stamp| wall_now.duration_since(stamp).ok())
+            .filter(|age| *age <= MAX_STAMP_AGE);
         *slot = (
             (msg.msg_len as usize).min(DATAGRAM),
             socket_addr(addr, msg.msg_hdr.msg_namelen),
+            age,
         );
     }
     Ok(n)
+}
+
+/// u64 words of control buffer per datagram: a timestamp message needs 32 bytes; 64 leave
+/// room should the kernel add another.
+#[cfg(target_os = "linux")]
+const CONTROL_WORDS: usize = 8;
+
+/// The kernel's receive timestamp among a received message's control messages.
+#[cfg(target_os = "linux")]
+fn arrival_stamp(hdr: &libc::msghdr) -> Option<std::time::SystemTime> {
+    // SAFETY: `hdr` is the header recvmmsg filled: msg_control points at our live buffer
+    // and msg_controllen is what the kernel wrote into it, so the CMSG_* walk stays inside
+    // it; the timestamp is read unaligned from the data of a message the kernel says is an
+    // SCM_TIMESTAMPNS, whose payload is a timespec.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            if c.cmsg_level == libc::SOL_SOCKET
+                && c.cmsg_type == libc::SCM_TIMESTAMPNS
+                && c.cmsg_len as usize
+                    >= libc::CMSG_LEN(std::mem::size_of::<libc::timespec>() as u32) as usize
+            {
+                let ts: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                let secs = u64::try_from(ts.tv_sec).ok()?;
+                let nanos = u32::try_from(ts.tv_nsec)
+                    .ok()
+                    .filter(|n| *n < 1_000_000_000)?;
+                return std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
 }
 
 /// The source address the kernel wrote, if it is IPv4 or IPv6.
@@ -178,12 +306,82 @@ fn socket_addr(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<So
 fn read_now(
     socket: &MediaSocket,
     bufs: &mut [[u8; DATAGRAM]; BATCH],
-    meta: &mut [(usize, Option<SocketAddr>); BATCH],
+    meta: &mut [Meta; BATCH],
 ) -> io::Result<usize> {
     let (Some(buf), Some(slot)) = (bufs.first_mut(), meta.first_mut()) else {
         return Ok(0);
     };
     let (len, from) = socket.try_recv_from(buf)?;
-    *slot = (len, Some(from));
+    *slot = (len, Some(from), None);
     Ok(1)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A datagram read 80 ms after it arrived is stamped with its arrival, not the read.
+    #[tokio::test]
+    async fn datagrams_carry_their_arrival_time() {
+        let bound = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut socket = MediaSocket::adopt(bound).expect("adopt");
+        // Read on the clock, as a transcoding call reads it: directly, whatever the reactor
+        // has or has not seen yet.
+        socket.set_clocked(true).expect("clock");
+        let addr = socket.local_addr().expect("addr");
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+        let sent_at = Instant::now();
+        peer.send_to(b"early", addr).expect("send");
+        std::thread::sleep(Duration::from_millis(80));
+        let mut batch = RecvBatch::default();
+        assert!(matches!(batch.read(&socket), ReadOutcome::Got));
+        let read_at = Instant::now();
+        let got: Vec<_> = batch.datagrams().collect();
+        assert_eq!(got.len(), 1);
+        let (data, from, arrived) = got[0];
+        assert_eq!((data, from), (&b"early"[..], peer.local_addr().unwrap()));
+        assert!(arrived >= sent_at, "not before it was sent");
+        assert!(
+            read_at.duration_since(arrived) >= Duration::from_millis(70),
+            "arrival {:?} before the read",
+            read_at.duration_since(arrived)
+        );
+    }
+
+    /// A burst far beyond the system's default receive queue (256 such datagrams here)
+    /// waits whole for the next read of a clocked socket.
+    #[tokio::test]
+    async fn a_clocked_socket_holds_a_burst() {
+        let bound = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut socket = MediaSocket::adopt(bound).expect("adopt");
+        socket.set_clocked(true).expect("clock");
+        let addr = socket.local_addr().expect("addr");
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+        let burst = 700;
+        for i in 0..burst {
+            let mut packet = [0u8; 172];
+            packet[..4].copy_from_slice(&(i as u32).to_be_bytes());
+            peer.send_to(&packet, addr).expect("send");
+        }
+        let mut batch = RecvBatch::default();
+        let mut got = Vec::new();
+        for _ in 0..burst {
+            match batch.read(&socket) {
+                ReadOutcome::Got => got.extend(batch.datagrams().map(|(d, _, _)| d[..4].to_vec())),
+                ReadOutcome::Empty => break,
+                ReadOutcome::Failed(e) => panic!("read failed: {e}"),
+            }
+        }
+        assert_eq!(
+            got.len(),
+            burst,
+            "every datagram of the burst, none dropped"
+        );
+        assert!(
+            got.iter()
+                .enumerate()
+                .all(|(i, d)| d[..] == (i as u32).to_be_bytes()),
+            "in order"
+        );
+    }
 }
