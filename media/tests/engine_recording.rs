@@ -23,19 +23,13 @@ struct Call {
 }
 
 async fn call(engine: &MediaEngine, id: &str) -> Call {
-    let (pa, pb) = two_legs(engine, id).await;
-    let alice = Phone::new(pa, 0xA1, 0).await;
-    let bob = Phone::new(pb, 0xB2, 0).await;
-    engine
-        .configure_leg(
-            id,
-            LegSide::A,
-            params(Some(alice.addr()), CodecSpec::pcmu()),
-        )
-        .unwrap();
-    engine
-        .configure_leg(id, LegSide::B, params(Some(bob.addr()), CodecSpec::pcmu()))
-        .unwrap();
+    let (alice, bob) = bridged_phones(
+        engine,
+        id,
+        (0xA1, CodecSpec::pcmu()),
+        (0xB2, CodecSpec::pcmu()),
+    )
+    .await;
     Call { alice, bob }
 }
 

@@ -57,19 +57,8 @@ fn best_correlation(sent: &[i16], got: &[i16]) -> (usize, f64) {
 
 async fn transcode_both_ways(id: &str, b_codec: CodecSpec, min_r: f64) {
     let (engine, _events) = engine();
-    let (pa, pb) = two_legs(&engine, id).await;
-    let mut alice = Phone::new(pa, 0xA, 0).await;
-    let mut bob = Phone::new(pb, 0xB, b_codec.payload_type).await;
-    engine
-        .configure_leg(
-            id,
-            LegSide::A,
-            params(Some(alice.addr()), CodecSpec::pcmu()),
-        )
-        .unwrap();
-    engine
-        .configure_leg(id, LegSide::B, params(Some(bob.addr()), b_codec))
-        .unwrap();
+    let (mut alice, mut bob) =
+        bridged_phones(&engine, id, (0xA, CodecSpec::pcmu()), (0xB, b_codec)).await;
     let frames = 100;
     let a_audio = chirp(300.0, 400.0, 8000.0, 160 * frames);
     let b_audio = chirp(1500.0, -300.0, 6000.0, 160 * frames);
@@ -425,19 +414,13 @@ async fn opus_fec_follows_the_receivers_loss_reports() {
 async fn jitter_of_a_clocked_leg_is_that_of_the_arrivals() {
     let id = "clocked-jitter";
     let (engine, _events) = engine();
-    let (pa, pb) = two_legs(&engine, id).await;
-    let mut alice = Phone::new(pa, 0xA, 0).await;
-    let mut bob = Phone::new(pb, 0xB, 8).await;
-    engine
-        .configure_leg(
-            id,
-            LegSide::A,
-            params(Some(alice.addr()), CodecSpec::pcmu()),
-        )
-        .unwrap();
-    engine
-        .configure_leg(id, LegSide::B, params(Some(bob.addr()), CodecSpec::pcma()))
-        .unwrap();
+    let (mut alice, mut bob) = bridged_phones(
+        &engine,
+        id,
+        (0xA, CodecSpec::pcmu()),
+        (0xB, CodecSpec::pcma()),
+    )
+    .await;
     let frames = 120;
     let silence = ulaw(&[0i16; 160]);
     let started = tokio::time::Instant::now();

@@ -176,6 +176,27 @@ pub async fn two_legs(engine: &MediaEngine, call: &str) -> (u16, u16) {
     (a, b)
 }
 
+/// A call whose two legs are configured toward two phones: Alice on leg A speaking
+/// `a_codec`, Bob on leg B speaking `b_codec`, each phone sending with its SSRC and its
+/// codec's payload type.
+pub async fn bridged_phones(
+    engine: &MediaEngine,
+    call: &str,
+    (a_ssrc, a_codec): (u32, CodecSpec),
+    (b_ssrc, b_codec): (u32, CodecSpec),
+) -> (Phone, Phone) {
+    let (pa, pb) = two_legs(engine, call).await;
+    let alice = Phone::new(pa, a_ssrc, a_codec.payload_type).await;
+    let bob = Phone::new(pb, b_ssrc, b_codec.payload_type).await;
+    engine
+        .configure_leg(call, LegSide::A, params(Some(alice.addr()), a_codec))
+        .expect("configure leg A");
+    engine
+        .configure_leg(call, LegSide::B, params(Some(bob.addr()), b_codec))
+        .expect("configure leg B");
+    (alice, bob)
+}
+
 /// Checks a received stream is one continuous stream: one SSRC, sequence +1 each packet,
 /// timestamp +160 each packet (for streams relayed without loss).
 pub fn assert_continuous(pkts: &[Received]) {
