@@ -29,10 +29,21 @@ fn chirp(f0: f64, rate: f64, amp: f64, n: usize) -> Vec<i16> {
 /// best over three probes, so that one scheduling stall of this shared test machine (a gap
 /// in one stretch) does not decide the result; each probe alone must be a faithful match.
 fn best_correlation(sent: &[i16], got: &[i16]) -> (usize, f64) {
+    best_correlation_near(sent, got, None)
+}
+
+/// As [`best_correlation`], with the lag searched only within two samples of `near` when
+/// it is given.
+fn best_correlation_near(sent: &[i16], got: &[i16], near: Option<usize>) -> (usize, f64) {
     let mut best = (0, f64::MIN);
     for start in [2000, 6000, 10000] {
         let probe = &sent[start..start + 4000];
-        for lag in 0..got.len().saturating_sub(probe.len()).min(start + 5000) {
+        let last = got.len().saturating_sub(probe.len()).min(start + 5000);
+        let lags = match near {
+            Some(lag) => (start + lag).saturating_sub(2)..(start + lag + 3).min(last),
+            None => 0..last,
+        };
+        for lag in lags {
             let window = &got[lag..lag + probe.len()];
             let (mut sg, mut ss, mut gg) = (0.0, 0.0, 0.0);
             for (&s, &g) in probe.iter().zip(window) {
@@ -53,6 +64,24 @@ fn best_correlation(sent: &[i16], got: &[i16]) -> (usize, f64) {
         }
     }
     best
+}
+
+/// Best correlation of an 8 kHz source within a 48 kHz recording. The recording places the
+/// source at any 48 kHz sample, so at 8 kHz it may sit a sixth, a third or half a sample
+/// off the comparison's grid; for these tones that alone reads as r = 0.998, 0.991 or
+/// 0.98 on an exact copy. Each of the six phases is downsampled and the best one counts.
+fn best_correlation_in_48k(sent: &[i16], recorded_48k: &[i16]) -> (usize, f64) {
+    let at_8k = |phase: usize| {
+        let mut out = Vec::new();
+        Resampler::new(48000, 8000)
+            .unwrap()
+            .process(&recorded_48k[phase.min(recorded_48k.len())..], &mut out);
+        out
+    };
+    let (coarse_lag, _) = best_correlation(sent, &at_8k(0));
+    (0..6)
+        .map(|phase| best_correlation_near(sent, &at_8k(phase), Some(coarse_lag)))
+        .fold((0, f64::MIN), |best, c| if c.1 > best.1 { c } else { best })
 }
 
 async fn transcode_both_ways(id: &str, b_codec: CodecSpec, min_r: f64) {
@@ -283,15 +312,10 @@ async fn recording_of_pcmu_and_opus_legs_is_at_48khz_with_both_voices() {
     assert_eq!(reader.spec().sample_rate, 48000, "the higher native rate");
     assert_eq!(reader.spec().channels, 2);
     let s: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
-    let mut down_l = Resampler::new(48000, 8000).unwrap();
-    let mut down_r = Resampler::new(48000, 8000).unwrap();
-    let (mut left, mut right) = (Vec::new(), Vec::new());
     let l48: Vec<i16> = s.chunks(2).map(|f| f[0]).collect();
     let r48: Vec<i16> = s.chunks(2).map(|f| f[1]).collect();
-    down_l.process(&l48, &mut left);
-    down_r.process(&r48, &mut right);
-    let (lag_l, r_l) = best_correlation(&b_audio, &left);
-    let (lag_r, r_r) = best_correlation(&a_audio, &right);
+    let (lag_l, r_l) = best_correlation_in_48k(&b_audio, &l48);
+    let (lag_r, r_r) = best_correlation_in_48k(&a_audio, &r48);
     eprintln!(
         "mixed recording: left (Bob, Opus) r={r_l:.3} lag={lag_l}; right (Alice, PCMU) r={r_r:.3} lag={lag_r}"
     );
@@ -304,11 +328,7 @@ async fn recording_of_pcmu_and_opus_legs_is_at_48khz_with_both_voices() {
             .unwrap();
         dec2.decode(&payload, &mut local).unwrap();
     }
-    let mut local_8k = Vec::new();
-    Resampler::new(48000, 8000)
-        .unwrap()
-        .process(&local, &mut local_8k);
-    let (_, ceiling) = best_correlation(&b_audio, &local_8k);
+    let (_, ceiling) = best_correlation_in_48k(&b_audio, &local);
     eprintln!("Opus alone: r={ceiling:.3}");
     assert!(
         r_l >= ceiling - 0.02,
