@@ -140,6 +140,76 @@ async fn two_channel_recording_is_exact_and_as_long_as_the_call_under_loss() {
     assert_eq!(report.recording_dropped_frames, 0);
 }
 
+/// A call task that cannot run for longer than the recording's playout delay (an
+/// overloaded machine) still records every packet that arrived meanwhile. The call
+/// transcodes, so its RTP sockets are read only on the playout tick; when the task runs
+/// again, the recording's release of audio up to "now − playout delay" must not come before
+/// those queued packets are read, or their place is written as silence.
+#[tokio::test]
+async fn a_stalled_call_task_still_records_what_arrived_during_the_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stalled.wav");
+    // The call runs on this test's one-thread runtime, so blocking it stalls the call.
+    let (engine, _events) = engine_with(|c| c.media_threads = 0);
+    let (alice, _bob) = bridged_phones(
+        &engine,
+        "stall",
+        (0xA1, CodecSpec::pcmu()),
+        (0xB2, CodecSpec::pcma()),
+    )
+    .await;
+    engine.start_recording("stall", spec(&path)).unwrap();
+    let frames = 150;
+    let audio = chirp(300.0, 150.0, 8000.0, 0, 160 * frames);
+    let want: Vec<i16> = audio
+        .chunks(160)
+        .flat_map(|frame| decode_ulaw(&ulaw(frame)))
+        .collect();
+    // Alice speaks from her own thread, on time whatever this runtime does.
+    let socket = alice.sock.into_std().unwrap();
+    socket.set_nonblocking(false).unwrap();
+    let (target, ssrc) = (alice.target, alice.ssrc);
+    let sender = std::thread::spawn(move || {
+        let start = Instant::now();
+        for (i, frame) in audio.chunks(160).enumerate() {
+            let due = start + Duration::from_millis(20 * i as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            let payload = ulaw(frame);
+            let packet = callscope_media::rtp::RtpBuilder {
+                payload_type: 0,
+                sequence: 1000 + i as u16,
+                timestamp: 160 * i as u32,
+                ssrc,
+                payload: &payload,
+                ..Default::default()
+            }
+            .to_vec()
+            .unwrap();
+            socket.send_to(&packet, target).unwrap();
+        }
+    });
+    // Four stalls of 400 ms, twice the playout delay, with the call free to run between
+    // them. After each, the call's timers and its queued packets are all due at once.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    tokio::task::spawn_blocking(move || sender.join().unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = engine.close_call("stall").await.unwrap();
+    assert!(report.recording.is_some(), "{:?}", report.recording_error);
+    let (rate, _bob_left, alice_right) = read_stereo(&path);
+    assert_eq!(rate, 8000);
+    let heard = alice_right.iter().filter(|&&s| s != 0).count();
+    assert!(
+        find(&alice_right, &want).is_some(),
+        "Alice's 3 s are not in the recording in one piece ({heard} non-zero samples of {})",
+        want.len()
+    );
+}
+
 #[tokio::test]
 async fn pause_and_resume_write_silence_and_keep_the_interval() {
     let dir = tempfile::tempdir().unwrap();

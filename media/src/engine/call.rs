@@ -354,7 +354,14 @@ impl CallTask {
                 (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start, false)) => {
                     state.on_batch(side, port, &r, &batch, &sockets);
                 }
-                _ = housekeeping.tick() => state.housekeeping(&sockets),
+                _ = housekeeping.tick() => {
+                    // The tick releases recorded audio up to the playout delay before now:
+                    // after a stall longer than that delay, packets still queued in a socket
+                    // (a clocked one always holds up to a tick) would find their place already
+                    // written as silence. Take them in first.
+                    read_queued(&mut state, &sockets, &mut batch, &mut start);
+                    state.housekeeping(&sockets);
+                }
                 _ = pacing.tick(), if pacing_on => {
                     // Datagrams that arrived with this tick belong before its playout: read
                     // them first, so the jitter buffer does not find them late.
