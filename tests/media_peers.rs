@@ -522,6 +522,17 @@ fn five_percent_loss_from_one_phone_is_measured_and_recorded_in_time() {
         "stored {stored_pct} % vs iptables {kernel_pct} %"
     );
     assert_eq!(media["callee"]["lost"].as_i64(), Some(0), "{media}");
+    // What the network lost never reached callscope; everything that did arrive has its
+    // place in the recording.
+    for channel in ["agent", "customer"] {
+        for reason in ["late_ms", "overrun_ms"] {
+            assert_eq!(
+                media["recording_loss"][channel][reason].as_u64(),
+                Some(0),
+                "{media}"
+            );
+        }
+    }
 
     let call_ms = answered_ms(&server, &call_id);
     let rec = stored_recording(&server, &call_id);

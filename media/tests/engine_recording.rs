@@ -33,6 +33,14 @@ async fn call(engine: &MediaEngine, id: &str) -> Call {
     Call { alice, bob }
 }
 
+/// A bridged call (as [`call`]) recorded to `<dir>/<id>.wav`.
+async fn recorded_call(engine: &MediaEngine, id: &str, dir: &Path) -> (Call, PathBuf) {
+    let c = call(engine, id).await;
+    let path = dir.join(format!("{id}.wav"));
+    engine.start_recording(id, spec(&path)).unwrap();
+    (c, path)
+}
+
 fn spec(path: &Path) -> RecordingSpec {
     RecordingSpec {
         final_path: path.to_path_buf(),
@@ -138,6 +146,57 @@ async fn two_channel_recording_is_exact_and_as_long_as_the_call_under_loss() {
     assert!((qa.loss_percent - 5.0).abs() < 0.1, "{}", qa.loss_percent);
     assert_eq!(report.agent_side, Some(LegSide::B));
     assert_eq!(report.recording_dropped_frames, 0);
+    assert!(
+        report.recording_loss.is_none(),
+        "{:?}",
+        report.recording_loss
+    );
+}
+
+/// A packet that arrives after its place in the file was written (600 ms late; the playout
+/// delay is 200 ms) is missing from the recording, and the report says so on its channel,
+/// so a reviewer can tell a hole callscope could not fill from one the far end left.
+#[tokio::test]
+async fn audio_that_missed_its_place_is_reported_as_recording_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _events) = engine();
+    let (mut c, path) = recorded_call(&engine, "late", dir.path()).await;
+    let frames = 100;
+    let (held_frame, released_at) = (20, 50);
+    let a_audio = chirp(300.0, 150.0, 8000.0, 0, 160 * frames);
+    let b_audio = chirp(900.0, -100.0, 5000.0, 0, 160 * frames);
+    let mut want_a = Vec::new();
+    let mut held = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..frames {
+        tick.tick().await;
+        let fa = ulaw(&a_audio[i * 160..(i + 1) * 160]);
+        if i == held_frame {
+            held = Some(c.alice.packet(&fa, false, c.alice.pt));
+            c.alice.skip_frame(160);
+            want_a.extend(std::iter::repeat_n(0i16, 160));
+        } else {
+            c.alice.send_frame(&fa).await;
+            want_a.extend(decode_ulaw(&fa));
+        }
+        if i == released_at {
+            let late = held.take().expect("held packet");
+            c.alice.sock.send_to(&late, c.alice.target).await.unwrap();
+        }
+        c.bob
+            .send_frame(&ulaw(&b_audio[i * 160..(i + 1) * 160]))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = engine.close_call("late").await.unwrap();
+    assert!(report.recording.is_some(), "{:?}", report.recording_error);
+
+    // Alice is the customer (right channel); one 20 ms packet of 8 kHz audio missed its place.
+    assert_eq!(report.recording_loss.late_ms, [0, 20]);
+    assert_eq!(report.recording_loss.overrun_ms, [0, 0]);
+    let (_rate, _left, right) = read_stereo(&path);
+    let off_a = find(&right, &want_a[..160]).expect("Alice's audio on the right");
+    assert_same_pcm(&right[off_a..off_a + want_a.len()], &want_a);
 }
 
 /// A call task that cannot run for longer than the recording's playout delay (an
@@ -202,6 +261,11 @@ async fn a_stalled_call_task_still_records_what_arrived_during_the_stall() {
     assert!(report.recording.is_some(), "{:?}", report.recording_error);
     let (rate, _bob_left, alice_right) = read_stereo(&path);
     assert_eq!(rate, 8000);
+    assert!(
+        report.recording_loss.is_none(),
+        "{:?}",
+        report.recording_loss
+    );
     let heard = alice_right.iter().filter(|&&s| s != 0).count();
     assert!(
         find(&alice_right, &want).is_some(),
@@ -213,10 +277,8 @@ async fn a_stalled_call_task_still_records_what_arrived_during_the_stall() {
 #[tokio::test]
 async fn pause_and_resume_write_silence_and_keep_the_interval() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("paused.wav");
     let (engine, _events) = engine();
-    let mut c = call(&engine, "pause").await;
-    engine.start_recording("pause", spec(&path)).unwrap();
+    let (mut c, path) = recorded_call(&engine, "pause", dir.path()).await;
     assert!(
         engine.resume_recording("pause").is_ok(),
         "resume when not paused is a no-op"

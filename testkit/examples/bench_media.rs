@@ -242,7 +242,7 @@ fn run() -> Res<()> {
          per-leg reports and the recordings:\n\n| calls | packets received | lost on arrival \
          (seq gaps) | received, not sent on | send errors | jitter mean / max (ms) | \
          recordings | max abs(recording − call) (ms) | silent gaps in recordings (count, ms) \
-         | recorder dropped frames | kernel drops on callscope's sockets |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | recorder dropped frames / audio that missed the recording (ms) | kernel drops on callscope's sockets |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in &results {
         let c = &s.calls;
@@ -253,7 +253,7 @@ fn run() -> Res<()> {
             .filter_map(|c| c.recording_ms.map(|r| (r - c.call_ms).abs()))
             .fold(0.0, f64::max);
         r.push_str(&format!(
-            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {:.2} / {:.2} ; {:.1} / {:.1} | {recs} of {} | {:.0} | {} ({:.0} ms) | {} | {} |\n",
+            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {:.2} / {:.2} ; {:.1} / {:.1} | {recs} of {} | {:.0} | {} ({:.0} ms) | {} / {} | {} |\n",
             s.n,
             sum(c, |c| c.received[0]),
             sum(c, |c| c.received[1]),
@@ -272,6 +272,7 @@ fn run() -> Res<()> {
             sum(c, |c| c.gaps[0] + c.gaps[1]),
             sum(c, |c| c.gap_ms[0] + c.gap_ms[1]).abs(),
             sum(c, |c| c.recorder_dropped),
+            sum(c, |c| c.recording_lost_ms),
             s.window.socket_drops,
         ));
     }

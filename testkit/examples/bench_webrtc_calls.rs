@@ -498,7 +498,7 @@ fn report(
          aiortc sent / callscope received (browser→) | callscope sent / aiortc received \
          (→browser) | lost on arrival at callscope | lost on arrival at aiortc | jitter-buffer \
          discards | callscope sent on (expected ≈ received) | send errors | jitter mean / max \
-         (ms) | recordings | silent gaps in recordings (count, ms) | recorder dropped frames \
+         (ms) | recordings | silent gaps in recordings (count, ms) | recorder dropped frames / audio that missed the recording (ms) \
          | kernel drops on callscope's sockets |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (_, w) in results {
@@ -513,7 +513,7 @@ fn report(
             )
         });
         r.push_str(&format!(
-            "| {} | {} / {} | {} / {} | {} / {} | {} | {} / {} | {} / {} | {} / {} | {:.2} / {:.2} ; {:.1} / {:.1} | {recs} of {} | {} ({:.0} ms) | {} | {} |\n",
+            "| {} | {} / {} | {} / {} | {} / {} | {} | {} / {} | {} / {} | {} / {} | {:.2} / {:.2} ; {:.1} / {:.1} | {recs} of {} | {} ({:.0} ms) | {} / {} | {} |\n",
             w.n,
             b_sent,
             sum(c, |c| c.received[0]),
@@ -536,6 +536,7 @@ fn report(
             sum(c, |c| c.gaps[0] + c.gaps[1]),
             sum(c, |c| c.gap_ms[0] + c.gap_ms[1]),
             sum(c, |c| c.recorder_dropped),
+            sum(c, |c| c.recording_lost_ms),
             w.window.socket_drops,
         ));
     }

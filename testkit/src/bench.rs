@@ -271,6 +271,9 @@ pub struct CallCheck {
     pub jitter_ms: [f64; 2],
     pub max_jitter_ms: [f64; 2],
     pub recorder_dropped: u64,
+    /// Received audio that missed its place in the recording (late or overrun), ms, both
+    /// channels.
+    pub recording_lost_ms: u64,
     pub call_ms: f64,
     pub recording_ms: Option<f64>,
     /// Silent stretches (≥ one 20 ms frame) inside each channel's active span.
@@ -318,6 +321,11 @@ pub fn leg_figures(media: &serde_json::Value, check: &mut CallCheck) {
         check.max_jitter_ms[dir] = f["max_jitter_ms"].as_f64().unwrap_or(0.0);
     }
     check.recorder_dropped = media["recording_dropped_frames"].as_u64().unwrap_or(0);
+    let loss = &media["recording_loss"];
+    check.recording_lost_ms = ["agent", "customer"]
+        .iter()
+        .flat_map(|ch| ["late_ms", "overrun_ms"].map(|k| loss[ch][k].as_u64().unwrap_or(0)))
+        .sum();
     check.agent_leg = media["agent_leg"].as_str().map(str::to_string);
 }
 

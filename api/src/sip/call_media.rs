@@ -55,6 +55,10 @@ pub fn report_json(report: &CallMediaReport) -> Value {
         "recorded": report.recording.is_some(),
         "recording_error": report.recording_error,
         "recording_dropped_frames": report.recording_dropped_frames,
+        "recording_loss": {
+            "agent": { "late_ms": report.recording_loss.late_ms[0], "overrun_ms": report.recording_loss.overrun_ms[0] },
+            "customer": { "late_ms": report.recording_loss.late_ms[1], "overrun_ms": report.recording_loss.overrun_ms[1] },
+        },
         "tap_drops": { "agent": report.tap_drops[0], "customer": report.tap_drops[1] },
         "events_dropped": report.events_dropped,
         "duration_ms": u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
@@ -391,6 +395,21 @@ fn record_quality_metrics(report: &CallMediaReport) {
         metrics::histogram!("callscope_media_leg_jitter_ms").record(quality.jitter_ms);
         if let Some(mos) = quality.mos {
             metrics::histogram!("callscope_media_leg_mos").record(mos);
+        }
+    }
+    let loss = &report.recording_loss;
+    if loss.is_none() {
+        return;
+    }
+    for (channel, index) in [("agent", 0), ("customer", 1)] {
+        for (reason, ms) in [
+            ("late", loss.late_ms[index]),
+            ("overrun", loss.overrun_ms[index]),
+        ] {
+            if ms > 0 {
+                metrics::counter!("callscope_recording_lost_ms_total", "channel" => channel, "reason" => reason)
+                    .increment(ms);
+            }
         }
     }
 }

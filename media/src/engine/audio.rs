@@ -15,7 +15,7 @@ use crate::recorder::{Channel, StreamTime, Timeline, TimelineConfig};
 
 use super::disk::DiskWriter;
 use super::resample::StreamResampler;
-use super::types::{LegSide, MediaEvent, PauseRecord, TapFrame};
+use super::types::{LegSide, MediaEvent, PauseRecord, RecordingLoss, TapFrame};
 
 /// The rate the taps deliver.
 pub const TAP_RATE: u32 = 16_000;
@@ -271,6 +271,17 @@ impl CallAudio {
                     }
                 }
             }
+        }
+    }
+
+    /// What the timeline could not place, per channel, in ms at its rate.
+    pub fn recording_loss(&self) -> RecordingLoss {
+        let stats = self.timeline.stats();
+        let rate = u64::from(self.rate.max(1));
+        let ms = |samples: u64| samples * 1000 / rate;
+        RecordingLoss {
+            late_ms: stats.late_samples.map(ms),
+            overrun_ms: stats.overrun_samples.map(ms),
         }
     }
 

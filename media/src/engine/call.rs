@@ -36,7 +36,7 @@ use super::socket::MediaSocket;
 use super::transcode::{SYNTHETIC_SSRC, Transcoder};
 use super::types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, LegParams, LegSide, MediaEvent,
-    MuteRecord, ReleasedLeg, TapFrame, Tone,
+    MuteRecord, RecordingLoss, ReleasedLeg, TapFrame, Tone,
 };
 use super::webrtc::{SessionNews, WebRtcSession};
 
@@ -1331,10 +1331,12 @@ impl State {
         let mut pauses = Vec::new();
         let mut tap_drops = [0, 0];
         let mut recording_dropped_frames = 0;
+        let mut recording_loss = RecordingLoss::default();
         if let Some(mut audio) = self.audio.take() {
             audio.finish(now, &self.call_id, &self.events);
             pauses = audio.pause_records();
             tap_drops = audio.tap_drops();
+            recording_loss = audio.recording_loss();
             if let Some(rec) = audio.recording.take() {
                 agent_side = Some(rec.agent_side);
                 recording_dropped_frames = rec.disk.dropped_frames;
@@ -1365,6 +1367,7 @@ impl State {
             dtmf: std::mem::take(&mut self.dtmf),
             tap_drops,
             recording_dropped_frames,
+            recording_loss,
             events_dropped: self.events_dropped,
             duration: now.saturating_duration_since(self.started),
         }

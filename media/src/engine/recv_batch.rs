@@ -320,16 +320,21 @@ fn read_now(
 mod tests {
     use super::*;
 
-    /// A datagram read 80 ms after it arrived is stamped with its arrival, not the read.
-    #[tokio::test]
-    async fn datagrams_carry_their_arrival_time() {
+    /// A loopback media socket read on the clock, as a transcoding call reads it (directly,
+    /// whatever the reactor has or has not seen yet), its address, and a peer to send from.
+    fn clocked_socket_and_peer() -> (MediaSocket, SocketAddr, std::net::UdpSocket) {
         let bound = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let mut socket = MediaSocket::adopt(bound).expect("adopt");
-        // Read on the clock, as a transcoding call reads it: directly, whatever the reactor
-        // has or has not seen yet.
         socket.set_clocked(true).expect("clock");
         let addr = socket.local_addr().expect("addr");
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+        (socket, addr, peer)
+    }
+
+    /// A datagram read 80 ms after it arrived is stamped with its arrival, not the read.
+    #[tokio::test]
+    async fn datagrams_carry_their_arrival_time() {
+        let (socket, addr, peer) = clocked_socket_and_peer();
         let sent_at = Instant::now();
         peer.send_to(b"early", addr).expect("send");
         std::thread::sleep(Duration::from_millis(80));
@@ -352,11 +357,7 @@ mod tests {
     /// waits whole for the next read of a clocked socket.
     #[tokio::test]
     async fn a_clocked_socket_holds_a_burst() {
-        let bound = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let mut socket = MediaSocket::adopt(bound).expect("adopt");
-        socket.set_clocked(true).expect("clock");
-        let addr = socket.local_addr().expect("addr");
-        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+        let (socket, addr, peer) = clocked_socket_and_peer();
         let burst = 700;
         for i in 0..burst {
             let mut packet = [0u8; 172];

@@ -336,6 +336,22 @@ pub struct PauseRecord {
     pub end_ms: u64,
 }
 
+/// Audio that reached callscope but not the recording, per channel (agent, customer), in ms
+/// of recording: packets that arrived after their place had been written (as silence), and
+/// packets so far ahead of the clock that they could not be held. Zero on a healthy call;
+/// anything else tells a reviewer the file has holes the far end did not send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecordingLoss {
+    pub late_ms: [u64; 2],
+    pub overrun_ms: [u64; 2],
+}
+
+impl RecordingLoss {
+    pub fn is_none(&self) -> bool {
+        *self == RecordingLoss::default()
+    }
+}
+
 /// Everything known about a call's media once it is closed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallMediaReport {
@@ -355,6 +371,8 @@ pub struct CallMediaReport {
     pub tap_drops: [u64; 2],
     /// Recorded audio dropped because the writer lagged (frames).
     pub recording_dropped_frames: u64,
+    /// Received audio that missed its place in the recording.
+    pub recording_loss: RecordingLoss,
     /// Events that did not fit into the event channel.
     pub events_dropped: u64,
     pub duration: Duration,
