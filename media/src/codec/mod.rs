@@ -9,6 +9,7 @@
 //! in-band FEC, DTX), G.722 64 kbit/s (own implementation, bit-exact with FFmpeg).
 //! [`Resampler`] converts between 8/12/16/24/32/48 kHz for transcoding and the 16 kHz taps.
 
+mod float_pcm;
 mod g711_codec;
 mod g722;
 mod opus;

@@ -18,17 +18,18 @@
 //! 44/107/131/185 µs at 48 kHz. Encoding dominates any Opus transcode, so a G.711 peer's
 //! audio should go in at 8 kHz and the complexity is configurable.
 //!
-//! Safety: with `engine/recv_batch.rs` (one `recvmmsg`) and `engine/socket.rs` (one
-//! reactor registration), the only `unsafe` in the media crate. Every pointer handed to libopus comes from a live slice whose length is passed
-//! alongside (capacity checked before the call), every return code is checked, and the
-//! states are freed exactly once in `Drop`.
+//! Safety: with `engine/recv_batch.rs` (one `recvmmsg`), `engine/socket.rs` (one reactor
+//! registration) and the SIMD kernels of `resample.rs` and `float_pcm.rs`, the only
+//! `unsafe` in the media crate. Every pointer handed to libopus comes from a live slice
+//! whose length is passed alongside (capacity checked before the call), every return code
+//! is checked, and the states are freed exactly once in `Drop`.
 
 use std::ffi::{CStr, c_int};
 use std::ptr::NonNull;
 
 use opusic_sys as ffi;
 
-use super::{AudioDecoder, AudioEncoder, CodecError};
+use super::{AudioDecoder, AudioEncoder, CodecError, float_pcm};
 
 /// Rates libopus can decode to and encode from.
 const RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
@@ -116,6 +117,8 @@ pub struct OpusDecoder {
     rate: u32,
     /// Samples in the last frame decoded (what a lost frame most likely held).
     last_frame: usize,
+    /// libopus renders into this, then `float_pcm` converts (see there for why).
+    float: Vec<f32>,
 }
 
 // SAFETY: an OpusDecoder state is plain memory owned by this value and only reached through
@@ -135,6 +138,7 @@ impl OpusDecoder {
             state,
             rate,
             last_frame: (rate / 50) as usize,
+            float: Vec::new(),
         };
         if error != ffi::OPUS_OK {
             // `decoder` frees the state on drop.
@@ -183,28 +187,27 @@ impl OpusDecoder {
                 frame_size = frame_size.min(samples);
             }
         }
-        let start = out.len();
-        out.resize(start + frame_size, 0);
-        let pcm = &mut out[start..];
-        // SAFETY: `pcm` holds exactly `frame_size` samples (mono decoder, one channel), the
-        // payload pointer/length pair comes from a live slice (or null/0 for PLC, which
-        // libopus defines as loss), and the state is valid until drop.
+        self.float.resize(frame_size, 0.0);
+        // SAFETY: `self.float` holds exactly `frame_size` samples (mono decoder, one
+        // channel), the payload pointer/length pair comes from a live slice (or null/0 for
+        // PLC, which libopus defines as loss), and the state is valid until drop.
         let result = unsafe {
-            ffi::opus_decode(
+            ffi::opus_decode_float(
                 self.state.as_ptr(),
                 data,
                 len,
-                pcm.as_mut_ptr(),
+                self.float.as_mut_ptr(),
                 frame_size as c_int,
                 c_int::from(fec),
             )
         };
         if result < 0 {
-            out.truncate(start);
             return Err(decode_error(result));
         }
         let produced = (result as usize).min(frame_size);
-        out.truncate(start + produced);
+        let start = out.len();
+        out.resize(start + produced, 0);
+        float_pcm::to_pcm16(&self.float[..produced], &mut out[start..]);
         Ok(produced)
     }
 

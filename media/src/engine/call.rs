@@ -133,13 +133,16 @@ type Arrived = (LegSide, Port, std::io::Result<()>);
 /// readiness directly (one waker per socket, no per-wait allocation or waiter list), and
 /// starts each round at the next socket so a flooded socket cannot starve the others.
 /// Clocked sockets (see [`clock_sockets`]) have no readiness: they are read, directly,
-/// only when `on_clock` says this is the pacing tick's read.
+/// only when `on_clock` is the tick's read, and not again in that read once they are known
+/// to be empty: each bit of `on_clock`'s mask is one of `ORDER`'s sockets, set once a read of
+/// it came back short or empty (a second, empty `recvmmsg` per socket and tick was ≈ half
+/// of a transcoding call's receive system calls).
 fn poll_sockets(
     cx: &mut Context<'_>,
     sockets: &[Option<LegSockets>; 2],
     batch: &mut RecvBatch,
     start: &mut usize,
-    on_clock: bool,
+    mut on_clock: Option<&mut u8>,
 ) -> Poll<Arrived> {
     const ORDER: [(LegSide, Port); 4] = [
         (LegSide::A, Port::Rtp),
@@ -157,13 +160,25 @@ fn poll_sockets(
             Port::Rtcp => &socks.rtcp,
         };
         if sock.is_clocked() {
-            if !on_clock {
+            let Some(drained) = on_clock.as_deref_mut() else {
+                continue;
+            };
+            let bit = 1u8 << ((*start + i) % ORDER.len());
+            if *drained & bit != 0 {
                 continue;
             }
             let outcome = match batch.read(sock) {
-                ReadOutcome::Got => Ok(()),
+                ReadOutcome::Got => {
+                    if batch.drained() {
+                        *drained |= bit;
+                    }
+                    Ok(())
+                }
                 ReadOutcome::Failed(e) => Err(e),
-                ReadOutcome::Empty => continue,
+                ReadOutcome::Empty => {
+                    *drained |= bit;
+                    continue;
+                }
             };
             *start = (*start + i + 1) % ORDER.len();
             return Poll::Ready((side, port, outcome));
@@ -228,8 +243,10 @@ fn read_queued(
     start: &mut usize,
 ) {
     let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut drained = 0u8;
     for _ in 0..QUEUED_BATCHES {
-        let Poll::Ready((side, port, r)) = poll_sockets(&mut cx, sockets, batch, start, true)
+        let Poll::Ready((side, port, r)) =
+            poll_sockets(&mut cx, sockets, batch, start, Some(&mut drained))
         else {
             break;
         };
@@ -351,7 +368,7 @@ impl CallTask {
                     }
                     Some(other) => state.on_control(other),
                 },
-                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start, false)) => {
+                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start, None)) => {
                     state.on_batch(side, port, &r, &batch, &sockets);
                 }
                 _ = housekeeping.tick() => {

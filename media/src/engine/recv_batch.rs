@@ -143,6 +143,14 @@ impl RecvBatch {
             })
     }
 
+    /// Whether the last read that got datagrams also emptied the socket's queue: it got fewer
+    /// than a batch, and on Linux `recvmmsg` only stops short when the queue ran dry (or an
+    /// error is pending, which the next read reports). A clocked socket read on the tick need
+    /// not be read again until the next one: that read would only find it empty.
+    pub fn drained(&self) -> bool {
+        SHORT_READ_MEANS_EMPTY && self.count < BATCH
+    }
+
     /// Reads what `socket` holds, up to a batch; call when tokio said it is readable.
     pub fn read(&mut self, socket: &MediaSocket) -> ReadOutcome {
         self.count = 0;
@@ -384,5 +392,30 @@ mod tests {
                 .all(|(i, d)| d[..] == (i as u32).to_be_bytes()),
             "in order"
         );
+    }
+
+    /// A read that got fewer than a batch says the queue is empty (so the tick's read of a
+    /// clocked socket stops there); a full batch does not, and the next read takes the rest.
+    #[tokio::test]
+    async fn a_short_read_says_the_socket_is_drained() {
+        let (socket, addr, peer) = clocked_socket_and_peer();
+        let mut batch = RecvBatch::default();
+        peer.send_to(b"one", addr).expect("send");
+        assert!(matches!(batch.read(&socket), ReadOutcome::Got));
+        assert!(batch.drained(), "one datagram of a batch of {BATCH}");
+        assert!(matches!(batch.read(&socket), ReadOutcome::Empty));
+
+        for _ in 0..=BATCH {
+            peer.send_to(b"more", addr).expect("send");
+        }
+        assert!(matches!(batch.read(&socket), ReadOutcome::Got));
+        assert_eq!(batch.datagrams().count(), BATCH);
+        assert!(
+            !batch.drained(),
+            "a full batch may have left datagrams behind"
+        );
+        assert!(matches!(batch.read(&socket), ReadOutcome::Got));
+        assert_eq!(batch.datagrams().count(), 1);
+        assert!(batch.drained());
     }
 }
