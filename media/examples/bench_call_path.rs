@@ -10,7 +10,8 @@
 //! - `48k-c1`: FEC off (no loss reported);  `48k-c0`: and complexity 0;
 //! - `16k-c1`, `16k-c0`: the 16 kHz recording timeline (`opus_recording_rate = 16000`);
 //! - `-celt` after the complexity (`48k-c1-celt`, `16k-c0-celt`): the encoder toward the
-//!   browser pinned to CELT while no loss is reported (the engine's default since session 10);
+//!   browser pinned to CELT while no loss is reported (the engine's default since session 10;
+//!   at complexity 0, `48k-c0-celt`, since session 13);
 //! - `+taps` on any variant: also the two 16 kHz transcription taps.
 //!
 //! Per 20 ms: browser → SIP: one Opus packet decoded at the recording rate (that PCM is
