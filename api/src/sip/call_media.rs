@@ -398,9 +398,6 @@ fn record_quality_metrics(report: &CallMediaReport) {
         }
     }
     let loss = &report.recording_loss;
-    if loss.is_none() {
-        return;
-    }
     for (channel, index) in [("agent", 0), ("customer", 1)] {
         for (reason, ms) in [
             ("late", loss.late_ms[index]),

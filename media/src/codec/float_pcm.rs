@@ -17,9 +17,7 @@ pub fn to_pcm16(src: &[f32], dst: &mut [i16]) {
     {
         // SSE2 is part of every x86-64 CPU.
         let whole = src.len() / 8 * 8;
-        // SAFETY: both slices hold at least `whole` elements (checked above and by the
-        // rounding down); unaligned loads and stores are used throughout.
-        unsafe { to_pcm16_sse2(&src[..whole], &mut dst[..whole]) };
+        to_pcm16_sse2(&src[..whole], &mut dst[..whole]);
         to_pcm16_portable(&src[whole..], &mut dst[whole..]);
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -34,16 +32,18 @@ fn to_pcm16_portable(src: &[f32], dst: &mut [i16]) {
 }
 
 /// Eight samples at a time: `cvtps2dq` rounds to nearest-even (the default MXCSR mode) and
-/// `packssdw` saturates to 16 bits.
+/// `packssdw` saturates to 16 bits. A tail of fewer than eight samples is left alone (the
+/// caller passes whole chunks).
 #[cfg(target_arch = "x86_64")]
-unsafe fn to_pcm16_sse2(src: &[f32], dst: &mut [i16]) {
+fn to_pcm16_sse2(src: &[f32], dst: &mut [i16]) {
     use std::arch::x86_64::{
         _mm_cvtps_epi32, _mm_loadu_ps, _mm_mul_ps, _mm_packs_epi32, _mm_set1_ps, _mm_storeu_si128,
     };
+    // SAFETY: SSE2 is part of every x86-64 CPU; these intrinsics need nothing else.
     let scale = unsafe { _mm_set1_ps(32768.0) };
     for (s, d) in src.chunks_exact(8).zip(dst.chunks_exact_mut(8)) {
-        // SAFETY: `s` holds 8 floats and `d` 8 i16s (16 bytes); the loads and the store
-        // are the unaligned forms.
+        // SAFETY: SSE2 as above; `s` holds 8 floats and `d` 8 i16s (16 bytes), and the
+        // loads and the store are the unaligned forms.
         unsafe {
             let low = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(s.as_ptr()), scale));
             let high = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(s.as_ptr().add(4)), scale));

@@ -133,8 +133,8 @@ type Arrived = (LegSide, Port, std::io::Result<()>);
 /// readiness directly (one waker per socket, no per-wait allocation or waiter list), and
 /// starts each round at the next socket so a flooded socket cannot starve the others.
 /// Clocked sockets (see [`clock_sockets`]) have no readiness: they are read, directly,
-/// only when `on_clock` is the tick's read, and not again in that read once they are known
-/// to be empty: each bit of `on_clock`'s mask is one of `ORDER`'s sockets, set once a read of
+/// only in the tick's read (`tick_read` is Some), and not again in that read once they are
+/// known to be empty: each bit of the mask is one of `ORDER`'s sockets, set once a read of
 /// it came back short or empty (a second, empty `recvmmsg` per socket and tick was ≈ half
 /// of a transcoding call's receive system calls).
 fn poll_sockets(
@@ -142,7 +142,7 @@ fn poll_sockets(
     sockets: &[Option<LegSockets>; 2],
     batch: &mut RecvBatch,
     start: &mut usize,
-    mut on_clock: Option<&mut u8>,
+    mut tick_read: Option<&mut u8>,
 ) -> Poll<Arrived> {
     const ORDER: [(LegSide, Port); 4] = [
         (LegSide::A, Port::Rtp),
@@ -160,7 +160,7 @@ fn poll_sockets(
             Port::Rtcp => &socks.rtcp,
         };
         if sock.is_clocked() {
-            let Some(drained) = on_clock.as_deref_mut() else {
+            let Some(drained) = tick_read.as_deref_mut() else {
                 continue;
             };
             let bit = 1u8 << ((*start + i) % ORDER.len());
