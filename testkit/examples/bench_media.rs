@@ -34,14 +34,22 @@
 //! - `BENCH_SOURCE_LIMIT`: callscope's per-source INVITE limit for the run (default 5000)
 //! - `BENCH_KEEP_DIR`: a directory to keep one recording per step and callscope's log in
 //!   (the server's own data directory is removed at exit)
+//! - `BENCH_RUSTPBX_BIN`: a RustPBX binary you built yourself (nothing of RustPBX is in this
+//!   repository). Then every step runs the same load a second time, through RustPBX (media
+//!   anchored, every call recorded: `testkit/src/rustpbx.rs` writes its configuration),
+//!   right after callscope's, and the report compares the two per call. Its CPU and RSS are
+//!   read the same way; its quality is read from outside only (SIPp's outcome, the
+//!   recordings' lengths and silent gaps), as its statistics are its own.
+//! - `BENCH_PEER_FIRST=1`: run RustPBX's step before callscope's (to see the order's effect)
 
 use callscope_testkit::audio_compare::{raw_g711, sweep_wav};
 use callscope_testkit::bench::{
-    CallCheck, env_list, env_or, log_warnings, machine, max_f, remove_recordings, sum,
-    wait_queue_drained,
+    CallCheck, WindowFigures, env_list, env_or, log_warnings, machine, max_f, remove_recordings,
+    sum, wait_queue_drained,
 };
-use callscope_testkit::bench_g711::{G711Load, run_g711_step};
+use callscope_testkit::bench_g711::{G711Load, G711Step, PeerStep, run_g711_step, run_peer_step};
 use callscope_testkit::callscope::Callscope;
+use callscope_testkit::rustpbx::{RustPbx, RustPbxSetup};
 use callscope_testkit::sipp::{G711, Scenario, SippConfig, SippRun, uas_rtp_stream_scenario};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -169,8 +177,17 @@ fn run() -> Res<()> {
         rate,
         call_s,
     };
+    let peer = match std::env::var_os("BENCH_RUSTPBX_BIN") {
+        Some(bin) => Some(start_rustpbx(&PathBuf::from(bin), uas_addr)?),
+        None => None,
+    };
+    let peer_first = std::env::var("BENCH_PEER_FIRST").is_ok_and(|v| v == "1");
     let mut results = Vec::new();
+    let mut peer_results: Vec<PeerStep> = Vec::new();
     for &n in &steps {
+        if let (Some((pbx, _)), true) = (&peer, peer_first) {
+            peer_results.push(peer_step(pbx, &load, n, keep_dir.as_deref())?);
+        }
         eprintln!("bench-media: {n} concurrent calls of {call_s} s, set up at {rate}/s");
         let step = run_g711_step(&cs, &load, n)?;
         let lost: i64 = sum(&step.calls, |c| c.lost[0] + c.lost[1]);
@@ -190,6 +207,10 @@ fn run() -> Res<()> {
             &cs,
             keep_dir.as_ref().map(|d| d.join(format!("call-{n}.wav"))),
         );
+        if let (Some((pbx, _)), false) = (&peer, peer_first) {
+            std::thread::sleep(Duration::from_secs(3));
+            peer_results.push(peer_step(pbx, &load, n, keep_dir.as_deref())?);
+        }
         if stop {
             eprintln!("bench-media: failures or lost audio at {n} calls; stopping the ramp");
             break;
@@ -214,9 +235,8 @@ fn run() -> Res<()> {
     );
     for s in &results {
         let n = s.n as f64;
-        let sipp = s.window.peers_pct.iter().sum::<f64>();
         r.push_str(&format!(
-            "| {} | {} / {} | {:.0} | {:.1} | {:.3} | {:.1} | {:.2} | {:.0} ({:.0}) | {:.1} + {:.1} | {:.3} | {} |\n",
+            "| {} | {} / {} | {:.0} | {:.1} | {:.3} | {:.1} | {:.2} | {:.0} ({:.0}) | {} |\n",
             s.n,
             s.ok,
             s.failed,
@@ -227,14 +247,7 @@ fn run() -> Res<()> {
             ((s.window.rss_bytes as f64 / 1e6) - idle_rss as f64 / 1e6) / n,
             s.relayed_per_s,
             n * 2.0 * PACKETS_PER_S,
-            s.window.peers_pct.first().copied().unwrap_or(0.0),
-            s.window.peers_pct.get(1).copied().unwrap_or(0.0),
-            sipp / n,
-            if sipp > 0.0 {
-                fmt_f(s.window.cpu_pct / sipp, 2)
-            } else {
-                "-".into()
-            },
+            sipp_columns(&s.window, n),
         ));
     }
     r.push_str(
@@ -331,8 +344,167 @@ fn run() -> Res<()> {
     if let Some(d) = &keep_dir {
         let _ = std::fs::write(d.join("serve.log"), &log);
     }
+    if let Some((pbx, idle)) = &peer {
+        r.push_str(&peer_report(
+            pbx,
+            *idle,
+            &results,
+            &peer_results,
+            call_s,
+            peer_first,
+        ));
+    }
     println!("{r}");
+    drop(peer);
     let _ = uas.stop();
     let _ = cs.stop(Duration::from_secs(10));
     Ok(())
+}
+
+/// Starts RustPBX on 127.0.0.1 (SIP and HTTP on free ports, RTP below callscope's range),
+/// forwarding every call to the far-end SIPp; returns it with its idle RSS and CPU.
+fn start_rustpbx(bin: &std::path::Path, far_end: SocketAddr) -> Res<(RustPbx, (u64, f64))> {
+    if !bin.exists() {
+        return Err(format!("no RustPBX binary at {}", bin.display()));
+    }
+    let free = || callscope_testkit::ports::free_port().map_err(err("a RustPBX port"));
+    let setup = RustPbxSetup {
+        sip: SocketAddr::from((Ipv4Addr::LOCALHOST, free()?)),
+        http: SocketAddr::from((Ipv4Addr::LOCALHOST, free()?)),
+        far_end,
+        rtp_ports: (20000, 29999),
+    };
+    eprintln!(
+        "bench-media: starting RustPBX ({}) on {}",
+        bin.display(),
+        setup.sip
+    );
+    let pbx = RustPbx::start(bin, &setup).map_err(err("starting RustPBX"))?;
+    let idle = callscope_testkit::bench::idle_figures(pbx.pid()).map_err(err("RustPBX idle"))?;
+    Ok((pbx, idle))
+}
+
+fn peer_step(
+    pbx: &RustPbx,
+    load: &G711Load,
+    n: u64,
+    keep_dir: Option<&std::path::Path>,
+) -> Res<PeerStep> {
+    eprintln!("bench-media: {n} concurrent calls through RustPBX");
+    let step = run_peer_step(pbx.pid(), pbx.sip_addr(), load, n, &|| pbx.recordings())?;
+    eprintln!(
+        "bench-media: RustPBX {n}: {} ok, {} failed; {:.1} % CPU; {} recordings",
+        step.ok,
+        step.failed,
+        step.window.cpu_pct,
+        step.recordings.len()
+    );
+    pbx.remove_recordings(
+        keep_dir
+            .map(|d| d.join(format!("rustpbx-{n}.wav")))
+            .as_deref(),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    Ok(step)
+}
+
+/// The same-run comparison with RustPBX, as a Markdown section.
+fn peer_report(
+    pbx: &RustPbx,
+    (idle_rss, idle_cpu): (u64, f64),
+    ours: &[G711Step],
+    peer: &[PeerStep],
+    call_s: u64,
+    peer_first: bool,
+) -> String {
+    let mut r = format!(
+        "\nSame load through RustPBX (media anchored: `media_proxy = \"all\"`, every call \
+         recorded to WAV), {} callscope's step each time. RustPBX idle: {idle_cpu:.2} % of a \
+         core, RSS {:.1} MB.\n\n| calls | ok / failed | window (s) | RustPBX CPU (% core) | \
+         per call (% core) | RSS (MB) | per call (MB) | SIPp CPU uac+uas (% core) | SIPp per \
+         call | RustPBX ÷ SIPp | callscope ÷ RustPBX, per call |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        if peer_first { "before" } else { "after" },
+        idle_rss as f64 / 1e6
+    );
+    for p in peer {
+        let n = p.n as f64;
+        let ours_per_call = ours
+            .iter()
+            .find(|s| s.n == p.n)
+            .map(|s| s.window.cpu_pct / n);
+        let per_call = p.window.cpu_pct / n;
+        r.push_str(&format!(
+            "| {} | {} / {} | {:.0} | {:.1} | {:.3} | {:.1} | {:.2} | {} | {} |\n",
+            p.n,
+            p.ok,
+            p.failed,
+            p.window.wall_s,
+            p.window.cpu_pct,
+            per_call,
+            p.window.rss_bytes as f64 / 1e6,
+            (p.window.rss_bytes as f64 - idle_rss as f64) / 1e6 / n,
+            sipp_columns(&p.window, n),
+            match ours_per_call {
+                Some(o) if per_call > 0.0 => fmt_f(o / per_call, 2),
+                _ => "-".into(),
+            },
+        ));
+    }
+    r.push_str(
+        "\nRustPBX's recordings (read from outside: its own statistics are not compared):\n\n\
+         | calls | recordings (unreadable) | channels, rate, encoding | max abs(recording − call) (ms) | \
+         silent gaps (count, ms) | RustPBX CPU user / system |\n|---|---|---|---|---|---|\n",
+    );
+    for p in peer {
+        let shape: std::collections::BTreeSet<String> = p
+            .recordings
+            .iter()
+            .map(|c| format!("{} ch, {} Hz, {}", c.channels, c.rate, c.encoding))
+            .collect();
+        let dur_err = p
+            .recordings
+            .iter()
+            .map(|c| (c.duration_s - call_s as f64).abs() * 1000.0)
+            .fold(0.0, f64::max);
+        r.push_str(&format!(
+            "| {} | {} ({}) | {} | {:.0} | {} ({:.0} ms) | {:.1} / {:.1} |\n",
+            p.n,
+            p.recordings.len(),
+            p.unreadable,
+            shape.into_iter().collect::<Vec<_>>().join("; "),
+            dur_err,
+            p.recordings.iter().map(|c| c.gaps).sum::<usize>(),
+            p.recordings.iter().map(|c| c.gap_ms).sum::<f64>(),
+            p.window.user_sys_pct.0,
+            p.window.user_sys_pct.1,
+        ));
+    }
+    let log = pbx.log();
+    let warns = log_warnings(&log);
+    r.push_str(&format!("RustPBX log: {} WARN/ERROR lines.\n", warns.len()));
+    for w in warns.iter().take(5) {
+        r.push_str(&format!(
+            "- `{}`\n",
+            w.chars().take(240).collect::<String>()
+        ));
+    }
+    r
+}
+
+/// The report's SIPp columns for a step of `n` calls: UAC + UAS CPU, SIPp per call, and
+/// the server's CPU over SIPp's.
+fn sipp_columns(w: &WindowFigures, n: f64) -> String {
+    let sipp = w.peers_pct.iter().sum::<f64>();
+    format!(
+        "{:.1} + {:.1} | {:.3} | {}",
+        w.peers_pct.first().copied().unwrap_or(0.0),
+        w.peers_pct.get(1).copied().unwrap_or(0.0),
+        sipp / n,
+        if sipp > 0.0 {
+            fmt_f(w.cpu_pct / sipp, 2)
+        } else {
+            "-".into()
+        }
+    )
 }

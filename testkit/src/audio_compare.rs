@@ -638,6 +638,18 @@ pub fn speech_wav(
     Ok(path.to_path_buf())
 }
 
+/// Any WAV sox reads (G.711 μ-law or A-law inside, say, as some servers record) rewritten as
+/// 16-bit PCM at the same rate and channel count, which [`read_wav_channels`] takes.
+pub fn to_pcm16_wav(input: &Path, output: &Path) -> Result<()> {
+    run_tool(
+        "sox",
+        Command::new("sox")
+            .arg(input)
+            .args(["-b", "16", "-e", "signed-integer"])
+            .arg(output),
+    )
+}
+
 /// A sine sweep from `f0` to `f1` Hz over `secs`, 16-bit mono at `rate`, at -6 dBFS.
 pub fn sweep_wav(path: &Path, rate: u32, secs: f64, f0: u32, f1: u32) -> Result<PathBuf> {
     run_tool(

@@ -4,13 +4,14 @@
 //! streaming PCMU back; callscope relays and records them. Measured over the steady window
 //! (all N calls up, until shortly before the first hangs up).
 
+use crate::audio_compare::{read_wav_channels, to_pcm16_wav};
 use crate::bench::{
-    CallCheck, Window, WindowFigures, check_calls, counters, max_rowid, media_calls, poll_until,
-    wait_calls_stored,
+    CallCheck, Window, WindowFigures, check_calls, counters, gaps_of, max_rowid, media_calls,
+    poll_until, wait_calls_stored,
 };
 use crate::callscope::Callscope;
 use crate::sipp::{G711, Scenario, SippConfig, SippRun, uac_rtp_stream_scenario};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -48,29 +49,12 @@ fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
 /// Runs `n` concurrent calls and returns the window's figures and every call's checks.
 pub fn run_g711_step(cs: &Callscope, load: &G711Load, n: u64) -> Result<G711Step, String> {
     let (rate, call_s) = (load.rate.max(1.0), load.call_s);
+    let ramp_s = n as f64 / rate;
     let pid = cs.pid().ok_or("callscope not running")?;
     let before_rowid = max_rowid(cs).map_err(err("reading call_sip"))?;
-    let mut cfg = SippConfig::uac(
-        Scenario::Xml(uac_rtp_stream_scenario(
-            &load.raw_uac,
-            G711::Ulaw,
-            call_s * 1000,
-        )),
-        cs.sip_addr(),
-    );
-    cfg.local_ip = load.uac_ip;
-    cfg.media_port = Some(crate::ports::free_port_run(2).map_err(err("a UAC media port"))?);
-    cfg.service = Some(load.did.clone());
-    cfg.max_calls = Some(n);
-    cfg.rate = Some(rate);
-    cfg.limit = Some(n);
-    let ramp_s = n as f64 / rate;
-    cfg.global_timeout = Some(Duration::from_secs_f64(ramp_s + call_s as f64 + 60.0));
-    // -aa: answer callscope's in-dialog keepalive OPTIONS (every 30 s) with 200, as a phone
-    // does; without it SIPp aborts the call at the first one.
-    cfg.extra_args = vec!["-recv_timeout".into(), "20000".into(), "-aa".into()];
+    let uac_cfg = uac_config(cs.sip_addr(), load, n)?;
     let t_start = Instant::now();
-    let uac = SippRun::start(&cfg).map_err(err("starting the SIPp UAC"))?;
+    let uac = SippRun::start(&uac_cfg).map_err(err("starting the SIPp UAC"))?;
 
     // All N calls up: SIPp has them in progress and callscope has N media calls.
     let all_up = poll_until(Duration::from_secs_f64(ramp_s + 20.0), || {
@@ -84,27 +68,12 @@ pub fn run_g711_step(cs: &Callscope, load: &G711Load, n: u64) -> Result<G711Step
             media_calls(cs)
         );
     }
-    // Settle, then measure until shortly before the first call hangs up.
-    std::thread::sleep(Duration::from_secs(3));
-    let window_end = t_start + Duration::from_secs(call_s).saturating_sub(Duration::from_secs(3));
-    let window = window_end.saturating_duration_since(Instant::now());
-    if window < Duration::from_secs(5) {
-        return Err(format!(
-            "no steady window: {n} calls at {rate}/s take {ramp_s:.0} s to set up and calls last \
-             {call_s} s; raise BENCH_CALL_S or BENCH_RATE"
-        ));
-    }
+    let window = steady_window(t_start, load, n)?;
     let relayed0 = counters(cs)
         .get("media_packets_relayed")
         .copied()
         .ok_or("callscope reports no media_packets_relayed counter (older build?)")?;
-    let measuring = Window::start(pid, &[uac.pid(), load.uas_pid]).map_err(err("CPU"))?;
-    eprintln!(
-        "bench: {n} G.711 calls up; measuring for {:.0} s",
-        window.as_secs_f64()
-    );
-    std::thread::sleep(window);
-    let figures = measuring.finish().map_err(err("CPU"))?;
+    let figures = measure(pid, &uac, load, window, &format!("{n} G.711 calls"))?;
     let relayed1 = counters(cs)
         .get("media_packets_relayed")
         .copied()
@@ -135,4 +104,192 @@ pub fn run_g711_step(cs: &Callscope, load: &G711Load, n: u64) -> Result<G711Step
         window: figures,
         calls,
     })
+}
+
+/// The UAC of a step: `n` calls to `target` at the load's rate, each streaming for the
+/// load's call length.
+fn uac_config(target: SocketAddr, load: &G711Load, n: u64) -> Result<SippConfig, String> {
+    let (rate, call_s) = (load.rate.max(1.0), load.call_s);
+    let mut cfg = SippConfig::uac(
+        Scenario::Xml(uac_rtp_stream_scenario(
+            &load.raw_uac,
+            G711::Ulaw,
+            call_s * 1000,
+        )),
+        target,
+    );
+    cfg.local_ip = load.uac_ip;
+    cfg.media_port = Some(crate::ports::free_port_run(2).map_err(err("a UAC media port"))?);
+    cfg.service = Some(load.did.clone());
+    cfg.max_calls = Some(n);
+    cfg.rate = Some(rate);
+    cfg.limit = Some(n);
+    let ramp_s = n as f64 / rate;
+    cfg.global_timeout = Some(Duration::from_secs_f64(ramp_s + call_s as f64 + 60.0));
+    // -aa: answer in-dialog keepalive OPTIONS (callscope's every 30 s) with 200, as a phone
+    // does; without it SIPp aborts the call at the first one.
+    cfg.extra_args = vec!["-recv_timeout".into(), "20000".into(), "-aa".into()];
+    Ok(cfg)
+}
+
+/// Settles for 3 s, then says how long to measure: until shortly before the first call
+/// (started at `t_start`) hangs up.
+fn steady_window(t_start: Instant, load: &G711Load, n: u64) -> Result<Duration, String> {
+    let (rate, call_s) = (load.rate.max(1.0), load.call_s);
+    let ramp_s = n as f64 / rate;
+    std::thread::sleep(Duration::from_secs(3));
+    let window_end = t_start + Duration::from_secs(call_s).saturating_sub(Duration::from_secs(3));
+    let window = window_end.saturating_duration_since(Instant::now());
+    if window < Duration::from_secs(5) {
+        return Err(format!(
+            "no steady window: {n} calls at {rate}/s take {ramp_s:.0} s to set up and calls last \
+             {call_s} s; raise BENCH_CALL_S or BENCH_RATE"
+        ));
+    }
+    Ok(window)
+}
+
+/// The server's (`pid`) and both SIPps' CPU over `window`, from now.
+fn measure(
+    pid: u32,
+    uac: &SippRun,
+    load: &G711Load,
+    window: Duration,
+    what: &str,
+) -> Result<WindowFigures, String> {
+    let measuring = Window::start(pid, &[uac.pid(), load.uas_pid]).map_err(err("CPU"))?;
+    eprintln!(
+        "bench: {what} up; measuring for {:.0} s",
+        window.as_secs_f64()
+    );
+    std::thread::sleep(window);
+    measuring.finish().map_err(err("CPU"))
+}
+
+/// One recording of the peer, as the benchmark reads callscope's: length and the silent
+/// gaps inside each channel's sounding part.
+pub struct PeerRecording {
+    /// The WAV's sample encoding (`PCM`, `μ-law`, ...).
+    pub encoding: &'static str,
+    pub duration_s: f64,
+    pub channels: usize,
+    pub rate: u32,
+    pub gaps: usize,
+    pub gap_ms: f64,
+}
+
+/// What one step against the peer measured.
+pub struct PeerStep {
+    pub n: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// The peer over the window; `peers_pct` is SIPp [UAC, UAS].
+    pub window: WindowFigures,
+    pub recordings: Vec<PeerRecording>,
+    /// Recordings that could not be read.
+    pub unreadable: usize,
+}
+
+/// The same load as [`run_g711_step`] against another SIP server (`peer_pid`, listening
+/// on `peer_sip`, forwarding to the same SIPp UAS): its CPU and RSS over the same steady
+/// window, SIPp's outcome, and the recordings `recordings` lists after the step (the peer's
+/// own statistics are not read: only what can be measured from outside).
+pub fn run_peer_step(
+    peer_pid: u32,
+    peer_sip: SocketAddr,
+    load: &G711Load,
+    n: u64,
+    recordings: &dyn Fn() -> Vec<PathBuf>,
+) -> Result<PeerStep, String> {
+    let (rate, call_s) = (load.rate.max(1.0), load.call_s);
+    let ramp_s = n as f64 / rate;
+    let uac_cfg = uac_config(peer_sip, load, n)?;
+    let t_start = Instant::now();
+    let uac = SippRun::start(&uac_cfg).map_err(err("starting the SIPp UAC"))?;
+    let all_up = poll_until(Duration::from_secs_f64(ramp_s + 20.0), || {
+        uac.outcome_now().map_or(0, |o| o.current_calls) >= n
+    });
+    if !all_up {
+        eprintln!(
+            "bench: {n} calls through the peer not all up after {:.0} s",
+            t_start.elapsed().as_secs_f64()
+        );
+    }
+    let window = steady_window(t_start, load, n)?;
+    let what = format!("{n} calls through the peer");
+    let figures = measure(peer_pid, &uac, load, window, &what)?;
+    let out = uac
+        .wait(Duration::from_secs_f64(ramp_s + call_s as f64 + 90.0))
+        .map_err(err("waiting for the SIPp UAC"))?;
+    // The peer finishes its files after the calls end: wait (bounded) until one per
+    // successful call is there and their sizes stop changing.
+    let mut last: Vec<u64> = Vec::new();
+    poll_until(Duration::from_secs(60), || {
+        let sizes: Vec<u64> = recordings()
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .collect();
+        let settled = sizes.len() as u64 >= out.successful_calls && sizes == last;
+        last = sizes;
+        settled
+    });
+    let mut checked = Vec::new();
+    let mut unreadable = 0;
+    let scratch = tempfile::tempdir().map_err(err("a temp dir"))?;
+    let pcm = scratch.path().join("pcm16.wav");
+    for path in recordings() {
+        // Not every server writes 16-bit PCM: read anything else through sox.
+        let channels = read_wav_channels(&path).or_else(|_| {
+            to_pcm16_wav(&path, &pcm)?;
+            read_wav_channels(&pcm)
+        });
+        match channels {
+            Ok(channels) if !channels.is_empty() => {
+                let (mut gaps, mut gap_ms) = (0, 0.0);
+                for channel in &channels {
+                    let (count, ms, _) = gaps_of(channel);
+                    gaps += count;
+                    gap_ms += ms;
+                }
+                checked.push(PeerRecording {
+                    encoding: wav_encoding(&path),
+                    duration_s: channels[0].duration_s(),
+                    channels: channels.len(),
+                    rate: channels[0].rate,
+                    gaps,
+                    gap_ms,
+                });
+            }
+            _ => unreadable += 1,
+        }
+    }
+    Ok(PeerStep {
+        n,
+        ok: out.successful_calls,
+        failed: out.failed_calls,
+        window: figures,
+        recordings: checked,
+        unreadable,
+    })
+}
+
+/// The sample encoding a WAV file's `fmt ` chunk names, when it is the first chunk (as
+/// every recorder here writes it).
+fn wav_encoding(path: &std::path::Path) -> &'static str {
+    let mut head = [0u8; 22];
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut head)
+    });
+    if read.is_err() || &head[12..16] != b"fmt " {
+        return "unknown";
+    }
+    match u16::from_le_bytes([head[20], head[21]]) {
+        1 => "PCM",
+        3 => "float",
+        6 => "A-law",
+        7 => "μ-law",
+        0xFFFE => "extensible",
+        _ => "other",
+    }
 }

@@ -27,6 +27,7 @@ pub mod linphone;
 pub mod netns;
 pub mod ports;
 pub mod process;
+pub mod rustpbx;
 pub mod sipp;
 pub mod stats;
 pub mod svwar;

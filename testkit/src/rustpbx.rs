@@ -1,0 +1,231 @@
+//! RustPBX, the peer the media benchmark measures callscope against in the same run.
+//!
+//! The brief's reference figures for a bridged, recorded call are RustPBX's; figures from
+//! another day or machine cannot be compared on this shared VM, whose load moves a run by
+//! ±15 %. So `scripts/bench-media` can start a RustPBX binary the user built
+//! (`BENCH_RUSTPBX_BIN`; nothing of RustPBX is in this repository, and nothing here builds
+//! it) and put it through the same SIPp load right after callscope, step by step.
+//!
+//! The configuration is written from RustPBX's documented options (docs/config in its
+//! repository): a B2BUA that anchors every call's RTP (`media_proxy = "all"`), records every
+//! call to a local WAV file, takes the load's INVITEs from 127.0.0.1 and forwards every
+//! number to one trunk, the far-end SIPp. Its console, SIP flow capture and CDR uploads
+//! stay off; logging is at `warn`, as callscope's is in the benchmark.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::process::ChildGuard;
+
+/// A running RustPBX, killed by PID when dropped.
+pub struct RustPbx {
+    guard: ChildGuard,
+    dir: tempfile::TempDir,
+    sip: SocketAddr,
+}
+
+/// Where RustPBX listens and where it sends the calls.
+pub struct RustPbxSetup {
+    /// SIP over UDP (RustPBX binds the address and port given).
+    pub sip: SocketAddr,
+    /// Its HTTP API (not used by the benchmark, but it always binds one).
+    pub http: SocketAddr,
+    /// The far end every call is forwarded to.
+    pub far_end: SocketAddr,
+    /// Its RTP port range (inclusive start, exclusive end).
+    pub rtp_ports: (u16, u16),
+}
+
+impl RustPbx {
+    /// Writes the configuration into a temporary directory and starts `bin` there; waits
+    /// (bounded) until its SIP port answers an OPTIONS.
+    pub fn start(bin: &Path, setup: &RustPbxSetup) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("rustpbx-")
+            .tempdir()
+            .map_err(|e| Error::io("creating the RustPBX directory", e))?;
+        let config = config_toml(dir.path(), setup);
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| Error::io("writing the RustPBX configuration", e))?;
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(dir.path())
+            .stdin(Stdio::null())
+            .arg("--conf")
+            .arg(&config_path);
+        let guard = ChildGuard::spawn_logged("rustpbx", &mut cmd, &dir.path().join("rustpbx.log"))?;
+        let mut pbx = RustPbx {
+            guard,
+            dir,
+            sip: setup.sip,
+        };
+        pbx.wait_sip(Duration::from_secs(30))?;
+        Ok(pbx)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("rustpbx.log")).unwrap_or_default()
+    }
+
+    /// Every WAV file under its recording directory.
+    pub fn recordings(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        collect_wavs(&self.dir.path().join("recordings"), &mut found, 4);
+        found.sort();
+        found
+    }
+
+    /// Deletes the recordings made so far (between steps), keeping one if asked.
+    pub fn remove_recordings(&self, keep: Option<&Path>) {
+        for (i, path) in self.recordings().iter().enumerate() {
+            if i == 0
+                && let Some(keep) = keep
+            {
+                let _ = std::fs::copy(path, keep);
+            }
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Polls the SIP port with OPTIONS until something answers, within `limit`.
+    fn wait_sip(&mut self, limit: Duration) -> Result<()> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")
+            .map_err(|e| Error::io("binding a probe socket", e))?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(250)))
+            .map_err(|e| Error::io("probe socket timeout", e))?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| Error::io("probe socket address", e))?;
+        let deadline = std::time::Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        for attempt in 0u32.. {
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            if let Some(status) = self.guard.try_status()? {
+                return Err(Error::ExitedEarly {
+                    tool: "rustpbx",
+                    status: format!("{status}; last lines:\n{}", tail(&self.log(), 40)),
+                    log: self.guard.log().map(Path::to_path_buf),
+                });
+            }
+            let probe = options_probe(self.sip, local, attempt);
+            let _ = socket.send_to(probe.as_bytes(), self.sip);
+            if let Ok((n, _)) = socket.recv_from(&mut buf)
+                && buf[..n].starts_with(b"SIP/2.0 ")
+            {
+                return Ok(());
+            }
+        }
+        Err(Error::Timeout {
+            what: format!("RustPBX to answer OPTIONS on {}", self.sip),
+            after: limit,
+            log: self.guard.log().map(Path::to_path_buf),
+        })
+    }
+}
+
+fn collect_wavs(dir: &Path, found: &mut Vec<PathBuf>, depth: u32) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && depth > 0 {
+            collect_wavs(&path, found, depth - 1);
+        } else if path.extension().is_some_and(|e| e == "wav") {
+            found.push(path);
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn options_probe(to: SocketAddr, from: SocketAddr, attempt: u32) -> String {
+    format!(
+        "OPTIONS sip:probe@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-bench-probe-{attempt}\r\n\
+         From: <sip:bench@{from}>;tag=probe{attempt}\r\n\
+         To: <sip:probe@{to}>\r\n\
+         Call-ID: bench-probe-{attempt}@{from}\r\n\
+         CSeq: {attempt} OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n",
+        attempt = attempt + 1
+    )
+}
+
+/// The configuration (TOML), every path inside `dir`.
+fn config_toml(dir: &Path, s: &RustPbxSetup) -> String {
+    let d = dir.display();
+    format!(
+        r#"http_addr = "{http}"
+log_level = "warn"
+database_url = "sqlite://{d}/rustpbx.sqlite3"
+external_ip = "{ip}"
+rtp_start_port = {rtp_start}
+rtp_end_port = {rtp_end}
+
+[proxy]
+modules = ["acl", "call"]
+addr = "{ip}"
+udp_port = {sip_port}
+media_proxy = "all"
+generated_dir = "{d}/generated"
+routes_files = []
+trunks_files = []
+acl_rules = ["allow all"]
+acl_files = []
+ensure_user = false
+
+[proxy.trunks.load]
+dest = "sip:127.0.0.1:5060"
+direction = "inbound"
+inbound_hosts = ["127.0.0.1"]
+
+[proxy.trunks.far]
+dest = "sip:{far}"
+direction = "outbound"
+media_mode = "force_transcode"
+
+[[proxy.routes]]
+name = "everything to the far end"
+priority = 100
+action = "forward"
+dest = "far"
+
+[proxy.routes.match]
+"to.user" = ".*"
+
+[recording]
+enabled = true
+auto_start = true
+type = "local"
+path = "{d}/recordings"
+subdir = "none"
+signaling = false
+"#,
+        http = s.http,
+        ip = s.sip.ip(),
+        sip_port = s.sip.port(),
+        far = s.far_end,
+        rtp_start = s.rtp_ports.0,
+        rtp_end = s.rtp_ports.1,
+    )
+}
