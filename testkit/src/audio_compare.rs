@@ -650,6 +650,27 @@ pub fn to_pcm16_wav(input: &Path, output: &Path) -> Result<()> {
     )
 }
 
+/// The sample encoding a WAV file's `fmt ` chunk names, when it is the first chunk (as
+/// every recorder here writes it); `unknown` when it is not.
+pub fn wav_encoding(path: &Path) -> &'static str {
+    let mut head = [0u8; 22];
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut head)
+    });
+    if read.is_err() || &head[12..16] != b"fmt " {
+        return "unknown";
+    }
+    match u16::from_le_bytes([head[20], head[21]]) {
+        1 => "PCM",
+        3 => "float",
+        6 => "A-law",
+        7 => "μ-law",
+        0xFFFE => "extensible",
+        _ => "other",
+    }
+}
+
 /// A sine sweep from `f0` to `f1` Hz over `secs`, 16-bit mono at `rate`, at -6 dBFS.
 pub fn sweep_wav(path: &Path, rate: u32, secs: f64, f0: u32, f1: u32) -> Result<PathBuf> {
     run_tool(

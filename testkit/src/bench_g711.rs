@@ -4,7 +4,7 @@
 //! streaming PCMU back; callscope relays and records them. Measured over the steady window
 //! (all N calls up, until shortly before the first hangs up).
 
-use crate::audio_compare::{read_wav_channels, to_pcm16_wav};
+use crate::audio_compare::{read_wav_channels, to_pcm16_wav, wav_encoding};
 use crate::bench::{
     CallCheck, Window, WindowFigures, check_calls, counters, gaps_of, max_rowid, media_calls,
     poll_until, wait_calls_stored,
@@ -271,25 +271,4 @@ pub fn run_peer_step(
         recordings: checked,
         unreadable,
     })
-}
-
-/// The sample encoding a WAV file's `fmt ` chunk names, when it is the first chunk (as
-/// every recorder here writes it).
-fn wav_encoding(path: &std::path::Path) -> &'static str {
-    let mut head = [0u8; 22];
-    let read = std::fs::File::open(path).and_then(|mut f| {
-        use std::io::Read;
-        f.read_exact(&mut head)
-    });
-    if read.is_err() || &head[12..16] != b"fmt " {
-        return "unknown";
-    }
-    match u16::from_le_bytes([head[20], head[21]]) {
-        1 => "PCM",
-        3 => "float",
-        6 => "A-law",
-        7 => "μ-law",
-        0xFFFE => "extensible",
-        _ => "other",
-    }
 }

@@ -7,7 +7,8 @@
 //! it) and put it through the same SIPp load right after callscope, step by step.
 //!
 //! The configuration is written from RustPBX's documented options (docs/config in its
-//! repository): a B2BUA that anchors every call's RTP (`media_proxy = "all"`), records every
+//! repository): a B2BUA that anchors every call's RTP (`media_proxy = "all"`, relaying the
+//! payload when both legs share a codec, as callscope does), records every
 //! call to a local WAV file, takes the load's INVITEs from 127.0.0.1 and forwards every
 //! number to one trunk, the far-end SIPp. Its console, SIP flow capture and CDR uploads
 //! stay off; logging is at `warn`, as callscope's is in the benchmark.
@@ -202,7 +203,6 @@ inbound_hosts = ["127.0.0.1"]
 [proxy.trunks.far]
 dest = "sip:{far}"
 direction = "outbound"
-media_mode = "force_transcode"
 
 [[proxy.routes]]
 name = "everything to the far end"

@@ -2,8 +2,9 @@
 //! G.711: the checks the media end-to-end tests rely on must tell a match from a mismatch.
 
 use callscope_testkit::audio_compare::{
-    Mono, best_lag, best_lag_xcorr, g711_round_trip, lag_spread, lag_stability, read_wav_mono,
-    resample, silence_intervals, speech_wav, sweep_wav, write_wav,
+    Mono, best_lag, best_lag_xcorr, g711_round_trip, lag_spread, lag_stability, read_wav_channels,
+    read_wav_mono, resample, silence_intervals, speech_wav, sweep_wav, to_pcm16_wav, wav_encoding,
+    write_wav,
 };
 use std::time::Instant;
 
@@ -121,4 +122,54 @@ fn stereo_and_float_files_read_back_per_channel_with_gaps_found() {
     let junk = dir.path().join("junk.wav");
     std::fs::write(&junk, b"RIFF\x10\x00\x00\x00WAVEjunkjunk").unwrap();
     assert!(read_wav_mono(&junk).is_err());
+}
+
+/// Another server's recording in G.711 (RustPBX writes μ-law WAV, as the media benchmark
+/// found): its encoding is named from the header, and it reads back through sox per channel,
+/// each channel still the audio that went in.
+#[test]
+fn g711_wav_files_are_named_and_read_through_sox() {
+    let dir = tempfile::tempdir().unwrap();
+    let left = speech_wav(&dir.path().join("l.wav"), "en-us", AGENT, 8000, 4.0).unwrap();
+    let right = speech_wav(&dir.path().join("r.wav"), "en-gb+f3", CUSTOMER, 8000, 4.0).unwrap();
+    let pcm = dir.path().join("stereo.wav");
+    let sources = [
+        read_wav_mono(&left).unwrap(),
+        read_wav_mono(&right).unwrap(),
+    ];
+    let len = sources[0].samples.len().min(sources[1].samples.len());
+    let trimmed: Vec<Mono> = sources
+        .iter()
+        .map(|m| Mono::new(8000, m.samples[..len].to_vec()))
+        .collect();
+    write_wav(&pcm, &trimmed).unwrap();
+    assert_eq!(wav_encoding(&pcm), "PCM");
+    for (encoding, sox_name) in [("μ-law", "u-law"), ("A-law", "a-law")] {
+        let coded = dir.path().join(format!("{sox_name}.wav"));
+        let status = std::process::Command::new("sox")
+            .arg(&pcm)
+            .args(["-e", sox_name])
+            .arg(&coded)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(wav_encoding(&coded), encoding);
+        assert!(
+            read_wav_channels(&coded).is_err(),
+            "{encoding}: the PCM reader takes it directly, so the fallback is never used"
+        );
+        let back = dir.path().join(format!("{sox_name}-pcm.wav"));
+        to_pcm16_wav(&coded, &back).unwrap();
+        let channels = read_wav_channels(&back).unwrap();
+        assert_eq!(channels.len(), 2, "{encoding}");
+        for (channel, source) in channels.iter().zip(&trimmed) {
+            assert_eq!(channel.rate, 8000);
+            assert_eq!(channel.samples.len(), len, "{encoding}");
+            let m = best_lag(source, channel, 0.05).unwrap();
+            assert!(m.xcorr >= 0.95 && m.lag == 0, "{encoding}: {m:?}");
+        }
+    }
+    let not_wav = dir.path().join("not.wav");
+    std::fs::write(&not_wav, b"RIFF....WAVEdata").unwrap();
+    assert_eq!(wav_encoding(&not_wav), "unknown");
 }
