@@ -41,6 +41,8 @@
 //!   read the same way; its quality is read from outside only (SIPp's outcome, the
 //!   recordings' lengths and silent gaps), as its statistics are its own.
 //! - `BENCH_PEER_FIRST=1`: run RustPBX's step before callscope's (to see the order's effect)
+//! - `BENCH_RUSTPBX_RECORDER=sipflow`: RustPBX keeps each call's RTP packets in its SIP flow
+//!   store instead of writing a WAV (default `wav`); its recordings are then not checked
 
 use callscope_testkit::audio_compare::{raw_g711, sweep_wav};
 use callscope_testkit::bench::{
@@ -49,7 +51,7 @@ use callscope_testkit::bench::{
 };
 use callscope_testkit::bench_g711::{G711Load, G711Step, PeerStep, run_g711_step, run_peer_step};
 use callscope_testkit::callscope::Callscope;
-use callscope_testkit::rustpbx::{RustPbx, RustPbxSetup};
+use callscope_testkit::rustpbx::{Recorder, RustPbx, RustPbxSetup};
 use callscope_testkit::sipp::{G711, Scenario, SippConfig, SippRun, uas_rtp_stream_scenario};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -373,6 +375,15 @@ fn start_rustpbx(bin: &std::path::Path, far_end: SocketAddr) -> Res<(RustPbx, (u
         http: SocketAddr::from((Ipv4Addr::LOCALHOST, free()?)),
         far_end,
         rtp_ports: (20000, 29999),
+        recorder: match std::env::var("BENCH_RUSTPBX_RECORDER").as_deref() {
+            Ok("sipflow") => Recorder::SipFlow,
+            Ok("wav") | Err(_) => Recorder::Wav,
+            Ok(other) => {
+                return Err(format!(
+                    "BENCH_RUSTPBX_RECORDER: wav or sipflow, not {other}"
+                ));
+            }
+        },
     };
     eprintln!(
         "bench-media: starting RustPBX ({}) on {}",
@@ -391,7 +402,12 @@ fn peer_step(
     keep_dir: Option<&std::path::Path>,
 ) -> Res<PeerStep> {
     eprintln!("bench-media: {n} concurrent calls through RustPBX");
-    let step = run_peer_step(pbx.pid(), pbx.sip_addr(), load, n, &|| pbx.recordings())?;
+    let files = || pbx.recordings();
+    let recordings: Option<&dyn Fn() -> Vec<PathBuf>> = match pbx.recorder() {
+        Recorder::Wav => Some(&files),
+        Recorder::SipFlow => None,
+    };
+    let step = run_peer_step(pbx.pid(), pbx.sip_addr(), load, n, recordings)?;
     eprintln!(
         "bench-media: RustPBX {n}: {} ok, {} failed; {:.1} % CPU; {} recordings",
         step.ok,
@@ -419,11 +435,15 @@ fn peer_report(
 ) -> String {
     let mut r = format!(
         "\nSame load through RustPBX (media anchored: `media_proxy = \"all\"`, every call \
-         recorded to WAV), {} callscope's step each time. RustPBX idle: {idle_cpu:.2} % of a \
+         recorded {}), {} callscope's step each time. RustPBX idle: {idle_cpu:.2} % of a \
          core, RSS {:.1} MB.\n\n| calls | ok / failed | window (s) | RustPBX CPU (% core) | \
          per call (% core) | RSS (MB) | per call (MB) | SIPp CPU uac+uas (% core) | SIPp per \
          call | RustPBX ÷ SIPp | callscope ÷ RustPBX, per call |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
+        match pbx.recorder() {
+            Recorder::Wav => "to a two-channel WAV",
+            Recorder::SipFlow => "as RTP packets in its SIP flow store, no WAV per call",
+        },
         if peer_first { "before" } else { "after" },
         idle_rss as f64 / 1e6
     );
@@ -452,7 +472,8 @@ fn peer_report(
         ));
     }
     r.push_str(
-        "\nRustPBX's recordings (read from outside: its own statistics are not compared):\n\n\
+        "\nRustPBX's recordings, read from outside (its own statistics are not compared; with \
+         its SIP flow store there are no files to read), and its CPU split:\n\n\
          | calls | recordings (unreadable) | channels, rate, encoding | max abs(recording − call) (ms) | \
          silent gaps (count, ms) | RustPBX CPU user / system |\n|---|---|---|---|---|---|\n",
     );

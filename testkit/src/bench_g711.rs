@@ -192,14 +192,15 @@ pub struct PeerStep {
 
 /// The same load as [`run_g711_step`] against another SIP server (`peer_pid`, listening
 /// on `peer_sip`, forwarding to the same SIPp UAS): its CPU and RSS over the same steady
-/// window, SIPp's outcome, and the recordings `recordings` lists after the step (the peer's
-/// own statistics are not read: only what can be measured from outside).
+/// window, SIPp's outcome, and the recordings `recordings` lists after the step, if the
+/// peer writes files per call (the peer's own statistics are not read: only what can be
+/// measured from outside).
 pub fn run_peer_step(
     peer_pid: u32,
     peer_sip: SocketAddr,
     load: &G711Load,
     n: u64,
-    recordings: &dyn Fn() -> Vec<PathBuf>,
+    recordings: Option<&dyn Fn() -> Vec<PathBuf>>,
 ) -> Result<PeerStep, String> {
     let (rate, call_s) = (load.rate.max(1.0), load.call_s);
     let ramp_s = n as f64 / rate;
@@ -221,6 +222,16 @@ pub fn run_peer_step(
     let out = uac
         .wait(Duration::from_secs_f64(ramp_s + call_s as f64 + 90.0))
         .map_err(err("waiting for the SIPp UAC"))?;
+    let Some(recordings) = recordings else {
+        return Ok(PeerStep {
+            n,
+            ok: out.successful_calls,
+            failed: out.failed_calls,
+            window: figures,
+            recordings: Vec::new(),
+            unreadable: 0,
+        });
+    };
     // The peer finishes its files after the calls end: wait (bounded) until one per
     // successful call is there and their sizes stop changing.
     let mut last: Vec<u64> = Vec::new();

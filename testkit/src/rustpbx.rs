@@ -26,6 +26,7 @@ pub struct RustPbx {
     guard: ChildGuard,
     dir: tempfile::TempDir,
     sip: SocketAddr,
+    recorder: Recorder,
 }
 
 /// Where RustPBX listens and where it sends the calls.
@@ -38,6 +39,17 @@ pub struct RustPbxSetup {
     pub far_end: SocketAddr,
     /// Its RTP port range (inclusive start, exclusive end).
     pub rtp_ports: (u16, u16),
+    pub recorder: Recorder,
+}
+
+/// How RustPBX keeps each call's audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorder {
+    /// Its live WAV recorder: a two-channel file per call, as callscope writes.
+    Wav,
+    /// Its SIP flow store: the RTP packets themselves, in its packet database (FlowDB); a
+    /// WAV is only made when one is exported. No files to check per call.
+    SipFlow,
 }
 
 impl RustPbx {
@@ -62,6 +74,7 @@ impl RustPbx {
             guard,
             dir,
             sip: setup.sip,
+            recorder: setup.recorder,
         };
         pbx.wait_sip(Duration::from_secs(30))?;
         Ok(pbx)
@@ -73,6 +86,10 @@ impl RustPbx {
 
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip
+    }
+
+    pub fn recorder(&self) -> Recorder {
+        self.recorder
     }
 
     /// Its log so far.
@@ -213,19 +230,29 @@ dest = "far"
 [proxy.routes.match]
 "to.user" = ".*"
 
-[recording]
-enabled = true
-auto_start = true
-type = "local"
-path = "{d}/recordings"
-subdir = "none"
-signaling = false
-"#,
+{recording}"#,
         http = s.http,
         ip = s.sip.ip(),
         sip_port = s.sip.port(),
         far = s.far_end,
         rtp_start = s.rtp_ports.0,
         rtp_end = s.rtp_ports.1,
+        recording = recording_toml(dir, s.recorder),
     )
+}
+
+/// The `[recording]` section (and `[sipflow]` for its packet store).
+fn recording_toml(dir: &Path, recorder: Recorder) -> String {
+    let d = dir.display();
+    let (kind, rest) = match recorder {
+        Recorder::Wav => (
+            "local",
+            format!("path = \"{d}/recordings\"\nsubdir = \"none\"\nsignaling = false\n"),
+        ),
+        Recorder::SipFlow => (
+            "sipflow",
+            format!("\n[sipflow]\ntype = \"local\"\nroot = \"{d}/sipflow\"\nsubdirs = \"none\"\n"),
+        ),
+    };
+    format!("\n[recording]\nenabled = true\nauto_start = true\ntype = \"{kind}\"\n{rest}")
 }
