@@ -31,6 +31,23 @@ pub struct G711Load {
     pub call_s: u64,
 }
 
+impl G711Load {
+    /// Calls set up per second, at least one.
+    fn rate(&self) -> f64 {
+        self.rate.max(1.0)
+    }
+
+    /// Seconds it takes to set up `n` calls.
+    fn ramp_s(&self, n: u64) -> f64 {
+        n as f64 / self.rate()
+    }
+
+    /// How long to wait for the UAC of `n` calls to finish once the window is over.
+    fn finish_within(&self, n: u64) -> Duration {
+        Duration::from_secs_f64(self.ramp_s(n) + self.call_s as f64 + 90.0)
+    }
+}
+
 /// What one step measured.
 pub struct G711Step {
     pub n: u64,
@@ -48,23 +65,13 @@ fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
 
 /// Runs `n` concurrent calls and returns the window's figures and every call's checks.
 pub fn run_g711_step(cs: &Callscope, load: &G711Load, n: u64) -> Result<G711Step, String> {
-    let (rate, call_s) = (load.rate.max(1.0), load.call_s);
-    let ramp_s = n as f64 / rate;
     let pid = cs.pid().ok_or("callscope not running")?;
     let before_rowid = max_rowid(cs).map_err(err("reading call_sip"))?;
-    let uac_cfg = uac_config(cs.sip_addr(), load, n)?;
-    let t_start = Instant::now();
-    let uac = SippRun::start(&uac_cfg).map_err(err("starting the SIPp UAC"))?;
-
     // All N calls up: SIPp has them in progress and callscope has N media calls.
-    let all_up = poll_until(Duration::from_secs_f64(ramp_s + 20.0), || {
-        let sipp = uac.outcome_now().map_or(0, |o| o.current_calls);
-        media_calls(cs) >= n && sipp >= n
-    });
-    if !all_up {
+    let (uac, t_start) = start_calls(cs.sip_addr(), load, n, &|| media_calls(cs) >= n)?;
+    if media_calls(cs) < n {
         eprintln!(
-            "bench: {n} G.711 calls not all up after {:.0} s (callscope media calls {})",
-            t_start.elapsed().as_secs_f64(),
+            "bench: callscope has {} media calls of {n}",
             media_calls(cs)
         );
     }
@@ -84,7 +91,7 @@ pub fn run_g711_step(cs: &Callscope, load: &G711Load, n: u64) -> Result<G711Step
     }
 
     let out = uac
-        .wait(Duration::from_secs_f64(ramp_s + call_s as f64 + 90.0))
+        .wait(load.finish_within(n))
         .map_err(err("waiting for the SIPp UAC"))?;
     // Every call closed on callscope's side and its record (media report, recording) stored.
     if !wait_calls_stored(
@@ -106,10 +113,34 @@ pub fn run_g711_step(cs: &Callscope, load: &G711Load, n: u64) -> Result<G711Step
     })
 }
 
+/// Starts the UAC of a step (`n` calls to `target` at the load's rate, each streaming for
+/// the load's call length) and waits, bounded, until SIPp has all of them in progress and
+/// `server_up` agrees. Returns the UAC and when it started.
+fn start_calls(
+    target: SocketAddr,
+    load: &G711Load,
+    n: u64,
+    server_up: &dyn Fn() -> bool,
+) -> Result<(SippRun, Instant), String> {
+    let uac_cfg = uac_config(target, load, n)?;
+    let t_start = Instant::now();
+    let uac = SippRun::start(&uac_cfg).map_err(err("starting the SIPp UAC"))?;
+    let all_up = poll_until(Duration::from_secs_f64(load.ramp_s(n) + 20.0), || {
+        uac.outcome_now().map_or(0, |o| o.current_calls) >= n && server_up()
+    });
+    if !all_up {
+        eprintln!(
+            "bench: {n} calls to {target} not all up after {:.0} s",
+            t_start.elapsed().as_secs_f64()
+        );
+    }
+    Ok((uac, t_start))
+}
+
 /// The UAC of a step: `n` calls to `target` at the load's rate, each streaming for the
 /// load's call length.
 fn uac_config(target: SocketAddr, load: &G711Load, n: u64) -> Result<SippConfig, String> {
-    let (rate, call_s) = (load.rate.max(1.0), load.call_s);
+    let (rate, call_s) = (load.rate(), load.call_s);
     let mut cfg = SippConfig::uac(
         Scenario::Xml(uac_rtp_stream_scenario(
             &load.raw_uac,
@@ -124,8 +155,9 @@ fn uac_config(target: SocketAddr, load: &G711Load, n: u64) -> Result<SippConfig,
     cfg.max_calls = Some(n);
     cfg.rate = Some(rate);
     cfg.limit = Some(n);
-    let ramp_s = n as f64 / rate;
-    cfg.global_timeout = Some(Duration::from_secs_f64(ramp_s + call_s as f64 + 60.0));
+    cfg.global_timeout = Some(Duration::from_secs_f64(
+        load.ramp_s(n) + call_s as f64 + 60.0,
+    ));
     // -aa: answer in-dialog keepalive OPTIONS (callscope's every 30 s) with 200, as a phone
     // does; without it SIPp aborts the call at the first one.
     cfg.extra_args = vec!["-recv_timeout".into(), "20000".into(), "-aa".into()];
@@ -135,8 +167,7 @@ fn uac_config(target: SocketAddr, load: &G711Load, n: u64) -> Result<SippConfig,
 /// Settles for 3 s, then says how long to measure: until shortly before the first call
 /// (started at `t_start`) hangs up.
 fn steady_window(t_start: Instant, load: &G711Load, n: u64) -> Result<Duration, String> {
-    let (rate, call_s) = (load.rate.max(1.0), load.call_s);
-    let ramp_s = n as f64 / rate;
+    let (rate, call_s, ramp_s) = (load.rate(), load.call_s, load.ramp_s(n));
     std::thread::sleep(Duration::from_secs(3));
     let window_end = t_start + Duration::from_secs(call_s).saturating_sub(Duration::from_secs(3));
     let window = window_end.saturating_duration_since(Instant::now());
@@ -202,35 +233,23 @@ pub fn run_peer_step(
     n: u64,
     recordings: Option<&dyn Fn() -> Vec<PathBuf>>,
 ) -> Result<PeerStep, String> {
-    let (rate, call_s) = (load.rate.max(1.0), load.call_s);
-    let ramp_s = n as f64 / rate;
-    let uac_cfg = uac_config(peer_sip, load, n)?;
-    let t_start = Instant::now();
-    let uac = SippRun::start(&uac_cfg).map_err(err("starting the SIPp UAC"))?;
-    let all_up = poll_until(Duration::from_secs_f64(ramp_s + 20.0), || {
-        uac.outcome_now().map_or(0, |o| o.current_calls) >= n
-    });
-    if !all_up {
-        eprintln!(
-            "bench: {n} calls through the peer not all up after {:.0} s",
-            t_start.elapsed().as_secs_f64()
-        );
-    }
+    let (uac, t_start) = start_calls(peer_sip, load, n, &|| true)?;
     let window = steady_window(t_start, load, n)?;
     let what = format!("{n} calls through the peer");
     let figures = measure(peer_pid, &uac, load, window, &what)?;
     let out = uac
-        .wait(Duration::from_secs_f64(ramp_s + call_s as f64 + 90.0))
+        .wait(load.finish_within(n))
         .map_err(err("waiting for the SIPp UAC"))?;
+    let mut step = PeerStep {
+        n,
+        ok: out.successful_calls,
+        failed: out.failed_calls,
+        window: figures,
+        recordings: Vec::new(),
+        unreadable: 0,
+    };
     let Some(recordings) = recordings else {
-        return Ok(PeerStep {
-            n,
-            ok: out.successful_calls,
-            failed: out.failed_calls,
-            window: figures,
-            recordings: Vec::new(),
-            unreadable: 0,
-        });
+        return Ok(step);
     };
     // The peer finishes its files after the calls end: wait (bounded) until one per
     // successful call is there and their sizes stop changing.
@@ -244,8 +263,6 @@ pub fn run_peer_step(
         last = sizes;
         settled
     });
-    let mut checked = Vec::new();
-    let mut unreadable = 0;
     let scratch = tempfile::tempdir().map_err(err("a temp dir"))?;
     let pcm = scratch.path().join("pcm16.wav");
     for path in recordings() {
@@ -262,7 +279,7 @@ pub fn run_peer_step(
                     gaps += count;
                     gap_ms += ms;
                 }
-                checked.push(PeerRecording {
+                step.recordings.push(PeerRecording {
                     encoding: wav_encoding(&path),
                     duration_s: channels[0].duration_s(),
                     channels: channels.len(),
@@ -271,15 +288,8 @@ pub fn run_peer_step(
                     gap_ms,
                 });
             }
-            _ => unreadable += 1,
+            _ => step.unreadable += 1,
         }
     }
-    Ok(PeerStep {
-        n,
-        ok: out.successful_calls,
-        failed: out.failed_calls,
-        window: figures,
-        recordings: checked,
-        unreadable,
-    })
+    Ok(step)
 }

@@ -4,14 +4,14 @@
 //! another day or machine cannot be compared on this shared VM, whose load moves a run by
 //! ±15 %. So `scripts/bench-media` can start a RustPBX binary the user built
 //! (`BENCH_RUSTPBX_BIN`; nothing of RustPBX is in this repository, and nothing here builds
-//! it) and put it through the same SIPp load right after callscope, step by step.
+//! it) and put it through the same SIPp load next to callscope's, step by step.
 //!
 //! The configuration is written from RustPBX's documented options (docs/config in its
 //! repository): a B2BUA that anchors every call's RTP (`media_proxy = "all"`, relaying the
-//! payload when both legs share a codec, as callscope does), records every
-//! call to a local WAV file, takes the load's INVITEs from 127.0.0.1 and forwards every
-//! number to one trunk, the far-end SIPp. Its console, SIP flow capture and CDR uploads
-//! stay off; logging is at `warn`, as callscope's is in the benchmark.
+//! payload when both legs share a codec, as callscope does), records every call (a local
+//! WAV file, or the packets in its SIP flow store: [`Recorder`]), takes the load's INVITEs
+//! from 127.0.0.1 and forwards every number to one trunk, the far-end SIPp. Its console
+//! and CDR uploads stay off; logging is at `warn`, as callscope's is in the benchmark.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::process::ChildGuard;
+use crate::process::{ChildGuard, wait_until};
 
 /// A running RustPBX, killed by PID when dropped.
 pub struct RustPbx {
@@ -37,7 +37,7 @@ pub struct RustPbxSetup {
     pub http: SocketAddr,
     /// The far end every call is forwarded to.
     pub far_end: SocketAddr,
-    /// Its RTP port range (inclusive start, exclusive end).
+    /// Its RTP port range, as its `rtp_start_port` and `rtp_end_port`.
     pub rtp_ports: (u16, u16),
     pub recorder: Recorder,
 }
@@ -47,8 +47,9 @@ pub struct RustPbxSetup {
 pub enum Recorder {
     /// Its live WAV recorder: a two-channel file per call, as callscope writes.
     Wav,
-    /// Its SIP flow store: the RTP packets themselves, in its packet database (FlowDB); a
-    /// WAV is only made when one is exported. No files to check per call.
+    /// Its SIP flow store: the RTP packets themselves, in its local packet store (SQLite
+    /// shards under `sipflow/`); a WAV is only made when one is exported. No files to check
+    /// per call.
     SipFlow,
 }
 
@@ -94,7 +95,7 @@ impl RustPbx {
 
     /// Its log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("rustpbx.log")).unwrap_or_default()
+        read_log(self.dir.path())
     }
 
     /// Every WAV file under its recording directory.
@@ -117,7 +118,8 @@ impl RustPbx {
         }
     }
 
-    /// Polls the SIP port with OPTIONS until something answers, within `limit`.
+    /// Polls the SIP port with OPTIONS until something answers, within `limit`; fails at
+    /// once, with the log's last lines, if RustPBX exits first.
     fn wait_sip(&mut self, limit: Duration) -> Result<()> {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0")
             .map_err(|e| Error::io("binding a probe socket", e))?;
@@ -127,33 +129,37 @@ impl RustPbx {
         let local = socket
             .local_addr()
             .map_err(|e| Error::io("probe socket address", e))?;
-        let deadline = std::time::Instant::now() + limit;
+        let log = self.guard.log().map(Path::to_path_buf);
+        let dir = self.dir.path();
+        let (sip, guard) = (self.sip, &mut self.guard);
         let mut buf = [0u8; 4096];
-        for attempt in 0u32.. {
-            if std::time::Instant::now() >= deadline {
-                break;
-            }
-            if let Some(status) = self.guard.try_status()? {
-                return Err(Error::ExitedEarly {
-                    tool: "rustpbx",
-                    status: format!("{status}; last lines:\n{}", tail(&self.log(), 40)),
-                    log: self.guard.log().map(Path::to_path_buf),
-                });
-            }
-            let probe = options_probe(self.sip, local, attempt);
-            let _ = socket.send_to(probe.as_bytes(), self.sip);
-            if let Ok((n, _)) = socket.recv_from(&mut buf)
-                && buf[..n].starts_with(b"SIP/2.0 ")
-            {
-                return Ok(());
-            }
-        }
-        Err(Error::Timeout {
-            what: format!("RustPBX to answer OPTIONS on {}", self.sip),
-            after: limit,
-            log: self.guard.log().map(Path::to_path_buf),
-        })
+        let mut attempt = 0u32;
+        wait_until(
+            &format!("RustPBX to answer OPTIONS on {sip}"),
+            limit,
+            log.as_deref(),
+            || {
+                if let Some(status) = guard.try_status()? {
+                    return Err(Error::ExitedEarly {
+                        tool: "rustpbx",
+                        status: format!("{status}; last lines:\n{}", tail(&read_log(dir), 40)),
+                        log: log.clone(),
+                    });
+                }
+                attempt += 1;
+                let _ = socket.send_to(options_probe(sip, local, attempt).as_bytes(), sip);
+                let answered = socket
+                    .recv_from(&mut buf)
+                    .is_ok_and(|(n, _)| buf[..n].starts_with(b"SIP/2.0 "));
+                Ok(answered.then_some(()))
+            },
+        )
     }
+}
+
+/// RustPBX's log in `dir` (empty if there is none yet).
+fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("rustpbx.log")).unwrap_or_default()
 }
 
 fn collect_wavs(dir: &Path, found: &mut Vec<PathBuf>, depth: u32) {
@@ -175,6 +181,8 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// An OPTIONS request from `from` to `to`; `attempt` (from 1) keeps each one's transaction
+/// apart.
 fn options_probe(to: SocketAddr, from: SocketAddr, attempt: u32) -> String {
     format!(
         "OPTIONS sip:probe@{to} SIP/2.0\r\n\
@@ -184,8 +192,7 @@ fn options_probe(to: SocketAddr, from: SocketAddr, attempt: u32) -> String {
          Call-ID: bench-probe-{attempt}@{from}\r\n\
          CSeq: {attempt} OPTIONS\r\n\
          Max-Forwards: 70\r\n\
-         Content-Length: 0\r\n\r\n",
-        attempt = attempt + 1
+         Content-Length: 0\r\n\r\n"
     )
 }
 
