@@ -51,7 +51,7 @@ use callscope_testkit::bench::{
 };
 use callscope_testkit::bench_g711::{G711Load, G711Step, PeerStep, run_g711_step, run_peer_step};
 use callscope_testkit::callscope::Callscope;
-use callscope_testkit::rustpbx::{Recorder, RustPbx, RustPbxSetup};
+use callscope_testkit::rustpbx::{self, Recorder, RustPbx};
 use callscope_testkit::sipp::{G711, Scenario, SippConfig, SippRun, uas_rtp_stream_scenario};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -363,34 +363,14 @@ fn run() -> Res<()> {
     Ok(())
 }
 
-/// Starts RustPBX on 127.0.0.1 (SIP and HTTP on free ports, RTP below callscope's range),
-/// forwarding every call to the far-end SIPp; returns it with its idle RSS and CPU.
+/// Starts RustPBX (see `rustpbx::start_on_loopback`), forwarding every call to the far-end
+/// SIPp; returns it with its idle RSS and CPU.
 fn start_rustpbx(bin: &std::path::Path, far_end: SocketAddr) -> Res<(RustPbx, (u64, f64))> {
-    if !bin.exists() {
-        return Err(format!("no RustPBX binary at {}", bin.display()));
-    }
-    let free = || callscope_testkit::ports::free_port().map_err(err("a RustPBX port"));
-    let setup = RustPbxSetup {
-        sip: SocketAddr::from((Ipv4Addr::LOCALHOST, free()?)),
-        http: SocketAddr::from((Ipv4Addr::LOCALHOST, free()?)),
-        far_end,
-        rtp_ports: (20000, 29999),
-        recorder: match std::env::var("BENCH_RUSTPBX_RECORDER").as_deref() {
-            Ok("sipflow") => Recorder::SipFlow,
-            Ok("wav") | Err(_) => Recorder::Wav,
-            Ok(other) => {
-                return Err(format!(
-                    "BENCH_RUSTPBX_RECORDER: wav or sipflow, not {other}"
-                ));
-            }
-        },
-    };
-    eprintln!(
-        "bench-media: starting RustPBX ({}) on {}",
-        bin.display(),
-        setup.sip
-    );
-    let pbx = RustPbx::start(bin, &setup).map_err(err("starting RustPBX"))?;
+    let recorder = rustpbx::recorder_from_env()?;
+    eprintln!("bench-media: starting RustPBX ({})", bin.display());
+    let pbx =
+        rustpbx::start_on_loopback(bin, far_end, recorder).map_err(err("starting RustPBX"))?;
+    eprintln!("bench-media: RustPBX SIP on {}", pbx.sip_addr());
     let idle = callscope_testkit::bench::idle_figures(pbx.pid()).map_err(err("RustPBX idle"))?;
     Ok((pbx, idle))
 }

@@ -42,6 +42,12 @@
 //! - `BENCH_REFERENCE`: `0` skips the G.711 reference steps
 //! - `BENCH_KEEP_DIR`: keep one recording per step and callscope's log there
 //! - `BENCH_AIORTC_PROCS`: Python processes the aiortc peers are spread over (default 2)
+//! - `BENCH_RUSTPBX_BIN`: a RustPBX binary you built yourself (nothing of RustPBX is in this
+//!   repository; `docs/benchmarks.md`, "Session 14", says how): each step then also puts the
+//!   same browsers' load through it (see `run_peer_webrtc_step`) and the report compares the
+//!   two per call
+//! - `BENCH_PEER_FIRST=1`: run RustPBX's step before callscope's
+//! - `BENCH_RUSTPBX_RECORDER=sipflow`: RustPBX keeps the packets instead of writing WAVs
 
 use callscope_testkit::agent_ws::{AgentSocket, login};
 use callscope_testkit::aiortc::{AiortcOptions, AiortcPeer, PeerRtpStats};
@@ -51,8 +57,12 @@ use callscope_testkit::bench::{
     max_rowid, media_calls, poll_until, remove_recordings, sum, wait_calls_stored,
     wait_queue_drained,
 };
-use callscope_testkit::bench_g711::{G711Load, G711Step, run_g711_step};
+use callscope_testkit::bench_g711::{
+    G711Load, G711Step, PeerRecording, read_peer_recordings, run_g711_step,
+};
 use callscope_testkit::callscope::Callscope;
+use callscope_testkit::rustpbx::{self, Recorder, RustPbx};
+use callscope_testkit::sip_uac::SipUac;
 use callscope_testkit::sipp::{G711, Scenario, SippConfig, SippRun, uas_rtp_stream_scenario};
 use serde_json::json;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -140,31 +150,7 @@ fn run_webrtc_step(
             .map_err(err("going available"))?;
         sockets.push(socket);
     }
-    // The browsers, split over `procs` Python processes: each peer's file reader is a
-    // thread pacing itself under one interpreter lock, and with 50 of them in one process
-    // the senders fell behind in most runs (see `docs/benchmarks.md`, session 10).
-    let procs = (env_or("BENCH_AIORTC_PROCS", 2u64).max(1)).min(n) as usize;
-    let mut browsers = Vec::with_capacity(procs);
-    for k in 0..procs {
-        let mut options = AiortcOptions::new(sweep, None, call_s as f64 + 5.0);
-        options.peers = n as usize / procs + usize::from(k < n as usize % procs);
-        options.passthrough = true;
-        options.no_decode = true;
-        options.stats = true;
-        let browser = rt.block_on(AiortcPeer::start_opts(&options));
-        if browser.offers.len() != options.peers {
-            return Err(format!(
-                "aiortc made {} offers for {} peers",
-                browser.offers.len(),
-                options.peers
-            ));
-        }
-        browsers.push(browser);
-    }
-    let mut browser_pids = Vec::with_capacity(procs);
-    for b in &browsers {
-        browser_pids.push(b.pid().ok_or("aiortc exited")?);
-    }
+    let (mut browsers, browser_pids) = start_browsers(rt, sweep, n, call_s, "")?;
     let offers: Vec<String> = browsers.iter().flat_map(|b| b.offers.clone()).collect();
     let mut agents = Vec::with_capacity(n as usize);
     let mut answers = Vec::with_capacity(n as usize);
@@ -181,12 +167,7 @@ fn run_webrtc_step(
         answers.push(reply["sdp"].as_str().unwrap_or_default().to_string());
         agents.push(Agent { socket, call_id });
     }
-    let mut rest = answers.as_slice();
-    for b in &mut browsers {
-        let (mine, others) = rest.split_at(b.offers.len().min(rest.len()));
-        rt.block_on(b.answer_all(mine));
-        rest = others;
-    }
+    answer_browsers(rt, &mut browsers, &answers);
     let mut answered = 0;
     for agent in &mut agents {
         if agent.socket.wait_for("answered", SIGNAL_WAIT).is_ok() {
@@ -231,14 +212,7 @@ fn run_webrtc_step(
             eprintln!("bench-webrtc: hangup {}: {e}", agent.call_id);
         }
     }
-    let mut stats = Some(Vec::new());
-    for b in browsers {
-        let got = rt.block_on(b.finish_with_stats(Duration::from_secs(60)));
-        stats = stats.zip(got).map(|(mut all, mut more)| {
-            all.append(&mut more);
-            all
-        });
-    }
+    let stats = browser_stats(rt, browsers);
     for agent in agents {
         agent.socket.drop_connection();
     }
@@ -260,6 +234,172 @@ fn run_webrtc_step(
         browser: stats,
         setup_s,
     })
+}
+
+/// What one WebRTC step through RustPBX measured.
+struct PeerWebRtcStep {
+    n: u64,
+    /// Calls RustPBX answered with a 200 OK.
+    answered: u64,
+    /// RustPBX over the window; `peers_pct` is [aiortc processes…, SIPp UAS].
+    window: WindowFigures,
+    browser: Option<Vec<PeerRtpStats>>,
+    recordings: Vec<PeerRecording>,
+    unreadable: usize,
+    setup_s: f64,
+}
+
+/// The same browsers' load through RustPBX: the same aiortc peers and Opus packets, the
+/// same far-end SIPp UAS and window. RustPBX takes a WebRTC offer in a plain SIP INVITE
+/// (it tells a WebRTC leg by its SDP profile), so each peer's offer goes out in an INVITE
+/// from `sip_uac` instead of an agent's `dial`. The offers carry Opus alone: with PCMU also
+/// offered RustPBX may pick it for the browser leg and relay without transcoding, while
+/// callscope, offered both, takes Opus; the comparison is of the same work. What RustPBX
+/// sent the browsers is measured by aiortc's counters, what it recorded from its WAVs.
+fn run_peer_webrtc_step(
+    pbx: &RustPbx,
+    rt: &tokio::runtime::Runtime,
+    uas_pid: u32,
+    sweep: &Path,
+    n: u64,
+    call_s: u64,
+) -> Res<PeerWebRtcStep> {
+    let t_setup = Instant::now();
+    let (mut browsers, browser_pids) = start_browsers(rt, sweep, n, call_s, "opus")?;
+    let offers: Vec<String> = browsers.iter().flat_map(|b| b.offers.clone()).collect();
+    let mut uac = SipUac::bind(Ipv4Addr::LOCALHOST.into(), pbx.sip_addr())
+        .map_err(err("a SIP UAC for RustPBX"))?;
+    let mut dialogs = Vec::with_capacity(offers.len());
+    for (i, offer) in offers.iter().enumerate() {
+        let number = format!("+1415555{:04}", i);
+        let dialog = uac
+            .invite(
+                &format!("agent{i}"),
+                &number,
+                &one_fingerprint(offer),
+                SIGNAL_WAIT,
+            )
+            .map_err(|e| format!("INVITE {i} to RustPBX: {e}\n{}", tail(&pbx.log())))?;
+        dialogs.push(dialog);
+    }
+    let answers: Vec<String> = dialogs.iter().map(|d| d.answer_sdp.clone()).collect();
+    answer_browsers(rt, &mut browsers, &answers);
+    let setup_s = t_setup.elapsed().as_secs_f64();
+    // Settle (ICE, DTLS), then measure until shortly before the hangups, as for callscope.
+    std::thread::sleep(Duration::from_secs(3));
+    let t_up = Instant::now();
+    let window = Duration::from_secs(call_s).saturating_sub(Duration::from_secs(6));
+    let mut peer_pids = browser_pids;
+    peer_pids.push(uas_pid);
+    let measuring = Window::start(pbx.pid(), &peer_pids).map_err(err("CPU"))?;
+    eprintln!(
+        "bench-webrtc: {n} WebRTC calls through RustPBX up (setup {setup_s:.1} s); measuring \
+         for {:.0} s",
+        window.as_secs_f64()
+    );
+    std::thread::sleep(window);
+    let figures = measuring.finish().map_err(err("CPU"))?;
+    std::thread::sleep(Duration::from_secs(call_s).saturating_sub(t_up.elapsed()));
+    for dialog in &dialogs {
+        match uac.bye(dialog, SIGNAL_WAIT) {
+            Ok(200) => {}
+            Ok(status) => eprintln!("bench-webrtc: BYE {} got {status}", dialog.call_id),
+            Err(e) => eprintln!("bench-webrtc: BYE {}: {e}", dialog.call_id),
+        }
+    }
+    let browser = browser_stats(rt, browsers);
+    let answered = dialogs.len() as u64;
+    let (recordings, unreadable) = match pbx.recorder() {
+        Recorder::Wav => read_peer_recordings(&|| pbx.recordings(), answered)?,
+        Recorder::SipFlow => (Vec::new(), 0),
+    };
+    Ok(PeerWebRtcStep {
+        n,
+        answered,
+        window: figures,
+        browser,
+        recordings,
+        unreadable,
+        setup_s,
+    })
+}
+
+/// The offer with one DTLS fingerprint, SHA-256, as browsers send it: aiortc lists its
+/// certificate's SHA-256, -384 and -512 fingerprints, and RustPBX refuses an offer with
+/// more than one ("conflicting DTLS fingerprint attributes").
+fn one_fingerprint(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let keep =
+            !line.starts_with("a=fingerprint:") || line.starts_with("a=fingerprint:sha-256 ");
+        if keep {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// The browsers, split over `BENCH_AIORTC_PROCS` Python processes: each peer's file reader
+/// is a thread pacing itself under one interpreter lock, and with 50 of them in one process
+/// the senders fell behind in most runs (see `docs/benchmarks.md`, session 10). `codec` ""
+/// offers aiortc's codecs (Opus first), else only that one. Returns them with their PIDs.
+fn start_browsers(
+    rt: &tokio::runtime::Runtime,
+    sweep: &Path,
+    n: u64,
+    call_s: u64,
+    codec: &str,
+) -> Res<(Vec<AiortcPeer>, Vec<u32>)> {
+    let procs = (env_or("BENCH_AIORTC_PROCS", 2u64).max(1)).min(n) as usize;
+    let mut browsers = Vec::with_capacity(procs);
+    for k in 0..procs {
+        let mut options = AiortcOptions::new(sweep, None, call_s as f64 + 5.0);
+        options.peers = n as usize / procs + usize::from(k < n as usize % procs);
+        options.passthrough = true;
+        options.no_decode = true;
+        options.stats = true;
+        options.codec = codec.to_string();
+        let browser = rt.block_on(AiortcPeer::start_opts(&options));
+        if browser.offers.len() != options.peers {
+            return Err(format!(
+                "aiortc made {} offers for {} peers",
+                browser.offers.len(),
+                options.peers
+            ));
+        }
+        browsers.push(browser);
+    }
+    let mut pids = Vec::with_capacity(procs);
+    for b in &browsers {
+        pids.push(b.pid().ok_or("aiortc exited")?);
+    }
+    Ok((browsers, pids))
+}
+
+/// Gives each aiortc process its peers' answers, in the order of their offers.
+fn answer_browsers(rt: &tokio::runtime::Runtime, browsers: &mut [AiortcPeer], answers: &[String]) {
+    let mut rest = answers;
+    for b in browsers {
+        let (mine, others) = rest.split_at(b.offers.len().min(rest.len()));
+        rt.block_on(b.answer_all(mine));
+        rest = others;
+    }
+}
+
+/// Every aiortc process's RTP counters, once its peers closed (None if one did not report).
+fn browser_stats(
+    rt: &tokio::runtime::Runtime,
+    browsers: Vec<AiortcPeer>,
+) -> Option<Vec<PeerRtpStats>> {
+    let mut stats = Some(Vec::new());
+    for b in browsers {
+        let got = rt.block_on(b.finish_with_stats(Duration::from_secs(60)));
+        stats = stats.zip(got).map(|(mut all, mut more)| {
+            all.append(&mut more);
+            all
+        });
+    }
+    stats
 }
 
 /// The aiortc processes' CPU together: every peer figure but the last (the SIPp UAS).
@@ -371,6 +511,21 @@ fn run() -> Res<()> {
     let (idle_rss, idle_cpu_pct) =
         callscope_testkit::bench::idle_figures(pid).map_err(err("idle figures"))?;
 
+    let peer = match std::env::var_os("BENCH_RUSTPBX_BIN") {
+        Some(bin) => {
+            let recorder = rustpbx::recorder_from_env()?;
+            let pbx = rustpbx::start_on_loopback(Path::new(&bin), uas_addr, recorder)
+                .map_err(err("starting RustPBX"))?;
+            eprintln!("bench-webrtc: RustPBX SIP on {}", pbx.sip_addr());
+            let idle =
+                callscope_testkit::bench::idle_figures(pbx.pid()).map_err(err("RustPBX idle"))?;
+            Some((pbx, idle))
+        }
+        None => None,
+    };
+    let peer_first = std::env::var("BENCH_PEER_FIRST").is_ok_and(|v| v == "1");
+    let mut peer_results: Vec<PeerWebRtcStep> = Vec::new();
+
     let load = G711Load {
         uas_pid: uas.pid(),
         uac_ip,
@@ -393,6 +548,30 @@ fn run() -> Res<()> {
         } else {
             None
         };
+        let peer_step = |peer_results: &mut Vec<PeerWebRtcStep>| -> Res<()> {
+            if let Some((pbx, _)) = &peer {
+                eprintln!("bench-webrtc: {n} WebRTC ⇄ SIP calls of {call_s} s through RustPBX");
+                let step = run_peer_webrtc_step(pbx, &rt, uas.pid(), &browser_sweep, n, call_s)?;
+                eprintln!(
+                    "bench-webrtc: RustPBX WebRTC {n}: {} answered; {:.1} % CPU; {} recordings",
+                    step.answered,
+                    step.window.cpu_pct,
+                    step.recordings.len()
+                );
+                pbx.remove_recordings(
+                    keep_dir
+                        .as_ref()
+                        .map(|d| d.join(format!("rustpbx-webrtc-{n}.wav")))
+                        .as_deref(),
+                );
+                std::thread::sleep(Duration::from_secs(3));
+                peer_results.push(step);
+            }
+            Ok(())
+        };
+        if peer_first {
+            peer_step(&mut peer_results)?;
+        }
         eprintln!("bench-webrtc: {n} WebRTC ⇄ SIP calls of {call_s} s");
         let step = run_webrtc_step(&cs, &rt, uas.pid(), &browser_sweep, n, call_s)?;
         let lost: i64 = sum(&step.calls, |c| c.lost[0] + c.lost[1]);
@@ -404,13 +583,28 @@ fn run() -> Res<()> {
         );
         settle(&cs, keep_dir.as_deref(), &format!("webrtc-{n}.wav"));
         results.push((g711, step));
+        if !peer_first {
+            peer_step(&mut peer_results)?;
+        }
     }
 
-    let report = report(&results, &machine, call_s, idle_cpu_pct, idle_rss, &cs);
+    let mut report = report(&results, &machine, call_s, idle_cpu_pct, idle_rss, &cs);
+    if let Some((pbx, (peer_idle_rss, peer_idle_cpu))) = &peer {
+        report.push_str(&peer_report(
+            &results,
+            &peer_results,
+            pbx,
+            peer_first,
+            call_s,
+            *peer_idle_rss,
+            *peer_idle_cpu,
+        ));
+    }
     if let Some(d) = &keep_dir {
         let _ = std::fs::write(d.join("serve.log"), cs.log());
     }
     println!("{report}");
+    drop(peer);
     let _ = uas.stop();
     let _ = cs.stop(Duration::from_secs(10));
     Ok(())
@@ -626,5 +820,93 @@ fn report(
             w.chars().take(240).collect::<String>()
         ));
     }
+    r
+}
+
+/// The RustPBX section of the report: each step's figures next to callscope's WebRTC step
+/// of the same N.
+fn peer_report(
+    results: &[(Option<G711Step>, WebRtcStep)],
+    peer: &[PeerWebRtcStep],
+    pbx: &RustPbx,
+    peer_first: bool,
+    call_s: u64,
+    idle_rss: u64,
+    idle_cpu_pct: f64,
+) -> String {
+    let idle_mb = idle_rss as f64 / 1e6;
+    let recorder = match pbx.recorder() {
+        Recorder::Wav => "to a WAV per call",
+        Recorder::SipFlow => "as RTP packets in its SIP flow store, no WAV per call",
+    };
+    let mut r = format!(
+        "\nThe same WebRTC load through RustPBX in the same run ({} callscope's step of each \
+         N): the same aiortc peers offering Opus alone, each offer in a plain SIP INVITE from \
+         the benchmark's UAC (RustPBX tells a WebRTC leg by its SDP), hung up with BYE; \
+         RustPBX anchors the media (`media_proxy = \"all\"`), transcodes Opus ⇄ PCMU to the \
+         same SIPp uas and records every call {recorder}. RustPBX idle: {idle_cpu_pct:.2} % of \
+         a core, RSS {idle_mb:.1} MB.\n\n\
+         | calls | answered | window (s) | RustPBX CPU (% core) | per call (% core) | user / \
+         system | RSS per call (MB) | aiortc + SIPp uas (% core) | callscope ÷ RustPBX per \
+         call | aiortc sent / received | lost at aiortc | recordings | length (s) min–max | \
+         silent gaps (count, ms) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        if peer_first { "before" } else { "after" },
+    );
+    for p in peer {
+        let n = p.n as f64;
+        let ours = results
+            .iter()
+            .find(|(_, w)| w.n == p.n)
+            .map(|(_, w)| w.window.cpu_pct / w.n as f64);
+        let theirs = p.window.cpu_pct / n;
+        let ratio = ours.map_or("-".into(), |o| pct_or_dash(o, theirs));
+        let (sent, received, lost) = p.browser.as_ref().map_or((0, 0, 0), |s| {
+            (
+                s.iter().map(|x| x.packets_sent).sum::<u64>(),
+                s.iter().map(|x| x.packets_received).sum::<u64>(),
+                s.iter().map(|x| x.packets_lost).sum::<i64>(),
+            )
+        });
+        let lengths = p.recordings.iter().map(|x| x.duration_s);
+        let (min_s, max_s) =
+            lengths.fold((f64::MAX, 0.0_f64), |(lo, hi), d| (lo.min(d), hi.max(d)));
+        let kinds: Vec<String> = p
+            .recordings
+            .first()
+            .map(|x| vec![format!("{}, {} ch, {} Hz", x.encoding, x.channels, x.rate)])
+            .unwrap_or_default();
+        r.push_str(&format!(
+            "| {} | {} / {} | {:.0} | {:.1} | **{:.3}** | {:.1} / {:.1} | {:.2} | aiortc {:.1} + uas {:.1} | {} | {sent} / {received} | {} | {} of {}{}{} | {} | {} ({:.0} ms) |\n",
+            p.n,
+            p.answered,
+            p.n,
+            p.window.wall_s,
+            p.window.cpu_pct,
+            theirs,
+            p.window.user_sys_pct.0,
+            p.window.user_sys_pct.1,
+            (p.window.rss_bytes as f64 / 1e6 - idle_mb) / n,
+            aiortc_pct(&p.window.peers_pct),
+            p.window.peers_pct.last().copied().unwrap_or(0.0),
+            ratio,
+            if p.browser.is_some() { lost.to_string() } else { "no report".into() },
+            p.recordings.len(),
+            p.answered,
+            if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join("")) },
+            if p.unreadable > 0 { format!(", {} unreadable", p.unreadable) } else { String::new() },
+            if p.recordings.is_empty() { "-".into() } else { format!("{min_s:.2}–{max_s:.2}") },
+            p.recordings.iter().map(|x| x.gaps).sum::<usize>(),
+            p.recordings.iter().map(|x| x.gap_ms).sum::<f64>(),
+        ));
+    }
+    r.push_str(&format!(
+        "\nExpected per call: {PACKETS_PER_S} packets a second each way; a call lasts its \
+         set-up, 3 s to settle and {call_s} s, as callscope's do. Set-up (aiortc's offers, \
+         INVITEs, answers): {}.\n",
+        peer.iter()
+            .map(|p| format!("{}: {:.1} s", p.n, p.setup_s))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
     r
 }

@@ -248,24 +248,34 @@ pub fn run_peer_step(
         recordings: Vec::new(),
         unreadable: 0,
     };
-    let Some(recordings) = recordings else {
-        return Ok(step);
-    };
-    // The peer finishes its files after the calls end: wait (bounded) until one per
-    // successful call is there and their sizes stop changing.
+    if let Some(recordings) = recordings {
+        (step.recordings, step.unreadable) =
+            read_peer_recordings(recordings, out.successful_calls)?;
+    }
+    Ok(step)
+}
+
+/// Reads the recordings `list` finds once the peer has finished them: it writes its files
+/// after the calls end, so this waits (bounded) until there are `expected` of them and their
+/// sizes stop changing. Returns each readable one's figures and how many could not be read.
+pub fn read_peer_recordings(
+    list: &dyn Fn() -> Vec<PathBuf>,
+    expected: u64,
+) -> Result<(Vec<PeerRecording>, usize), String> {
     let mut last: Vec<u64> = Vec::new();
     poll_until(Duration::from_secs(60), || {
-        let sizes: Vec<u64> = recordings()
+        let sizes: Vec<u64> = list()
             .iter()
             .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
             .collect();
-        let settled = sizes.len() as u64 >= out.successful_calls && sizes == last;
+        let settled = sizes.len() as u64 >= expected && sizes == last;
         last = sizes;
         settled
     });
     let scratch = tempfile::tempdir().map_err(err("a temp dir"))?;
     let pcm = scratch.path().join("pcm16.wav");
-    for path in recordings() {
+    let (mut read, mut unreadable) = (Vec::new(), 0);
+    for path in list() {
         // Not every server writes 16-bit PCM: read anything else through sox.
         let channels = read_wav_channels(&path).or_else(|_| {
             to_pcm16_wav(&path, &pcm)?;
@@ -279,7 +289,7 @@ pub fn run_peer_step(
                     gaps += count;
                     gap_ms += ms;
                 }
-                step.recordings.push(PeerRecording {
+                read.push(PeerRecording {
                     encoding: wav_encoding(&path),
                     duration_s: channels[0].duration_s(),
                     channels: channels.len(),
@@ -288,8 +298,8 @@ pub fn run_peer_step(
                     gap_ms,
                 });
             }
-            _ => step.unreadable += 1,
+            _ => unreadable += 1,
         }
     }
-    Ok(step)
+    Ok((read, unreadable))
 }

@@ -28,6 +28,7 @@ pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod rustpbx;
+pub mod sip_uac;
 pub mod sipp;
 pub mod stats;
 pub mod svwar;

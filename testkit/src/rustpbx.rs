@@ -157,6 +157,40 @@ impl RustPbx {
     }
 }
 
+/// Starts `bin` the way both benchmarks run it: SIP and HTTP on free ports of 127.0.0.1,
+/// RTP on 20000–29999 (below the range the benchmarks give callscope), every call forwarded
+/// to `far_end`, recorded by `recorder`.
+pub fn start_on_loopback(bin: &Path, far_end: SocketAddr, recorder: Recorder) -> Result<RustPbx> {
+    if !bin.exists() {
+        return Err(Error::ToolMissing {
+            tool: "rustpbx",
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no RustPBX binary at {}", bin.display()),
+            ),
+        });
+    }
+    let setup = RustPbxSetup {
+        sip: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, crate::ports::free_port()?)),
+        http: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, crate::ports::free_port()?)),
+        far_end,
+        rtp_ports: (20000, 29999),
+        recorder,
+    };
+    RustPbx::start(bin, &setup)
+}
+
+/// The recorder `BENCH_RUSTPBX_RECORDER` names (`wav`, the default, or `sipflow`).
+pub fn recorder_from_env() -> std::result::Result<Recorder, String> {
+    match std::env::var("BENCH_RUSTPBX_RECORDER").as_deref() {
+        Ok("sipflow") => Ok(Recorder::SipFlow),
+        Ok("wav") | Err(_) => Ok(Recorder::Wav),
+        Ok(other) => Err(format!(
+            "BENCH_RUSTPBX_RECORDER: wav or sipflow, not {other}"
+        )),
+    }
+}
+
 /// RustPBX's log in `dir` (empty if there is none yet).
 fn read_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("rustpbx.log")).unwrap_or_default()
