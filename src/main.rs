@@ -2,6 +2,7 @@
 //! transcription. Errors end here as `anyhow` with context.
 
 mod cli;
+mod memory;
 mod sip_admin;
 mod transcribe;
 
@@ -33,6 +34,7 @@ fn init_logging() {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging();
+    memory::return_large_blocks_when_freed();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     match cli.command {
         Command::Serve => serve(config).await,

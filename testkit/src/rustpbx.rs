@@ -1,10 +1,12 @@
-//! RustPBX, the peer the media benchmark measures callscope against in the same run.
+//! RustPBX, the peer the media benchmarks measure callscope against in the same run.
 //!
 //! The brief's reference figures for a bridged, recorded call are RustPBX's; figures from
 //! another day or machine cannot be compared on this shared VM, whose load moves a run by
-//! ±15 %. So `scripts/bench-media` can start a RustPBX binary the user built
-//! (`BENCH_RUSTPBX_BIN`; nothing of RustPBX is in this repository, and nothing here builds
-//! it) and put it through the same SIPp load next to callscope's, step by step.
+//! ±15 %. So `scripts/bench-media` and `scripts/bench-webrtc` can start a RustPBX binary the
+//! user built (`BENCH_RUSTPBX_BIN`; nothing of RustPBX is in this repository, and nothing
+//! here builds it) and put it through the same load next to callscope's, step by step: SIPp's
+//! G.711 calls, or aiortc's WebRTC offers sent in plain SIP INVITEs (RustPBX tells a WebRTC
+//! leg by its SDP), transcoded to the same PCMU far end.
 //!
 //! The configuration is written from RustPBX's documented options (docs/config in its
 //! repository): a B2BUA that anchors every call's RTP (`media_proxy = "all"`, relaying the
