@@ -43,6 +43,7 @@
 //! - `BENCH_PEER_FIRST=1`: run RustPBX's step before callscope's (to see the order's effect)
 //! - `BENCH_RUSTPBX_RECORDER=sipflow`: RustPBX keeps each call's RTP packets in its SIP flow
 //!   store instead of writing a WAV (default `wav`); its recordings are then not checked
+//! - `BENCH_RUSTPBX_MEDIA_WORKERS`: RustPBX's `media_worker_threads` (its default here is one)
 
 use callscope_testkit::audio_compare::{raw_g711, sweep_wav};
 use callscope_testkit::bench::{

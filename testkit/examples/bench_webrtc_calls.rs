@@ -48,6 +48,7 @@
 //!   two per call
 //! - `BENCH_PEER_FIRST=1`: run RustPBX's step before callscope's
 //! - `BENCH_RUSTPBX_RECORDER=sipflow`: RustPBX keeps the packets instead of writing WAVs
+//! - `BENCH_RUSTPBX_MEDIA_WORKERS`: RustPBX's `media_worker_threads` (its default here is one)
 
 use callscope_testkit::agent_ws::{AgentSocket, login};
 use callscope_testkit::aiortc::{AiortcOptions, AiortcPeer, PeerRtpStats};

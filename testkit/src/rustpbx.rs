@@ -42,6 +42,8 @@ pub struct RustPbxSetup {
     /// Its RTP port range, as its `rtp_start_port` and `rtp_end_port`.
     pub rtp_ports: (u16, u16),
     pub recorder: Recorder,
+    /// Its `media_worker_threads` (None: its default, which is one on a 2-CPU machine).
+    pub media_workers: Option<usize>,
 }
 
 /// How RustPBX keeps each call's audio.
@@ -178,8 +180,24 @@ pub fn start_on_loopback(bin: &Path, far_end: SocketAddr, recorder: Recorder) ->
         far_end,
         rtp_ports: (20000, 29999),
         recorder,
+        media_workers: media_workers_from_env()?,
     };
     RustPbx::start(bin, &setup)
+}
+
+/// `BENCH_RUSTPBX_MEDIA_WORKERS`: RustPBX's media worker threads, if set. Its default on
+/// this 2-CPU machine is one, which it fills near 400 relayed or 25–50 transcoded calls.
+fn media_workers_from_env() -> Result<Option<usize>> {
+    match std::env::var("BENCH_RUSTPBX_MEDIA_WORKERS") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::Parse {
+                what: "BENCH_RUSTPBX_MEDIA_WORKERS".into(),
+                detail: format!("a positive number of threads, not {v:?}"),
+            }),
+        },
+    }
 }
 
 /// The recorder `BENCH_RUSTPBX_RECORDER` names (`wav`, the default, or `sipflow`).
@@ -248,7 +266,7 @@ modules = ["acl", "call"]
 addr = "{ip}"
 udp_port = {sip_port}
 media_proxy = "all"
-generated_dir = "{d}/generated"
+{media_workers}generated_dir = "{d}/generated"
 routes_files = []
 trunks_files = []
 acl_rules = ["allow all"]
@@ -281,6 +299,10 @@ dest = "far"
         rtp_start = s.rtp_ports.0,
         rtp_end = s.rtp_ports.1,
         recording = recording_toml(dir, s.recorder),
+        media_workers = s
+            .media_workers
+            .map(|n| format!("media_worker_threads = {n}\n"))
+            .unwrap_or_default(),
     )
 }
 
