@@ -367,10 +367,8 @@ fn run() -> Res<()> {
 /// Starts RustPBX (see `rustpbx::start_on_loopback`), forwarding every call to the far-end
 /// SIPp; returns it with its idle RSS and CPU.
 fn start_rustpbx(bin: &std::path::Path, far_end: SocketAddr) -> Res<(RustPbx, (u64, f64))> {
-    let recorder = rustpbx::recorder_from_env()?;
     eprintln!("bench-media: starting RustPBX ({})", bin.display());
-    let pbx =
-        rustpbx::start_on_loopback(bin, far_end, recorder).map_err(err("starting RustPBX"))?;
+    let pbx = rustpbx::start_on_loopback(bin, far_end).map_err(err("starting RustPBX"))?;
     eprintln!("bench-media: RustPBX SIP on {}", pbx.sip_addr());
     let idle = callscope_testkit::bench::idle_figures(pbx.pid()).map_err(err("RustPBX idle"))?;
     Ok((pbx, idle))

@@ -514,8 +514,7 @@ fn run() -> Res<()> {
 
     let peer = match std::env::var_os("BENCH_RUSTPBX_BIN") {
         Some(bin) => {
-            let recorder = rustpbx::recorder_from_env()?;
-            let pbx = rustpbx::start_on_loopback(Path::new(&bin), uas_addr, recorder)
+            let pbx = rustpbx::start_on_loopback(Path::new(&bin), uas_addr)
                 .map_err(err("starting RustPBX"))?;
             eprintln!("bench-webrtc: RustPBX SIP on {}", pbx.sip_addr());
             let idle =
@@ -871,10 +870,11 @@ fn peer_report(
         let lengths = p.recordings.iter().map(|x| x.duration_s);
         let (min_s, max_s) =
             lengths.fold((f64::MAX, 0.0_f64), |(lo, hi), d| (lo.min(d), hi.max(d)));
-        let kinds: Vec<String> = p
+        // Every recording of a run has the same format: the first one names it.
+        let format = p
             .recordings
             .first()
-            .map(|x| vec![format!("{}, {} ch, {} Hz", x.encoding, x.channels, x.rate)])
+            .map(|x| format!(" ({}, {} ch, {} Hz)", x.encoding, x.channels, x.rate))
             .unwrap_or_default();
         r.push_str(&format!(
             "| {} | {} / {} | {:.0} | {:.1} | **{:.3}** | {:.1} / {:.1} | {:.2} | aiortc {:.1} + uas {:.1} | {} | {sent} / {received} | {} | {} of {}{}{} | {} | {} ({:.0} ms) |\n",
@@ -893,7 +893,7 @@ fn peer_report(
             if p.browser.is_some() { lost.to_string() } else { "no report".into() },
             p.recordings.len(),
             p.answered,
-            if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join("")) },
+            format,
             if p.unreadable > 0 { format!(", {} unreadable", p.unreadable) } else { String::new() },
             if p.recordings.is_empty() { "-".into() } else { format!("{min_s:.2}–{max_s:.2}") },
             p.recordings.iter().map(|x| x.gaps).sum::<usize>(),

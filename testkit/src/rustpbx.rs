@@ -163,8 +163,9 @@ impl RustPbx {
 
 /// Starts `bin` the way both benchmarks run it: SIP and HTTP on free ports of 127.0.0.1,
 /// RTP on 20000–29999 (below the range the benchmarks give callscope), every call forwarded
-/// to `far_end`, recorded by `recorder`.
-pub fn start_on_loopback(bin: &Path, far_end: SocketAddr, recorder: Recorder) -> Result<RustPbx> {
+/// to `far_end`; the recorder and media threads as the benchmark's environment says
+/// (`BENCH_RUSTPBX_RECORDER`, `BENCH_RUSTPBX_MEDIA_WORKERS`).
+pub fn start_on_loopback(bin: &Path, far_end: SocketAddr) -> Result<RustPbx> {
     if !bin.exists() {
         return Err(Error::ToolMissing {
             tool: "rustpbx",
@@ -179,7 +180,7 @@ pub fn start_on_loopback(bin: &Path, far_end: SocketAddr, recorder: Recorder) ->
         http: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, crate::ports::free_port()?)),
         far_end,
         rtp_ports: (20000, 29999),
-        recorder,
+        recorder: recorder_from_env()?,
         media_workers: media_workers_from_env()?,
     };
     RustPbx::start(bin, &setup)
@@ -201,13 +202,14 @@ fn media_workers_from_env() -> Result<Option<usize>> {
 }
 
 /// The recorder `BENCH_RUSTPBX_RECORDER` names (`wav`, the default, or `sipflow`).
-pub fn recorder_from_env() -> std::result::Result<Recorder, String> {
+fn recorder_from_env() -> Result<Recorder> {
     match std::env::var("BENCH_RUSTPBX_RECORDER").as_deref() {
         Ok("sipflow") => Ok(Recorder::SipFlow),
         Ok("wav") | Err(_) => Ok(Recorder::Wav),
-        Ok(other) => Err(format!(
-            "BENCH_RUSTPBX_RECORDER: wav or sipflow, not {other}"
-        )),
+        Ok(other) => Err(Error::Parse {
+            what: "BENCH_RUSTPBX_RECORDER".into(),
+            detail: format!("wav or sipflow, not {other:?}"),
+        }),
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -134,8 +134,6 @@ pub struct SipUac {
     server: SocketAddr,
     responses: Receiver<SipMessage>,
     stop: Arc<AtomicBool>,
-    /// Requests the server sent inside dialogs, answered by the reader.
-    pub requests_answered: Arc<AtomicU64>,
     reader: Option<JoinHandle<()>>,
     next: u64,
 }
@@ -155,13 +153,11 @@ impl SipUac {
             .map_err(|e| Error::io("cloning the UAC socket", e))?;
         let (tx, responses) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let requests_answered = Arc::new(AtomicU64::new(0));
         let reader = {
             let stop = stop.clone();
-            let answered = requests_answered.clone();
             std::thread::Builder::new()
                 .name("sip-uac-reader".into())
-                .spawn(move || read_loop(&reader_socket, &tx, &stop, &answered))
+                .spawn(move || read_loop(&reader_socket, &tx, &stop))
                 .map_err(|e| Error::io("starting the UAC reader", e))?
         };
         Ok(SipUac {
@@ -170,7 +166,6 @@ impl SipUac {
             server,
             responses,
             stop,
-            requests_answered,
             reader: Some(reader),
             next: 0,
         })
@@ -350,12 +345,7 @@ impl Drop for SipUac {
 
 /// Reads until stopped: responses go to the caller, requests get a 200 OK (an ACK gets
 /// nothing).
-fn read_loop(
-    socket: &UdpSocket,
-    responses: &mpsc::Sender<SipMessage>,
-    stop: &AtomicBool,
-    answered: &AtomicU64,
-) {
+fn read_loop(socket: &UdpSocket, responses: &mpsc::Sender<SipMessage>, stop: &AtomicBool) {
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
         let Ok((len, from)) = socket.recv_from(&mut buf) else {
@@ -371,7 +361,6 @@ fn read_loop(
             Some("ACK") => {}
             Some(_) => {
                 let _ = socket.send_to(ok_response(&msg).as_bytes(), from);
-                answered.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
