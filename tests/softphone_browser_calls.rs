@@ -18,7 +18,7 @@ use callscope_testkit::baresip::{AnswerMode, Baresip, BaresipConfig};
 use callscope_testkit::browser::Softphones;
 use callscope_testkit::callscope::Callscope;
 use serde_json::Value;
-use support::{WAIT, server_builder, sources, the_recording};
+use support::{WAIT, media_report, server_builder, sources, the_recording};
 
 const DID: &str = "+14155550177";
 const CALLER: &str = "customer";
@@ -262,6 +262,21 @@ fn the_page_answers_a_trunk_call_talks_and_hangs_up() {
     let left = best_lag(&agent_src, &rec.audio[0], 3.0).unwrap();
     eprintln!("recording left = the browser's microphone: {left:?}");
     assert!(left.xcorr >= 0.8, "recording left: {left:?}");
+    // The answer asked Chromium for wideband (`maxplaybackrate=16000`): it sent no more, and
+    // the call was recorded at 16 kHz.
+    assert_eq!(rec.sample_rate, 16000);
+    let call_id = server.query("SELECT call_id FROM recordings").unwrap()[0][0].clone();
+    let media = media_report(server, &call_id);
+    let browser_leg = ["caller", "callee"]
+        .iter()
+        .map(|leg| &media[*leg])
+        .find(|q| !q["webrtc"].is_null())
+        .unwrap_or_else(|| panic!("no WebRTC leg in {media}"));
+    let carried = browser_leg["audio_rate_received"].as_u64();
+    assert!(
+        carried.is_some_and(|hz| (8000..=16000).contains(&hz)),
+        "Chromium's packets carried {carried:?} Hz audio: {browser_leg}"
+    );
     let heard_path = phone_heard(&call.customer, &call.server.log());
     let _ = std::fs::copy(&heard_path, call.artifacts.join("phone-heard.wav"));
     let _ = std::fs::copy(&rec.path, call.artifacts.join("recording.wav"));

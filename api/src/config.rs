@@ -282,49 +282,52 @@ pub struct SipMediaSettings {
     /// The ringback a softphone hears while the number it dialled rings without early
     /// media: "us" (440+480 Hz, 2 s on 4 s off) or "eu" (425 Hz, 1 s on 4 s off).
     pub ringback: Ringback,
-    /// Rate at which a call with an Opus leg (a softphone) is recorded: 48000 (the default,
-    /// Opus' native rate) or 16000 (wideband, a third of the samples and less CPU per call;
-    /// the live taps are 16 kHz either way).
-    pub opus_recording_rate: OpusRecordingRate,
+    /// Rate at which a call with a full-band Opus leg is recorded: 48000 (the default, Opus'
+    /// native rate) or 16000 (wideband, a third of the samples and less CPU per call; the
+    /// live taps are 16 kHz either way). A leg that negotiated wideband (below) is recorded at
+    /// 16 kHz either way.
+    pub opus_recording_rate: OpusAudioRate,
+    /// The audio rate softphones are asked to send: Opus `maxplaybackrate` in callscope's
+    /// SDP answer. 16000 (the default): wideband, all that a call to the phone network or
+    /// 16 kHz transcription can use; browsers encode less, and the call is decoded and
+    /// recorded at 16 kHz. 48000: full band, recorded at `opus_recording_rate`.
+    pub webrtc_audio_rate: OpusAudioRate,
 }
 
-/// `[sip.media] opus_recording_rate`: 16000 or 48000.
+/// `[sip.media] opus_recording_rate` and `webrtc_audio_rate`: 16000 or 48000 (Hz).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u32", into = "u32")]
-pub struct OpusRecordingRate(u32);
+pub struct OpusAudioRate(u32);
 
-impl OpusRecordingRate {
+impl OpusAudioRate {
+    pub const WIDEBAND: Self = Self(16000);
+    pub const FULL_BAND: Self = Self(48000);
+
     pub fn hz(self) -> u32 {
         self.0
     }
 }
 
-impl Default for OpusRecordingRate {
-    fn default() -> Self {
-        Self(48000)
-    }
-}
-
-impl TryFrom<u32> for OpusRecordingRate {
+impl TryFrom<u32> for OpusAudioRate {
     type Error = String;
 
     fn try_from(hz: u32) -> Result<Self, Self::Error> {
         match hz {
             16000 | 48000 => Ok(Self(hz)),
             _ => Err(format!(
-                "opus_recording_rate must be 16000 or 48000, not {hz}"
+                "an Opus audio rate must be 16000 or 48000, not {hz}"
             )),
         }
     }
 }
 
-impl From<OpusRecordingRate> for u32 {
-    fn from(rate: OpusRecordingRate) -> u32 {
+impl From<OpusAudioRate> for u32 {
+    fn from(rate: OpusAudioRate) -> u32 {
         rate.0
     }
 }
 
-impl std::str::FromStr for OpusRecordingRate {
+impl std::str::FromStr for OpusAudioRate {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -375,7 +378,8 @@ impl Default for SipMediaSettings {
             tap_capacity: 250,
             rtcp_interval_s: 5,
             ringback: Ringback::Us,
-            opus_recording_rate: OpusRecordingRate::default(),
+            opus_recording_rate: OpusAudioRate::FULL_BAND,
+            webrtc_audio_rate: OpusAudioRate::WIDEBAND,
         }
     }
 }
@@ -703,6 +707,9 @@ impl Config {
                 self.sip.media.opus_recording_rate =
                     parse("CALLSCOPE_SIP_OPUS_RECORDING_RATE", value)?
             }
+            "CALLSCOPE_SIP_WEBRTC_AUDIO_RATE" => {
+                self.sip.media.webrtc_audio_rate = parse("CALLSCOPE_SIP_WEBRTC_AUDIO_RATE", value)?
+            }
             "CALLSCOPE_SIP_LIVE_UTTERANCES" => {
                 self.sip.media.live_utterances = parse("CALLSCOPE_SIP_LIVE_UTTERANCES", value)?
             }
@@ -858,7 +865,12 @@ mod tests {
         assert_eq!(c.sip.media.ringback, Ringback::Us);
         assert_eq!(c.sip.media.webrtc_address, None);
         assert_eq!(c.sip.media.opus_recording_rate.hz(), 48000);
+        assert_eq!(c.sip.media.webrtc_audio_rate.hz(), 16000);
         let env = vec![
+            (
+                "CALLSCOPE_SIP_WEBRTC_AUDIO_RATE".to_string(),
+                "48000".to_string(),
+            ),
             (
                 "CALLSCOPE_SIP_OPUS_RECORDING_RATE".to_string(),
                 "16000".to_string(),
@@ -872,6 +884,7 @@ mod tests {
         let c = Config::load_with_env(None, env).unwrap();
         assert_eq!(c.sip.media.ringback, Ringback::Eu);
         assert_eq!(c.sip.media.opus_recording_rate.hz(), 16000);
+        assert_eq!(c.sip.media.webrtc_audio_rate.hz(), 48000);
         assert_eq!(
             c.sip.media.webrtc_address,
             Some("203.0.113.10".parse().unwrap())
@@ -880,6 +893,7 @@ mod tests {
             ("CALLSCOPE_SIP_RINGBACK", "uk"),
             ("CALLSCOPE_SIP_WEBRTC_ADDRESS", "not-an-ip"),
             ("CALLSCOPE_SIP_OPUS_RECORDING_RATE", "44100"),
+            ("CALLSCOPE_SIP_WEBRTC_AUDIO_RATE", "24000"),
         ] {
             let err = Config::load_with_env(None, vec![(key.into(), value.into())]).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
@@ -979,6 +993,16 @@ mod example_file {
         assert_eq!(c.data_dir, d.data_dir);
         assert_eq!(c.jobs.max_attempts, d.jobs.max_attempts);
         assert_eq!(c.asr.model_path, None);
+        assert_eq!(
+            (
+                c.sip.media.opus_recording_rate,
+                c.sip.media.webrtc_audio_rate
+            ),
+            (
+                d.sip.media.opus_recording_rate,
+                d.sip.media.webrtc_audio_rate
+            )
+        );
         let (l, dl) = (&c.analysis.llm, &d.analysis.llm);
         assert_eq!(l.base_url, None);
         assert_eq!(

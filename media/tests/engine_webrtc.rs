@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use browser::{AiortcPeer, strip_candidates};
 use callscope_media::codec::CodecSpec;
-use callscope_media::engine::{EngineError, LegSide, MediaEvent, RecordingSpec, WebRtcState};
+use callscope_media::engine::{
+    EngineConfig, EngineError, LegSide, MediaEvent, RecordingSpec, WebRtcState,
+};
 use callscope_testkit::audio_compare::{
     Mono, best_lag, lag_stability, read_wav_channels, read_wav_mono, speech_wav,
 };
@@ -141,23 +143,32 @@ async fn run_phone(mut phone: Phone, pcm: Vec<i16>, frames: usize) -> (Vec<Recei
     (got, phone)
 }
 
+/// The default: the browser is asked for wideband (`maxplaybackrate=16000` in the answer),
+/// its Opus is decoded at 16 kHz and the call recorded at 16 kHz. aiortc's encoder ignores
+/// the parameter and sends full band, as a browser that does not honour it would: both
+/// directions and both channels must still be as good as at 48 kHz.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_opus_bridged_to_pcmu_phone_both_ways_and_recorded() {
-    browser_to_pcmu_call(48000).await;
+    browser_to_pcmu_call(|_| {}, Some(16000), 16000).await;
 }
 
-/// `opus_recording_rate = 16000`: Opus decoded at 16 kHz, the recording at 16 kHz; both
-/// directions and both channels must be as good as at 48 kHz.
+/// `webrtc_audio_rate = 48000`: no limit announced, the call recorded at Opus' native 48 kHz.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_opus_bridged_to_pcmu_phone_recorded_at_16_khz() {
-    browser_to_pcmu_call(16000).await;
+async fn full_band_browser_opus_bridged_to_pcmu_phone_recorded_at_48_khz() {
+    browser_to_pcmu_call(|c| c.webrtc_audio_rate = 48000, None, 48000).await;
 }
 
-async fn browser_to_pcmu_call(opus_recording_rate: u32) {
+/// `configure` adjusts the engine's defaults; `announced`: the `maxplaybackrate` the answer
+/// must carry (None: none); `recording_rate`: the recording's.
+async fn browser_to_pcmu_call(
+    configure: impl FnOnce(&mut EngineConfig),
+    announced: Option<u32>,
+    recording_rate: u32,
+) {
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
     let (agent_src, agent_wav, customer_src) = voices(dir.path());
-    let (engine, mut events) = engine_with(|c| c.opus_recording_rate = opus_recording_rate);
+    let (engine, mut events) = engine_with(configure);
     let call = "webrtc-pcmu";
 
     // The browser offers; its candidates come by trickle ICE after the answer.
@@ -173,6 +184,21 @@ async fn browser_to_pcmu_call(opus_recording_rate: u32) {
     assert!(answer.contains("a=ice-lite"), "{answer}");
     assert!(answer.contains("a=setup:passive"), "{answer}");
     assert!(answer.contains("opus/48000/2"), "{answer}");
+    let opus_pt = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=rtpmap:")?.strip_suffix(" opus/48000/2"))
+        .expect("Opus in the answer");
+    let opus_fmtp = answer
+        .lines()
+        .find(|l| l.starts_with(&format!("a=fmtp:{opus_pt} ")))
+        .unwrap_or_default();
+    match announced {
+        Some(hz) => assert!(
+            opus_fmtp.ends_with(&format!(";maxplaybackrate={hz}")),
+            "{answer}"
+        ),
+        None => assert!(!answer.contains("maxplaybackrate"), "{answer}"),
+    }
     assert!(answer.contains("typ host"), "{answer}");
     assert!(answer.contains("127.0.0.1"), "{answer}");
     for c in &candidates {
@@ -265,6 +291,12 @@ async fn browser_to_pcmu_call(opus_recording_rate: u32) {
     eprintln!("webrtc leg: {a:?}\nphone leg: {b:?}\nsnapshot: {snapshot:?}");
     assert_eq!(a.webrtc, Some(WebRtcState::Connected));
     assert_eq!(a.codec, Some(callscope_media::codec::CodecKind::Opus));
+    // aiortc's encoder ignores `maxplaybackrate`; whatever it sent is read from its packets.
+    assert!(a.audio_rate_received.is_some(), "{a:?}");
+    assert_eq!(
+        b.audio_rate_received, None,
+        "PCMU has no bandwidth to read: {b:?}"
+    );
     assert!(a.packets_received >= 200, "{a:?}");
     assert!(a.packets_sent >= 200, "{a:?}");
     assert!(a.malformed >= 40, "garbage not counted: {a:?}");
@@ -305,7 +337,7 @@ async fn browser_to_pcmu_call(opus_recording_rate: u32) {
         let _ = std::fs::copy(&rec.path, std::path::Path::new(&keep).join("call.wav"));
     }
     assert_eq!(channels.len(), 2);
-    assert_eq!(channels[0].rate, opus_recording_rate, "recording rate");
+    assert_eq!(channels[0].rate, recording_rate, "recording rate");
     let left = best_lag(&agent_src, &channels[0], 3.0).expect("left");
     let right = best_lag(&customer_src, &channels[1], 3.0).expect("right");
     eprintln!(

@@ -97,6 +97,8 @@ fn codec_spec(format: &PayloadFormat) -> Option<CodecSpec> {
         payload_type: format.payload_type,
         clock_rate: format.clock_rate,
         channels: format.channels.unwrap_or(1).max(1),
+        // SIP legs announce no `maxplaybackrate`: their audio is what the codec carries.
+        audio_rate: kind.pcm_rate(),
     })
 }
 

@@ -49,6 +49,9 @@
 //! - `BENCH_PEER_FIRST=1`: run RustPBX's step before callscope's
 //! - `BENCH_RUSTPBX_RECORDER=sipflow`: RustPBX keeps the packets instead of writing WAVs
 //! - `BENCH_RUSTPBX_MEDIA_WORKERS`: RustPBX's `media_worker_threads` (its default here is one)
+//! - callscope's own settings pass through to the server, e.g.
+//!   `CALLSCOPE_SIP_WEBRTC_AUDIO_RATE=48000` (full band asked of the browsers, recorded at
+//!   48 kHz) against the default 16000; the report gives the recordings' rate
 
 use callscope_testkit::agent_ws::{AgentSocket, login};
 use callscope_testkit::aiortc::{AiortcOptions, AiortcPeer, PeerRtpStats};
@@ -699,6 +702,15 @@ fn report(
         let c = &w.calls;
         let n = c.len().max(1) as f64;
         let recs = c.iter().filter(|c| c.recording_ms.is_some()).count();
+        // The rates the recordings came out at (one for every call of a step, normally).
+        let mut rates: Vec<u32> = c.iter().filter_map(|c| c.recording_rate).collect();
+        rates.sort_unstable();
+        rates.dedup();
+        let rates = rates
+            .iter()
+            .map(|r| format!("{r} Hz"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let (b_sent, b_recv, b_lost) = w.browser.as_ref().map_or((0, 0, 0), |s| {
             (
                 s.iter().map(|p| p.packets_sent).sum::<u64>(),
@@ -707,7 +719,7 @@ fn report(
             )
         });
         r.push_str(&format!(
-            "| {} | {} / {} | {} / {} | {} / {} | {} | {} / {} | {} / {} | {} / {} | {:.2} / {:.2} ; {:.1} / {:.1} | {recs} of {} | {} ({:.0} ms) | {} / {} | {} |\n",
+            "| {} | {} / {} | {} / {} | {} / {} | {} | {} / {} | {} / {} | {} / {} | {:.2} / {:.2} ; {:.1} / {:.1} | {recs} of {} ({rates}) | {} ({:.0} ms) | {} / {} | {} |\n",
             w.n,
             b_sent,
             sum(c, |c| c.received[0]),

@@ -276,6 +276,8 @@ pub struct CallCheck {
     pub recording_lost_ms: u64,
     pub call_ms: f64,
     pub recording_ms: Option<f64>,
+    /// The recording's sample rate (Hz).
+    pub recording_rate: Option<u32>,
     /// Silent stretches (≥ one 20 ms frame) inside each channel's active span.
     pub gaps: [usize; 2],
     pub gap_ms: [f64; 2],
@@ -362,6 +364,7 @@ pub fn check_calls(cs: &Callscope, after_rowid: i64) -> crate::Result<Vec<CallCh
             let path = PathBuf::from(path);
             if let Ok(channels) = read_wav_channels(&path) {
                 check.recording_ms = channels.first().map(|c| c.duration_s() * 1000.0);
+                check.recording_rate = channels.first().map(|c| c.rate);
                 for (i, ch) in channels.iter().take(2).enumerate() {
                     let (n, ms, active) = gaps_of(ch);
                     check.gaps[i] = n;

@@ -70,6 +70,7 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
     engine_config.webrtc_public_ip = media_settings.webrtc_address;
     engine_config.rtcp_interval = Duration::from_secs(media_settings.rtcp_interval_s.max(1));
     engine_config.opus_recording_rate = media_settings.opus_recording_rate.hz();
+    engine_config.webrtc_audio_rate = media_settings.webrtc_audio_rate.hz();
     // Twice a second: a crash loses at most this much plus the recorder's playout delay,
     // inside the promised second; two small writes a second per call cost little.
     engine_config.flush_interval = Duration::from_millis(500);

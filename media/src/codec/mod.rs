@@ -20,7 +20,8 @@ use crate::g711;
 pub use g711_codec::{G711Decoder, G711Encoder, G711Law};
 pub use g722::{G722Decoder, G722Encoder};
 pub use opus::{
-    OpusDecoder, OpusEncoder, OpusEncoderConfig, OpusMode, packet_has_lbrr, packet_mode,
+    OpusDecoder, OpusEncoder, OpusEncoderConfig, OpusMode, packet_audio_rate, packet_has_lbrr,
+    packet_mode,
 };
 pub use resample::Resampler;
 
@@ -33,6 +34,17 @@ pub enum CodecKind {
     G722,
 }
 
+impl CodecKind {
+    /// The rate of the PCM this codec's decoder gives and its encoder takes.
+    pub fn pcm_rate(self) -> u32 {
+        match self {
+            CodecKind::Pcmu | CodecKind::Pcma => 8000,
+            CodecKind::G722 => 16000,
+            CodecKind::Opus => 48000,
+        }
+    }
+}
+
 /// What a leg negotiated: enough to build its decoder and encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CodecSpec {
@@ -43,6 +55,12 @@ pub struct CodecSpec {
     pub clock_rate: u32,
     /// Channels on the wire (Opus may be 2; callscope mixes to mono).
     pub channels: u8,
+    /// The highest audio sample rate the sender may put in the stream, as negotiated: the
+    /// codec's PCM rate, except an Opus stream whose receiver announced a lower
+    /// `maxplaybackrate` (RFC 7587), e.g. a softphone leg callscope asked for wideband. Audio
+    /// above it is not there to record, so it bounds the recording's rate (see
+    /// `EngineConfig::recording_pcm_rate`).
+    pub audio_rate: u32,
 }
 
 impl CodecSpec {
@@ -52,6 +70,7 @@ impl CodecSpec {
             payload_type: 0,
             clock_rate: 8000,
             channels: 1,
+            audio_rate: 8000,
         }
     }
 
@@ -61,6 +80,7 @@ impl CodecSpec {
             payload_type: 8,
             clock_rate: 8000,
             channels: 1,
+            audio_rate: 8000,
         }
     }
 
@@ -72,6 +92,16 @@ impl CodecSpec {
             payload_type,
             clock_rate: 48000,
             channels: 2,
+            audio_rate: 48000,
+        }
+    }
+
+    /// The same codec with its audio bounded at `hz` (Opus' `maxplaybackrate`), never above
+    /// the codec's PCM rate nor below 8 kHz (RFC 7587's range).
+    pub fn with_audio_rate(self, hz: u32) -> Self {
+        Self {
+            audio_rate: hz.clamp(8000, self.pcm_rate()),
+            ..self
         }
     }
 
@@ -82,6 +112,7 @@ impl CodecSpec {
             payload_type: 9,
             clock_rate: 8000,
             channels: 1,
+            audio_rate: 16000,
         }
     }
 
@@ -94,11 +125,7 @@ impl CodecSpec {
 
     /// The rate of the PCM this codec's decoder gives and its encoder takes.
     pub fn pcm_rate(&self) -> u32 {
-        match self.kind {
-            CodecKind::Pcmu | CodecKind::Pcma => 8000,
-            CodecKind::G722 => 16000,
-            CodecKind::Opus => 48000,
-        }
+        self.kind.pcm_rate()
     }
 
     /// RTP timestamp units per 20 ms frame.

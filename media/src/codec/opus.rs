@@ -104,6 +104,20 @@ pub fn packet_mode(packet: &[u8]) -> Option<OpusMode> {
     })
 }
 
+/// The audio bandwidth an Opus packet carries, from its first byte (RFC 6716 §3.1), as the
+/// sample rate that holds it: 8000 (narrowband), 12000 (medium), 16000 (wideband), 24000
+/// (super-wideband) or 48000 (full band); None for an empty packet.
+pub fn packet_audio_rate(packet: &[u8]) -> Option<u32> {
+    let config = packet.first()? >> 3;
+    Some(match config {
+        0..=3 | 16..=19 => 8000,
+        4..=7 => 12000,
+        8..=11 | 20..=23 => 16000,
+        12..=13 | 24..=27 => 24000,
+        _ => 48000,
+    })
+}
+
 /// libopus' request to pin the coding mode, and its CELT-only value. Both come from
 /// `opus_private.h`, which the public header does not export; they have been the same since
 /// libopus 1.0 (opus_demo's `-forcemode` uses them), and the library is the one bundled by
@@ -578,6 +592,58 @@ mod tests {
         (0..n).map(move |i| {
             (amplitude * (2.0 * std::f64::consts::PI * freq * i as f64 / 48000.0).sin()) as i16
         })
+    }
+
+    #[test]
+    fn packet_audio_rate_reads_the_bandwidth_of_every_configuration() {
+        // RFC 6716 table 2: configurations 0–11 SILK (NB, MB, WB), 12–15 hybrid (SWB, FB),
+        // 16–31 CELT (NB, WB, SWB, FB), four frame sizes each (two for hybrid).
+        let expected: Vec<u32> = [
+            [8000; 4],
+            [12000; 4],
+            [16000; 4],
+            [24000, 24000, 48000, 48000],
+            [8000; 4],
+            [16000; 4],
+            [24000; 4],
+            [48000; 4],
+        ]
+        .concat();
+        for (config, want) in expected.iter().enumerate() {
+            // The low three bits (stereo flag, frame count code) must not matter.
+            for low in [0u8, 0b101, 0b111] {
+                let toc = ((config as u8) << 3) | low;
+                assert_eq!(
+                    packet_audio_rate(&[toc, 0xAA]),
+                    Some(*want),
+                    "config {config}"
+                );
+            }
+        }
+        assert_eq!(packet_audio_rate(&[]), None);
+    }
+
+    #[test]
+    fn packets_from_a_band_limited_encoder_read_as_that_band() {
+        for rate in [8000u32, 16000] {
+            let mut encoder = OpusEncoder::new(OpusEncoderConfig {
+                rate,
+                ..OpusEncoderConfig::default()
+            })
+            .unwrap();
+            let frame: Vec<i16> = (0..rate as usize / 50)
+                .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+                .collect();
+            for _ in 0..10 {
+                let mut packet = Vec::new();
+                encoder.encode(&frame, &mut packet).unwrap();
+                let carried = packet_audio_rate(&packet).unwrap();
+                assert!(
+                    carried <= rate,
+                    "{rate} Hz input sent as {carried} Hz audio"
+                );
+            }
+        }
     }
 
     #[test]

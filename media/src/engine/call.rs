@@ -18,7 +18,7 @@ use tokio::time::MissedTickBehavior;
 
 use str0m::Candidate;
 
-use crate::codec::CodecSpec;
+use crate::codec::{CodecKind, CodecSpec, packet_audio_rate};
 use crate::dtmf::TelephoneEvent;
 use crate::recorder::RecordingWriter;
 use crate::rtcp::{MuxedKind, classify_muxed};
@@ -725,6 +725,12 @@ impl State {
             pkt.payload.len(),
             now_ms,
         );
+        if !is_event
+            && codec.kind == CodecKind::Opus
+            && let Some(rate) = packet_audio_rate(pkt.payload)
+        {
+            leg.audio_rate_received = leg.audio_rate_received.max(Some(rate));
+        }
         if leg.inbound_ssrc != Some(pkt.ssrc) {
             if leg.inbound_ssrc.is_some() {
                 // A new stream (transfer, re-INVITE): its clocks start elsewhere.

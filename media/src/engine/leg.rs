@@ -58,6 +58,9 @@ pub struct Leg {
     pub rtcp_sent: u64,
     pub dtmf_events: u64,
     pub unconfigured: u64,
+    /// Opus: the widest audio bandwidth seen in the far end's packets (see
+    /// `LegQuality::audio_rate_received`).
+    pub audio_rate_received: Option<u32>,
     /// Set when the leg is WebRTC: its datagrams go through this session, not plain RTP.
     pub webrtc: Option<Box<WebRtcSession>>,
 }
@@ -89,6 +92,7 @@ impl Leg {
             rtcp_sent: 0,
             dtmf_events: 0,
             unconfigured: 0,
+            audio_rate_received: None,
             webrtc: None,
         }
     }
@@ -206,6 +210,7 @@ impl Leg {
             r_factor: estimate.map(|e| e.r_factor),
             rtt_ms: self.webrtc.as_ref().and_then(|w| w.rtt_ms).or(self.rtt_ms),
             codec,
+            audio_rate_received: self.audio_rate_received,
             latched_remote: self.latched_rtp,
             ssrc_changes: s.ssrc_changes,
             rtcp_received: self.rtcp_received,

@@ -59,6 +59,7 @@ mod disk;
 mod generate;
 mod grid;
 mod leg;
+mod playback_rate;
 mod ports;
 mod recv_batch;
 pub mod resample;
@@ -263,6 +264,7 @@ impl MediaEngine {
             &identity,
             local,
             offer_sdp,
+            self.inner.config.webrtc_audio_rate,
             std::time::Instant::now(),
         ) {
             Ok(a) => a,

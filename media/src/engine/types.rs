@@ -45,8 +45,15 @@ pub struct EngineConfig {
     /// rate) or 16000 (wideband: the voice band Opus carries for speech, a third of the
     /// samples; libopus renders at 16 kHz for less than at 48 kHz, a G.711 leg is resampled
     /// 8 → 16 kHz instead of 8 → 48 kHz, and the 16 kHz taps need no resampling). Other
-    /// values are taken as 48000.
+    /// values are taken as 48000. A leg that negotiated wideband (see `webrtc_audio_rate`)
+    /// is decoded at 16 kHz whatever this says: there is nothing above it to keep.
     pub opus_recording_rate: u32,
+    /// The highest audio rate a browser is asked to send: the Opus `maxplaybackrate` of our
+    /// SDP answer (RFC 7587). 16000 (default): wideband, which is all a call bridged to the
+    /// phone network or transcribed at 16 kHz can use; the browser's encoder sends less,
+    /// and the call is decoded and recorded at 16 kHz. 48000: no limit announced (full band,
+    /// recorded at `opus_recording_rate`). Other values are clamped to 8000–48000.
+    pub webrtc_audio_rate: u32,
     /// Threads dedicated to call tasks (see `threads.rs`); 0 runs them on the runtime of
     /// whoever creates the calls. Default: one per two logical CPUs (at least one), so
     /// media leaves room for signalling, the API and the post-call pipeline.
@@ -55,10 +62,13 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// The rate a leg speaking `codec` is decoded at for the recording and the taps: the
-    /// codec's own PCM rate, except Opus at [`EngineConfig::opus_recording_rate`].
+    /// codec's own PCM rate, except Opus at [`EngineConfig::opus_recording_rate`], or at
+    /// 16 kHz when the leg negotiated no more than wideband ([`CodecSpec::audio_rate`]).
     pub(crate) fn recording_pcm_rate(&self, codec: &CodecSpec) -> u32 {
-        match (codec.kind, self.opus_recording_rate) {
-            (CodecKind::Opus, 16000) => 16000,
+        match codec.kind {
+            CodecKind::Opus if self.opus_recording_rate == 16000 || codec.audio_rate <= 16000 => {
+                16000
+            }
             _ => codec.pcm_rate(),
         }
     }
@@ -84,6 +94,7 @@ impl EngineConfig {
             webrtc_public_ip: None,
             transcode_opus_complexity: 0,
             opus_recording_rate: 48000,
+            webrtc_audio_rate: 16000,
             media_threads: default_media_threads(),
         }
     }
@@ -267,6 +278,10 @@ pub struct LegQuality {
     pub rtt_ms: Option<f64>,
     #[serde(serialize_with = "codec_name")]
     pub codec: Option<CodecKind>,
+    /// Opus legs: the widest audio the far end's packets carried, as the sample rate that
+    /// holds it (8000 narrowband … 16000 wideband … 48000 full band). Shows whether a
+    /// browser kept to the `maxplaybackrate` we asked for.
+    pub audio_rate_received: Option<u32>,
     /// Where the far end's RTP really comes from (symmetric RTP).
     pub latched_remote: Option<SocketAddr>,
     pub ssrc_changes: u64,
@@ -420,4 +435,43 @@ pub enum WebRtcError {
     Candidate(String),
     #[error("cannot set up the session: {0}")]
     Setup(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_opus_leg_is_recorded_at_the_rate_it_negotiated() {
+        let mut config = EngineConfig::local("127.0.0.1".parse().unwrap());
+        let full_band = CodecSpec::opus(111);
+        let wideband = CodecSpec::opus(111).with_audio_rate(16000);
+        let super_wideband = CodecSpec::opus(111).with_audio_rate(24000);
+        assert_eq!(config.recording_pcm_rate(&full_band), 48000);
+        assert_eq!(config.recording_pcm_rate(&wideband), 16000);
+        // libopus could decode at 24 kHz, but the recorder's rates are 16 and 48 kHz:
+        // rounding down would lose audio the browser was allowed to send.
+        assert_eq!(config.recording_pcm_rate(&super_wideband), 48000);
+        // Fixed-rate codecs are never touched.
+        assert_eq!(config.recording_pcm_rate(&CodecSpec::pcmu()), 8000);
+        assert_eq!(config.recording_pcm_rate(&CodecSpec::g722()), 16000);
+
+        config.opus_recording_rate = 16000;
+        assert_eq!(config.recording_pcm_rate(&full_band), 16000);
+        assert_eq!(config.recording_pcm_rate(&wideband), 16000);
+        assert_eq!(config.recording_pcm_rate(&CodecSpec::pcmu()), 8000);
+    }
+
+    #[test]
+    fn audio_rate_stays_within_what_the_codec_can_carry() {
+        assert_eq!(
+            CodecSpec::opus(111).with_audio_rate(96000).audio_rate,
+            48000
+        );
+        assert_eq!(CodecSpec::opus(111).with_audio_rate(1000).audio_rate, 8000);
+        assert_eq!(CodecSpec::pcmu().with_audio_rate(16000).audio_rate, 8000);
+        // The bound is not part of what decides relay against transcode.
+        let wideband = CodecSpec::opus(111).with_audio_rate(16000);
+        assert!(wideband.relay_compatible(&CodecSpec::opus(111)));
+    }
 }

@@ -24,9 +24,10 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
-use crate::codec::CodecSpec;
+use crate::codec::{CodecKind, CodecSpec};
 use crate::rtp::{RtpBuilder, RtpPacket};
 
+use super::playback_rate::announce_max_playback_rate;
 use super::types::{LegParams, MediaDirection, WebRtcError};
 
 /// Payload types we offer for telephone-event if the browser's offer does not name its own
@@ -111,11 +112,13 @@ pub struct WebRtcSession {
 }
 
 impl WebRtcSession {
-    /// Builds the session for a browser's offer and returns our answer.
+    /// Builds the session for a browser's offer and returns our answer. `audio_rate`: the
+    /// highest Opus audio rate we ask the browser for (`EngineConfig::webrtc_audio_rate`).
     pub fn accept_offer(
         identity: &WebRtcIdentity,
         local: SocketAddr,
         offer_sdp: &str,
+        audio_rate: u32,
         now: Instant,
     ) -> Result<Accepted, WebRtcError> {
         let offer =
@@ -156,12 +159,20 @@ impl WebRtcSession {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| WebRtcError::Offer(e.to_string()))?;
-        let answer_sdp = answer.to_sdp_string();
+        let mut answer_sdp = answer.to_sdp_string();
 
         let (mid, direction) = first_audio(&rtc, offer_sdp)
             .ok_or_else(|| WebRtcError::Offer("the offer has no audio we can take".into()))?;
-        let params = negotiated_params(&rtc, mid, direction, &answer_sdp)
+        let mut params = negotiated_params(&rtc, mid, direction, &answer_sdp)
             .ok_or_else(|| WebRtcError::Offer("no common audio codec (Opus, PCMU, PCMA)".into()))?;
+        if params.codec.kind == CodecKind::Opus && audio_rate < params.codec.pcm_rate() {
+            params.codec = params.codec.with_audio_rate(audio_rate);
+            answer_sdp = announce_max_playback_rate(
+                &answer_sdp,
+                params.codec.payload_type,
+                params.codec.audio_rate,
+            );
+        }
         let mut session = WebRtcSession {
             rtc,
             mid,
