@@ -13,11 +13,16 @@ import argparse
 import asyncio
 import json
 import sys
+import threading
+import time
+import types
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
-from aiortc import RTCPeerConnection, RTCSessionDescription
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole, MediaPlayer, MediaRecorder
+from aiortc.mediastreams import MediaStreamError
 
 # aioice never offers loopback by itself; the tests run on 127.0.0.1 only.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
@@ -48,6 +53,7 @@ async def main():
     args = ap.parse_args()
     if args.no_decode:
         aiortc.rtcrtpreceiver.decoder_worker = drain_undecoded
+        aiortc.rtcrtpreceiver.queue = types.SimpleNamespace(Queue=DiscardingQueue)
     peers = [await make_peer(args, i) for i in range(args.peers)]
     say({"offer": peers[0][0].localDescription.sdp,
          "offers": [pc.localDescription.sdp for pc, _ in peers]})
@@ -75,6 +81,66 @@ def drain_undecoded(loop, input_q, output_q, decode_error):
     asyncio.run_coroutine_threadsafe(output_q.put(None), loop)
 
 
+class DiscardingQueue:
+    """Stands in for a receiver's decoder queue with --no-decode: a frame is dropped as it is
+    put, with no lock taken and no thread woken per packet (with 50 peers those wake-ups were
+    a fifth of the load generator's CPU, taken from the server under test); the None that
+    stops the receiver ends the waiting get()."""
+
+    def __init__(self):
+        self._stopped = threading.Event()
+
+    def put(self, item, *args, **kwargs):
+        if item is None:
+            self._stopped.set()
+
+    def get(self, *args, **kwargs):
+        self._stopped.wait()
+        return None
+
+
+class PacketTrack(MediaStreamTrack):
+    """Sends a file's Opus packets as they are, paced by their timestamps: what
+    MediaPlayer(decode=False) sends, without its demuxing thread per peer and the hand-over
+    of every packet from that thread to the event loop."""
+
+    kind = "audio"
+
+    def __init__(self, packets):
+        super().__init__()
+        self._packets = packets
+        self._next = 0
+        self._start = None
+
+    async def recv(self):
+        if self.readyState != "live" or self._next >= len(self._packets):
+            self.stop()
+            raise MediaStreamError
+        packet = self._packets[self._next]
+        self._next += 1
+        at = float(packet.pts * packet.time_base)
+        if self._start is None:
+            self._start = time.time() - at
+        else:
+            wait = self._start + at - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return packet
+
+
+_demuxed = {}
+
+
+def demuxed_packets(path):
+    """The audio packets of `path`, read once per process and shared by its peers (the
+    sender only reads them). The container stays open: the packets' data is its."""
+    if path not in _demuxed:
+        container = av.open(path)
+        stream = container.streams.audio[0]
+        _demuxed[path] = (container, [p for p in container.demux(stream) if p.size])
+    return _demuxed[path][1]
+
+
 async def rtp_counters(pc, clock):
     """What this peer sent and received: aiortc's own RTP statistics."""
     out = {"packets_sent": 0, "packets_received": 0, "packets_lost": 0, "jitter_ms": 0.0}
@@ -94,17 +160,16 @@ async def make_peer(args, index):
     pc = RTCPeerConnection()
     source = args.play_others if index > 0 and args.play_others else args.play
     if args.passthrough:
-        # aiortc restarts packet timestamps when a demuxed file loops, so no loop here:
-        # the file must last the whole call.
-        player = MediaPlayer(source, decode=False)
+        # No loop here: the file must last the whole call.
+        track = PacketTrack(demuxed_packets(source))
     else:
-        player = MediaPlayer(source, loop=args.loop)
+        track = MediaPlayer(source, loop=args.loop).audio
     if args.record:
         record = args.record if index == 0 else f"{args.record}.{index}.wav"
         recorder = MediaRecorder(record)
     else:
         recorder = MediaBlackhole()
-    sender = pc.addTrack(player.audio)
+    sender = pc.addTrack(track)
     if args.codec:
         from aiortc.rtcrtpsender import RTCRtpSender
         caps = RTCRtpSender.getCapabilities("audio")

@@ -11,13 +11,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use browser::{AiortcPeer, strip_candidates};
+use browser::{AiortcOptions, AiortcPeer, strip_candidates};
 use callscope_media::codec::CodecSpec;
 use callscope_media::engine::{
-    EngineConfig, EngineError, LegSide, MediaEvent, RecordingSpec, WebRtcState,
+    EngineConfig, EngineError, LegSide, MediaEngine, MediaEvent, RecordingSpec, WebRtcState,
 };
 use callscope_testkit::audio_compare::{
-    Mono, best_lag, lag_stability, read_wav_channels, read_wav_mono, speech_wav,
+    Mono, best_lag, lag_stability, opus_ogg_repeated, read_wav_channels, read_wav_mono, speech_wav,
 };
 use phones::*;
 use tokio::net::UdpSocket;
@@ -103,6 +103,33 @@ async fn wait_state(
         }
     }
     None
+}
+
+/// Legs A and B of `call` answer the two peers' offers, in order; returns the answers.
+async fn open_both_legs(engine: &MediaEngine, call: &str, offers: &[String]) -> Vec<String> {
+    assert_eq!(offers.len(), 2);
+    let mut answers = Vec::new();
+    for (side, offer) in [LegSide::A, LegSide::B].into_iter().zip(offers) {
+        answers.push(
+            engine
+                .open_webrtc_leg(call, side, offer)
+                .await
+                .expect("answer"),
+        );
+    }
+    answers
+}
+
+/// Both WebRTC legs report Connected (bounded).
+async fn wait_both_connected(events: &mut mpsc::Receiver<MediaEvent>) {
+    for _ in 0..2 {
+        assert!(
+            wait_state(events, WebRtcState::Connected, Duration::from_secs(10))
+                .await
+                .is_some(),
+            "a WebRTC leg did not connect"
+        );
+    }
 }
 
 /// The phone: sends `pcm` (8 kHz) as PCMU every 20 ms and collects what the engine sends it.
@@ -472,18 +499,7 @@ async fn two_browsers_relay_opus_untouched_and_are_recorded() {
     let mut peers =
         AiortcPeer::start_with(&agent_wav, Some(&other_wav), &rec0, SECONDS, "", 2).await;
     assert_eq!(peers.offers.len(), 2);
-    let mut answers = Vec::new();
-    for (side, offer) in [LegSide::A, LegSide::B]
-        .into_iter()
-        .zip(peers.offers.clone())
-    {
-        answers.push(
-            engine
-                .open_webrtc_leg(call, side, &offer)
-                .await
-                .expect("answer"),
-        );
-    }
+    let answers = open_both_legs(&engine, call, &peers.offers).await;
     engine
         .start_recording(
             call,
@@ -494,14 +510,7 @@ async fn two_browsers_relay_opus_untouched_and_are_recorded() {
         )
         .expect("record");
     peers.answer_all(&answers).await;
-    for _ in 0..2 {
-        assert!(
-            wait_state(&mut events, WebRtcState::Connected, Duration::from_secs(10))
-                .await
-                .is_some(),
-            "a WebRTC leg did not connect"
-        );
-    }
+    wait_both_connected(&mut events).await;
     peers.finish(Duration::from_secs(20)).await;
     let report = engine.close_call(call).await.expect("report");
     let (a, b) = (report.a.expect("A"), report.b.expect("B"));
@@ -538,4 +547,60 @@ async fn two_browsers_relay_opus_untouched_and_are_recorded() {
         left.xcorr >= 0.8 && right.xcorr >= 0.8,
         "{left:?} {right:?}"
     );
+}
+
+/// The load generator of `scripts/bench-webrtc`: aiortc peers sending a pre-encoded Ogg Opus
+/// file packet by packet (`--passthrough`) and dropping what they receive undecoded
+/// (`--no-decode`). Both are stand-ins inside aiortc; they must keep a browser's pace and
+/// still count what arrives, or the benchmark would measure the server on the wrong load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_generator_peers_keep_a_browsers_pace_and_count_what_they_receive() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_, agent_wav, _) = voices(dir.path());
+    let ogg = dir.path().join("agent.ogg");
+    opus_ogg_repeated(&agent_wav, &ogg, SECONDS + 10.0).expect("Ogg Opus");
+    let (engine, mut events) = engine();
+    let call = "load-generator";
+    let mut options = AiortcOptions::new(&ogg, None, SECONDS);
+    options.peers = 2;
+    options.passthrough = true;
+    options.no_decode = true;
+    options.stats = true;
+    let mut peers = AiortcPeer::start_opts(&options).await;
+    assert_eq!(peers.offers.len(), 2);
+    let answers = open_both_legs(&engine, call, &peers.offers).await;
+    peers.answer_all(&answers).await;
+    wait_both_connected(&mut events).await;
+    let stats = peers
+        .finish_with_stats(Duration::from_secs(20))
+        .await
+        .expect("the peers report their counters and close");
+    let report = engine.close_call(call).await.expect("report");
+    let (a, b) = (report.a.expect("A"), report.b.expect("B"));
+    eprintln!("peers: {stats:?}\nA: {a:?}\nB: {b:?}");
+    assert_eq!(stats.len(), 2);
+    // 50 packets a second for the SECONDS the peers run after the answer (plus the moments
+    // before it), never a burst of the whole file.
+    let browser_rate = 50.0 * SECONDS;
+    for (peer, leg) in stats.iter().zip([&a, &b]) {
+        let sent = peer.packets_sent as f64;
+        assert!(
+            (0.8 * browser_rate..=1.3 * browser_rate).contains(&sent),
+            "{peer:?}"
+        );
+        // What the engine took in from this peer is what it sent (loopback, no loss).
+        assert!(
+            leg.packets_received as f64 >= 0.95 * sent,
+            "{peer:?} {leg:?}"
+        );
+    }
+    // Each peer counted what the engine relayed to it from the other, undecoded.
+    for (peer, from) in stats.iter().zip([&b, &a]) {
+        assert!(
+            peer.packets_received as f64 >= 0.9 * from.packets_received as f64,
+            "{peer:?} {from:?}"
+        );
+        assert!(peer.packets_received > 0);
+    }
 }

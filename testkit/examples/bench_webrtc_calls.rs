@@ -52,10 +52,13 @@
 //! - callscope's own settings pass through to the server, e.g.
 //!   `CALLSCOPE_SIP_WEBRTC_AUDIO_RATE=48000` (full band asked of the browsers, recorded at
 //!   48 kHz) against the default 16000; the report gives the recordings' rate
+//! - `BENCH_BROWSER_AUDIO_RATE`: the audio bandwidth the browsers' packets carry (default:
+//!   `CALLSCOPE_SIP_WEBRTC_AUDIO_RATE`, else 16000, as a browser keeping to callscope's
+//!   `maxplaybackrate` sends); 48000 sends full band whatever callscope asked
 
 use callscope_testkit::agent_ws::{AgentSocket, login};
 use callscope_testkit::aiortc::{AiortcOptions, AiortcPeer, PeerRtpStats};
-use callscope_testkit::audio_compare::{opus_ogg_repeated, raw_g711, sweep_wav};
+use callscope_testkit::audio_compare::{opus_ogg_repeated_within, raw_g711, sweep_wav};
 use callscope_testkit::bench::{
     CallCheck, Window, WindowFigures, check_calls, env_list, env_or, log_warnings, machine, max_f,
     max_rowid, media_calls, poll_until, remove_recordings, sum, wait_calls_stored,
@@ -343,10 +346,11 @@ fn one_fingerprint(sdp: &str) -> String {
     out
 }
 
-/// The browsers, split over `BENCH_AIORTC_PROCS` Python processes: each peer's file reader
-/// is a thread pacing itself under one interpreter lock, and with 50 of them in one process
-/// the senders fell behind in most runs (see `docs/benchmarks.md`, session 10). `codec` ""
-/// offers aiortc's codecs (Opus first), else only that one. Returns them with their PIDs.
+/// The browsers, split over `BENCH_AIORTC_PROCS` Python processes: with 50 peers under one
+/// interpreter lock the senders fell behind in most runs (see `docs/benchmarks.md`, session
+/// 10; each peer then had its own file-reading thread, which session 16 replaced by packets
+/// read once per process). `codec` "" offers aiortc's codecs (Opus first), else only that
+/// one. Returns them with their PIDs.
 fn start_browsers(
     rt: &tokio::runtime::Runtime,
     sweep: &Path,
@@ -446,10 +450,22 @@ fn run() -> Res<()> {
     let media_dir = tempfile::tempdir().map_err(err("a temp dir"))?;
     let sweep48 = sweep_wav(&media_dir.path().join("up48.wav"), 48000, 4.0, 300, 3400)
         .map_err(err("making the browser's sweep"))?;
-    // Encoded once: aiortc sends these packets as they are (see the report's note).
+    // Encoded once: aiortc sends these packets as they are (see the report's note). A browser
+    // keeps its encoder within the `maxplaybackrate` callscope's answer asks for (Chromium
+    // does: `softphone_browser_calls`); aiortc's own encoder would not, so the packets are
+    // encoded that way here.
+    let browser_audio_rate: u32 = env_or(
+        "BENCH_BROWSER_AUDIO_RATE",
+        env_or("CALLSCOPE_SIP_WEBRTC_AUDIO_RATE", 16000u32),
+    );
     let browser_sweep = media_dir.path().join("up48.ogg");
-    opus_ogg_repeated(&sweep48, &browser_sweep, call_s as f64 + 20.0)
-        .map_err(err("encoding the browser's sweep as Opus"))?;
+    opus_ogg_repeated_within(
+        &sweep48,
+        &browser_sweep,
+        call_s as f64 + 20.0,
+        browser_audio_rate,
+    )
+    .map_err(err("encoding the browser's sweep as Opus"))?;
     let up = sweep_wav(&media_dir.path().join("up.wav"), 8000, 4.0, 300, 3400)
         .map_err(err("making the caller's sweep"))?;
     let down = sweep_wav(&media_dir.path().join("down.wav"), 8000, 3.0, 3400, 300)
@@ -591,7 +607,15 @@ fn run() -> Res<()> {
         }
     }
 
-    let mut report = report(&results, &machine, call_s, idle_cpu_pct, idle_rss, &cs);
+    let mut report = report(
+        &results,
+        &machine,
+        call_s,
+        browser_audio_rate,
+        idle_cpu_pct,
+        idle_rss,
+        &cs,
+    );
     if let Some((pbx, (peer_idle_rss, peer_idle_cpu))) = &peer {
         report.push_str(&peer_report(
             &results,
@@ -634,6 +658,7 @@ fn report(
     results: &[(Option<G711Step>, WebRtcStep)],
     machine: &str,
     call_s: u64,
+    browser_audio_rate: u32,
     idle_cpu_pct: f64,
     idle_rss: u64,
     cs: &Callscope,
@@ -642,7 +667,8 @@ fn report(
     let mut r = String::new();
     r.push_str(&format!(
         "WebRTC: N aiortc peers (spread over `BENCH_AIORTC_PROCS` Python processes, default 2; each sends a 300→3400 Hz sweep encoded once \
-         as Ogg Opus, 20 ms frames at 32 kbit/s, packet by packet, and counts what it receives without decoding it) → agents' `dial` \
+         as Ogg Opus, 20 ms frames at 32 kbit/s, its bandwidth within {browser_audio_rate} Hz audio as a browser keeps to callscope's \
+         `maxplaybackrate`, packet by packet, and counts what it receives without decoding it) → agents' `dial` \
          over `/api/v1/agent/ws` → callscope serve (ICE-lite, DTLS-SRTP, Opus ⇄ PCMU \
          transcoding, two-channel WAV recording) → trunk → SIPp uas (127.0.0.2, PCMU sweep \
          back). Reference in the same run: N G.711 calls SIPp uac → callscope (relay + \

@@ -715,23 +715,44 @@ pub fn g711_round_trip(input: &Path, output: &Path, ulaw: bool) -> Result<()> {
 /// frames (libopus through ffmpeg, VoIP mode, 32 kbit/s): what a load generator can send
 /// as it is, packet by packet, instead of encoding the same audio live for every peer.
 pub fn opus_ogg_repeated(input: &Path, output: &Path, secs: f64) -> Result<()> {
-    run_tool(
-        "ffmpeg",
-        Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-stream_loop",
-                "-1",
-            ])
-            .arg("-i")
-            .arg(input)
-            .args(["-t", &format!("{secs}"), "-c:a", "libopus", "-b:a", "32k"])
-            .args(["-frame_duration", "20", "-application", "voip", "-ac", "1"])
-            .arg(output),
-    )
+    opus_ogg_repeated_within(input, output, secs, 48000)
+}
+
+/// [`opus_ogg_repeated`] with the encoder's audio bandwidth held to what `max_audio_rate`
+/// (Hz) carries, as a browser's encoder is by the `maxplaybackrate` of our answer:
+/// 8000 narrowband, 12000, 16000 wideband, 24000, or 48000 full band (no limit).
+pub fn opus_ogg_repeated_within(
+    input: &Path,
+    output: &Path,
+    secs: f64,
+    max_audio_rate: u32,
+) -> Result<()> {
+    let mut command = Command::new("ffmpeg");
+    command
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            "-1",
+        ])
+        .arg("-i")
+        .arg(input)
+        .args(["-t", &format!("{secs}"), "-c:a", "libopus", "-b:a", "32k"])
+        .args(["-frame_duration", "20", "-application", "voip", "-ac", "1"]);
+    // ffmpeg's libopus `cutoff` (Hz of audio) sets the encoder's maximum bandwidth.
+    let cutoff = match max_audio_rate {
+        0..=8000 => Some(4000),
+        8001..=12000 => Some(6000),
+        12001..=16000 => Some(8000),
+        16001..=24000 => Some(12000),
+        _ => None,
+    };
+    if let Some(hz) = cutoff {
+        command.args(["-cutoff", &hz.to_string()]);
+    }
+    run_tool("ffmpeg", command.arg(output))
 }
 
 /// Raw G.711 (no header, as SIPp's `rtp_stream` wants it) from any audio file, with ffmpeg.
