@@ -346,6 +346,12 @@ fn one_fingerprint(sdp: &str) -> String {
     out
 }
 
+/// The server's `[sip.media] webrtc_audio_rate` when `CALLSCOPE_SIP_WEBRTC_AUDIO_RATE` does
+/// not set it. The testkit drives the binary and links none of its crates, so this mirrors
+/// `OpusAudioRate::WIDEBAND` (api/src/config.rs); the report prints the recordings' rate,
+/// which shows a mismatch.
+const SERVER_WEBRTC_AUDIO_RATE: u32 = 16000;
+
 /// The browsers, split over `BENCH_AIORTC_PROCS` Python processes: with 50 peers under one
 /// interpreter lock the senders fell behind in most runs (see `docs/benchmarks.md`, session
 /// 10; each peer then had its own file-reading thread, which session 16 replaced by packets
@@ -456,7 +462,7 @@ fn run() -> Res<()> {
     // encoded that way here.
     let browser_audio_rate: u32 = env_or(
         "BENCH_BROWSER_AUDIO_RATE",
-        env_or("CALLSCOPE_SIP_WEBRTC_AUDIO_RATE", 16000u32),
+        env_or("CALLSCOPE_SIP_WEBRTC_AUDIO_RATE", SERVER_WEBRTC_AUDIO_RATE),
     );
     let browser_sweep = media_dir.path().join("up48.ogg");
     opus_ogg_repeated_within(
