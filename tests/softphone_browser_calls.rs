@@ -277,6 +277,22 @@ fn the_page_answers_a_trunk_call_talks_and_hangs_up() {
         carried.is_some_and(|hz| (8000..=16000).contains(&hz)),
         "Chromium's packets carried {carried:?} Hz audio: {browser_leg}"
     );
+    // What Chromium's encoder chose, packet by packet (the benchmark's browsers follow it).
+    let modes = &browser_leg["opus_modes_received"];
+    let counted: u64 = ["silk", "hybrid", "celt"]
+        .iter()
+        .filter_map(|mode| modes[*mode].as_u64())
+        .sum();
+    let received = browser_leg["packets_received"].as_u64().unwrap_or(0);
+    let bytes = browser_leg["bytes_received"].as_u64().unwrap_or(0);
+    eprintln!(
+        "Chromium's Opus: {modes} over {received} packets, {} bytes each on average",
+        bytes / received.max(1)
+    );
+    assert!(
+        counted > 0 && counted <= received,
+        "modes {modes} against {received} packets received: {browser_leg}"
+    );
     let heard_path = phone_heard(&call.customer, &call.server.log());
     let _ = std::fs::copy(&heard_path, call.artifacts.join("phone-heard.wav"));
     let _ = std::fs::copy(&rec.path, call.artifacts.join("recording.wav"));

@@ -17,7 +17,8 @@ use callscope_media::engine::{
     EngineConfig, EngineError, LegSide, MediaEngine, MediaEvent, RecordingSpec, WebRtcState,
 };
 use callscope_testkit::audio_compare::{
-    Mono, best_lag, lag_stability, opus_ogg_repeated, read_wav_channels, read_wav_mono, speech_wav,
+    Mono, best_lag, lag_stability, opus_ogg_repeated_within, read_wav_channels, read_wav_mono,
+    speech_wav, sweep_wav, webrtc_bitrate_for,
 };
 use phones::*;
 use tokio::net::UdpSocket;
@@ -324,6 +325,11 @@ async fn browser_to_pcmu_call(
         b.audio_rate_received, None,
         "PCMU has no bandwidth to read: {b:?}"
     );
+    // Every audio packet of the Opus leg is counted under the mode its first byte names
+    // (this test sends no telephone-event); a PCMU leg has no modes.
+    let modes = a.opus_modes_received.expect("Opus modes counted");
+    assert_eq!(modes.total(), a.packets_received, "{a:?}");
+    assert_eq!(b.opus_modes_received, None, "{b:?}");
     assert!(a.packets_received >= 200, "{a:?}");
     assert!(a.packets_sent >= 200, "{a:?}");
     assert!(a.malformed >= 40, "garbage not counted: {a:?}");
@@ -557,9 +563,18 @@ async fn two_browsers_relay_opus_untouched_and_are_recorded() {
 async fn load_generator_peers_keep_a_browsers_pace_and_count_what_they_receive() {
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tmp");
-    let (_, agent_wav, _) = voices(dir.path());
+    // The benchmark's browser audio, encoded as the benchmark does: a tone sweep, within
+    // wideband, at the bitrate WebRTC's encoder starts at there.
+    let sweep = sweep_wav(&dir.path().join("up48.wav"), 48000, 4.0, 300, 3400).expect("sweep");
     let ogg = dir.path().join("agent.ogg");
-    opus_ogg_repeated(&agent_wav, &ogg, SECONDS + 10.0).expect("Ogg Opus");
+    opus_ogg_repeated_within(
+        &sweep,
+        &ogg,
+        SECONDS + 10.0,
+        16000,
+        webrtc_bitrate_for(16000),
+    )
+    .expect("Ogg Opus");
     let (engine, mut events) = engine();
     let call = "load-generator";
     let mut options = AiortcOptions::new(&ogg, None, SECONDS);
@@ -594,6 +609,12 @@ async fn load_generator_peers_keep_a_browsers_pace_and_count_what_they_receive()
             leg.packets_received as f64 >= 0.95 * sent,
             "{peer:?} {leg:?}"
         );
+        // And it is what Chromium sends under our answer (`softphone_browser_calls`):
+        // wideband SILK frames, not the CELT a 32 kbit/s encode of a sweep turns into.
+        assert_eq!(leg.audio_rate_received, Some(16000), "{leg:?}");
+        let modes = leg.opus_modes_received.expect("Opus modes counted");
+        assert_eq!(modes.total(), leg.packets_received, "{leg:?}");
+        assert!(modes.silk >= modes.total() * 9 / 10, "{modes:?}");
     }
     // Each peer counted what the engine relayed to it from the other, undecoded.
     for (peer, from) in stats.iter().zip([&b, &a]) {

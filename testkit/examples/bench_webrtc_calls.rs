@@ -13,8 +13,9 @@
 //! WebRTC step (N calls): every agent logs in (`POST /api/v1/agent/login`) and opens its
 //! softphone socket; aiortc (an independent WebRTC stack, from PyPI), in
 //! `BENCH_AIORTC_PROCS` processes, runs N peers, each offering Opus and sending a
-//! 300→3400 Hz sweep encoded once by ffmpeg as Ogg Opus (20 ms frames, 32 kbit/s) packet
-//! by packet: encoding it live costs aiortc about 6 % of a core per peer, more than two
+//! 300→3400 Hz sweep encoded once by ffmpeg as Ogg Opus (20 ms frames, within the audio
+//! bandwidth and at the bitrate a browser's WebRTC encoder uses under callscope's
+//! `maxplaybackrate`: wideband at 20 kbit/s by default) packet by packet: encoding it live costs aiortc about 6 % of a core per peer, more than two
 //! cores for 50 peers. What it receives it counts (loss, jitter) and drops undecoded,
 //! which halves its cost again; what callscope sent is checked in callscope's recordings
 //! instead. Each agent sends `dial` with its peer's offer to a number that goes out
@@ -55,10 +56,15 @@
 //! - `BENCH_BROWSER_AUDIO_RATE`: the audio bandwidth the browsers' packets carry (default:
 //!   `CALLSCOPE_SIP_WEBRTC_AUDIO_RATE`, else 16000, as a browser keeping to callscope's
 //!   `maxplaybackrate` sends); 48000 sends full band whatever callscope asked
+//! - `BENCH_BROWSER_BITRATE`: their bitrate, bit/s (default: what WebRTC's Opus encoder
+//!   starts at for that bandwidth, 20000 for wideband, 32000 for full band; it decides
+//!   between SILK and CELT frames, and with that the decode's cost)
 
 use callscope_testkit::agent_ws::{AgentSocket, login};
 use callscope_testkit::aiortc::{AiortcOptions, AiortcPeer, PeerRtpStats};
-use callscope_testkit::audio_compare::{opus_ogg_repeated_within, raw_g711, sweep_wav};
+use callscope_testkit::audio_compare::{
+    opus_ogg_repeated_within, raw_g711, sweep_wav, webrtc_bitrate_for,
+};
 use callscope_testkit::bench::{
     CallCheck, Window, WindowFigures, check_calls, env_list, env_or, log_warnings, machine, max_f,
     max_rowid, media_calls, poll_until, remove_recordings, sum, wait_calls_stored,
@@ -464,12 +470,19 @@ fn run() -> Res<()> {
         "BENCH_BROWSER_AUDIO_RATE",
         env_or("CALLSCOPE_SIP_WEBRTC_AUDIO_RATE", SERVER_WEBRTC_AUDIO_RATE),
     );
+    // And at the bitrate a browser's encoder starts at for that bandwidth (20 kbit/s for
+    // wideband): it decides between SILK and CELT, and with it the cost of the decode.
+    let browser_bitrate: u32 = env_or(
+        "BENCH_BROWSER_BITRATE",
+        webrtc_bitrate_for(browser_audio_rate),
+    );
     let browser_sweep = media_dir.path().join("up48.ogg");
     opus_ogg_repeated_within(
         &sweep48,
         &browser_sweep,
         call_s as f64 + 20.0,
         browser_audio_rate,
+        browser_bitrate,
     )
     .map_err(err("encoding the browser's sweep as Opus"))?;
     let up = sweep_wav(&media_dir.path().join("up.wav"), 8000, 4.0, 300, 3400)
@@ -617,7 +630,10 @@ fn run() -> Res<()> {
         &results,
         &machine,
         call_s,
-        browser_audio_rate,
+        BrowserPackets {
+            audio_rate: browser_audio_rate,
+            bitrate: browser_bitrate,
+        },
         idle_cpu_pct,
         idle_rss,
         &cs,
@@ -660,21 +676,31 @@ fn pct_or_dash(v: f64, of: f64) -> String {
     }
 }
 
+/// How the browsers' packets were encoded.
+struct BrowserPackets {
+    /// The widest audio they carry (Hz).
+    audio_rate: u32,
+    /// bit/s.
+    bitrate: u32,
+}
+
 fn report(
     results: &[(Option<G711Step>, WebRtcStep)],
     machine: &str,
     call_s: u64,
-    browser_audio_rate: u32,
+    browser: BrowserPackets,
     idle_cpu_pct: f64,
     idle_rss: u64,
     cs: &Callscope,
 ) -> String {
     let idle_mb = idle_rss as f64 / 1e6;
+    let browser_audio_rate = browser.audio_rate;
+    let browser_kbps = f64::from(browser.bitrate) / 1000.0;
     let mut r = String::new();
     r.push_str(&format!(
         "WebRTC: N aiortc peers (spread over `BENCH_AIORTC_PROCS` Python processes, default 2; each sends a 300→3400 Hz sweep encoded once \
-         as Ogg Opus, 20 ms frames at 32 kbit/s, its bandwidth within {browser_audio_rate} Hz audio as a browser keeps to callscope's \
-         `maxplaybackrate`, packet by packet, and counts what it receives without decoding it) → agents' `dial` \
+         as Ogg Opus, 20 ms frames at {browser_kbps} kbit/s, its bandwidth within {browser_audio_rate} Hz audio, as a browser's WebRTC \
+         encoder does under callscope's `maxplaybackrate`, packet by packet, and counts what it receives without decoding it) → agents' `dial` \
          over `/api/v1/agent/ws` → callscope serve (ICE-lite, DTLS-SRTP, Opus ⇄ PCMU \
          transcoding, two-channel WAV recording) → trunk → SIPp uas (127.0.0.2, PCMU sweep \
          back). Reference in the same run: N G.711 calls SIPp uac → callscope (relay + \
@@ -781,6 +807,23 @@ fn report(
     r.push_str(&format!(
         "\nExpected packets per direction per call: {PACKETS_PER_S} per second of call.\n"
     ));
+    // What the browsers' encoder chose, as callscope read it off the packets: the decode's
+    // cost depends on it (a browser's wideband speech at its default bitrate is mostly SILK).
+    for (_, w) in results {
+        let c = &w.calls;
+        let modes = [0, 1, 2].map(|i| sum(c, |c| c.opus_modes[i]));
+        let counted = modes.iter().sum::<u64>().max(1) as f64;
+        let packets = sum(c, |c| c.opus_packets).max(1);
+        r.push_str(&format!(
+            "- {} calls: the browsers' Opus as callscope received it: SILK {:.0} %, hybrid \
+             {:.0} %, CELT {:.0} %; {} payload bytes a packet\n",
+            w.n,
+            modes[0] as f64 / counted * 100.0,
+            modes[1] as f64 / counted * 100.0,
+            modes[2] as f64 / counted * 100.0,
+            sum(c, |c| c.opus_bytes) / packets,
+        ));
+    }
     // aiortc paces 50 peers from one Python event loop; when that loop falls behind it sends
     // fewer packets, callscope has less Opus to decode, and the step's CPU per call reads
     // low. Such a step is flagged rather than trusted.

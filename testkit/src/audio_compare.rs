@@ -712,20 +712,18 @@ pub fn g711_round_trip(input: &Path, output: &Path, ulaw: bool) -> Result<()> {
 }
 
 /// `input` repeated until it lasts at least `secs`, encoded once as Ogg Opus in 20 ms
-/// frames (libopus through ffmpeg, VoIP mode, 32 kbit/s): what a load generator can send
-/// as it is, packet by packet, instead of encoding the same audio live for every peer.
-pub fn opus_ogg_repeated(input: &Path, output: &Path, secs: f64) -> Result<()> {
-    opus_ogg_repeated_within(input, output, secs, 48000)
-}
-
-/// [`opus_ogg_repeated`] with the encoder's audio bandwidth held to what `max_audio_rate`
-/// (Hz) carries, as a browser's encoder is by the `maxplaybackrate` of our answer:
-/// 8000 narrowband, 12000, 16000 wideband, 24000, or 48000 full band (no limit).
+/// frames (libopus through ffmpeg, VoIP mode): what a load generator can send as it is,
+/// packet by packet, instead of encoding the same audio live for every peer. As a browser
+/// encodes under the `maxplaybackrate` of our answer: the audio bandwidth held to what
+/// `max_audio_rate` (Hz) carries (8000 narrowband, 12000, 16000 wideband, 24000, or 48000
+/// full band, no limit), at `bitrate` bit/s ([`webrtc_bitrate_for`] is what a browser's
+/// WebRTC encoder starts at for that limit).
 pub fn opus_ogg_repeated_within(
     input: &Path,
     output: &Path,
     secs: f64,
     max_audio_rate: u32,
+    bitrate: u32,
 ) -> Result<()> {
     let mut command = Command::new("ffmpeg");
     command
@@ -739,7 +737,8 @@ pub fn opus_ogg_repeated_within(
         ])
         .arg("-i")
         .arg(input)
-        .args(["-t", &format!("{secs}"), "-c:a", "libopus", "-b:a", "32k"])
+        .args(["-t", &format!("{secs}"), "-c:a", "libopus"])
+        .args(["-b:a", &bitrate.to_string()])
         .args(["-frame_duration", "20", "-application", "voip", "-ac", "1"]);
     // ffmpeg's libopus `cutoff` (Hz of audio) sets the encoder's maximum bandwidth.
     let cutoff = match max_audio_rate {
@@ -753,6 +752,18 @@ pub fn opus_ogg_repeated_within(
         command.args(["-cutoff", &hz.to_string()]);
     }
     run_tool("ffmpeg", command.arg(output))
+}
+
+/// The bitrate (bit/s) WebRTC's Opus encoder (Chromium's) uses by default for a mono
+/// stream under a `maxplaybackrate` of `max_audio_rate`: 12 kbit/s up to narrowband, 20 up to
+/// wideband, 32 above. At 20 kbit/s libopus codes wideband VoIP audio as SILK, which is what
+/// the far end then decodes; at 32 kbit/s a tone sweep comes out two-thirds CELT.
+pub fn webrtc_bitrate_for(max_audio_rate: u32) -> u32 {
+    match max_audio_rate {
+        0..=8000 => 12_000,
+        8001..=16000 => 20_000,
+        _ => 32_000,
+    }
 }
 
 /// Raw G.711 (no header, as SIPp's `rtp_stream` wants it) from any audio file, with ffmpeg.

@@ -285,6 +285,11 @@ pub struct CallCheck {
     pub active_s: [f64; 2],
     /// Which leg callscope took as the agent's (`caller` or `callee`), if any.
     pub agent_leg: Option<String>,
+    /// Opus packets callscope received on either leg, by coding mode: SILK, hybrid, CELT.
+    pub opus_modes: [u64; 3],
+    /// Payload bytes and packets received on the call's Opus leg(s).
+    pub opus_bytes: u64,
+    pub opus_packets: u64,
 }
 
 impl CallCheck {
@@ -329,6 +334,17 @@ pub fn leg_figures(media: &serde_json::Value, check: &mut CallCheck) {
         .flat_map(|ch| ["late_ms", "overrun_ms"].map(|k| loss[ch][k].as_u64().unwrap_or(0)))
         .sum();
     check.agent_leg = media["agent_leg"].as_str().map(str::to_string);
+    for leg in ["caller", "callee"] {
+        let modes = &media[leg]["opus_modes_received"];
+        if modes.is_null() {
+            continue;
+        }
+        for (i, mode) in ["silk", "hybrid", "celt"].iter().enumerate() {
+            check.opus_modes[i] += modes[*mode].as_u64().unwrap_or(0);
+        }
+        check.opus_bytes += media[leg]["bytes_received"].as_u64().unwrap_or(0);
+        check.opus_packets += media[leg]["packets_received"].as_u64().unwrap_or(0);
+    }
 }
 
 /// Silent gaps inside the sounding part of one channel: (count, total ms, active seconds).

@@ -18,7 +18,7 @@ use tokio::time::MissedTickBehavior;
 
 use str0m::Candidate;
 
-use crate::codec::{CodecKind, CodecSpec, packet_audio_rate};
+use crate::codec::{CodecKind, CodecSpec, packet_audio_rate, packet_mode};
 use crate::dtmf::TelephoneEvent;
 use crate::recorder::RecordingWriter;
 use crate::rtcp::{MuxedKind, classify_muxed};
@@ -727,9 +727,11 @@ impl State {
         );
         if !is_event
             && codec.kind == CodecKind::Opus
-            && let Some(rate) = packet_audio_rate(pkt.payload)
+            && let (Some(rate), Some(mode)) =
+                (packet_audio_rate(pkt.payload), packet_mode(pkt.payload))
         {
             leg.audio_rate_received = leg.audio_rate_received.max(Some(rate));
+            leg.opus_modes_received.count(mode);
         }
         if leg.inbound_ssrc != Some(pkt.ssrc) {
             if leg.inbound_ssrc.is_some() {

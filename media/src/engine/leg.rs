@@ -11,7 +11,7 @@ use crate::mos::{self, CodecImpairment, QualityInput};
 use crate::stats::ReceiveStats;
 
 use super::rewrite::OutboundStream;
-use super::types::{LegParams, LegQuality};
+use super::types::{LegParams, LegQuality, OpusModeCounts};
 use super::webrtc::WebRtcSession;
 
 /// Consecutive packets from a new address needed to move the latch there (NAT rebinding,
@@ -61,6 +61,8 @@ pub struct Leg {
     /// Opus: the widest audio bandwidth seen in the far end's packets (see
     /// `LegQuality::audio_rate_received`).
     pub audio_rate_received: Option<u32>,
+    /// Opus: the far end's packets by coding mode (`LegQuality::opus_modes_received`).
+    pub opus_modes_received: OpusModeCounts,
     /// Set when the leg is WebRTC: its datagrams go through this session, not plain RTP.
     pub webrtc: Option<Box<WebRtcSession>>,
 }
@@ -93,6 +95,7 @@ impl Leg {
             dtmf_events: 0,
             unconfigured: 0,
             audio_rate_received: None,
+            opus_modes_received: OpusModeCounts::default(),
             webrtc: None,
         }
     }
@@ -211,6 +214,8 @@ impl Leg {
             rtt_ms: self.webrtc.as_ref().and_then(|w| w.rtt_ms).or(self.rtt_ms),
             codec,
             audio_rate_received: self.audio_rate_received,
+            opus_modes_received: (self.opus_modes_received.total() > 0)
+                .then_some(self.opus_modes_received),
             latched_remote: self.latched_rtp,
             ssrc_changes: s.ssrc_changes,
             rtcp_received: self.rtcp_received,

@@ -84,8 +84,8 @@ use crate::recorder::{RecordingWriter, WriterConfig};
 pub use rewrite::{OutboundStream, Rewritten};
 pub use types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, EngineError, LegParams,
-    LegQuality, LegSide, MediaDirection, MediaEvent, MuteRecord, PauseRecord, RecordingLoss,
-    RecordingSpec, ReleasedLeg, TapFrame, Tone, WebRtcError, WebRtcState,
+    LegQuality, LegSide, MediaDirection, MediaEvent, MuteRecord, OpusModeCounts, PauseRecord,
+    RecordingLoss, RecordingSpec, ReleasedLeg, TapFrame, Tone, WebRtcError, WebRtcState,
 };
 
 /// Most digits one `send_dtmf` call may carry.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::codec::{CodecError, CodecKind, CodecSpec};
+use crate::codec::{CodecError, CodecKind, CodecSpec, OpusMode};
 use crate::jitter::JitterConfig;
 use crate::recorder::{Channel, FinishedRecording};
 
@@ -282,6 +282,10 @@ pub struct LegQuality {
     /// holds it (8000 narrowband … 16000 wideband … 48000 full band). Shows whether a
     /// browser kept to the `maxplaybackrate` we asked for.
     pub audio_rate_received: Option<u32>,
+    /// Opus legs: the far end's packets by the coding mode each one's first byte names.
+    /// Together with the bytes per packet this says what the far end's encoder chose
+    /// (a browser's speech at wideband is mostly SILK; music or a high bitrate, CELT).
+    pub opus_modes_received: Option<OpusModeCounts>,
     /// Where the far end's RTP really comes from (symmetric RTP).
     pub latched_remote: Option<SocketAddr>,
     pub ssrc_changes: u64,
@@ -303,6 +307,31 @@ pub struct LegQuality {
 }
 
 /// `CodecKind` lives in `codec` (no serde there): written as its name, e.g. "Pcmu".
+/// Opus packets counted by coding mode (RFC 6716 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct OpusModeCounts {
+    /// Linear-prediction frames, what speech at narrow- and wideband usually takes.
+    pub silk: u64,
+    /// SILK below 8 kHz with CELT above it (super-wideband and full band only).
+    pub hybrid: u64,
+    /// Transform frames: music, high bitrates, or an encoder told to use them.
+    pub celt: u64,
+}
+
+impl OpusModeCounts {
+    pub fn count(&mut self, mode: OpusMode) {
+        match mode {
+            OpusMode::Silk => self.silk += 1,
+            OpusMode::Hybrid => self.hybrid += 1,
+            OpusMode::Celt => self.celt += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.silk + self.hybrid + self.celt
+    }
+}
+
 fn codec_name<S: serde::Serializer>(codec: &Option<CodecKind>, s: S) -> Result<S::Ok, S::Error> {
     match codec {
         Some(kind) => s.serialize_some(&format!("{kind:?}")),
