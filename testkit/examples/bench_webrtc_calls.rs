@@ -15,9 +15,9 @@
 //! `BENCH_AIORTC_PROCS` processes, runs N peers, each offering Opus and sending a
 //! 300→3400 Hz sweep encoded once by ffmpeg as Ogg Opus (20 ms frames, within the audio
 //! bandwidth and at the bitrate a browser's WebRTC encoder uses under callscope's
-//! `maxplaybackrate`: wideband at 20 kbit/s by default) packet by packet: encoding it live costs aiortc about 6 % of a core per peer, more than two
-//! cores for 50 peers. What it receives it counts (loss, jitter) and drops undecoded,
-//! which halves its cost again; what callscope sent is checked in callscope's recordings
+//! `maxplaybackrate`: wideband at 20 kbit/s by default) packet by packet: encoding it live
+//! costs aiortc about 6 % of a core per peer, more than two cores for 50 peers. What it
+//! receives it counts (loss, jitter) and drops undecoded, which halves its cost again; what callscope sent is checked in callscope's recordings
 //! instead. Each agent sends `dial` with its peer's offer to a number that goes out
 //! through the trunk, and aiortc gets every answer. callscope runs ICE-lite + DTLS-SRTP on
 //! the browser leg, decodes Opus, encodes PCMU to the trunk and back (Opus encoder at

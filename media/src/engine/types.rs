@@ -306,7 +306,6 @@ pub struct LegQuality {
     pub webrtc: Option<WebRtcState>,
 }
 
-/// `CodecKind` lives in `codec` (no serde there): written as its name, e.g. "Pcmu".
 /// Opus packets counted by coding mode (RFC 6716 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct OpusModeCounts {
@@ -332,6 +331,7 @@ impl OpusModeCounts {
     }
 }
 
+/// `CodecKind` lives in `codec` (no serde there): written as its name, e.g. "Pcmu".
 fn codec_name<S: serde::Serializer>(codec: &Option<CodecKind>, s: S) -> Result<S::Ok, S::Error> {
     match codec {
         Some(kind) => s.serialize_some(&format!("{kind:?}")),
