@@ -38,6 +38,7 @@ use super::types::{
     CallMediaReport, CallMediaSnapshot, DtmfRecord, EngineConfig, LegParams, LegSide, MediaEvent,
     MuteRecord, RecordingLoss, ReleasedLeg, TapFrame, Tone,
 };
+use super::wake_set::{WakeSet, all_bits};
 use super::webrtc::{SessionNews, WebRtcSession};
 
 /// Housekeeping period: how often recorded audio moves to the disk thread and the taps.
@@ -129,45 +130,82 @@ pub struct CallTask {
 /// Which socket a batch came in on, or the error it reported.
 type Arrived = (LegSide, Port, std::io::Result<()>);
 
-/// Reads a batch from whichever of the call's sockets has datagrams. Polls the sockets'
-/// readiness directly (one waker per socket, no per-wait allocation or waiter list), and
-/// starts each round at the next socket so a flooded socket cannot starve the others.
-/// Clocked sockets (see [`clock_sockets`]) have no readiness: they are read, directly,
-/// only in the tick's read (`tick_read` is Some), and not again in that read once they are
-/// known to be empty: each bit of the mask is one of `ORDER`'s sockets, set once a read of
-/// it came back short or empty (a second, empty `recvmmsg` per socket and tick was ≈ half
-/// of a transcoding call's receive system calls).
-fn poll_sockets(
+/// A call's sockets in the order they are read: each leg's RTP, then each leg's RTCP.
+const SOCKET_ORDER: [(LegSide, Port); 4] = [
+    (LegSide::A, Port::Rtp),
+    (LegSide::B, Port::Rtp),
+    (LegSide::A, Port::Rtcp),
+    (LegSide::B, Port::Rtcp),
+];
+
+/// The socket at `SOCKET_ORDER[index]`, if that leg has sockets.
+fn socket_at(
+    sockets: &[Option<LegSockets>; 2],
+    index: usize,
+) -> Option<(LegSide, Port, &MediaSocket)> {
+    let (side, port) = SOCKET_ORDER[index];
+    let socks = sockets[side.index()].as_ref()?;
+    let sock = match port {
+        Port::Rtp => &socks.rtp,
+        Port::Rtcp => &socks.rtcp,
+    };
+    Some((side, port, sock))
+}
+
+/// Reads a batch from a socket the reactor watches, if it has datagrams; otherwise registers
+/// `cx`'s waker for its readiness. A clocked socket is never ready this way (see
+/// [`clock_sockets`]). A read that finds nothing clears the readiness, so polling again
+/// registers the waker. Bounded: readiness that keeps coming back empty (events racing the
+/// reads) wakes `cx` to retry at the next poll rather than spinning here.
+fn poll_watched_socket(
+    cx: &mut Context<'_>,
+    sock: &MediaSocket,
+    batch: &mut RecvBatch,
+) -> Poll<std::io::Result<()>> {
+    let mut attempts = 0;
+    loop {
+        match sock.poll_recv_ready(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => match batch.read(sock) {
+                ReadOutcome::Got => return Poll::Ready(Ok(())),
+                ReadOutcome::Failed(e) => return Poll::Ready(Err(e)),
+                ReadOutcome::Empty => {
+                    attempts += 1;
+                    if attempts >= 3 {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// The tick's read: a batch from whichever of the call's sockets holds datagrams, without
+/// waiting, clocked sockets included, starting each round at the next socket so a flooded
+/// socket cannot starve the others. A clocked socket is not read again in the same tick
+/// once it is known to be empty: each bit of `drained` is one of `SOCKET_ORDER`'s sockets,
+/// set once a read of it came back short or empty (a second, empty `recvmmsg` per socket
+/// and tick was ≈ half of a transcoding call's receive system calls).
+fn read_any_socket(
     cx: &mut Context<'_>,
     sockets: &[Option<LegSockets>; 2],
     batch: &mut RecvBatch,
     start: &mut usize,
-    mut tick_read: Option<&mut u8>,
-) -> Poll<Arrived> {
-    const ORDER: [(LegSide, Port); 4] = [
-        (LegSide::A, Port::Rtp),
-        (LegSide::B, Port::Rtp),
-        (LegSide::A, Port::Rtcp),
-        (LegSide::B, Port::Rtcp),
-    ];
-    for i in 0..ORDER.len() {
-        let (side, port) = ORDER[(*start + i) % ORDER.len()];
-        let Some(socks) = sockets[side.index()].as_ref() else {
+    drained: &mut u8,
+) -> Option<Arrived> {
+    for i in 0..SOCKET_ORDER.len() {
+        let index = (*start + i) % SOCKET_ORDER.len();
+        let Some((side, port, sock)) = socket_at(sockets, index) else {
             continue;
         };
-        let sock = match port {
-            Port::Rtp => &socks.rtp,
-            Port::Rtcp => &socks.rtcp,
-        };
-        if sock.is_clocked() {
-            let Some(drained) = tick_read.as_deref_mut() else {
-                continue;
-            };
-            let bit = 1u8 << ((*start + i) % ORDER.len());
+        let outcome = if sock.is_clocked() {
+            let bit = 1u8 << index;
             if *drained & bit != 0 {
                 continue;
             }
-            let outcome = match batch.read(sock) {
+            match batch.read(sock) {
                 ReadOutcome::Got => {
                     if batch.drained() {
                         *drained |= bit;
@@ -179,36 +217,17 @@ fn poll_sockets(
                     *drained |= bit;
                     continue;
                 }
-            };
-            *start = (*start + i + 1) % ORDER.len();
-            return Poll::Ready((side, port, outcome));
-        }
-        // Ready → read; a read that finds nothing cleared the readiness, so polling again
-        // registers the waker. Bounded: readiness that keeps coming back empty (events
-        // racing the reads) yields to the other sockets and retries at the next poll.
-        let mut attempts = 0;
-        loop {
-            let outcome = match sock.poll_recv_ready(cx) {
-                Poll::Pending => break,
-                Poll::Ready(Err(e)) => Err(e),
-                Poll::Ready(Ok(())) => match batch.read(sock) {
-                    ReadOutcome::Got => Ok(()),
-                    ReadOutcome::Failed(e) => Err(e),
-                    ReadOutcome::Empty => {
-                        attempts += 1;
-                        if attempts >= 3 {
-                            cx.waker().wake_by_ref();
-                            break;
-                        }
-                        continue;
-                    }
-                },
-            };
-            *start = (*start + i + 1) % ORDER.len();
-            return Poll::Ready((side, port, outcome));
-        }
+            }
+        } else {
+            match poll_watched_socket(cx, sock, batch) {
+                Poll::Pending => continue,
+                Poll::Ready(r) => r,
+            }
+        };
+        *start = (index + 1) % SOCKET_ORDER.len();
+        return Some((side, port, outcome));
     }
-    Poll::Pending
+    None
 }
 
 /// Takes the legs' RTP sockets off the reactor while the call transcodes, and puts them
@@ -216,16 +235,20 @@ fn poll_sockets(
 /// tick, which reads them first (`read_queued`), so a wake-up per arriving packet buys
 /// nothing. A relaying call forwards each packet as it comes, so its sockets stay on the
 /// reactor; RTCP sockets, a packet every few seconds, always do.
-fn clock_sockets(sockets: &mut [Option<LegSockets>; 2], clocked: bool) {
+/// Returns whether any socket moved (one put back must be polled to register its waker).
+fn clock_sockets(sockets: &mut [Option<LegSockets>; 2], clocked: bool) -> bool {
+    let mut moved = false;
     for socks in sockets.iter_mut().flatten() {
-        if socks.rtp.is_clocked() != clocked
-            && let Err(error) = socks.rtp.set_clocked(clocked)
-        {
-            // Registering again failed: the socket stays clocked and is still read on
-            // every pacing tick while there is one; say so once per attempt.
-            tracing::warn!(%error, port = socks.port, "cannot watch a media socket again");
+        if socks.rtp.is_clocked() != clocked {
+            moved = true;
+            if let Err(error) = socks.rtp.set_clocked(clocked) {
+                // Registering again failed: the socket stays clocked and is still read on
+                // every pacing tick while there is one; say so once per attempt.
+                tracing::warn!(%error, port = socks.port, "cannot watch a media socket again");
+            }
         }
     }
+    moved
 }
 
 /// Most batches `read_queued` takes before a playout tick (bounds a flooded socket's hold).
@@ -234,8 +257,9 @@ fn clock_sockets(sockets: &mut [Option<LegSockets>; 2], clocked: bool) {
 const QUEUED_BATCHES: usize = 32;
 
 /// Reads, without waiting, what the sockets already hold, clocked ones included. The
-/// sockets are polled with a no-op waker: harmless, because the call's loop polls them again
-/// with its own waker before it next waits.
+/// sockets are polled with a no-op waker, which replaces their own: the call's loop must
+/// poll them all again with their own wakers before it next waits (every event that is not
+/// a socket's marks every source due).
 fn read_queued(
     state: &mut State,
     sockets: &[Option<LegSockets>; 2],
@@ -245,13 +269,31 @@ fn read_queued(
     let mut cx = Context::from_waker(std::task::Waker::noop());
     let mut drained = 0u8;
     for _ in 0..QUEUED_BATCHES {
-        let Poll::Ready((side, port, r)) =
-            poll_sockets(&mut cx, sockets, batch, start, Some(&mut drained))
+        let Some((side, port, r)) = read_any_socket(&mut cx, sockets, batch, start, &mut drained)
         else {
             break;
         };
         state.on_batch(side, port, &r, batch, sockets);
     }
+}
+
+/// What a call task waits on, one waker each (see `wake_set`): the bit of source `i` is
+/// `1 << i`. Sockets are `SOCKET_ORDER`'s, from `FIRST_SOCKET` on.
+const SOURCE_CONTROL: u32 = 0;
+const FIRST_SOCKET: u32 = 1;
+const SOURCE_HOUSEKEEPING: u32 = FIRST_SOCKET + SOCKET_ORDER.len() as u32;
+const SOURCE_PACING: u32 = SOURCE_HOUSEKEEPING + 1;
+const SOURCE_WEBRTC_TIMER: u32 = SOURCE_PACING + 1;
+const SOURCES: u32 = SOURCE_WEBRTC_TIMER + 1;
+const SOCKET_SOURCES: u32 = ((1 << SOCKET_ORDER.len()) - 1) << FIRST_SOCKET;
+
+/// What a pass of the call's loop found.
+enum Woke {
+    Control(Option<Control>),
+    Batch(Arrived),
+    Housekeeping,
+    Pacing,
+    WebRtcTimer,
 }
 
 impl CallTask {
@@ -309,6 +351,12 @@ impl CallTask {
         tokio::pin!(webrtc_timer);
         let mut webrtc_deadline: Option<Instant> = None;
 
+        let wake = WakeSet::new(SOURCES);
+        // Sources to poll at the next pass besides those whose wakers fired: one that was
+        // ready (it registered nothing), or that something else polled or changed. All at
+        // first, so each registers its waker.
+        let mut due = all_bits(SOURCES);
+        let mut next_source = 0u32;
         let mut was_pacing = false;
         let reply = loop {
             let transcoding = state.transcoders.iter().any(Option::is_some);
@@ -317,9 +365,12 @@ impl CallTask {
                 // Start the 20 ms cadence at the next grid point rather than bursting the
                 // ticks missed while off.
                 pacing.reset_at(to_tokio(grid::after(Instant::now())));
+                due |= 1 << SOURCE_PACING;
             }
             was_pacing = pacing_on;
-            clock_sockets(&mut sockets, transcoding);
+            if clock_sockets(&mut sockets, transcoding) {
+                due |= SOCKET_SOURCES;
+            }
             let deadline = state.webrtc_deadline();
             if deadline != webrtc_deadline {
                 webrtc_deadline = deadline;
@@ -327,10 +378,63 @@ impl CallTask {
                     // str0m's deadlines (ICE checks, DTLS retransmits, RTCP) tolerate the
                     // few milliseconds it takes to reach the next grid point.
                     webrtc_timer.as_mut().reset(to_tokio(grid::at_or_after(at)));
+                    due |= 1 << SOURCE_WEBRTC_TIMER;
                 }
             }
-            tokio::select! {
-                msg = control.recv() => match msg {
+            // One pass: poll the sources that fired or are due, each with its own waker,
+            // starting after the last one that was ready (so none starves the others), until
+            // one is ready. The rest stay due for the next pass, which runs at once.
+            let woke = std::future::poll_fn(|cx| {
+                due |= wake.take(cx);
+                for i in 0..SOURCES {
+                    let source = (next_source + i) % SOURCES;
+                    let bit = 1u32 << source;
+                    if due & bit == 0 {
+                        continue;
+                    }
+                    due &= !bit;
+                    let mut scx = Context::from_waker(wake.waker(source));
+                    let polled = match source {
+                        SOURCE_CONTROL => control.poll_recv(&mut scx).map(Woke::Control),
+                        SOURCE_HOUSEKEEPING => {
+                            housekeeping.poll_tick(&mut scx).map(|_| Woke::Housekeeping)
+                        }
+                        SOURCE_PACING if pacing_on => {
+                            pacing.poll_tick(&mut scx).map(|_| Woke::Pacing)
+                        }
+                        SOURCE_WEBRTC_TIMER if webrtc_deadline.is_some() => webrtc_timer
+                            .as_mut()
+                            .poll(&mut scx)
+                            .map(|_| Woke::WebRtcTimer),
+                        SOURCE_PACING | SOURCE_WEBRTC_TIMER => Poll::Pending,
+                        socket => match socket_at(&sockets, (socket - FIRST_SOCKET) as usize) {
+                            Some((side, port, sock)) => {
+                                poll_watched_socket(&mut scx, sock, &mut batch)
+                                    .map(|r| Woke::Batch((side, port, r)))
+                            }
+                            None => Poll::Pending,
+                        },
+                    };
+                    if let Poll::Ready(woke) = polled {
+                        due |= bit;
+                        next_source = (source + 1) % SOURCES;
+                        return Poll::Ready(woke);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            if let Woke::Batch((side, port, r)) = woke {
+                state.on_batch(side, port, &r, &batch, &sockets);
+                continue;
+            }
+            // Anything else may have polled the sockets with another waker (`read_queued`),
+            // added or released a leg, or moved a timer: every source is due again. These
+            // events come a few times a second, packets a hundred.
+            due = all_bits(SOURCES);
+            match woke {
+                Woke::Batch(_) => {}
+                Woke::Control(msg) => match msg {
                     None => break None,
                     Some(Control::Close(reply)) => {
                         // What already arrived belongs to the call (a clocked socket still
@@ -368,10 +472,7 @@ impl CallTask {
                     }
                     Some(other) => state.on_control(other),
                 },
-                (side, port, r) = std::future::poll_fn(|cx| poll_sockets(cx, &sockets, &mut batch, &mut start, None)) => {
-                    state.on_batch(side, port, &r, &batch, &sockets);
-                }
-                _ = housekeeping.tick() => {
+                Woke::Housekeeping => {
                     // The tick releases recorded audio up to the playout delay before now:
                     // after a stall longer than that delay, packets still queued in a socket
                     // (a clocked one always holds up to a tick) would find their place already
@@ -379,13 +480,13 @@ impl CallTask {
                     read_queued(&mut state, &sockets, &mut batch, &mut start);
                     state.housekeeping(&sockets);
                 }
-                _ = pacing.tick(), if pacing_on => {
+                Woke::Pacing => {
                     // Datagrams that arrived with this tick belong before its playout: read
                     // them first, so the jitter buffer does not find them late.
                     read_queued(&mut state, &sockets, &mut batch, &mut start);
                     state.pace(&sockets);
                 }
-                _ = &mut webrtc_timer, if webrtc_deadline.is_some() => {
+                Woke::WebRtcTimer => {
                     webrtc_deadline = None;
                     state.webrtc_timeout(&sockets);
                 }
@@ -503,8 +604,8 @@ impl State {
         }
     }
 
-    /// Takes in every datagram of a batch `poll_sockets` read from one socket. A failed
-    /// read (ICMP port unreachable and the like) leaves nothing to do.
+    /// Takes in every datagram of a batch the loop or `read_queued` read from one socket.
+    /// A failed read (ICMP port unreachable and the like) leaves nothing to do.
     fn on_batch(
         &mut self,
         side: LegSide,

@@ -34,7 +34,8 @@
 //! Modules, one job each:
 //! - `types`: the public vocabulary (config, leg parameters, events, reports).
 //! - `ports`: RTP/RTCP port pairs from the configured range.
-//! - `call`: the per-call task (sockets + control channel + timers in one select).
+//! - `call`: the per-call task (sockets + control channel + timers, polled as they fire).
+//! - `wake_set`: one waker per source a call task waits on, so a pass polls only those that fired.
 //! - `threads`: the media threads the call tasks run on (or the caller's runtime).
 //! - `grid`: the process-wide 20 ms grid every call's timers tick on.
 //! - `leg`: per-leg state (latching, stats, outbound stream, DTMF).
@@ -69,6 +70,7 @@ mod socket;
 mod threads;
 mod transcode;
 mod types;
+mod wake_set;
 mod webrtc;
 
 use std::collections::HashMap;
