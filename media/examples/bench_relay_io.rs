@@ -1,7 +1,7 @@
-//! What io_uring would save on the kernel side of a relayed RTP packet, measured before
-//! anyone rewrites the media threads around it.
+//! What the kernel alone costs per relayed RTP packet, what io_uring would save of it, and
+//! what tokio's per-packet machinery adds: measured before anyone rewrites the media threads.
 //!
-//! Two bare relays with no callscope code, on the same load: `calls` calls of two legs, each
+//! Three bare relays with no callscope code, on the same load: `calls` calls of two legs, each
 //! leg a UDP socket on 127.0.0.1, each fed by a simulated phone that sends a 172-byte datagram
 //! (20 ms of G.711 with its RTP header) every 20 ms. A datagram arriving on leg `k` is sent on
 //! from leg `k ^ 1`'s socket to that leg's phone, as a bridged call relays.
@@ -15,6 +15,10 @@
 //!   datagram is sent on with a `send` entry (destination address given), all the sends of
 //!   one wake-up submitted with one `io_uring_enter`, whose buffer goes back to the pool when
 //!   the send completes.
+//! - `tokio`: the `epoll` relay's system calls inside the engine's shape: a single-threaded
+//!   tokio runtime, a task per call holding its legs' registrations (read interest only),
+//!   woken by the reactor, polling its legs' readiness. Against `epoll`, what tokio's
+//!   per-packet machinery costs, with none of callscope's own work.
 //!
 //! The relay thread's CPU (schedstat) per datagram relayed is the figure; the phones run on
 //! their own thread and are not counted. The variants alternate, `rounds` times each, since
@@ -252,12 +256,8 @@ mod relay {
             assert_eq!(r, 0, "epoll_ctl");
         }
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
-        let mut bufs = vec![[0u8; BUFFER]; BATCH];
-        let mut controls = [[0u64; CONTROL / 8]; BATCH];
-        // SAFETY: all-zero is valid for these C structs.
-        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let fds: Vec<RawFd> = setup.legs.iter().map(|l| l.as_raw_fd()).collect();
+        let mut scratch = Scratch::new();
         let (mut relayed, mut wakeups) = (0u64, 0u64);
         let mut window = Window::new(counters);
         while !stop.load(Ordering::Relaxed) {
@@ -267,55 +267,12 @@ mod relay {
                 unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), events.len() as i32, 50) };
             wakeups += 1;
             for event in events.iter().take(n.max(0) as usize) {
-                let k = event.u64 as usize;
-                let fd = setup.legs[k].as_raw_fd();
-                let out = setup.legs[k ^ 1].as_raw_fd();
-                let to = &setup.phone_addrs[k ^ 1];
+                // Edge-triggered: read until a short read says the leg is drained.
                 loop {
-                    for i in 0..BATCH {
-                        iovs[i] = libc::iovec {
-                            iov_base: bufs[i].as_mut_ptr().cast(),
-                            iov_len: BUFFER,
-                        };
-                        msgs[i].msg_hdr.msg_name =
-                            (&mut names[i] as *mut libc::sockaddr_storage).cast();
-                        msgs[i].msg_hdr.msg_namelen =
-                            std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-                        msgs[i].msg_hdr.msg_iovlen = 1;
-                        msgs[i].msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
-                        msgs[i].msg_hdr.msg_controllen = CONTROL;
-                    }
-                    // SAFETY: every pointer in `msgs` points at live buffers of the given sizes.
-                    let got = unsafe {
-                        libc::recvmmsg(
-                            fd,
-                            msgs.as_mut_ptr(),
-                            BATCH as u32,
-                            libc::MSG_DONTWAIT,
-                            std::ptr::null_mut(),
-                        )
-                    };
-                    if got <= 0 {
-                        break;
-                    }
-                    for (msg, buf) in msgs.iter().zip(&bufs).take(got as usize) {
-                        // SAFETY: sends `msg_len` bytes of a live buffer to a valid address.
-                        let r = unsafe {
-                            libc::sendto(
-                                out,
-                                buf.as_ptr().cast(),
-                                msg.msg_len as usize,
-                                0,
-                                (to as *const libc::sockaddr_in).cast(),
-                                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                            )
-                        };
-                        if r > 0 {
-                            relayed += 1;
-                        }
-                    }
-                    if (got as usize) < BATCH {
+                    let (sent, drained) =
+                        relay_leg(&mut scratch, &fds, &setup.phone_addrs, event.u64 as usize);
+                    relayed += sent;
+                    if drained {
                         break;
                     }
                 }
@@ -324,6 +281,151 @@ mod relay {
         window.check(relayed, wakeups);
         // SAFETY: closing the descriptor this function opened.
         unsafe { libc::close(epoll) };
+    }
+
+    /// A leg's descriptor for tokio's reactor; the socket itself stays owned by `Setup`.
+    struct LegFd(RawFd);
+
+    impl AsRawFd for LegFd {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0
+        }
+    }
+
+    /// Receive buffers, kept between reads as the engine keeps its `RecvBatch`.
+    struct Scratch {
+        bufs: Box<[[u8; BUFFER]; BATCH]>,
+        controls: [[u64; CONTROL / 8]; BATCH],
+    }
+
+    impl Scratch {
+        fn new() -> Scratch {
+            Scratch {
+                bufs: Box::new([[0; BUFFER]; BATCH]),
+                controls: [[0; CONTROL / 8]; BATCH],
+            }
+        }
+    }
+
+    /// Reads what one leg holds (up to `BATCH` per `recvmmsg`, until a short read) and sends
+    /// each datagram on; returns how many it relayed and whether the leg is drained.
+    fn relay_leg(
+        scratch: &mut Scratch,
+        fds: &[RawFd],
+        phone_addrs: &[libc::sockaddr_in],
+        k: usize,
+    ) -> (u64, bool) {
+        let Scratch { bufs, controls } = scratch;
+        // SAFETY: all-zero is valid for these C structs.
+        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for i in 0..BATCH {
+            iovs[i] = libc::iovec {
+                iov_base: bufs[i].as_mut_ptr().cast(),
+                iov_len: BUFFER,
+            };
+            msgs[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+            msgs[i].msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
+            msgs[i].msg_hdr.msg_controllen = CONTROL;
+        }
+        // SAFETY: every pointer in `msgs` points at live buffers of the given sizes.
+        let got = unsafe {
+            libc::recvmmsg(
+                fds[k],
+                msgs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if got <= 0 {
+            return (0, true);
+        }
+        let to = &phone_addrs[k ^ 1];
+        let mut relayed = 0;
+        for (msg, buf) in msgs.iter().zip(bufs.iter()).take(got as usize) {
+            // SAFETY: sends `msg_len` bytes of a live buffer to a valid address.
+            let r = unsafe {
+                libc::sendto(
+                    fds[k ^ 1],
+                    buf.as_ptr().cast(),
+                    msg.msg_len as usize,
+                    0,
+                    (to as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            };
+            if r > 0 {
+                relayed += 1;
+            }
+        }
+        (relayed, (got as usize) < BATCH)
+    }
+
+    /// The engine's shape around the same system calls: a single-threaded tokio runtime, a
+    /// task per call owning its two legs' registrations (read interest only), woken by the
+    /// reactor and polling its sockets' readiness, as the call tasks do.
+    pub fn relay_tokio(setup: &Setup, stop: &AtomicBool, counters: &RelayCounters) {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        use std::task::Poll;
+        use tokio::io::Interest;
+        use tokio::io::unix::AsyncFd;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let local = tokio::task::LocalSet::new();
+        let relayed = Rc::new(Cell::new(0u64));
+        // The tasks must own what they use; the sockets stay open in `setup`, which outlives
+        // the runtime (dropped when this function returns).
+        let fds: Rc<Vec<RawFd>> = Rc::new(setup.legs.iter().map(|l| l.as_raw_fd()).collect());
+        let phone_addrs = Rc::new(setup.phone_addrs.clone());
+        for call in 0..setup.legs.len() / 2 {
+            let relayed = relayed.clone();
+            let (fds, phone_addrs) = (fds.clone(), phone_addrs.clone());
+            local.spawn_local(async move {
+                let register = |k: usize| {
+                    // SAFETY: the descriptor belongs to a socket in `setup`, open until after
+                    // this runtime and its tasks (and with them the registration) are gone.
+                    unsafe { AsyncFd::register_with_interest(LegFd(fds[k]), Interest::READABLE) }
+                        .map_err(|e| e.into_parts().1)
+                        .expect("register")
+                };
+                let legs = [register(call * 2), register(call * 2 + 1)];
+                let mut scratch = Scratch::new();
+                loop {
+                    let (k, mut guard) = std::future::poll_fn(|cx| {
+                        for (i, leg) in legs.iter().enumerate() {
+                            if let Poll::Ready(Ok(guard)) = leg.poll_read_ready(cx) {
+                                return Poll::Ready((call * 2 + i, guard));
+                            }
+                        }
+                        Poll::Pending
+                    })
+                    .await;
+                    let (n, drained) = relay_leg(&mut scratch, &fds, &phone_addrs, k);
+                    relayed.set(relayed.get() + n);
+                    if drained {
+                        guard.clear_ready();
+                    }
+                }
+            });
+        }
+        let mut window = Window::new(counters);
+        runtime.block_on(local.run_until(async {
+            while !stop.load(Ordering::Relaxed) {
+                window.check(relayed.get(), 0);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            window.check(relayed.get(), 0);
+        }));
     }
 
     /// user_data of a send: this bit plus the buffer id it sends from.
@@ -535,19 +637,27 @@ fn main() -> std::io::Result<()> {
         "| variant | relayed/s | relay CPU (% core) | ns per datagram | wake-ups/s | phones sent / received |"
     );
     println!("|---|---|---|---|---|---|");
-    let variants: [(&str, relay::Relay); 2] =
-        [("epoll", relay::relay_epoll), ("uring", relay::relay_uring)];
+    let variants: [(&str, relay::Relay); 3] = [
+        ("epoll", relay::relay_epoll),
+        ("uring", relay::relay_uring),
+        ("tokio", relay::relay_tokio),
+    ];
     for _ in 0..rounds {
         for (name, f) in variants {
             let window = Duration::from_secs(seconds);
             let run = relay::measure(&setup, Duration::from_secs(2), window, f);
             let secs = window.as_secs_f64();
+            // tokio's reactor does not say how often it woke.
+            let wakeups = if run.wakeups == 0 {
+                "—".to_string()
+            } else {
+                format!("{:.0}", run.wakeups as f64 / secs)
+            };
             println!(
-                "| {name} | {:.0} | {:.2} | {:.0} | {:.0} | {} / {} |",
+                "| {name} | {:.0} | {:.2} | {:.0} | {wakeups} | {} / {} |",
                 run.relayed as f64 / secs,
                 run.relay_cpu_ns as f64 / 1e7 / secs,
                 run.relay_cpu_ns as f64 / run.relayed.max(1) as f64,
-                run.wakeups as f64 / secs,
                 run.sent_by_phones,
                 run.received_by_phones,
             );
