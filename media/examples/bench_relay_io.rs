@@ -504,9 +504,6 @@ mod relay {
             for cqe in ring.completion() {
                 let data = cqe.user_data();
                 let flags = cqe.flags();
-                if data == u64::MAX {
-                    continue;
-                }
                 if data & SEND != 0 {
                     if cqe.result() > 0 {
                         relayed += 1;
@@ -529,15 +526,16 @@ mod relay {
                 let start = bid as usize * BUFFER;
                 let len = (cqe.result().max(0) as usize).min(BUFFER);
                 let Ok(out) = types::RecvMsgOut::parse(&pool[start..start + len], &template) else {
+                    // Nothing to send: the buffer goes straight back to the pool.
+                    bufs.give(pool[start..].as_mut_ptr(), BUFFER as u32, bid);
                     continue;
                 };
                 let payload = out.payload_data();
-                let offset = payload.as_ptr() as usize - pool.as_ptr() as usize;
                 let to = &setup.phone_addrs[k ^ 1];
                 pending.push(
                     opcode::Send::new(
                         types::Fixed((k ^ 1) as u32),
-                        pool[offset..].as_ptr(),
+                        payload.as_ptr(),
                         payload.len() as u32,
                     )
                     .dest_addr((to as *const libc::sockaddr_in).cast())

@@ -424,16 +424,12 @@ impl CallTask {
                 Poll::Pending
             })
             .await;
-            if let Woke::Batch((side, port, r)) = woke {
-                state.on_batch(side, port, &r, &batch, &sockets);
-                continue;
-            }
-            // Anything else may have polled the sockets with another waker (`read_queued`),
-            // added or released a leg, or moved a timer: every source is due again. These
-            // events come a few times a second, packets a hundred.
-            due = all_bits(SOURCES);
             match woke {
-                Woke::Batch(_) => {}
+                Woke::Batch((side, port, r)) => {
+                    state.on_batch(side, port, &r, &batch, &sockets);
+                    // The socket that was ready is already due; nothing else moved.
+                    continue;
+                }
                 Woke::Control(msg) => match msg {
                     None => break None,
                     Some(Control::Close(reply)) => {
@@ -491,6 +487,10 @@ impl CallTask {
                     state.webrtc_timeout(&sockets);
                 }
             }
+            // Anything but a packet may have polled the sockets with another waker
+            // (`read_queued`), added or released a leg, or moved a timer: every source is due
+            // again. These events come a few times a second, packets a hundred.
+            due = all_bits(SOURCES);
         };
         state.close_webrtc(&sockets);
         let report = state.close().await;
