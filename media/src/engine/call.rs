@@ -25,7 +25,7 @@ use crate::rtcp::{MuxedKind, classify_muxed};
 use crate::rtp::{RtpBuilder, RtpPacket};
 
 use super::audio::{CallAudio, Recording};
-use super::disk::DiskWriter;
+use super::disk::{DiskPool, DiskWriter};
 use super::generate::{GenPacket, Generator, SentDigit};
 use super::grid;
 use super::leg::{Leg, SourceVerdict};
@@ -41,7 +41,7 @@ use super::types::{
 use super::wake_set::{WakeSet, all_bits};
 use super::webrtc::{SessionNews, WebRtcSession};
 
-/// Housekeeping period: how often recorded audio moves to the disk thread and the taps.
+/// Housekeeping period: how often recorded audio moves to its disk thread and the taps.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
 /// Transcoding playout cadence.
 const PACING: Duration = grid::GRID;
@@ -105,6 +105,8 @@ struct State {
     /// never contend on it.
     relayed_total: Arc<AtomicU64>,
     relayed_unreported: u64,
+    /// The engine's recording threads, for a recording this call starts.
+    disk: DiskPool,
     /// Per target leg (A, B): what callscope itself sends there (digits, tone, silence).
     generators: [Generator; 2],
     gen_out: Vec<GenPacket>,
@@ -125,6 +127,8 @@ pub struct CallTask {
     pub snapshot: Arc<Mutex<CallMediaSnapshot>>,
     pub seed: u64,
     pub relayed_total: Arc<AtomicU64>,
+    /// The engine's recording threads.
+    pub disk: DiskPool,
 }
 
 /// Which socket a batch came in on, or the error it reported.
@@ -306,6 +310,7 @@ impl CallTask {
             snapshot,
             seed,
             relayed_total,
+            disk,
         } = self;
         let now = Instant::now();
         let mut state = State {
@@ -325,6 +330,7 @@ impl CallTask {
             recording_error: None,
             seed,
             relayed_total,
+            disk,
             relayed_unreported: 0,
             generators: [Generator::new(seed), Generator::new(seed.rotate_left(32))],
             gen_out: Vec::with_capacity(4),
@@ -660,13 +666,14 @@ impl State {
     fn start_recording(&mut self, writer: RecordingWriter, agent_side: LegSide) {
         let call_id = self.call_id.clone();
         let events = self.events.clone();
+        let disk = self.disk.clone();
         let Some(audio) = self.ensure_audio(Some(agent_side)) else {
             return;
         };
         if audio.recording.is_some() {
             return;
         }
-        match DiskWriter::spawn(writer, audio.rate(), call_id.clone(), events) {
+        match DiskWriter::open(&disk, writer, audio.rate(), call_id.clone(), events) {
             Ok(disk) => {
                 let start_frame = audio.emitted_frames();
                 audio.recording = Some(Recording {

@@ -42,7 +42,7 @@
 //! - `rewrite`: the continuous outbound stream (SSRC/sequence/timestamp rewriting).
 //! - `transcode`: jitter buffer → decode → resample → encode for one direction.
 //! - `generate`: what callscope itself sends a leg (sent digits, tones, mute silence).
-//! - `audio`, `disk`: recording timeline + taps, and the writer thread.
+//! - `audio`, `disk`: recording timeline + taps, and the writer threads they share.
 //! - `recv_batch`: batched socket reads (`recvmmsg`) that clear readiness themselves, each
 //!   datagram stamped with its kernel arrival time.
 //! - `socket`: a leg's UDP socket, registered with the reactor for reading only, or, while
@@ -94,6 +94,7 @@ pub use types::{
 pub const MAX_DTMF_DIGITS: usize = 32;
 
 use call::{CallTask, Control};
+use disk::DiskPool;
 use ports::PortPool;
 use threads::Spawner;
 
@@ -119,6 +120,8 @@ struct Inner {
     /// RTP packets sent to the far leg by all calls (each call adds its count every
     /// housekeeping tick and at close).
     relayed: Arc<AtomicU64>,
+    /// The threads that write recordings.
+    disk: DiskPool,
     /// Where call tasks run (declared last: dropped after everything above).
     spawner: Spawner,
 }
@@ -140,6 +143,7 @@ impl MediaEngine {
                 PortPool::empty(config.bind_ip, config.port_min, config.port_max)
             });
         let spawner = Spawner::new(config.media_threads);
+        let disk = DiskPool::start(config.recording_threads);
         let inner = Inner {
             config: Arc::new(config),
             webrtc_identity: std::sync::OnceLock::new(),
@@ -148,6 +152,7 @@ impl MediaEngine {
             events,
             seeds: RandomState::new(),
             relayed: Arc::new(AtomicU64::new(0)),
+            disk,
             spawner,
         };
         (
@@ -202,6 +207,7 @@ impl MediaEngine {
                 snapshot: snapshot.clone(),
                 seed: self.inner.seeds.hash_one(call_id),
                 relayed_total: self.inner.relayed.clone(),
+                disk: self.inner.disk.clone(),
             };
             self.inner.spawner.spawn(task.run());
             CallEntry {

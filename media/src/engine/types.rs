@@ -58,6 +58,10 @@ pub struct EngineConfig {
     /// whoever creates the calls. Default: one per two logical CPUs (at least one), so
     /// media leaves room for signalling, the API and the post-call pipeline.
     pub media_threads: usize,
+    /// Threads that write every call's recording to disk (see `disk.rs`), shared by all
+    /// recordings. Default: one per two logical CPUs, at least two, so one file's fsync at
+    /// a call's end does not hold every other recording's writes.
+    pub recording_threads: usize,
 }
 
 impl EngineConfig {
@@ -79,6 +83,11 @@ fn default_media_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
+/// One recording thread per two logical CPUs, at least two.
+fn default_recording_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| (n.get() / 2).max(2))
+}
+
 impl EngineConfig {
     /// Loopback defaults that run anywhere: ports 20000–20999.
     pub fn local(bind_ip: IpAddr) -> Self {
@@ -96,6 +105,7 @@ impl EngineConfig {
             opus_recording_rate: 48000,
             webrtc_audio_rate: 16000,
             media_threads: default_media_threads(),
+            recording_threads: default_recording_threads(),
         }
     }
 }
