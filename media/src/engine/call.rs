@@ -30,7 +30,7 @@ use super::generate::{GenPacket, Generator, SentDigit};
 use super::grid;
 use super::leg::{Leg, SourceVerdict};
 use super::ports::{BoundPair, LegSockets};
-use super::recv_batch::{DATAGRAM, ReadOutcome, RecvBatch};
+use super::recv_batch::{DATAGRAM, ReadOutcome, RecvBatch, with_thread_batch};
 use super::rtcp_session;
 use super::socket::MediaSocket;
 use super::transcode::{SYNTHETIC_SSRC, Transcoder};
@@ -264,21 +264,19 @@ const QUEUED_BATCHES: usize = 32;
 /// sockets are polled with a no-op waker, which replaces their own: the call's loop must
 /// poll them all again with their own wakers before it next waits (every event that is not
 /// a socket's marks every source due).
-fn read_queued(
-    state: &mut State,
-    sockets: &[Option<LegSockets>; 2],
-    batch: &mut RecvBatch,
-    start: &mut usize,
-) {
+fn read_queued(state: &mut State, sockets: &[Option<LegSockets>; 2], start: &mut usize) {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     let mut drained = 0u8;
-    for _ in 0..QUEUED_BATCHES {
-        let Some((side, port, r)) = read_any_socket(&mut cx, sockets, batch, start, &mut drained)
-        else {
-            break;
-        };
-        state.on_batch(side, port, &r, batch, sockets);
-    }
+    with_thread_batch(|batch| {
+        for _ in 0..QUEUED_BATCHES {
+            let Some((side, port, r)) =
+                read_any_socket(&mut cx, sockets, batch, start, &mut drained)
+            else {
+                break;
+            };
+            state.on_batch(side, port, &r, batch, sockets);
+        }
+    });
 }
 
 /// What a call task waits on, one waker each (see `wake_set`): the bit of source `i` is
@@ -342,7 +340,6 @@ impl CallTask {
         let mut sockets: [Option<LegSockets>; 2] = [None, None];
         // Ports whose sockets never became a leg: handed back with the others at close.
         let mut unadopted_ports: Vec<u16> = Vec::new();
-        let mut batch = RecvBatch::default();
         let mut start = 0usize;
         // Both periodic timers tick on the process-wide grid (see `grid`), so every call's
         // ticks share the runtime's wake-ups.
@@ -414,10 +411,10 @@ impl CallTask {
                             .map(|_| Woke::WebRtcTimer),
                         SOURCE_PACING | SOURCE_WEBRTC_TIMER => Poll::Pending,
                         socket => match socket_at(&sockets, (socket - FIRST_SOCKET) as usize) {
-                            Some((side, port, sock)) => {
-                                poll_watched_socket(&mut scx, sock, &mut batch)
-                                    .map(|r| Woke::Batch((side, port, r)))
-                            }
+                            Some((side, port, sock)) => with_thread_batch(|batch| {
+                                poll_watched_socket(&mut scx, sock, batch)
+                            })
+                            .map(|r| Woke::Batch((side, port, r))),
                             None => Poll::Pending,
                         },
                     };
@@ -432,7 +429,9 @@ impl CallTask {
             .await;
             match woke {
                 Woke::Batch((side, port, r)) => {
-                    state.on_batch(side, port, &r, &batch, &sockets);
+                    // The datagrams wait in the thread's batch: nothing ran on this thread
+                    // since the pass read them (a task's poll is not interrupted).
+                    with_thread_batch(|batch| state.on_batch(side, port, &r, batch, &sockets));
                     // The socket that was ready is already due; nothing else moved.
                     continue;
                 }
@@ -441,7 +440,7 @@ impl CallTask {
                     Some(Control::Close(reply)) => {
                         // What already arrived belongs to the call (a clocked socket still
                         // holds up to a tick of it): take it in before the report.
-                        read_queued(&mut state, &sockets, &mut batch, &mut start);
+                        read_queued(&mut state, &sockets, &mut start);
                         break Some(reply);
                     }
                     Some(Control::AddLeg(side, pair)) => {
@@ -479,13 +478,13 @@ impl CallTask {
                     // after a stall longer than that delay, packets still queued in a socket
                     // (a clocked one always holds up to a tick) would find their place already
                     // written as silence. Take them in first.
-                    read_queued(&mut state, &sockets, &mut batch, &mut start);
+                    read_queued(&mut state, &sockets, &mut start);
                     state.housekeeping(&sockets);
                 }
                 Woke::Pacing => {
                     // Datagrams that arrived with this tick belong before its playout: read
                     // them first, so the jitter buffer does not find them late.
-                    read_queued(&mut state, &sockets, &mut batch, &mut start);
+                    read_queued(&mut state, &sockets, &mut start);
                     state.pace(&sockets);
                 }
                 Woke::WebRtcTimer => {
