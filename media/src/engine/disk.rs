@@ -22,6 +22,7 @@
 //! `.part` file for start-up repair.
 
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -62,6 +63,22 @@ enum DiskMsg {
     },
     /// The handle was dropped without finishing: flush what was written, leave the `.part`.
     Abandon { id: u64 },
+    /// Makes the thread panic while serving recording `id` (stands in for a writer's bug).
+    #[cfg(test)]
+    Panic { id: u64 },
+}
+
+impl DiskMsg {
+    fn id(&self) -> u64 {
+        match self {
+            DiskMsg::Open { id, .. }
+            | DiskMsg::Frames { id, .. }
+            | DiskMsg::Finish { id, .. }
+            | DiskMsg::Abandon { id } => *id,
+            #[cfg(test)]
+            DiskMsg::Panic { id } => *id,
+        }
+    }
 }
 
 /// The engine's writer threads; cloning shares them. They end once the pool and every
@@ -254,61 +271,81 @@ impl Open {
 fn run(rx: Receiver<DiskMsg>) {
     let mut open: HashMap<u64, Open> = HashMap::new();
     while let Ok(msg) = rx.recv() {
-        match msg {
-            DiskMsg::Open {
-                id,
-                writer,
-                call_id,
-                events,
-                in_flight,
-            } => {
-                open.insert(
-                    id,
-                    Open {
-                        writer: Some(writer),
-                        failure: None,
-                        call_id,
-                        events,
-                        in_flight,
-                    },
-                );
-            }
-            DiskMsg::Frames { id, frames } => {
-                let Some(rec) = open.get_mut(&id) else {
-                    continue;
-                };
-                rec.in_flight.fetch_sub(1, Ordering::AcqRel);
-                let Some(w) = rec.writer.as_mut() else {
-                    continue;
-                };
-                let now = Instant::now();
-                if let Err(e) = w.write(&frames, now).and_then(|()| w.flush(now)) {
-                    let error = e.to_string();
-                    tracing::warn!(call_id = rec.call_id, error, "recording write failed");
-                    // Keep the `.part` as it is (repairable); stop writing.
+        let id = msg.id();
+        let served = panic::catch_unwind(AssertUnwindSafe(|| serve(&mut open, msg)));
+        if served.is_err() {
+            // A bug in a writer, not bad input (that is an error): the recording it hit stops
+            // as a failed one, its `.part` kept for repair, and the thread goes on with the
+            // others, as a thread per recording used to contain it.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+                if let Some(rec) = open.get_mut(&id) {
                     rec.writer = None;
-                    rec.fail(error);
+                    rec.fail("the recording's writer failed unexpectedly".to_string());
                 }
-            }
-            DiskMsg::Finish { id, reply } => {
-                let Some(mut rec) = open.remove(&id) else {
-                    let _ = reply.send(Err("recording unknown to its thread".to_string()));
-                    continue;
-                };
-                let result = match (rec.writer.take(), rec.failure.take()) {
-                    (Some(w), _) => w.finish(Instant::now()).map_err(|e| e.to_string()),
-                    (None, Some(error)) => Err(error),
-                    (None, None) => Err("recording already finished".to_string()),
-                };
-                if let Err(error) = &result {
-                    rec.fail(error.clone());
-                }
-                let _ = reply.send(result);
-            }
-            DiskMsg::Abandon { id } => {
-                open.remove(&id);
+            }));
+        }
+    }
+}
+
+fn serve(open: &mut HashMap<u64, Open>, msg: DiskMsg) {
+    match msg {
+        DiskMsg::Open {
+            id,
+            writer,
+            call_id,
+            events,
+            in_flight,
+        } => {
+            open.insert(
+                id,
+                Open {
+                    writer: Some(writer),
+                    failure: None,
+                    call_id,
+                    events,
+                    in_flight,
+                },
+            );
+        }
+        DiskMsg::Frames { id, frames } => {
+            let Some(rec) = open.get_mut(&id) else {
+                return;
+            };
+            rec.in_flight.fetch_sub(1, Ordering::AcqRel);
+            let Some(w) = rec.writer.as_mut() else {
+                return;
+            };
+            let now = Instant::now();
+            if let Err(e) = w.write(&frames, now).and_then(|()| w.flush(now)) {
+                let error = e.to_string();
+                tracing::warn!(call_id = rec.call_id, error, "recording write failed");
+                // Keep the `.part` as it is (repairable); stop writing.
+                rec.writer = None;
+                rec.fail(error);
             }
         }
+        DiskMsg::Finish { id, reply } => {
+            let Some(mut rec) = open.remove(&id) else {
+                let _ = reply.send(Err("recording unknown to its thread".to_string()));
+                return;
+            };
+            let result = match (rec.writer.take(), rec.failure.take()) {
+                (Some(w), _) => w.finish(Instant::now()).map_err(|e| {
+                    let error = e.to_string();
+                    rec.fail(error.clone());
+                    error
+                }),
+                // Reported when it happened.
+                (None, Some(error)) => Err(error),
+                (None, None) => Err("recording already finished".to_string()),
+            };
+            let _ = reply.send(result);
+        }
+        DiskMsg::Abandon { id } => {
+            open.remove(&id);
+        }
+        #[cfg(test)]
+        DiskMsg::Panic { .. } => panic!("a writer bug, as a test stands it in"),
     }
 }
 
@@ -348,6 +385,20 @@ mod tests {
         mpsc::channel(16).0
     }
 
+    /// A recording `<name>.wav` in `dir` on `pool`: its handle, final path and `.part` path.
+    fn open_named(
+        pool: &DiskPool,
+        dir: &Path,
+        name: &str,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> (DiskWriter, std::path::PathBuf, std::path::PathBuf) {
+        let path = dir.join(format!("{name}.wav"));
+        let w = writer(&path);
+        let part = w.part_path().to_path_buf();
+        let h = DiskWriter::open(pool, w, RATE, name.into(), events).expect("open");
+        (h, path, part)
+    }
+
     #[tokio::test]
     async fn two_threads_write_many_recordings_each_exactly() {
         let dir = tempfile::tempdir().expect("dir");
@@ -382,10 +433,7 @@ mod tests {
     async fn a_dropped_handle_leaves_everything_it_gathered_in_the_part_file() {
         let dir = tempfile::tempdir().expect("dir");
         let pool = DiskPool::start(1);
-        let path = dir.path().join("cut.wav");
-        let w = writer(&path);
-        let part = w.part_path().to_path_buf();
-        let mut h = DiskWriter::open(&pool, w, RATE, "cut".into(), events()).expect("open");
+        let (mut h, path, part) = open_named(&pool, dir.path(), "cut", events());
         // One full chunk (handed over) and 0.3 s still gathered.
         h.write(&frames(0, 4000));
         h.write(&frames(4000, 2400));
@@ -453,5 +501,37 @@ mod tests {
             !path.exists(),
             "a failed recording is not renamed into place"
         );
+    }
+
+    #[tokio::test]
+    async fn a_writer_bug_fails_its_recording_and_the_thread_goes_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pool = DiskPool::start(1);
+        let (tx, mut rx) = mpsc::channel(16);
+        let (mut broken, broken_path, part) = open_named(&pool, dir.path(), "broken", tx);
+        broken.write(&frames(0, 4000));
+        broken
+            .tx
+            .send(DiskMsg::Panic { id: broken.id })
+            .expect("thread there");
+        // The same (only) thread still writes a recording opened after the panic.
+        let fine_path = dir.path().join("fine.wav");
+        let mut fine = DiskWriter::open(&pool, writer(&fine_path), RATE, "fine".into(), events())
+            .expect("open");
+        fine.write(&frames(0, 6000));
+        let done = fine.finish().await.expect("the thread goes on");
+        assert_eq!(samples(&done.path), frames(0, 6000));
+        // The recording the bug hit ends as failed, reported once, with what it had written
+        // before in its `.part` for repair.
+        broken.write(&frames(4000, 4000));
+        let error = broken.finish().await.expect_err("failed");
+        assert!(error.contains("unexpectedly"), "{error}");
+        match rx.recv().await {
+            Some(MediaEvent::RecordingFailed { call_id, .. }) => assert_eq!(call_id, "broken"),
+            other => panic!("expected RecordingFailed, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "reported once");
+        assert!(!broken_path.exists());
+        assert_eq!(samples(&part), frames(0, 4000));
     }
 }
