@@ -407,11 +407,7 @@ mod tests {
         // 1.3 s each, in releases of 200 ms, interleaved across the recordings as the grid
         // interleaves calls: two full chunks each, and a rest that goes at `finish`.
         let mut handles: Vec<DiskWriter> = (0..12)
-            .map(|i| {
-                let path = dir.path().join(format!("r{i}.wav"));
-                DiskWriter::open(&pool, writer(&path), RATE, format!("c{i}"), events())
-                    .expect("open")
-            })
+            .map(|i| open_named(&pool, dir.path(), &format!("r{i}"), events()).0)
             .collect();
         let release = 1600;
         let total = 10_400;
