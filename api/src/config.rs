@@ -292,7 +292,67 @@ pub struct SipMediaSettings {
     /// 16 kHz transcription can use; browsers encode less, and the call is decoded and
     /// recorded at 16 kHz. 48000: full band, recorded at `opus_recording_rate`.
     pub webrtc_audio_rate: OpusAudioRate,
+    /// Threads that run the calls' media (relay, jitter buffers, codecs, recording frames).
+    /// Unset: one per two logical CPUs, so media leaves room for signalling, the API and
+    /// the post-call pipeline. A host that does nothing but media may give it more.
+    pub media_threads: Option<ThreadCount>,
+    /// Threads that write every call's recording to disk, shared by all recordings. Opus
+    /// recordings are also encoded on them, so a site recording thousands of calls as Opus
+    /// may need more than the default. Unset: one per two logical CPUs, at least two.
+    pub recording_threads: Option<ThreadCount>,
 }
+
+/// `[sip.media] media_threads` and `recording_threads`: 1 to 256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct ThreadCount(u32);
+
+impl ThreadCount {
+    /// More threads than this is a typo, not a machine: each one costs a stack and a wake-up.
+    const MAX: u32 = 256;
+
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl TryFrom<u32> for ThreadCount {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        if (1..=Self::MAX).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(format!(
+                "a thread count must be 1 to {}, not {n}",
+                Self::MAX
+            ))
+        }
+    }
+}
+
+/// A number setting checked by its `TryFrom<u32>`: back to `u32` for serde, and parsed from
+/// an environment variable through the same check.
+macro_rules! checked_u32_setting {
+    ($setting:ty) => {
+        impl From<$setting> for u32 {
+            fn from(value: $setting) -> u32 {
+                value.0
+            }
+        }
+
+        impl std::str::FromStr for $setting {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let n: u32 = s.trim().parse().map_err(|e| format!("{e}"))?;
+                Self::try_from(n)
+            }
+        }
+    };
+}
+
+checked_u32_setting!(ThreadCount);
 
 /// `[sip.media] opus_recording_rate` and `webrtc_audio_rate`: 16000 or 48000 (Hz).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,20 +381,7 @@ impl TryFrom<u32> for OpusAudioRate {
     }
 }
 
-impl From<OpusAudioRate> for u32 {
-    fn from(rate: OpusAudioRate) -> u32 {
-        rate.0
-    }
-}
-
-impl std::str::FromStr for OpusAudioRate {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let hz: u32 = s.trim().parse().map_err(|e| format!("{e}"))?;
-        Self::try_from(hz)
-    }
-}
+checked_u32_setting!(OpusAudioRate);
 
 /// `[sip.media] ringback`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -380,6 +427,8 @@ impl Default for SipMediaSettings {
             ringback: Ringback::Us,
             opus_recording_rate: OpusAudioRate::FULL_BAND,
             webrtc_audio_rate: OpusAudioRate::WIDEBAND,
+            media_threads: None,
+            recording_threads: None,
         }
     }
 }
@@ -710,6 +759,16 @@ impl Config {
             "CALLSCOPE_SIP_WEBRTC_AUDIO_RATE" => {
                 self.sip.media.webrtc_audio_rate = parse("CALLSCOPE_SIP_WEBRTC_AUDIO_RATE", value)?
             }
+            "CALLSCOPE_SIP_MEDIA_THREADS" => {
+                self.sip.media.media_threads = optional(value)
+                    .map(|v| parse("CALLSCOPE_SIP_MEDIA_THREADS", v))
+                    .transpose()?
+            }
+            "CALLSCOPE_SIP_RECORDING_THREADS" => {
+                self.sip.media.recording_threads = optional(value)
+                    .map(|v| parse("CALLSCOPE_SIP_RECORDING_THREADS", v))
+                    .transpose()?
+            }
             "CALLSCOPE_SIP_LIVE_UTTERANCES" => {
                 self.sip.media.live_utterances = parse("CALLSCOPE_SIP_LIVE_UTTERANCES", value)?
             }
@@ -890,6 +949,9 @@ mod tests {
             Some("203.0.113.10".parse().unwrap())
         );
         for (key, value) in [
+            ("CALLSCOPE_SIP_MEDIA_THREADS", "0"),
+            ("CALLSCOPE_SIP_RECORDING_THREADS", "257"),
+            ("CALLSCOPE_SIP_RECORDING_THREADS", "two"),
             ("CALLSCOPE_SIP_RINGBACK", "uk"),
             ("CALLSCOPE_SIP_WEBRTC_ADDRESS", "not-an-ip"),
             ("CALLSCOPE_SIP_OPUS_RECORDING_RATE", "44100"),
@@ -898,6 +960,40 @@ mod tests {
             let err = Config::load_with_env(None, vec![(key.into(), value.into())]).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn media_thread_counts_from_file_and_env() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(
+            (c.sip.media.media_threads, c.sip.media.recording_threads),
+            (None, None)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[sip.media]\nmedia_threads = 3\nrecording_threads = 5\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&f), Vec::new()).unwrap();
+        assert_eq!(c.sip.media.media_threads.map(ThreadCount::get), Some(3));
+        assert_eq!(c.sip.media.recording_threads.map(ThreadCount::get), Some(5));
+        // The environment wins over the file; an empty value goes back to the default.
+        let env = vec![
+            (
+                "CALLSCOPE_SIP_RECORDING_THREADS".to_string(),
+                "8".to_string(),
+            ),
+            ("CALLSCOPE_SIP_MEDIA_THREADS".to_string(), " ".to_string()),
+        ];
+        let c = Config::load_with_env(Some(&f), env).unwrap();
+        assert_eq!(c.sip.media.recording_threads.map(ThreadCount::get), Some(8));
+        assert_eq!(c.sip.media.media_threads, None);
+        // Zero threads would stop every call's media or recording: refused with the key named.
+        std::fs::write(&f, "[sip.media]\nrecording_threads = 0\n").unwrap();
+        let err = Config::load_with_env(Some(&f), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("thread count"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! CPU of the media engine per bridged, recorded G.711 call.
 //!
-//! `cargo run --release -p callscope-media --example bench_engine -- [calls] [seconds] [dir]`
+//! `cargo run --release -p callscope-media --example bench_engine -- [calls] [seconds] [dir] [wav|opus]`
+//!
+//! The last argument is the recording format (default wav): with `opus` the recording threads
+//! also encode every call, which is what `[sip.media] recording_threads` is sized for.
 //!
 //! The engine's control side runs on its own single-worker tokio runtime (`engine-rt`), its
 //! call tasks on the engine's media threads (`callscope-media`; both counted as the
@@ -65,6 +68,12 @@ fn main() {
         .get(3)
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
+    // The extension is how the engine picks the recording's writer.
+    let format = match args.get(4).map(String::as_str) {
+        None | Some("wav") => "wav",
+        Some("opus") => "opus",
+        Some(other) => panic!("recording format must be wav or opus, not {other}"),
+    };
 
     let engine_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -119,7 +128,7 @@ fn main() {
                 )
                 .expect("configure");
         }
-        let path = dir.join(format!("bench-{i}-{}.wav", std::process::id()));
+        let path = dir.join(format!("bench-{i}-{}.{format}", std::process::id()));
         engine
             .start_recording(
                 &id,
@@ -157,6 +166,7 @@ fn main() {
     let engine_pct = pct(e1 - e0);
     let rec_pct = pct(r1 - r0);
     println!("calls                     {calls}");
+    println!("recording format          {format}");
     println!("window                    {wall:.1} s");
     println!("packets relayed/s         {:.0}", relayed as f64 / wall);
     println!(

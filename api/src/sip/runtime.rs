@@ -56,24 +56,9 @@ pub async fn start(state: &AppState) -> Result<Option<SipHandle>, SipStartError>
         security: settings.security.clone(),
         ..SipConfig::default()
     };
-    let media_ip = settings
-        .public_addr
-        .or(settings.udp_addr)
-        .or(settings.tcp_addr)
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     let media_settings = &settings.media;
-    let mut engine_config = EngineConfig::local(media_settings.bind_ip.unwrap_or(media_ip));
-    engine_config.port_min = settings.rtp_port_min;
-    engine_config.port_max = settings.rtp_port_max;
-    engine_config.tap_capacity = media_settings.tap_capacity.max(1);
-    engine_config.webrtc_public_ip = media_settings.webrtc_address;
-    engine_config.rtcp_interval = Duration::from_secs(media_settings.rtcp_interval_s.max(1));
-    engine_config.opus_recording_rate = media_settings.opus_recording_rate.hz();
-    engine_config.webrtc_audio_rate = media_settings.webrtc_audio_rate.hz();
-    // Twice a second: a crash loses at most this much plus the recorder's playout delay,
-    // inside the promised second; two small writes a second per call cost little.
-    engine_config.flush_interval = Duration::from_millis(500);
+    let media_ip = media_ip(settings);
+    let engine_config = engine_config(settings);
     let (engine, media_events) = MediaEngine::new(engine_config);
     let codecs = configured_codecs(&media_settings.codecs)?;
     let policy = Arc::new(super::recording_policy::DbRecordingPolicy::new(
@@ -232,6 +217,40 @@ impl SipHandle {
     }
 }
 
+/// The address written into SDP: the public SIP address, else the one SIP listens on.
+fn media_ip(settings: &crate::config::SipSettings) -> std::net::IpAddr {
+    settings
+        .public_addr
+        .or(settings.udp_addr)
+        .or(settings.tcp_addr)
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+}
+
+/// The media engine's settings from `[sip]` and `[sip.media]`.
+fn engine_config(settings: &crate::config::SipSettings) -> EngineConfig {
+    let media_ip = media_ip(settings);
+    let media_settings = &settings.media;
+    let mut engine_config = EngineConfig::local(media_settings.bind_ip.unwrap_or(media_ip));
+    engine_config.port_min = settings.rtp_port_min;
+    engine_config.port_max = settings.rtp_port_max;
+    engine_config.tap_capacity = media_settings.tap_capacity.max(1);
+    engine_config.webrtc_public_ip = media_settings.webrtc_address;
+    engine_config.rtcp_interval = Duration::from_secs(media_settings.rtcp_interval_s.max(1));
+    engine_config.opus_recording_rate = media_settings.opus_recording_rate.hz();
+    engine_config.webrtc_audio_rate = media_settings.webrtc_audio_rate.hz();
+    if let Some(n) = media_settings.media_threads {
+        engine_config.media_threads = n.get();
+    }
+    if let Some(n) = media_settings.recording_threads {
+        engine_config.recording_threads = n.get();
+    }
+    // Twice a second: a crash loses at most this much plus the recorder's playout delay,
+    // inside the promised second; two small writes a second per call cost little.
+    engine_config.flush_interval = Duration::from_millis(500);
+    engine_config
+}
+
 /// The configured codecs this build can carry, in order; unknown names are an error.
 fn configured_codecs(names: &[String]) -> Result<Vec<Codec>, SipStartError> {
     let mut codecs = Vec::new();
@@ -312,5 +331,26 @@ async fn watch_media_events(
             }
             other => tracing::debug!(event = ?other, "media event"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SipSettings, ThreadCount};
+
+    #[test]
+    fn thread_counts_reach_the_engine_only_when_set() {
+        let mut settings = SipSettings::default();
+        let defaults = EngineConfig::local(std::net::IpAddr::from([127, 0, 0, 1]));
+        let config = engine_config(&settings);
+        assert_eq!(
+            (config.media_threads, config.recording_threads),
+            (defaults.media_threads, defaults.recording_threads)
+        );
+        settings.media.media_threads = Some(ThreadCount::try_from(3).unwrap());
+        settings.media.recording_threads = Some(ThreadCount::try_from(7).unwrap());
+        let config = engine_config(&settings);
+        assert_eq!((config.media_threads, config.recording_threads), (3, 7));
     }
 }
