@@ -262,7 +262,7 @@ pub struct SipMediaSettings {
     /// Record answered calls unless the organization, trunk or route says otherwise.
     pub record_calls: bool,
     /// File format of call recordings: "wav" (PCM 16-bit, the default) or "opus" (Opus in
-    /// Ogg, about an eighth of the size, costs an encoder per recorded call).
+    /// Ogg, about a fifth of an 8 kHz WAV, costs an encoder per recorded call).
     pub recording_format: RecordingFormat,
     /// Codecs offered and accepted on SIP legs, most preferred first ("PCMU", "PCMA",
     /// "opus", "G722", "telephone-event"). Codecs this build cannot transcode are skipped.

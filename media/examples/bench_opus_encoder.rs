@@ -7,17 +7,25 @@
 //! (what a phone leg delivers) and scores each decoded output against that input with
 //! PESQ (ITU-T P.862, narrowband), so cost and quality are read side by side.
 //!
+//! `bench_opus_encoder --recording <input.raw> <output dir>` measures the other Opus encoder:
+//! the one a recording with `recording_format = "opus"` runs on the writer threads (two
+//! channels, libopus' own mode choice, no FEC), through the recorder's own `OggOpusWriter`.
+//! Two layouts of the input over the channels (see `recordings`); for each it prints
+//! `<bitrate> <complexity> <layout> <µs per 20 ms stereo frame> <bytes per frame> <file>`,
+//! the file being the finished `.opus` recording.
+//!
 //! By hand: `bench_opus_encoder <input.raw> <output dir>`, the input raw signed 16-bit
 //! little-endian mono at 8 kHz. For every setting it prints one line
 //! `<bitrate> <complexity> <mode> <µs per 20 ms frame> <bytes per frame> <output file>` and
 //! writes the decoded audio (8 kHz, same raw format) to the output file.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use callscope_media::codec::{
     AudioDecoder, AudioEncoder, OpusDecoder, OpusEncoder, OpusEncoderConfig,
 };
+use callscope_media::recorder::{OggOpusWriter, WriterConfig};
 
 const RATE: u32 = 8000;
 const FRAME: usize = (RATE / 50) as usize;
@@ -25,9 +33,15 @@ const FRAME: usize = (RATE / 50) as usize;
 const ROUNDS: usize = 5;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let (Some(input), Some(out_dir)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: bench_opus_encoder <input.raw (s16le, 8 kHz, mono)> <output dir>");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let recording = args.first().is_some_and(|a| a == "--recording");
+    if recording {
+        args.remove(0);
+    }
+    let (Some(input), Some(out_dir)) = (args.first(), args.get(1)) else {
+        eprintln!(
+            "usage: bench_opus_encoder [--recording] <input.raw (s16le, 8 kHz, mono)> <output dir>"
+        );
         std::process::exit(2);
     };
     let bytes = std::fs::read(input).unwrap_or_else(|e| fail(&format!("read {input}: {e}")));
@@ -38,6 +52,10 @@ fn main() {
     let frames = pcm.len() / FRAME;
     if frames == 0 {
         fail("the input holds less than one 20 ms frame");
+    }
+    if recording {
+        recordings(&pcm, Path::new(out_dir));
+        return;
     }
     for bitrate in [16_000u32, 24_000, 32_000] {
         for complexity in [0u8, 1, 3] {
@@ -66,6 +84,70 @@ fn main() {
             }
         }
     }
+}
+
+/// Turns of the `turns` layout: each channel talks for this long, then listens as long.
+const TURN: usize = 5 * RATE as usize / 2;
+
+/// The recorder's encoder at each bitrate and complexity worth choosing between, written
+/// through `OggOpusWriter` in 20 ms chunks as the writer threads feed it, for two layouts:
+/// `overlap`, the input on the left and the input rotated by half on the right (both
+/// talking all the time, the hardest case for a shared bitrate), and `turns`, the input in
+/// 2.5 s turns, even ones on the left and odd ones on the right, the other channel silent
+/// (a conversation).
+fn recordings(pcm: &[i16], out_dir: &Path) {
+    let half = pcm.len() / 2;
+    let overlap: Vec<i16> = (0..pcm.len())
+        .flat_map(|i| [pcm[i], pcm[(i + half) % pcm.len()]])
+        .collect();
+    let turns: Vec<i16> = (0..pcm.len())
+        .flat_map(|i| match (i / TURN) % 2 {
+            0 => [pcm[i], 0],
+            _ => [0, pcm[i]],
+        })
+        .collect();
+    let frames = pcm.len() / FRAME;
+    for (layout, stereo) in [("overlap", &overlap), ("turns", &turns)] {
+        for bitrate in [32_000u32, 48_000] {
+            for complexity in [0u8, 1, 3, 5] {
+                let path = out_dir.join(format!("recording_{layout}_{bitrate}_c{complexity}.opus"));
+                let (us, size) = record(stereo, &path, bitrate, complexity);
+                println!(
+                    "{bitrate} {complexity} {layout} {us:.1} {:.0} {}",
+                    size as f64 / frames as f64,
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Writes `stereo` as a recording `ROUNDS` times: the fastest round's µs per 20 ms frame
+/// and the file's size.
+fn record(stereo: &[i16], path: &Path, bitrate: u32, complexity: u8) -> (f64, u64) {
+    let frames = stereo.len() / 2 / FRAME;
+    let mut best = f64::MAX;
+    for _ in 0..ROUNDS {
+        // The recorder never overwrites a recording; each round writes it anew.
+        let _ = std::fs::remove_file(path);
+        let mut config = WriterConfig::new(RATE);
+        // Not the server's 500 ms: the page writes would time the disk, not the encoder.
+        config.flush_interval = Duration::from_secs(3600);
+        let start = Instant::now();
+        let mut writer = OggOpusWriter::create_with(path, config, start, bitrate, complexity)
+            .unwrap_or_else(|e| fail(&format!("create {}: {e}", path.display())));
+        let started = Instant::now();
+        for chunk in stereo.chunks(FRAME * 2) {
+            writer
+                .write(chunk, start)
+                .unwrap_or_else(|e| fail(&format!("write: {e}")));
+        }
+        best = best.min(started.elapsed().as_secs_f64() * 1e6 / frames as f64);
+        writer
+            .finish(start)
+            .unwrap_or_else(|e| fail(&format!("finish: {e}")));
+    }
+    (best, std::fs::metadata(path).map_or(0, |m| m.len()))
 }
 
 /// Encodes the input `ROUNDS` times with a fresh encoder each time: the fastest round's time
