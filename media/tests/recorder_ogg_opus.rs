@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use callscope_media::recorder::{OggOpusWriter, WriterConfig, repair};
+use callscope_media::recorder::{OggOpusWriter, WriterConfig, ogg, repair};
+
+mod common;
 
 const RATE: u32 = 8000;
 
@@ -113,26 +115,36 @@ fn finished_file_decodes_to_the_same_length_and_signals() {
     assert!(swapped < 0.3, "channels swapped? {swapped}");
 }
 
-#[test]
-fn cut_off_file_is_repaired_to_what_was_flushed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cut.opus");
-    let (left, right) = source(3.0);
+/// Records `seconds` of `source` as `<dir>/<name>` in 200 ms chunks at 200 ms intervals
+/// (flushed every 500 ms), then crashes: no finish, no drop-time flush. The `.part` left
+/// behind, and the source's two channels.
+fn crash_while_recording(
+    dir: &Path,
+    name: &str,
+    seconds: f64,
+) -> (std::path::PathBuf, Vec<f32>, Vec<f32>) {
+    let path = dir.join(name);
+    let (left, right) = source(seconds);
     let frames = interleave(&left, &right);
     let now = Instant::now();
     let mut config = WriterConfig::new(RATE);
     config.flush_interval = Duration::from_millis(500);
     let mut writer = OggOpusWriter::create(&path, config, now).unwrap();
     for (i, chunk) in frames.chunks(2 * 1600).enumerate() {
-        // 200 ms chunks at 200 ms intervals: flushes happen every 500 ms.
         writer
             .write(chunk, now + Duration::from_millis(200 * (i as u64 + 1)))
             .unwrap();
     }
-    // A crash: no finish, no drop-time flush; then half a page of garbage as if the process
-    // died mid-write.
     std::mem::forget(writer);
-    let part = dir.path().join("cut.opus.part");
+    (dir.join(format!("{name}.part")), left, right)
+}
+
+#[test]
+fn cut_off_file_is_repaired_to_what_was_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.opus");
+    let (part, left, _) = crash_while_recording(dir.path(), "cut.opus", 3.0);
+    // Half a page of garbage, as if the process died mid-write.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&part)
@@ -173,4 +185,135 @@ fn garbage_named_opus_is_refused_not_repaired() {
     std::fs::write(&part, b"not an ogg file at all").unwrap();
     assert!(repair(&part).is_err());
     assert!(part.exists(), "a file we cannot read is left as it was");
+}
+
+/// A `.part` as a crash leaves it: 2 s written, flushed every 500 ms, the writer gone.
+fn crashed_part(dir: &Path) -> Vec<u8> {
+    let (part, _, _) = crash_while_recording(dir, "base.opus", 2.0);
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::remove_file(&part).unwrap();
+    bytes
+}
+
+/// Every page of an Ogg file, in order, up to the first bytes that are not one.
+fn pages(bytes: &[u8]) -> Vec<ogg::PageInfo> {
+    let mut pages = Vec::new();
+    let mut offset = 0;
+    while let Some(page) = ogg::read_page(bytes, offset) {
+        offset += page.len;
+        pages.push(page);
+    }
+    pages
+}
+
+/// Gives `page` another granule position, with a CRC that matches: a page only a writer
+/// that is not ours (or a hostile one) makes.
+fn set_granule(bytes: &mut [u8], page: &ogg::PageInfo, granule: u64) {
+    let at = page.offset;
+    bytes[at + 6..at + 14].copy_from_slice(&granule.to_le_bytes());
+    bytes[at + 22..at + 26].fill(0);
+    let crc = ogg::crc32(&bytes[at..at + page.len]);
+    bytes[at + 22..at + 26].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn hostile_parts_are_repaired_or_refused_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = crashed_part(dir.path());
+    let base_pages = pages(&base);
+    assert!(base_pages.len() >= 4, "head, tags and audio pages");
+    let whole = {
+        let part = dir.path().join("whole.opus.part");
+        std::fs::write(&part, &base).unwrap();
+        repair(&part).unwrap().duration
+    };
+    assert!(whole >= Duration::from_millis(1500), "{whole:?}");
+
+    let mut rng = common::Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut repaired, mut refused) = (0, 0);
+    for case in 0..400 {
+        let mut bytes = base.clone();
+        match case % 4 {
+            // Cut anywhere, as a crash mid-write does.
+            0 => bytes.truncate(rng.below(base.len() + 1)),
+            // Bit rot; a quarter of it in the OpusHead page, which nothing can stand in for.
+            1 => {
+                let span = if rng.below(4) == 0 {
+                    base_pages[0].len
+                } else {
+                    bytes.len()
+                };
+                for _ in 0..1 + rng.below(8) {
+                    let i = rng.below(span);
+                    bytes[i] ^= 1 << rng.below(8);
+                }
+            }
+            // A page whose CRC holds but whose granule does not fit the stream.
+            2 => {
+                let page = &base_pages[rng.below(base_pages.len())];
+                let granule = [
+                    u64::MAX,
+                    rng.next_u64(),
+                    page.granule.wrapping_add(1_000_000),
+                    page.granule.wrapping_sub(960),
+                ][rng.below(4)];
+                set_granule(&mut bytes, page, granule);
+            }
+            // Garbage spliced in.
+            _ => {
+                let at = rng.below(bytes.len() + 1);
+                let garbage: Vec<u8> = (0..rng.below(300)).map(|_| rng.next_u64() as u8).collect();
+                bytes.splice(at..at, garbage);
+            }
+        }
+        let part = dir.path().join(format!("case{case}.opus.part"));
+        std::fs::write(&part, &bytes).unwrap();
+        match repair(&part) {
+            Ok(report) => {
+                repaired += 1;
+                assert!(report.path.exists() && !part.exists(), "case {case}");
+                assert!(
+                    report.duration <= whole + Duration::from_millis(20),
+                    "case {case}: {report:?} from a {whole:?} recording"
+                );
+                // Repair only cuts, and marks the last page it kept as the end (writing the
+                // OpusTags page again when only the OpusHead page survived).
+                let kept = std::fs::read(&report.path).unwrap();
+                let kept_pages = pages(&kept);
+                assert!(kept_pages.len() >= 2, "case {case}: head and tags");
+                let last = kept_pages.last().unwrap();
+                assert_eq!(last.offset + last.len, kept.len(), "case {case}");
+                assert_ne!(last.flags & 0x04, 0, "case {case}: end of stream marked");
+                let changed = |i: usize| {
+                    i == last.offset + 5 || (last.offset + 22..last.offset + 26).contains(&i)
+                };
+                let written = if kept_pages.len() == 2 && !bytes.starts_with(&kept) {
+                    kept_pages[0].len // the OpusTags page was written anew
+                } else {
+                    kept.len()
+                };
+                assert!(
+                    kept[..written]
+                        .iter()
+                        .zip(&bytes)
+                        .enumerate()
+                        .all(|(i, (a, b))| a == b || changed(i)),
+                    "case {case}: repair changed more than the last page's flag"
+                );
+            }
+            Err(_) => {
+                refused += 1;
+                assert_eq!(
+                    std::fs::read(&part).unwrap(),
+                    bytes,
+                    "case {case}: a refused file is left as it was"
+                );
+            }
+        }
+    }
+    // Both outcomes were exercised, so neither branch's checks are vacuous.
+    assert!(
+        repaired > 100 && refused > 10,
+        "{repaired} repaired, {refused} refused"
+    );
 }

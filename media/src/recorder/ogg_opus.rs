@@ -305,8 +305,25 @@ impl Drop for OggOpusWriter {
     }
 }
 
+/// The longest Opus packet, 120 ms, in granule units.
+const MAX_PACKET_GRANULES: u64 = 120 * GRANULE_RATE / 1000;
+
+/// Whether `page` can follow a page that ended at granule `previous` in a file our writer
+/// made: same stream, whole packets only, and a granule that advances by no more than its
+/// packets can hold. A page with a valid CRC that breaks this was not written by us (or
+/// not written whole), so repair cuts there as it does at a bad CRC; trusting its granule
+/// would give players and the call's duration a length the audio does not have.
+fn continues_stream(page: &ogg::PageInfo, serial: u32, previous: u64) -> bool {
+    let most = MAX_PACKET_GRANULES.saturating_mul(page.packets.len() as u64);
+    page.serial == serial
+        && page.last_complete
+        && page.granule >= previous
+        && page.granule - previous <= most
+}
+
 /// Repairs a cut-off Ogg Opus recording: keeps every valid page, cuts what follows, marks the
-/// last page end-of-stream, fsyncs and renames `<name>.part` to `<name>`.
+/// last page end-of-stream, fsyncs and renames `<name>.part` to `<name>`. Pages are valid when
+/// their CRC holds and they continue the stream (`continues_stream`).
 pub fn repair_ogg_opus(path: &Path, final_path: &Path) -> Result<RepairReport, RepairError> {
     let io = |source| RepairError::Io {
         path: path.to_path_buf(),
@@ -338,16 +355,26 @@ pub fn repair_ogg_opus(path: &Path, final_path: &Path) -> Result<RepairReport, R
     .max(1);
     let mut offset = head.len;
     let mut last = None;
+    let mut previous = 0;
     while let Some(page) = ogg::read_page(&bytes, offset) {
+        if !continues_stream(&page, head.serial, previous) {
+            break;
+        }
         offset += page.len;
+        previous = page.granule;
         last = Some(page);
     }
     let truncated_bytes = (bytes.len() - offset) as u64;
     bytes.truncate(offset);
     let mut granule = 0;
-    if let Some(page) = &last {
-        granule = page.granule;
-        ogg::set_page_flags(&mut bytes, page, page.flags | FLAG_EOS);
+    match &last {
+        Some(page) => {
+            granule = page.granule;
+            ogg::set_page_flags(&mut bytes, page, page.flags | FLAG_EOS);
+        }
+        // Only the OpusHead page survived: a stream needs its OpusTags page after it, so
+        // one is written, ending the (empty) stream.
+        None => ogg::write_page(&mut bytes, FLAG_EOS, 0, head.serial, 1, &[&opus_tags()]),
     }
     let mut file = OpenOptions::new()
         .write(true)
@@ -358,13 +385,19 @@ pub fn repair_ogg_opus(path: &Path, final_path: &Path) -> Result<RepairReport, R
     commit_part(file, path, final_path)
         .map_err(|(path, source)| RepairError::Io { path, source })?;
     let samples_48k = granule.saturating_sub(pre_skip);
-    let frames = samples_48k * u64::from(input_rate) / GRANULE_RATE;
+    // u128: a header's rate is whatever the file says, so the product must not overflow.
+    let frames =
+        u64::try_from(u128::from(samples_48k) * u128::from(input_rate) / u128::from(GRANULE_RATE))
+            .unwrap_or(u64::MAX);
     Ok(RepairReport {
         path: final_path.to_path_buf(),
         channels,
         sample_rate: input_rate,
         frames,
-        duration: Duration::from_micros(samples_48k * 1_000_000 / GRANULE_RATE),
+        duration: Duration::from_micros(
+            u64::try_from(u128::from(samples_48k) * 1_000_000 / u128::from(GRANULE_RATE))
+                .unwrap_or(u64::MAX),
+        ),
         truncated_bytes,
     })
 }
