@@ -9,7 +9,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use callscope_testkit::audio_compare::{best_lag, read_wav_channels, read_wav_mono};
+use callscope_testkit::audio_compare::{Mono, best_lag, read_wav_channels, read_wav_mono};
+use callscope_testkit::callscope::Callscope;
 use support::{
     WAIT, answered_ms, assert_both_roles, assert_matches, dtmf_events, media_report, phone,
     server_builder, sources, start_server, stored_recording, the_call_id, tone_wav, wait_for,
@@ -282,29 +283,42 @@ fn recording_pause_resume_and_policy_off() {
     b.quit().unwrap();
 }
 
-/// `kill -9` 20 s into a 40 s call: after the restart the recording holds the first ~20 s
-/// (at most 1 s lost), plays, is marked recovered, and is processed.
-#[test]
-fn killed_mid_call_recording_is_recovered_and_processed() {
+/// Callscope (with `env` set) bridges baresip A's call to B for `seconds`, is `kill -9`ed,
+/// and comes back with the phones gone. The server, the call, and when after the answer the
+/// kill came.
+fn call_cut_by_kill_9(env: &[(&str, &str)], seconds: u64) -> (Callscope, String, f64) {
     let src = sources();
-    let mut server = start_server(&[("1001", "alice-pw-0001"), ("1002", "bob-pw-00002")]);
+    let mut builder = server_builder(&[("1001", "alice-pw-0001"), ("1002", "bob-pw-00002")]);
+    for (key, value) in env {
+        builder = builder.env(key, value);
+    }
+    let mut server = builder.start().expect("start callscope");
     let mut a = phone(&server, "1001", "alice-pw-0001", &src.a, &["PCMU"]);
     let b = phone(&server, "1002", "bob-pw-00002", &src.b, &["PCMU"]);
     a.dial(&format!("sip:1002@{}", server.realm())).unwrap();
     a.wait_event("CALL_ESTABLISHED", WAIT).unwrap();
     let answered = Instant::now();
     let call_id = the_call_id(&server, 0);
-    std::thread::sleep(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(seconds));
     server.kill9().unwrap();
     let cut_at = answered.elapsed().as_secs_f64();
     // The phones notice nothing yet; they are stopped before the server comes back.
     a.quit().unwrap();
     b.quit().unwrap();
     server.restart().unwrap();
+    (server, call_id, cut_at)
+}
 
-    let rec = stored_recording(&server, &call_id);
-    assert!(rec.recovered, "{}", rec.path.display());
-    let channels = rec.audio;
+/// What a recording recovered after `kill -9` must be, whatever its format: as long as the
+/// call had got (at most 1 s lost), each voice on its side, the recovery an event, and the
+/// post-call pipeline run on it.
+fn assert_recovered_and_processed(
+    server: &Callscope,
+    call_id: &str,
+    channels: &[Mono],
+    cut_at: f64,
+) {
+    let src = sources();
     let kept = channels[0].duration_s();
     eprintln!("cut at {cut_at:.2} s after answer; recovered {kept:.2} s");
     assert!(
@@ -321,6 +335,22 @@ fn killed_mid_call_recording_is_recovered_and_processed() {
         &read_wav_mono(&src.b).unwrap(),
         &channels[1],
     );
+    let events = server
+        .query(&format!(
+            "SELECT COUNT(*) FROM call_media_events WHERE call_id = '{call_id}' AND kind = 'recording_recovered'"
+        ))
+        .unwrap();
+    assert_eq!(events[0][0], "1");
+    assert_eq!(wait_processed(server, call_id), "transcription_unavailable");
+}
+
+/// `kill -9` 20 s into a 40 s call: after the restart the recording holds the first ~20 s
+/// (at most 1 s lost), plays, is marked recovered, and is processed.
+#[test]
+fn killed_mid_call_recording_is_recovered_and_processed() {
+    let (server, call_id, cut_at) = call_cut_by_kill_9(&[], 20);
+    let rec = stored_recording(&server, &call_id);
+    assert!(rec.recovered, "{}", rec.path.display());
     let state = server
         .query(&format!(
             "SELECT state, hangup_cause FROM call_sip WHERE call_id = '{call_id}'"
@@ -330,16 +360,27 @@ fn killed_mid_call_recording_is_recovered_and_processed() {
         state[0],
         vec!["ended".to_string(), "server_restart".to_string()]
     );
-    let events = server
-        .query(&format!(
-            "SELECT COUNT(*) FROM call_media_events WHERE call_id = '{call_id}' AND kind = 'recording_recovered'"
-        ))
+    assert_recovered_and_processed(&server, &call_id, &rec.audio, cut_at);
+}
+
+/// An Opus recording decoded by an independent decoder (ffmpeg) to 8 kHz, one signal per
+/// channel; each is then compared with its source.
+fn decode_opus(path: &str) -> Vec<Mono> {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("decoded.wav");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i", path, "-ar", "8000"])
+        .arg(&wav)
+        .output()
         .unwrap();
-    assert_eq!(events[0][0], "1");
-    assert_eq!(
-        wait_processed(&server, &call_id),
-        "transcription_unavailable"
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let channels = read_wav_channels(&wav).unwrap();
+    assert_eq!(channels.len(), 2, "{path}");
+    channels
 }
 
 /// `recording_format = "opus"`: the call is recorded as two-channel Opus in Ogg, which an
@@ -371,17 +412,7 @@ fn opus_recording_is_written_and_processed() {
     });
     assert!(rec[0].ends_with(".opus"), "{rec:?}");
     assert_eq!((rec[2].as_str(), rec[3].as_str()), ("opus", "2"), "{rec:?}");
-    // ffmpeg decodes it to 8 kHz stereo; each channel is compared with its source.
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("decoded.wav");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i", &rec[0], "-ar", "8000"])
-        .arg(&wav)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let channels = read_wav_channels(&wav).unwrap();
-    assert_eq!(channels.len(), 2);
+    let channels = decode_opus(&rec[0]);
     let call_ms = answered_ms(&server, &call_id);
     let rec_ms = channels[0].duration_s() * 1000.0;
     assert!(
@@ -405,4 +436,30 @@ fn opus_recording_is_written_and_processed() {
     assert_both_roles(&server, &call_id);
     a.quit().unwrap();
     b.quit().unwrap();
+}
+
+/// `kill -9` mid-call with `recording_format = "opus"`: start-up repairs the `.opus.part`
+/// (whole Ogg pages up to the last flush), which ffmpeg then reads at the length the call
+/// had reached (at most 1 s lost) with each voice on its side; marked recovered, processed.
+#[test]
+fn killed_mid_call_opus_recording_is_recovered_and_processed() {
+    let (server, call_id, cut_at) =
+        call_cut_by_kill_9(&[("CALLSCOPE_SIP_RECORDING_FORMAT", "opus")], 10);
+    let rec = wait_for(&server, "the recovered recording", 2 * WAIT, || {
+        server
+            .query(&format!(
+                "SELECT path, format, codec, recovered FROM recordings WHERE call_id = '{call_id}'"
+            ))
+            .unwrap()
+            .into_iter()
+            .next()
+    });
+    assert!(rec[0].ends_with(".opus"), "{rec:?}");
+    assert_eq!(
+        (rec[1].as_str(), rec[2].as_str(), rec[3].as_str()),
+        ("ogg", "opus", "1"),
+        "{rec:?}"
+    );
+    assert!(!std::path::Path::new(&format!("{}.part", rec[0])).exists());
+    assert_recovered_and_processed(&server, &call_id, &decode_opus(&rec[0]), cut_at);
 }
