@@ -7,9 +7,11 @@
 //! (what a phone leg delivers) and scores each decoded output against that input with
 //! PESQ (ITU-T P.862, narrowband), so cost and quality are read side by side.
 //!
-//! `bench_opus_encoder --recording <input.raw> <output dir>` measures the other Opus encoder:
-//! the one a recording with `recording_format = "opus"` runs on the writer threads (two
-//! channels, libopus' own mode choice, no FEC), through the recorder's own `OggOpusWriter`.
+//! `bench_opus_encoder --recording [--rate <Hz>] <input.raw> <output dir>` measures the other
+//! Opus encoder: the one a recording with `recording_format = "opus"` runs on the writer
+//! threads (two channels, libopus' own mode choice, no FEC), through the recorder's own
+//! `OggOpusWriter`, at the input's rate (8 kHz unless `--rate` says otherwise: 16000 for a
+//! softphone's call).
 //! Two layouts of the input over the channels (see `recordings`); for each it prints
 //! `<bitrate> <complexity> <layout> <µs per 20 ms stereo frame> <bytes per frame> <file>`,
 //! the file being the finished `.opus` recording.
@@ -38,9 +40,19 @@ fn main() {
     if recording {
         args.remove(0);
     }
+    // A recording's rate is its legs' (8 kHz for G.711, 16 kHz for a softphone's call).
+    let mut rate = RATE;
+    if recording && args.first().is_some_and(|a| a == "--rate") {
+        rate = args
+            .get(1)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| fail("--rate takes a rate in Hz"));
+        args.drain(..2);
+    }
     let (Some(input), Some(out_dir)) = (args.first(), args.get(1)) else {
         eprintln!(
-            "usage: bench_opus_encoder [--recording] <input.raw (s16le, 8 kHz, mono)> <output dir>"
+            "usage: bench_opus_encoder [--recording [--rate <Hz>]] <input.raw (s16le, mono; \
+             8 kHz unless --rate)> <output dir>"
         );
         std::process::exit(2);
     };
@@ -54,7 +66,7 @@ fn main() {
         fail("the input holds less than one 20 ms frame");
     }
     if recording {
-        recordings(&pcm, Path::new(out_dir));
+        recordings(&pcm, Path::new(out_dir), rate);
         return;
     }
     for bitrate in [16_000u32, 24_000, 32_000] {
@@ -87,7 +99,7 @@ fn main() {
 }
 
 /// Turns of the `turns` layout: each channel talks for this long, then listens as long.
-const TURN: usize = 5 * RATE as usize / 2;
+const TURN: Duration = Duration::from_millis(2500);
 
 /// The recorder's encoder at each bitrate and complexity worth choosing between, written
 /// through `OggOpusWriter` in 20 ms chunks as the writer threads feed it, for two layouts:
@@ -95,23 +107,24 @@ const TURN: usize = 5 * RATE as usize / 2;
 /// talking all the time, the hardest case for a shared bitrate), and `turns`, the input in
 /// 2.5 s turns, even ones on the left and odd ones on the right, the other channel silent
 /// (a conversation).
-fn recordings(pcm: &[i16], out_dir: &Path) {
+fn recordings(pcm: &[i16], out_dir: &Path, rate: u32) {
+    let turn = (TURN.as_millis() as usize) * rate as usize / 1000;
     let half = pcm.len() / 2;
     let overlap: Vec<i16> = (0..pcm.len())
         .flat_map(|i| [pcm[i], pcm[(i + half) % pcm.len()]])
         .collect();
     let turns: Vec<i16> = (0..pcm.len())
-        .flat_map(|i| match (i / TURN) % 2 {
+        .flat_map(|i| match (i / turn) % 2 {
             0 => [pcm[i], 0],
             _ => [0, pcm[i]],
         })
         .collect();
-    let frames = pcm.len() / FRAME;
+    let frames = pcm.len() / (rate / 50) as usize;
     for (layout, stereo) in [("overlap", &overlap), ("turns", &turns)] {
         for bitrate in [32_000u32, 48_000] {
             for complexity in [0u8, 1, 3, 5] {
                 let path = out_dir.join(format!("recording_{layout}_{bitrate}_c{complexity}.opus"));
-                let (us, size) = record(stereo, &path, bitrate, complexity);
+                let (us, size) = record(stereo, &path, rate, bitrate, complexity);
                 println!(
                     "{bitrate} {complexity} {layout} {us:.1} {:.0} {}",
                     size as f64 / frames as f64,
@@ -124,20 +137,21 @@ fn recordings(pcm: &[i16], out_dir: &Path) {
 
 /// Writes `stereo` as a recording `ROUNDS` times: the fastest round's µs per 20 ms frame
 /// and the file's size.
-fn record(stereo: &[i16], path: &Path, bitrate: u32, complexity: u8) -> (f64, u64) {
-    let frames = stereo.len() / 2 / FRAME;
+fn record(stereo: &[i16], path: &Path, rate: u32, bitrate: u32, complexity: u8) -> (f64, u64) {
+    let frame = (rate / 50) as usize;
+    let frames = stereo.len() / 2 / frame;
     let mut best = f64::MAX;
     for _ in 0..ROUNDS {
         // The recorder never overwrites a recording; each round writes it anew.
         let _ = std::fs::remove_file(path);
-        let mut config = WriterConfig::new(RATE);
+        let mut config = WriterConfig::new(rate);
         // Not the server's 500 ms: the page writes would time the disk, not the encoder.
         config.flush_interval = Duration::from_secs(3600);
         let start = Instant::now();
         let mut writer = OggOpusWriter::create_with(path, config, start, bitrate, complexity)
             .unwrap_or_else(|e| fail(&format!("create {}: {e}", path.display())));
         let started = Instant::now();
-        for chunk in stereo.chunks(FRAME * 2) {
+        for chunk in stereo.chunks(frame * 2) {
             writer
                 .write(chunk, start)
                 .unwrap_or_else(|e| fail(&format!("write: {e}")));
