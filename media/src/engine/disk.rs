@@ -246,24 +246,37 @@ impl Drop for DiskWriter {
     }
 }
 
+/// Where a recording stands on its thread.
+enum Writing {
+    Active(RecordingWriter),
+    /// A write failed: the writer is gone, its `.part` kept as it is (repairable), and the
+    /// error, reported when it happened, is what `finish` returns.
+    Failed(String),
+}
+
 /// One recording as its thread holds it.
 struct Open {
-    /// None once a write failed (the `.part` is kept as it is, repairable).
-    writer: Option<RecordingWriter>,
-    failure: Option<String>,
+    writing: Writing,
     call_id: String,
     events: mpsc::Sender<MediaEvent>,
     in_flight: Arc<AtomicUsize>,
 }
 
 impl Open {
+    /// Stops writing (dropping the writer keeps the `.part` as it is) and reports why, once.
     fn fail(&mut self, error: String) {
-        let _ = self.events.try_send(MediaEvent::RecordingFailed {
-            call_id: self.call_id.clone(),
-            error: error.clone(),
-        });
-        self.failure = Some(error);
+        report_failure(&self.events, &self.call_id, &error);
+        self.writing = Writing::Failed(error);
     }
+}
+
+/// Tells the engine a recording failed (`callscope_media_recording_failures_total`); each
+/// failure is reported once, as nothing is written to a recording after it.
+fn report_failure(events: &mpsc::Sender<MediaEvent>, call_id: &str, error: &str) {
+    let _ = events.try_send(MediaEvent::RecordingFailed {
+        call_id: call_id.to_string(),
+        error: error.to_string(),
+    });
 }
 
 /// A writer thread: serves its recordings' messages in order until every sender is gone.
@@ -279,7 +292,6 @@ fn run(rx: Receiver<DiskMsg>) {
             // others, as a thread per recording used to contain it.
             let _ = panic::catch_unwind(AssertUnwindSafe(|| {
                 if let Some(rec) = open.get_mut(&id) {
-                    rec.writer = None;
                     rec.fail("the recording's writer failed unexpectedly".to_string());
                 }
             }));
@@ -299,8 +311,7 @@ fn serve(open: &mut HashMap<u64, Open>, msg: DiskMsg) {
             open.insert(
                 id,
                 Open {
-                    writer: Some(writer),
-                    failure: None,
+                    writing: Writing::Active(writer),
                     call_id,
                     events,
                     in_flight,
@@ -312,32 +323,29 @@ fn serve(open: &mut HashMap<u64, Open>, msg: DiskMsg) {
                 return;
             };
             rec.in_flight.fetch_sub(1, Ordering::AcqRel);
-            let Some(w) = rec.writer.as_mut() else {
+            let Writing::Active(w) = &mut rec.writing else {
                 return;
             };
             let now = Instant::now();
             if let Err(e) = w.write(&frames, now).and_then(|()| w.flush(now)) {
                 let error = e.to_string();
                 tracing::warn!(call_id = rec.call_id, error, "recording write failed");
-                // Keep the `.part` as it is (repairable); stop writing.
-                rec.writer = None;
                 rec.fail(error);
             }
         }
         DiskMsg::Finish { id, reply } => {
-            let Some(mut rec) = open.remove(&id) else {
+            let Some(rec) = open.remove(&id) else {
                 let _ = reply.send(Err("recording unknown to its thread".to_string()));
                 return;
             };
-            let result = match (rec.writer.take(), rec.failure.take()) {
-                (Some(w), _) => w.finish(Instant::now()).map_err(|e| {
+            let result = match rec.writing {
+                Writing::Active(w) => w.finish(Instant::now()).map_err(|e| {
                     let error = e.to_string();
-                    rec.fail(error.clone());
+                    report_failure(&rec.events, &rec.call_id, &error);
                     error
                 }),
                 // Reported when it happened.
-                (None, Some(error)) => Err(error),
-                (None, None) => Err("recording already finished".to_string()),
+                Writing::Failed(error) => Err(error),
             };
             let _ = reply.send(result);
         }
