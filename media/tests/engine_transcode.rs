@@ -467,3 +467,58 @@ async fn jitter_of_a_clocked_leg_is_that_of_the_arrivals() {
         qa.jitter_ms
     );
 }
+
+/// Phones and trunks do not all send 20 ms: a G.711 leg with `ptime:30` sends 240 samples a
+/// packet every 30 ms (callscope's SDP asks for `ptime:20`, but not every gateway listens).
+/// Toward an Opus leg the engine must re-frame that audio into 20 ms Opus packets: one
+/// continuous stream (sequence +1, timestamp +960 each), as long as what was sent, carrying
+/// the caller's voice.
+///
+/// A transcoding direction's jitter buffer used to walk a 20 ms timeline whatever the sender
+/// packed, so every third slot of a 30 ms stream was found empty and concealed: 124 packets
+/// came out for 1.8 s instead of 90. Its slots now follow the sender's packet duration.
+#[tokio::test]
+async fn a_30ms_pcmu_leg_reaches_an_opus_leg_as_a_continuous_20ms_stream() {
+    let (engine, _events) = engine();
+    let opus = CodecSpec::opus(111);
+    let (mut alice, bob) =
+        bridged_phones(&engine, "ptime30", (0xA, CodecSpec::pcmu()), (0xB, opus)).await;
+    let packets = 60; // 1.8 s
+    let a_audio = chirp(300.0, 400.0, 8000.0, 240 * packets);
+    let mut tick = tokio::time::interval(Duration::from_millis(30));
+    for i in 0..packets {
+        tick.tick().await;
+        alice
+            .send_frame(&ulaw(&a_audio[i * 240..(i + 1) * 240]))
+            .await;
+    }
+    let (at_bob, _) = collect(&bob.sock, IDLE, MAX).await;
+    let report = engine.close_call("ptime30").await.unwrap();
+    assert_eq!(report.a.unwrap().packets_received, packets as u64);
+
+    // 1.8 s in 20 ms packets: 90, less the first few packets (dropped once, when the
+    // buffer's slots switch to 30 ms), plus the concealment that bridges a pause before the
+    // direction goes quiet (up to the 200 ms maximum delay and three slots: 15 packets).
+    // Concealing every third slot, as before, gave 124.
+    assert!(
+        (84..=105).contains(&at_bob.len()),
+        "{} Opus packets for 1.8 s",
+        at_bob.len()
+    );
+    assert!(at_bob.iter().all(|p| p.pt == opus.payload_type));
+    for (i, w) in at_bob.windows(2).enumerate() {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "at {i}");
+        assert_eq!(w[1].ts.wrapping_sub(w[0].ts), 960, "at {i}");
+    }
+    let mut decoder = decoder_at_rate(&opus, 8000).unwrap();
+    let mut heard = Vec::new();
+    for p in &at_bob {
+        decoder.decode(&p.payload, &mut heard).unwrap();
+    }
+    let (lag, r) = best_correlation(&a_audio, &heard);
+    eprintln!(
+        "ptime 30 → Opus: r={r:.3} lag={lag}, {} packets",
+        at_bob.len()
+    );
+    assert!(r >= 0.9, "Bob hears Alice: r = {r:.3} at lag {lag}");
+}

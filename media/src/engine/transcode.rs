@@ -23,9 +23,59 @@ use super::resample::StreamResampler;
 pub const SYNTHETIC_SSRC: u32 = 0x7c0d_ec00;
 /// Most playout slots handled per pacing tick (catching up after a stall stays bounded).
 const MAX_SLOTS_PER_TICK: usize = 10;
+/// Consecutive packets whose timestamps agree on another packet duration before the jitter
+/// buffer's slots follow it (a pause under silence suppression is not periodic, a sender's
+/// ptime is).
+const DURATION_CONFIRMATIONS: u8 = 3;
+
+/// The sender's packet duration as its timestamps show it, for the jitter buffer's slots.
+/// A transcoding direction plays out on a 20 ms tick, but not every sender packs 20 ms:
+/// a gateway that ignores our `ptime:20` may send 30 ms, a browser 40 or 60 ms of Opus. A
+/// buffer walking a 20 ms timeline would find every third slot of a 30 ms stream empty and
+/// conceal it, adding a third more audio than arrived.
+#[derive(Default)]
+struct PacketDuration {
+    last: Option<(u32, u16, u32)>,
+    candidate_ms: u32,
+    seen: u8,
+}
+
+impl PacketDuration {
+    /// The duration (ms) that `DURATION_CONFIRMATIONS` consecutive packets agree on, once
+    /// they do; None otherwise. Only whole multiples of 10 ms from 10 to 120 ms count.
+    fn observe(&mut self, ssrc: u32, seq: u16, timestamp: u32, clock_rate: u32) -> Option<u32> {
+        let previous = self.last.replace((ssrc, seq, timestamp));
+        let (last_ssrc, last_seq, last_ts) = previous?;
+        let ticks = u64::from(timestamp.wrapping_sub(last_ts)) * 1000;
+        let clock = u64::from(clock_rate.max(1));
+        let ms = ticks / clock;
+        if last_ssrc != ssrc
+            || seq != last_seq.wrapping_add(1)
+            || ticks % clock != 0
+            || ms % 10 != 0
+            || !(10..=120).contains(&ms)
+        {
+            self.seen = 0;
+            return None;
+        }
+        let ms = ms as u32;
+        if ms == self.candidate_ms {
+            self.seen = self.seen.saturating_add(1);
+        } else {
+            self.candidate_ms = ms;
+            self.seen = 1;
+        }
+        (self.seen >= DURATION_CONFIRMATIONS).then_some(ms)
+    }
+}
 
 pub struct Transcoder {
     jitter: JitterBuffer,
+    /// The jitter buffer's settings, its slot length following the sender (`PacketDuration`).
+    jitter_config: JitterConfig,
+    packet_duration: PacketDuration,
+    /// Discards counted by jitter buffers replaced when the slot length changed.
+    earlier_discards: u64,
     decoder: Box<dyn AudioDecoder>,
     encoder: Box<dyn AudioEncoder>,
     resampler: StreamResampler,
@@ -106,7 +156,10 @@ impl Transcoder {
         let resampler = StreamResampler::new(decoder.sample_rate(), encoder.sample_rate());
         let idle_after_ms = u64::from(cfg.max_delay_ms) + 3 * u64::from(cfg.ptime_ms);
         Ok(Transcoder {
-            jitter: JitterBuffer::new(cfg),
+            jitter: JitterBuffer::new(cfg.clone()),
+            jitter_config: cfg,
+            packet_duration: PacketDuration::default(),
+            earlier_discards: 0,
             slot_samples,
             resampler,
             decoder,
@@ -136,6 +189,7 @@ impl Transcoder {
         payload: &[u8],
         arrival_ms: u64,
     ) -> InsertOutcome {
+        self.follow_packet_duration(ssrc, seq, timestamp);
         self.last_arrival_ms = Some(arrival_ms);
         self.jitter.insert(Arrival {
             ssrc,
@@ -172,6 +226,7 @@ impl Transcoder {
             self.insert(ssrc, seq, timestamp, payload, arrival_ms);
             return None;
         }
+        self.follow_packet_duration(ssrc, seq, timestamp);
         self.last_arrival_ms = Some(arrival_ms);
         self.arrived_pcm.clear();
         let decoded = self.decoder.decode(payload, &mut self.arrived_pcm).is_ok();
@@ -201,7 +256,25 @@ impl Transcoder {
 
     /// Packets the jitter buffer threw away so far.
     pub fn discards(&self) -> u64 {
-        self.jitter.counters().discards()
+        self.earlier_discards + self.jitter.counters().discards()
+    }
+
+    /// Gives the jitter buffer slots of the sender's packet duration once its timestamps
+    /// have shown it (`PacketDuration`). The new buffer starts empty: the few packets that
+    /// showed the duration, once per stream, are dropped rather than misplaced.
+    fn follow_packet_duration(&mut self, ssrc: u32, seq: u16, timestamp: u32) {
+        let clock = self.jitter_config.clock_rate;
+        let Some(ms) = self.packet_duration.observe(ssrc, seq, timestamp, clock) else {
+            return;
+        };
+        if ms == self.jitter_config.ptime_ms {
+            return;
+        }
+        self.earlier_discards += self.jitter.counters().discards();
+        self.jitter_config.ptime_ms = ms;
+        self.jitter = JitterBuffer::new(self.jitter_config.clone());
+        self.slot_samples = (self.decoder.sample_rate() * ms / 1000) as usize;
+        self.idle_after_ms = u64::from(self.jitter_config.max_delay_ms) + 3 * u64::from(ms);
     }
 
     /// Current playout delay (for the one-way delay in the MOS estimate).
@@ -221,8 +294,11 @@ impl Transcoder {
             self.decoded.clear();
             if silent && matches!(slot, Playout::Missing { .. }) {
                 // The source stopped: send nothing (as DTX would) instead of concealment
-                // forever, but let our clock run so the next talkspurt is placed right.
-                self.ts = self.ts.wrapping_add(self.step);
+                // forever, but let our clock run (a slot is the sender's packet duration,
+                // `step` our 20 ms) so the next talkspurt is placed right.
+                self.ts = self
+                    .ts
+                    .wrapping_add(self.step * self.jitter_config.ptime_ms / 20);
                 continue;
             }
             match slot {
@@ -290,5 +366,60 @@ impl Transcoder {
     pub fn scale_duration(&self, duration: u16) -> u16 {
         let scaled = u64::from(duration) * u64::from(self.out_clock) / u64::from(self.in_clock);
         u16::try_from(scaled).unwrap_or(u16::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PacketDuration;
+
+    /// Feeds packets `(seq, timestamp)` of one SSRC at 8 kHz; what each one returned.
+    fn observe_all(packets: &[(u16, u32)]) -> Vec<Option<u32>> {
+        let mut duration = PacketDuration::default();
+        packets
+            .iter()
+            .map(|&(seq, ts)| duration.observe(7, seq, ts, 8000))
+            .collect()
+    }
+
+    #[test]
+    fn a_steady_30ms_sender_is_seen_after_three_agreeing_packets() {
+        let seen = observe_all(&[(1, 0), (2, 240), (3, 480), (4, 720), (5, 960)]);
+        assert_eq!(seen, [None, None, None, Some(30), Some(30)]);
+    }
+
+    #[test]
+    fn pauses_losses_and_odd_steps_are_not_a_packet_duration() {
+        // 20 ms packets with one 60 ms pause (silence suppression keeps the sequence).
+        let pause = observe_all(&[(1, 0), (2, 160), (3, 640), (4, 800), (5, 960)]);
+        assert!(
+            pause.iter().all(|d| d.is_none_or(|ms| ms == 20)),
+            "{pause:?}"
+        );
+        // Lost packets: the step over a sequence gap says nothing.
+        assert_eq!(
+            observe_all(&[(1, 0), (3, 480), (5, 960), (7, 1440)]),
+            [None; 4]
+        );
+        // 25 ms (not a multiple of 10) and 200 ms (beyond 120) are not taken.
+        assert_eq!(
+            observe_all(&[(1, 0), (2, 200), (3, 400), (4, 600), (5, 800)]),
+            [None; 5]
+        );
+        assert_eq!(
+            observe_all(&[(1, 0), (2, 1600), (3, 3200), (4, 4800), (5, 6400)]),
+            [None; 5]
+        );
+    }
+
+    #[test]
+    fn a_new_ssrc_starts_counting_again() {
+        let mut duration = PacketDuration::default();
+        for (seq, ts) in [(1, 0), (2, 240), (3, 480)] {
+            assert_eq!(duration.observe(1, seq, ts, 8000), None);
+        }
+        // Another source continues the numbers: not the same stream.
+        assert_eq!(duration.observe(2, 4, 720, 8000), None);
+        assert_eq!(duration.observe(2, 5, 960, 8000), None);
     }
 }
