@@ -79,8 +79,6 @@ pub struct Transcoder {
     decoder: Box<dyn AudioDecoder>,
     encoder: Box<dyn AudioEncoder>,
     resampler: StreamResampler,
-    /// Samples one 20 ms slot stands for at the decoder's rate (for concealment).
-    slot_samples: usize,
     decoded: Vec<i16>,
     /// Encoder-rate samples waiting to fill a frame.
     pending: Vec<i16>,
@@ -93,10 +91,9 @@ pub struct Transcoder {
     out_clock: u32,
     /// The event being relayed: (its timestamp on the source clock, ours).
     event_map: Option<(u32, u32)>,
-    /// Arrival of the newest packet, and how long without one counts as the source being
+    /// Arrival of the newest packet: `idle_after_ms` without one counts as the source being
     /// silent (hold, DTX, the far end gone).
     last_arrival_ms: Option<u64>,
-    idle_after_ms: u64,
     /// Packets are decoded as they arrive and the jitter buffer holds their PCM (i16
     /// little-endian) instead of the payload: see the module docs.
     decodes_on_arrival: bool,
@@ -152,15 +149,12 @@ impl Transcoder {
         };
         let mut cfg = jitter.clone();
         cfg.clock_rate = from.clock_rate.max(1);
-        let slot_samples = (decoder.sample_rate() * cfg.ptime_ms / 1000) as usize;
         let resampler = StreamResampler::new(decoder.sample_rate(), encoder.sample_rate());
-        let idle_after_ms = u64::from(cfg.max_delay_ms) + 3 * u64::from(cfg.ptime_ms);
         Ok(Transcoder {
             jitter: JitterBuffer::new(cfg.clone()),
             jitter_config: cfg,
             packet_duration: PacketDuration::default(),
             earlier_discards: 0,
-            slot_samples,
             resampler,
             decoder,
             encoder,
@@ -174,7 +168,6 @@ impl Transcoder {
             out_clock: to.clock_rate.max(1),
             event_map: None,
             last_arrival_ms: None,
-            idle_after_ms,
             decodes_on_arrival,
             arrived_pcm: Vec::with_capacity(2048),
             decode_errors: 0,
@@ -259,6 +252,18 @@ impl Transcoder {
         self.earlier_discards + self.jitter.counters().discards()
     }
 
+    /// Samples one playout slot (the sender's packet duration) holds at the decoder's rate:
+    /// what concealing a missing slot must produce.
+    fn slot_samples(&self) -> usize {
+        (self.decoder.sample_rate() * self.jitter_config.ptime_ms / 1000) as usize
+    }
+
+    /// How long after the last packet the direction counts as quiet and stops concealing:
+    /// the longest playout delay and three slots.
+    fn idle_after_ms(&self) -> u64 {
+        u64::from(self.jitter_config.max_delay_ms) + 3 * u64::from(self.jitter_config.ptime_ms)
+    }
+
     /// Gives the jitter buffer slots of the sender's packet duration once its timestamps
     /// have shown it (`PacketDuration`). The new buffer starts empty: the few packets that
     /// showed the duration, once per stream, are dropped rather than misplaced.
@@ -273,8 +278,6 @@ impl Transcoder {
         self.earlier_discards += self.jitter.counters().discards();
         self.jitter_config.ptime_ms = ms;
         self.jitter = JitterBuffer::new(self.jitter_config.clone());
-        self.slot_samples = (self.decoder.sample_rate() * ms / 1000) as usize;
-        self.idle_after_ms = u64::from(self.jitter_config.max_delay_ms) + 3 * u64::from(ms);
     }
 
     /// Current playout delay (for the one-way delay in the MOS estimate).
@@ -286,7 +289,8 @@ impl Transcoder {
     pub fn poll(&mut self, now_ms: u64, mut send: impl FnMut(Encoded<'_>)) {
         let silent = self
             .last_arrival_ms
-            .is_none_or(|at| now_ms.saturating_sub(at) > self.idle_after_ms);
+            .is_none_or(|at| now_ms.saturating_sub(at) > self.idle_after_ms());
+        let slot_samples = self.slot_samples();
         for _ in 0..MAX_SLOTS_PER_TICK {
             let Some(slot) = self.jitter.pop(now_ms) else {
                 break;
@@ -304,7 +308,7 @@ impl Transcoder {
             match slot {
                 Playout::Frame { payload, .. } if self.decodes_on_arrival => {
                     if payload.is_empty() {
-                        self.decoder.conceal(self.slot_samples, &mut self.decoded);
+                        self.decoder.conceal(slot_samples, &mut self.decoded);
                     } else {
                         self.decoded.extend(
                             payload
@@ -317,11 +321,11 @@ impl Transcoder {
                     if self.decoder.decode(&payload, &mut self.decoded).is_err() {
                         self.decode_errors += 1;
                         self.decoded.clear();
-                        self.decoder.conceal(self.slot_samples, &mut self.decoded);
+                        self.decoder.conceal(slot_samples, &mut self.decoded);
                     }
                 }
                 Playout::Missing { .. } => {
-                    self.decoder.conceal(self.slot_samples, &mut self.decoded);
+                    self.decoder.conceal(slot_samples, &mut self.decoded);
                 }
             }
             self.resampler.process(&self.decoded, &mut self.pending);

@@ -322,6 +322,13 @@ fn continues_stream(page: &ogg::PageInfo, serial: u32, previous: u64) -> bool {
         && page.granule - previous <= most
 }
 
+/// `samples_48k` counted at `rate` per second instead (frames at the input rate, or µs),
+/// in u128: the header's rate is whatever the file says, so the product must not overflow.
+fn at_rate(samples_48k: u64, rate: u64) -> u64 {
+    let scaled = u128::from(samples_48k) * u128::from(rate) / u128::from(GRANULE_RATE);
+    u64::try_from(scaled).unwrap_or(u64::MAX)
+}
+
 /// Repairs a cut-off Ogg Opus recording: keeps every valid page, cuts what follows, marks the
 /// last page end-of-stream, fsyncs and renames `<name>.part` to `<name>`. Pages are valid when
 /// their CRC holds and they continue the stream (`continues_stream`).
@@ -386,19 +393,13 @@ pub fn repair_ogg_opus(path: &Path, final_path: &Path) -> Result<RepairReport, R
     commit_part(file, path, final_path)
         .map_err(|(path, source)| RepairError::Io { path, source })?;
     let samples_48k = granule.saturating_sub(pre_skip);
-    // u128: a header's rate is whatever the file says, so the product must not overflow.
-    let frames =
-        u64::try_from(u128::from(samples_48k) * u128::from(input_rate) / u128::from(GRANULE_RATE))
-            .unwrap_or(u64::MAX);
+    let frames = at_rate(samples_48k, u64::from(input_rate));
     Ok(RepairReport {
         path: final_path.to_path_buf(),
         channels,
         sample_rate: input_rate,
         frames,
-        duration: Duration::from_micros(
-            u64::try_from(u128::from(samples_48k) * 1_000_000 / u128::from(GRANULE_RATE))
-                .unwrap_or(u64::MAX),
-        ),
+        duration: Duration::from_micros(at_rate(samples_48k, 1_000_000)),
         truncated_bytes,
     })
 }

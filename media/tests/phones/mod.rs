@@ -200,6 +200,12 @@ pub async fn bridged_phones(
 /// Checks a received stream is one continuous stream: one SSRC, sequence +1 each packet,
 /// timestamp +160 each packet (for streams relayed without loss).
 pub fn assert_continuous(pkts: &[Received]) {
+    assert_continuous_by(pkts, 160);
+}
+
+/// [`assert_continuous`] for a stream whose timestamps advance by `step` each packet
+/// (960 for 20 ms of Opus).
+pub fn assert_continuous_by(pkts: &[Received], step: u32) {
     assert!(!pkts.is_empty(), "no packets");
     let ssrc = pkts[0].ssrc;
     for w in pkts.windows(2) {
@@ -212,7 +218,7 @@ pub fn assert_continuous(pkts: &[Received]) {
         );
         assert_eq!(
             w[1].ts.wrapping_sub(w[0].ts),
-            160,
+            step,
             "timestamp step at seq {}",
             w[1].seq
         );
