@@ -232,6 +232,86 @@ fn concealment_returns_exactly_the_requested_length() {
     }
 }
 
+/// Two seconds of speech as 20 ms Opus packets, and what a decoder makes of them in order.
+fn speech_packets_and_their_decoding() -> (Vec<Vec<u8>>, Vec<i16>) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = speech(dir.path(), 48000);
+    let mut enc = OpusEncoder::new(OpusEncoderConfig::default()).unwrap();
+    let payloads = encode_all(&mut enc, &source[..48000 * 2]);
+    let reference = decode_all(&mut OpusDecoder::new(48000).unwrap(), &payloads);
+    (payloads, reference)
+}
+
+/// A source decoded on arrival is concealed later, at playout, when its decoder has
+/// already decoded the packets after the gap. Concealment then must leave the decoder as it
+/// was: the packets after it decode exactly as without it, while plain PLC slipped in
+/// between (what the transcoder did before) changes them, on speech far beyond rounding.
+#[test]
+fn concealment_apart_leaves_the_next_packets_decoding_as_without_it() {
+    let (payloads, reference) = speech_packets_and_their_decoding();
+
+    let frame = 960;
+    let decode_with_gaps = |conceal: &dyn Fn(&mut OpusDecoder, &mut Vec<i16>)| {
+        let mut dec = OpusDecoder::new(48000).unwrap();
+        let (mut kept, mut concealed) = (Vec::new(), Vec::new());
+        for (i, p) in payloads.iter().enumerate() {
+            dec.decode(p, &mut kept).unwrap();
+            if i % 10 == 5 {
+                // Two slots in a row, as a burst loss gives.
+                let start = concealed.len();
+                conceal(&mut dec, &mut concealed);
+                conceal(&mut dec, &mut concealed);
+                assert_eq!(concealed.len() - start, 2 * frame);
+            }
+        }
+        (kept, concealed)
+    };
+
+    let (apart, concealed) = decode_with_gaps(&|d, out| d.conceal_apart(frame, out));
+    assert_eq!(apart, reference, "decoding changed by concealment apart");
+    let energy: f64 = concealed.iter().map(|&s| f64::from(s).powi(2)).sum();
+    assert!(energy > 0.0, "concealment apart produced pure silence");
+
+    let (slipped_in, _) = decode_with_gaps(&|d, out| d.conceal(frame, out));
+    let differing = slipped_in
+        .iter()
+        .zip(&reference)
+        .filter(|(a, b)| a.abs_diff(**b) > 64)
+        .count();
+    eprintln!(
+        "plain PLC in between: {differing} of {} samples differ",
+        reference.len()
+    );
+    assert!(
+        differing > reference.len() / 100,
+        "plain PLC left decoding as it was ({differing} samples differ): the check above proves nothing"
+    );
+}
+
+/// A packet older than one already decoded (reordered or duplicated) is decoded apart: it
+/// gets its audio, and the packets after it decode exactly as without it.
+#[test]
+fn a_stale_packet_decoded_apart_leaves_the_stream_as_it_was() {
+    let (payloads, reference) = speech_packets_and_their_decoding();
+
+    let mut dec = OpusDecoder::new(48000).unwrap();
+    let mut kept = Vec::new();
+    for (i, p) in payloads.iter().enumerate() {
+        dec.decode(p, &mut kept).unwrap();
+        if i % 10 == 5 {
+            // The packet before this one, arriving again late.
+            let mut stale = Vec::new();
+            assert_eq!(dec.decode_apart(&payloads[i - 1], &mut stale).unwrap(), 960);
+            let energy: f64 = stale.iter().map(|&s| f64::from(s).powi(2)).sum();
+            assert!(energy > 0.0, "packet {i}: stale packet decoded to silence");
+        }
+    }
+    assert_eq!(
+        kept, reference,
+        "decoding changed by a packet decoded apart"
+    );
+}
+
 /// The transcoder's encoder toward a browser starts without FEC and follows the receiver's
 /// loss reports: LBRR data only while some loss is reported.
 #[test]

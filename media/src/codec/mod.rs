@@ -9,6 +9,7 @@
 //! in-band FEC, DTX), G.722 64 kbit/s (own implementation, bit-exact with FFmpeg).
 //! [`Resampler`] converts between 8/12/16/24/32/48 kHz for transcoding and the 16 kHz taps.
 
+mod arrival;
 mod float_pcm;
 mod g711_codec;
 mod g722;
@@ -17,6 +18,7 @@ mod resample;
 
 use crate::g711;
 
+pub use arrival::{ArrivalDecoder, ArrivalOrder};
 pub use g711_codec::{G711Decoder, G711Encoder, G711Law};
 pub use g722::{G722Decoder, G722Encoder};
 pub use opus::{
@@ -156,6 +158,32 @@ pub trait AudioDecoder: Send {
     /// Appends `samples` samples standing in for a lost frame (PLC where the codec has it,
     /// silence otherwise).
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
+    /// Like [`AudioDecoder::conceal`], but the decoder decodes its next packets as if
+    /// nothing had been concealed: for a decoder that has already decoded packets after the
+    /// lost frame (an Opus source decoded on arrival, concealed later, at playout), where
+    /// concealment slipped in between two decoded packets corrupts what follows. Calls in a
+    /// row continue one concealment (fading as PLC does); the next decode ends it. Defaults
+    /// to plain concealment, right for decoders that concealment leaves as they were (G.711).
+    fn conceal_apart(&mut self, samples: usize, out: &mut Vec<i16>) {
+        self.conceal(samples, out);
+    }
+    /// Like [`AudioDecoder::decode`], but the decoder decodes its next packets as if this one
+    /// had not come: for a packet older than one already decoded (reordered, duplicated),
+    /// which in stream order would have gone before. Its audio is decoded on what the later
+    /// packets left, so it is close but not exact. Defaults to plain decoding, right for
+    /// decoders without memory (G.711).
+    fn decode_apart(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {
+        self.decode(payload, out)
+    }
+    /// Accounts, in stream order, for `samples` lost just before `next_payload`, which is
+    /// decoded next: a codec whose decoding builds on the frames before (Opus predicts each
+    /// frame's band energies from the last) conceals the gap, or rebuilds it from the FEC
+    /// in `next_payload`, and drops that output, so the next packet decodes as after a
+    /// loss. Defaults to nothing: G.711 has no memory, and G.722's concealment is silence
+    /// that leaves its state as it was.
+    fn skip_lost(&mut self, samples: usize, next_payload: &[u8]) {
+        let _ = (samples, next_payload);
+    }
     /// Like [`AudioDecoder::conceal`], but the packet after the lost one is already here:
     /// codecs with in-band FEC (Opus) rebuild the lost frame from it. Call it before
     /// decoding `next_payload` itself. Defaults to plain concealment.

@@ -133,6 +133,24 @@ pub struct OpusDecoder {
     last_frame: usize,
     /// libopus renders into this, then `float_pcm` converts (see there for why).
     float: Vec<f32>,
+    /// A copy of `state` that [`AudioDecoder::conceal_apart`] runs PLC on, so that what it
+    /// conceals never changes how the next packets decode. 16-byte words: at least the
+    /// alignment libopus' own allocation gives the state.
+    twin: Vec<u128>,
+    /// Whether `twin` still equals `state` as it was after the last decode, concealment on
+    /// the twin aside (so consecutive concealments continue one another and fade).
+    twin_current: bool,
+    /// What [`AudioDecoder::skip_lost`] concealed (dropped; kept to reuse the allocation).
+    skipped: Vec<i16>,
+}
+
+/// Which of an [`OpusDecoder`]'s two states a libopus call works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The decoder's own: every packet goes through it, in arrival order.
+    Live,
+    /// The copy that detached concealment runs on.
+    Twin,
 }
 
 // SAFETY: an OpusDecoder state is plain memory owned by this value and only reached through
@@ -153,6 +171,9 @@ impl OpusDecoder {
             rate,
             last_frame: (rate / 50) as usize,
             float: Vec::new(),
+            twin: Vec::new(),
+            twin_current: false,
+            skipped: Vec::new(),
         };
         if error != ffi::OPUS_OK {
             // `decoder` frees the state on drop.
@@ -170,16 +191,52 @@ impl OpusDecoder {
         self.rate as usize / 400
     }
 
-    /// One `opus_decode` call appending at most `frame_size` samples to `out`.
-    /// `payload` None runs PLC.
+    /// The libopus state `which` names.
+    fn state_ptr(&mut self, which: State) -> *mut ffi::OpusDecoder {
+        match which {
+            State::Live => {
+                self.twin_current = false;
+                self.state.as_ptr()
+            }
+            State::Twin => self.twin.as_mut_ptr().cast(),
+        }
+    }
+
+    /// Makes the twin a copy of the live state, unless it already is one (with only
+    /// concealment run on it since).
+    fn refresh_twin(&mut self) {
+        if self.twin_current {
+            return;
+        }
+        // SAFETY: plain query; the decoder was created with one channel.
+        let size = usize::try_from(unsafe { ffi::opus_decoder_get_size(1) }).unwrap_or(0);
+        self.twin.resize(size.div_ceil(size_of::<u128>()), 0);
+        // SAFETY: the live state is `size` bytes (opus_decoder_create allocated exactly
+        // opus_decoder_get_size(1) for it), the twin holds at least `size` bytes and does not
+        // overlap it, and opus.h documents the decoder state as "position independent and
+        // can be freely copied" (its one pointer leads to static mode tables).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.state.as_ptr().cast::<u8>(),
+                self.twin.as_mut_ptr().cast::<u8>(),
+                size,
+            );
+        }
+        self.twin_current = true;
+    }
+
+    /// One `opus_decode` call on state `which`, appending at most `frame_size` samples to
+    /// `out`. `payload` None runs PLC.
     fn decode_into(
         &mut self,
+        which: State,
         payload: Option<&[u8]>,
         frame_size: usize,
         fec: bool,
         out: &mut Vec<i16>,
     ) -> Result<usize, CodecError> {
         let mut frame_size = frame_size.min(self.max_frame());
+        let state = self.state_ptr(which);
         let (data, len) = match payload {
             Some(p) => {
                 let len = i32::try_from(p.len())
@@ -193,8 +250,7 @@ impl OpusDecoder {
             // zero-filling room for 120 ms on every packet; a packet libopus cannot size is
             // left to opus_decode to refuse.
             // SAFETY: pointer/length from a live slice; libopus only reads the TOC bytes.
-            let samples =
-                unsafe { ffi::opus_decoder_get_nb_samples(self.state.as_ptr(), data, len) };
+            let samples = unsafe { ffi::opus_decoder_get_nb_samples(state, data, len) };
             if let Ok(samples) = usize::try_from(samples)
                 && samples > 0
             {
@@ -204,10 +260,11 @@ impl OpusDecoder {
         self.float.resize(frame_size, 0.0);
         // SAFETY: `self.float` holds exactly `frame_size` samples (mono decoder, one
         // channel), the payload pointer/length pair comes from a live slice (or null/0 for
-        // PLC, which libopus defines as loss), and the state is valid until drop.
+        // PLC, which libopus defines as loss), and the state is valid until drop (the twin
+        // is only named once `refresh_twin` has filled it).
         let result = unsafe {
             ffi::opus_decode_float(
-                self.state.as_ptr(),
+                state,
                 data,
                 len,
                 self.float.as_mut_ptr(),
@@ -227,13 +284,13 @@ impl OpusDecoder {
 
     /// Appends exactly `samples` samples of concealment: PLC in 2.5 ms multiples (what
     /// libopus accepts), the last partial quantum trimmed; silence if libopus refuses.
-    fn plc(&mut self, samples: usize, out: &mut Vec<i16>) {
+    fn plc(&mut self, which: State, samples: usize, out: &mut Vec<i16>) {
         let target = out.len() + samples;
         let quantum = self.quantum();
         while out.len() < target {
             let want = (target - out.len()).div_ceil(quantum) * quantum;
             let chunk = want.min(self.last_frame.max(quantum));
-            match self.decode_into(None, chunk, false, out) {
+            match self.decode_into(which, None, chunk, false, out) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
@@ -259,11 +316,11 @@ impl AudioDecoder for OpusDecoder {
         if payload.is_empty() {
             // Some senders mark DTX with empty payloads; the timeline still needs a frame.
             let frame = self.last_frame;
-            self.plc(frame, out);
+            self.plc(State::Live, frame, out);
             return Ok(frame);
         }
         let max = self.max_frame();
-        let produced = self.decode_into(Some(payload), max, false, out)?;
+        let produced = self.decode_into(State::Live, Some(payload), max, false, out)?;
         if produced > 0 {
             self.last_frame = produced;
         }
@@ -271,7 +328,36 @@ impl AudioDecoder for OpusDecoder {
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
-        self.plc(samples, out);
+        self.plc(State::Live, samples, out);
+    }
+
+    fn skip_lost(&mut self, samples: usize, next_payload: &[u8]) {
+        // Beyond 120 ms PLC has faded to silence; the decoder's state is then that of a
+        // long loss however long it was.
+        let samples = samples.min(self.max_frame());
+        let mut skipped = std::mem::take(&mut self.skipped);
+        skipped.clear();
+        // FEC can only rebuild the frame just before `next_payload`; earlier ones are PLC.
+        let rebuildable = samples.min(self.last_frame);
+        self.plc(State::Live, samples - rebuildable, &mut skipped);
+        self.conceal_with_next(next_payload, rebuildable, &mut skipped);
+        self.skipped = skipped;
+    }
+
+    fn conceal_apart(&mut self, samples: usize, out: &mut Vec<i16>) {
+        self.refresh_twin();
+        self.plc(State::Twin, samples, out);
+    }
+
+    fn decode_apart(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {
+        if payload.is_empty() {
+            let frame = self.last_frame;
+            self.conceal_apart(frame, out);
+            return Ok(frame);
+        }
+        self.refresh_twin();
+        let max = self.max_frame();
+        self.decode_into(State::Twin, Some(payload), max, false, out)
     }
 
     fn conceal_with_next(&mut self, next_payload: &[u8], samples: usize, out: &mut Vec<i16>) {
@@ -280,12 +366,13 @@ impl AudioDecoder for OpusDecoder {
         // LBRR data (if it does not, libopus itself falls back to PLC).
         if samples > 0 && samples.is_multiple_of(quantum) && !next_payload.is_empty() {
             let start = out.len();
-            if self.decode_into(Some(next_payload), samples, true, out) == Ok(samples) {
+            if self.decode_into(State::Live, Some(next_payload), samples, true, out) == Ok(samples)
+            {
                 return;
             }
             out.truncate(start);
         }
-        self.plc(samples, out);
+        self.plc(State::Live, samples, out);
     }
 }
 

@@ -1014,7 +1014,14 @@ impl State {
             && let Some(decoder) = leg.decoder.as_mut()
         {
             self.pcm.clear();
-            if decoder.decode(pkt.payload, &mut self.pcm).is_ok() {
+            let decoded = decoder.decode(
+                pkt.ssrc,
+                pkt.sequence,
+                pkt.timestamp,
+                pkt.payload,
+                &mut self.pcm,
+            );
+            if decoded.is_ok() {
                 audio.push(
                     side,
                     pkt.timestamp,

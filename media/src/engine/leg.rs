@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::codec::{AudioDecoder, CodecKind, decoder_at_rate};
+use crate::codec::{ArrivalDecoder, CodecKind, decoder_at_rate};
 use crate::dtmf::DtmfDetector;
 use crate::mos::{self, CodecImpairment, QualityInput};
 use crate::stats::ReceiveStats;
@@ -40,8 +40,8 @@ pub struct Leg {
     pub dtmf_first: Option<(u32, u64)>,
     /// RTP span [start, end) of the latest press, for keeping its audio out of recordings.
     pub dtmf_span: Option<(u32, u32)>,
-    /// Decoder for the recording/taps (separate from any transcoder's).
-    pub decoder: Option<Box<dyn AudioDecoder>>,
+    /// Decoder for the recording/taps (separate from any transcoder's), fed in stream order.
+    pub decoder: Option<ArrivalDecoder>,
     /// The SR last received: its compact NTP time and when it arrived (for DLSR).
     pub last_sr: Option<(u32, Instant)>,
     pub rtt_ms: Option<f64>,
@@ -123,7 +123,9 @@ impl Leg {
             self.out.set_clock_rate(clock);
             self.dtmf = DtmfDetector::new(clock);
             self.dtmf_span = None;
-            self.decoder = decoder_at_rate(&params.codec, recording_rate).ok();
+            self.decoder = decoder_at_rate(&params.codec, recording_rate)
+                .ok()
+                .map(|d| ArrivalDecoder::new(d, clock));
         }
         self.params = Some(params);
         codec_changed

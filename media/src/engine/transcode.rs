@@ -12,7 +12,7 @@
 //! source, so switching between relaying and transcoding keeps one continuous stream.
 
 use crate::codec::{
-    AudioDecoder, AudioEncoder, CodecError, CodecKind, CodecSpec, OpusEncoder, OpusEncoderConfig,
+    ArrivalDecoder, AudioEncoder, CodecError, CodecKind, CodecSpec, OpusEncoder, OpusEncoderConfig,
     decoder_at_rate, decoder_for, encoder_for,
 };
 use crate::jitter::{Arrival, InsertOutcome, JitterBuffer, JitterConfig, Playout};
@@ -76,7 +76,7 @@ pub struct Transcoder {
     packet_duration: PacketDuration,
     /// Discards counted by jitter buffers replaced when the slot length changed.
     earlier_discards: u64,
-    decoder: Box<dyn AudioDecoder>,
+    decoder: ArrivalDecoder,
     encoder: Box<dyn AudioEncoder>,
     resampler: StreamResampler,
     decoded: Vec<i16>,
@@ -91,6 +91,10 @@ pub struct Transcoder {
     out_clock: u32,
     /// The event being relayed: (its timestamp on the source clock, ours).
     event_map: Option<(u32, u32)>,
+    /// Slots the last frame played already filled: it held more than one slot's audio (a
+    /// sender's longer packets, before its packet duration is known), so the buffer finds
+    /// the slots after it empty; concealing them would stretch time.
+    covered_slots: usize,
     /// Arrival of the newest packet: `idle_after_ms` without one counts as the source being
     /// silent (hold, DTX, the far end gone).
     last_arrival_ms: Option<u64>,
@@ -156,7 +160,7 @@ impl Transcoder {
             packet_duration: PacketDuration::default(),
             earlier_discards: 0,
             resampler,
-            decoder,
+            decoder: ArrivalDecoder::new(decoder, from.clock_rate),
             encoder,
             decoded: Vec::with_capacity(2048),
             pending: Vec::with_capacity(4096),
@@ -167,6 +171,7 @@ impl Transcoder {
             in_clock: from.clock_rate.max(1),
             out_clock: to.clock_rate.max(1),
             event_map: None,
+            covered_slots: 0,
             last_arrival_ms: None,
             decodes_on_arrival,
             arrived_pcm: Vec::with_capacity(2048),
@@ -222,7 +227,11 @@ impl Transcoder {
         self.follow_packet_duration(ssrc, seq, timestamp);
         self.last_arrival_ms = Some(arrival_ms);
         self.arrived_pcm.clear();
-        let decoded = self.decoder.decode(payload, &mut self.arrived_pcm).is_ok();
+        // In stream order (see `ArrivalDecoder`).
+        let decoded = self
+            .decoder
+            .decode(ssrc, seq, timestamp, payload, &mut self.arrived_pcm)
+            .is_ok();
         if !decoded {
             self.decode_errors += 1;
             self.arrived_pcm.clear();
@@ -296,7 +305,12 @@ impl Transcoder {
                 break;
             };
             self.decoded.clear();
-            if silent && matches!(slot, Playout::Missing { .. }) {
+            let missing = matches!(slot, Playout::Missing { .. });
+            if missing && self.covered_slots > 0 {
+                self.covered_slots -= 1;
+                continue;
+            }
+            if silent && missing {
                 // The source stopped: send nothing (as DTX would) instead of concealment
                 // forever, but let our clock run (a slot is the sender's packet duration,
                 // `step` our 20 ms) so the next talkspurt is placed right.
@@ -306,9 +320,14 @@ impl Transcoder {
                 continue;
             }
             match slot {
+                // A source decoded on arrival has its decoder past this slot already:
+                // concealing on it would slip PLC in between packets it has decoded, and
+                // corrupt the next ones (up to clipping, with Opus).
                 Playout::Frame { payload, .. } if self.decodes_on_arrival => {
                     if payload.is_empty() {
-                        self.decoder.conceal(slot_samples, &mut self.decoded);
+                        self.decoder
+                            .codec()
+                            .conceal_apart(slot_samples, &mut self.decoded);
                     } else {
                         self.decoded.extend(
                             payload
@@ -318,16 +337,35 @@ impl Transcoder {
                     }
                 }
                 Playout::Frame { payload, .. } => {
-                    if self.decoder.decode(&payload, &mut self.decoded).is_err() {
+                    if self
+                        .decoder
+                        .codec()
+                        .decode(&payload, &mut self.decoded)
+                        .is_err()
+                    {
                         self.decode_errors += 1;
                         self.decoded.clear();
-                        self.decoder.conceal(slot_samples, &mut self.decoded);
+                        self.decoder
+                            .codec()
+                            .conceal(slot_samples, &mut self.decoded);
                     }
                 }
+                Playout::Missing { .. } if self.decodes_on_arrival => {
+                    self.decoder
+                        .codec()
+                        .conceal_apart(slot_samples, &mut self.decoded);
+                }
                 Playout::Missing { .. } => {
-                    self.decoder.conceal(slot_samples, &mut self.decoded);
+                    self.decoder
+                        .codec()
+                        .conceal(slot_samples, &mut self.decoded);
                 }
             }
+            self.covered_slots = if missing {
+                0
+            } else {
+                (self.decoded.len() / slot_samples.max(1)).saturating_sub(1)
+            };
             self.resampler.process(&self.decoded, &mut self.pending);
             let frame = self.encoder.frame_samples().max(1);
             while self.pending.len() >= frame {
