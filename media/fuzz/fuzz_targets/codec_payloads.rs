@@ -1,8 +1,11 @@
 //! Every RTP payload of a transcoding (or recorded) call goes through its codec's decoder,
 //! and a lost packet through its concealment, with the next payload when it is already
-//! here (Opus rebuilds the lost frame from that packet's in-band FEC). Whatever the
-//! payloads, decoding must give samples or an error, never panic, and an Opus decoder must
-//! never hand back more than a packet can hold (120 ms) plus the 20 ms concealed.
+//! here (Opus rebuilds the lost frame from that packet's in-band FEC). A decoder fed in
+//! arrival order also conceals a gap before a packet with its output dropped, decodes a
+//! stale packet and conceals at playout on a copy of its state (`skip_lost`,
+//! `decode_apart`, `conceal_apart`). Whatever the payloads, decoding must give samples or
+//! an error, never panic, and an Opus decoder must never hand back more than a packet can
+//! hold (120 ms) plus the 40 ms concealed around it.
 #![no_main]
 
 use callscope_media::codec::{AudioDecoder, G711Decoder, G711Law, G722Decoder, OpusDecoder};
@@ -25,10 +28,12 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let frame = (rate / 50) as usize;
-    let most = rate as usize * 140 / 1000;
+    let most = rate as usize * 160 / 1000;
     let mut out = Vec::new();
-    // Payloads: two bytes of length (up to 2047; the top bit says the packet before this
-    // one was lost), then the payload.
+    // Payloads: two bytes of length (up to 2047) and flags, then the payload. The flags:
+    // 0x8000 the packet before was lost and is concealed with this one at hand; 0x4000 the
+    // packets before (one to eight frames) were lost and the decoder skips them in order;
+    // 0x2000 a slot is concealed apart first; 0x1000 this packet is stale (decoded apart).
     while let Some((head, tail)) = rest.split_first_chunk::<2>() {
         let word = u16::from_be_bytes(*head);
         let len = usize::from(word & 0x07ff).min(tail.len());
@@ -36,7 +41,18 @@ fuzz_target!(|data: &[u8]| {
         if word & 0x8000 != 0 {
             decoder.conceal_with_next(payload, frame, &mut out);
         }
-        let _ = decoder.decode(payload, &mut out);
+        if word & 0x4000 != 0 {
+            let lost_frames = usize::from(payload.first().copied().unwrap_or(0) % 8) + 1;
+            decoder.skip_lost(frame * lost_frames, payload);
+        }
+        if word & 0x2000 != 0 {
+            decoder.conceal_apart(frame, &mut out);
+        }
+        let _ = if word & 0x1000 != 0 {
+            decoder.decode_apart(payload, &mut out)
+        } else {
+            decoder.decode(payload, &mut out)
+        };
         if opus {
             assert!(out.len() <= most, "{} samples from {len} bytes", out.len());
         }
