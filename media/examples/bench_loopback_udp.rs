@@ -8,9 +8,15 @@
 //! of every packet it relays. The figures are the floor under `scripts/bench-media`'s
 //! per-call CPU: a bridged call relays 100 packets a second and reads 100.
 //!
+//! Then two socket-level changes, timed as a send + receive pair each, alternating round by
+//! round so that a noisy neighbour hits them alike: a receive timestamp per datagram
+//! (`SO_TIMESTAMPNS`, which the media engine asks for, read as a control message) and a
+//! connected sender (`send` instead of `sendto`: no route lookup per datagram).
+//!
 //! `cargo run --release -p callscope-media --example bench_loopback_udp`
 
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 const DATAGRAM: usize = 172;
@@ -64,5 +70,103 @@ fn main() -> std::io::Result<()> {
     if lost > 0 {
         println!("({lost} reads came back short or timed out)");
     }
+    socket_options()
+}
+
+/// Rounds of the socket-option comparison, and send + receive pairs per variant and round.
+const ROUNDS: usize = 8;
+const PAIRS: usize = 100_000;
+
+/// The four combinations of timestamp and connected sender, alternated; medians printed.
+fn socket_options() -> std::io::Result<()> {
+    let variants = [(false, false), (true, false), (false, true), (true, true)];
+    let mut figures = vec![Vec::with_capacity(ROUNDS); variants.len()];
+    for _ in 0..ROUNDS {
+        for (figure, &(timestamp, connected)) in figures.iter_mut().zip(&variants) {
+            figure.push(pair_ns(timestamp, connected)?);
+        }
+    }
+    let medians: Vec<f64> = figures
+        .iter_mut()
+        .map(|f| {
+            f.sort_by(f64::total_cmp);
+            (f[ROUNDS / 2 - 1] + f[ROUNDS / 2]) / 2.0
+        })
+        .collect();
+    println!("send + one-datagram recvmsg pair, median of {ROUNDS} rounds of {PAIRS}:");
+    for (&(timestamp, connected), median) in variants.iter().zip(&medians) {
+        let sender = if connected {
+            "send (connected)"
+        } else {
+            "sendto"
+        };
+        let stamp = if timestamp { " + SO_TIMESTAMPNS" } else { "" };
+        println!("  {:<36} {median:7.0} ns", format!("{sender}{stamp}"));
+    }
+    let base = medians[0];
+    let change = |m: f64| format!("{:+.0} ns ({:+.1} %)", m - base, (m - base) * 100.0 / base);
+    println!(
+        "receive timestamp: {}; connected sender: {}",
+        change(medians[1]),
+        change(medians[2])
+    );
     Ok(())
+}
+
+/// Nanoseconds per `sendto`/`send` of one datagram and its `recvmsg` (with room for a
+/// control message, as the engine's `recvmmsg` has) over loopback.
+fn pair_ns(timestamp: bool, connected: bool) -> std::io::Result<f64> {
+    let receiver = UdpSocket::bind("127.0.0.1:0")?;
+    let to = receiver.local_addr()?;
+    let sender = UdpSocket::bind("127.0.0.1:0")?;
+    if connected {
+        sender.connect(to)?;
+    }
+    let fd = receiver.as_raw_fd();
+    if timestamp {
+        let on: libc::c_int = 1;
+        // SAFETY: a live socket and a c_int option value of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let packet = [0x80u8; DATAGRAM];
+    let mut buf = [0u8; 2048];
+    let mut control = [0u64; 32];
+    let started = Instant::now();
+    for _ in 0..PAIRS {
+        if connected {
+            sender.send(&packet)?;
+        } else {
+            sender.send_to(&packet, to)?;
+        }
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: an all-zero msghdr is valid; the pointers set below lead to live buffers
+        // of the lengths given, and they outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(&control);
+        // SAFETY: `msg` as set up above, on a live socket.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+        if n != DATAGRAM as isize {
+            return Err(std::io::Error::other(
+                "a loopback datagram did not come back",
+            ));
+        }
+    }
+    Ok(started.elapsed().as_nanos() as f64 / PAIRS as f64)
 }
