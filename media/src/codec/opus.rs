@@ -203,13 +203,17 @@ impl OpusDecoder {
     }
 
     /// Makes the twin a copy of the live state, unless it already is one (with only
-    /// concealment run on it since).
-    fn refresh_twin(&mut self) {
+    /// concealment run on it since). False if libopus cannot size its state: then there is
+    /// no twin to name.
+    fn refresh_twin(&mut self) -> bool {
         if self.twin_current {
-            return;
+            return true;
         }
         // SAFETY: plain query; the decoder was created with one channel.
         let size = usize::try_from(unsafe { ffi::opus_decoder_get_size(1) }).unwrap_or(0);
+        if size == 0 {
+            return false;
+        }
         self.twin.resize(size.div_ceil(size_of::<u128>()), 0);
         // SAFETY: the live state is `size` bytes (opus_decoder_create allocated exactly
         // opus_decoder_get_size(1) for it), the twin holds at least `size` bytes and does not
@@ -223,6 +227,7 @@ impl OpusDecoder {
             );
         }
         self.twin_current = true;
+        true
     }
 
     /// One `opus_decode` call on state `which`, appending at most `frame_size` samples to
@@ -261,7 +266,7 @@ impl OpusDecoder {
         // SAFETY: `self.float` holds exactly `frame_size` samples (mono decoder, one
         // channel), the payload pointer/length pair comes from a live slice (or null/0 for
         // PLC, which libopus defines as loss), and the state is valid until drop (the twin
-        // is only named once `refresh_twin` has filled it).
+        // is only named once `refresh_twin` has filled it and said so).
         let result = unsafe {
             ffi::opus_decode_float(
                 state,
@@ -345,8 +350,11 @@ impl AudioDecoder for OpusDecoder {
     }
 
     fn conceal_apart(&mut self, samples: usize, out: &mut Vec<i16>) {
-        self.refresh_twin();
-        self.plc(State::Twin, samples, out);
+        if self.refresh_twin() {
+            self.plc(State::Twin, samples, out);
+        } else {
+            out.resize(out.len() + samples, 0);
+        }
     }
 
     fn decode_apart(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {
@@ -355,7 +363,11 @@ impl AudioDecoder for OpusDecoder {
             self.conceal_apart(frame, out);
             return Ok(frame);
         }
-        self.refresh_twin();
+        if !self.refresh_twin() {
+            return Err(CodecError::Library(
+                "opus_decoder_get_size gave no size".to_string(),
+            ));
+        }
         let max = self.max_frame();
         self.decode_into(State::Twin, Some(payload), max, false, out)
     }
